@@ -1,0 +1,48 @@
+//! How nodes reach each other's connections. One trait, two implementations:
+//! `memory` (one node, or several nodes inside one process for tests) and,
+//! in a cluster, NATS JetStream.
+//!
+//! A backplane carries what a node cannot do alone: sends whose recipients
+//! may be elsewhere, and group changes for connections another node holds.
+//! It never echoes a node's own envelopes back to it.
+
+pub mod memory;
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+
+use crate::router::{HubKey, OutboundInvocation, Target};
+
+/// One message between nodes, scoped to a tenant's hub.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Envelope {
+    pub hub: HubKey,
+    pub kind: EnvelopeKind,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum EnvelopeKind {
+    Send {
+        target: Target,
+        message: Arc<OutboundInvocation>,
+    },
+    GroupAdd {
+        connection: String,
+        group: String,
+    },
+    GroupRemove {
+        connection: String,
+        group: String,
+    },
+}
+
+/// Publishes envelopes to the other nodes. Publishing never blocks the
+/// caller: an implementation queues and sends in the background.
+pub trait Backplane: Send + Sync + 'static {
+    fn publish(&self, envelope: Envelope);
+}
+
+/// Envelopes from other nodes, for this node's router.
+pub type Inbox = mpsc::UnboundedReceiver<Envelope>;

@@ -1,0 +1,195 @@
+//! What the rest of the node holds of a live connection: enough to queue
+//! messages for it, invoke a method on it and await the result, or close it.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+use tracing::warn;
+
+use crate::protocol::{CompletionOutcome, HubMessage, Protocol};
+use crate::router::{HubKey, OutboundInvocation};
+
+type ResultSender = oneshot::Sender<Result<String, String>>;
+
+#[derive(Debug)]
+pub struct ConnectionHandle {
+    pub id: Arc<str>,
+    pub hub: HubKey,
+    pub user: Option<Arc<str>>,
+    pub protocol: Protocol,
+    /// Encoded frames for the writer; bounded, so a slow client is noticed.
+    outbound: mpsc::Sender<Bytes>,
+    /// Cancelled when the connection ends, for whatever reason.
+    pub(super) closing: CancellationToken,
+    /// The error the client is told in its Close message, if any.
+    close_error: Mutex<Option<CloseReason>>,
+    /// Client results awaited by plugins, by invocation id.
+    pending_results: Mutex<HashMap<String, ResultSender>>,
+    next_invocation: AtomicU64,
+}
+
+#[derive(Debug, Clone)]
+pub(super) struct CloseReason {
+    pub error: String,
+    pub allow_reconnect: bool,
+}
+
+impl ConnectionHandle {
+    pub(super) fn new(
+        id: Arc<str>,
+        hub: HubKey,
+        user: Option<Arc<str>>,
+        protocol: Protocol,
+        outbound: mpsc::Sender<Bytes>,
+    ) -> ConnectionHandle {
+        ConnectionHandle {
+            id,
+            hub,
+            user,
+            protocol,
+            outbound,
+            closing: CancellationToken::new(),
+            close_error: Mutex::new(None),
+            pending_results: Mutex::new(HashMap::new()),
+            next_invocation: AtomicU64::new(0),
+        }
+    }
+
+    /// Queues an invocation. False when the queue is full: the client is too slow.
+    pub fn deliver(&self, message: &OutboundInvocation) -> bool {
+        match message.encoded(self.protocol) {
+            Ok(frame) => self.send_frame(frame),
+            Err(e) => {
+                warn!(connection = %self.id, error = %e, "cannot encode message; dropped");
+                true
+            }
+        }
+    }
+
+    /// Queues an encoded frame without waiting. False when the queue is full.
+    pub fn send_frame(&self, frame: Bytes) -> bool {
+        !matches!(
+            self.outbound.try_send(frame),
+            Err(mpsc::error::TrySendError::Full(_))
+        )
+    }
+
+    /// Queues an encoded frame, waiting for room (backpressure for streams).
+    pub async fn send_frame_waiting(&self, frame: Bytes) -> Result<(), ()> {
+        tokio::select! {
+            sent = self.outbound.send(frame) => sent.map_err(|_| ()),
+            () = self.closing.cancelled() => Err(()),
+        }
+    }
+
+    /// Encodes and queues one hub message, waiting for room.
+    pub async fn send_message(&self, message: &HubMessage) -> Result<(), ()> {
+        let mut out = Vec::new();
+        if let Err(e) = self.protocol.write_message(message, &mut out) {
+            warn!(connection = %self.id, error = %e, "cannot encode message; dropped");
+            return Ok(());
+        }
+        self.send_frame_waiting(Bytes::from(out)).await
+    }
+
+    /// Ends the connection, telling the client `error` in a Close message.
+    pub fn abort(&self, error: &str) {
+        self.close_with(error, false);
+    }
+
+    /// Ends the connection with an error after which clients reconnect.
+    pub fn abort_allow_reconnect(&self, error: &str) {
+        self.close_with(error, true);
+    }
+
+    fn close_with(&self, error: &str, allow_reconnect: bool) {
+        {
+            let mut reason = self.close_error.lock();
+            if reason.is_none() {
+                *reason = Some(CloseReason {
+                    error: error.to_owned(),
+                    allow_reconnect,
+                });
+            }
+        }
+        self.closing.cancel();
+    }
+
+    /// Ends the connection without an error.
+    pub fn close(&self) {
+        self.closing.cancel();
+    }
+
+    /// Cancelled when the connection ends.
+    pub fn closing_token(&self) -> &CancellationToken {
+        &self.closing
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.closing.is_cancelled()
+    }
+
+    pub(super) fn close_reason(&self) -> Option<CloseReason> {
+        self.close_error.lock().clone()
+    }
+
+    /// Invokes `message` on the client and waits for its result (a SignalR
+    /// client result): the value as JSON text, or the client's error.
+    pub async fn invoke_client(
+        &self,
+        message: OutboundInvocation,
+        timeout: Duration,
+    ) -> Result<String, String> {
+        let n = self.next_invocation.fetch_add(1, Ordering::Relaxed);
+        let invocation_id = format!("s{n}");
+        let (tx, rx) = oneshot::channel();
+        self.pending_results.lock().insert(invocation_id.clone(), tx);
+        let request = HubMessage::Invocation {
+            invocation_id: Some(invocation_id.clone()),
+            target: message.method,
+            arguments: message.args,
+            stream_ids: Vec::new(),
+            headers: Vec::new(),
+        };
+        if self.send_message(&request).await.is_err() {
+            self.pending_results.lock().remove(&invocation_id);
+            return Err("the connection closed".into());
+        }
+        let outcome = tokio::time::timeout(timeout, rx).await;
+        self.pending_results.lock().remove(&invocation_id);
+        match outcome {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err("the connection closed before the client answered".into()),
+            Err(_) => Err(format!(
+                "the client did not answer within {} ms",
+                timeout.as_millis()
+            )),
+        }
+    }
+
+    /// Hands a Completion from the client to the plugin awaiting it. False
+    /// when nobody awaits that id (ASP.NET ignores such completions too).
+    pub fn complete_client_result(&self, invocation_id: &str, outcome: CompletionOutcome) -> bool {
+        let Some(tx) = self.pending_results.lock().remove(invocation_id) else {
+            return false;
+        };
+        let result = match outcome {
+            CompletionOutcome::Result(value) => Ok(value.get().to_owned()),
+            CompletionOutcome::Void => Ok("null".to_owned()),
+            CompletionOutcome::Error(e) => Err(e),
+        };
+        let _ = tx.send(result);
+        true
+    }
+
+    /// Fails every awaited client result: the connection is gone.
+    pub(super) fn fail_pending_results(&self) {
+        self.pending_results.lock().clear();
+    }
+}

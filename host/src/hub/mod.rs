@@ -1,0 +1,382 @@
+//! The hub layer of one connection: turns the client's hub messages into
+//! plugin calls and their results into Completions and StreamItems.
+//!
+//! As in ASP.NET, plain invocations of one connection run one at a time, in
+//! order; streaming calls (and calls with upload streams) run beside them.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, warn};
+
+use crate::connection::{ConnectionHandle, Negotiated};
+use crate::node::Node;
+use crate::plugin::{CallEnv, Context, MethodKind, StreamSink, UploadItem};
+use crate::protocol::{CompletionOutcome, HubMessage, Json};
+use crate::tenant::Tenant;
+
+/// Items buffered per upload stream before the reader waits (ASP.NET's
+/// `StreamBufferCapacity`).
+const UPLOAD_BUFFER: usize = 10;
+/// Items a server stream may queue ahead of the connection's writer.
+const STREAM_BUFFER: usize = 16;
+/// Plain invocations queued behind the running one before reading pauses.
+const DISPATCH_QUEUE: usize = 32;
+
+/// What the connection should do after a message.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Flow {
+    Continue,
+    /// The client said goodbye.
+    Close,
+}
+
+/// What every call of this connection shares.
+struct Shared {
+    node: Arc<Node>,
+    env: CallEnv,
+    ctx: Context,
+    handle: Arc<ConnectionHandle>,
+    /// Running streams and background calls, by invocation id, for CancelInvocation.
+    running: Mutex<HashMap<String, CancellationToken>>,
+}
+
+/// One call to make.
+struct Call {
+    invocation_id: Option<String>,
+    target: String,
+    arguments: Json,
+    streaming: bool,
+    sink: Option<StreamSink>,
+}
+
+pub struct HubSession {
+    shared: Arc<Shared>,
+    dispatch: mpsc::Sender<Call>,
+    /// Upload streams the client is still sending, by stream id.
+    uploads: HashMap<String, mpsc::Sender<UploadItem>>,
+}
+
+impl HubSession {
+    pub fn new(
+        node: Arc<Node>,
+        tenant: Arc<Tenant>,
+        handle: Arc<ConnectionHandle>,
+        negotiated: &Negotiated,
+    ) -> HubSession {
+        let ctx = Context {
+            tenant: handle.hub.tenant.to_string(),
+            hub: handle.hub.hub.to_string(),
+            connection_id: handle.id.to_string(),
+            user_id: negotiated.identity.user_id.clone(),
+            claims_json: serde_json::Value::Object(negotiated.identity.claims.clone()).to_string(),
+        };
+        let env = CallEnv {
+            tenant,
+            hub: handle.hub.clone(),
+            router: node.router.clone(),
+            connection_id: Some(handle.id.clone()),
+        };
+        let shared = Arc::new(Shared {
+            node,
+            env,
+            ctx,
+            handle,
+            running: Mutex::new(HashMap::new()),
+        });
+        let (dispatch, queue) = mpsc::channel(DISPATCH_QUEUE);
+        tokio::spawn(dispatch_in_order(shared.clone(), queue));
+        HubSession {
+            shared,
+            dispatch,
+            uploads: HashMap::new(),
+        }
+    }
+
+    /// Runs the plugin's `on-connected`; an error refuses the connection.
+    pub async fn connected(&self) -> Result<(), String> {
+        let s = &self.shared;
+        let plugin = s
+            .node
+            .registry
+            .get(&s.env.hub)
+            .ok_or_else(|| format!("The hub '{}' is not available.", s.env.hub.hub))?;
+        match s
+            .node
+            .engine
+            .on_connected(&plugin, s.env.clone(), &s.ctx)
+            .await
+        {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(error)) => Err(error),
+            Err(e) => Err(format!("OnConnected failed: {e}")),
+        }
+    }
+
+    /// Ends running streams and runs the plugin's `on-disconnected`.
+    pub async fn disconnected(&mut self, error: Option<String>) {
+        self.uploads.clear();
+        let s = &self.shared;
+        for (_, token) in s.running.lock().drain() {
+            token.cancel();
+        }
+        let Some(plugin) = s.node.registry.get(&s.env.hub) else {
+            return;
+        };
+        if let Err(e) = s
+            .node
+            .engine
+            .on_disconnected(&plugin, s.env.clone(), &s.ctx, error.as_deref())
+            .await
+        {
+            warn!(connection = %s.handle.id, error = %e, "on-disconnected failed");
+        }
+    }
+
+    /// Handles one message from the client.
+    pub async fn on_message(&mut self, message: HubMessage) -> Flow {
+        match message {
+            HubMessage::Invocation {
+                invocation_id,
+                target,
+                arguments,
+                stream_ids,
+                ..
+            } => {
+                let call = Call {
+                    invocation_id,
+                    target,
+                    arguments,
+                    streaming: false,
+                    sink: None,
+                };
+                if stream_ids.is_empty() {
+                    // Reading waits while the queue is full: backpressure.
+                    let _ = self.dispatch.send(call).await;
+                } else {
+                    self.start_background(call, &stream_ids).await;
+                }
+            }
+            HubMessage::StreamInvocation {
+                invocation_id,
+                target,
+                arguments,
+                stream_ids,
+                ..
+            } => {
+                let call = Call {
+                    invocation_id: Some(invocation_id),
+                    target,
+                    arguments,
+                    streaming: true,
+                    sink: None,
+                };
+                self.start_background(call, &stream_ids).await;
+            }
+            HubMessage::StreamItem {
+                invocation_id,
+                item,
+                ..
+            } => match self.uploads.get(&invocation_id) {
+                Some(upload) => {
+                    let _ = upload.send(UploadItem::Item(item.get().to_owned())).await;
+                }
+                None => debug!(stream = %invocation_id, "item for an unknown upload stream ignored"),
+            },
+            HubMessage::Completion {
+                invocation_id,
+                outcome,
+                ..
+            } => {
+                if let Some(upload) = self.uploads.remove(&invocation_id) {
+                    if let CompletionOutcome::Error(e) = outcome {
+                        let _ = upload.send(UploadItem::Error(e)).await;
+                    }
+                } else if !self
+                    .shared
+                    .handle
+                    .complete_client_result(&invocation_id, outcome)
+                {
+                    debug!(invocation = %invocation_id, "completion for an unknown invocation ignored");
+                }
+            }
+            HubMessage::CancelInvocation { invocation_id, .. } => {
+                if let Some(token) = self.shared.running.lock().get(&invocation_id) {
+                    token.cancel();
+                }
+            }
+            HubMessage::Close { .. } => return Flow::Close,
+            HubMessage::Ping | HubMessage::Ack { .. } | HubMessage::Sequence { .. } => {}
+        }
+        Flow::Continue
+    }
+
+    /// Starts a streaming call, or one with upload streams, beside the
+    /// in-order queue.
+    async fn start_background(&mut self, mut call: Call, stream_ids: &[String]) {
+        let shared = self.shared.clone();
+        let cancelled = shared.handle_token();
+        if let Some(id) = &call.invocation_id {
+            let in_use = {
+                let mut running = shared.running.lock();
+                let in_use = running.contains_key(id);
+                if !in_use {
+                    running.insert(id.clone(), cancelled.clone());
+                }
+                in_use
+            };
+            if in_use {
+                let error = format!("Invocation ID '{id}' is already in use.");
+                complete(&shared, Some(id), Err(error)).await;
+                return;
+            }
+        }
+        let mut uploads = Vec::with_capacity(stream_ids.len());
+        for stream_id in stream_ids {
+            let (tx, rx) = mpsc::channel(UPLOAD_BUFFER);
+            self.uploads.insert(stream_id.clone(), tx);
+            uploads.push(rx);
+        }
+        let (items, items_rx) = if call.streaming {
+            let (tx, rx) = mpsc::channel(STREAM_BUFFER);
+            (Some(tx), Some(rx))
+        } else {
+            (None, None)
+        };
+        call.sink = Some(StreamSink {
+            items,
+            cancelled,
+            uploads,
+        });
+        let upload_streams = stream_ids_len(stream_ids);
+        tokio::spawn(async move {
+            let id = call.invocation_id.clone();
+            let forward = forward_items(&shared, id.as_deref(), items_rx);
+            let (result, ()) = tokio::join!(execute(&shared, call, upload_streams), forward);
+            if let Some(id) = &id {
+                shared.running.lock().remove(id);
+            }
+            complete(&shared, id.as_deref(), result).await;
+        });
+    }
+}
+
+fn stream_ids_len(ids: &[String]) -> u32 {
+    u32::try_from(ids.len()).unwrap_or(u32::MAX)
+}
+
+impl Shared {
+    /// A token cancelled with the connection, or on its own by CancelInvocation.
+    fn handle_token(&self) -> CancellationToken {
+        self.handle.closing_token().child_token()
+    }
+}
+
+/// Runs plain invocations one at a time, in the order the client sent them.
+async fn dispatch_in_order(shared: Arc<Shared>, mut queue: mpsc::Receiver<Call>) {
+    while let Some(call) = queue.recv().await {
+        let id = call.invocation_id.clone();
+        let result = execute(&shared, call, 0).await;
+        complete(&shared, id.as_deref(), result).await;
+    }
+}
+
+/// Sends a stream's items to the client as they come.
+async fn forward_items(shared: &Shared, id: Option<&str>, items: Option<mpsc::Receiver<Json>>) {
+    let (Some(id), Some(mut items)) = (id, items) else {
+        return;
+    };
+    while let Some(item) = items.recv().await {
+        let message = HubMessage::StreamItem {
+            invocation_id: id.to_owned(),
+            item,
+            headers: Vec::new(),
+        };
+        if shared.handle.send_message(&message).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Answers the client, unless the call was fire-and-forget.
+async fn complete(shared: &Shared, id: Option<&str>, result: Result<Option<Json>, String>) {
+    let Some(id) = id else {
+        if let Err(error) = result {
+            debug!(connection = %shared.handle.id, %error, "non-blocking invocation failed");
+        }
+        return;
+    };
+    let outcome = match result {
+        Ok(Some(value)) => CompletionOutcome::Result(value),
+        Ok(None) => CompletionOutcome::Void,
+        Err(error) => CompletionOutcome::Error(error),
+    };
+    let message = HubMessage::Completion {
+        invocation_id: id.to_owned(),
+        outcome,
+        headers: Vec::new(),
+    };
+    let _ = shared.handle.send_message(&message).await;
+}
+
+/// Finds the method and calls it. Errors are the text the client sees.
+async fn execute(shared: &Shared, call: Call, upload_streams: u32) -> Result<Option<Json>, String> {
+    let node = &shared.node;
+    let target = call.target.as_str();
+    let plugin = node
+        .registry
+        .get(&shared.env.hub)
+        .ok_or_else(|| format!("The hub '{}' is not available.", shared.env.hub.hub))?;
+    let Some(method) = plugin.method(target) else {
+        return Err(format!("Unknown hub method '{target}'"));
+    };
+    match (call.streaming, method.kind) {
+        (false, MethodKind::ServerStream) => {
+            return Err(format!(
+                "The client attempted to invoke the streaming '{target}' method with a non-streaming invocation."
+            ));
+        }
+        (true, MethodKind::Unary) => {
+            return Err(format!(
+                "The client attempted to invoke the non-streaming '{target}' method with a streaming invocation."
+            ));
+        }
+        _ => {}
+    }
+    if method.upload_streams != upload_streams {
+        return Err(format!(
+            "An unexpected error occurred invoking '{target}' on the server. Client sent {upload_streams} stream(s), Hub method expects {}.",
+            method.upload_streams
+        ));
+    }
+    let name = method.name.clone();
+    let outcome = node
+        .engine
+        .invoke(
+            &plugin,
+            shared.env.clone(),
+            &shared.ctx,
+            &name,
+            call.arguments.get(),
+            call.sink,
+        )
+        .await;
+    match outcome {
+        Ok(Ok(None)) => Ok(None),
+        Ok(Ok(Some(text))) if call.streaming => {
+            debug!(method = %name, result = %crate::plugin::truncate(&text, 64), "a stream's result is not sent");
+            Ok(None)
+        }
+        Ok(Ok(Some(text))) => serde_json::from_str::<Json>(&text)
+            .map(Some)
+            .map_err(|e| format!("Invocation of '{target}' failed: the plugin returned invalid JSON ({e})")),
+        Ok(Err(error)) => Err(error),
+        Err(e) => {
+            warn!(connection = %shared.handle.id, method = %name, error = %e, "plugin call failed");
+            Err(format!("Invocation of '{target}' failed: {e}"))
+        }
+    }
+}

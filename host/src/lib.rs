@@ -1,0 +1,30 @@
+//! Switchboard: a SignalR-compatible push server whose hub methods are
+//! WebAssembly components.
+//!
+//! # Layout
+//!
+//! Data flows one way: client frame -> `transport` -> `protocol` decode ->
+//! `connection` -> `hub` -> `plugin` (Wasm) -> host calls -> `router` ->
+//! local queues and `backplane` -> other nodes' `router` -> their connections.
+//!
+//! - [`protocol`]: SignalR wire formats; pure functions, no I/O.
+//! - [`transport`]: negotiate and the transports; HTTP in, frames out.
+//! - [`connection`]: one connection's life: handshake, queue, keep-alive.
+//! - [`hub`]: a connection's hub messages become plugin calls.
+//! - [`plugin`]: wasmtime, components per tenant hub, limits.
+//! - [`router`]: where a send goes; the local index of connections.
+//! - [`backplane`]: reaching other nodes.
+//! - [`tenant`]: tenants, their keys, limits and key-value store.
+//! - [`node`], [`server`], [`config`]: putting it together.
+
+pub mod backplane;
+pub mod config;
+pub mod connection;
+pub mod hub;
+pub mod node;
+pub mod plugin;
+pub mod protocol;
+pub mod router;
+pub mod server;
+pub mod tenant;
+pub mod transport;

@@ -1,0 +1,262 @@
+//! What a plugin can call: the host side of the WIT imports. Every call acts
+//! within the caller's own tenant and hub, whatever names the plugin passes.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tracing::{debug, error, info, trace, warn};
+use wasmtime::ResourceLimiter;
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use super::bindings::switchboard::hub::{clients, groups, kv, log, streaming, types};
+use super::bindings::{GroupTarget, LogLevel, Target};
+use crate::router::{self, HubKey, OutboundInvocation, Router};
+use crate::tenant::Tenant;
+
+/// Largest arguments a plugin may send in one call, in bytes.
+pub const MAX_SEND_ARGS: usize = 1024 * 1024;
+
+/// What a call runs against: the caller's tenant, hub and connection.
+#[derive(Debug, Clone)]
+pub struct CallEnv {
+    pub tenant: Arc<Tenant>,
+    pub hub: HubKey,
+    pub router: Arc<Router>,
+    /// The connection the call is made for; none for server-side calls.
+    pub connection_id: Option<Arc<str>>,
+}
+
+/// State of one store: one plugin instance for one call.
+pub struct HostState {
+    pub(super) env: CallEnv,
+    wasi: WasiCtx,
+    table: ResourceTable,
+    pub(super) stderr: MemoryOutputPipe,
+    pub(super) limits: InstanceLimits,
+    /// Epoch ticks this call has run guest code for, and how many it may.
+    pub(super) ticks: u64,
+    pub(super) tick_budget: u64,
+    pub(super) cpu_exceeded: bool,
+    /// The message of a guest panic, as the SDK logs it before aborting.
+    pub(super) panic_message: Option<String>,
+    /// Where a server-stream method's items go; none for other calls.
+    pub(super) stream: Option<super::StreamSink>,
+}
+
+impl HostState {
+    pub(super) fn new(env: CallEnv, memory_bytes: usize, tick_budget: u64) -> HostState {
+        let stderr = MemoryOutputPipe::new(8 * 1024);
+        let wasi = wasmtime_wasi::WasiCtxBuilder::new()
+            .stderr(stderr.clone())
+            .build();
+        HostState {
+            env,
+            wasi,
+            table: ResourceTable::new(),
+            stderr,
+            limits: InstanceLimits {
+                memory_bytes,
+                memory_exceeded: false,
+            },
+            ticks: 0,
+            tick_budget,
+            cpu_exceeded: false,
+            panic_message: None,
+            stream: None,
+        }
+    }
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+/// The memory limit of one instance; it remembers that it refused, so the
+/// resulting trap can be reported as what it is.
+pub struct InstanceLimits {
+    memory_bytes: usize,
+    pub(super) memory_exceeded: bool,
+}
+
+impl ResourceLimiter for InstanceLimits {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.memory_bytes {
+            self.memory_exceeded = true;
+            return Err(wasmtime::Error::msg("memory limit reached"));
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= 100_000)
+    }
+}
+
+fn to_route_target(target: Target) -> router::Target {
+    match target {
+        Target::All(except) => router::Target::All { except },
+        Target::Connections(ids) => router::Target::Connections(ids),
+        Target::Users(users) => router::Target::Users(users),
+        Target::Groups(GroupTarget { groups, except }) => router::Target::Groups { groups, except },
+    }
+}
+
+impl types::Host for HostState {}
+
+impl clients::Host for HostState {
+    async fn send(
+        &mut self,
+        target: Target,
+        method: String,
+        args_json: String,
+    ) -> Result<(), String> {
+        if method.is_empty() {
+            return Err("method name must not be empty".into());
+        }
+        if args_json.len() > MAX_SEND_ARGS {
+            return Err(format!("arguments are larger than {MAX_SEND_ARGS} bytes"));
+        }
+        let message = OutboundInvocation::from_json(&method, &args_json)?;
+        self.env
+            .router
+            .send(&self.env.hub, &to_route_target(target), Arc::new(message));
+        Ok(())
+    }
+
+    async fn invoke(
+        &mut self,
+        connection_id: String,
+        method: String,
+        args_json: String,
+        timeout_ms: u32,
+    ) -> Result<String, String> {
+        let connection = self
+            .env
+            .router
+            .local_connection(&self.env.hub, &connection_id)
+            .ok_or_else(|| format!("connection '{connection_id}' not found"))?;
+        let message = OutboundInvocation::from_json(&method, &args_json)?;
+        let timeout = Duration::from_millis(u64::from(timeout_ms.clamp(1, 300_000)));
+        connection.invoke_client(message, timeout).await
+    }
+}
+
+impl groups::Host for HostState {
+    async fn add(&mut self, connection_id: String, group: String) -> Result<(), String> {
+        self.env
+            .router
+            .add_to_group(&self.env.hub, &connection_id, &group)
+            .map_err(|e| e.to_string())
+    }
+
+    async fn remove(&mut self, connection_id: String, group: String) -> Result<(), String> {
+        self.env
+            .router
+            .remove_from_group(&self.env.hub, &connection_id, &group)
+            .map_err(|e| e.to_string())
+    }
+}
+
+impl kv::Host for HostState {
+    async fn get(&mut self, key: String) -> Result<Option<String>, String> {
+        self.env.tenant.kv.get(&key).await.map_err(|e| e.to_string())
+    }
+
+    async fn set(&mut self, key: String, value: String, ttl_ms: Option<u64>) -> Result<(), String> {
+        self.env
+            .tenant
+            .kv
+            .set(&key, &value, ttl_ms.map(Duration::from_millis))
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    async fn delete(&mut self, key: String) -> Result<(), String> {
+        self.env.tenant.kv.delete(&key).await.map_err(|e| e.to_string())
+    }
+
+    async fn compare_and_set(
+        &mut self,
+        key: String,
+        expected: Option<String>,
+        value: String,
+        ttl_ms: Option<u64>,
+    ) -> Result<bool, String> {
+        self.env
+            .tenant
+            .kv
+            .compare_and_set(
+                &key,
+                expected.as_deref(),
+                &value,
+                ttl_ms.map(Duration::from_millis),
+            )
+            .await
+            .map_err(|e| e.to_string())
+    }
+}
+
+impl streaming::Host for HostState {
+    async fn emit(&mut self, item_json: String) -> Result<(), String> {
+        match &self.stream {
+            Some(sink) => sink.emit(item_json).await,
+            None => Err("this method was not called as a stream".into()),
+        }
+    }
+
+    async fn next_upload(&mut self, index: u32) -> Result<Option<String>, String> {
+        match &mut self.stream {
+            Some(sink) => sink.next_upload(index).await,
+            None => Err(format!("this call has no upload stream {index}")),
+        }
+    }
+}
+
+impl log::Host for HostState {
+    async fn log(&mut self, level: LogLevel, message: String) {
+        let tenant = &*self.env.hub.tenant;
+        let hub = &*self.env.hub.hub;
+        let message = truncate(&message, 4096);
+        match level {
+            LogLevel::Trace => trace!(tenant, hub, plugin_log = message),
+            LogLevel::Debug => debug!(tenant, hub, plugin_log = message),
+            LogLevel::Info => info!(tenant, hub, plugin_log = message),
+            LogLevel::Warn => warn!(tenant, hub, plugin_log = message),
+            LogLevel::Error => {
+                if message.contains("panicked") {
+                    self.panic_message = Some(message.to_owned());
+                }
+                error!(tenant, hub, plugin_log = message)
+            }
+        }
+    }
+}
+
+/// The longest prefix of `s` of at most `max` bytes that ends on a character boundary.
+pub fn truncate(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}

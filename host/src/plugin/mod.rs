@@ -1,0 +1,424 @@
+//! The wasmtime side: one engine for the node, each tenant hub's compiled and
+//! validated component, and calls into it with a CPU and memory budget.
+//!
+//! Every invocation gets a fresh instance from the pooling allocator (about
+//! 10 µs here, see `shared/WASM.md`): no state leaks between calls, a trapped
+//! instance is simply dropped, and a hot reload only swaps the `Arc` that new
+//! calls pick up while running calls finish on the version they pinned.
+
+mod bindings;
+mod host;
+pub mod registry;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use tokio::sync::{Semaphore, mpsc};
+use tokio_util::sync::CancellationToken;
+use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap, UpdateDeadline};
+
+pub use bindings::{Context, MethodKind};
+pub use host::{CallEnv, truncate};
+pub use registry::Registry;
+
+use bindings::{Hub, HubPre};
+use host::HostState;
+
+/// How often the epoch advances: the granularity of CPU limits, and of the
+/// time slices a running plugin yields to other tasks.
+pub const TICK: Duration = Duration::from_millis(10);
+
+/// Plugin instances that may exist at once; further calls wait for a slot.
+const MAX_INSTANCES: u32 = 1000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("not a valid WebAssembly component: {0}")]
+    Compile(String),
+    #[error("does not implement the switchboard:hub world: {0}")]
+    WrongWorld(String),
+    #[error("describe() failed: {0}")]
+    Describe(String),
+    #[error("{0}")]
+    Io(String),
+}
+
+/// Why a call into a plugin failed, other than the plugin returning an error.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum CallError {
+    #[error("exceeded the CPU time limit of {0} ms")]
+    CpuLimit(u64),
+    #[error("exceeded the memory limit of {0} MiB")]
+    MemoryLimit(u64),
+    #[error("the plugin panicked: {0}")]
+    Panicked(String),
+    #[error("the plugin trapped ({0})")]
+    Trapped(String),
+    #[error("the plugin could not be started: {0}")]
+    Instantiate(String),
+}
+
+/// What a plugin says of itself; read once at load.
+#[derive(Debug, Clone)]
+pub struct MethodSpec {
+    pub name: String,
+    pub kind: MethodKind,
+    pub upload_streams: u32,
+}
+
+/// One loaded version of a hub's plugin. Immutable: a reload builds a new one.
+pub struct HubPlugin {
+    pre: HubPre<HostState>,
+    /// Methods by lowercased name (SignalR matches names case-insensitively).
+    methods: HashMap<String, MethodSpec>,
+    pub sdk_version: String,
+    /// Where it came from (a path, or "bundled"), for logs.
+    pub source: String,
+    /// SHA-256 of the `.wasm` bytes, hex.
+    pub digest: String,
+}
+
+impl std::fmt::Debug for HubPlugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HubPlugin")
+            .field("source", &self.source)
+            .field("methods", &self.methods.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl HubPlugin {
+    pub fn method(&self, name: &str) -> Option<&MethodSpec> {
+        self.methods.get(&name.to_ascii_lowercase())
+    }
+
+    pub fn methods(&self) -> impl Iterator<Item = &MethodSpec> {
+        self.methods.values()
+    }
+}
+
+/// The node's wasmtime engine and linker, shared by every tenant.
+pub struct PluginEngine {
+    engine: Engine,
+    linker: Linker<HostState>,
+    instances: Semaphore,
+    stopped: Arc<AtomicBool>,
+}
+
+impl std::fmt::Debug for PluginEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PluginEngine").finish_non_exhaustive()
+    }
+}
+
+impl Drop for PluginEngine {
+    fn drop(&mut self) {
+        self.stopped.store(true, Ordering::Relaxed);
+    }
+}
+
+impl PluginEngine {
+    /// Builds the engine; `max_memory_mb` is the largest memory limit of any tenant.
+    pub fn new(max_memory_mb: u64) -> anyhow::Result<PluginEngine> {
+        let engine = match Engine::new(&config(Some(max_memory_mb))) {
+            Ok(engine) => engine,
+            Err(e) => {
+                // The pool reserves address space up front; where that is not
+                // allowed, allocate on demand (slower instantiation) instead.
+                tracing::warn!(error = %e, "pooling allocator unavailable; using on-demand allocation");
+                Engine::new(&config(None)).map_err(|e| anyhow::anyhow!("{e:#}"))?
+            }
+        };
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| anyhow::anyhow!("{e:#}"))?;
+        Hub::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s).map_err(|e| anyhow::anyhow!("{e:#}"))?;
+        let stopped = Arc::new(AtomicBool::new(false));
+        spawn_epoch_ticker(engine.clone(), stopped.clone());
+        Ok(PluginEngine {
+            engine,
+            linker,
+            instances: Semaphore::new(MAX_INSTANCES as usize),
+            stopped,
+        })
+    }
+
+    /// Compiles and validates a component and reads its methods. CPU-heavy
+    /// (tens of milliseconds): call it off the async workers.
+    pub fn load_blocking(&self, wasm: &[u8], source: &str) -> Result<HubPlugin, LoadError> {
+        let component =
+            Component::new(&self.engine, wasm).map_err(|e| LoadError::Compile(root_cause(&e)))?;
+        let pre = self
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| LoadError::WrongWorld(root_cause(&e)))?;
+        let pre = HubPre::new(pre).map_err(|e| LoadError::WrongWorld(root_cause(&e)))?;
+        Ok(HubPlugin {
+            pre,
+            methods: HashMap::new(),
+            sdk_version: String::new(),
+            source: source.to_owned(),
+            digest: sha256_hex(wasm),
+        })
+    }
+
+    /// Asks a freshly loaded plugin which methods it offers.
+    pub async fn describe(&self, plugin: &mut HubPlugin, env: CallEnv) -> Result<(), LoadError> {
+        let limits = env.tenant.limits();
+        let info = async {
+            let mut call = self.instance(plugin, env, None).await?;
+            let result = call.hub.call_describe(&mut call.store).await;
+            finish(&call.store, result, limits)
+        }
+        .await
+        .map_err(|e| LoadError::Describe(e.to_string()))?;
+        plugin.sdk_version = info.sdk_version;
+        plugin.methods = info
+            .methods
+            .into_iter()
+            .map(|m| {
+                (
+                    m.name.to_ascii_lowercase(),
+                    MethodSpec {
+                        name: m.name,
+                        kind: m.kind,
+                        upload_streams: m.upload_streams,
+                    },
+                )
+            })
+            .collect();
+        Ok(())
+    }
+
+    pub async fn on_connected(
+        &self,
+        plugin: &HubPlugin,
+        env: CallEnv,
+        ctx: &Context,
+    ) -> Result<Result<(), String>, CallError> {
+        let limits = env.tenant.limits();
+        let mut call = self.instance(plugin, env, None).await?;
+        let result = call.hub.call_on_connected(&mut call.store, ctx).await;
+        finish(&call.store, result, limits)
+    }
+
+    pub async fn on_disconnected(
+        &self,
+        plugin: &HubPlugin,
+        env: CallEnv,
+        ctx: &Context,
+        error: Option<&str>,
+    ) -> Result<(), CallError> {
+        let limits = env.tenant.limits();
+        let mut call = self.instance(plugin, env, None).await?;
+        let result = call
+            .hub
+            .call_on_disconnected(&mut call.store, ctx, error)
+            .await;
+        finish(&call.store, result, limits)
+    }
+
+    /// Calls a hub method. `Ok(Ok(None))` is a void result; `Ok(Err(text))`
+    /// is the plugin's own error for the client.
+    pub async fn invoke(
+        &self,
+        plugin: &HubPlugin,
+        env: CallEnv,
+        ctx: &Context,
+        method: &str,
+        args_json: &str,
+        stream: Option<StreamSink>,
+    ) -> Result<Result<Option<String>, String>, CallError> {
+        let limits = env.tenant.limits();
+        let mut call = self.instance(plugin, env, stream).await?;
+        let result = call
+            .hub
+            .call_invoke(&mut call.store, ctx, method, args_json)
+            .await;
+        finish(&call.store, result, limits)
+    }
+
+    /// A fresh instance with the tenant's CPU and memory limits.
+    async fn instance(
+        &self,
+        plugin: &HubPlugin,
+        env: CallEnv,
+        stream: Option<StreamSink>,
+    ) -> Result<Instance<'_>, CallError> {
+        let limits = env.tenant.limits();
+        let permit = self
+            .instances
+            .acquire()
+            .await
+            .map_err(|_| CallError::Instantiate("the node is shutting down".into()))?;
+        let memory_bytes =
+            usize::try_from(limits.memory_mb.saturating_mul(1 << 20)).unwrap_or(usize::MAX);
+        let tick_budget = limits
+            .invocation_cpu_ms
+            .div_ceil(TICK.as_millis() as u64)
+            .max(1);
+        let mut state = HostState::new(env, memory_bytes, tick_budget);
+        state.stream = stream;
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| &mut s.limits);
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(|mut ctx| {
+            let state = ctx.data_mut();
+            state.ticks += 1;
+            if state.ticks > state.tick_budget {
+                state.cpu_exceeded = true;
+                return Ok(UpdateDeadline::Interrupt);
+            }
+            // Yield every tick, so a busy plugin shares the worker thread.
+            Ok(UpdateDeadline::Yield(1))
+        });
+        match plugin.pre.instantiate_async(&mut store).await {
+            Ok(hub) => Ok(Instance {
+                store,
+                hub,
+                _permit: permit,
+            }),
+            Err(e) => Err(classify(&store, &e, limits)),
+        }
+    }
+}
+
+/// One instance for one call; dropping it frees its pool slot.
+struct Instance<'a> {
+    store: Store<HostState>,
+    hub: Hub,
+    _permit: tokio::sync::SemaphorePermit<'a>,
+}
+
+/// A call's result, with a trap turned into the reason it happened.
+fn finish<R>(
+    store: &Store<HostState>,
+    result: wasmtime::Result<R>,
+    limits: crate::config::Limits,
+) -> Result<R, CallError> {
+    result.map_err(|e| classify(store, &e, limits))
+}
+
+/// Why a call trapped, from what the store saw.
+fn classify(store: &Store<HostState>, error: &wasmtime::Error, limits: crate::config::Limits) -> CallError {
+    let state = store.data();
+    if state.cpu_exceeded {
+        return CallError::CpuLimit(limits.invocation_cpu_ms);
+    }
+    if state.limits.memory_exceeded {
+        return CallError::MemoryLimit(limits.memory_mb);
+    }
+    if let Some(message) = &state.panic_message {
+        return CallError::Panicked(message.clone());
+    }
+    let stderr = state.stderr.contents();
+    let stderr = String::from_utf8_lossy(&stderr);
+    if let Some(at) = stderr.find("panicked") {
+        let line = stderr[at..].lines().next().unwrap_or_default();
+        return CallError::Panicked(truncate(line, 1024).to_owned());
+    }
+    match error.downcast_ref::<Trap>() {
+        Some(trap) => CallError::Trapped(trap.to_string()),
+        None => CallError::Trapped(root_cause(error)),
+    }
+}
+
+fn root_cause(error: &wasmtime::Error) -> String {
+    let text = error.root_cause().to_string();
+    truncate(&text, 2048).to_owned()
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(bytes);
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn config(pool_memory_mb: Option<u64>) -> Config {
+    let mut c = Config::new();
+    c.wasm_component_model(true);
+    c.epoch_interruption(true);
+    // Synchronous component calls cost 2-3x more with it on (WASM.md §0).
+    c.concurrency_support(false);
+    if let Some(mb) = pool_memory_mb {
+        let mut pool = PoolingAllocationConfig::new();
+        pool.total_component_instances(MAX_INSTANCES)
+            .total_core_instances(MAX_INSTANCES * 8)
+            .total_memories(MAX_INSTANCES * 2)
+            .total_tables(MAX_INSTANCES * 4)
+            .max_memory_size(usize::try_from(mb.max(1) << 20).unwrap_or(usize::MAX))
+            .linear_memory_keep_resident(2 << 20)
+            .table_keep_resident(64 << 10);
+        c.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    }
+    c
+}
+
+fn spawn_epoch_ticker(engine: Engine, stopped: Arc<AtomicBool>) {
+    let spawned = std::thread::Builder::new()
+        .name("wasm-epoch".into())
+        .spawn(move || {
+            while !stopped.load(Ordering::Relaxed) {
+                std::thread::sleep(TICK);
+                engine.increment_epoch();
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::error!(error = %e, "cannot start the epoch ticker; plugin CPU limits will not apply");
+    }
+}
+
+/// An item of a client's upload stream.
+#[derive(Debug)]
+pub enum UploadItem {
+    Item(String),
+    /// The client completed the stream with an error.
+    Error(String),
+}
+
+/// Connects a streaming call to its connection: items out, uploads in.
+#[derive(Debug)]
+pub struct StreamSink {
+    /// Items of a server-to-client stream; none when the method is unary.
+    pub items: Option<mpsc::Sender<crate::protocol::Json>>,
+    /// Cancelled when the client sends CancelInvocation or disconnects.
+    pub cancelled: CancellationToken,
+    /// The call's upload streams, in argument order.
+    pub uploads: Vec<mpsc::Receiver<UploadItem>>,
+}
+
+impl StreamSink {
+    async fn emit(&self, item: String) -> Result<(), String> {
+        let Some(items) = &self.items else {
+            return Err("this method was not called as a stream".into());
+        };
+        if self.cancelled.is_cancelled() {
+            return Err("the stream was cancelled".into());
+        }
+        let item: crate::protocol::Json = serde_json::from_str(&item)
+            .map_err(|e| format!("stream item is not valid JSON: {e}"))?;
+        tokio::select! {
+            sent = items.send(item) => sent.map_err(|_| "the stream was closed".to_owned()),
+            () = self.cancelled.cancelled() => Err("the stream was cancelled".into()),
+        }
+    }
+
+    async fn next_upload(&mut self, index: u32) -> Result<Option<String>, String> {
+        let Some(upload) = self.uploads.get_mut(index as usize) else {
+            return Err(format!("this call has no upload stream {index}"));
+        };
+        match upload.recv().await {
+            Some(UploadItem::Item(item)) => Ok(Some(item)),
+            Some(UploadItem::Error(e)) => Err(e),
+            None => Ok(None),
+        }
+    }
+}
+
+/// The plugins that ship inside the binary, served for the `demo` tenant.
+pub const BUNDLED: &[(&str, &[u8])] = &[
+    ("chat", include_bytes!(concat!(env!("OUT_DIR"), "/chat.wasm"))),
+    ("notify", include_bytes!(concat!(env!("OUT_DIR"), "/notify.wasm"))),
+];

@@ -1,0 +1,358 @@
+//! The SignalR wire protocol as pure functions over bytes: no I/O, no clocks, no `crate::` imports.
+//!
+//! Layout:
+//! - [`handshake`]: the first record of every connection (`{"protocol":"json","version":1}` + 0x1E)
+//!   and ASP.NET's exact handshake error texts.
+//! - [`negotiate`]: the body of `POST {hub}/negotiate` and its `negotiateVersion` rules.
+//! - [`json`]: the JSON hub protocol (records ending in 0x1E).
+//! - [`messagepack`]: the MessagePack hub protocol (VarInt length prefix, arrays), plus the
+//!   MessagePack <-> JSON value conversion, because plugins only ever see JSON.
+//! - `varint`: the MessagePack framing length prefix.
+//! - [`fuzz`]: a panic-free entry point that feeds arbitrary bytes to every parser.
+//!
+//! Everything is described in `shared/SIGNALR.md` (sections 1 and 3); the comments cite it.
+
+pub mod fuzz;
+pub mod handshake;
+pub mod json;
+pub mod messagepack;
+pub mod negotiate;
+
+mod escape;
+mod varint;
+
+#[cfg(test)]
+mod tests;
+
+use bytes::BytesMut;
+pub use serde_json::value::RawValue;
+
+/// JSON text of one value (arguments array, a result, an item), already validated.
+///
+/// It is written to JSON clients verbatim, so the hot path never re-serialises arguments.
+pub type Json = Box<RawValue>;
+
+/// Message headers (`headers` object / map). Usually empty; unknown headers are kept in order.
+pub type Headers = Vec<(String, String)>;
+
+/// One hub message, as both protocols carry it (SIGNALR.md 3.2, 3.10).
+#[derive(Debug, Clone)]
+pub enum HubMessage {
+    /// Type 1. No `invocation_id` means fire-and-forget: the callee must not reply.
+    Invocation {
+        /// Absent (or empty on input) means non-blocking.
+        invocation_id: Option<String>,
+        /// Method name; never empty.
+        target: String,
+        /// Always a JSON array.
+        arguments: Json,
+        /// Ids of client-to-server upload streams (SIGNALR.md 3.5).
+        stream_ids: Vec<String>,
+        headers: Headers,
+    },
+    /// Type 4: a call whose results come back as StreamItems and a final Completion.
+    StreamInvocation {
+        invocation_id: String,
+        target: String,
+        /// Always a JSON array.
+        arguments: Json,
+        stream_ids: Vec<String>,
+        headers: Headers,
+    },
+    /// Type 2: one item of a stream (server results, or client upload items).
+    StreamItem {
+        invocation_id: String,
+        item: Json,
+        headers: Headers,
+    },
+    /// Type 3: the end of an invocation or a stream.
+    Completion {
+        invocation_id: String,
+        outcome: CompletionOutcome,
+        headers: Headers,
+    },
+    /// Type 5: the client disposed a stream subscription.
+    CancelInvocation {
+        invocation_id: String,
+        headers: Headers,
+    },
+    /// Type 6. JSON `{"type":6}`, MessagePack exactly `0x91 0x06`.
+    Ping,
+    /// Type 7. `allow_reconnect` makes a client with automatic reconnect reconnect (SIGNALR.md 3.7).
+    Close {
+        error: Option<String>,
+        allow_reconnect: bool,
+    },
+    /// Type 8: "I have processed everything up to `sequence_id`" (stateful reconnect, 3.9).
+    Ack { sequence_id: u64 },
+    /// Type 9: sent first after a stateful reconnect, then the replay follows (3.9).
+    Sequence { sequence_id: u64 },
+}
+
+/// How a [`HubMessage::Completion`] ended.
+#[derive(Debug, Clone)]
+pub enum CompletionOutcome {
+    /// Neither `result` nor `error` on the wire (void methods, and the end of a stream).
+    Void,
+    /// `result` present; `"result":null` is `Result(null)`, not `Void`.
+    Result(Json),
+    /// `error` present.
+    Error(String),
+}
+
+/// The message type numbers of the hub protocol.
+pub mod message_type {
+    pub const INVOCATION: u8 = 1;
+    pub const STREAM_ITEM: u8 = 2;
+    pub const COMPLETION: u8 = 3;
+    pub const STREAM_INVOCATION: u8 = 4;
+    pub const CANCEL_INVOCATION: u8 = 5;
+    pub const PING: u8 = 6;
+    pub const CLOSE: u8 = 7;
+    pub const ACK: u8 = 8;
+    pub const SEQUENCE: u8 = 9;
+}
+
+// === impl HubMessage ===
+
+impl HubMessage {
+    /// The `type` number of this message on the wire.
+    pub fn message_type(&self) -> u8 {
+        match self {
+            HubMessage::Invocation { .. } => message_type::INVOCATION,
+            HubMessage::StreamItem { .. } => message_type::STREAM_ITEM,
+            HubMessage::Completion { .. } => message_type::COMPLETION,
+            HubMessage::StreamInvocation { .. } => message_type::STREAM_INVOCATION,
+            HubMessage::CancelInvocation { .. } => message_type::CANCEL_INVOCATION,
+            HubMessage::Ping => message_type::PING,
+            HubMessage::Close { .. } => message_type::CLOSE,
+            HubMessage::Ack { .. } => message_type::ACK,
+            HubMessage::Sequence { .. } => message_type::SEQUENCE,
+        }
+    }
+
+    /// Types 1–5 are numbered, buffered and replayed by stateful reconnect; Ping, Close, Ack and
+    /// Sequence never are (SIGNALR.md 3.9, point 5).
+    pub fn is_trackable(&self) -> bool {
+        (message_type::INVOCATION..=message_type::CANCEL_INVOCATION).contains(&self.message_type())
+    }
+}
+
+impl PartialEq for HubMessage {
+    fn eq(&self, other: &Self) -> bool {
+        use HubMessage as M;
+        match (self, other) {
+            (
+                M::Invocation {
+                    invocation_id: a0,
+                    target: a1,
+                    arguments: a2,
+                    stream_ids: a3,
+                    headers: a4,
+                },
+                M::Invocation {
+                    invocation_id: b0,
+                    target: b1,
+                    arguments: b2,
+                    stream_ids: b3,
+                    headers: b4,
+                },
+            ) => a0 == b0 && a1 == b1 && a2.get() == b2.get() && a3 == b3 && a4 == b4,
+            (
+                M::StreamInvocation {
+                    invocation_id: a0,
+                    target: a1,
+                    arguments: a2,
+                    stream_ids: a3,
+                    headers: a4,
+                },
+                M::StreamInvocation {
+                    invocation_id: b0,
+                    target: b1,
+                    arguments: b2,
+                    stream_ids: b3,
+                    headers: b4,
+                },
+            ) => a0 == b0 && a1 == b1 && a2.get() == b2.get() && a3 == b3 && a4 == b4,
+            (
+                M::StreamItem {
+                    invocation_id: a0,
+                    item: a1,
+                    headers: a2,
+                },
+                M::StreamItem {
+                    invocation_id: b0,
+                    item: b1,
+                    headers: b2,
+                },
+            ) => a0 == b0 && a1.get() == b1.get() && a2 == b2,
+            (
+                M::Completion {
+                    invocation_id: a0,
+                    outcome: a1,
+                    headers: a2,
+                },
+                M::Completion {
+                    invocation_id: b0,
+                    outcome: b1,
+                    headers: b2,
+                },
+            ) => a0 == b0 && a1 == b1 && a2 == b2,
+            (
+                M::CancelInvocation {
+                    invocation_id: a0,
+                    headers: a1,
+                },
+                M::CancelInvocation {
+                    invocation_id: b0,
+                    headers: b1,
+                },
+            ) => a0 == b0 && a1 == b1,
+            (M::Ping, M::Ping) => true,
+            (
+                M::Close {
+                    error: a0,
+                    allow_reconnect: a1,
+                },
+                M::Close {
+                    error: b0,
+                    allow_reconnect: b1,
+                },
+            ) => a0 == b0 && a1 == b1,
+            (M::Ack { sequence_id: a }, M::Ack { sequence_id: b }) => a == b,
+            (M::Sequence { sequence_id: a }, M::Sequence { sequence_id: b }) => a == b,
+            _ => false,
+        }
+    }
+}
+
+impl PartialEq for CompletionOutcome {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (CompletionOutcome::Void, CompletionOutcome::Void) => true,
+            (CompletionOutcome::Result(a), CompletionOutcome::Result(b)) => a.get() == b.get(),
+            (CompletionOutcome::Error(a), CompletionOutcome::Error(b)) => a == b,
+            _ => false,
+        }
+    }
+}
+
+// === impl Protocol ===
+
+/// A hub protocol, chosen by the handshake.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Protocol {
+    Json,
+    MessagePack,
+}
+
+/// How a transport carries a protocol's bytes: WebSocket text or binary frames, SSE (text only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TransferFormat {
+    Text,
+    Binary,
+}
+
+impl TransferFormat {
+    /// `"Text"` or `"Binary"`, as negotiate and the handshake errors spell them.
+    pub fn name(self) -> &'static str {
+        match self {
+            TransferFormat::Text => "Text",
+            TransferFormat::Binary => "Binary",
+        }
+    }
+}
+
+impl Protocol {
+    /// `"json"` or `"messagepack"`, matched ASCII case-insensitively like ASP.NET's resolver.
+    pub fn from_name(name: &str) -> Option<Protocol> {
+        if name.eq_ignore_ascii_case("json") {
+            Some(Protocol::Json)
+        } else if name.eq_ignore_ascii_case("messagepack") {
+            Some(Protocol::MessagePack)
+        } else {
+            None
+        }
+    }
+
+    /// The canonical (lower-case) name used in the handshake.
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::Json => "json",
+            Protocol::MessagePack => "messagepack",
+        }
+    }
+
+    /// Json -> Text, MessagePack -> Binary.
+    pub fn transfer_format(self) -> TransferFormat {
+        match self {
+            Protocol::Json => TransferFormat::Text,
+            Protocol::MessagePack => TransferFormat::Binary,
+        }
+    }
+
+    /// The highest handshake `version` accepted: 2 for both (1 = classic, 2 = stateful reconnect).
+    pub fn max_version(self) -> u32 {
+        2
+    }
+
+    /// Parses every whole message at the front of `buf`, removing the bytes it consumed; a
+    /// trailing partial record stays in `buf` for the next read.
+    ///
+    /// Unknown message types that are otherwise well formed are skipped silently, for forward
+    /// compatibility. A record larger than `max_message_size` (whole, or still partial) is an
+    /// error; pass `usize::MAX` for "no limit". On error, the messages before the bad record are
+    /// already in `out` and their bytes consumed; the bad record stays in `buf`. The caller is
+    /// expected to close the connection.
+    pub fn parse_messages(
+        self,
+        buf: &mut BytesMut,
+        max_message_size: usize,
+        out: &mut Vec<HubMessage>,
+    ) -> Result<(), ProtocolError> {
+        match self {
+            Protocol::Json => json::parse_messages(buf, max_message_size, out),
+            Protocol::MessagePack => messagepack::parse_messages(buf, max_message_size, out),
+        }
+    }
+
+    /// Appends one framed message (JSON + 0x1E, or VarInt length + MessagePack) to `out`.
+    /// On error `out` is left as it was.
+    pub fn write_message(self, msg: &HubMessage, out: &mut Vec<u8>) -> Result<(), ProtocolError> {
+        match self {
+            Protocol::Json => json::write_message(msg, out),
+            Protocol::MessagePack => messagepack::write_message(msg, out),
+        }
+    }
+}
+
+// === ProtocolError ===
+
+/// Why bytes could not be parsed or a message could not be written. The `Display` texts follow
+/// ASP.NET's where one exists, and are meant to be shown to clients in a Close error.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProtocolError {
+    /// A record (or the partial record buffered so far) is over the configured limit.
+    #[error("The maximum message size of {limit}B was exceeded.")]
+    MessageTooLarge { limit: usize },
+    /// The bytes are not JSON at all (syntax, encoding, not an object).
+    #[error("Invalid JSON: {0}")]
+    InvalidJson(String),
+    /// The bytes are not well-formed MessagePack, or the frame prefix is bad.
+    #[error("Invalid MessagePack: {0}")]
+    InvalidMessagePack(String),
+    /// Well-formed JSON/MessagePack that is not a valid hub message, e.g.
+    /// `Missing required property 'target'.`
+    #[error("{0}")]
+    InvalidMessage(String),
+}
+
+impl ProtocolError {
+    pub(crate) fn invalid(text: impl Into<String>) -> ProtocolError {
+        ProtocolError::InvalidMessage(text.into())
+    }
+
+    pub(crate) fn missing(property: &str) -> ProtocolError {
+        ProtocolError::InvalidMessage(format!("Missing required property '{property}'."))
+    }
+}

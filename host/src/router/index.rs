@@ -1,0 +1,176 @@
+//! One hub's index of the connections this node holds: by id, by user, by
+//! group. Pure data structure; `resolve` is the routing decision for a target.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use super::{RouteError, Target};
+use crate::connection::ConnectionHandle;
+
+/// What the index needs to know of a connection.
+pub trait Routable: Clone {
+    fn id(&self) -> &str;
+    fn user(&self) -> Option<&str>;
+}
+
+impl Routable for Arc<ConnectionHandle> {
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn user(&self) -> Option<&str> {
+        self.user.as_deref()
+    }
+}
+
+#[derive(Debug)]
+pub struct Index<C = Arc<ConnectionHandle>> {
+    connections: HashMap<Arc<str>, C>,
+    users: HashMap<Arc<str>, HashSet<Arc<str>>>,
+    groups: HashMap<Arc<str>, HashSet<Arc<str>>>,
+    /// The groups of each connection, so they can die with it.
+    member_of: HashMap<Arc<str>, HashSet<Arc<str>>>,
+}
+
+impl<C> Default for Index<C> {
+    fn default() -> Self {
+        Index {
+            connections: HashMap::new(),
+            users: HashMap::new(),
+            groups: HashMap::new(),
+            member_of: HashMap::new(),
+        }
+    }
+}
+
+impl<C: Routable> Index<C> {
+    pub fn insert(&mut self, connection: C) {
+        let id: Arc<str> = Arc::from(connection.id());
+        if let Some(user) = connection.user() {
+            self.users
+                .entry(Arc::from(user))
+                .or_default()
+                .insert(id.clone());
+        }
+        self.connections.insert(id, connection);
+    }
+
+    pub fn remove(&mut self, id: &str) -> Option<C> {
+        let connection = self.connections.remove(id)?;
+        if let Some(user) = connection.user()
+            && let Some(set) = self.users.get_mut(user)
+        {
+            set.remove(id);
+            if set.is_empty() {
+                self.users.remove(user);
+            }
+        }
+        for group in self.member_of.remove(id).unwrap_or_default() {
+            if let Some(set) = self.groups.get_mut(&group) {
+                set.remove(id);
+                if set.is_empty() {
+                    self.groups.remove(&group);
+                }
+            }
+        }
+        Some(connection)
+    }
+
+    pub fn connection(&self, id: &str) -> Option<&C> {
+        self.connections.get(id)
+    }
+
+    pub fn len(&self) -> usize {
+        self.connections.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.connections.is_empty()
+    }
+
+    pub fn has_user(&self, user: &str) -> bool {
+        self.users.contains_key(user)
+    }
+
+    pub fn has_group(&self, group: &str) -> bool {
+        self.groups.contains_key(group)
+    }
+
+    /// Adds a held connection to a group; adding twice is a no-op.
+    pub fn add_to_group(
+        &mut self,
+        id: &str,
+        group: &str,
+        max_groups: usize,
+    ) -> Result<(), RouteError> {
+        let Some((id, _)) = self.connections.get_key_value(id) else {
+            return Ok(());
+        };
+        let id = id.clone();
+        let memberships = self.member_of.entry(id.clone()).or_default();
+        if memberships.contains(group) {
+            return Ok(());
+        }
+        if memberships.len() >= max_groups {
+            return Err(RouteError::TooManyGroups(max_groups));
+        }
+        let group: Arc<str> = Arc::from(group);
+        memberships.insert(group.clone());
+        self.groups.entry(group).or_default().insert(id);
+        Ok(())
+    }
+
+    pub fn remove_from_group(&mut self, id: &str, group: &str) {
+        if let Some(set) = self.member_of.get_mut(id) {
+            set.remove(group);
+        }
+        if let Some(set) = self.groups.get_mut(group) {
+            set.remove(id);
+            if set.is_empty() {
+                self.groups.remove(group);
+            }
+        }
+    }
+
+    /// The held connections `target` reaches, each once.
+    pub fn resolve(&self, target: &Target) -> Vec<C> {
+        match target {
+            Target::All { except } => self
+                .connections
+                .iter()
+                .filter(|(id, _)| !except.iter().any(|e| e.as_str() == &***id))
+                .map(|(_, c)| c.clone())
+                .collect(),
+            Target::Connections(ids) => {
+                let mut seen = HashSet::new();
+                ids.iter()
+                    .filter(|id| seen.insert(id.as_str()))
+                    .filter_map(|id| self.connections.get(id.as_str()).cloned())
+                    .collect()
+            }
+            Target::Users(users) => {
+                self.collect(users.iter().filter_map(|u| self.users.get(u.as_str())), &[])
+            }
+            Target::Groups { groups, except } => self.collect(
+                groups.iter().filter_map(|g| self.groups.get(g.as_str())),
+                except,
+            ),
+        }
+    }
+
+    fn collect<'a>(
+        &self,
+        sets: impl Iterator<Item = &'a HashSet<Arc<str>>>,
+        except: &[String],
+    ) -> Vec<C> {
+        let mut seen: HashSet<&str> = except.iter().map(String::as_str).collect();
+        let mut out = Vec::new();
+        for set in sets {
+            for id in set {
+                if seen.insert(id) {
+                    out.extend(self.connections.get(id).cloned());
+                }
+            }
+        }
+        out
+    }
+}

@@ -1,0 +1,265 @@
+//! Where a send goes: the node's index of its own connections, users and
+//! groups per hub, and the decision of what must also travel over the
+//! backplane to reach other nodes.
+//!
+//! `decide` and `Index` are pure (no I/O) so routing is unit-tested without
+//! sockets; `Router` applies their decisions to live connections.
+
+mod index;
+mod message;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+use tracing::{debug, warn};
+
+use crate::backplane::{Backplane, Envelope, EnvelopeKind};
+use crate::connection::ConnectionHandle;
+
+pub use index::Index;
+pub use message::OutboundInvocation;
+
+/// A tenant's hub: the scope of every connection, user and group name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+pub struct HubKey {
+    pub tenant: Arc<str>,
+    pub hub: Arc<str>,
+}
+
+impl HubKey {
+    pub fn new(tenant: &str, hub: &str) -> HubKey {
+        HubKey {
+            tenant: Arc::from(tenant),
+            hub: Arc::from(hub),
+        }
+    }
+}
+
+impl std::fmt::Display for HubKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.tenant, self.hub)
+    }
+}
+
+/// Where a send goes, within one hub.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Target {
+    /// Every connection of the hub, except these.
+    All { except: Vec<String> },
+    /// These connections.
+    Connections(Vec<String>),
+    /// Every connection of each of these users, on every node.
+    Users(Vec<String>),
+    /// Every member of these groups, except these connections.
+    Groups {
+        groups: Vec<String>,
+        except: Vec<String>,
+    },
+}
+
+/// What a send must do beyond this node's own connections.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Remote {
+    /// Nothing: every target is a connection held here.
+    None,
+    /// Publish the target unchanged: other nodes resolve it against their own index.
+    Publish(Target),
+}
+
+/// Decides whether a send must also go to other nodes. A send to
+/// connections this node holds never leaves it; anything addressed by user,
+/// group or "all" might have members elsewhere.
+pub fn decide(target: &Target, is_local: impl Fn(&str) -> bool) -> Remote {
+    match target {
+        Target::Connections(ids) => {
+            let remote: Vec<String> = ids.iter().filter(|id| !is_local(id)).cloned().collect();
+            if remote.is_empty() {
+                Remote::None
+            } else {
+                Remote::Publish(Target::Connections(remote))
+            }
+        }
+        other => Remote::Publish(other.clone()),
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum RouteError {
+    #[error("group names must be 1 to {MAX_NAME_LEN} bytes")]
+    BadGroupName,
+    #[error("a connection may be in at most {0} groups")]
+    TooManyGroups(usize),
+}
+
+/// Longest user or group name accepted, in bytes.
+pub const MAX_NAME_LEN: usize = 1024;
+/// Most groups one connection may be a member of.
+pub const MAX_GROUPS_PER_CONNECTION: usize = 1000;
+
+/// The node's routing layer: local delivery plus the backplane.
+pub struct Router {
+    hubs: RwLock<HashMap<HubKey, Arc<RwLock<Index>>>>,
+    backplane: Arc<dyn Backplane>,
+}
+
+impl std::fmt::Debug for Router {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Router").finish_non_exhaustive()
+    }
+}
+
+impl Router {
+    pub fn new(backplane: Arc<dyn Backplane>) -> Router {
+        Router {
+            hubs: RwLock::new(HashMap::new()),
+            backplane,
+        }
+    }
+
+    fn index(&self, hub: &HubKey) -> Arc<RwLock<Index>> {
+        if let Some(index) = self.hubs.read().get(hub) {
+            return index.clone();
+        }
+        self.hubs
+            .write()
+            .entry(hub.clone())
+            .or_insert_with(|| Arc::new(RwLock::new(Index::default())))
+            .clone()
+    }
+
+    fn existing_index(&self, hub: &HubKey) -> Option<Arc<RwLock<Index>>> {
+        self.hubs.read().get(hub).cloned()
+    }
+
+    /// Makes a connection reachable. Called once its handshake succeeded.
+    pub fn register(&self, handle: Arc<ConnectionHandle>) {
+        let index = self.index(&handle.hub);
+        index.write().insert(handle);
+    }
+
+    /// Removes a connection and its group memberships (they die with it).
+    pub fn unregister(&self, hub: &HubKey, connection_id: &str) {
+        if let Some(index) = self.existing_index(hub) {
+            index.write().remove(connection_id);
+        }
+    }
+
+    /// A connection held by this node.
+    pub fn local_connection(&self, hub: &HubKey, id: &str) -> Option<Arc<ConnectionHandle>> {
+        self.existing_index(hub)?.read().connection(id).cloned()
+    }
+
+    /// Sends `message` to `target`: to this node's matching connections now,
+    /// and over the backplane to other nodes where they may hold more.
+    pub fn send(&self, hub: &HubKey, target: &Target, message: Arc<OutboundInvocation>) {
+        let remote = match self.existing_index(hub) {
+            Some(index) => {
+                let index = index.read();
+                deliver(&index.resolve(target), &message);
+                decide(target, |id| index.connection(id).is_some())
+            }
+            None => decide(target, |_| false),
+        };
+        if let Remote::Publish(target) = remote {
+            self.backplane.publish(Envelope {
+                hub: hub.clone(),
+                kind: EnvelopeKind::Send { target, message },
+            });
+        }
+    }
+
+    /// Adds a connection to a group, wherever the connection is.
+    pub fn add_to_group(
+        &self,
+        hub: &HubKey,
+        connection_id: &str,
+        group: &str,
+    ) -> Result<(), RouteError> {
+        check_name(group)?;
+        let index = self.index(hub);
+        let mut index = index.write();
+        if index.connection(connection_id).is_some() {
+            return index.add_to_group(connection_id, group, MAX_GROUPS_PER_CONNECTION);
+        }
+        drop(index);
+        self.backplane.publish(Envelope {
+            hub: hub.clone(),
+            kind: EnvelopeKind::GroupAdd {
+                connection: connection_id.to_owned(),
+                group: group.to_owned(),
+            },
+        });
+        Ok(())
+    }
+
+    /// Removes a connection from a group, wherever the connection is.
+    pub fn remove_from_group(
+        &self,
+        hub: &HubKey,
+        connection_id: &str,
+        group: &str,
+    ) -> Result<(), RouteError> {
+        check_name(group)?;
+        if let Some(index) = self.existing_index(hub) {
+            let mut index = index.write();
+            if index.connection(connection_id).is_some() {
+                index.remove_from_group(connection_id, group);
+                return Ok(());
+            }
+        }
+        self.backplane.publish(Envelope {
+            hub: hub.clone(),
+            kind: EnvelopeKind::GroupRemove {
+                connection: connection_id.to_owned(),
+                group: group.to_owned(),
+            },
+        });
+        Ok(())
+    }
+
+    /// Applies what another node published.
+    pub fn apply_remote(&self, envelope: Envelope) {
+        let Some(index) = self.existing_index(&envelope.hub) else {
+            return;
+        };
+        match envelope.kind {
+            EnvelopeKind::Send { target, message } => {
+                let recipients = index.read().resolve(&target);
+                deliver(&recipients, &message);
+            }
+            EnvelopeKind::GroupAdd { connection, group } => {
+                let mut index = index.write();
+                if index.connection(&connection).is_some()
+                    && let Err(e) = index.add_to_group(&connection, &group, MAX_GROUPS_PER_CONNECTION)
+                {
+                    debug!(%connection, %group, error = %e, "remote group add refused");
+                }
+            }
+            EnvelopeKind::GroupRemove { connection, group } => {
+                index.write().remove_from_group(&connection, &group);
+            }
+        }
+    }
+}
+
+fn check_name(name: &str) -> Result<(), RouteError> {
+    if name.is_empty() || name.len() > MAX_NAME_LEN {
+        return Err(RouteError::BadGroupName);
+    }
+    Ok(())
+}
+
+/// Queues `message` on each connection; a connection whose queue is full is
+/// too slow to keep up and is closed, so it cannot stall everyone else.
+fn deliver(recipients: &[Arc<ConnectionHandle>], message: &Arc<OutboundInvocation>) {
+    for connection in recipients {
+        if !connection.deliver(message) {
+            warn!(connection = %connection.id, "outbound queue full; closing slow connection");
+            connection.abort("The connection could not keep up with its messages.");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,60 @@
+//! `POST /hubs/{tenant}/{hub}/negotiate`: authenticates the client, creates a
+//! connection id and token, and lists the transports.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use super::{QueryList, bearer_token, not_found_hub, query_param, resolve_hub};
+use crate::connection::{Negotiated, new_id};
+use crate::node::Node;
+use crate::protocol::negotiate::{TransportInfo, negotiate_error, negotiate_response, parse_negotiate_version};
+
+const TRANSPORTS: &[TransportInfo] = &[TransportInfo {
+    transport: "WebSockets",
+    transfer_formats: &["Text", "Binary"],
+}];
+
+pub async fn negotiate(
+    State(node): State<Arc<Node>>,
+    Path((tenant, hub)): Path<(String, String)>,
+    Query(query): QueryList,
+    headers: HeaderMap,
+) -> Response {
+    let Some((tenant, key)) = resolve_hub(&node, &tenant, &hub) else {
+        return not_found_hub();
+    };
+    let version = match parse_negotiate_version(query_param(&query, "negotiateVersion")) {
+        Ok(version) => version,
+        // SignalR reports negotiate errors as 200 with an error body.
+        Err(error) => return json(StatusCode::OK, negotiate_error(&error)),
+    };
+    let identity = match tenant.authenticate(bearer_token(&headers, &query).as_deref()) {
+        Ok(identity) => identity,
+        // An empty 401, so clients report exactly "Unauthorized".
+        Err(_) => return StatusCode::UNAUTHORIZED.into_response(),
+    };
+    let connection_id = new_id();
+    let token = new_id();
+    let key_for_client = if version >= 1 { token.clone() } else { connection_id.clone() };
+    let negotiated = Negotiated {
+        connection_id: Arc::from(connection_id.as_str()),
+        hub: key,
+        identity,
+        negotiate_version: version,
+        stateful_reconnect: false,
+    };
+    if !node.pending.insert(key_for_client, negotiated) {
+        return (StatusCode::SERVICE_UNAVAILABLE, "Too many pending connections").into_response();
+    }
+    json(
+        StatusCode::OK,
+        negotiate_response(version, &connection_id, &token, TRANSPORTS, false),
+    )
+}
+
+fn json(status: StatusCode, body: String) -> Response {
+    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+}

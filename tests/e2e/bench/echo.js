@@ -1,0 +1,81 @@
+// Echo throughput with the official client: `chat.echo` round trips per second over one
+// WebSocket connection, sequential (one call in flight) and pipelined (WINDOW in flight).
+// Not part of the test suite. Prints one JSON line.
+//
+//   node tests/e2e/bench/echo.js [--seconds 5] [--window 32] [--url http://127.0.0.1:5000]
+//
+// Without --url it starts its own server (SWITCHBOARD_BIN, default target/release/switchboard)
+// on 127.0.0.1 and stops it at the end. Bounded in time (--seconds per phase) and count.
+
+import { parseArgs } from 'node:util';
+import { buildConnection } from '../lib/client.js';
+import { hubUrl, startServer, withTimeout } from '../lib/server.js';
+
+const { values } = parseArgs({
+  options: {
+    seconds: { type: 'string', default: '5' },
+    window: { type: 'string', default: '32' },
+    url: { type: 'string' },
+  },
+});
+const seconds = Number(values.seconds);
+const window = Number(values.window);
+const MAX_CALLS = 10_000_000;
+
+function percentile(sorted, p) {
+  if (sorted.length === 0) return null;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+}
+
+/** Runs `inFlight` workers calling echo until the deadline; returns rate and latencies. */
+async function phase(connection, inFlight, forSeconds = seconds) {
+  const payload = { n: 0, text: 'hello from the bench' };
+  const latencies = [];
+  const started = performance.now();
+  const deadline = started + forSeconds * 1000;
+  let calls = 0;
+  const worker = async () => {
+    while (performance.now() < deadline && calls < MAX_CALLS) {
+      calls++;
+      const t0 = performance.now();
+      await withTimeout(connection.invoke('echo', payload), 10_000, 'echo');
+      latencies.push(performance.now() - t0);
+    }
+  };
+  await Promise.all(Array.from({ length: inFlight }, worker));
+  const elapsed = (performance.now() - started) / 1000;
+  latencies.sort((a, b) => a - b);
+  const round = (x) => (x === null ? null : Math.round(x * 1000) / 1000);
+  return {
+    in_flight: inFlight,
+    round_trips: latencies.length,
+    seconds: Math.round(elapsed * 1000) / 1000,
+    per_second: Math.round(latencies.length / elapsed),
+    p50_ms: round(percentile(latencies, 50)),
+    p99_ms: round(percentile(latencies, 99)),
+  };
+}
+
+const server = values.url ? undefined : await startServer();
+const base = values.url ?? server.url;
+const connection = buildConnection(hubUrl({ url: base }, 'demo', 'chat'));
+try {
+  await withTimeout(connection.start(), 10_000, 'start');
+  await phase(connection, 1, Math.min(1, seconds)); // warm-up: plugin instances, JIT
+  const sequential = await phase(connection, 1);
+  const pipelined = await phase(connection, window);
+  console.log(
+    JSON.stringify({
+      bench: 'echo',
+      client: '@microsoft/signalr',
+      transport: 'WebSockets',
+      protocol: 'json',
+      node: process.version,
+      sequential,
+      pipelined,
+    }),
+  );
+} finally {
+  await connection.stop();
+  await server?.stop();
+}
