@@ -1,10 +1,12 @@
-//! The chat hub: the classic SignalR sample, plus groups, users and two
-//! methods (`echo`, `whoami`) that tests use to check results end to end.
+//! The chat hub: the classic SignalR sample, plus groups and users, and a few
+//! methods that tests use to check results and streams end to end: `echo`,
+//! `whoami`, `counter` (server-to-client stream) and `sum` (client-to-server
+//! stream).
 //!
 //! Every chat message reaches clients as `addNewMessageToPage(name, message)`.
 
 use serde_json::{Value, json};
-use switchboard_guest::{Context, Hub, HubError, Methods, clients, groups};
+use switchboard_guest::{Context, Hub, HubError, Methods, Stream, clients, groups, streaming};
 
 /// What clients receive for every chat message.
 const ON_MESSAGE: &str = "addNewMessageToPage";
@@ -24,6 +26,8 @@ impl Hub for Chat {
         m.method("sendToUser", send_to_user);
         m.method("echo", echo);
         m.method("whoami", whoami);
+        m.stream("counter", counter);
+        m.method("sum", sum).uploads(1);
     }
 }
 
@@ -77,6 +81,25 @@ fn whoami(ctx: &Context, (): ()) -> Result<Value, HubError> {
         "connectionId": ctx.connection_id(),
         "userId": ctx.user_id(),
     }))
+}
+
+/// `counter(count)`, a stream: emits `0, 1, ..., count - 1`, then completes.
+fn counter(_: &Context, (count,): (u32,), stream: &Stream) -> Result<(), HubError> {
+    for i in 0..count {
+        // Fails once the client cancels or leaves; nobody hears the error.
+        stream.emit(&i)?;
+    }
+    Ok(())
+}
+
+/// `sum(numbers)`, where `numbers` is an upload stream of integers: returns
+/// their sum once the client completes the stream.
+fn sum(_: &Context, (): ()) -> Result<i64, HubError> {
+    let mut total: i64 = 0;
+    for number in streaming::upload::<i64>(0) {
+        total = total.saturating_add(number?);
+    }
+    Ok(total)
 }
 
 #[cfg(test)]

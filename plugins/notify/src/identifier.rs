@@ -35,7 +35,6 @@ impl<'de> Deserialize<'de> for SpecificIdentifier {
         }
         match number.as_f64() {
             // In range and integral, so the cast is exact.
-            #[allow(clippy::cast_possible_truncation)]
             Some(f) if f.fract() == 0.0 && f.abs() <= MAX_EXACT => Ok(Self((f as i64).to_string())),
             _ => Err(D::Error::custom(format_args!(
                 "specificIdentifier must be an integer, got {number}"

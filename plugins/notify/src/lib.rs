@@ -46,12 +46,9 @@ fn register_client(ctx: &Context, (id,): (SpecificIdentifier,)) -> Result<(), Hu
 }
 
 /// `notifyClient(specificIdentifier, status)`: sends `addMessage(text)` to
-/// the connection registered for the identifier, and to no one else.
-fn notify_client(
-    _: &Context,
-    (id, status): (SpecificIdentifier, serde_json::Value),
-) -> Result<(), HubError> {
-    let status = Status::parse(&status)?;
+/// the connection registered for the identifier, and to no one else. An
+/// unknown status fails while decoding the arguments, before any host call.
+fn notify_client(_: &Context, (id, status): (SpecificIdentifier, Status)) -> Result<(), HubError> {
     let connection = kv::get(&id.key())?.ok_or(NOT_FOUND)?;
     clients::connection(&connection).send("addMessage", (status.message(),))?;
     Ok(())

@@ -30,19 +30,18 @@ fn identifiers_are_canonical_integers() {
     assert!(id(json!(null)).is_err());
 }
 
+fn status(value: serde_json::Value) -> Result<Status, serde_json::Error> {
+    serde_json::from_value(value)
+}
+
 #[test]
 fn statuses_by_name_or_number() {
-    assert_eq!(
-        Status::parse(&json!("Confirmed")).unwrap(),
-        Status::Confirmed
-    );
-    assert_eq!(
-        Status::parse(&json!("confirmed")).unwrap(),
-        Status::Confirmed
-    );
-    assert_eq!(Status::parse(&json!(0)).unwrap(), Status::Confirmed);
-    assert_eq!(Status::parse(&json!("Failed")).unwrap(), Status::Failed);
-    assert_eq!(Status::parse(&json!(1)).unwrap(), Status::Failed);
+    assert_eq!(status(json!("Confirmed")).unwrap(), Status::Confirmed);
+    assert_eq!(status(json!("confirmed")).unwrap(), Status::Confirmed);
+    assert_eq!(status(json!(0)).unwrap(), Status::Confirmed);
+    assert_eq!(status(json!(0.0)).unwrap(), Status::Confirmed);
+    assert_eq!(status(json!("Failed")).unwrap(), Status::Failed);
+    assert_eq!(status(json!(1)).unwrap(), Status::Failed);
     assert_eq!(
         Status::Confirmed.message(),
         "Here's the message for confirmation"
@@ -52,10 +51,20 @@ fn statuses_by_name_or_number() {
 
 #[test]
 fn unknown_statuses_are_named() {
-    let e = Status::parse(&json!("Pending")).unwrap_err();
-    assert!(e.message().starts_with("Unknown status \"Pending\""), "{e}");
-    let e = Status::parse(&json!(2)).unwrap_err();
-    assert!(e.message().starts_with("Unknown status 2"), "{e}");
+    let e = status(json!("Pending")).unwrap_err().to_string();
+    assert!(
+        e.starts_with(r#"Unknown status "Pending": expected "Confirmed" (0) or "Failed" (1)"#),
+        "{e}"
+    );
+    let e = status(json!(2)).unwrap_err().to_string();
+    assert!(e.starts_with("Unknown status 2:"), "{e}");
+    let e = status(json!(-1)).unwrap_err().to_string();
+    assert!(e.starts_with("Unknown status -1:"), "{e}");
+    let e = status(json!(true)).unwrap_err().to_string();
+    assert!(
+        e.contains(r#"expected "Confirmed" (0) or "Failed" (1)"#),
+        "{e}"
+    );
 }
 
 #[test]
@@ -65,7 +74,12 @@ fn bad_arguments_fail_before_any_host_call() {
     let e = methods
         .invoke(&ctx, "notifyClient", r#"[1, "Pending"]"#)
         .unwrap_err();
-    assert!(e.message().starts_with("Unknown status"), "{e}");
+    assert!(
+        e.message().starts_with(
+            "Failed to invoke 'notifyClient': invalid arguments: Unknown status \"Pending\""
+        ),
+        "{e}"
+    );
     let e = methods
         .invoke(&ctx, "registerClient", r#"["x"]"#)
         .unwrap_err();
