@@ -14,7 +14,8 @@ const TARGET: &str = "wasm32-wasip2";
 const BUNDLED: [&str; 2] = ["chat", "notify"];
 
 fn main() {
-    let manifest = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
+    let manifest =
+        PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
     let root = manifest.parent().expect("host/ has a parent").to_path_buf();
     let out = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
     println!("cargo:rerun-if-env-changed=SWITCHBOARD_BUNDLED_DIR");
@@ -34,7 +35,14 @@ fn main() {
 
 fn build_plugins(root: &Path) -> PathBuf {
     let plugins = root.join("plugins");
-    for watched in ["plugins/chat", "plugins/notify", "plugins/Cargo.toml", "plugins/Cargo.lock", "guest-sdk", "wit"] {
+    for watched in [
+        "plugins/chat",
+        "plugins/notify",
+        "plugins/Cargo.toml",
+        "plugins/Cargo.lock",
+        "guest-sdk",
+        "wit",
+    ] {
         println!("cargo:rerun-if-changed={}", root.join(watched).display());
     }
     ensure_target();
@@ -53,16 +61,27 @@ fn build_plugins(root: &Path) -> PathBuf {
         let keep = key.to_str().is_some_and(|k| {
             matches!(
                 k,
-                "PATH" | "HOME" | "USER" | "TMPDIR" | "LANG" | "CARGO_HOME" | "RUSTUP_HOME" | "RUSTUP_TOOLCHAIN"
+                "PATH"
+                    | "HOME"
+                    | "USER"
+                    | "TMPDIR"
+                    | "LANG"
+                    | "CARGO_HOME"
+                    | "RUSTUP_HOME"
+                    | "RUSTUP_TOOLCHAIN"
             ) || k.to_ascii_lowercase().ends_with("_proxy")
         });
         if keep {
             command.env(key, value);
         }
     }
-    let status = command.status().unwrap_or_else(|e| panic!("cannot run cargo for the plugins: {e}"));
+    let status = command
+        .status()
+        .unwrap_or_else(|e| panic!("cannot run cargo for the plugins: {e}"));
     if !status.success() {
-        panic!("building the bundled plugins failed (cd plugins && cargo build --release --target {TARGET})");
+        panic!(
+            "building the bundled plugins failed (cd plugins && cargo build --release --target {TARGET})"
+        );
     }
     plugins.join("target").join(TARGET).join("release")
 }
@@ -73,10 +92,16 @@ fn ensure_target() {
     let installed = Command::new("rustup")
         .args(["target", "list", "--installed"])
         .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).lines().any(|l| l.trim() == TARGET))
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .any(|l| l.trim() == TARGET)
+        })
         .unwrap_or(false);
     if !installed {
-        let status = Command::new("rustup").args(["target", "add", TARGET]).status();
+        let status = Command::new("rustup")
+            .args(["target", "add", TARGET])
+            .status();
         if !status.is_ok_and(|s| s.success()) {
             println!("cargo:warning=could not install the {TARGET} target with rustup");
         }

@@ -13,7 +13,11 @@ use switchboard::tenant::auth::mint_token;
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
-#[command(name = "switchboard", version, about = "A SignalR-compatible push server with WebAssembly hubs")]
+#[command(
+    name = "switchboard",
+    version,
+    about = "A SignalR-compatible push server with WebAssembly hubs"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -63,12 +67,15 @@ fn main() -> anyhow::Result<()> {
             config,
         } => {
             tracing_subscriber::fmt()
-                .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
+                .with_env_filter(
+                    EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+                )
                 .with_writer(std::io::stderr)
                 .with_ansi(std::io::stderr().is_terminal())
                 .init();
             let config = load_config(config.as_ref())?;
-            let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+            let runtime =
+                tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
             runtime.block_on(serve(config, listen, plugins))
         }
         Command::Token {
@@ -84,7 +91,12 @@ fn main() -> anyhow::Result<()> {
             let Some(key) = tenant_config.signing_keys.first() else {
                 bail!("tenant '{tenant}' has no signing_keys");
             };
-            let token = mint_token(key, &user, Duration::from_secs(ttl_secs), Default::default())?;
+            let token = mint_token(
+                key,
+                &user,
+                Duration::from_secs(ttl_secs),
+                Default::default(),
+            )?;
             println!("{token}");
             Ok(())
         }

@@ -45,9 +45,14 @@ impl Node {
             .map(|t| t.limits.memory_mb)
             .max()
             .unwrap_or(64);
-        let engine = Arc::new(PluginEngine::new(max_memory_mb).context("cannot start the WebAssembly engine")?);
+        let engine = Arc::new(
+            PluginEngine::new(max_memory_mb).context("cannot start the WebAssembly engine")?,
+        );
         let tenants = Tenants::from_config(&config);
-        let pending = PendingConnections::new(Duration::from_secs(config.disconnect_timeout_secs), MAX_PENDING);
+        let pending = PendingConnections::new(
+            Duration::from_secs(config.disconnect_timeout_secs),
+            MAX_PENDING,
+        );
         let node = Arc::new(Node {
             config,
             tenants,
@@ -67,15 +72,24 @@ impl Node {
         if node.tenants.get(DEMO_TENANT).is_some() {
             for (hub, wasm) in crate::plugin::BUNDLED {
                 let key = HubKey::new(DEMO_TENANT, hub);
-                if let Err(e) = node.load_plugin(key, wasm.to_vec(), format!("bundled:{hub}")).await {
+                if let Err(e) = node
+                    .load_plugin(key, wasm.to_vec(), format!("bundled:{hub}"))
+                    .await
+                {
                     error!(hub, error = %e, "bundled plugin rejected");
                 }
             }
         }
         if let Some(dir) = plugin_dir {
-            let loaded = registry::load_dir(&node.engine, &node.registry, &node.tenants, &node.router, dir)
-                .await
-                .with_context(|| format!("cannot read plugin folder {}", dir.display()))?;
+            let loaded = registry::load_dir(
+                &node.engine,
+                &node.registry,
+                &node.tenants,
+                &node.router,
+                dir,
+            )
+            .await
+            .with_context(|| format!("cannot read plugin folder {}", dir.display()))?;
             info!(dir = %dir.display(), loaded, "plugin folder loaded");
         }
 
@@ -84,7 +98,9 @@ impl Node {
             let mut tick = tokio::time::interval(Duration::from_secs(5));
             loop {
                 tick.tick().await;
-                let Some(node) = sweeper.upgrade() else { return };
+                let Some(node) = sweeper.upgrade() else {
+                    return;
+                };
                 node.pending.sweep();
             }
         });
@@ -97,6 +113,15 @@ impl Node {
         wasm: Vec<u8>,
         source: String,
     ) -> Result<(), crate::plugin::LoadError> {
-        registry::load(&self.engine, &self.registry, &self.tenants, &self.router, hub, wasm, source).await
+        registry::load(
+            &self.engine,
+            &self.registry,
+            &self.tenants,
+            &self.router,
+            hub,
+            wasm,
+            source,
+        )
+        .await
     }
 }

@@ -41,7 +41,9 @@ async fn node_with(files: &[(&str, Vec<u8>)], config: Config) -> (Arc<Node>, tem
     for (name, bytes) in files {
         std::fs::write(tenant_dir.join(name), bytes).expect("write plugin");
     }
-    let node = Node::start(config, Some(dir.path())).await.expect("node starts");
+    let node = Node::start(config, Some(dir.path()))
+        .await
+        .expect("node starts");
     (node, dir)
 }
 
@@ -77,12 +79,29 @@ async fn invoke(
 #[tokio::test]
 async fn bundled_hubs_describe_their_methods() {
     let (node, _dir) = node_with(&[], Config::builtin()).await;
-    let chat = node.registry.get(&HubKey::new("demo", "chat")).expect("chat");
-    for m in ["send", "joinGroup", "leaveGroup", "sendToGroup", "sendToUser", "echo", "whoami"] {
+    let chat = node
+        .registry
+        .get(&HubKey::new("demo", "chat"))
+        .expect("chat");
+    for m in [
+        "send",
+        "joinGroup",
+        "leaveGroup",
+        "sendToGroup",
+        "sendToUser",
+        "echo",
+        "whoami",
+    ] {
         assert!(chat.method(m).is_some(), "chat.{m}");
     }
-    assert!(chat.method("ECHO").is_some(), "names match case-insensitively");
-    let notify = node.registry.get(&HubKey::new("demo", "notify")).expect("notify");
+    assert!(
+        chat.method("ECHO").is_some(),
+        "names match case-insensitively"
+    );
+    let notify = node
+        .registry
+        .get(&HubKey::new("demo", "notify"))
+        .expect("notify");
     assert!(notify.method("registerClient").is_some());
     assert!(notify.method("notifyClient").is_some());
     assert_eq!(
@@ -162,7 +181,9 @@ async fn a_spinning_plugin_does_not_starve_other_calls() {
 
 #[tokio::test]
 async fn invalid_files_are_rejected_and_others_still_load() {
-    let garbage: Vec<u8> = (0..4096u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
+    let garbage: Vec<u8> = (0..4096u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
     let files = [
         ("garbage.wasm", garbage),
         ("wrongworld.wasm", fixture("wrong_world")),
@@ -171,7 +192,10 @@ async fn invalid_files_are_rejected_and_others_still_load() {
     ];
     let (node, _dir) = node_with(&files, Config::builtin()).await;
     for broken in ["garbage", "wrongworld", "empty"] {
-        assert!(node.registry.get(&HubKey::new("demo", broken)).is_none(), "{broken}");
+        assert!(
+            node.registry.get(&HubKey::new("demo", broken)).is_none(),
+            "{broken}"
+        );
     }
     assert!(node.registry.get(&HubKey::new("demo", "hostile")).is_some());
     assert!(node.registry.get(&HubKey::new("demo", "chat")).is_some());
@@ -184,12 +208,20 @@ async fn load_errors_say_what_is_wrong() {
         .load_plugin(HubKey::new("demo", "x"), b"not wasm".to_vec(), "x".into())
         .await
         .expect_err("garbage");
-    assert!(err.to_string().contains("not a valid WebAssembly component"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("not a valid WebAssembly component"),
+        "{err}"
+    );
     let err = node
         .load_plugin(HubKey::new("demo", "y"), fixture("wrong_world"), "y".into())
         .await
         .expect_err("wrong world");
-    assert!(err.to_string().contains("does not implement the switchboard:hub world"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("does not implement the switchboard:hub world"),
+        "{err}"
+    );
     let err = node
         .load_plugin(HubKey::new("nope", "z"), fixture("chat"), "z".into())
         .await

@@ -8,10 +8,13 @@ use tokio::sync::mpsc;
 
 use super::{Backplane, Envelope, Inbox};
 
+/// A node on the bus: its id and its inbox.
+type Member = (u64, mpsc::UnboundedSender<Envelope>);
+
 /// The bus the nodes of one process share.
 #[derive(Debug, Default, Clone)]
 pub struct MemoryBus {
-    nodes: Arc<RwLock<Vec<(u64, mpsc::UnboundedSender<Envelope>)>>>,
+    nodes: Arc<RwLock<Vec<Member>>>,
 }
 
 impl MemoryBus {
@@ -77,7 +80,9 @@ mod tests {
         let (_b, mut b_in) = bus.join();
         a.publish(group_add("x"));
         let got = b_in.recv().await.expect("b receives");
-        assert!(matches!(got.kind, EnvelopeKind::GroupAdd { ref connection, .. } if connection == "x"));
+        assert!(
+            matches!(got.kind, EnvelopeKind::GroupAdd { ref connection, .. } if connection == "x")
+        );
         assert!(a_in.try_recv().is_err(), "no echo to the sender");
     }
 

@@ -149,7 +149,9 @@ impl ConnectionHandle {
         let n = self.next_invocation.fetch_add(1, Ordering::Relaxed);
         let invocation_id = format!("s{n}");
         let (tx, rx) = oneshot::channel();
-        self.pending_results.lock().insert(invocation_id.clone(), tx);
+        self.pending_results
+            .lock()
+            .insert(invocation_id.clone(), tx);
         let request = HubMessage::Invocation {
             invocation_id: Some(invocation_id.clone()),
             target: message.method,

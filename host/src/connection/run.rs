@@ -96,9 +96,24 @@ where
     node.router.register(handle.clone());
     info!(connection = %id, hub = %handle.hub, protocol = protocol.name(), "connected");
 
-    let mut session = HubSession::new(node.clone(), accepted.tenant, handle.clone(), &accepted.negotiated);
+    let mut session = HubSession::new(
+        node.clone(),
+        accepted.tenant,
+        handle.clone(),
+        &accepted.negotiated,
+    );
     let error = match session.connected().await {
-        Ok(()) => read_loop(&node, &handle, &mut session, protocol, &mut inbound, &mut buf).await,
+        Ok(()) => {
+            read_loop(
+                &node,
+                &handle,
+                &mut session,
+                protocol,
+                &mut inbound,
+                &mut buf,
+            )
+            .await
+        }
         Err(error) => {
             handle.abort(&error);
             Some(error)
@@ -133,11 +148,8 @@ where
     let mut timeout_armed = false;
     let mut messages = Vec::new();
     loop {
-        if let Err(e) = protocol.parse_messages(buf, max, &mut messages) {
-            let error = e.to_string();
-            handle.abort(&error);
-            return Some(error);
-        }
+        // Messages before a bad record were accepted: handle them, then close.
+        let parsed = protocol.parse_messages(buf, max, &mut messages);
         for message in messages.drain(..) {
             if matches!(message, HubMessage::Ping) {
                 timeout_armed = true;
@@ -145,6 +157,11 @@ where
             if let Flow::Close = session.on_message(message).await {
                 return None;
             }
+        }
+        if let Err(e) = parsed {
+            let error = e.to_string();
+            handle.abort(&error);
+            return Some(error);
         }
         let next = tokio::select! {
             biased;
@@ -173,7 +190,8 @@ async fn read_handshake<I>(
 where
     I: Stream<Item = Inbound> + Unpin,
 {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(node.config.handshake_timeout_secs);
+    let deadline =
+        tokio::time::Instant::now() + Duration::from_secs(node.config.handshake_timeout_secs);
     loop {
         match handshake::parse_handshake(buf, node.config.max_message_size) {
             Ok(Some(request)) => return Ok(Some(request)),

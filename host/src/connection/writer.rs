@@ -39,7 +39,14 @@ pub(super) async fn run<O>(
             () = handle.closing.cancelled() => break,
             () = sleep_until(next_ping), if keep_alive.is_some() => ping.clone(),
         };
-        if sink.send(OutFrame::Data { data: frame, binary }).await.is_err() {
+        if sink
+            .send(OutFrame::Data {
+                data: frame,
+                binary,
+            })
+            .await
+            .is_err()
+        {
             handle.close();
             return;
         }

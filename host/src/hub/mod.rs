@@ -184,7 +184,9 @@ impl HubSession {
                 Some(upload) => {
                     let _ = upload.send(UploadItem::Item(item.get().to_owned())).await;
                 }
-                None => debug!(stream = %invocation_id, "item for an unknown upload stream ignored"),
+                None => {
+                    debug!(stream = %invocation_id, "item for an unknown upload stream ignored")
+                }
             },
             HubMessage::Completion {
                 invocation_id,
@@ -370,9 +372,9 @@ async fn execute(shared: &Shared, call: Call, upload_streams: u32) -> Result<Opt
             debug!(method = %name, result = %crate::plugin::truncate(&text, 64), "a stream's result is not sent");
             Ok(None)
         }
-        Ok(Ok(Some(text))) => serde_json::from_str::<Json>(&text)
-            .map(Some)
-            .map_err(|e| format!("Invocation of '{target}' failed: the plugin returned invalid JSON ({e})")),
+        Ok(Ok(Some(text))) => serde_json::from_str::<Json>(&text).map(Some).map_err(|e| {
+            format!("Invocation of '{target}' failed: the plugin returned invalid JSON ({e})")
+        }),
         Ok(Err(error)) => Err(error),
         Err(e) => {
             warn!(connection = %shared.handle.id, method = %name, error = %e, "plugin call failed");

@@ -8,4 +8,4 @@ wasmtime::component::bindgen!({
     exports: { default: async },
 });
 
-pub use switchboard::hub::types::{GroupTarget, LogLevel, MethodKind, Target};
+pub use self::switchboard::hub::types::{GroupTarget, LogLevel, MethodKind, Target};

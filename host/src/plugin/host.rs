@@ -176,7 +176,12 @@ impl groups::Host for HostState {
 
 impl kv::Host for HostState {
     async fn get(&mut self, key: String) -> Result<Option<String>, String> {
-        self.env.tenant.kv.get(&key).await.map_err(|e| e.to_string())
+        self.env
+            .tenant
+            .kv
+            .get(&key)
+            .await
+            .map_err(|e| e.to_string())
     }
 
     async fn set(&mut self, key: String, value: String, ttl_ms: Option<u64>) -> Result<(), String> {
@@ -189,7 +194,12 @@ impl kv::Host for HostState {
     }
 
     async fn delete(&mut self, key: String) -> Result<(), String> {
-        self.env.tenant.kv.delete(&key).await.map_err(|e| e.to_string())
+        self.env
+            .tenant
+            .kv
+            .delete(&key)
+            .await
+            .map_err(|e| e.to_string())
     }
 
     async fn compare_and_set(

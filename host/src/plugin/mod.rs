@@ -18,7 +18,10 @@ use std::time::Duration;
 use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 use wasmtime::component::{Component, HasSelf, Linker};
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap, UpdateDeadline};
+use wasmtime::{
+    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap,
+    UpdateDeadline,
+};
 
 pub use bindings::{Context, MethodKind};
 pub use host::{CallEnv, truncate};
@@ -133,8 +136,10 @@ impl PluginEngine {
             }
         };
         let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| anyhow::anyhow!("{e:#}"))?;
-        Hub::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s).map_err(|e| anyhow::anyhow!("{e:#}"))?;
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
+            .map_err(|e| anyhow::anyhow!("{e:#}"))?;
+        Hub::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
+            .map_err(|e| anyhow::anyhow!("{e:#}"))?;
         let stopped = Arc::new(AtomicBool::new(false));
         spawn_epoch_ticker(engine.clone(), stopped.clone());
         Ok(PluginEngine {
@@ -302,7 +307,11 @@ fn finish<R>(
 }
 
 /// Why a call trapped, from what the store saw.
-fn classify(store: &Store<HostState>, error: &wasmtime::Error, limits: crate::config::Limits) -> CallError {
+fn classify(
+    store: &Store<HostState>,
+    error: &wasmtime::Error,
+    limits: crate::config::Limits,
+) -> CallError {
     let state = store.data();
     if state.cpu_exceeded {
         return CallError::CpuLimit(limits.invocation_cpu_ms);
@@ -350,7 +359,10 @@ fn config(pool_memory_mb: Option<u64>) -> Config {
             .total_tables(MAX_INSTANCES * 4)
             .max_memory_size(usize::try_from(mb.max(1) << 20).unwrap_or(usize::MAX))
             .linear_memory_keep_resident(2 << 20)
-            .table_keep_resident(64 << 10);
+            .table_keep_resident(64 << 10)
+            // Resets only the pages an instance touched (Linux 6.7+; ignored
+            // elsewhere): the largest single saving on a fresh instance.
+            .pagemap_scan(wasmtime::Enabled::Auto);
         c.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     }
     c
@@ -419,6 +431,12 @@ impl StreamSink {
 
 /// The plugins that ship inside the binary, served for the `demo` tenant.
 pub const BUNDLED: &[(&str, &[u8])] = &[
-    ("chat", include_bytes!(concat!(env!("OUT_DIR"), "/chat.wasm"))),
-    ("notify", include_bytes!(concat!(env!("OUT_DIR"), "/notify.wasm"))),
+    (
+        "chat",
+        include_bytes!(concat!(env!("OUT_DIR"), "/chat.wasm")),
+    ),
+    (
+        "notify",
+        include_bytes!(concat!(env!("OUT_DIR"), "/notify.wasm")),
+    ),
 ];

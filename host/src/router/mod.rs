@@ -21,7 +21,9 @@ pub use index::Index;
 pub use message::OutboundInvocation;
 
 /// A tenant's hub: the scope of every connection, user and group name.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub struct HubKey {
     pub tenant: Arc<str>,
     pub hub: Arc<str>,
@@ -231,7 +233,8 @@ impl Router {
             EnvelopeKind::GroupAdd { connection, group } => {
                 let mut index = index.write();
                 if index.connection(&connection).is_some()
-                    && let Err(e) = index.add_to_group(&connection, &group, MAX_GROUPS_PER_CONNECTION)
+                    && let Err(e) =
+                        index.add_to_group(&connection, &group, MAX_GROUPS_PER_CONNECTION)
                 {
                     debug!(%connection, %group, error = %e, "remote group add refused");
                 }

@@ -217,22 +217,30 @@ mod tests {
         let t = Instant::now();
         assert!(kv.compare_and_set("k", None, "v1", None, t).expect("cas"));
         assert!(!kv.compare_and_set("k", None, "v2", None, t).expect("cas"));
-        assert!(!kv.compare_and_set("k", Some("x"), "v2", None, t).expect("cas"));
-        assert!(kv.compare_and_set("k", Some("v1"), "v2", None, t).expect("cas"));
+        assert!(
+            !kv.compare_and_set("k", Some("x"), "v2", None, t)
+                .expect("cas")
+        );
+        assert!(
+            kv.compare_and_set("k", Some("v1"), "v2", None, t)
+                .expect("cas")
+        );
         assert_eq!(kv.get("k", t), Some("v2".into()));
         // An expired entry counts as absent.
         kv.set("e", "old", Some(Duration::from_secs(1)), t)
             .expect("set");
-        assert!(kv
-            .compare_and_set("e", None, "new", None, t + Duration::from_secs(2))
-            .expect("cas"));
+        assert!(
+            kv.compare_and_set("e", None, "new", None, t + Duration::from_secs(2))
+                .expect("cas")
+        );
     }
 
     #[test]
     fn full_store_sweeps_expired_then_refuses() {
         let kv = MemoryKv::new(2);
         let t = Instant::now();
-        kv.set("a", "1", Some(Duration::from_secs(1)), t).expect("a");
+        kv.set("a", "1", Some(Duration::from_secs(1)), t)
+            .expect("a");
         kv.set("b", "1", None, t).expect("b");
         assert_eq!(kv.set("c", "1", None, t), Err(KvError::Full(2)));
         // Replacing an existing key is always fine.

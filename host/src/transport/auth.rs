@@ -13,7 +13,9 @@ pub fn bearer_token(headers: &HeaderMap, query: &[(String, String)]) -> Option<S
         .and_then(|v| v.to_str().ok())
         .and_then(|v| {
             let (scheme, token) = v.split_once(' ')?;
-            scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_owned())
+            scheme
+                .eq_ignore_ascii_case("bearer")
+                .then(|| token.trim().to_owned())
         })
         .filter(|t| !t.is_empty());
     from_header.or_else(|| query_param(query, "access_token").map(str::to_owned))

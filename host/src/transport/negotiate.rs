@@ -10,7 +10,9 @@ use axum::response::{IntoResponse, Response};
 use super::{QueryList, bearer_token, not_found_hub, query_param, resolve_hub};
 use crate::connection::{Negotiated, new_id};
 use crate::node::Node;
-use crate::protocol::negotiate::{TransportInfo, negotiate_error, negotiate_response, parse_negotiate_version};
+use crate::protocol::negotiate::{
+    TransportInfo, negotiate_error, negotiate_response, parse_negotiate_version,
+};
 
 const TRANSPORTS: &[TransportInfo] = &[TransportInfo {
     transport: "WebSockets",
@@ -38,7 +40,11 @@ pub async fn negotiate(
     };
     let connection_id = new_id();
     let token = new_id();
-    let key_for_client = if version >= 1 { token.clone() } else { connection_id.clone() };
+    let key_for_client = if version >= 1 {
+        token.clone()
+    } else {
+        connection_id.clone()
+    };
     let negotiated = Negotiated {
         connection_id: Arc::from(connection_id.as_str()),
         hub: key,
@@ -47,7 +53,11 @@ pub async fn negotiate(
         stateful_reconnect: false,
     };
     if !node.pending.insert(key_for_client, negotiated) {
-        return (StatusCode::SERVICE_UNAVAILABLE, "Too many pending connections").into_response();
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Too many pending connections",
+        )
+            .into_response();
     }
     json(
         StatusCode::OK,

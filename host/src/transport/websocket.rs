@@ -23,7 +23,10 @@ pub async fn serve(node: Arc<Node>, accepted: Accepted, socket: WebSocket) {
     let outbound = sink.with(|frame: OutFrame| {
         future::ready(Ok::<_, axum::Error>(match frame {
             OutFrame::Data { data, binary: true } => Message::Binary(data),
-            OutFrame::Data { data, binary: false } => match Utf8Bytes::try_from(data.clone()) {
+            OutFrame::Data {
+                data,
+                binary: false,
+            } => match Utf8Bytes::try_from(data.clone()) {
                 Ok(text) => Message::Text(text),
                 Err(e) => {
                     tracing::error!(error = %e, "a JSON frame was not UTF-8; sent as binary");
