@@ -7,13 +7,13 @@
 //! process, so handlers' pure logic stays testable without a host.
 
 #[cfg(target_arch = "wasm32")]
-pub(crate) use crate::bindings::switchboard::hub::{clients, groups, kv, log, streaming};
+pub(crate) use crate::bindings::switchboard::hub::{clients, connection, groups, kv, log, streaming};
 
 #[cfg(not(target_arch = "wasm32"))]
 mod native;
 
 #[cfg(not(target_arch = "wasm32"))]
-pub(crate) use native::{clients, groups, kv, log, streaming};
+pub(crate) use native::{clients, connection, groups, kv, log, streaming};
 
 #[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests;

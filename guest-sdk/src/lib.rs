@@ -69,6 +69,7 @@ mod methods;
 mod panic_hook;
 
 pub mod clients;
+pub mod connection;
 pub mod groups;
 pub mod kv;
 pub mod log;

@@ -71,3 +71,22 @@ pub(crate) mod log {
         eprintln!("[{level:?}] {message}");
     }
 }
+
+/// A native build has no connection: no request and no items.
+pub(crate) mod connection {
+    pub(crate) fn query() -> Vec<(String, String)> {
+        Vec::new()
+    }
+
+    pub(crate) fn header(_: &str) -> Option<String> {
+        None
+    }
+
+    pub(crate) fn get_item(_: &str) -> Option<String> {
+        None
+    }
+
+    pub(crate) fn set_item(_: &str, _: Option<&str>) -> Result<(), String> {
+        super::no_host()
+    }
+}

@@ -12,6 +12,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
+use super::RequestInfo;
 use crate::protocol::{CompletionOutcome, HubMessage, Protocol};
 use crate::router::{HubKey, OutboundInvocation};
 
@@ -32,7 +33,15 @@ pub struct ConnectionHandle {
     /// Client results awaited by plugins, by invocation id.
     pending_results: Mutex<HashMap<String, ResultSender>>,
     next_invocation: AtomicU64,
+    /// What plugins may see of the request that opened the connection.
+    pub request: RequestInfo,
+    /// The connection's items (SignalR's `Context.Items`), kept across invocations.
+    items: Mutex<HashMap<String, String>>,
 }
+
+/// Most items one connection may hold, and the largest item, in bytes.
+pub const MAX_ITEMS: usize = 256;
+pub const MAX_ITEM_BYTES: usize = 64 * 1024;
 
 #[derive(Debug, Clone)]
 pub(super) struct CloseReason {
@@ -47,6 +56,7 @@ impl ConnectionHandle {
         user: Option<Arc<str>>,
         protocol: Protocol,
         outbound: mpsc::Sender<Bytes>,
+        request: RequestInfo,
     ) -> ConnectionHandle {
         ConnectionHandle {
             id,
@@ -58,7 +68,33 @@ impl ConnectionHandle {
             close_error: Mutex::new(None),
             pending_results: Mutex::new(HashMap::new()),
             next_invocation: AtomicU64::new(0),
+            request,
+            items: Mutex::new(HashMap::new()),
         }
+    }
+
+    pub fn item(&self, key: &str) -> Option<String> {
+        self.items.lock().get(key).cloned()
+    }
+
+    /// Sets or (with none) removes an item.
+    pub fn set_item(&self, key: &str, value: Option<String>) -> Result<(), String> {
+        let mut items = self.items.lock();
+        match value {
+            None => {
+                items.remove(key);
+            }
+            Some(value) => {
+                if key.len() + value.len() > MAX_ITEM_BYTES {
+                    return Err(format!("an item may hold at most {MAX_ITEM_BYTES} bytes"));
+                }
+                if items.len() >= MAX_ITEMS && !items.contains_key(key) {
+                    return Err(format!("a connection may hold at most {MAX_ITEMS} items"));
+                }
+                items.insert(key.to_owned(), value);
+            }
+        }
+        Ok(())
     }
 
     /// Queues an invocation. False when the queue is full: the client is too slow.

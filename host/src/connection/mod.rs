@@ -13,7 +13,7 @@ mod writer;
 use bytes::Bytes;
 
 pub use handle::ConnectionHandle;
-pub use pending::{Negotiated, PendingConnections};
+pub use pending::{Negotiated, PendingConnections, RequestInfo};
 pub use run::{Accepted, run};
 
 /// A chunk of bytes from the client: a WebSocket message or a POST body.

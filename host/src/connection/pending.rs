@@ -19,6 +19,51 @@ pub struct Negotiated {
     pub identity: Identity,
     pub negotiate_version: u32,
     pub stateful_reconnect: bool,
+    /// The request that opened the connection, as plugins may see it.
+    pub request: RequestInfo,
+}
+
+/// What plugins may read of the request that opened a connection.
+#[derive(Debug, Clone, Default)]
+pub struct RequestInfo {
+    pub query: Vec<(String, String)>,
+    /// Header names lowercased; never Authorization or Cookie.
+    pub headers: Vec<(String, String)>,
+}
+
+/// Headers never shown to plugins: they carry credentials.
+const HIDDEN_HEADERS: &[&str] = &["authorization", "cookie", "proxy-authorization"];
+/// Query parameters never shown to plugins.
+const HIDDEN_QUERY: &[&str] = &["access_token", "id"];
+const MAX_REQUEST_ITEMS: usize = 64;
+const MAX_REQUEST_VALUE: usize = 4096;
+
+impl RequestInfo {
+    /// Keeps what a plugin may see of a request, bounded in size.
+    pub fn capture(query: &[(String, String)], headers: &axum::http::HeaderMap) -> RequestInfo {
+        let query = query
+            .iter()
+            .filter(|(k, _)| !HIDDEN_QUERY.iter().any(|h| k.eq_ignore_ascii_case(h)))
+            .filter(|(k, v)| k.len() + v.len() <= MAX_REQUEST_VALUE)
+            .take(MAX_REQUEST_ITEMS)
+            .cloned()
+            .collect();
+        let headers = headers
+            .iter()
+            .filter(|(name, _)| !HIDDEN_HEADERS.contains(&name.as_str()))
+            .filter_map(|(name, value)| Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned())))
+            .filter(|(k, v)| k.len() + v.len() <= MAX_REQUEST_VALUE)
+            .take(MAX_REQUEST_ITEMS)
+            .collect();
+        RequestInfo { query, headers }
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
 }
 
 #[derive(Debug)]
@@ -87,6 +132,7 @@ mod tests {
             identity: Identity::anonymous(),
             negotiate_version: 1,
             stateful_reconnect: false,
+            request: RequestInfo::default(),
         }
     }
 
@@ -111,5 +157,28 @@ mod tests {
         assert!(p.insert("a".into(), negotiated()));
         assert!(p.insert("b".into(), negotiated()));
         assert!(!p.insert("c".into(), negotiated()));
+    }
+}
+
+#[cfg(test)]
+mod request_tests {
+    use super::*;
+
+    #[test]
+    fn capture_hides_credentials() {
+        let mut headers = axum::http::HeaderMap::new();
+        headers.insert("authorization", "Bearer secret".parse().expect("h"));
+        headers.insert("cookie", "s=1".parse().expect("h"));
+        headers.insert("user-agent", "test".parse().expect("h"));
+        let query = vec![
+            ("access_token".to_owned(), "secret".to_owned()),
+            ("id".to_owned(), "token".to_owned()),
+            ("room".to_owned(), "blue".to_owned()),
+        ];
+        let info = RequestInfo::capture(&query, &headers);
+        assert_eq!(info.query, vec![("room".to_owned(), "blue".to_owned())]);
+        assert_eq!(info.header("User-Agent"), Some("test"));
+        assert_eq!(info.header("authorization"), None);
+        assert_eq!(info.header("cookie"), None);
     }
 }

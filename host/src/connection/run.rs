@@ -82,6 +82,7 @@ where
         user,
         protocol,
         queue_tx,
+        accepted.negotiated.request.clone(),
     ));
     let keep_alive = accepted
         .keep_alive

@@ -10,8 +10,9 @@ use wasmtime::component::ResourceTable;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use super::bindings::switchboard::hub::{clients, groups, kv, log, streaming, types};
+use super::bindings::switchboard::hub::{clients, connection, groups, kv, log, streaming, types};
 use super::bindings::{GroupTarget, LogLevel, Target};
+use crate::connection::ConnectionHandle;
 use crate::router::{self, HubKey, OutboundInvocation, Router};
 use crate::tenant::Tenant;
 
@@ -35,18 +36,51 @@ pub struct HostState {
     table: ResourceTable,
     pub(super) stderr: MemoryOutputPipe,
     pub(super) limits: InstanceLimits,
-    /// Epoch ticks this call has run guest code for, and how many it may.
-    pub(super) ticks: u64,
-    pub(super) tick_budget: u64,
+    /// When the call started, how long it waited on the host for clients
+    /// (stream backpressure, uploads, client results), and how long it may
+    /// run guest code: the difference is what the CPU limit counts.
+    pub(super) started: std::time::Instant,
+    pub(super) waited: Duration,
+    pub(super) cpu_budget: Duration,
     pub(super) cpu_exceeded: bool,
     /// The message of a guest panic, as the SDK logs it before aborting.
     pub(super) panic_message: Option<String>,
     /// Where a server-stream method's items go; none for other calls.
     pub(super) stream: Option<super::StreamSink>,
+    /// The caller's connection, looked up on first use.
+    caller: Option<Option<Arc<ConnectionHandle>>>,
 }
 
 impl HostState {
-    pub(super) fn new(env: CallEnv, memory_bytes: usize, tick_budget: u64) -> HostState {
+    /// Guest time so far: time since the call started, less host waits.
+    pub(super) fn guest_time(&self) -> Duration {
+        self.started.elapsed().saturating_sub(self.waited)
+    }
+
+    /// Runs a host operation that waits on a client; its time is not the plugin's.
+    async fn waiting<T>(&mut self, op: impl std::future::Future<Output = T>) -> T {
+        let start = std::time::Instant::now();
+        let out = op.await;
+        self.waited += start.elapsed();
+        out
+    }
+
+    /// The connection the call is made for, if it is live on this node.
+    fn caller(&mut self) -> Option<&Arc<ConnectionHandle>> {
+        if self.caller.is_none() {
+            let found = self
+                .env
+                .connection_id
+                .as_deref()
+                .and_then(|id| self.env.router.local_connection(&self.env.hub, id));
+            self.caller = Some(found);
+        }
+        self.caller.as_ref().and_then(Option::as_ref)
+    }
+}
+
+impl HostState {
+    pub(super) fn new(env: CallEnv, memory_bytes: usize, cpu_budget: Duration) -> HostState {
         let stderr = MemoryOutputPipe::new(8 * 1024);
         let wasi = wasmtime_wasi::WasiCtxBuilder::new()
             .stderr(stderr.clone())
@@ -60,11 +94,13 @@ impl HostState {
                 memory_bytes,
                 memory_exceeded: false,
             },
-            ticks: 0,
-            tick_budget,
+            started: std::time::Instant::now(),
+            waited: Duration::ZERO,
+            cpu_budget,
             cpu_exceeded: false,
             panic_message: None,
             stream: None,
+            caller: None,
         }
     }
 }
@@ -154,7 +190,7 @@ impl clients::Host for HostState {
             .ok_or_else(|| format!("connection '{connection_id}' not found"))?;
         let message = OutboundInvocation::from_json(&method, &args_json)?;
         let timeout = Duration::from_millis(u64::from(timeout_ms.clamp(1, 300_000)));
-        connection.invoke_client(message, timeout).await
+        self.waiting(connection.invoke_client(message, timeout)).await
     }
 }
 
@@ -225,16 +261,43 @@ impl kv::Host for HostState {
 
 impl streaming::Host for HostState {
     async fn emit(&mut self, item_json: String) -> Result<(), String> {
-        match &self.stream {
-            Some(sink) => sink.emit(item_json).await,
-            None => Err("this method was not called as a stream".into()),
-        }
+        let Some(sink) = self.stream.take() else {
+            return Err("this method was not called as a stream".into());
+        };
+        let result = self.waiting(sink.emit(item_json)).await;
+        self.stream = Some(sink);
+        result
     }
 
     async fn next_upload(&mut self, index: u32) -> Result<Option<String>, String> {
-        match &mut self.stream {
-            Some(sink) => sink.next_upload(index).await,
-            None => Err(format!("this call has no upload stream {index}")),
+        let Some(mut sink) = self.stream.take() else {
+            return Err(format!("this call has no upload stream {index}"));
+        };
+        let result = self.waiting(sink.next_upload(index)).await;
+        self.stream = Some(sink);
+        result
+    }
+}
+
+impl connection::Host for HostState {
+    async fn query(&mut self) -> Vec<(String, String)> {
+        self.caller()
+            .map(|c| c.request.query.clone())
+            .unwrap_or_default()
+    }
+
+    async fn header(&mut self, name: String) -> Option<String> {
+        self.caller()?.request.header(&name).map(str::to_owned)
+    }
+
+    async fn get_item(&mut self, key: String) -> Option<String> {
+        self.caller()?.item(&key)
+    }
+
+    async fn set_item(&mut self, key: String, value: Option<String>) -> Result<(), String> {
+        match self.caller() {
+            Some(caller) => caller.set_item(&key, value),
+            None => Err("this call has no connection".into()),
         }
     }
 }

@@ -260,19 +260,15 @@ impl PluginEngine {
             .map_err(|_| CallError::Instantiate("the node is shutting down".into()))?;
         let memory_bytes =
             usize::try_from(limits.memory_mb.saturating_mul(1 << 20)).unwrap_or(usize::MAX);
-        let tick_budget = limits
-            .invocation_cpu_ms
-            .div_ceil(TICK.as_millis() as u64)
-            .max(1);
-        let mut state = HostState::new(env, memory_bytes, tick_budget);
+        let cpu_budget = Duration::from_millis(limits.invocation_cpu_ms);
+        let mut state = HostState::new(env, memory_bytes, cpu_budget);
         state.stream = stream;
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limits);
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(|mut ctx| {
             let state = ctx.data_mut();
-            state.ticks += 1;
-            if state.ticks > state.tick_budget {
+            if state.guest_time() > state.cpu_budget {
                 state.cpu_exceeded = true;
                 return Ok(UpdateDeadline::Interrupt);
             }

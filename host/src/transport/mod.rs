@@ -18,7 +18,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
-use crate::connection::{Accepted, Negotiated, new_id};
+use crate::connection::{Accepted, Negotiated, RequestInfo, new_id};
 use crate::node::Node;
 use crate::protocol::TransferFormat;
 use crate::router::HubKey;
@@ -104,6 +104,7 @@ async fn connect(
             identity: identity.clone(),
             negotiate_version: 1,
             stateful_reconnect: false,
+            request: RequestInfo::capture(&query, &headers),
         },
     };
     // The transport request must come from whoever negotiated.

@@ -8,16 +8,19 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::{QueryList, bearer_token, not_found_hub, query_param, resolve_hub};
-use crate::connection::{Negotiated, new_id};
+use crate::connection::{Negotiated, RequestInfo, new_id};
 use crate::node::Node;
 use crate::protocol::negotiate::{
     TransportInfo, negotiate_error, negotiate_response, parse_negotiate_version,
 };
 
-const TRANSPORTS: &[TransportInfo] = &[TransportInfo {
-    transport: "WebSockets",
-    transfer_formats: &["Text", "Binary"],
-}];
+/// In ASP.NET's order, which clients try in turn (negotiating again before
+/// each fallback).
+const TRANSPORTS: &[TransportInfo] = &[
+    TransportInfo::WEB_SOCKETS,
+    TransportInfo::SERVER_SENT_EVENTS,
+    TransportInfo::LONG_POLLING,
+];
 
 pub async fn negotiate(
     State(node): State<Arc<Node>>,
@@ -51,6 +54,7 @@ pub async fn negotiate(
         identity,
         negotiate_version: version,
         stateful_reconnect: false,
+        request: RequestInfo::capture(&query, &headers),
     };
     if !node.pending.insert(key_for_client, negotiated) {
         return (

@@ -1,0 +1,197 @@
+//! The test hub: one method per SignalR feature, for the conformance suite
+//! (tests/e2e) to drive with the official clients over every transport and
+//! protocol. Not a sample: each method does one thing a test asserts.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use switchboard_guest::{Context, Hub, HubError, Methods, Stream, clients, connection, groups, streaming};
+
+/// How long `clientResult` waits for the client's answer.
+const CLIENT_RESULT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The test hub.
+pub struct TestHub;
+
+impl Hub for TestHub {
+    fn methods(m: &mut Methods) {
+        m.method("echo", echo);
+        m.method("echoArgs", echo_args);
+        m.method("throw", throw);
+        m.method("void", void);
+        m.stream("counter", counter);
+        m.stream("infinite", infinite);
+        m.stream("failingStream", failing_stream);
+        m.method("concat", concat).uploads(1);
+        m.method("concatTwo", concat_two).uploads(2);
+        m.stream("uploadEcho", upload_echo).uploads(1);
+        m.method("clientResult", client_result);
+        m.method("joinGroup", join_group);
+        m.method("leaveGroup", leave_group);
+        m.method("sendToGroup", send_to_group);
+        m.method("broadcast", broadcast);
+        m.method("sendToUser", send_to_user);
+        m.method("sendToCaller", send_to_caller);
+        m.method("context", context);
+        m.method("setItem", set_item);
+        m.method("getItem", get_item);
+    }
+}
+
+switchboard_guest::export_hub!(TestHub);
+
+/// `echo(value)`: any JSON value back, unchanged.
+fn echo(_: &Context, (value,): (Value,)) -> Result<Value, HubError> {
+    Ok(value)
+}
+
+/// `echoArgs(...)`: all arguments back as an array.
+fn echo_args(_: &Context, args: Vec<Value>) -> Result<Vec<Value>, HubError> {
+    Ok(args)
+}
+
+/// `throw(message)`: fails with `message` as the client's error text.
+fn throw(_: &Context, (message,): (String,)) -> Result<(), HubError> {
+    Err(HubError::new(message))
+}
+
+/// `void()`: returns nothing.
+fn void(_: &Context, (): ()) -> Result<(), HubError> {
+    Ok(())
+}
+
+/// `counter(count)`, a stream: `0..count`, then completes.
+fn counter(_: &Context, (count,): (u32,), stream: &Stream) -> Result<(), HubError> {
+    for i in 0..count {
+        stream.emit(&i)?;
+    }
+    Ok(())
+}
+
+/// `infinite()`, a stream: `0, 1, 2, ...` until the client cancels. The
+/// item in progress when it cancels is the last; the method then returns.
+fn infinite(_: &Context, (): (), stream: &Stream) -> Result<(), HubError> {
+    let mut i: u64 = 0;
+    while stream.emit(&i).is_ok() {
+        i += 1;
+    }
+    Ok(())
+}
+
+/// `failingStream(count, message)`, a stream: `count` items, then fails.
+fn failing_stream(
+    _: &Context,
+    (count, message): (u32, String),
+    stream: &Stream,
+) -> Result<(), HubError> {
+    for i in 0..count {
+        stream.emit(&i)?;
+    }
+    Err(HubError::new(message))
+}
+
+/// `concat(strings)`: joins an upload stream of strings.
+fn concat(_: &Context, (): ()) -> Result<String, HubError> {
+    let mut out = String::new();
+    for item in streaming::upload::<String>(0) {
+        out.push_str(&item?);
+    }
+    Ok(out)
+}
+
+/// `concatTwo(a, separator, b)`: joins two upload streams, the first's items
+/// first, with `separator` between them. (The JS client skips a stream that
+/// directly follows another in the argument list, so tests put a plain
+/// argument between them.)
+fn concat_two(_: &Context, (separator,): (String,)) -> Result<String, HubError> {
+    let mut out = String::new();
+    for index in 0..2 {
+        if index > 0 {
+            out.push_str(&separator);
+        }
+        for item in streaming::upload::<String>(index) {
+            out.push_str(&item?);
+        }
+    }
+    Ok(out)
+}
+
+/// `uploadEcho(items)`, a stream fed by an upload stream: each item back.
+fn upload_echo(_: &Context, (): (), stream: &Stream) -> Result<(), HubError> {
+    for item in streaming::upload::<Value>(0) {
+        stream.emit(&item?)?;
+    }
+    Ok(())
+}
+
+/// `clientResult(method, arg)`: invokes `method(arg)` on the caller and
+/// returns what the client returned; a client error becomes this call's error.
+fn client_result(ctx: &Context, (method, arg): (String, Value)) -> Result<Value, HubError> {
+    let answer: Value = clients::caller(ctx).invoke(&method, (arg,), CLIENT_RESULT_TIMEOUT)?;
+    Ok(answer)
+}
+
+/// `joinGroup(group)`.
+fn join_group(ctx: &Context, (group,): (String,)) -> Result<(), HubError> {
+    groups::add(ctx.connection_id(), &group)?;
+    Ok(())
+}
+
+/// `leaveGroup(group)`.
+fn leave_group(ctx: &Context, (group,): (String,)) -> Result<(), HubError> {
+    groups::remove(ctx.connection_id(), &group)?;
+    Ok(())
+}
+
+/// `sendToGroup(group, value)`: members receive `message(value)`.
+fn send_to_group(_: &Context, (group, value): (String, Value)) -> Result<(), HubError> {
+    clients::group(&group).send("message", (value,))?;
+    Ok(())
+}
+
+/// `broadcast(value)`: every connection receives `message(value)`.
+fn broadcast(_: &Context, (value,): (Value,)) -> Result<(), HubError> {
+    clients::all().send("message", (value,))?;
+    Ok(())
+}
+
+/// `sendToUser(user, value)`: the user's connections receive `message(value)`.
+fn send_to_user(_: &Context, (user, value): (String, Value)) -> Result<(), HubError> {
+    clients::user(&user).send("message", (value,))?;
+    Ok(())
+}
+
+/// `sendToCaller(method, value)`: the caller receives `method(value)`.
+fn send_to_caller(ctx: &Context, (method, value): (String, Value)) -> Result<(), HubError> {
+    clients::caller(ctx).send(&method, (value,))?;
+    Ok(())
+}
+
+/// `context()`: what the hub knows of the caller's connection.
+fn context(ctx: &Context, (): ()) -> Result<Value, HubError> {
+    let query: serde_json::Map<String, Value> = connection::query()
+        .into_iter()
+        .map(|(k, v)| (k, Value::String(v)))
+        .collect();
+    Ok(json!({
+        "connectionId": ctx.connection_id(),
+        "userId": ctx.user_id(),
+        "tenant": ctx.tenant(),
+        "hub": ctx.hub(),
+        "claims": ctx.claims(),
+        "query": query,
+        "userAgent": connection::header("user-agent"),
+        "authorization": connection::header("authorization"),
+    }))
+}
+
+/// `setItem(key, value)`: keeps a value on the connection.
+fn set_item(_: &Context, (key, value): (String, String)) -> Result<(), HubError> {
+    connection::set_item(&key, &value)?;
+    Ok(())
+}
+
+/// `getItem(key)`: a value kept by an earlier call of this connection.
+fn get_item(_: &Context, (key,): (String,)) -> Result<Option<String>, HubError> {
+    Ok(connection::item(&key))
+}
