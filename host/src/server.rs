@@ -4,6 +4,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use axum::Router;
+use axum::serve::ListenerExt;
 use axum::routing::get;
 use tokio::net::TcpListener;
 use tracing::info;
@@ -13,9 +14,26 @@ use crate::node::Node;
 pub fn app(node: Arc<Node>) -> Router {
     Router::new()
         .merge(crate::transport::routes())
+        .merge(crate::api::routes())
         .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(|| async { "ready" }))
+        .route("/readyz", get(readyz))
         .with_state(node)
+}
+
+/// 200 when the node can serve; 503 while a cluster node has lost NATS
+/// (it still serves its local connections, but a load balancer should
+/// prefer other nodes).
+async fn readyz(
+    axum::extract::State(node): axum::extract::State<Arc<Node>>,
+) -> (axum::http::StatusCode, &'static str) {
+    if node.is_ready() {
+        (axum::http::StatusCode::OK, "ready")
+    } else {
+        (
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: NATS disconnected",
+        )
+    }
 }
 
 /// Serves until `shutdown` resolves.
@@ -25,6 +43,10 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     info!(addr = %listener.local_addr()?, "listening");
+    // Small frames (pings, single invocations) go out at once instead of waiting on Nagle.
+    let listener = listener.tap_io(|stream| {
+        let _ = stream.set_nodelay(true);
+    });
     axum::serve(listener, app(node))
         .with_graceful_shutdown(shutdown)
         .await

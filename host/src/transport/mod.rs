@@ -1,30 +1,53 @@
-//! HTTP in, frames out: negotiate, and the transports that carry a
-//! connection (WebSockets; Server-Sent Events and long polling come next).
+//! HTTP in, frames out: negotiate, and the three transports that carry a
+//! connection.
 //!
 //! Every request after negotiate goes to the hub URL itself, told apart by
-//! method and headers as ASP.NET does.
+//! method and headers as ASP.NET does (SIGNALR.md 2.1):
+//!
+//! | request | what |
+//! |---|---|
+//! | `GET` with a WebSocket upgrade | WebSockets ([`websocket`]) |
+//! | `GET` with `Accept: text/event-stream` | Server-Sent Events ([`sse`]) |
+//! | any other `GET` | a long poll ([`long_polling`]) |
+//! | `POST` | a send, for SSE and long polling |
+//! | `DELETE` | the end of a long-polling connection |
+//!
+//! Requests after the first find their connection in [`HttpConnections`]
+//! (module `http_connections`), by the `id` the client sends. Refusals and
+//! their status codes are in [`RequestError`].
 
 mod auth;
+mod error;
+mod http_connections;
+mod long_polling;
 mod negotiate;
+mod sse;
 mod websocket;
 
 use std::sync::Arc;
 
 use axum::Router;
+use axum::body::Body;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use tracing::debug;
 
 use crate::connection::{Accepted, Negotiated, RequestInfo, new_id};
 use crate::node::Node;
 use crate::protocol::TransferFormat;
 use crate::router::HubKey;
-use crate::tenant::Tenant;
+use crate::tenant::{Identity, Tenant};
 
 pub use auth::bearer_token;
+pub use error::RequestError;
+use http_connections::{HttpConnection, Registration};
+pub use http_connections::{HttpConnections, TransportKind};
+pub use long_polling::LONG_POLLING_FORMATS;
+pub use sse::SSE_FORMATS;
 
 /// Transfer formats WebSockets carry: text frames for JSON, binary for MessagePack.
 pub const WEBSOCKET_FORMATS: &[TransferFormat] = &[TransferFormat::Text, TransferFormat::Binary];
@@ -34,7 +57,7 @@ pub fn routes() -> Router<Arc<Node>> {
         .route("/hubs/{tenant}/{hub}/negotiate", post(negotiate::negotiate))
         .route(
             "/hubs/{tenant}/{hub}",
-            get(connect).post(no_connection).delete(no_connection),
+            get(connect).post(send).delete(close),
         )
 }
 
@@ -65,12 +88,7 @@ fn no_such_connection() -> Response {
     (StatusCode::NOT_FOUND, "No Connection with that ID").into_response()
 }
 
-async fn no_connection() -> Response {
-    no_such_connection()
-}
-
-/// `GET /hubs/{tenant}/{hub}?id=...`: the WebSocket that carries a negotiated
-/// connection, or a new one when the client skipped negotiation.
+/// `GET /hubs/{tenant}/{hub}?id=...`: a WebSocket, an SSE stream or a long poll.
 async fn connect(
     State(node): State<Arc<Node>>,
     Path((tenant, hub)): Path<(String, String)>,
@@ -81,13 +99,92 @@ async fn connect(
     let Some((tenant, key)) = resolve_hub(&node, &tenant, &hub) else {
         return not_found_hub();
     };
-    let Ok(upgrade) = upgrade else {
-        return (
-            StatusCode::NOT_FOUND,
-            "This hub accepts WebSockets; other transports are not enabled",
-        )
-            .into_response();
+    let result = match upgrade {
+        Ok(upgrade) => return connect_websocket(node, tenant, key, query, headers, upgrade),
+        Err(_) if accepts_event_stream(&headers) => {
+            sse::connect(node, tenant, key, &query, &headers).await
+        }
+        Err(_) => long_polling::poll(node, tenant, key, &query, &headers).await,
     };
+    result.unwrap_or_else(|e| {
+        debug!(error = %e, "transport request refused");
+        e.into_response()
+    })
+}
+
+/// `POST /hubs/{tenant}/{hub}?id=...`: what an SSE or long-polling client
+/// sends, one or more records (possibly partial); 200 once handed on.
+async fn send(
+    State(node): State<Arc<Node>>,
+    Path((tenant, hub)): Path<(String, String)>,
+    Query(query): QueryList,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let Some((tenant, key)) = resolve_hub(&node, &tenant, &hub) else {
+        return not_found_hub();
+    };
+    let sent = async {
+        let identity = authenticate(&tenant, &headers, &query)?;
+        let id = connection_id(&query)?;
+        let connection = node
+            .http_connections
+            .get(id)
+            .filter(|c| c.hub == key)
+            .ok_or(RequestError::UnknownConnection)?;
+        if connection.kind == TransportKind::WebSockets {
+            return Err(RequestError::PostToWebSocket);
+        }
+        connection.check_user(&identity)?;
+        connection.post(body).await
+    };
+    match sent.await {
+        Ok(()) => (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain")], "").into_response(),
+        // Not an error worth more: a long-polling client's Close message
+        // routinely arrives after its DELETE and meets this 404.
+        Err(e) => {
+            debug!(error = %e, "send refused");
+            e.into_response()
+        }
+    }
+}
+
+/// `DELETE /hubs/{tenant}/{hub}?id=...`: ends a long-polling connection.
+async fn close(
+    State(node): State<Arc<Node>>,
+    Path((tenant, hub)): Path<(String, String)>,
+    Query(query): QueryList,
+    headers: HeaderMap,
+) -> Response {
+    let Some((tenant, key)) = resolve_hub(&node, &tenant, &hub) else {
+        return not_found_hub();
+    };
+    long_polling::delete(node, tenant, key, &query, &headers)
+        .await
+        .unwrap_or_else(|e| {
+            debug!(error = %e, "delete refused");
+            e.into_response()
+        })
+}
+
+/// The WebSocket that carries a negotiated connection, or a new one when the
+/// client skipped negotiation.
+fn connect_websocket(
+    node: Arc<Node>,
+    tenant: Arc<Tenant>,
+    key: HubKey,
+    query: Vec<(String, String)>,
+    headers: HeaderMap,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    if let Some(id) = query_param(&query, "id")
+        && node
+            .http_connections
+            .get(id)
+            .is_some_and(|c| c.hub == key && c.kind != TransportKind::WebSockets)
+    {
+        return RequestError::TransportMismatch.into_response();
+    }
     let identity = match tenant.authenticate(bearer_token(&headers, &query).as_deref()) {
         Ok(identity) => identity,
         Err(_) => return StatusCode::UNAUTHORIZED.into_response(),
@@ -113,6 +210,16 @@ async fn connect(
     {
         return StatusCode::UNAUTHORIZED.into_response();
     }
+    // Listed while it lives, so that a POST, DELETE, SSE stream or poll for
+    // it gets the right refusal. A connection without `id` cannot be named.
+    let registration = query_param(&query, "id").and_then(|id| {
+        let connection = HttpConnection::websocket(
+            negotiated.hub.clone(),
+            negotiated.connection_id.clone(),
+            negotiated.identity.user_id.clone(),
+        );
+        Registration::new(node.clone(), id.to_owned(), Arc::new(connection))
+    });
     let accepted = Accepted {
         negotiated,
         tenant,
@@ -121,7 +228,48 @@ async fn connect(
     };
     let frame_limit = node.config.max_message_size.saturating_mul(4).max(1 << 20);
     upgrade
+        // tungstenite's default is a 128 KiB read buffer per socket, most of an idle
+        // connection's memory; it grows on demand for larger messages.
+        .read_buffer_size(4096)
         .max_message_size(frame_limit)
         .max_frame_size(frame_limit)
-        .on_upgrade(move |socket| websocket::serve(node, accepted, socket))
+        .on_upgrade(move |socket| async move {
+            websocket::serve(node, accepted, socket).await;
+            drop(registration);
+        })
+}
+
+/// Who sent a transport request (the header token, else `access_token`).
+fn authenticate(
+    tenant: &Tenant,
+    headers: &HeaderMap,
+    query: &[(String, String)],
+) -> Result<Identity, RequestError> {
+    tenant
+        .authenticate(bearer_token(headers, query).as_deref())
+        .map_err(|_| RequestError::Unauthorized)
+}
+
+/// The `id` query parameter; every transport request but a WebSocket upgrade needs one.
+fn connection_id(query: &[(String, String)]) -> Result<&str, RequestError> {
+    query_param(query, "id")
+        .filter(|id| !id.is_empty())
+        .ok_or(RequestError::MissingId)
+}
+
+/// The negotiated connection `id` names, for the first request of its transport.
+fn take_pending(node: &Node, key: &HubKey, id: &str) -> Result<Negotiated, RequestError> {
+    match node.pending.take(id) {
+        Some(negotiated) if negotiated.hub == *key => Ok(negotiated),
+        _ => Err(RequestError::UnknownConnection),
+    }
+}
+
+/// Whether a GET asks for Server-Sent Events.
+fn accepts_event_stream(headers: &HeaderMap) -> bool {
+    headers.get_all(header::ACCEPT).iter().any(|value| {
+        value
+            .to_str()
+            .is_ok_and(|v| v.to_ascii_lowercase().contains("text/event-stream"))
+    })
 }

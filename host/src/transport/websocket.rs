@@ -1,6 +1,11 @@
 //! The WebSocket transport: each message in is a chunk of records; each
 //! frame out is one WebSocket message of whole records, text for JSON and
 //! binary for MessagePack.
+//!
+//! Inbound, text and binary messages are the same bytes to the connection,
+//! as in ASP.NET (which pipes raw bytes from either): a binary message on a
+//! JSON connection is parsed as JSON records, and one that holds no valid
+//! record closes the connection with an error, as a text message would.
 
 use std::sync::Arc;
 

@@ -1,23 +1,36 @@
 // Echo throughput with the official client: `chat.echo` round trips per second over one
-// WebSocket connection, sequential (one call in flight) and pipelined (WINDOW in flight).
-// Not part of the test suite. Prints one JSON line.
+// connection, sequential (one call in flight) and pipelined (WINDOW in flight).
+// Not part of the test suite. Prints one JSON line per transport and protocol.
 //
 //   node tests/e2e/bench/echo.js [--seconds 5] [--window 32] [--url http://127.0.0.1:5000]
+//        [--transport WebSockets|ServerSentEvents|LongPolling|all] [--protocol json|messagepack|all]
+//
+// `all` runs every combination the client allows (MessagePack never runs over SSE).
 //
 // Without --url it starts its own server (SWITCHBOARD_BIN, default target/release/switchboard)
 // on 127.0.0.1 and stops it at the end. Bounded in time (--seconds per phase) and count.
 
 import { parseArgs } from 'node:util';
-import { buildConnection } from '../lib/client.js';
 import { hubUrl, startServer, withTimeout } from '../lib/server.js';
+import { buildHub, MATRIX, transportOf } from '../lib/transports.js';
 
 const { values } = parseArgs({
   options: {
     seconds: { type: 'string', default: '5' },
     window: { type: 'string', default: '32' },
     url: { type: 'string' },
+    transport: { type: 'string', default: 'WebSockets' },
+    protocol: { type: 'string', default: 'json' },
   },
 });
+const runs = MATRIX.filter(
+  ({ transport, protocol }) =>
+    (values.transport === 'all' || values.transport === transport) && (values.protocol === 'all' || values.protocol === protocol),
+);
+if (runs.length === 0) {
+  console.error(`no such transport/protocol pair: ${values.transport}/${values.protocol}`);
+  process.exit(2);
+}
 const seconds = Number(values.seconds);
 const window = Number(values.window);
 const MAX_CALLS = 10_000_000;
@@ -58,24 +71,30 @@ async function phase(connection, inFlight, forSeconds = seconds) {
 
 const server = values.url ? undefined : await startServer();
 const base = values.url ?? server.url;
-const connection = buildConnection(hubUrl({ url: base }, 'demo', 'chat'));
 try {
-  await withTimeout(connection.start(), 10_000, 'start');
-  await phase(connection, 1, Math.min(1, seconds)); // warm-up: plugin instances, JIT
-  const sequential = await phase(connection, 1);
-  const pipelined = await phase(connection, window);
-  console.log(
-    JSON.stringify({
-      bench: 'echo',
-      client: '@microsoft/signalr',
-      transport: 'WebSockets',
-      protocol: 'json',
-      node: process.version,
-      sequential,
-      pipelined,
-    }),
-  );
+  for (const { transport, protocol } of runs) {
+    const connection = buildHub(hubUrl({ url: base }, 'demo', 'chat'), { transport, protocol });
+    try {
+      await withTimeout(connection.start(), 10_000, 'start');
+      if (transportOf(connection) !== transport) throw new Error(`connected over ${transportOf(connection)}, not ${transport}`);
+      await phase(connection, 1, Math.min(1, seconds)); // warm-up: plugin instances, JIT
+      const sequential = await phase(connection, 1);
+      const pipelined = await phase(connection, window);
+      console.log(
+        JSON.stringify({
+          bench: 'echo',
+          client: '@microsoft/signalr',
+          transport,
+          protocol,
+          node: process.version,
+          sequential,
+          pipelined,
+        }),
+      );
+    } finally {
+      await connection.stop();
+    }
+  }
 } finally {
-  await connection.stop();
   await server?.stop();
 }
