@@ -7,6 +7,7 @@
 //! It never echoes a node's own envelopes back to it.
 
 pub mod memory;
+pub mod nats;
 
 use std::sync::Arc;
 

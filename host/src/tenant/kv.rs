@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
+use crate::backplane::nats::kv::JetStreamKv;
+
 /// Largest key and value a plugin may store, in bytes.
 pub const MAX_KEY_LEN: usize = 1024;
 pub const MAX_VALUE_LEN: usize = 1024 * 1024;
@@ -21,12 +23,16 @@ pub enum KvError {
     ValueTooLarge,
     #[error("too many keys: the tenant's store holds at most {0}")]
     Full(usize),
+    #[error("the cluster's key-value store is unavailable: {0}")]
+    Unavailable(String),
 }
 
 /// A tenant's key-value store.
 #[derive(Debug)]
 pub enum KvStore {
     Memory(MemoryKv),
+    /// The tenant's JetStream KV bucket, shared by the cluster.
+    JetStream(Box<JetStreamKv>),
 }
 
 impl KvStore {
@@ -34,10 +40,16 @@ impl KvStore {
         KvStore::Memory(MemoryKv::new(1_000_000))
     }
 
+    /// The cluster's store: a JetStream KV bucket.
+    pub fn jetstream(kv: JetStreamKv) -> KvStore {
+        KvStore::JetStream(Box::new(kv))
+    }
+
     pub async fn get(&self, key: &str) -> Result<Option<String>, KvError> {
         check_key(key)?;
         match self {
             KvStore::Memory(m) => Ok(m.get(key, Instant::now())),
+            KvStore::JetStream(j) => j.get(key).await,
         }
     }
 
@@ -45,6 +57,7 @@ impl KvStore {
         check_entry(key, value)?;
         match self {
             KvStore::Memory(m) => m.set(key, value, ttl, Instant::now()),
+            KvStore::JetStream(j) => j.set(key, value, ttl).await,
         }
     }
 
@@ -55,6 +68,7 @@ impl KvStore {
                 m.delete(key);
                 Ok(())
             }
+            KvStore::JetStream(j) => j.delete(key).await,
         }
     }
 
@@ -69,6 +83,7 @@ impl KvStore {
         check_entry(key, value)?;
         match self {
             KvStore::Memory(m) => m.compare_and_set(key, expected, value, ttl, Instant::now()),
+            KvStore::JetStream(j) => j.compare_and_set(key, expected, value, ttl).await,
         }
     }
 }

@@ -1,0 +1,141 @@
+//! Envelopes on the wire: MessagePack (rmp-serde, structs as arrays). The
+//! hub is in the subject, so the payload carries only the kind; a send's
+//! arguments travel as their JSON text, copied, never re-encoded.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+use crate::backplane::{Envelope, EnvelopeKind};
+use crate::router::{HubKey, OutboundInvocation, Target};
+
+#[derive(Debug, thiserror::Error)]
+pub enum CodecError {
+    #[error("cannot encode envelope: {0}")]
+    Encode(#[from] rmp_serde::encode::Error),
+    #[error("cannot decode envelope: {0}")]
+    Decode(#[from] rmp_serde::decode::Error),
+    #[error("envelope arguments are not JSON: {0}")]
+    Args(#[from] serde_json::Error),
+}
+
+#[derive(Serialize)]
+enum Out<'a> {
+    Send {
+        target: &'a Target,
+        method: &'a str,
+        args: &'a str,
+    },
+    GroupAdd {
+        connection: &'a str,
+        group: &'a str,
+    },
+    GroupRemove {
+        connection: &'a str,
+        group: &'a str,
+    },
+}
+
+#[derive(Deserialize)]
+enum In {
+    Send {
+        target: Target,
+        method: String,
+        args: String,
+    },
+    GroupAdd {
+        connection: String,
+        group: String,
+    },
+    GroupRemove {
+        connection: String,
+        group: String,
+    },
+}
+
+/// The payload of an envelope (its hub goes in the subject).
+pub fn encode(kind: &EnvelopeKind) -> Result<Vec<u8>, CodecError> {
+    let out = match kind {
+        EnvelopeKind::Send { target, message } => Out::Send {
+            target,
+            method: &message.method,
+            args: message.args.get(),
+        },
+        EnvelopeKind::GroupAdd { connection, group } => Out::GroupAdd { connection, group },
+        EnvelopeKind::GroupRemove { connection, group } => Out::GroupRemove { connection, group },
+    };
+    Ok(rmp_serde::to_vec(&out)?)
+}
+
+/// The envelope a payload for `hub` holds.
+pub fn decode(hub: HubKey, payload: &[u8]) -> Result<Envelope, CodecError> {
+    let kind = match rmp_serde::from_slice::<In>(payload)? {
+        In::Send {
+            target,
+            method,
+            args,
+        } => {
+            let args = RawValue::from_string(args)?;
+            EnvelopeKind::Send {
+                target,
+                message: Arc::new(OutboundInvocation::new(method, args)),
+            }
+        }
+        In::GroupAdd { connection, group } => EnvelopeKind::GroupAdd { connection, group },
+        In::GroupRemove { connection, group } => EnvelopeKind::GroupRemove { connection, group },
+    };
+    Ok(Envelope { hub, kind })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_every_kind() {
+        let hub = HubKey::new("t", "h");
+        let message =
+            Arc::new(OutboundInvocation::from_json("m", r#"[1,"two",{"3":[4]}]"#).expect("args"));
+        let kinds = [
+            EnvelopeKind::Send {
+                target: Target::Groups {
+                    groups: vec!["g.*>".into(), "ü".into()],
+                    except: vec!["c1".into()],
+                },
+                message: message.clone(),
+            },
+            EnvelopeKind::Send {
+                target: Target::All { except: vec![] },
+                message,
+            },
+            EnvelopeKind::GroupAdd {
+                connection: "c".into(),
+                group: "g".into(),
+            },
+            EnvelopeKind::GroupRemove {
+                connection: "c".into(),
+                group: "x".repeat(1024),
+            },
+        ];
+        for kind in kinds {
+            let bytes = encode(&kind).expect("encode");
+            let back = decode(hub.clone(), &bytes).expect("decode");
+            assert_eq!(back.hub, hub);
+            assert_eq!(format!("{:?}", back.kind), format!("{kind:?}"));
+        }
+    }
+
+    #[test]
+    fn rejects_garbage() {
+        let hub = HubKey::new("t", "h");
+        assert!(decode(hub.clone(), b"\xc1\xff").is_err());
+        let bad = rmp_serde::to_vec(&Out::Send {
+            target: &Target::Users(vec![]),
+            method: "m",
+            args: "[not json",
+        })
+        .expect("encode");
+        assert!(matches!(decode(hub, &bad), Err(CodecError::Args(_))));
+    }
+}

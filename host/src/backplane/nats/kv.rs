@@ -1,0 +1,199 @@
+//! A tenant's plugin key-value store as a JetStream KV bucket, shared by
+//! every node: `registerClient` on one node and `notifyClient` on another
+//! see the same entries.
+//!
+//! Keys are base64url (a KV key allows only `[-/_=.a-zA-Z0-9]`, and a `.`
+//! or wildcard must not split or widen a key). TTLs are per entry (the
+//! `Nats-TTL` header, nats-server 2.11+, bucket created with limit markers);
+//! compare-and-set publishes with `Nats-Expected-Last-Subject-Sequence`, the
+//! entry's revision, so of two racing writers exactly one wins.
+
+use std::time::Duration;
+
+use async_nats::HeaderMap;
+use async_nats::jetstream::{self, kv};
+use bytes::Bytes;
+use tokio::sync::OnceCell;
+
+use super::subject::token;
+use crate::tenant::kv::KvError;
+
+/// Longest a key-value operation may take before it fails as unavailable.
+const OP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long a deletion marker of an expired entry stays (the server's minimum is 1 s).
+const MARKER_TTL: Duration = Duration::from_secs(1);
+
+/// One tenant's bucket; created on first use.
+#[derive(Debug)]
+pub struct JetStreamKv {
+    js: jetstream::Context,
+    bucket: String,
+    replicas: usize,
+    store: OnceCell<kv::Store>,
+}
+
+fn unavailable(e: impl std::fmt::Display) -> KvError {
+    KvError::Unavailable(e.to_string())
+}
+
+/// `op`, failing as unavailable after `OP_TIMEOUT`.
+async fn bounded<T>(op: impl Future<Output = Result<T, KvError>>) -> Result<T, KvError> {
+    tokio::time::timeout(OP_TIMEOUT, op)
+        .await
+        .unwrap_or_else(|_| Err(KvError::Unavailable("NATS did not answer in time".into())))
+}
+
+/// A TTL as the `Nats-TTL` header: whole seconds, at least one.
+fn ttl_header(ttl: Duration) -> String {
+    let secs = ttl.as_secs() + u64::from(ttl.subsec_nanos() > 0);
+    format!("{}s", secs.max(1))
+}
+
+impl JetStreamKv {
+    pub fn new(js: jetstream::Context, bucket: String, replicas: usize) -> JetStreamKv {
+        JetStreamKv {
+            js,
+            bucket,
+            replicas,
+            store: OnceCell::new(),
+        }
+    }
+
+    async fn store(&self) -> Result<&kv::Store, KvError> {
+        // Fail fast while NATS is away, rather than hold the plugin call.
+        if self.js.client().connection_state() != async_nats::connection::State::Connected {
+            return Err(KvError::Unavailable("NATS is disconnected".into()));
+        }
+        self.store
+            .get_or_try_init(|| async {
+                if let Ok(store) = self.js.get_key_value(&self.bucket).await {
+                    return Ok(store);
+                }
+                let created = self
+                    .js
+                    .create_key_value(kv::Config {
+                        bucket: self.bucket.clone(),
+                        history: 1,
+                        num_replicas: self.replicas,
+                        max_value_size: crate::tenant::kv::MAX_VALUE_LEN as i32,
+                        limit_markers: Some(MARKER_TTL),
+                        ..Default::default()
+                    })
+                    .await;
+                match created {
+                    Ok(store) => Ok(store),
+                    // Another node created it meanwhile.
+                    Err(e) => self
+                        .js
+                        .get_key_value(&self.bucket)
+                        .await
+                        .map_err(|_| unavailable(e)),
+                }
+            })
+            .await
+    }
+
+    fn subject(&self, key: &str) -> String {
+        format!("$KV.{}.{}", self.bucket, token(key))
+    }
+
+    /// The live value and the revision a compare-and-set must expect (0: never written).
+    async fn current(&self, key: &str) -> Result<(Option<String>, u64), KvError> {
+        let store = self.store().await?;
+        match store.entry(token(key)).await.map_err(unavailable)? {
+            Some(entry) if entry.operation == kv::Operation::Put => {
+                let value = String::from_utf8(entry.value.to_vec())
+                    .map_err(|_| KvError::Unavailable("stored value is not UTF-8".into()))?;
+                Ok((Some(value), entry.revision))
+            }
+            Some(entry) => Ok((None, entry.revision)),
+            None => Ok((None, 0)),
+        }
+    }
+
+    pub async fn get(&self, key: &str) -> Result<Option<String>, KvError> {
+        bounded(async { Ok(self.current(key).await?.0) }).await
+    }
+
+    async fn put(
+        &self,
+        key: &str,
+        value: &str,
+        ttl: Option<Duration>,
+        expect_revision: Option<u64>,
+    ) -> Result<bool, KvError> {
+        self.store().await?;
+        let mut headers = HeaderMap::new();
+        if let Some(ttl) = ttl {
+            headers.insert("Nats-TTL", ttl_header(ttl).as_str());
+        }
+        if let Some(revision) = expect_revision {
+            headers.insert(
+                "Nats-Expected-Last-Subject-Sequence",
+                revision.to_string().as_str(),
+            );
+        }
+        let ack = self
+            .js
+            .publish_with_headers(
+                self.subject(key),
+                headers,
+                Bytes::copy_from_slice(value.as_bytes()),
+            )
+            .await
+            .map_err(unavailable)?;
+        match ack.await {
+            Ok(_) => Ok(true),
+            // The only refusal a correct request meets is a lost race.
+            Err(e)
+                if expect_revision.is_some() && e.to_string().contains("wrong last sequence") =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
+    pub async fn set(&self, key: &str, value: &str, ttl: Option<Duration>) -> Result<(), KvError> {
+        bounded(async { self.put(key, value, ttl, None).await.map(|_| ()) }).await
+    }
+
+    pub async fn delete(&self, key: &str) -> Result<(), KvError> {
+        bounded(async {
+            let store = self.store().await?;
+            store.delete(token(key)).await.map_err(unavailable)
+        })
+        .await
+    }
+
+    pub async fn compare_and_set(
+        &self,
+        key: &str,
+        expected: Option<&str>,
+        value: &str,
+        ttl: Option<Duration>,
+    ) -> Result<bool, KvError> {
+        bounded(async {
+            let (current, revision) = self.current(key).await?;
+            if current.as_deref() != expected {
+                return Ok(false);
+            }
+            self.put(key, value, ttl, Some(revision)).await
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ttl_rounds_up_to_whole_seconds() {
+        assert_eq!(ttl_header(Duration::from_millis(1)), "1s");
+        assert_eq!(ttl_header(Duration::from_millis(1500)), "2s");
+        assert_eq!(ttl_header(Duration::from_secs(86_400)), "86400s");
+        assert_eq!(ttl_header(Duration::ZERO), "1s");
+    }
+}

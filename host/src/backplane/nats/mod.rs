@@ -1,0 +1,283 @@
+//! The cluster backplane on NATS JetStream.
+//!
+//! - `subject`: names on the wire; every user-chosen name is base64url, so
+//!   no name forms a wildcard or leaves its tenant.
+//! - `codec`: envelopes as MessagePack; arguments stay JSON text.
+//! - `publisher`: one task per partition publishes in order and counts what
+//!   it could not deliver.
+//! - `subscriber`: one ordered consumer per partition per node; stream
+//!   sequences detect gaps and duplicates, and a lost consumer is recreated
+//!   from the last sequence read, so an outage is recovered from the stream.
+//! - `kv`: a tenant's plugin key-value store as a JetStream KV bucket.
+//! - `registry`: the cluster's connections and users, in a KV bucket whose
+//!   entries expire unless their node refreshes them.
+//!
+//! Every node reads every partition (targets are resolved by each node
+//! against its own connections); partitions spread the streams' load over
+//! the NATS cluster, and one hub's envelopes always share a partition, so
+//! one sender's envelopes to one target stay in order.
+
+mod codec;
+pub mod kv;
+mod publisher;
+pub mod registry;
+mod sequence;
+mod stats;
+pub mod subject;
+mod subscriber;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream;
+use bytes::Bytes;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use super::{Backplane, Envelope, Inbox};
+use crate::config::NatsConfig;
+
+pub use codec::CodecError;
+pub use sequence::Cursor;
+pub use stats::{Stats, StatsSnapshot};
+use subject::Names;
+
+/// The header naming the node that published an envelope.
+const NODE_HEADER: &str = "Sb-Node";
+
+#[derive(Debug, thiserror::Error)]
+pub enum NatsError {
+    #[error("cannot connect to NATS at {url}: {source}")]
+    Connect {
+        url: String,
+        source: async_nats::ConnectError,
+    },
+    #[error("invalid NATS options: {0}")]
+    Options(String),
+}
+
+/// What a node's backplane tasks share.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub client: async_nats::Client,
+    pub js: jetstream::Context,
+    pub names: Names,
+    pub config: NatsConfig,
+    /// This node's id, in the `Sb-Node` header of what it publishes.
+    pub node_id: String,
+    pub stats: Arc<Stats>,
+    /// The last cursor applied from each partition.
+    pub cursors: parking_lot::Mutex<Vec<Option<u64>>>,
+    pub link: Arc<Link>,
+    pub cancel: CancellationToken,
+}
+
+/// The state of the connection to NATS, as the subscribers see it.
+#[derive(Debug)]
+pub(crate) struct Link {
+    /// Whether each partition's consumer is reading now.
+    pub live: Vec<std::sync::atomic::AtomicBool>,
+    /// Counts reconnections: consumers restart on each, since the server may
+    /// have lost them (a restarted NATS forgets ephemeral consumers).
+    pub reconnects: tokio::sync::watch::Sender<u64>,
+}
+
+impl Shared {
+    pub fn is_connected(&self) -> bool {
+        self.client.connection_state() == async_nats::connection::State::Connected
+    }
+}
+
+/// A node's NATS backplane. Dropping it stops its tasks.
+#[derive(Debug)]
+pub struct NatsBackplane {
+    shared: Arc<Shared>,
+    queues: Vec<mpsc::Sender<Outgoing>>,
+}
+
+/// An encoded envelope on its way to a partition's publisher.
+type Outgoing = (u32, String, Bytes);
+
+impl NatsBackplane {
+    /// Connects to NATS and starts publishing and consuming. The node starts
+    /// even while NATS is unreachable; it connects (and creates the streams)
+    /// as soon as NATS answers.
+    pub async fn connect(config: &NatsConfig) -> Result<(Arc<NatsBackplane>, Inbox), NatsError> {
+        let node_id = format!("{:016x}", rand::random::<u64>());
+        let stats = Arc::new(Stats::default());
+        let events = stats.clone();
+        let partitions = config.partitions.max(1);
+        let link = Arc::new(Link {
+            live: (0..partitions).map(|_| Default::default()).collect(),
+            reconnects: tokio::sync::watch::Sender::new(0),
+        });
+        let events_link = link.clone();
+        let url = config.url.clone();
+        let options = async_nats::ConnectOptions::new()
+            .name(format!("switchboard-{node_id}"))
+            .retry_on_initial_connect()
+            .max_reconnects(None)
+            .reconnect_delay_callback(|attempt| {
+                Duration::from_millis((100 * attempt as u64).clamp(100, 2000))
+            })
+            .event_callback(move |event| {
+                let stats = events.clone();
+                let link = events_link.clone();
+                async move {
+                    match event {
+                        async_nats::Event::Disconnected => {
+                            stats::bump(&stats.disconnects);
+                            for live in &link.live {
+                                live.store(false, std::sync::atomic::Ordering::Relaxed);
+                            }
+                            warn!("NATS disconnected; local connections are still served");
+                        }
+                        async_nats::Event::Connected => {
+                            link.reconnects.send_modify(|n| *n += 1);
+                            info!("NATS connected");
+                        }
+                        other => info!(event = %other, "NATS event"),
+                    }
+                }
+            });
+        let client = options
+            .connect(url.as_str())
+            .await
+            .map_err(|source| NatsError::Connect { url, source })?;
+        let js = jetstream::new(client.clone());
+        let shared = Arc::new(Shared {
+            client,
+            js,
+            names: Names::new(&config.prefix),
+            config: config.clone(),
+            node_id,
+            stats,
+            cursors: parking_lot::Mutex::new(vec![None; partitions as usize]),
+            link,
+            cancel: CancellationToken::new(),
+        });
+        let (inbox_tx, inbox) = mpsc::unbounded_channel();
+        let mut queues = Vec::with_capacity(partitions as usize);
+        for partition in 0..partitions {
+            let (tx, rx) = mpsc::channel(config.publish_queue.max(1));
+            queues.push(tx);
+            tokio::spawn(publisher::run(shared.clone(), rx));
+            tokio::spawn(subscriber::run(shared.clone(), partition, inbox_tx.clone()));
+        }
+        info!(node = %shared.node_id, url = %config.url, partitions, "NATS backplane started");
+        Ok((Arc::new(NatsBackplane { shared, queues }), inbox))
+    }
+
+    /// Whether NATS is connected now.
+    pub fn is_connected(&self) -> bool {
+        self.shared.is_connected()
+    }
+
+    /// Whether NATS is connected and every partition is being read: the
+    /// node reaches, and is reached by, the rest of the cluster.
+    pub fn is_ready(&self) -> bool {
+        self.is_connected()
+            && self
+                .shared
+                .link
+                .live
+                .iter()
+                .all(|live| live.load(std::sync::atomic::Ordering::Relaxed))
+    }
+
+    /// Waits (at most `timeout`) until `is_ready`; false if it never was.
+    pub async fn wait_ready(&self, timeout: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        while !self.is_ready() {
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        true
+    }
+
+    /// This node's id on the wire.
+    pub fn node_id(&self) -> &str {
+        &self.shared.node_id
+    }
+
+    pub fn stats(&self) -> StatsSnapshot {
+        self.shared.stats.snapshot()
+    }
+
+    /// The last cursor this node applied from each partition that it read.
+    pub fn cursors(&self) -> Vec<Cursor> {
+        self.shared
+            .cursors
+            .lock()
+            .iter()
+            .enumerate()
+            .filter_map(|(p, seq)| {
+                seq.map(|sequence| Cursor {
+                    partition: p as u32,
+                    sequence,
+                })
+            })
+            .collect()
+    }
+
+    /// The tenant's plugin key-value store in this cluster.
+    pub fn kv_store(&self, tenant: &str) -> kv::JetStreamKv {
+        kv::JetStreamKv::new(
+            self.shared.js.clone(),
+            self.shared.names.kv_bucket(tenant),
+            self.shared.config.replicas,
+        )
+    }
+
+    /// Starts keeping this node's connections in the cluster registry.
+    pub fn start_registry(&self, router: std::sync::Weak<crate::router::Router>) {
+        tokio::spawn(registry::run(self.shared.clone(), router));
+    }
+
+    /// A reader of the cluster registry.
+    pub fn registry(&self) -> registry::Registry {
+        registry::Registry::new(self.shared.clone())
+    }
+
+    /// The NATS client, for tests and tools.
+    pub fn client(&self) -> &async_nats::Client {
+        &self.shared.client
+    }
+}
+
+impl Backplane for NatsBackplane {
+    fn publish(&self, envelope: Envelope) {
+        let stats = &self.shared.stats;
+        let payload = match codec::encode(&envelope.kind) {
+            Ok(payload) => Bytes::from(payload),
+            Err(e) => {
+                stats::bump(&stats.undecodable);
+                warn!(hub = %envelope.hub, error = %e, "cannot encode envelope; dropped");
+                return;
+            }
+        };
+        let partition = subject::partition(&envelope.hub, self.queues.len() as u32);
+        let subject = self.shared.names.subject(partition, &envelope.hub);
+        let Some(queue) = self.queues.get(partition as usize) else {
+            return;
+        };
+        if queue.try_send((partition, subject, payload)).is_err()
+            && stats::bump(&stats.dropped_queue_full)
+        {
+            warn!(
+                partition,
+                dropped = stats.snapshot().dropped_queue_full,
+                "backplane publish queue full; envelopes dropped"
+            );
+        }
+    }
+}
+
+impl Drop for NatsBackplane {
+    fn drop(&mut self) {
+        self.shared.cancel.cancel();
+    }
+}

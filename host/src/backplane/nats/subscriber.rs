@@ -1,0 +1,216 @@
+//! One partition's subscriber: an ordered JetStream consumer delivering the
+//! partition's stream in sequence. The stream sequence of each message is
+//! checked: repeats are skipped, jumps are counted and logged as missed.
+//! When the consumer fails (NATS restarted, consumer lost) a new one starts
+//! from the sequence after the last one read, so messages stored during a
+//! hiccup are recovered from the stream rather than lost.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use async_nats::jetstream::consumer::{DeliverPolicy, pull};
+use async_nats::jetstream::stream;
+use futures_util::StreamExt as _;
+use tokio::sync::mpsc;
+use tracing::{debug, info, warn};
+
+use super::sequence::{Observed, Tracker};
+use super::stats::bump;
+use super::{NODE_HEADER, Shared, codec};
+use crate::backplane::Envelope;
+
+#[derive(Debug, thiserror::Error)]
+enum ConsumeError {
+    #[error("stream: {0}")]
+    Stream(String),
+    #[error("consumer: {0}")]
+    Consumer(String),
+    #[error("the inbox is closed")]
+    InboxClosed,
+    #[error("NATS reconnected")]
+    Reconnected,
+}
+
+pub(super) async fn run(
+    shared: Arc<Shared>,
+    partition: u32,
+    inbox: mpsc::UnboundedSender<Envelope>,
+) {
+    let mut tracker = Tracker::default();
+    let mut failures: u32 = 0;
+    loop {
+        let outcome = tokio::select! {
+            () = shared.cancel.cancelled() => return,
+            outcome = consume(&shared, partition, &mut tracker, &inbox) => outcome,
+        };
+        set_live(&shared, partition, false);
+        match outcome {
+            Err(ConsumeError::InboxClosed) => return,
+            Err(ConsumeError::Reconnected) => {
+                debug!(partition, "NATS reconnected; restarting the consumer");
+                failures = 0;
+                continue;
+            }
+            Err(e) => {
+                failures = failures.saturating_add(1);
+                if failures.is_power_of_two() {
+                    warn!(partition, error = %e, failures, "backplane consumer failed; restarting");
+                } else {
+                    debug!(partition, error = %e, "backplane consumer failed; restarting");
+                }
+            }
+            Ok(()) => failures = 0,
+        }
+        let pause = Duration::from_millis((50 * u64::from(failures)).clamp(50, 1000));
+        tokio::select! {
+            () = shared.cancel.cancelled() => return,
+            () = tokio::time::sleep(pause) => {}
+        }
+    }
+}
+
+fn set_live(shared: &Shared, partition: u32, live: bool) {
+    if let Some(flag) = shared.link.live.get(partition as usize) {
+        flag.store(live, Ordering::Relaxed);
+    }
+}
+
+/// The stream of a partition, created if missing.
+pub(super) async fn ensure_stream(
+    shared: &Shared,
+    partition: u32,
+) -> Result<stream::Stream, String> {
+    let config = &shared.config;
+    shared
+        .js
+        .get_or_create_stream(stream::Config {
+            name: shared.names.stream(partition),
+            subjects: vec![shared.names.partition_wildcard(partition)],
+            max_age: Duration::from_secs(config.max_age_secs),
+            max_bytes: config.max_bytes,
+            num_replicas: config.replicas,
+            storage: stream::StorageType::File,
+            retention: stream::RetentionPolicy::Limits,
+            discard: stream::DiscardPolicy::Old,
+            duplicate_window: Duration::from_secs(1),
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| e.to_string())
+}
+
+async fn consume(
+    shared: &Shared,
+    partition: u32,
+    tracker: &mut Tracker,
+    inbox: &mpsc::UnboundedSender<Envelope>,
+) -> Result<(), ConsumeError> {
+    let mut reconnects = shared.link.reconnects.subscribe();
+    reconnects.borrow_and_update();
+    let mut stream = ensure_stream(shared, partition)
+        .await
+        .map_err(ConsumeError::Stream)?;
+    let deliver_policy = match tracker.last() {
+        None => DeliverPolicy::New,
+        Some(last) => {
+            let last_in_stream = stream
+                .info()
+                .await
+                .map_err(|e| ConsumeError::Stream(e.to_string()))?
+                .state
+                .last_sequence;
+            if last_in_stream < last {
+                warn!(
+                    partition,
+                    last, "backplane stream was recreated; reading it from its end"
+                );
+                tracker.reset();
+                DeliverPolicy::New
+            } else {
+                if last_in_stream > last {
+                    info!(
+                        partition,
+                        from = last + 1,
+                        to = last_in_stream,
+                        "recovering backplane messages from the stream"
+                    );
+                }
+                DeliverPolicy::ByStartSequence {
+                    start_sequence: last + 1,
+                }
+            }
+        }
+    };
+    let consumer = stream
+        .create_consumer(pull::OrderedConfig {
+            filter_subject: shared.names.partition_wildcard(partition),
+            deliver_policy,
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| ConsumeError::Consumer(e.to_string()))?;
+    let mut messages = consumer
+        .messages()
+        .await
+        .map_err(|e| ConsumeError::Consumer(e.to_string()))?;
+    set_live(shared, partition, shared.is_connected());
+    loop {
+        let message = tokio::select! {
+            message = messages.next() => message,
+            _ = reconnects.changed() => return Err(ConsumeError::Reconnected),
+        };
+        let Some(message) = message else { break };
+        let message = message.map_err(|e| ConsumeError::Consumer(e.to_string()))?;
+        let Ok(info) = message.info() else {
+            bump(&shared.stats.undecodable);
+            continue;
+        };
+        let sequence = info.stream_sequence;
+        match tracker.observe(sequence) {
+            Observed::Duplicate => {
+                shared.stats.duplicates.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+            Observed::Gap(missed) => {
+                shared.stats.gaps.fetch_add(1, Ordering::Relaxed);
+                shared.stats.missed.fetch_add(missed, Ordering::Relaxed);
+                warn!(
+                    partition,
+                    sequence, missed, "backplane messages missed (no longer in the stream)"
+                );
+            }
+            Observed::First | Observed::Next => {}
+        }
+        if let Some(slot) = shared.cursors.lock().get_mut(partition as usize) {
+            *slot = Some(sequence);
+        }
+        let own = message
+            .headers
+            .as_ref()
+            .and_then(|h| h.get(NODE_HEADER))
+            .is_some_and(|node| node.as_str() == shared.node_id);
+        if own {
+            shared.stats.own_skipped.fetch_add(1, Ordering::Relaxed);
+            continue;
+        }
+        let Some((_, hub)) = shared.names.parse_subject(message.subject.as_str()) else {
+            bump(&shared.stats.undecodable);
+            continue;
+        };
+        match codec::decode(hub, &message.payload) {
+            Ok(envelope) => {
+                shared.stats.received.fetch_add(1, Ordering::Relaxed);
+                inbox
+                    .send(envelope)
+                    .map_err(|_| ConsumeError::InboxClosed)?;
+            }
+            Err(e) => {
+                if bump(&shared.stats.undecodable) {
+                    warn!(partition, sequence, error = %e, "undecodable backplane message");
+                }
+            }
+        }
+    }
+    Ok(())
+}

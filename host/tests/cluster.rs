@@ -1,0 +1,311 @@
+//! What a cluster on NATS JetStream adds beyond routing (the routing specs
+//! are in `backplane.rs`): the shared key-value store, the connection
+//! registry, and surviving a NATS restart. Each test starts its own
+//! nats-server on a free loopback port and stops it.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use support::nats_server::NatsServer;
+use switchboard::backplane::nats::NatsBackplane;
+use switchboard::backplane::{Backplane, Inbox};
+use switchboard::config::NatsConfig;
+use switchboard::connection::ConnectionHandle;
+use switchboard::protocol::Protocol;
+use switchboard::router::{HubKey, OutboundInvocation, Router, Target};
+use switchboard::tenant::KvStore;
+use tokio::sync::mpsc;
+
+const WAIT: Duration = Duration::from_secs(15);
+
+fn config(server: &NatsServer) -> NatsConfig {
+    NatsConfig {
+        url: server.url(),
+        partitions: 2,
+        registry_ttl_secs: 3,
+        ..Default::default()
+    }
+}
+
+async fn backplane(config: &NatsConfig) -> (Arc<NatsBackplane>, Inbox) {
+    let _ = tracing_subscriber::fmt()
+        .with_test_writer()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .try_init();
+    let (backplane, inbox) = NatsBackplane::connect(config).await.expect("connect");
+    assert!(backplane.wait_ready(WAIT).await, "ready");
+    (backplane, inbox)
+}
+
+fn router(backplane: Arc<NatsBackplane>, mut inbox: Inbox) -> Arc<Router> {
+    let router = Arc::new(Router::new(backplane as Arc<dyn Backplane>));
+    let weak = Arc::downgrade(&router);
+    tokio::spawn(async move {
+        while let Some(envelope) = inbox.recv().await {
+            let Some(router) = weak.upgrade() else { return };
+            router.apply_remote(envelope);
+        }
+    });
+    router
+}
+
+/// Polls `check` every 50 ms until it holds; panics after `within`.
+async fn eventually<F, Fut>(what: &str, within: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + within;
+    while !check().await {
+        assert!(Instant::now() < deadline, "timed out: {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kv_is_shared_by_nodes_with_ttl_and_compare_and_set() {
+    let server = NatsServer::start();
+    let config = config(&server);
+    let (one, _in1) = backplane(&config).await;
+    let (two, _in2) = backplane(&config).await;
+    let kv1 = KvStore::jetstream(one.kv_store("demo"));
+    let kv2 = KvStore::jetstream(two.kv_store("demo"));
+    let other_tenant = KvStore::jetstream(two.kv_store("acme"));
+
+    kv1.set("client:42", "conn-a", None).await.expect("set");
+    assert_eq!(
+        kv2.get("client:42").await.expect("get"),
+        Some("conn-a".into())
+    );
+    assert_eq!(other_tenant.get("client:42").await.expect("get"), None);
+
+    // Hostile keys are just keys.
+    for key in ["a.b", "*", ">", "a b", "ü🚀", &"k".repeat(1024)] {
+        kv2.set(key, key, None).await.expect("set hostile");
+        assert_eq!(kv1.get(key).await.expect("get").as_deref(), Some(key));
+    }
+    assert_eq!(kv1.get("a").await.expect("get"), None, "no wildcard match");
+
+    // Compare-and-set, across nodes.
+    assert!(
+        kv1.compare_and_set("lock", None, "1", None)
+            .await
+            .expect("cas")
+    );
+    assert!(
+        !kv2.compare_and_set("lock", None, "2", None)
+            .await
+            .expect("cas")
+    );
+    assert!(
+        !kv2.compare_and_set("lock", Some("x"), "2", None)
+            .await
+            .expect("cas")
+    );
+    assert!(
+        kv2.compare_and_set("lock", Some("1"), "2", None)
+            .await
+            .expect("cas")
+    );
+    assert_eq!(kv1.get("lock").await.expect("get"), Some("2".into()));
+    // Racing writers: exactly one wins.
+    let (a, b) = tokio::join!(
+        kv1.compare_and_set("race", None, "a", None),
+        kv2.compare_and_set("race", None, "b", None)
+    );
+    assert_eq!(
+        u8::from(a.expect("a")) + u8::from(b.expect("b")),
+        1,
+        "exactly one wins"
+    );
+
+    // Delete, then absent counts for compare-and-set.
+    kv1.delete("lock").await.expect("delete");
+    assert_eq!(kv2.get("lock").await.expect("get"), None);
+    assert!(
+        kv2.compare_and_set("lock", None, "3", None)
+            .await
+            .expect("cas")
+    );
+
+    // Per-entry TTL.
+    kv1.set("short", "v", Some(Duration::from_secs(1)))
+        .await
+        .expect("set ttl");
+    kv1.set("long", "v", Some(Duration::from_secs(3600)))
+        .await
+        .expect("set ttl");
+    assert_eq!(kv2.get("short").await.expect("get"), Some("v".into()));
+    eventually("the 1 s entry expires", Duration::from_secs(5), || async {
+        kv2.get("short").await.expect("get").is_none()
+    })
+    .await;
+    assert_eq!(kv2.get("long").await.expect("get"), Some("v".into()));
+    assert!(
+        kv2.compare_and_set("short", None, "again", None)
+            .await
+            .expect("cas")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registry_lists_connections_and_forgets_a_dead_node() {
+    let server = NatsServer::start();
+    let config = config(&server);
+    let hub = HubKey::new("demo", "chat");
+    let (one, in1) = backplane(&config).await;
+    let (two, in2) = backplane(&config).await;
+    let registry = two.registry();
+    let one_id = one.node_id().to_owned();
+    let router1 = router(one.clone(), in1);
+    let _router2 = router(two, in2);
+    one.start_registry(Arc::downgrade(&router1));
+    let (a, _rx_a) =
+        ConnectionHandle::new_detached("a.b*", hub.clone(), Some("alice"), Protocol::Json, 8);
+    let (b, _rx_b) =
+        ConnectionHandle::new_detached("b", hub.clone(), Some("alice"), Protocol::Json, 8);
+    router1.register(a);
+    router1.register(b);
+
+    eventually("node one registers its connections", WAIT, || async {
+        registry
+            .connection_node(&hub, "a.b*")
+            .await
+            .ok()
+            .flatten()
+            .as_deref()
+            == Some(one_id.as_str())
+    })
+    .await;
+    assert_eq!(
+        registry
+            .user_connections(&hub, "alice")
+            .await
+            .expect("users"),
+        2
+    );
+    assert_eq!(
+        registry.connection_node(&hub, "a").await.expect("get"),
+        None
+    );
+
+    // A connection that ends is removed at the next refresh.
+    router1.unregister(&hub, "b");
+    eventually("an ended connection leaves the registry", WAIT, || async {
+        registry
+            .connection_node(&hub, "b")
+            .await
+            .ok()
+            .flatten()
+            .is_none()
+    })
+    .await;
+
+    // Node one dies (its backplane and router stop): its entries expire.
+    drop(router1);
+    drop(one);
+    eventually("a dead node's entries expire", WAIT, || async {
+        registry
+            .connection_node(&hub, "a.b*")
+            .await
+            .ok()
+            .flatten()
+            .is_none()
+    })
+    .await;
+    assert_eq!(
+        registry
+            .user_connections(&hub, "alice")
+            .await
+            .expect("users"),
+        0
+    );
+}
+
+fn text(frame: &Bytes) -> String {
+    let body = frame.strip_suffix(&[0x1e]).expect("JSON frame");
+    let value: serde_json::Value = serde_json::from_slice(body).expect("JSON");
+    value["arguments"][0].as_str().expect("text").to_owned()
+}
+
+async fn next(rx: &mut mpsc::Receiver<Bytes>) -> String {
+    let frame = tokio::time::timeout(WAIT, rx.recv())
+        .await
+        .expect("a message in time")
+        .expect("open");
+    text(&frame)
+}
+
+fn send(router: &Router, hub: &HubKey, to: &str, text: &str) {
+    let message =
+        OutboundInvocation::from_json("m", &serde_json::to_string(&[text]).expect("json"))
+            .expect("args");
+    router.send(
+        hub,
+        &Target::Connections(vec![to.to_owned()]),
+        Arc::new(message),
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nats_restart_nodes_recover_report_loss_and_never_duplicate() {
+    let mut server = NatsServer::start();
+    let config = config(&server);
+    let hub = HubKey::new("demo", "chat");
+    let (one, in1) = backplane(&config).await;
+    let (two, in2) = backplane(&config).await;
+    let router1 = router(one.clone(), in1);
+    let router2 = router(two.clone(), in2);
+    let (local, mut local_rx) =
+        ConnectionHandle::new_detached("local", hub.clone(), None, Protocol::Json, 10_000);
+    let (remote, mut remote_rx) =
+        ConnectionHandle::new_detached("remote", hub.clone(), None, Protocol::Json, 10_000);
+    router1.register(local);
+    router2.register(remote);
+
+    send(&router1, &hub, "remote", "before");
+    assert_eq!(next(&mut remote_rx).await, "before");
+
+    server.stop();
+    eventually("nodes notice the outage", WAIT, || async {
+        !one.is_ready() && !two.is_ready()
+    })
+    .await;
+    // Local delivery keeps working; cross-node sends are lost and counted.
+    send(&router1, &hub, "local", "local-during-outage");
+    assert_eq!(next(&mut local_rx).await, "local-during-outage");
+    for i in 0..5 {
+        send(&router1, &hub, "remote", &format!("lost-{i}"));
+    }
+    eventually("the loss is counted", WAIT, || async {
+        one.stats().undelivered() >= 5
+    })
+    .await;
+
+    server.restart();
+    eventually(
+        "nodes reconnect by themselves",
+        Duration::from_secs(30),
+        || async { one.is_ready() && two.is_ready() },
+    )
+    .await;
+    for i in 0..50 {
+        send(&router1, &hub, "remote", &format!("after-{i}"));
+    }
+    for i in 0..50 {
+        assert_eq!(next(&mut remote_rx).await, format!("after-{i}"));
+    }
+    // Nothing more: no duplicates, no late copies of the lost ones.
+    send(&router1, &hub, "remote", "end");
+    assert_eq!(next(&mut remote_rx).await, "end");
+    assert!(remote_rx.try_recv().is_err());
+    let stats = two.stats();
+    assert_eq!(stats.received, 52, "{stats:?}");
+    assert!(one.stats().disconnects >= 1);
+}
