@@ -1,9 +1,19 @@
-//! Client authentication: HS256 bearer tokens signed with one of the tenant's
-//! keys, or anonymous access where the tenant allows it.
+//! Client authentication: bearer tokens signed with one of the tenant's
+//! HS256 keys, or with an identity provider's key (RS256, ES256, ... verified
+//! against the tenant's `public_keys` PEM files or its `jwks_file`), or
+//! anonymous access where the tenant allows it.
+//!
+//! A token for one tenant never opens a connection to another: tenants may
+//! not share HS256 secrets, and tenants that trust the same public key must
+//! each require a different `audience` ([`load_verify_keys`] enforces both).
 
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey, EncodingKey, Header, Validation};
 use serde_json::{Map, Value};
 
 use crate::config::TenantConfig;
@@ -34,6 +44,192 @@ pub enum AuthError {
     Invalid(String),
 }
 
+/// Algorithms accepted for tokens verified with a public key.
+const ASYMMETRIC: &[Algorithm] = &[
+    Algorithm::RS256,
+    Algorithm::RS384,
+    Algorithm::RS512,
+    Algorithm::PS256,
+    Algorithm::PS384,
+    Algorithm::PS512,
+    Algorithm::ES256,
+    Algorithm::ES384,
+    Algorithm::EdDSA,
+];
+
+/// One public key that verifies client tokens.
+#[derive(Clone)]
+struct PublicKey {
+    key: DecodingKey,
+    /// The JWKS `kid`, matched against the token header's `kid`.
+    kid: Option<String>,
+    /// The JWKS `alg`, when the key set pins one.
+    alg: Option<Algorithm>,
+    /// Where it came from, for errors.
+    source: String,
+    /// The key's bytes as loaded, to tell when two tenants trust the same key.
+    material: String,
+}
+
+/// The public keys of a tenant, loaded once from its config files.
+#[derive(Clone, Default)]
+pub struct VerifyKeys {
+    keys: Arc<Vec<PublicKey>>,
+}
+
+impl std::fmt::Debug for VerifyKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let sources: Vec<&str> = self.keys.iter().map(|k| k.source.as_str()).collect();
+        f.debug_struct("VerifyKeys")
+            .field("sources", &sources)
+            .finish()
+    }
+}
+
+impl VerifyKeys {
+    /// Keys from PEM texts (each RSA, EC or Ed25519, SPKI or PKCS#1) and a
+    /// JWKS text; `source` names each for errors.
+    pub fn from_texts(
+        pems: &[(String, String)],
+        jwks: Option<(String, String)>,
+    ) -> Result<VerifyKeys, String> {
+        let mut keys = Vec::new();
+        for (source, pem) in pems {
+            let bytes = pem.as_bytes();
+            let key = DecodingKey::from_rsa_pem(bytes)
+                .or_else(|_| DecodingKey::from_ec_pem(bytes))
+                .or_else(|_| DecodingKey::from_ed_pem(bytes))
+                .map_err(|e| {
+                    format!("{source}: not an RSA, EC or Ed25519 public key in PEM format ({e})")
+                })?;
+            keys.push(PublicKey {
+                key,
+                kid: None,
+                alg: None,
+                source: source.clone(),
+                material: pem.trim().to_owned(),
+            });
+        }
+        if let Some((source, text)) = jwks {
+            let set: JwkSet = serde_json::from_str(&text)
+                .map_err(|e| format!("{source}: not a JWKS document ({e})"))?;
+            for (i, jwk) in set.keys.iter().enumerate() {
+                let key = DecodingKey::from_jwk(jwk)
+                    .map_err(|e| format!("{source}: key {i} is not usable ({e})"))?;
+                if key.family() == AlgorithmFamily::Hmac {
+                    return Err(format!(
+                        "{source}: key {i} is a shared secret; put secrets in signing_keys"
+                    ));
+                }
+                let alg =
+                    match jwk.common.key_algorithm {
+                        Some(a) => Some(a.to_string().parse::<Algorithm>().map_err(|_| {
+                            format!("{source}: key {i} has an unsupported alg {a}")
+                        })?),
+                        None => None,
+                    };
+                keys.push(PublicKey {
+                    key,
+                    kid: jwk.common.key_id.clone(),
+                    alg,
+                    source: format!("{source}#{i}"),
+                    material: serde_json::to_string(&jwk.algorithm).unwrap_or_default(),
+                });
+            }
+        }
+        Ok(VerifyKeys {
+            keys: Arc::new(keys),
+        })
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// The keys that may have signed a token with `alg` and `kid`.
+    fn candidates<'a>(
+        &'a self,
+        alg: Algorithm,
+        kid: Option<&'a str>,
+    ) -> impl Iterator<Item = &'a PublicKey> + 'a {
+        self.keys.iter().filter(move |k| {
+            k.key.family() == alg.family()
+                && k.alg.is_none_or(|a| a == alg)
+                && match (kid, &k.kid) {
+                    (Some(want), Some(have)) => want == have,
+                    _ => true,
+                }
+        })
+    }
+}
+
+/// Loads every tenant's `public_keys` and `jwks_file` (relative to `base`)
+/// and checks that no token can be valid for two tenants.
+pub fn load_verify_keys(
+    tenants: &mut BTreeMap<String, TenantConfig>,
+    base: &Path,
+) -> Result<(), String> {
+    for (name, tenant) in tenants.iter_mut() {
+        let read = |path: &Path| {
+            let full = base.join(path);
+            std::fs::read_to_string(&full)
+                .map(|text| (full.display().to_string(), text))
+                .map_err(|e| format!("tenant '{name}': cannot read {}: {e}", full.display()))
+        };
+        let pems = tenant
+            .public_keys
+            .iter()
+            .map(|p| read(p))
+            .collect::<Result<Vec<_>, _>>()?;
+        let jwks = tenant.jwks_file.as_deref().map(read).transpose()?;
+        tenant.verify_keys =
+            VerifyKeys::from_texts(&pems, jwks).map_err(|e| format!("tenant '{name}': {e}"))?;
+    }
+    check_tenants_apart(tenants)
+}
+
+/// No secret and no public key may let one token in to two tenants.
+pub fn check_tenants_apart(tenants: &BTreeMap<String, TenantConfig>) -> Result<(), String> {
+    let names: Vec<&String> = tenants.keys().collect();
+    for (i, a) in names.iter().enumerate() {
+        for b in &names[i + 1..] {
+            let (ta, tb) = (&tenants[*a], &tenants[*b]);
+            let shared = |x: &[String], y: &[String]| x.iter().any(|k| y.contains(k));
+            if shared(&ta.signing_keys, &tb.signing_keys) {
+                return Err(format!("tenants '{a}' and '{b}' share a signing key"));
+            }
+            if shared(&ta.api_keys, &tb.api_keys) {
+                return Err(format!("tenants '{a}' and '{b}' share an API key"));
+            }
+            let same_key = ta
+                .verify_keys
+                .keys
+                .iter()
+                .any(|k| tb.verify_keys.keys.iter().any(|o| o.material == k.material));
+            let apart = matches!((&ta.audience, &tb.audience), (Some(x), Some(y)) if x != y);
+            if same_key && !apart {
+                return Err(format!(
+                    "tenants '{a}' and '{b}' trust the same public key: each must set a different `audience`"
+                ));
+            }
+        }
+    }
+    for (name, t) in tenants {
+        if t.api_keys.iter().any(|k| t.signing_keys.contains(k)) {
+            return Err(format!(
+                "tenant '{name}': an API key must not also be a client signing key"
+            ));
+        }
+        if let Some(k) = t.api_keys.iter().find(|k| k.len() < 16) {
+            return Err(format!(
+                "tenant '{name}': API keys must be at least 16 characters (one has {})",
+                k.len()
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Checks `token` against the tenant's keys. No token is fine only for a
 /// tenant that allows anonymous connections.
 pub fn authenticate(tenant: &TenantConfig, token: Option<&str>) -> Result<Identity, AuthError> {
@@ -44,6 +240,24 @@ pub fn authenticate(tenant: &TenantConfig, token: Option<&str>) -> Result<Identi
             Err(AuthError::Missing)
         };
     };
+    let header =
+        jsonwebtoken::decode_header(token).map_err(|e| AuthError::Invalid(e.to_string()))?;
+    let claims = match header.alg {
+        Algorithm::HS256 => verify_hs256(tenant, token)?,
+        alg if ASYMMETRIC.contains(&alg) => {
+            verify_public(tenant, token, alg, header.kid.as_deref())?
+        }
+        alg => {
+            return Err(AuthError::Invalid(format!(
+                "algorithm {alg:?} is not accepted"
+            )));
+        }
+    };
+    let user_id = user_id_from(&claims, &tenant.user_claim);
+    Ok(Identity { user_id, claims })
+}
+
+fn verify_hs256(tenant: &TenantConfig, token: &str) -> Result<Map<String, Value>, AuthError> {
     let mut validation = Validation::new(Algorithm::HS256);
     validation.validate_aud = false;
     validation.set_required_spec_claims(&["exp"]);
@@ -54,13 +268,42 @@ pub fn authenticate(tenant: &TenantConfig, token: Option<&str>) -> Result<Identi
             &DecodingKey::from_secret(key.as_bytes()),
             &validation,
         ) {
-            Ok(data) => {
-                let user_id = user_id_from(&data.claims, &tenant.user_claim);
-                return Ok(Identity {
-                    user_id,
-                    claims: data.claims,
-                });
-            }
+            Ok(data) => return Ok(data.claims),
+            Err(e) => last_error = AuthError::Invalid(e.to_string()),
+        }
+    }
+    Err(last_error)
+}
+
+/// A token an identity provider signed: verified against the tenant's public
+/// keys, with `exp` required and `aud`/`iss` checked where configured.
+fn verify_public(
+    tenant: &TenantConfig,
+    token: &str,
+    alg: Algorithm,
+    kid: Option<&str>,
+) -> Result<Map<String, Value>, AuthError> {
+    let mut validation = Validation::new(alg);
+    let mut required = vec!["exp"];
+    match &tenant.audience {
+        Some(aud) => {
+            validation.set_audience(&[aud]);
+            required.push("aud");
+        }
+        None => validation.validate_aud = false,
+    }
+    if let Some(iss) = &tenant.issuer {
+        validation.set_issuer(&[iss]);
+        required.push("iss");
+    }
+    validation.set_required_spec_claims(&required);
+    let mut last_error = AuthError::Invalid(format!(
+        "no public key of the tenant verifies {alg:?} tokens{}",
+        kid.map(|k| format!(" with kid '{k}'")).unwrap_or_default()
+    ));
+    for candidate in tenant.verify_keys.candidates(alg, kid) {
+        match jsonwebtoken::decode::<Map<String, Value>>(token, &candidate.key, &validation) {
+            Ok(data) => return Ok(data.claims),
             Err(e) => last_error = AuthError::Invalid(e.to_string()),
         }
     }
@@ -108,6 +351,12 @@ mod tests {
             allow_anonymous: anonymous,
             signing_keys: keys.iter().map(|k| k.to_string()).collect(),
             user_claim: "sub".into(),
+            api_keys: Vec::new(),
+            public_keys: Vec::new(),
+            jwks_file: None,
+            audience: None,
+            issuer: None,
+            verify_keys: VerifyKeys::default(),
             limits: Limits::default(),
         }
     }
@@ -170,5 +419,196 @@ mod tests {
         let tok = mint_token("k", "ignored-sub", Duration::from_secs(60), extra).expect("mint");
         let id = authenticate(&t, Some(&tok)).expect("valid");
         assert_eq!(id.user_id.as_deref(), Some("carol"));
+    }
+
+    // === tokens from an identity provider (RS256, ES256, JWKS) ===
+
+    const RSA_KEY: &str = include_str!("../../tests/fixtures/auth/rsa.key");
+    const RSA_PUB: &str = include_str!("../../tests/fixtures/auth/rsa.pub.pem");
+    const RSA_OTHER_KEY: &str = include_str!("../../tests/fixtures/auth/rsa-other.key");
+    const EC_KEY: &str = include_str!("../../tests/fixtures/auth/ec.key");
+    const EC_PUB: &str = include_str!("../../tests/fixtures/auth/ec.pub.pem");
+    const JWKS: &str = include_str!("../../tests/fixtures/auth/jwks.json");
+
+    fn with_public(pems: &[&str], jwks: Option<&str>) -> TenantConfig {
+        let mut t = tenant(false, &["hs-secret"]);
+        let pems: Vec<(String, String)> = pems
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (format!("pem{i}"), p.to_string()))
+            .collect();
+        t.verify_keys =
+            VerifyKeys::from_texts(&pems, jwks.map(|j| ("jwks".to_owned(), j.to_owned())))
+                .expect("keys load");
+        t
+    }
+
+    fn claims(user: &str, exp_in: i64) -> Map<String, Value> {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .expect("clock")
+            .as_secs() as i64;
+        let mut c = Map::new();
+        c.insert("sub".into(), user.into());
+        c.insert("exp".into(), Value::from(now + exp_in));
+        c
+    }
+
+    fn sign(alg: Algorithm, pem: &str, kid: Option<&str>, claims: &Map<String, Value>) -> String {
+        let key = match alg.family() {
+            AlgorithmFamily::Rsa => EncodingKey::from_rsa_pem(pem.as_bytes()),
+            AlgorithmFamily::Ec => EncodingKey::from_ec_pem(pem.as_bytes()),
+            _ => unreachable!("test keys are RSA or EC"),
+        }
+        .expect("private key");
+        let mut header = Header::new(alg);
+        header.kid = kid.map(str::to_owned);
+        jsonwebtoken::encode(&header, claims, &key).expect("sign")
+    }
+
+    #[test]
+    fn rs256_and_es256_verified_against_pem_keys() {
+        let t = with_public(&[RSA_PUB, EC_PUB], None);
+        let rs = sign(Algorithm::RS256, RSA_KEY, None, &claims("ann", 60));
+        let es = sign(Algorithm::ES256, EC_KEY, None, &claims("ben", 60));
+        assert_eq!(
+            authenticate(&t, Some(&rs))
+                .expect("rs256")
+                .user_id
+                .as_deref(),
+            Some("ann")
+        );
+        assert_eq!(
+            authenticate(&t, Some(&es))
+                .expect("es256")
+                .user_id
+                .as_deref(),
+            Some("ben")
+        );
+        // HS256 tokens still work beside them.
+        assert!(authenticate(&t, Some(&token("hs-secret", "cy"))).is_ok());
+    }
+
+    #[test]
+    fn rejects_other_keys_expired_and_algorithm_confusion() {
+        let t = with_public(&[RSA_PUB], None);
+        let forged = sign(Algorithm::RS256, RSA_OTHER_KEY, None, &claims("ann", 60));
+        assert!(matches!(
+            authenticate(&t, Some(&forged)),
+            Err(AuthError::Invalid(_))
+        ));
+        let expired = sign(Algorithm::RS256, RSA_KEY, None, &claims("ann", -600));
+        assert!(authenticate(&t, Some(&expired)).is_err());
+        let mut no_exp = claims("ann", 60);
+        no_exp.remove("exp");
+        assert!(authenticate(&t, Some(&sign(Algorithm::RS256, RSA_KEY, None, &no_exp))).is_err());
+        // An EC token where only an RSA key is configured.
+        let es = sign(Algorithm::ES256, EC_KEY, None, &claims("ann", 60));
+        assert!(authenticate(&t, Some(&es)).is_err());
+        // HS256 signed with the public key's PEM text as the secret.
+        let confused =
+            mint_token(RSA_PUB, "ann", Duration::from_secs(60), Map::new()).expect("mint");
+        assert!(authenticate(&t, Some(&confused)).is_err());
+        // A tenant without public keys refuses every RS256 token.
+        let plain = tenant(true, &["k"]);
+        let rs = sign(Algorithm::RS256, RSA_KEY, None, &claims("ann", 60));
+        assert!(authenticate(&plain, Some(&rs)).is_err());
+    }
+
+    #[test]
+    fn jwks_keys_match_by_kid() {
+        let t = with_public(&[], Some(JWKS));
+        let good = sign(Algorithm::RS256, RSA_KEY, Some("idp-1"), &claims("dee", 60));
+        assert_eq!(
+            authenticate(&t, Some(&good))
+                .expect("jwks")
+                .user_id
+                .as_deref(),
+            Some("dee")
+        );
+        let no_kid = sign(Algorithm::RS256, RSA_KEY, None, &claims("dee", 60));
+        assert!(authenticate(&t, Some(&no_kid)).is_ok());
+        let wrong_kid = sign(Algorithm::RS256, RSA_KEY, Some("idp-2"), &claims("dee", 60));
+        assert!(authenticate(&t, Some(&wrong_kid)).is_err());
+        // The JWKS pins RS256: the same key with PS256 is refused.
+        let ps = sign(Algorithm::PS256, RSA_KEY, Some("idp-1"), &claims("dee", 60));
+        assert!(authenticate(&t, Some(&ps)).is_err());
+    }
+
+    #[test]
+    fn audience_issuer_and_user_claim_for_public_keys() {
+        let mut t = with_public(&[RSA_PUB], None);
+        t.audience = Some("switchboard:acme".into());
+        t.issuer = Some("https://idp.example".into());
+        t.user_claim = "nameid".into();
+        let mut c = claims("ignored", 60);
+        c.insert("nameid".into(), "eve".into());
+        let bare = sign(Algorithm::RS256, RSA_KEY, None, &c);
+        assert!(
+            authenticate(&t, Some(&bare)).is_err(),
+            "aud and iss are required"
+        );
+        c.insert("aud".into(), "switchboard:other".into());
+        c.insert("iss".into(), "https://idp.example".into());
+        assert!(authenticate(&t, Some(&sign(Algorithm::RS256, RSA_KEY, None, &c))).is_err());
+        c.insert("aud".into(), "switchboard:acme".into());
+        let id = authenticate(&t, Some(&sign(Algorithm::RS256, RSA_KEY, None, &c))).expect("valid");
+        assert_eq!(id.user_id.as_deref(), Some("eve"));
+    }
+
+    #[test]
+    fn bad_key_files_are_refused() {
+        let pems = vec![("k.pem".to_owned(), "not a key".to_owned())];
+        assert!(VerifyKeys::from_texts(&pems, None).is_err());
+        let secret = r#"{"keys":[{"kty":"oct","k":"c2VjcmV0"}]}"#;
+        assert!(VerifyKeys::from_texts(&[], Some(("j".into(), secret.into()))).is_err());
+        assert!(VerifyKeys::from_texts(&[], Some(("j".into(), "{".into()))).is_err());
+    }
+
+    #[test]
+    fn tenants_never_share_a_way_in() {
+        let mut tenants = BTreeMap::new();
+        tenants.insert("a".to_owned(), with_public(&[RSA_PUB], None));
+        let mut b = with_public(&[RSA_PUB], None);
+        b.signing_keys = vec!["other".into()];
+        tenants.insert("b".to_owned(), b);
+        // Same public key, no audiences: a token for a would open b.
+        assert!(check_tenants_apart(&tenants).is_err());
+        tenants.get_mut("a").expect("a").audience = Some("aud-a".into());
+        tenants.get_mut("b").expect("b").audience = Some("aud-b".into());
+        check_tenants_apart(&tenants).expect("distinct audiences keep them apart");
+        // A token for a (aud-a) does not open b.
+        let mut c = claims("ann", 60);
+        c.insert("aud".into(), "aud-a".into());
+        let tok = sign(Algorithm::RS256, RSA_KEY, None, &c);
+        assert!(authenticate(&tenants["a"], Some(&tok)).is_ok());
+        assert!(authenticate(&tenants["b"], Some(&tok)).is_err());
+        // Shared HS256 secrets and API keys are refused.
+        tenants.get_mut("b").expect("b").signing_keys = vec!["hs-secret".into()];
+        assert!(check_tenants_apart(&tenants).is_err());
+        tenants.get_mut("b").expect("b").signing_keys = vec!["other".into()];
+        tenants.get_mut("a").expect("a").api_keys = vec!["a-long-enough-api-key".into()];
+        tenants.get_mut("b").expect("b").api_keys = vec!["a-long-enough-api-key".into()];
+        assert!(check_tenants_apart(&tenants).is_err());
+        tenants.get_mut("b").expect("b").api_keys = vec!["short".into()];
+        assert!(check_tenants_apart(&tenants).is_err());
+    }
+
+    #[test]
+    fn key_files_load_relative_to_the_config() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/auth");
+        let mut t = tenant(false, &[]);
+        t.public_keys = vec!["ec.pub.pem".into()];
+        t.jwks_file = Some("jwks.json".into());
+        let mut tenants = BTreeMap::from([("acme".to_owned(), t)]);
+        load_verify_keys(&mut tenants, &dir).expect("keys load");
+        let acme = &tenants["acme"];
+        let es = sign(Algorithm::ES256, EC_KEY, None, &claims("fay", 60));
+        let rs = sign(Algorithm::RS256, RSA_KEY, Some("idp-1"), &claims("gus", 60));
+        assert!(authenticate(acme, Some(&es)).is_ok());
+        assert!(authenticate(acme, Some(&rs)).is_ok());
+        tenants.get_mut("acme").expect("acme").public_keys = vec!["missing.pem".into()];
+        let err = load_verify_keys(&mut tenants, &dir).expect_err("missing file");
+        assert!(err.contains("missing.pem"), "{err}");
     }
 }

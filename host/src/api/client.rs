@@ -1,0 +1,192 @@
+//! A small HTTP/1.1 client for the REST API, for the `switchboard send` CLI
+//! and tests: plain `http://` only (run it next to the node or inside the
+//! cluster network), authenticated with an API key or a per-request token.
+
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
+use axum::http::{Method, Request};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+
+use super::auth::{API_KEY_HEADER, mint_api_token};
+
+/// How the client proves it may call the API.
+#[derive(Debug, Clone)]
+pub enum Credentials {
+    /// Sent as is in `X-Api-Key`.
+    ApiKey(String),
+    /// Signs a token per request, with `aud` = the request URL.
+    SigningKey(String),
+}
+
+/// The answer to a request.
+#[derive(Debug)]
+pub struct ApiResponse {
+    pub status: u16,
+    pub body: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("the URL must start with http:// (got '{0}')")]
+    Url(String),
+    #[error("cannot sign a token: {0}")]
+    Token(#[from] jsonwebtoken::errors::Error),
+    #[error("request failed: {0}")]
+    Http(String),
+    #[error("no answer within {0} s")]
+    Timeout(u64),
+}
+
+/// Lifetime of the per-request tokens.
+const TOKEN_TTL: Duration = Duration::from_secs(60);
+/// The longest one request may take.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Characters escaped in a path segment: all but unreserved ones.
+const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
+/// `name` escaped for use as one path segment.
+pub fn segment(name: &str) -> String {
+    utf8_percent_encode(name, SEGMENT).to_string()
+}
+
+/// Where `switchboard send` sends.
+#[derive(Debug, Clone)]
+pub enum Destination {
+    All,
+    User(String),
+    Group(String),
+    Connection(String),
+    /// Invoke the hub method server-side instead of sending to clients.
+    Invoke,
+}
+
+/// The request path (with `excluded` query) for a send to `to`.
+pub fn send_path(tenant: &str, hub: &str, to: &Destination, excluded: &[String]) -> String {
+    let base = format!("/api/v1/tenants/{}/hubs/{}", segment(tenant), segment(hub));
+    let mut path = match to {
+        Destination::All => format!("{base}/:send"),
+        Destination::User(u) => format!("{base}/users/{}/:send", segment(u)),
+        Destination::Group(g) => format!("{base}/groups/{}/:send", segment(g)),
+        Destination::Connection(c) => format!("{base}/connections/{}/:send", segment(c)),
+        Destination::Invoke => format!("{base}/:invoke"),
+    };
+    for (i, id) in excluded.iter().enumerate() {
+        path.push(if i == 0 { '?' } else { '&' });
+        path.push_str("excluded=");
+        path.push_str(&segment(id));
+    }
+    path
+}
+
+/// An API client for one node (or load balancer) URL.
+#[derive(Debug)]
+pub struct ApiClient {
+    base: String,
+    credentials: Credentials,
+    http: Client<HttpConnector, Full<Bytes>>,
+}
+
+impl ApiClient {
+    pub fn new(base_url: &str, credentials: Credentials) -> Result<ApiClient, ClientError> {
+        if !base_url.starts_with("http://") {
+            return Err(ClientError::Url(base_url.to_owned()));
+        }
+        Ok(ApiClient {
+            base: base_url.trim_end_matches('/').to_owned(),
+            credentials,
+            http: Client::builder(TokioExecutor::new()).build_http(),
+        })
+    }
+
+    /// `method` on `path` (escaped, starting with `/`, query allowed), with a JSON body.
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        json: Option<String>,
+    ) -> Result<ApiResponse, ClientError> {
+        let url = format!("{}{path}", self.base);
+        let mut request = Request::builder().method(method).uri(&url);
+        request = match &self.credentials {
+            Credentials::ApiKey(key) => request.header(API_KEY_HEADER, key),
+            Credentials::SigningKey(key) => {
+                let aud = url.split('?').next().unwrap_or_default();
+                let token = mint_api_token(key, aud, TOKEN_TTL)?;
+                request.header(AUTHORIZATION, format!("Bearer {token}"))
+            }
+        };
+        let body = match json {
+            Some(json) => {
+                request = request.header(CONTENT_TYPE, "application/json");
+                Full::new(Bytes::from(json))
+            }
+            None => Full::new(Bytes::new()),
+        };
+        let request = request
+            .body(body)
+            .map_err(|e| ClientError::Http(e.to_string()))?;
+        let exchange = async {
+            let response = self
+                .http
+                .request(request)
+                .await
+                .map_err(|e| ClientError::Http(format!("{url}: {e}")))?;
+            let status = response.status().as_u16();
+            let bytes = response
+                .into_body()
+                .collect()
+                .await
+                .map_err(|e| ClientError::Http(e.to_string()))?
+                .to_bytes();
+            Ok(ApiResponse {
+                status,
+                body: String::from_utf8_lossy(&bytes).into_owned(),
+            })
+        };
+        tokio::time::timeout(REQUEST_TIMEOUT, exchange)
+            .await
+            .map_err(|_| ClientError::Timeout(REQUEST_TIMEOUT.as_secs()))?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn segments_are_escaped() {
+        assert_eq!(super::segment("a/b c:ü"), "a%2Fb%20c%3A%C3%BC");
+        assert_eq!(super::segment("user-1_x.y~"), "user-1_x.y~");
+    }
+
+    #[test]
+    fn send_paths() {
+        use super::{Destination, send_path};
+        assert_eq!(
+            send_path(
+                "demo",
+                "chat",
+                &Destination::All,
+                &["a b".into(), "c".into()]
+            ),
+            "/api/v1/tenants/demo/hubs/chat/:send?excluded=a%20b&excluded=c"
+        );
+        assert_eq!(
+            send_path("demo", "chat", &Destination::User("u/1".into()), &[]),
+            "/api/v1/tenants/demo/hubs/chat/users/u%2F1/:send"
+        );
+        assert_eq!(
+            send_path("demo", "notify", &Destination::Invoke, &[]),
+            "/api/v1/tenants/demo/hubs/notify/:invoke"
+        );
+    }
+}

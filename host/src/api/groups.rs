@@ -1,0 +1,51 @@
+//! `.../groups/{group}`: send to a group, presence, and adding or removing
+//! a connection (wherever it is: the router publishes the change).
+
+use std::sync::Arc;
+
+use axum::http::StatusCode;
+use axum::response::Response;
+
+use super::error::ApiError;
+use super::payload::parse_payload;
+use super::{Call, done};
+use crate::router::Target;
+
+/// `POST .../groups/{group}/:send?excluded=...`: every member but the excluded.
+pub(super) fn send(call: &Call) -> Result<Response, ApiError> {
+    let message = parse_payload(&call.body)?.into_invocation()?;
+    let target = Target::Groups {
+        groups: vec![call.param("group").to_owned()],
+        except: call.query_all("excluded"),
+    };
+    call.node.router.send(&call.hub, &target, Arc::new(message));
+    done(StatusCode::ACCEPTED)
+}
+
+/// `HEAD .../groups/{group}`: 200 when the group has a member on this node.
+pub(super) fn exists(call: &Call) -> Result<Response, ApiError> {
+    let group = call.param("group");
+    if call.node.router.has_local_group(&call.hub, group) {
+        done(StatusCode::OK)
+    } else {
+        Err(ApiError::NoGroup(group.to_owned()))
+    }
+}
+
+/// `PUT .../groups/{group}/connections/{connection}`.
+pub(super) fn add_connection(call: &Call) -> Result<Response, ApiError> {
+    call.node
+        .router
+        .add_to_group(&call.hub, call.param("connection"), call.param("group"))
+        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    done(StatusCode::OK)
+}
+
+/// `DELETE .../groups/{group}/connections/{connection}`.
+pub(super) fn remove_connection(call: &Call) -> Result<Response, ApiError> {
+    call.node
+        .router
+        .remove_from_group(&call.hub, call.param("connection"), call.param("group"))
+        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    done(StatusCode::OK)
+}

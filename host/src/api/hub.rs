@@ -1,0 +1,95 @@
+//! The hub as a whole: broadcast, and invoking a hub method server-side.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use axum::http::header::CONTENT_TYPE;
+use axum::response::{IntoResponse, Response};
+use tracing::warn;
+
+use super::error::ApiError;
+use super::payload::parse_payload;
+use super::{Call, done};
+use crate::plugin::{CallEnv, Context, MethodKind};
+use crate::router::Target;
+
+/// The longest a server-side hub method call may take, host waits included.
+const INVOKE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// `POST .../:send?excluded=...`: every connection of the hub but the excluded.
+pub(super) fn send_all(call: &Call) -> Result<Response, ApiError> {
+    let message = parse_payload(&call.body)?.into_invocation()?;
+    let target = Target::All {
+        except: call.query_all("excluded"),
+    };
+    call.node.router.send(&call.hub, &target, Arc::new(message));
+    done(StatusCode::ACCEPTED)
+}
+
+/// `POST .../:invoke`: calls a hub method as a client would, but with no
+/// caller connection (empty `connection-id`, no user, no claims). Answers
+/// `{"result": value}`; the method's own error is a 422.
+pub(super) async fn invoke(call: &Call) -> Result<Response, ApiError> {
+    let payload = parse_payload(&call.body)?;
+    let node = &call.node;
+    let plugin = node
+        .registry
+        .get(&call.hub)
+        .ok_or_else(|| ApiError::UnknownHub {
+            tenant: call.hub.tenant.to_string(),
+            hub: call.hub.hub.to_string(),
+        })?;
+    let method = plugin
+        .method(&payload.target)
+        .ok_or_else(|| ApiError::UnknownMethod(payload.target.clone()))?;
+    if method.kind == MethodKind::ServerStream || method.upload_streams > 0 {
+        return Err(ApiError::BadRequest(format!(
+            "'{}' streams; only plain methods can be invoked over the API",
+            method.name
+        )));
+    }
+    let name = method.name.clone();
+    let env = CallEnv {
+        tenant: call.tenant.clone(),
+        hub: call.hub.clone(),
+        router: node.router.clone(),
+        connection_id: None,
+    };
+    let ctx = Context {
+        tenant: call.hub.tenant.to_string(),
+        hub: call.hub.hub.to_string(),
+        connection_id: String::new(),
+        user_id: None,
+        claims_json: "{}".to_owned(),
+    };
+    let outcome = tokio::time::timeout(
+        INVOKE_TIMEOUT,
+        node.engine
+            .invoke(&plugin, env, &ctx, &name, &payload.arguments, None),
+    )
+    .await
+    .map_err(|_| ApiError::Timeout(INVOKE_TIMEOUT.as_secs()))?;
+    let result = match outcome {
+        Ok(Ok(None)) => "null".to_owned(),
+        Ok(Ok(Some(text))) => {
+            serde_json::from_str::<&serde_json::value::RawValue>(&text).map_err(|e| {
+                ApiError::PluginFailed(format!("'{name}' returned invalid JSON ({e})"))
+            })?;
+            text
+        }
+        Ok(Err(error)) => return Err(ApiError::InvocationFailed(error)),
+        Err(e) => {
+            warn!(tenant = %call.hub.tenant, hub = %call.hub.hub, method = %name, error = %e, "API invocation failed");
+            return Err(ApiError::PluginFailed(format!(
+                "invocation of '{name}' failed: {e}"
+            )));
+        }
+    };
+    Ok((
+        StatusCode::OK,
+        [(CONTENT_TYPE, "application/json")],
+        format!("{{\"result\":{result}}}"),
+    )
+        .into_response())
+}

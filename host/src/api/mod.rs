@@ -1,0 +1,190 @@
+//! The backend REST API: send to clients, manage groups, check presence,
+//! close connections and invoke hub methods, in the shape of the Azure
+//! SignalR Service data-plane API (2022-06-01), below
+//! `/api/v1/tenants/{tenant}/hubs/{hub}`. `openapi.json` documents it and is
+//! served at `/api/openapi.json`.
+//!
+//! - [`routes`]: the route table and the pure path matcher.
+//! - [`auth`]: API keys and API tokens.
+//! - [`payload`]: body parsing.
+//! - [`error`]: every failure, and its JSON response, in one place.
+//! - `hub`, `users`, `groups`, `connections`: a handler per resource.
+//! - [`client`]: the HTTP client the CLI uses.
+//!
+//! Everything goes through the [`Router`](crate::router::Router), which
+//! reaches other nodes over the backplane, so sends and group changes work
+//! the same on one node or many. Presence checks (`HEAD`), closing a
+//! connection and adding a user's connections to a group act on the
+//! connections of the node that serves the request.
+
+pub mod auth;
+pub mod client;
+mod connections;
+pub mod error;
+mod groups;
+mod hub;
+pub mod payload;
+pub mod routes;
+mod users;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Query, Request, State};
+use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use tracing::debug;
+
+use crate::node::Node;
+use crate::router::HubKey;
+use crate::tenant::Tenant;
+use error::ApiError;
+use routes::{Action, Matched};
+
+/// Largest request body, in bytes (Azure's limit).
+pub const MAX_BODY: usize = 1 << 20;
+
+/// The OpenAPI 3 document of this API.
+pub const OPENAPI_JSON: &str = include_str!("../../openapi.json");
+
+pub fn routes() -> Router<Arc<Node>> {
+    Router::new()
+        .route("/api/openapi.json", get(openapi))
+        .route("/api/v1/tenants/{*rest}", any(handle))
+}
+
+async fn openapi() -> Response {
+    ([(CONTENT_TYPE, "application/json")], OPENAPI_JSON).into_response()
+}
+
+async fn handle(State(node): State<Arc<Node>>, request: Request) -> Response {
+    match dispatch(node, request).await {
+        Ok(response) => response,
+        Err(e) => {
+            debug!(code = e.code(), message = %e, "API request refused");
+            e.into_response()
+        }
+    }
+}
+
+/// One authorized API request, for its handler.
+struct Call {
+    node: Arc<Node>,
+    tenant: Arc<Tenant>,
+    hub: HubKey,
+    matched: Matched,
+    query: Vec<(String, String)>,
+    body: Bytes,
+}
+
+impl Call {
+    fn param(&self, name: &str) -> &str {
+        self.matched.param(name)
+    }
+
+    /// Every value of a query parameter (`excluded` may repeat).
+    fn query_all(&self, name: &str) -> Vec<String> {
+        self.query
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+
+    fn query_one(&self, name: &str) -> Option<&str> {
+        self.query
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+async fn dispatch(node: Arc<Node>, request: Request) -> Result<Response, ApiError> {
+    let (parts, body) = request.into_parts();
+    let path = parts.uri.path();
+    let matched = routes::parse(&parts.method, path)?;
+    let tenant = node
+        .tenants
+        .get(&matched.tenant)
+        .cloned()
+        .ok_or_else(|| ApiError::UnknownTenant(matched.tenant.clone()))?;
+    auth::authorize(
+        &tenant.name,
+        &tenant.config.api_keys,
+        &parts.headers,
+        path,
+        node.config.public_url.as_deref(),
+    )?;
+    let hub = HubKey::new(&tenant.name, &matched.hub);
+    if node.registry.get(&hub).is_none() {
+        return Err(ApiError::UnknownHub {
+            tenant: matched.tenant.clone(),
+            hub: matched.hub.clone(),
+        });
+    }
+    let Query(query) = Query::<Vec<(String, String)>>::try_from_uri(&parts.uri)
+        .map_err(|e| ApiError::BadRequest(format!("invalid query string: {e}")))?;
+    let body = if takes_body(matched.action) {
+        read_body(&parts.headers, body).await?
+    } else {
+        Bytes::new()
+    };
+    debug!(tenant = %hub.tenant, hub = %hub.hub, action = ?matched.action, "API request");
+    let call = Call {
+        node,
+        tenant,
+        hub,
+        matched,
+        query,
+        body,
+    };
+    match call.matched.action {
+        Action::SendAll => hub::send_all(&call),
+        Action::Invoke => hub::invoke(&call).await,
+        Action::SendUser => users::send(&call),
+        Action::UserExists => users::exists(&call),
+        Action::AddUserToGroup => users::add_to_group(&call),
+        Action::RemoveUserFromGroup => users::remove_from_group(&call),
+        Action::SendGroup => groups::send(&call),
+        Action::GroupExists => groups::exists(&call),
+        Action::AddConnectionToGroup => groups::add_connection(&call),
+        Action::RemoveConnectionFromGroup => groups::remove_connection(&call),
+        Action::SendConnection => connections::send(&call),
+        Action::ConnectionExists => connections::exists(&call),
+        Action::CloseConnection => connections::close(&call),
+    }
+}
+
+fn takes_body(action: Action) -> bool {
+    matches!(
+        action,
+        Action::SendAll
+            | Action::Invoke
+            | Action::SendUser
+            | Action::SendGroup
+            | Action::SendConnection
+    )
+}
+
+/// The body of a JSON request, at most [`MAX_BODY`] bytes.
+async fn read_body(headers: &HeaderMap, body: Body) -> Result<Bytes, ApiError> {
+    let declared = headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY as u64) {
+        return Err(ApiError::PayloadTooLarge);
+    }
+    payload::require_json(headers)?;
+    axum::body::to_bytes(body, MAX_BODY)
+        .await
+        .map_err(|_| ApiError::PayloadTooLarge)
+}
+
+/// A success without a body.
+fn done(status: StatusCode) -> Result<Response, ApiError> {
+    Ok(status.into_response())
+}

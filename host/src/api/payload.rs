@@ -1,0 +1,140 @@
+//! Request bodies: the content type check and Azure's `PayloadMessage`
+//! (`{"target": "method", "arguments": [...]}`). Pure functions.
+
+use axum::http::HeaderMap;
+use axum::http::header::CONTENT_TYPE;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use super::error::ApiError;
+use crate::router::OutboundInvocation;
+
+/// `application/json`, with parameters (`; charset=utf-8`) or a `+json` suffix.
+pub fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(value) = headers.get(CONTENT_TYPE) else {
+        return Err(ApiError::UnsupportedMediaType(
+            "a body without Content-Type".into(),
+        ));
+    };
+    let text = value.to_str().unwrap_or_default();
+    let essence = text.split(';').next().unwrap_or_default().trim();
+    let essence = essence.to_ascii_lowercase();
+    let json = essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"));
+    if json {
+        Ok(())
+    } else {
+        Err(ApiError::UnsupportedMediaType(format!(
+            "'{}'",
+            crate::plugin::truncate(text, 100)
+        )))
+    }
+}
+
+#[derive(Deserialize)]
+struct Wire<'a> {
+    #[serde(alias = "Target")]
+    target: Option<String>,
+    #[serde(alias = "Arguments", borrow)]
+    arguments: Option<&'a RawValue>,
+}
+
+/// A method and its arguments for clients (or for the hub, with `:invoke`).
+#[derive(Debug)]
+pub struct Payload {
+    pub target: String,
+    /// The arguments as JSON array text.
+    pub arguments: String,
+}
+
+impl Payload {
+    pub fn into_invocation(self) -> Result<OutboundInvocation, ApiError> {
+        OutboundInvocation::from_json(&self.target, &self.arguments).map_err(ApiError::BadRequest)
+    }
+}
+
+/// Parses a `PayloadMessage`. `arguments` may be left out (no arguments).
+pub fn parse_payload(body: &[u8]) -> Result<Payload, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::BadRequest(
+            "the body is empty; expected {\"target\": ..., \"arguments\": [...]}".into(),
+        ));
+    }
+    let wire: Wire = serde_json::from_slice(body).map_err(|e| {
+        ApiError::BadRequest(format!(
+            "the body is not valid JSON for a PayloadMessage: {e}"
+        ))
+    })?;
+    let target = wire
+        .target
+        .filter(|t| !t.trim().is_empty())
+        .ok_or_else(|| ApiError::BadRequest("'target' (the method name) is required".into()))?;
+    if target.len() > 1024 {
+        return Err(ApiError::BadRequest(
+            "'target' is longer than 1024 bytes".into(),
+        ));
+    }
+    let arguments = match wire.arguments {
+        None => "[]".to_owned(),
+        Some(raw) if raw.get().trim_start().starts_with('[') => raw.get().to_owned(),
+        Some(_) => {
+            return Err(ApiError::BadRequest(
+                "'arguments' must be a JSON array".into(),
+            ));
+        }
+    };
+    Ok(Payload { target, arguments })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    #[test]
+    fn payload_forms() {
+        let p = parse_payload(br#"{"target":"newMessage","arguments":["a",{"b":1}]}"#).expect("ok");
+        assert_eq!(p.target, "newMessage");
+        assert_eq!(p.arguments, r#"["a",{"b":1}]"#);
+        let p = parse_payload(br#"{"Target":"m","Arguments":[1]}"#).expect("v1 casing");
+        assert_eq!((p.target.as_str(), p.arguments.as_str()), ("m", "[1]"));
+        let p = parse_payload(br#"{"target":"m"}"#).expect("no arguments");
+        assert_eq!(p.arguments, "[]");
+        let inv = p.into_invocation().expect("invocation");
+        assert_eq!(inv.method, "m");
+    }
+
+    #[test]
+    fn payload_errors_say_what_is_wrong() {
+        let msg = |body: &[u8]| match parse_payload(body) {
+            Err(ApiError::BadRequest(m)) => m,
+            other => panic!("expected BadRequest, got {other:?}"),
+        };
+        assert!(msg(b"").contains("empty"));
+        assert!(msg(b"{not json").contains("not valid JSON"));
+        assert!(msg(br#"{"arguments":[]}"#).contains("'target'"));
+        assert!(msg(br#"{"target":""}"#).contains("'target'"));
+        assert!(msg(br#"{"target":"m","arguments":{"a":1}}"#).contains("array"));
+        assert!(msg(br#"[1,2]"#).contains("not valid JSON"));
+    }
+
+    #[test]
+    fn content_types() {
+        let with = |v: &'static str| {
+            let mut h = HeaderMap::new();
+            h.insert(CONTENT_TYPE, HeaderValue::from_static(v));
+            require_json(&h)
+        };
+        assert_eq!(with("application/json"), Ok(()));
+        assert_eq!(with("Application/JSON; charset=utf-8"), Ok(()));
+        assert_eq!(with("application/vnd.api+json"), Ok(()));
+        assert!(matches!(
+            with("text/plain"),
+            Err(ApiError::UnsupportedMediaType(_))
+        ));
+        assert!(matches!(
+            require_json(&HeaderMap::new()),
+            Err(ApiError::UnsupportedMediaType(_))
+        ));
+    }
+}

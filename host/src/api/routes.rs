@@ -1,0 +1,315 @@
+//! The REST API's route table and the pure function that matches a request
+//! line against it. Paths are matched segment by segment on the raw
+//! (still percent-encoded) path, so a user id or group name may contain any
+//! character, `/` included, when the caller encodes it.
+//!
+//! Every route lives under `/api/v1/tenants/{tenant}/hubs/{hub}`; the table
+//! holds the rest. `openapi.json` documents exactly this table (tested).
+
+use axum::http::Method;
+use percent_encoding::percent_decode_str;
+
+use super::error::ApiError;
+use crate::router::MAX_NAME_LEN;
+
+/// Where every route starts.
+pub const PREFIX: &str = "/api/v1/tenants/";
+
+/// What a request asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    SendAll,
+    SendUser,
+    SendGroup,
+    SendConnection,
+    Invoke,
+    ConnectionExists,
+    CloseConnection,
+    UserExists,
+    GroupExists,
+    AddConnectionToGroup,
+    RemoveConnectionFromGroup,
+    AddUserToGroup,
+    RemoveUserFromGroup,
+}
+
+/// One route: a method and a path below the hub, with `{name}` captures.
+#[derive(Debug)]
+pub struct Route {
+    pub method: Method,
+    pub pattern: &'static str,
+    pub action: Action,
+}
+
+const fn route(method: Method, pattern: &'static str, action: Action) -> Route {
+    Route {
+        method,
+        pattern,
+        action,
+    }
+}
+
+/// Every route of the API, below `/api/v1/tenants/{tenant}/hubs/{hub}`.
+pub const ROUTES: &[Route] = &[
+    route(Method::POST, "/:send", Action::SendAll),
+    route(Method::POST, "/:invoke", Action::Invoke),
+    route(Method::POST, "/users/{user}/:send", Action::SendUser),
+    route(Method::POST, "/groups/{group}/:send", Action::SendGroup),
+    route(
+        Method::POST,
+        "/connections/{connection}/:send",
+        Action::SendConnection,
+    ),
+    route(
+        Method::HEAD,
+        "/connections/{connection}",
+        Action::ConnectionExists,
+    ),
+    route(
+        Method::DELETE,
+        "/connections/{connection}",
+        Action::CloseConnection,
+    ),
+    route(Method::HEAD, "/users/{user}", Action::UserExists),
+    route(Method::HEAD, "/groups/{group}", Action::GroupExists),
+    route(
+        Method::PUT,
+        "/groups/{group}/connections/{connection}",
+        Action::AddConnectionToGroup,
+    ),
+    route(
+        Method::DELETE,
+        "/groups/{group}/connections/{connection}",
+        Action::RemoveConnectionFromGroup,
+    ),
+    route(
+        Method::PUT,
+        "/users/{user}/groups/{group}",
+        Action::AddUserToGroup,
+    ),
+    route(
+        Method::DELETE,
+        "/users/{user}/groups/{group}",
+        Action::RemoveUserFromGroup,
+    ),
+];
+
+/// A request matched against the table, with its names decoded.
+#[derive(Debug, PartialEq)]
+pub struct Matched {
+    pub tenant: String,
+    pub hub: String,
+    pub action: Action,
+    params: Vec<(&'static str, String)>,
+}
+
+impl Matched {
+    /// A captured name (`user`, `group`, `connection`); empty if the route has none.
+    pub fn param(&self, name: &str) -> &str {
+        self.params
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_str())
+            .unwrap_or_default()
+    }
+}
+
+/// Matches `method` and the raw `path` against [`ROUTES`].
+pub fn parse(method: &Method, path: &str) -> Result<Matched, ApiError> {
+    let no_route = || ApiError::NoRoute(path.to_owned());
+    let rest = path.strip_prefix(PREFIX).ok_or_else(no_route)?;
+    let rest = rest.strip_suffix('/').unwrap_or(rest);
+    let segments: Vec<&str> = rest.split('/').collect();
+    let [tenant, hubs, hub, below @ ..] = segments.as_slice() else {
+        return Err(no_route());
+    };
+    if *hubs != "hubs" || tenant.is_empty() || hub.is_empty() {
+        return Err(no_route());
+    }
+    let tenant = decode(tenant)?.to_ascii_lowercase();
+    let hub = decode(hub)?.to_ascii_lowercase();
+    let mut allowed: Vec<&Method> = Vec::new();
+    for route in ROUTES {
+        let Some(params) = match_pattern(route.pattern, below)? else {
+            continue;
+        };
+        if route.method == *method {
+            return Ok(Matched {
+                tenant,
+                hub,
+                action: route.action,
+                params,
+            });
+        }
+        allowed.push(&route.method);
+    }
+    if allowed.is_empty() {
+        return Err(no_route());
+    }
+    Err(ApiError::MethodNotAllowed {
+        method: method.to_string(),
+        allow: allowed
+            .iter()
+            .map(|m| m.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+    })
+}
+
+/// The captures of `pattern` if `segments` match it.
+fn match_pattern(
+    pattern: &'static str,
+    segments: &[&str],
+) -> Result<Option<Vec<(&'static str, String)>>, ApiError> {
+    let parts: Vec<&'static str> = pattern.trim_start_matches('/').split('/').collect();
+    if parts.len() != segments.len() {
+        return Ok(None);
+    }
+    let mut params = Vec::new();
+    for (part, segment) in parts.iter().zip(segments) {
+        if let Some(name) = part.strip_prefix('{').and_then(|p| p.strip_suffix('}')) {
+            if segment.is_empty() {
+                return Ok(None);
+            }
+            params.push((name, String::new()));
+        } else if decode(segment)? != *part {
+            return Ok(None);
+        }
+    }
+    // Decode captures only once the literal parts matched.
+    let mut captured = params.iter_mut();
+    for (part, segment) in parts.iter().zip(segments) {
+        if part.starts_with('{') {
+            let Some((name, value)) = captured.next() else {
+                break;
+            };
+            *value = decode(segment)?;
+            if value.len() > MAX_NAME_LEN {
+                return Err(ApiError::BadRequest(format!(
+                    "the {name} is longer than {MAX_NAME_LEN} bytes"
+                )));
+            }
+        }
+    }
+    Ok(Some(params))
+}
+
+fn decode(segment: &str) -> Result<String, ApiError> {
+    percent_decode_str(segment)
+        .decode_utf8()
+        .map(|s| s.into_owned())
+        .map_err(|_| ApiError::BadRequest("a path segment is not valid UTF-8".into()))
+}
+
+/// The OpenAPI path of a route: the full path with `{tenant}` and `{hub}`.
+pub fn full_pattern(route: &Route) -> String {
+    format!("/api/v1/tenants/{{tenant}}/hubs/{{hub}}{}", route.pattern)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = "/api/v1/tenants/acme/hubs/Orders";
+
+    fn ok(method: Method, rest: &str) -> Matched {
+        parse(&method, &format!("{BASE}{rest}")).expect("route")
+    }
+
+    #[test]
+    fn matches_every_route_and_decodes_names() {
+        let m = ok(Method::POST, "/:send");
+        assert_eq!((m.tenant.as_str(), m.hub.as_str()), ("acme", "orders"));
+        assert_eq!(m.action, Action::SendAll);
+        let m = ok(Method::POST, "/users/a%2Fb%20c/:send");
+        assert_eq!(m.action, Action::SendUser);
+        assert_eq!(m.param("user"), "a/b c");
+        let m = ok(Method::PUT, "/users/u1/groups/g%C3%BC");
+        assert_eq!(m.action, Action::AddUserToGroup);
+        assert_eq!((m.param("user"), m.param("group")), ("u1", "gü"));
+        let m = ok(Method::DELETE, "/groups/g/connections/c");
+        assert_eq!(m.action, Action::RemoveConnectionFromGroup);
+        assert_eq!(
+            ok(Method::HEAD, "/connections/c").action,
+            Action::ConnectionExists
+        );
+        assert_eq!(
+            ok(Method::DELETE, "/connections/c/").action,
+            Action::CloseConnection
+        );
+        assert_eq!(ok(Method::POST, "/%3Asend").action, Action::SendAll);
+        assert_eq!(ok(Method::POST, "/:invoke").action, Action::Invoke);
+    }
+
+    #[test]
+    fn unknown_paths_and_methods() {
+        for path in [
+            "/api/v1/tenants/acme",
+            "/api/v1/tenants/acme/hubs",
+            "/api/v1/tenants/acme/rooms/x/:send",
+            "/api/v2/tenants/acme/hubs/h/:send",
+        ] {
+            assert!(
+                matches!(parse(&Method::POST, path), Err(ApiError::NoRoute(_))),
+                "{path}"
+            );
+        }
+        for rest in ["/:sendx", "/users//:send", "/users/u/:send/x", "/groups"] {
+            assert!(
+                matches!(
+                    parse(&Method::POST, &format!("{BASE}{rest}")),
+                    Err(ApiError::NoRoute(_))
+                ),
+                "{rest}"
+            );
+        }
+        let err = parse(&Method::GET, &format!("{BASE}/connections/c")).expect_err("405");
+        assert_eq!(
+            err,
+            ApiError::MethodNotAllowed {
+                method: "GET".into(),
+                allow: "HEAD, DELETE".into()
+            }
+        );
+        let err = parse(&Method::GET, &format!("{BASE}/:send")).expect_err("405");
+        assert!(matches!(err, ApiError::MethodNotAllowed { .. }));
+    }
+
+    #[test]
+    fn bad_names() {
+        let long = "x".repeat(MAX_NAME_LEN + 1);
+        assert!(matches!(
+            parse(&Method::POST, &format!("{BASE}/groups/{long}/:send")),
+            Err(ApiError::BadRequest(_))
+        ));
+        assert!(matches!(
+            parse(&Method::POST, &format!("{BASE}/users/%FF/:send")),
+            Err(ApiError::BadRequest(_))
+        ));
+    }
+
+    #[test]
+    fn openapi_documents_exactly_these_routes() {
+        let doc: serde_json::Value =
+            serde_json::from_str(super::super::OPENAPI_JSON).expect("openapi.json is JSON");
+        assert!(doc["openapi"].as_str().is_some_and(|v| v.starts_with("3.")));
+        let mut documented = Vec::new();
+        for (path, item) in doc["paths"].as_object().expect("paths") {
+            if !path.starts_with(PREFIX.trim_end_matches('/')) {
+                continue;
+            }
+            for method in item.as_object().expect("path item").keys() {
+                if method != "parameters" {
+                    documented.push((method.to_ascii_uppercase(), path.clone()));
+                }
+            }
+        }
+        let mut routed: Vec<(String, String)> = ROUTES
+            .iter()
+            .map(|r| (r.method.to_string(), full_pattern(r)))
+            .collect();
+        documented.sort();
+        routed.sort();
+        assert_eq!(documented, routed);
+    }
+}

@@ -1,0 +1,54 @@
+//! `.../users/{user}`: send to a user, presence, and group membership.
+
+use std::sync::Arc;
+
+use axum::http::StatusCode;
+use axum::response::Response;
+
+use super::error::ApiError;
+use super::payload::parse_payload;
+use super::{Call, done};
+use crate::router::Target;
+
+/// `POST .../users/{user}/:send`: every connection of the user, on every node.
+pub(super) fn send(call: &Call) -> Result<Response, ApiError> {
+    let message = parse_payload(&call.body)?.into_invocation()?;
+    let target = Target::Users(vec![call.param("user").to_owned()]);
+    call.node.router.send(&call.hub, &target, Arc::new(message));
+    done(StatusCode::ACCEPTED)
+}
+
+/// `HEAD .../users/{user}`: 200 when the user has a connection on this node.
+pub(super) fn exists(call: &Call) -> Result<Response, ApiError> {
+    let user = call.param("user");
+    if call.node.router.has_local_user(&call.hub, user) {
+        done(StatusCode::OK)
+    } else {
+        Err(ApiError::NoUser(user.to_owned()))
+    }
+}
+
+/// `PUT .../users/{user}/groups/{group}`: adds the user's current
+/// connections on this node (Azure's `ttl=0`); later connections are not added.
+pub(super) fn add_to_group(call: &Call) -> Result<Response, ApiError> {
+    let group = call.param("group");
+    let router = &call.node.router;
+    for connection in router.local_user_connections(&call.hub, call.param("user")) {
+        router
+            .add_to_group(&call.hub, &connection.id, group)
+            .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    }
+    done(StatusCode::OK)
+}
+
+/// `DELETE .../users/{user}/groups/{group}`: removes the user's connections on this node.
+pub(super) fn remove_from_group(call: &Call) -> Result<Response, ApiError> {
+    let group = call.param("group");
+    let router = &call.node.router;
+    for connection in router.local_user_connections(&call.hub, call.param("user")) {
+        router
+            .remove_from_group(&call.hub, &connection.id, group)
+            .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    }
+    done(StatusCode::OK)
+}

@@ -1,0 +1,128 @@
+// The REST API across a cluster: one nats-server with JetStream and two `switchboard serve
+// --nats` nodes. A backend calls node 1; the official client connected to node 2 receives what
+// it sent (user, connection, group, all), group changes reach a connection on the other node,
+// and `:invoke notifyClient` on node 1 reaches a client that registered on node 2.
+
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { connect, inbox, invoke, WAIT_MS } from './lib/client.js';
+import { startNats } from './lib/nats.js';
+import { hubUrl, mintToken, startServer, unique, withTimeout } from './lib/server.js';
+
+const KEY = 'cluster-api-key-0123456789';
+const CONFIRMED = "Here's the message for confirmation";
+const CONFIG = `
+[tenants.demo]
+allow_anonymous = true
+signing_keys = ["switchboard-demo-development-key-not-secret"]
+api_keys = ["${KEY}"]
+
+[nats]
+partitions = 4
+registry_ttl_secs = 3
+`;
+
+let nats;
+let nodes = [];
+before(async () => {
+  nats = await startNats();
+  nodes = await Promise.all([0, 1].map(() => startServer({ config: CONFIG, args: ['--nats', nats.url] })));
+  await Promise.all(
+    nodes.map((node) =>
+      withTimeout(
+        (async () => {
+          for (;;) {
+            const status = await fetch(`${node.url}/readyz`).then((r) => r.status, () => 0);
+            if (status === 200) return;
+            await new Promise((resolve) => setTimeout(resolve, 50));
+          }
+        })(),
+        20_000,
+        `${node.url}/readyz`,
+      ),
+    ),
+  );
+});
+after(async () => {
+  await Promise.all(nodes.map((n) => n.stop()));
+  await nats?.close();
+});
+
+const enc = encodeURIComponent;
+const apiPath = (hub, rest) => `/api/v1/tenants/demo/hubs/${hub}${rest}`;
+
+/** A REST call to `node` with the API key (bounded). */
+async function api(node, method, urlPath, body) {
+  const headers = { 'x-api-key': KEY };
+  if (body !== undefined) headers['content-type'] = 'application/json';
+  const r = await fetch(`${node.url}${urlPath}`, {
+    method,
+    headers,
+    body: body === undefined ? undefined : JSON.stringify(body),
+    signal: AbortSignal.timeout(WAIT_MS),
+  });
+  const text = await r.text();
+  return { status: r.status, body: text ? JSON.parse(text) : null };
+}
+
+/** A client on `node`, reachable through the API of its own node before it is used. */
+async function member(t, node, { hub = 'chat', target = 'msg', token } = {}) {
+  const connection = await connect(t, hubUrl(node, 'demo', hub), token ? { token } : {});
+  const id = connection.connectionId;
+  const deadline = Date.now() + WAIT_MS;
+  while ((await api(node, 'HEAD', apiPath(hub, `/connections/${enc(id)}`))).status !== 200) {
+    if (Date.now() > deadline) throw new Error(`connection ${id} never became reachable`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  return { connection, id, box: inbox(connection, target) };
+}
+
+describe('REST API across a cluster of two nodes', { timeout: 120_000 }, () => {
+  test('sends and group changes made on node 1 reach a client on node 2', async (t) => {
+    const [one, two] = nodes;
+    const user = unique('cu-');
+    const token = await mintToken({ user, config: one.configPath });
+    const far = await member(t, two, { token });
+    const near = await member(t, one);
+
+    let r = await api(one, 'POST', apiPath('chat', `/users/${enc(user)}/:send`), { target: 'msg', arguments: ['to-user'] });
+    assert.equal(r.status, 202);
+    assert.deepEqual(await far.box.next((m) => m[0] === 'to-user', 10_000), ['to-user']);
+
+    r = await api(one, 'POST', apiPath('chat', `/connections/${enc(far.id)}/:send`), { target: 'msg', arguments: ['to-conn'] });
+    assert.equal(r.status, 202);
+    assert.deepEqual(await far.box.next((m) => m[0] === 'to-conn', 10_000), ['to-conn']);
+
+    const group = unique('cg-');
+    r = await api(one, 'PUT', apiPath('chat', `/groups/${group}/connections/${enc(far.id)}`));
+    assert.equal(r.status, 200);
+    r = await api(one, 'POST', apiPath('chat', `/groups/${group}/:send`), { target: 'msg', arguments: ['to-group'] });
+    assert.equal(r.status, 202);
+    assert.deepEqual(await far.box.next((m) => m[0] === 'to-group', 10_000), ['to-group']);
+    // The membership lives on node 2, where the connection is.
+    assert.equal((await api(two, 'HEAD', apiPath('chat', `/groups/${group}`))).status, 200);
+
+    r = await api(one, 'POST', `${apiPath('chat', '/:send')}?excluded=${enc(near.id)}`, { target: 'msg', arguments: ['to-all'] });
+    assert.equal(r.status, 202);
+    assert.deepEqual(await far.box.next((m) => m[0] === 'to-all', 10_000), ['to-all']);
+
+    r = await api(one, 'DELETE', apiPath('chat', `/groups/${group}/connections/${enc(far.id)}`));
+    assert.equal(r.status, 200);
+    // Removal travels the same ordered path as a send: a marker after it proves it was applied.
+    await api(one, 'POST', apiPath('chat', `/groups/${group}/:send`), { target: 'msg', arguments: ['after-removal'] });
+    await api(one, 'POST', apiPath('chat', `/connections/${enc(far.id)}/:send`), { target: 'msg', arguments: ['marker'] });
+    await far.box.next((m) => m[0] === 'marker', 10_000);
+    assert.ok(!far.box.has('after-removal'), 'a removed member received a group send');
+    assert.ok(!near.box.has('to-all'), 'the excluded connection received the broadcast');
+  });
+
+  test('notify: a client registers on node 2, the backend invokes notifyClient on node 1', async (t) => {
+    const [one, two] = nodes;
+    const client = await member(t, two, { hub: 'notify', target: 'addMessage' });
+    const id = Math.floor(Math.random() * 1_000_000_000);
+    await invoke(client.connection, 'registerClient', id);
+    const r = await api(one, 'POST', apiPath('notify', '/:invoke'), { target: 'notifyClient', arguments: [id, 'Confirmed'] });
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    assert.deepEqual(await client.box.next(() => true, 10_000), [CONFIRMED]);
+  });
+});
