@@ -9,10 +9,13 @@ use anyhow::Context as _;
 use tracing::{error, info};
 
 use crate::backplane::memory::MemoryBus;
+use crate::backplane::nats::NatsBackplane;
+use crate::backplane::{Backplane, Inbox};
 use crate::config::{Config, DEMO_TENANT};
 use crate::connection::PendingConnections;
 use crate::plugin::{PluginEngine, Registry, registry};
 use crate::router::{HubKey, Router};
+use crate::tenant::KvStore;
 use crate::tenant::Tenants;
 
 /// Most negotiated connections waiting for their transport at once.
@@ -25,6 +28,10 @@ pub struct Node {
     pub engine: Arc<PluginEngine>,
     pub registry: Registry,
     pub pending: PendingConnections,
+    /// Active connections by the `id` clients send, for SSE and long-polling requests.
+    pub http_connections: crate::transport::HttpConnections,
+    /// The NATS backplane when the node is part of a cluster (`[nats]`).
+    pub cluster: Option<Arc<NatsBackplane>>,
 }
 
 impl std::fmt::Debug for Node {
@@ -34,11 +41,25 @@ impl std::fmt::Debug for Node {
 }
 
 impl Node {
-    /// Starts a node on the memory backplane: the bundled plugins for the
-    /// `demo` tenant, then every plugin in `plugin_dir`.
+    /// Starts a node: on the NATS backplane with the cluster's key-value
+    /// buckets when the config has `[nats]`, else on the memory backplane;
+    /// then the bundled plugins for the `demo` tenant, and every plugin in
+    /// `plugin_dir`.
     pub async fn start(config: Config, plugin_dir: Option<&Path>) -> anyhow::Result<Arc<Node>> {
-        let (backplane, mut inbox) = MemoryBus::new().join();
+        let (backplane, mut inbox, cluster): (Arc<dyn Backplane>, Inbox, _) = match &config.nats {
+            Some(nats) => {
+                let (backplane, inbox) = NatsBackplane::connect(nats).await?;
+                (backplane.clone(), inbox, Some(backplane))
+            }
+            None => {
+                let (backplane, inbox) = MemoryBus::new().join();
+                (backplane, inbox, None)
+            }
+        };
         let router = Arc::new(Router::new(backplane));
+        if let Some(cluster) = &cluster {
+            cluster.start_registry(Arc::downgrade(&router));
+        }
         let max_memory_mb = config
             .tenants
             .values()
@@ -48,7 +69,12 @@ impl Node {
         let engine = Arc::new(
             PluginEngine::new(max_memory_mb).context("cannot start the WebAssembly engine")?,
         );
-        let tenants = Tenants::from_config(&config);
+        let tenants = match &cluster {
+            Some(cluster) => Tenants::from_config_with(&config, |tenant| {
+                KvStore::jetstream(cluster.kv_store(tenant))
+            }),
+            None => Tenants::from_config(&config),
+        };
         let pending = PendingConnections::new(
             Duration::from_secs(config.disconnect_timeout_secs),
             MAX_PENDING,
@@ -60,6 +86,8 @@ impl Node {
             engine,
             registry: Registry::new(),
             pending,
+            http_connections: crate::transport::HttpConnections::new(),
+            cluster,
         });
 
         let remote_router = router.clone();
@@ -105,6 +133,29 @@ impl Node {
             }
         });
         Ok(node)
+    }
+
+    /// Ready for traffic: always alone; in a cluster, while NATS is connected.
+    pub fn is_ready(&self) -> bool {
+        self.cluster.as_ref().is_none_or(|c| c.is_ready())
+    }
+
+    /// Closes every connection gracefully: each finishes what is in flight,
+    /// then tells its client to reconnect. Waits up to `timeout`.
+    pub async fn drain(&self, timeout: Duration) {
+        let connections = self.router.local_connections();
+        info!(connections = connections.len(), "draining connections");
+        for connection in &connections {
+            connection.drain();
+        }
+        let deadline = tokio::time::Instant::now() + timeout;
+        while self.router.connection_count() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let left = self.router.connection_count();
+        if left > 0 {
+            tracing::warn!(left, "connections still open after the drain timeout");
+        }
     }
 
     pub async fn load_plugin(

@@ -28,6 +28,8 @@ pub struct ConnectionHandle {
     outbound: mpsc::Sender<Bytes>,
     /// Cancelled when the connection ends, for whatever reason.
     pub(super) closing: CancellationToken,
+    /// Cancelled when the node shuts down: finish what is in flight, then close.
+    pub(super) draining: CancellationToken,
     /// The error the client is told in its Close message, if any.
     close_error: Mutex<Option<CloseReason>>,
     /// Client results awaited by plugins, by invocation id.
@@ -65,6 +67,7 @@ impl ConnectionHandle {
             protocol,
             outbound,
             closing: CancellationToken::new(),
+            draining: CancellationToken::new(),
             close_error: Mutex::new(None),
             pending_results: Mutex::new(HashMap::new()),
             next_invocation: AtomicU64::new(0),
@@ -95,6 +98,27 @@ impl ConnectionHandle {
             }
         }
         Ok(())
+    }
+
+    /// A connection no transport serves (tests, tools): its encoded frames
+    /// arrive on the returned receiver, which holds up to `capacity`.
+    pub fn new_detached(
+        id: &str,
+        hub: HubKey,
+        user: Option<&str>,
+        protocol: Protocol,
+        capacity: usize,
+    ) -> (Arc<ConnectionHandle>, mpsc::Receiver<Bytes>) {
+        let (tx, rx) = mpsc::channel(capacity.max(1));
+        let handle = ConnectionHandle::new(
+            Arc::from(id),
+            hub,
+            user.map(Arc::from),
+            protocol,
+            tx,
+            super::RequestInfo::default(),
+        );
+        (Arc::new(handle), rx)
     }
 
     /// Queues an invocation. False when the queue is full: the client is too slow.
@@ -155,6 +179,12 @@ impl ConnectionHandle {
             }
         }
         self.closing.cancel();
+    }
+
+    /// Asks the connection to finish its in-flight invocations, then close
+    /// with a reason that lets clients reconnect (to another node).
+    pub fn drain(&self) {
+        self.draining.cancel();
     }
 
     /// Ends the connection without an error.

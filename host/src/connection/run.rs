@@ -15,6 +15,11 @@ use crate::protocol::handshake::{self, HandshakeRequest};
 use crate::protocol::{HubMessage, Protocol, TransferFormat};
 use crate::tenant::Tenant;
 
+/// How long a draining connection waits for its in-flight invocations.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(20);
+/// The Close error of a connection closed because its node shuts down.
+const SHUTTING_DOWN: &str = "Server is shutting down.";
+
 /// A transport request that may start a connection.
 #[derive(Debug)]
 pub struct Accepted {
@@ -56,19 +61,6 @@ where
             return;
         }
     };
-    let binary = protocol.transfer_format() == TransferFormat::Binary;
-    let success = Bytes::from_static(handshake::success_response());
-    if outbound
-        .send(OutFrame::Data {
-            data: success,
-            binary,
-        })
-        .await
-        .is_err()
-    {
-        return;
-    }
-
     let (queue_tx, queue_rx) = mpsc::channel(config.outbound_queue);
     let user = accepted
         .negotiated
@@ -84,6 +76,24 @@ where
         queue_tx,
         accepted.negotiated.request.clone(),
     ));
+    // Registered before the client learns the handshake succeeded, so that anything the client
+    // does next (a REST lookup, a send from another connection) already finds it. Messages routed
+    // here in between wait in the queue until the writer starts, after the handshake response.
+    node.router.register(handle.clone());
+    let binary = protocol.transfer_format() == TransferFormat::Binary;
+    let success = Bytes::from_static(handshake::success_response());
+    if outbound
+        .send(OutFrame::Data {
+            data: success,
+            binary,
+        })
+        .await
+        .is_err()
+    {
+        handle.close();
+        node.router.unregister(&handle.hub, &id);
+        return;
+    }
     let keep_alive = accepted
         .keep_alive
         .then(|| Duration::from_secs(config.keep_alive_secs));
@@ -94,7 +104,6 @@ where
         protocol,
         keep_alive,
     ));
-    node.router.register(handle.clone());
     info!(connection = %id, hub = %handle.hub, protocol = protocol.name(), "connected");
 
     let mut session = HubSession::new(
@@ -148,6 +157,9 @@ where
     // so a client with a longer keep-alive of its own is not cut off early.
     let mut timeout_armed = false;
     let mut messages = Vec::new();
+    // Once draining: the dispatcher finishing what was in flight, and a deadline.
+    let mut drain: Option<(tokio::task::JoinHandle<()>, tokio::time::Instant)> = None;
+    let mut draining = false;
     loop {
         // Messages before a bad record were accepted: handle them, then close.
         let parsed = protocol.parse_messages(buf, max, &mut messages);
@@ -164,9 +176,29 @@ where
             handle.abort(&error);
             return Some(error);
         }
+        let drained = async {
+            match drain.as_mut() {
+                Some((dispatcher, deadline)) => {
+                    let _ = tokio::time::timeout_at(*deadline, dispatcher).await;
+                }
+                None => std::future::pending().await,
+            }
+        };
         let next = tokio::select! {
             biased;
             () = handle.closing.cancelled() => return handle.close_reason().map(|r| r.error),
+            () = drained => {
+                handle.abort_allow_reconnect(SHUTTING_DOWN);
+                return Some(SHUTTING_DOWN.to_owned());
+            }
+            () = handle.draining.cancelled(), if !draining => {
+                // Take no new invocations, but keep reading: in-flight ones
+                // may await client results or upload items.
+                draining = true;
+                let dispatcher = session.stop_accepting();
+                drain = Some((dispatcher, tokio::time::Instant::now() + DRAIN_TIMEOUT));
+                continue;
+            }
             next = inbound.next() => Some(next),
             () = tokio::time::sleep(client_timeout), if timeout_armed => None,
         };

@@ -55,7 +55,9 @@ struct Call {
 
 pub struct HubSession {
     shared: Arc<Shared>,
-    dispatch: mpsc::Sender<Call>,
+    /// Plain invocations for the in-order dispatcher; none once draining.
+    dispatch: Option<mpsc::Sender<Call>>,
+    dispatcher: Option<tokio::task::JoinHandle<()>>,
     /// Upload streams the client is still sending, by stream id.
     uploads: HashMap<String, mpsc::Sender<UploadItem>>,
 }
@@ -88,10 +90,11 @@ impl HubSession {
             running: Mutex::new(HashMap::new()),
         });
         let (dispatch, queue) = mpsc::channel(DISPATCH_QUEUE);
-        tokio::spawn(dispatch_in_order(shared.clone(), queue));
+        let dispatcher = tokio::spawn(dispatch_in_order(shared.clone(), queue));
         HubSession {
             shared,
-            dispatch,
+            dispatch: Some(dispatch),
+            dispatcher: Some(dispatcher),
             uploads: HashMap::new(),
         }
     }
@@ -114,6 +117,18 @@ impl HubSession {
             Ok(Err(error)) => Err(error),
             Err(e) => Err(format!("OnConnected failed: {e}")),
         }
+    }
+
+    /// Takes no new invocations and ends running streams; returns the
+    /// dispatcher, which finishes the invocations already received.
+    pub fn stop_accepting(&mut self) -> tokio::task::JoinHandle<()> {
+        for (_, token) in self.shared.running.lock().drain() {
+            token.cancel();
+        }
+        self.dispatch = None;
+        self.dispatcher
+            .take()
+            .unwrap_or_else(|| tokio::spawn(async {}))
     }
 
     /// Ends running streams and runs the plugin's `on-disconnected`.
@@ -155,7 +170,15 @@ impl HubSession {
                 };
                 if stream_ids.is_empty() {
                     // Reading waits while the queue is full: backpressure.
-                    let _ = self.dispatch.send(call).await;
+                    match &self.dispatch {
+                        Some(dispatch) => {
+                            let _ = dispatch.send(call).await;
+                        }
+                        None => {
+                            let error = "Server is shutting down.".to_owned();
+                            complete(&self.shared, call.invocation_id.as_deref(), Err(error)).await;
+                        }
+                    }
                 } else {
                     self.start_background(call, &stream_ids).await;
                 }
