@@ -12,6 +12,9 @@ use serde::Deserialize;
 /// signs prove nothing: use it for development only.
 pub const DEMO_SIGNING_KEY: &str = "switchboard-demo-development-key-not-secret";
 
+/// The REST API key of the built-in `demo` tenant; public like [`DEMO_SIGNING_KEY`].
+pub const DEMO_API_KEY: &str = "switchboard-demo-api-key-not-secret";
+
 /// The tenant the built-in configuration serves, with the bundled plugins.
 pub const DEMO_TENANT: &str = "demo";
 
@@ -36,8 +39,92 @@ pub struct Config {
     /// Messages queued for one connection before it counts as too slow and is closed.
     #[serde(default = "default_outbound_queue")]
     pub outbound_queue: usize,
+    /// Hold a long poll this many seconds with nothing to send, then answer an empty 200
+    /// (ASP.NET's `PollTimeout`); below the JS client's fixed 100 s poll timeout.
+    #[serde(default = "default_long_poll_timeout_secs")]
+    pub long_poll_timeout_secs: u64,
     #[serde(default)]
     pub tenants: BTreeMap<String, TenantConfig>,
+    /// The URL backends reach the REST API at (`https://push.example.com`).
+    /// When set, an API token's `aud` must be this URL plus the request path;
+    /// otherwise only the path of `aud` is compared (see `api::auth`).
+    #[serde(default)]
+    pub public_url: Option<String>,
+    /// Join a cluster over NATS JetStream (`[nats]`, or `serve --nats URL`);
+    /// without it the node runs alone on the memory backplane.
+    #[serde(default)]
+    pub nats: Option<NatsConfig>,
+}
+
+/// The `[nats]` section: where the cluster's NATS is and how its streams
+/// and buckets are made.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NatsConfig {
+    /// Server URL(s), comma separated: `nats://127.0.0.1:4222`.
+    #[serde(default = "default_nats_url")]
+    pub url: String,
+    /// Prefix of stream, subject and bucket names, so clusters can share a NATS.
+    #[serde(default = "default_nats_prefix")]
+    pub prefix: String,
+    /// Backplane streams; hubs are hashed over them. Every node of a cluster must agree.
+    #[serde(default = "default_nats_partitions")]
+    pub partitions: u32,
+    /// Replicas of every stream and bucket (3 in production).
+    #[serde(default = "default_nats_replicas")]
+    pub replicas: usize,
+    /// How long the backplane streams keep messages, in seconds.
+    #[serde(default = "default_nats_max_age_secs")]
+    pub max_age_secs: u64,
+    /// Largest size of each backplane stream, in bytes (-1: no limit).
+    #[serde(default = "default_nats_max_bytes")]
+    pub max_bytes: i64,
+    /// Entries of the connection registry expire this long after their node last refreshed them.
+    #[serde(default = "default_nats_registry_ttl_secs")]
+    pub registry_ttl_secs: u64,
+    /// Envelopes queued for publishing per partition before new ones are dropped (and counted).
+    #[serde(default = "default_nats_publish_queue")]
+    pub publish_queue: usize,
+}
+
+impl Default for NatsConfig {
+    fn default() -> Self {
+        NatsConfig {
+            url: default_nats_url(),
+            prefix: default_nats_prefix(),
+            partitions: default_nats_partitions(),
+            replicas: default_nats_replicas(),
+            max_age_secs: default_nats_max_age_secs(),
+            max_bytes: default_nats_max_bytes(),
+            registry_ttl_secs: default_nats_registry_ttl_secs(),
+            publish_queue: default_nats_publish_queue(),
+        }
+    }
+}
+
+fn default_nats_url() -> String {
+    "nats://127.0.0.1:4222".to_owned()
+}
+fn default_nats_prefix() -> String {
+    "sb".to_owned()
+}
+fn default_nats_partitions() -> u32 {
+    4
+}
+fn default_nats_replicas() -> usize {
+    1
+}
+fn default_nats_max_age_secs() -> u64 {
+    600
+}
+fn default_nats_max_bytes() -> i64 {
+    1 << 30
+}
+fn default_nats_registry_ttl_secs() -> u64 {
+    30
+}
+fn default_nats_publish_queue() -> usize {
+    65_536
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -53,6 +140,27 @@ pub struct TenantConfig {
     /// The claim that holds the user id (`sub` by default; Azure uses `nameid`).
     #[serde(default = "default_user_claim")]
     pub user_claim: String,
+    /// Secrets for the REST API: each is accepted as an `X-Api-Key` header and
+    /// signs HS256 API tokens; several at once, for rotation.
+    #[serde(default)]
+    pub api_keys: Vec<String>,
+    /// PEM files of public keys (RSA, EC P-256/P-384, Ed25519) that verify
+    /// client tokens an identity provider issues (RS256, ES256, ...).
+    /// Relative paths are relative to the config file.
+    #[serde(default)]
+    pub public_keys: Vec<std::path::PathBuf>,
+    /// A JWKS file (`{"keys":[...]}`) with more public keys for client tokens.
+    #[serde(default)]
+    pub jwks_file: Option<std::path::PathBuf>,
+    /// The `aud` that client tokens verified with a public key must carry.
+    #[serde(default)]
+    pub audience: Option<String>,
+    /// The `iss` that client tokens verified with a public key must carry.
+    #[serde(default)]
+    pub issuer: Option<String>,
+    /// The keys loaded from `public_keys` and `jwks_file` by [`Config::load`].
+    #[serde(skip)]
+    pub verify_keys: crate::tenant::auth::VerifyKeys,
     #[serde(default)]
     pub limits: Limits,
 }
@@ -96,6 +204,9 @@ fn default_disconnect_timeout_secs() -> u64 {
 fn default_outbound_queue() -> usize {
     4096
 }
+fn default_long_poll_timeout_secs() -> u64 {
+    90
+}
 fn default_user_claim() -> String {
     "sub".to_owned()
 }
@@ -133,6 +244,12 @@ impl Config {
                 allow_anonymous: true,
                 signing_keys: vec![DEMO_SIGNING_KEY.to_owned()],
                 user_claim: default_user_claim(),
+                api_keys: vec![DEMO_API_KEY.to_owned()],
+                public_keys: Vec::new(),
+                jwks_file: None,
+                audience: None,
+                issuer: None,
+                verify_keys: Default::default(),
                 limits: Limits::default(),
             },
         );
@@ -147,11 +264,14 @@ impl Config {
             path: path.display().to_string(),
             source,
         })?;
-        let config: Config = toml::from_str(&text).map_err(|source| ConfigError::Parse {
+        let mut config: Config = toml::from_str(&text).map_err(|source| ConfigError::Parse {
             path: path.display().to_string(),
             source: Box::new(source),
         })?;
         config.validate()?;
+        let base = path.parent().unwrap_or_else(|| Path::new("."));
+        crate::tenant::auth::load_verify_keys(&mut config.tenants, base)
+            .map_err(ConfigError::Invalid)?;
         Ok(config)
     }
 
@@ -173,15 +293,28 @@ impl Config {
                 "client_timeout_secs must be larger than keep_alive_secs".into(),
             ));
         }
+        if !(1..100).contains(&self.long_poll_timeout_secs) {
+            return Err(ConfigError::Invalid(
+                "long_poll_timeout_secs must be 1..=99 (clients give up on a poll after 100 s)"
+                    .into(),
+            ));
+        }
+        if let Some(nats) = &self.nats {
+            nats.validate().map_err(ConfigError::Invalid)?;
+        }
         for (name, tenant) in &self.tenants {
             if !crate::tenant::is_valid_name(name) {
                 return Err(ConfigError::Invalid(format!(
                     "tenant name '{name}' must be 1-64 characters of a-z, 0-9, '-' or '_'"
                 )));
             }
-            if !tenant.allow_anonymous && tenant.signing_keys.is_empty() {
+            if !tenant.allow_anonymous
+                && tenant.signing_keys.is_empty()
+                && tenant.public_keys.is_empty()
+                && tenant.jwks_file.is_none()
+            {
                 return Err(ConfigError::Invalid(format!(
-                    "tenant '{name}' allows no anonymous connections and has no signing_keys"
+                    "tenant '{name}' allows no anonymous connections and has no signing_keys, public_keys or jwks_file"
                 )));
             }
             if tenant.limits.memory_mb == 0 || tenant.limits.memory_mb > 4096 {
@@ -194,6 +327,27 @@ impl Config {
                     "tenant '{name}': limits.invocation_cpu_ms must be positive"
                 )));
             }
+        }
+        Ok(())
+    }
+}
+
+impl NatsConfig {
+    fn validate(&self) -> Result<(), String> {
+        if !(1..=1024).contains(&self.partitions) {
+            return Err("nats.partitions must be 1..=1024".into());
+        }
+        if !(1..=5).contains(&self.replicas) {
+            return Err("nats.replicas must be 1..=5".into());
+        }
+        if !crate::tenant::is_valid_name(&self.prefix) {
+            return Err("nats.prefix must be 1-64 characters of a-z, 0-9, '-' or '_'".into());
+        }
+        if self.registry_ttl_secs < 3 || self.max_age_secs == 0 || self.publish_queue == 0 {
+            return Err(
+                "nats.registry_ttl_secs must be >= 3; max_age_secs and publish_queue positive"
+                    .into(),
+            );
         }
         Ok(())
     }
@@ -239,5 +393,20 @@ mod tests {
         assert!(c.validate().is_err());
         let c: Config = toml::from_str("[tenants.x]\n").expect("toml");
         assert!(c.validate().is_err(), "no keys and no anonymous");
+    }
+
+    #[test]
+    fn parses_nats_section_with_defaults() {
+        let c: Config =
+            toml::from_str("[nats]\nurl = \"nats://h:1\"\npartitions = 8").expect("toml");
+        c.validate().expect("valid");
+        let nats = c.nats.expect("nats");
+        assert_eq!(
+            (nats.url.as_str(), nats.partitions, nats.replicas),
+            ("nats://h:1", 8, 1)
+        );
+        let c: Config = toml::from_str("[nats]\npartitions = 0").expect("toml");
+        assert!(c.validate().is_err());
+        assert!(Config::builtin().nats.is_none());
     }
 }

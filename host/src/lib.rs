@@ -15,8 +15,10 @@
 //! - [`router`]: where a send goes; the local index of connections.
 //! - [`backplane`]: reaching other nodes.
 //! - [`tenant`]: tenants, their keys, limits and key-value store.
+//! - [`api`]: the backend REST API (send, groups, presence, invoke).
 //! - [`node`], [`server`], [`config`]: putting it together.
 
+pub mod api;
 pub mod backplane;
 pub mod config;
 pub mod connection;

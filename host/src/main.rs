@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
+use switchboard::api::auth::mint_api_token;
+use switchboard::api::client::{ApiClient, Credentials, Destination, segment, send_path};
 use switchboard::config::Config;
 use switchboard::node::Node;
 use switchboard::tenant::auth::mint_token;
@@ -25,7 +27,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run a node.
+    /// Run a node. A repeated option overrides the earlier one.
+    #[command(args_override_self = true)]
     Serve {
         /// Address to listen on (port 0 picks a free port).
         #[arg(long, default_value = "127.0.0.1:5000")]
@@ -36,19 +39,78 @@ enum Command {
         /// TOML file with tenants, keys and limits (default: the `demo` tenant).
         #[arg(long)]
         config: Option<PathBuf>,
+        /// Join a cluster over NATS JetStream at this URL (overrides `[nats] url`).
+        #[arg(long, value_name = "URL")]
+        nats: Option<String>,
     },
-    /// Print a client token (HS256 JWT) signed with the tenant's first key.
+    /// Print a client token (HS256 JWT) signed with the tenant's first key,
+    /// or with --api an API token signed with its first api_keys entry.
     Token {
         #[arg(long)]
         tenant: String,
-        #[arg(long)]
-        user: String,
+        #[arg(long, required_unless_present = "api")]
+        user: Option<String>,
         #[arg(long)]
         config: Option<PathBuf>,
-        /// How long the token is valid, in seconds.
-        #[arg(long, default_value_t = 24 * 3600)]
-        ttl_secs: u64,
+        /// How long the token is valid, in seconds (default: a day for client
+        /// tokens; 5 minutes for API tokens, which may last at most an hour).
+        #[arg(long)]
+        ttl_secs: Option<u64>,
+        /// Mint a token for the REST API instead of a client token.
+        #[arg(long)]
+        api: bool,
+        /// With --api: the one hub the token is for (default: all of the tenant's hubs).
+        #[arg(long, requires = "api")]
+        hub: Option<String>,
+        /// With --api: the node (or load balancer) URL the token is used at.
+        #[arg(long, default_value = "http://127.0.0.1:5000")]
+        url: String,
     },
+    /// Send METHOD(ARGS) to clients through a node's REST API (or with
+    /// --invoke, call the hub method METHOD server-side). Prints the status
+    /// and the response body; fails on a 4xx or 5xx answer.
+    Send {
+        /// The node (or load balancer) URL.
+        #[arg(long, default_value = "http://127.0.0.1:5000")]
+        url: String,
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        hub: String,
+        #[command(flatten)]
+        to: SendTo,
+        /// Connection ids that must not receive it (with --all or --group).
+        #[arg(long)]
+        excluded: Vec<String>,
+        /// Authenticate with this API key; otherwise sign a token with the
+        /// first api_keys entry of the tenant in --config.
+        #[arg(long, env = "SWITCHBOARD_API_KEY", hide_env_values = true)]
+        api_key: Option<String>,
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// The client method (or with --invoke, the hub method).
+        method: String,
+        /// Its arguments as a JSON array.
+        #[arg(default_value = "[]")]
+        args: String,
+    },
+}
+
+/// Who `switchboard send` sends to.
+#[derive(clap::Args)]
+#[group(required = true, multiple = false)]
+struct SendTo {
+    #[arg(long)]
+    user: Option<String>,
+    #[arg(long)]
+    group: Option<String>,
+    #[arg(long)]
+    connection: Option<String>,
+    #[arg(long)]
+    all: bool,
+    /// Invoke a hub method of the tenant's plugin instead.
+    #[arg(long)]
+    invoke: bool,
 }
 
 fn load_config(path: Option<&PathBuf>) -> anyhow::Result<Config> {
@@ -65,6 +127,7 @@ fn main() -> anyhow::Result<()> {
             listen,
             plugins,
             config,
+            nats,
         } => {
             tracing_subscriber::fmt()
                 .with_env_filter(
@@ -73,7 +136,10 @@ fn main() -> anyhow::Result<()> {
                 .with_writer(std::io::stderr)
                 .with_ansi(std::io::stderr().is_terminal())
                 .init();
-            let config = load_config(config.as_ref())?;
+            let mut config = load_config(config.as_ref())?;
+            if let Some(url) = nats {
+                config.nats.get_or_insert_with(Default::default).url = url;
+            }
             let runtime =
                 tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
             runtime.block_on(serve(config, listen, plugins))
@@ -83,21 +149,92 @@ fn main() -> anyhow::Result<()> {
             user,
             config,
             ttl_secs,
+            api,
+            hub,
+            url,
         } => {
             let config = load_config(config.as_ref())?;
             let Some(tenant_config) = config.tenants.get(&tenant) else {
                 bail!("unknown tenant '{tenant}'");
             };
-            let Some(key) = tenant_config.signing_keys.first() else {
-                bail!("tenant '{tenant}' has no signing_keys");
+            let token = if api {
+                let Some(key) = tenant_config.api_keys.first() else {
+                    bail!("tenant '{tenant}' has no api_keys");
+                };
+                let ttl = Duration::from_secs(ttl_secs.unwrap_or(300));
+                if ttl > switchboard::api::auth::MAX_TOKEN_LIFETIME {
+                    bail!("API tokens may last at most 3600 seconds");
+                }
+                let mut aud = format!(
+                    "{}/api/v1/tenants/{}",
+                    url.trim_end_matches('/'),
+                    segment(&tenant)
+                );
+                if let Some(hub) = hub {
+                    aud = format!("{aud}/hubs/{}", segment(&hub));
+                }
+                mint_api_token(key, &aud, ttl)?
+            } else {
+                let Some(key) = tenant_config.signing_keys.first() else {
+                    bail!("tenant '{tenant}' has no signing_keys");
+                };
+                let user = user.unwrap_or_default();
+                let ttl = Duration::from_secs(ttl_secs.unwrap_or(24 * 3600));
+                mint_token(key, &user, ttl, Default::default())?
             };
-            let token = mint_token(
-                key,
-                &user,
-                Duration::from_secs(ttl_secs),
-                Default::default(),
-            )?;
             println!("{token}");
+            Ok(())
+        }
+        Command::Send {
+            url,
+            tenant,
+            hub,
+            to,
+            excluded,
+            api_key,
+            config,
+            method,
+            args,
+        } => {
+            let credentials = match api_key {
+                Some(key) => Credentials::ApiKey(key),
+                None => {
+                    let config = load_config(config.as_ref())?;
+                    let Some(key) = config.tenants.get(&tenant).and_then(|t| t.api_keys.first())
+                    else {
+                        bail!("tenant '{tenant}' has no api_keys in the config; pass --api-key");
+                    };
+                    Credentials::SigningKey(key.clone())
+                }
+            };
+            let to = match to {
+                SendTo { user: Some(u), .. } => Destination::User(u),
+                SendTo { group: Some(g), .. } => Destination::Group(g),
+                SendTo {
+                    connection: Some(c),
+                    ..
+                } => Destination::Connection(c),
+                SendTo { invoke: true, .. } => Destination::Invoke,
+                _ => Destination::All,
+            };
+            let arguments: serde_json::Value =
+                serde_json::from_str(&args).context("ARGS must be JSON")?;
+            if !arguments.is_array() {
+                bail!("ARGS must be a JSON array, such as '[\"hello\"]'");
+            }
+            let body = serde_json::json!({ "target": method, "arguments": arguments }).to_string();
+            let path = send_path(&tenant, &hub, &to, &excluded);
+            let client = ApiClient::new(&url, credentials)?;
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("cannot start the async runtime")?;
+            let response =
+                runtime.block_on(client.request(axum::http::Method::POST, &path, Some(body)))?;
+            println!("{} {}", response.status, response.body);
+            if response.status >= 400 {
+                std::process::exit(1);
+            }
             Ok(())
         }
     }
@@ -108,7 +245,12 @@ async fn serve(config: Config, listen: SocketAddr, plugins: Option<PathBuf>) -> 
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
-    switchboard::server::serve(node, listener, shutdown_signal()).await?;
+    let draining = node.clone();
+    let shutdown = async move {
+        shutdown_signal().await;
+        draining.drain(Duration::from_secs(30)).await;
+    };
+    switchboard::server::serve(node, listener, shutdown).await?;
     Ok(())
 }
 

@@ -79,6 +79,11 @@ impl<C: Routable> Index<C> {
         self.connections.get(id)
     }
 
+    /// Every held connection.
+    pub fn connections(&self) -> impl Iterator<Item = &C> {
+        self.connections.values()
+    }
+
     pub fn len(&self) -> usize {
         self.connections.len()
     }

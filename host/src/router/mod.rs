@@ -147,9 +147,43 @@ impl Router {
         }
     }
 
+    /// How many connections this node holds.
+    pub fn connection_count(&self) -> usize {
+        self.hubs.read().values().map(|index| index.read().len()).sum()
+    }
+
     /// A connection held by this node.
     pub fn local_connection(&self, hub: &HubKey, id: &str) -> Option<Arc<ConnectionHandle>> {
         self.existing_index(hub)?.read().connection(id).cloned()
+    }
+
+    /// Every connection this node holds, in every hub (for the cluster registry).
+    pub fn local_connections(&self) -> Vec<Arc<ConnectionHandle>> {
+        let indexes: Vec<_> = self.hubs.read().values().cloned().collect();
+        indexes
+            .iter()
+            .flat_map(|index| index.read().connections().cloned().collect::<Vec<_>>())
+            .collect()
+    }
+
+    /// The connections of `user` this node holds.
+    pub fn local_user_connections(&self, hub: &HubKey, user: &str) -> Vec<Arc<ConnectionHandle>> {
+        match self.existing_index(hub) {
+            Some(index) => index.read().resolve(&Target::Users(vec![user.to_owned()])),
+            None => Vec::new(),
+        }
+    }
+
+    /// Whether this node holds a connection of `user`.
+    pub fn has_local_user(&self, hub: &HubKey, user: &str) -> bool {
+        self.existing_index(hub)
+            .is_some_and(|index| index.read().has_user(user))
+    }
+
+    /// Whether this node holds a member of `group`.
+    pub fn has_local_group(&self, hub: &HubKey, group: &str) -> bool {
+        self.existing_index(hub)
+            .is_some_and(|index| index.read().has_group(group))
     }
 
     /// Sends `message` to `target`: to this node's matching connections now,

@@ -49,6 +49,11 @@ pub struct Tenants {
 
 impl Tenants {
     pub fn from_config(config: &Config) -> Tenants {
+        Tenants::from_config_with(config, |_| KvStore::memory())
+    }
+
+    /// Like `from_config`, with each tenant's key-value store made by `kv`.
+    pub fn from_config_with(config: &Config, mut kv: impl FnMut(&str) -> KvStore) -> Tenants {
         let by_name = config
             .tenants
             .iter()
@@ -56,7 +61,7 @@ impl Tenants {
                 let tenant = Tenant {
                     name: Arc::from(name.as_str()),
                     config: tc.clone(),
-                    kv: KvStore::memory(),
+                    kv: kv(name),
                 };
                 (name.clone(), Arc::new(tenant))
             })
