@@ -32,6 +32,8 @@ pub struct Node {
     pub http_connections: crate::transport::HttpConnections,
     /// The NATS backplane when the node is part of a cluster (`[nats]`).
     pub cluster: Option<Arc<NatsBackplane>>,
+    /// Set once a drain starts: no new negotiations, not ready for a load balancer.
+    draining: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Node {
@@ -88,6 +90,7 @@ impl Node {
             pending,
             http_connections: crate::transport::HttpConnections::new(),
             cluster,
+            draining: std::sync::atomic::AtomicBool::new(false),
         });
 
         let remote_router = router.clone();
@@ -137,12 +140,19 @@ impl Node {
 
     /// Ready for traffic: always alone; in a cluster, while NATS is connected.
     pub fn is_ready(&self) -> bool {
-        self.cluster.as_ref().is_none_or(|c| c.is_ready())
+        !self.is_draining() && self.cluster.as_ref().is_none_or(|c| c.is_ready())
+    }
+
+    /// Whether the node is shutting down (new connections belong elsewhere).
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// Closes every connection gracefully: each finishes what is in flight,
     /// then tells its client to reconnect. Waits up to `timeout`.
     pub async fn drain(&self, timeout: Duration) {
+        self.draining
+            .store(true, std::sync::atomic::Ordering::Release);
         let connections = self.router.local_connections();
         info!(connections = connections.len(), "draining connections");
         for connection in &connections {
@@ -151,6 +161,10 @@ impl Node {
         let deadline = tokio::time::Instant::now() + timeout;
         while self.router.connection_count() > 0 && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
+            // A client that negotiated just before the drain may connect during it.
+            for connection in self.router.local_connections() {
+                connection.drain();
+            }
         }
         let left = self.router.connection_count();
         if left > 0 {

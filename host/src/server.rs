@@ -4,8 +4,8 @@ use std::future::Future;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::serve::ListenerExt;
 use axum::routing::get;
+use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tracing::info;
 
@@ -28,6 +28,11 @@ async fn readyz(
 ) -> (axum::http::StatusCode, &'static str) {
     if node.is_ready() {
         (axum::http::StatusCode::OK, "ready")
+    } else if node.is_draining() {
+        (
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: shutting down",
+        )
     } else {
         (
             axum::http::StatusCode::SERVICE_UNAVAILABLE,

@@ -51,7 +51,9 @@ impl RequestInfo {
         let headers = headers
             .iter()
             .filter(|(name, _)| !HIDDEN_HEADERS.contains(&name.as_str()))
-            .filter_map(|(name, value)| Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned())))
+            .filter_map(|(name, value)| {
+                Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned()))
+            })
             .filter(|(k, v)| k.len() + v.len() <= MAX_REQUEST_VALUE)
             .take(MAX_REQUEST_ITEMS)
             .collect();

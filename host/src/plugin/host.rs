@@ -190,7 +190,8 @@ impl clients::Host for HostState {
             .ok_or_else(|| format!("connection '{connection_id}' not found"))?;
         let message = OutboundInvocation::from_json(&method, &args_json)?;
         let timeout = Duration::from_millis(u64::from(timeout_ms.clamp(1, 300_000)));
-        self.waiting(connection.invoke_client(message, timeout)).await
+        self.waiting(connection.invoke_client(message, timeout))
+            .await
     }
 }
 

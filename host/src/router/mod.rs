@@ -149,7 +149,11 @@ impl Router {
 
     /// How many connections this node holds.
     pub fn connection_count(&self) -> usize {
-        self.hubs.read().values().map(|index| index.read().len()).sum()
+        self.hubs
+            .read()
+            .values()
+            .map(|index| index.read().len())
+            .sum()
     }
 
     /// A connection held by this node.

@@ -31,6 +31,10 @@ pub async fn negotiate(
     let Some((tenant, key)) = resolve_hub(&node, &tenant, &hub) else {
         return not_found_hub();
     };
+    if node.is_draining() {
+        // Clients retry negotiate after their reconnect delay, by then on another node.
+        return (StatusCode::SERVICE_UNAVAILABLE, "Server is shutting down.").into_response();
+    }
     let version = match parse_negotiate_version(query_param(&query, "negotiateVersion")) {
         Ok(version) => version,
         // SignalR reports negotiate errors as 200 with an error body.
