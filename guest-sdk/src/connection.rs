@@ -26,7 +26,10 @@ pub fn query() -> Vec<(String, String)> {
 
 /// The first query parameter named `name`.
 pub fn query_param(name: &str) -> Option<String> {
-    wit::query().into_iter().find(|(k, _)| k == name).map(|(_, v)| v)
+    wit::query()
+        .into_iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v)
 }
 
 /// A header of that request; names match case-insensitively.

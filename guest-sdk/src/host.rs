@@ -7,7 +7,9 @@
 //! process, so handlers' pure logic stays testable without a host.
 
 #[cfg(target_arch = "wasm32")]
-pub(crate) use crate::bindings::switchboard::hub::{clients, connection, groups, kv, log, streaming};
+pub(crate) use crate::bindings::switchboard::hub::{
+    clients, connection, groups, kv, log, streaming,
+};
 
 #[cfg(not(target_arch = "wasm32"))]
 mod native;

@@ -1,5 +1,6 @@
-//! What one hub method call costs through the plugin engine: a fresh
-//! instance from the pool, the call, and the JSON in and out.
+//! What one hub method call costs through the plugin engine: a warm (reused)
+//! instance or a fresh one from the pooling allocator, the call, and the JSON
+//! in and out.
 //!
 //! `cargo bench --bench invoke`
 
@@ -42,15 +43,18 @@ fn bench_invoke(c: &mut Criterion) {
         ("echo_1kb", "echo", &*format!(r#"["{}"]"#, "x".repeat(1024))),
         ("whoami", "whoami", "[]"),
     ] {
-        group.bench_function(format!("fresh_instance/{name}"), |b| {
-            b.to_async(&runtime).iter(|| async {
-                node.engine
-                    .invoke(&plugin, env.clone(), &ctx, method, args, None)
-                    .await
-                    .expect("call")
-                    .expect("ok")
-            })
-        });
+        for (mode, reuse) in [("warm_instance", true), ("fresh_instance", false)] {
+            node.engine.set_instance_reuse(reuse);
+            group.bench_function(format!("{mode}/{name}"), |b| {
+                b.to_async(&runtime).iter(|| async {
+                    node.engine
+                        .invoke(&plugin, env.clone(), &ctx, method, args, None)
+                        .await
+                        .expect("call")
+                        .expect("ok")
+                })
+            });
+        }
     }
     group.finish();
 }

@@ -43,6 +43,19 @@ pub struct Config {
     /// (ASP.NET's `PollTimeout`); below the JS client's fixed 100 s poll timeout.
     #[serde(default = "default_long_poll_timeout_secs")]
     pub long_poll_timeout_secs: u64,
+    /// Agree to stateful reconnect when a client asks (`withStatefulReconnect()`, WebSockets
+    /// only): a dropped socket keeps its connection for `disconnect_timeout_secs`, and a new
+    /// socket with the same token resumes it with nothing lost or repeated.
+    #[serde(default = "default_stateful_reconnect")]
+    pub stateful_reconnect: bool,
+    /// Bytes of unacknowledged messages kept per stateful connection for replay (ASP.NET's
+    /// `StatefulReconnectBufferSize`); when full, sending waits for the client's Ack.
+    #[serde(default = "default_stateful_reconnect_buffer_bytes")]
+    pub stateful_reconnect_buffer_bytes: usize,
+    /// Node-wide defaults of every tenant's limits (`[limits]`); a tenant's
+    /// own `limits` override them field by field.
+    #[serde(default)]
+    pub limits: Limits,
     #[serde(default)]
     pub tenants: BTreeMap<String, TenantConfig>,
     /// The URL backends reach the REST API at (`https://push.example.com`).
@@ -54,6 +67,37 @@ pub struct Config {
     /// without it the node runs alone on the memory backplane.
     #[serde(default)]
     pub nats: Option<NatsConfig>,
+    /// The admin API (`[admin]`): operator keys, kept plugin versions.
+    #[serde(default)]
+    pub admin: AdminConfig,
+}
+
+/// The `[admin]` section: who may call the admin API (`/admin/v1`) and how
+/// many plugin versions each hub keeps for rollback.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Operator keys, sent as `Authorization: Bearer KEY` or `X-Admin-Key`.
+    /// Any of them is accepted, so a key is rotated by adding the new one,
+    /// then removing the old. None: the admin API is disabled.
+    #[serde(default)]
+    pub keys: Vec<String>,
+    /// Plugin versions kept per hub (the current one always).
+    #[serde(default = "default_keep_versions")]
+    pub keep_versions: usize,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig {
+            keys: Vec::new(),
+            keep_versions: default_keep_versions(),
+        }
+    }
+}
+
+fn default_keep_versions() -> usize {
+    10
 }
 
 /// The `[nats]` section: where the cluster's NATS is and how its streams
@@ -85,6 +129,10 @@ pub struct NatsConfig {
     /// Envelopes queued for publishing per partition before new ones are dropped (and counted).
     #[serde(default = "default_nats_publish_queue")]
     pub publish_queue: usize,
+    /// The URL other nodes reach this node's HTTP at (`http://10.0.0.5:5000`), to forward
+    /// requests for connections it holds. Default: the listen address, when it names one IP.
+    #[serde(default)]
+    pub advertise_url: Option<String>,
 }
 
 impl Default for NatsConfig {
@@ -98,6 +146,7 @@ impl Default for NatsConfig {
             max_bytes: default_nats_max_bytes(),
             registry_ttl_secs: default_nats_registry_ttl_secs(),
             publish_queue: default_nats_publish_queue(),
+            advertise_url: None,
         }
     }
 }
@@ -165,8 +214,10 @@ pub struct TenantConfig {
     pub limits: Limits,
 }
 
-/// Per-tenant limits on what one plugin invocation may use.
-#[derive(Debug, Clone, Copy, Deserialize)]
+/// Per-tenant limits: what one tenant may use of the node. Each field can be
+/// set in a tenant's `[tenants.NAME.limits]`; fields it leaves out come from
+/// the node-wide `[limits]` section, then from the built-in defaults below.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Limits {
     /// Wall-clock time a plugin invocation may run guest code, in milliseconds.
@@ -175,6 +226,33 @@ pub struct Limits {
     /// Linear memory one plugin instance may grow to, in MiB.
     #[serde(default = "default_memory_mb")]
     pub memory_mb: u64,
+    /// Hub method invocations of the tenant running at once on this node;
+    /// more wait up to `invocation_queue_ms` for a slot, then fail.
+    #[serde(default = "default_concurrent_invocations")]
+    pub concurrent_invocations: usize,
+    /// How long an invocation waits for a slot when the tenant is at
+    /// `concurrent_invocations`, in milliseconds (0: fail at once).
+    #[serde(default = "default_invocation_queue_ms")]
+    pub invocation_queue_ms: u64,
+    /// Connections of the tenant on this node; more are refused at negotiate
+    /// (or at the handshake when a client skips negotiation).
+    #[serde(default = "default_connections")]
+    pub connections: usize,
+    /// Hub invocations one connection may send per second (a token bucket
+    /// refilled at this rate); more fail with an error and do not run.
+    #[serde(default = "default_messages_per_second")]
+    pub messages_per_second: u32,
+    /// How many invocations a connection may send at once above the rate
+    /// (the bucket's size); by default one second's worth.
+    #[serde(default)]
+    pub messages_burst: Option<u32>,
+    /// Groups one connection may be a member of.
+    #[serde(default = "default_groups_per_connection")]
+    pub groups_per_connection: usize,
+    /// Largest hub message a client of the tenant may send, in bytes; larger
+    /// ones close the connection. Defaults to the node's `max_message_size`.
+    #[serde(default = "default_max_message_size")]
+    pub max_message_size: usize,
 }
 
 impl Default for Limits {
@@ -182,6 +260,101 @@ impl Default for Limits {
         Limits {
             invocation_cpu_ms: default_invocation_cpu_ms(),
             memory_mb: default_memory_mb(),
+            concurrent_invocations: default_concurrent_invocations(),
+            invocation_queue_ms: default_invocation_queue_ms(),
+            connections: default_connections(),
+            messages_per_second: default_messages_per_second(),
+            messages_burst: None,
+            groups_per_connection: default_groups_per_connection(),
+            max_message_size: default_max_message_size(),
+        }
+    }
+}
+
+impl Limits {
+    /// The token bucket's size for `messages_per_second`.
+    pub fn burst(&self) -> u32 {
+        self.messages_burst.unwrap_or(self.messages_per_second)
+    }
+
+    /// A tenant's limits given as JSON (the admin API): the fields it sets
+    /// over `defaults` (the node's `[limits]`), checked.
+    pub fn from_json_over(
+        defaults: &Limits,
+        overrides: Option<&serde_json::Value>,
+    ) -> Result<Limits, String> {
+        let mut merged = serde_json::to_value(defaults).map_err(|e| e.to_string())?;
+        match overrides {
+            None | Some(serde_json::Value::Null) => {}
+            Some(serde_json::Value::Object(fields)) => {
+                if let serde_json::Value::Object(base) = &mut merged {
+                    base.extend(fields.clone());
+                }
+            }
+            Some(_) => return Err("limits must be an object".into()),
+        }
+        let limits: Limits = serde_json::from_value(merged).map_err(|e| e.to_string())?;
+        limits.validate()?;
+        Ok(limits)
+    }
+
+    /// Whether every limit is in its range.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.memory_mb == 0 || self.memory_mb > 4096 {
+            return Err("limits.memory_mb must be 1..=4096".into());
+        }
+        if self.invocation_cpu_ms == 0 {
+            return Err("limits.invocation_cpu_ms must be positive".into());
+        }
+        if self.concurrent_invocations == 0
+            || self.connections == 0
+            || self.messages_per_second == 0
+            || self.burst() == 0
+            || self.groups_per_connection == 0
+        {
+            return Err("limits.concurrent_invocations, connections, messages_per_second, messages_burst and groups_per_connection must be positive".into());
+        }
+        if !(1024..=MAX_MESSAGE_SIZE_CEILING).contains(&self.max_message_size) {
+            return Err(format!(
+                "limits.max_message_size must be 1024..={MAX_MESSAGE_SIZE_CEILING} bytes"
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The largest `max_message_size` a tenant may be given: 16 MiB.
+pub const MAX_MESSAGE_SIZE_CEILING: usize = 16 << 20;
+
+/// Lets every tenant's `limits` inherit what it leaves out from the
+/// node-wide `[limits]` section, and `limits.max_message_size` from the
+/// top-level `max_message_size`, before the config is deserialized.
+fn inherit_limits(root: &mut toml::Table) {
+    let mut defaults = match root.get("limits") {
+        Some(toml::Value::Table(t)) => t.clone(),
+        _ => toml::Table::new(),
+    };
+    if let Some(size) = root.get("max_message_size").cloned() {
+        defaults.entry("max_message_size").or_insert(size);
+        // A `limits` that is not a table stays, for deserialization to refuse.
+        if root.get("limits").is_none_or(toml::Value::is_table) {
+            root.insert("limits".into(), toml::Value::Table(defaults.clone()));
+        }
+    }
+    let Some(toml::Value::Table(tenants)) = root.get_mut("tenants") else {
+        return;
+    };
+    for (_, tenant) in tenants.iter_mut() {
+        let toml::Value::Table(tenant) = tenant else {
+            continue;
+        };
+        let limits = tenant
+            .entry("limits")
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        if let toml::Value::Table(limits) = limits {
+            for (key, value) in &defaults {
+                limits.entry(key).or_insert_with(|| value.clone());
+            }
         }
     }
 }
@@ -204,6 +377,12 @@ fn default_disconnect_timeout_secs() -> u64 {
 fn default_outbound_queue() -> usize {
     4096
 }
+fn default_stateful_reconnect() -> bool {
+    true
+}
+fn default_stateful_reconnect_buffer_bytes() -> usize {
+    crate::connection::replay::DEFAULT_BUFFER_BYTES
+}
 fn default_long_poll_timeout_secs() -> u64 {
     90
 }
@@ -215,6 +394,23 @@ fn default_invocation_cpu_ms() -> u64 {
 }
 fn default_memory_mb() -> u64 {
     64
+}
+fn default_concurrent_invocations() -> usize {
+    256
+}
+fn default_invocation_queue_ms() -> u64 {
+    5000
+}
+fn default_connections() -> usize {
+    100_000
+}
+fn default_messages_per_second() -> u32 {
+    // Generous: a pipelining client does well over 10k echoes a second on
+    // one connection here. Set it lower per tenant to rein clients in.
+    100_000
+}
+fn default_groups_per_connection() -> usize {
+    1000
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -259,12 +455,20 @@ impl Config {
         }
     }
 
+    /// Checks one tenant's settings as the config file's tenants are
+    /// checked (for tenants created through the admin API).
+    pub fn validate_tenant(name: &str, tenant: &TenantConfig) -> Result<(), ConfigError> {
+        let mut config = Config::builtin();
+        config.tenants = BTreeMap::from([(name.to_owned(), tenant.clone())]);
+        config.validate()
+    }
+
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.display().to_string(),
             source,
         })?;
-        let mut config: Config = toml::from_str(&text).map_err(|source| ConfigError::Parse {
+        let mut config = Config::from_toml(&text).map_err(|source| ConfigError::Parse {
             path: path.display().to_string(),
             source: Box::new(source),
         })?;
@@ -275,8 +479,15 @@ impl Config {
         Ok(config)
     }
 
+    /// Deserializes a config, tenants' limits inheriting the node-wide ones.
+    fn from_toml(text: &str) -> Result<Config, toml::de::Error> {
+        let mut table: toml::Table = toml::from_str(text)?;
+        inherit_limits(&mut table);
+        toml::Value::Table(table).try_into()
+    }
+
     fn parse(text: &str) -> Result<Config, ConfigError> {
-        toml::from_str(text).map_err(|source| ConfigError::Parse {
+        Config::from_toml(text).map_err(|source| ConfigError::Parse {
             path: "<inline>".to_owned(),
             source: Box::new(source),
         })
@@ -293,6 +504,11 @@ impl Config {
                 "client_timeout_secs must be larger than keep_alive_secs".into(),
             ));
         }
+        if self.stateful_reconnect_buffer_bytes < 1024 {
+            return Err(ConfigError::Invalid(
+                "stateful_reconnect_buffer_bytes must be at least 1024".into(),
+            ));
+        }
         if !(1..100).contains(&self.long_poll_timeout_secs) {
             return Err(ConfigError::Invalid(
                 "long_poll_timeout_secs must be 1..=99 (clients give up on a poll after 100 s)"
@@ -302,6 +518,17 @@ impl Config {
         if let Some(nats) = &self.nats {
             nats.validate().map_err(ConfigError::Invalid)?;
         }
+        if self.admin.keys.iter().any(|k| k.len() < 16) {
+            return Err(ConfigError::Invalid(
+                "admin.keys must be at least 16 characters each".into(),
+            ));
+        }
+        if !(1..=1000).contains(&self.admin.keep_versions) {
+            return Err(ConfigError::Invalid(
+                "admin.keep_versions must be 1..=1000".into(),
+            ));
+        }
+        self.limits.validate().map_err(ConfigError::Invalid)?;
         for (name, tenant) in &self.tenants {
             if !crate::tenant::is_valid_name(name) {
                 return Err(ConfigError::Invalid(format!(
@@ -317,16 +544,10 @@ impl Config {
                     "tenant '{name}' allows no anonymous connections and has no signing_keys, public_keys or jwks_file"
                 )));
             }
-            if tenant.limits.memory_mb == 0 || tenant.limits.memory_mb > 4096 {
-                return Err(ConfigError::Invalid(format!(
-                    "tenant '{name}': limits.memory_mb must be 1..=4096"
-                )));
-            }
-            if tenant.limits.invocation_cpu_ms == 0 {
-                return Err(ConfigError::Invalid(format!(
-                    "tenant '{name}': limits.invocation_cpu_ms must be positive"
-                )));
-            }
+            tenant
+                .limits
+                .validate()
+                .map_err(|e| ConfigError::Invalid(format!("tenant '{name}': {e}")))?;
         }
         Ok(())
     }
@@ -342,6 +563,13 @@ impl NatsConfig {
         }
         if !crate::tenant::is_valid_name(&self.prefix) {
             return Err("nats.prefix must be 1-64 characters of a-z, 0-9, '-' or '_'".into());
+        }
+        if let Some(url) = &self.advertise_url
+            && !(url.starts_with("http://") && url.len() > "http://".len())
+        {
+            return Err(format!(
+                "nats.advertise_url must be an http:// URL (got '{url}')"
+            ));
         }
         if self.registry_ttl_secs < 3 || self.max_age_secs == 0 || self.publish_queue == 0 {
             return Err(
@@ -387,12 +615,89 @@ mod tests {
     }
 
     #[test]
+    fn tenant_limits_inherit_node_limits_field_by_field() {
+        let c = Config::parse(
+            r#"
+            max_message_size = 4096
+            [limits]
+            connections = 50
+            messages_per_second = 7
+            [tenants.a]
+            allow_anonymous = true
+            [tenants.a.limits]
+            connections = 2
+            max_message_size = 2048
+            [tenants.b]
+            allow_anonymous = true
+            "#,
+        )
+        .expect("valid");
+        c.validate().expect("valid");
+        let (a, b) = (c.tenants["a"].limits, c.tenants["b"].limits);
+        assert_eq!((a.connections, a.messages_per_second), (2, 7));
+        assert_eq!((b.connections, b.messages_per_second), (50, 7));
+        assert_eq!((a.max_message_size, b.max_message_size), (2048, 4096));
+        assert_eq!(b.burst(), 7, "the burst defaults to one second's worth");
+        assert_eq!(b.groups_per_connection, 1000);
+        assert_eq!(c.limits.max_message_size, 4096);
+        let c = Config::parse(
+            "[tenants.a]\nallow_anonymous = true\n[tenants.a.limits]\nconnections = 0",
+        )
+        .expect("toml");
+        assert!(c.validate().is_err(), "a zero limit is refused");
+        assert!(Config::parse("[limits]\nbogus = 1").is_err());
+    }
+
+    #[test]
+    fn json_limits_fill_in_from_node_defaults() {
+        let defaults = Limits {
+            connections: 9,
+            ..Limits::default()
+        };
+        let over = serde_json::json!({"messages_per_second": 3});
+        let l = Limits::from_json_over(&defaults, Some(&over)).expect("valid");
+        assert_eq!((l.connections, l.messages_per_second, l.burst()), (9, 3, 3));
+        assert_eq!(Limits::from_json_over(&defaults, None), Ok(defaults));
+        let bad = serde_json::json!({"connections": 0});
+        assert!(Limits::from_json_over(&defaults, Some(&bad)).is_err());
+        let unknown = serde_json::json!({"bogus": 1});
+        assert!(Limits::from_json_over(&defaults, Some(&unknown)).is_err());
+    }
+
+    #[test]
     fn rejects_unknown_fields_and_bad_tenants() {
         assert!(toml::from_str::<Config>("bogus = 1").is_err());
         let c: Config = toml::from_str("[tenants.\"a.b\"]\nallow_anonymous = true").expect("toml");
         assert!(c.validate().is_err());
         let c: Config = toml::from_str("[tenants.x]\n").expect("toml");
         assert!(c.validate().is_err(), "no keys and no anonymous");
+    }
+
+    #[test]
+    fn nats_advertise_url_must_be_http() {
+        let c: Config =
+            toml::from_str("[nats]\nadvertise_url = \"http://10.0.0.5:5000\"").expect("toml");
+        c.validate().expect("valid");
+        assert_eq!(
+            c.nats.and_then(|n| n.advertise_url).as_deref(),
+            Some("http://10.0.0.5:5000")
+        );
+        for bad in ["10.0.0.5:5000", "https://x", "http://"] {
+            let c: Config =
+                toml::from_str(&format!("[nats]\nadvertise_url = \"{bad}\"")).expect("toml");
+            assert!(c.validate().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn stateful_reconnect_defaults_and_bounds() {
+        let c = Config::builtin();
+        assert!(c.stateful_reconnect);
+        assert_eq!(c.stateful_reconnect_buffer_bytes, 100_000);
+        let c: Config = toml::from_str("stateful_reconnect_buffer_bytes = 100").expect("toml");
+        assert!(c.validate().is_err(), "a buffer below 1024 bytes");
+        let c: Config = toml::from_str("stateful_reconnect = false").expect("toml");
+        assert!(!c.stateful_reconnect);
     }
 
     #[test]

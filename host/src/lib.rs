@@ -16,6 +16,7 @@
 //! - [`backplane`]: reaching other nodes.
 //! - [`tenant`]: tenants, their keys, limits and key-value store.
 //! - [`api`]: the backend REST API (send, groups, presence, invoke).
+//! - [`metrics`]: the Prometheus recorder behind `/metrics`.
 //! - [`node`], [`server`], [`config`]: putting it together.
 
 pub mod api;
@@ -23,6 +24,7 @@ pub mod backplane;
 pub mod config;
 pub mod connection;
 pub mod hub;
+pub mod metrics;
 pub mod node;
 pub mod plugin;
 pub mod protocol;

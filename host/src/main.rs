@@ -94,6 +94,77 @@ enum Command {
         #[arg(default_value = "[]")]
         args: String,
     },
+    /// Deploy FILE.wasm as the next version of a hub, through a node's admin
+    /// API (cluster-wide in a cluster). Prints the new version; fails, with the
+    /// server's reason, if the component is rejected.
+    Deploy {
+        #[command(flatten)]
+        admin: AdminArgs,
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        hub: String,
+        /// The component (`.wasm`).
+        file: PathBuf,
+    },
+    /// Make the previous version of a hub (or --version N) serve again.
+    Rollback {
+        #[command(flatten)]
+        admin: AdminArgs,
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        hub: String,
+        /// Roll back to this version instead of the previous one.
+        #[arg(long)]
+        version: Option<u64>,
+    },
+    /// List a tenant's hubs with their versions, hashes and deploy times.
+    Plugins {
+        #[command(flatten)]
+        admin: AdminArgs,
+        #[arg(long)]
+        tenant: String,
+        /// Print the admin API's JSON answer instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Where the admin API is, and the operator key for it.
+#[derive(clap::Args)]
+struct AdminArgs {
+    /// The node (or load balancer) URL.
+    #[arg(long, default_value = "http://127.0.0.1:5000")]
+    url: String,
+    /// One of the config's `[admin] keys`.
+    #[arg(long, env = "SWITCHBOARD_ADMIN_KEY", hide_env_values = true)]
+    admin_key: String,
+}
+
+/// Sends one admin request; prints the error body and fails on a 4xx or 5xx.
+fn admin_request(
+    admin: &AdminArgs,
+    method: axum::http::Method,
+    path: &str,
+    body: Option<(&str, bytes::Bytes)>,
+) -> anyhow::Result<serde_json::Value> {
+    let client = ApiClient::new(&admin.url, Credentials::AdminKey(admin.admin_key.clone()))?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let response = runtime.block_on(client.request_body(method, path, body))?;
+    if response.status >= 400 {
+        eprintln!("{} {}", response.status, response.body);
+        std::process::exit(1);
+    }
+    serde_json::from_str(&response.body).with_context(|| {
+        format!(
+            "the admin API answered {}: {}",
+            response.status, response.body
+        )
+    })
 }
 
 /// Who `switchboard send` sends to.
@@ -185,6 +256,9 @@ fn main() -> anyhow::Result<()> {
             println!("{token}");
             Ok(())
         }
+        command @ (Command::Deploy { .. } | Command::Rollback { .. } | Command::Plugins { .. }) => {
+            run_admin(command)
+        }
         Command::Send {
             url,
             tenant,
@@ -240,11 +314,64 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
+fn run_admin(command: Command) -> anyhow::Result<()> {
+    use switchboard::api::admin_client::{format_plugins, format_version, hub_path, plugins_path};
+    match command {
+        Command::Deploy {
+            admin,
+            tenant,
+            hub,
+            file,
+        } => {
+            let wasm =
+                std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let body = Some(("application/wasm", bytes::Bytes::from(wasm)));
+            let path = hub_path(&tenant, &hub, "deploy");
+            let answer = admin_request(&admin, axum::http::Method::POST, &path, body)?;
+            println!("deployed {}", format_version(&answer));
+        }
+        Command::Rollback {
+            admin,
+            tenant,
+            hub,
+            version,
+        } => {
+            let body = version.map(|v| {
+                let json = serde_json::json!({ "version": v }).to_string();
+                ("application/json", bytes::Bytes::from(json))
+            });
+            let path = hub_path(&tenant, &hub, "rollback");
+            let answer = admin_request(&admin, axum::http::Method::POST, &path, body)?;
+            println!("rolled back to {}", format_version(&answer));
+        }
+        Command::Plugins {
+            admin,
+            tenant,
+            json,
+        } => {
+            let answer = admin_request(
+                &admin,
+                axum::http::Method::GET,
+                &plugins_path(&tenant),
+                None,
+            )?;
+            if json {
+                println!("{answer}");
+            } else {
+                print!("{}", format_plugins(&answer));
+            }
+        }
+        _ => unreachable!("run_admin gets admin commands only"),
+    }
+    Ok(())
+}
+
 async fn serve(config: Config, listen: SocketAddr, plugins: Option<PathBuf>) -> anyhow::Result<()> {
     let node = Node::start(config, plugins.as_deref()).await?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
+    node.advertise(listener.local_addr()?);
     let draining = node.clone();
     let shutdown = async move {
         shutdown_signal().await;

@@ -28,12 +28,16 @@ pub struct Node {
     pub engine: Arc<PluginEngine>,
     pub registry: Registry,
     pub pending: PendingConnections,
+    /// Live stateful-reconnect connections, by the token a new WebSocket resumes them with.
+    pub resumable: crate::connection::ResumableConnections,
     /// Active connections by the `id` clients send, for SSE and long-polling requests.
     pub http_connections: crate::transport::HttpConnections,
     /// The NATS backplane when the node is part of a cluster (`[nats]`).
     pub cluster: Option<Arc<NatsBackplane>>,
     /// Set once a drain starts: no new negotiations, not ready for a load balancer.
     draining: std::sync::atomic::AtomicBool,
+    /// What each tenant uses now (connections, running invocations), against its limits.
+    pub usage: crate::tenant::limits::Usage,
 }
 
 impl std::fmt::Debug for Node {
@@ -48,6 +52,7 @@ impl Node {
     /// then the bundled plugins for the `demo` tenant, and every plugin in
     /// `plugin_dir`.
     pub async fn start(config: Config, plugin_dir: Option<&Path>) -> anyhow::Result<Arc<Node>> {
+        crate::metrics::install();
         let (backplane, mut inbox, cluster): (Arc<dyn Backplane>, Inbox, _) = match &config.nats {
             Some(nats) => {
                 let (backplane, inbox) = NatsBackplane::connect(nats).await?;
@@ -72,27 +77,43 @@ impl Node {
             PluginEngine::new(max_memory_mb).context("cannot start the WebAssembly engine")?,
         );
         let tenants = match &cluster {
-            Some(cluster) => Tenants::from_config_with(&config, |tenant| {
-                KvStore::jetstream(cluster.kv_store(tenant))
-            }),
+            Some(cluster) => {
+                let cluster = cluster.clone();
+                Tenants::from_config_with(&config, move |tenant| {
+                    KvStore::jetstream(cluster.kv_store(tenant))
+                })
+            }
             None => Tenants::from_config(&config),
         };
         let pending = PendingConnections::new(
             Duration::from_secs(config.disconnect_timeout_secs),
             MAX_PENDING,
         );
+        let registry = Registry::with_keep(config.admin.keep_versions);
+        if let (Some(cluster), Some(nats)) = (&cluster, &config.nats) {
+            registry.set_store(Arc::new(crate::plugin::store::PluginStore::new(
+                cluster.client().clone(),
+                &nats.prefix,
+                nats.replicas,
+            )));
+        }
         let node = Arc::new(Node {
             config,
             tenants,
             router: router.clone(),
             engine,
-            registry: Registry::new(),
+            registry,
             pending,
+            resumable: crate::connection::ResumableConnections::new(),
             http_connections: crate::transport::HttpConnections::new(),
             cluster,
             draining: std::sync::atomic::AtomicBool::new(false),
+            usage: Default::default(),
         });
 
+        router.set_group_limits(Box::new(crate::tenant::limits::NodeGroupLimits(
+            Arc::downgrade(&node),
+        )));
         let remote_router = router.clone();
         tokio::spawn(async move {
             while let Some(envelope) = inbox.recv().await {
@@ -123,6 +144,28 @@ impl Node {
             .with_context(|| format!("cannot read plugin folder {}", dir.display()))?;
             info!(dir = %dir.display(), loaded, "plugin folder loaded");
         }
+        if node.registry.store().is_some() {
+            // The cluster's deployed versions win over bundled and folder ones.
+            let synced = tokio::time::timeout(
+                crate::plugin::store::START_SYNC_TIMEOUT,
+                crate::plugin::store::sync_all(&node, None),
+            )
+            .await;
+            match synced {
+                Ok(Ok(hubs)) => info!(hubs, "cluster plugin versions loaded"),
+                Ok(Err(e)) => {
+                    error!(error = %e, "cannot read the cluster's plugin versions; watching for them")
+                }
+                Err(_) => {
+                    error!("the cluster's plugin store did not answer in time; watching for it")
+                }
+            }
+            crate::plugin::store::spawn_watch(Arc::downgrade(&node));
+        }
+        if let Some(dir) = plugin_dir {
+            crate::plugin::watch::spawn(Arc::downgrade(&node), dir.to_path_buf())
+                .with_context(|| format!("cannot watch plugin folder {}", dir.display()))?;
+        }
 
         let sweeper = Arc::downgrade(&node);
         tokio::spawn(async move {
@@ -136,6 +179,44 @@ impl Node {
             }
         });
         Ok(node)
+    }
+
+    /// A new connection id or token. In a cluster it names this node (see
+    /// `transport::forward`), so a request for it that another node receives
+    /// is forwarded here.
+    pub fn new_id(&self) -> String {
+        let id = crate::connection::new_id();
+        match &self.cluster {
+            Some(cluster) => crate::transport::forward::tag(&id, cluster.node_id()),
+            None => id,
+        }
+    }
+
+    /// Tells the cluster where this node listens: `nats.advertise_url`, else
+    /// `http://{listen address}` when it names one IP. Without either, other
+    /// nodes cannot forward requests here (a warning says so).
+    pub fn advertise(&self, listening: std::net::SocketAddr) {
+        let Some(cluster) = &self.cluster else {
+            return;
+        };
+        let configured = self
+            .config
+            .nats
+            .as_ref()
+            .and_then(|n| n.advertise_url.clone());
+        let url = match configured {
+            Some(url) => url,
+            None if !listening.ip().is_unspecified() => format!("http://{listening}"),
+            None => {
+                tracing::warn!(
+                    %listening,
+                    "set nats.advertise_url: other nodes cannot forward requests for this node's \
+                     connections (a load balancer without sticky sessions needs it)"
+                );
+                return;
+            }
+        };
+        cluster.advertise(url);
     }
 
     /// Ready for traffic: always alone; in a cluster, while NATS is connected.
@@ -186,7 +267,9 @@ impl Node {
             hub,
             wasm,
             source,
+            crate::plugin::versions::Source::Bundled,
         )
         .await
+        .map(|_| ())
     }
 }

@@ -17,6 +17,7 @@ pub fn app(node: Arc<Node>) -> Router {
         .merge(crate::api::routes())
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
         .with_state(node)
 }
 
@@ -38,6 +39,26 @@ async fn readyz(
             axum::http::StatusCode::SERVICE_UNAVAILABLE,
             "not ready: NATS disconnected",
         )
+    }
+}
+
+/// The node's metrics in Prometheus text format (version 0.0.4).
+async fn metrics() -> axum::response::Response {
+    use axum::response::IntoResponse;
+    match crate::metrics::render() {
+        Some(text) => (
+            [(
+                axum::http::header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
+            text,
+        )
+            .into_response(),
+        None => (
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "metrics recorder not installed",
+        )
+            .into_response(),
     }
 }
 

@@ -309,3 +309,54 @@ async fn nats_restart_nodes_recover_report_loss_and_never_duplicate() {
     assert_eq!(stats.received, 52, "{stats:?}");
     assert!(one.stats().disconnects >= 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delivered_envelopes_carry_the_same_cursor_on_every_node() {
+    use switchboard::backplane::nats::subject;
+    use switchboard::backplane::{Envelope, EnvelopeKind};
+
+    let server = NatsServer::start();
+    let config = config(&server);
+    let (sender, _in0) = backplane(&config).await;
+    let (_one, mut in1) = backplane(&config).await;
+    let (_two, mut in2) = backplane(&config).await;
+    let hub = HubKey::new("demo", "cursor.hub*>");
+    let partition = subject::partition(&hub, config.partitions);
+    for i in 0..5 {
+        sender.publish(Envelope::new(
+            hub.clone(),
+            EnvelopeKind::GroupAdd {
+                connection: format!("c{i}"),
+                group: "g".into(),
+            },
+        ));
+    }
+    let mut seen = Vec::new();
+    for inbox in [&mut in1, &mut in2] {
+        let mut cursors = Vec::new();
+        for i in 0..5 {
+            let envelope = tokio::time::timeout(WAIT, inbox.recv())
+                .await
+                .expect("an envelope in time")
+                .expect("open");
+            assert!(
+                matches!(&envelope.kind, EnvelopeKind::GroupAdd { connection, .. } if *connection == format!("c{i}"))
+            );
+            let cursor = envelope.cursor.expect("an envelope from NATS has a cursor");
+            assert_eq!(cursor.partition, partition);
+            cursors.push(cursor);
+        }
+        // Stream sequences: consecutive, since nothing else went to this partition.
+        for pair in cursors.windows(2) {
+            assert_eq!(pair[1].sequence, pair[0].sequence + 1, "{cursors:?}");
+        }
+        seen.push(cursors);
+    }
+    assert_eq!(seen[0], seen[1], "one message, one cursor, on every node");
+    // The sender reads its own envelopes back (and skips them): its cursor reaches the same place.
+    let last = seen[0][4];
+    eventually("the sender's cursor reaches the last one", WAIT, || async {
+        sender.cursors() == vec![last]
+    })
+    .await;
+}

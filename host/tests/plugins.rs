@@ -28,6 +28,7 @@ fn config(cpu_ms: u64, memory_mb: u64) -> Config {
         tenant.limits = Limits {
             invocation_cpu_ms: cpu_ms,
             memory_mb,
+            ..Limits::default()
         };
     }
     config
@@ -159,6 +160,46 @@ async fn hostile_plugin_fails_only_its_own_invocations() {
         invoke(&node, "chat", "echo", "[1]").await,
         Ok(Ok(Some("1".into())))
     );
+}
+
+/// Calls reuse a warm instance (the guest's statics show it) until a call
+/// traps, or the instance holds more than half its memory limit.
+#[tokio::test]
+async fn warm_instances_are_reused_until_a_call_traps_or_hoards_memory() {
+    let (node, _dir) = node_with(&[("hostile.wasm", fixture("hostile"))], config(500, 16)).await;
+    let warm = || {
+        node.registry
+            .get(&HubKey::new("demo", "hostile"))
+            .expect("hostile")
+            .warm_instances()
+    };
+    let count = || invoke(&node, "hostile", "count", "[]");
+    let served = |n: u32| Ok(Ok(Some(n.to_string())));
+    assert_eq!(count().await, served(1));
+    assert_eq!(warm(), 1, "a clean call returns its instance");
+    assert_eq!(count().await, served(2), "the same instance again");
+
+    assert!(invoke(&node, "hostile", "trap", "[]").await.is_err());
+    assert_eq!(warm(), 0, "a trapped instance is dropped");
+    assert_eq!(count().await, served(1), "a fresh instance");
+    assert_eq!(count().await, served(2));
+
+    assert_eq!(invoke(&node, "hostile", "hoard", "[2]").await, Ok(Ok(None)));
+    assert_eq!(count().await, served(3), "a few MiB of 16: still reused");
+    assert_eq!(
+        invoke(&node, "hostile", "hoard", "[10]").await,
+        Ok(Ok(None))
+    );
+    assert_eq!(warm(), 0, "over half the memory limit: retired");
+    assert_eq!(count().await, served(1));
+
+    node.engine.set_instance_reuse(false);
+    assert_eq!(
+        count().await,
+        served(1),
+        "reuse off: a fresh instance every call"
+    );
+    assert_eq!(count().await, served(1));
 }
 
 #[tokio::test]

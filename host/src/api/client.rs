@@ -22,6 +22,8 @@ pub enum Credentials {
     ApiKey(String),
     /// Signs a token per request, with `aud` = the request URL.
     SigningKey(String),
+    /// An operator key of the admin API, sent as `Authorization: Bearer`.
+    AdminKey(String),
 }
 
 /// The answer to a request.
@@ -116,6 +118,17 @@ impl ApiClient {
         path: &str,
         json: Option<String>,
     ) -> Result<ApiResponse, ClientError> {
+        let body = json.map(|j| ("application/json", Bytes::from(j)));
+        self.request_body(method, path, body).await
+    }
+
+    /// `method` on `path` with a body of the given content type (a plugin upload).
+    pub async fn request_body(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<(&str, Bytes)>,
+    ) -> Result<ApiResponse, ClientError> {
         let url = format!("{}{path}", self.base);
         let mut request = Request::builder().method(method).uri(&url);
         request = match &self.credentials {
@@ -125,11 +138,12 @@ impl ApiClient {
                 let token = mint_api_token(key, aud, TOKEN_TTL)?;
                 request.header(AUTHORIZATION, format!("Bearer {token}"))
             }
+            Credentials::AdminKey(key) => request.header(AUTHORIZATION, format!("Bearer {key}")),
         };
-        let body = match json {
-            Some(json) => {
-                request = request.header(CONTENT_TYPE, "application/json");
-                Full::new(Bytes::from(json))
+        let body = match body {
+            Some((content_type, bytes)) => {
+                request = request.header(CONTENT_TYPE, content_type);
+                Full::new(bytes)
             }
             None => Full::new(Bytes::new()),
         };

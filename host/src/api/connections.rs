@@ -21,13 +21,29 @@ pub(super) fn send(call: &Call) -> Result<Response, ApiError> {
     done(StatusCode::ACCEPTED)
 }
 
-/// `HEAD .../connections/{connection}`: 200 when this node holds it.
-pub(super) fn exists(call: &Call) -> Result<Response, ApiError> {
+/// `HEAD .../connections/{connection}`: 200 when this node holds it or, in
+/// a cluster, the registry lists it (on a node that is still refreshing it).
+pub(super) async fn exists(call: &Call) -> Result<Response, ApiError> {
     let id = call.param("connection");
-    match call.node.router.local_connection(&call.hub, id) {
-        Some(connection) if !connection.is_closed() => done(StatusCode::OK),
-        _ => Err(ApiError::NoConnection(id.to_owned())),
+    if call
+        .node
+        .router
+        .local_connection(&call.hub, id)
+        .is_some_and(|c| !c.is_closed())
+    {
+        return done(StatusCode::OK);
     }
+    if let Some(cluster) = &call.node.cluster {
+        let node = cluster
+            .registry()
+            .connection_node(&call.hub, id)
+            .await
+            .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+        if node.is_some_and(|n| n != cluster.node_id()) {
+            return done(StatusCode::OK);
+        }
+    }
+    Err(ApiError::NoConnection(id.to_owned()))
 }
 
 /// `DELETE .../connections/{connection}?reason=...`: closes it; the client

@@ -42,6 +42,9 @@ pub enum ApiError {
     PluginFailed(String),
     #[error("the hub method did not finish within {0} s")]
     Timeout(u64),
+    /// The cluster (NATS) cannot answer now.
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 impl ApiError {
@@ -64,6 +67,7 @@ impl ApiError {
             ApiError::InvocationFailed(_) => "InvocationFailed",
             ApiError::PluginFailed(_) => "PluginFailed",
             ApiError::Timeout(_) => "Timeout",
+            ApiError::Unavailable(_) => "Unavailable",
         }
     }
 
@@ -85,6 +89,7 @@ impl ApiError {
             ApiError::InvocationFailed(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::PluginFailed(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 

@@ -63,6 +63,21 @@ pub(super) async fn invoke(call: &Call) -> Result<Response, ApiError> {
         user_id: None,
         claims_json: "{}".to_owned(),
     };
+    // The tenant's limit on invocations at once holds for backends too.
+    let limits = call.tenant.limits();
+    let usage = node.usage.tenant(&call.hub.tenant);
+    let Some(_slot) = usage.invocation_slot(&limits).await else {
+        let error = format!(
+            "Too many concurrent invocations: the tenant allows at most {} at once on this server.",
+            limits.concurrent_invocations
+        );
+        usage.hit(
+            &call.hub,
+            crate::tenant::limits::Limit::ConcurrentInvocations,
+            &error,
+        );
+        return Err(ApiError::Unavailable(error));
+    };
     let outcome = tokio::time::timeout(
         INVOKE_TIMEOUT,
         node.engine

@@ -17,7 +17,10 @@
 //! connection and adding a user's connections to a group act on the
 //! connections of the node that serves the request.
 
+pub mod admin;
+pub mod admin_client;
 pub mod auth;
+pub mod body;
 pub mod client;
 mod connections;
 pub mod error;
@@ -32,7 +35,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{Query, Request, State};
-use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
@@ -54,6 +57,7 @@ pub fn routes() -> Router<Arc<Node>> {
     Router::new()
         .route("/api/openapi.json", get(openapi))
         .route("/api/v1/tenants/{*rest}", any(handle))
+        .merge(admin::routes())
 }
 
 async fn openapi() -> Response {
@@ -109,11 +113,10 @@ async fn dispatch(node: Arc<Node>, request: Request) -> Result<Response, ApiErro
     let tenant = node
         .tenants
         .get(&matched.tenant)
-        .cloned()
         .ok_or_else(|| ApiError::UnknownTenant(matched.tenant.clone()))?;
     auth::authorize(
         &tenant.name,
-        &tenant.config.api_keys,
+        &tenant.keys().api_keys,
         &parts.headers,
         path,
         node.config.public_url.as_deref(),
@@ -145,7 +148,7 @@ async fn dispatch(node: Arc<Node>, request: Request) -> Result<Response, ApiErro
         Action::SendAll => hub::send_all(&call),
         Action::Invoke => hub::invoke(&call).await,
         Action::SendUser => users::send(&call),
-        Action::UserExists => users::exists(&call),
+        Action::UserExists => users::exists(&call).await,
         Action::AddUserToGroup => users::add_to_group(&call),
         Action::RemoveUserFromGroup => users::remove_from_group(&call),
         Action::SendGroup => groups::send(&call),
@@ -153,7 +156,7 @@ async fn dispatch(node: Arc<Node>, request: Request) -> Result<Response, ApiErro
         Action::AddConnectionToGroup => groups::add_connection(&call),
         Action::RemoveConnectionFromGroup => groups::remove_connection(&call),
         Action::SendConnection => connections::send(&call),
-        Action::ConnectionExists => connections::exists(&call),
+        Action::ConnectionExists => connections::exists(&call).await,
         Action::CloseConnection => connections::close(&call),
     }
 }
@@ -171,15 +174,11 @@ fn takes_body(action: Action) -> bool {
 
 /// The body of a JSON request, at most [`MAX_BODY`] bytes.
 async fn read_body(headers: &HeaderMap, body: Body) -> Result<Bytes, ApiError> {
-    let declared = headers
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > MAX_BODY as u64) {
-        return Err(ApiError::PayloadTooLarge);
+    if let Err(e) = payload::require_json(headers) {
+        body::discard(body).await;
+        return Err(e);
     }
-    payload::require_json(headers)?;
-    axum::body::to_bytes(body, MAX_BODY)
+    body::read_limited(headers, body, MAX_BODY)
         .await
         .map_err(|_| ApiError::PayloadTooLarge)
 }

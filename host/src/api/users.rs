@@ -18,14 +18,24 @@ pub(super) fn send(call: &Call) -> Result<Response, ApiError> {
     done(StatusCode::ACCEPTED)
 }
 
-/// `HEAD .../users/{user}`: 200 when the user has a connection on this node.
-pub(super) fn exists(call: &Call) -> Result<Response, ApiError> {
+/// `HEAD .../users/{user}`: 200 when the user has a connection on this node
+/// or, in a cluster, on a node the registry lists as holding one.
+pub(super) async fn exists(call: &Call) -> Result<Response, ApiError> {
     let user = call.param("user");
     if call.node.router.has_local_user(&call.hub, user) {
-        done(StatusCode::OK)
-    } else {
-        Err(ApiError::NoUser(user.to_owned()))
+        return done(StatusCode::OK);
     }
+    if let Some(cluster) = &call.node.cluster {
+        let elsewhere = cluster
+            .registry()
+            .user_connections(&call.hub, user)
+            .await
+            .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+        if elsewhere > 0 {
+            return done(StatusCode::OK);
+        }
+    }
+    Err(ApiError::NoUser(user.to_owned()))
 }
 
 /// `PUT .../users/{user}/groups/{group}`: adds the user's current

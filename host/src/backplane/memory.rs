@@ -64,13 +64,13 @@ mod tests {
     use crate::router::HubKey;
 
     fn group_add(c: &str) -> Envelope {
-        Envelope {
-            hub: HubKey::new("t", "h"),
-            kind: EnvelopeKind::GroupAdd {
+        Envelope::new(
+            HubKey::new("t", "h"),
+            EnvelopeKind::GroupAdd {
                 connection: c.into(),
                 group: "g".into(),
             },
-        }
+        )
     }
 
     #[tokio::test]

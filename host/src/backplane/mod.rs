@@ -21,6 +21,30 @@ use crate::router::{HubKey, OutboundInvocation, Target};
 pub struct Envelope {
     pub hub: HubKey,
     pub kind: EnvelopeKind,
+    /// Where the envelope sits in the cluster's streams: set on envelopes read
+    /// from NATS, None on the memory backplane and on the way out.
+    #[serde(skip)]
+    pub cursor: Option<Cursor>,
+}
+
+impl Envelope {
+    /// An envelope on its way out (it gets its cursor once stored).
+    pub fn new(hub: HubKey, kind: EnvelopeKind) -> Envelope {
+        Envelope {
+            hub,
+            kind,
+            cursor: None,
+        }
+    }
+}
+
+/// A message's place in the cluster: its partition and stream sequence. The
+/// same message has the same cursor on every node, so a position one node
+/// hands out means the same on any other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Cursor {
+    pub partition: u32,
+    pub sequence: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -1,12 +1,24 @@
 //! One connection's life, whatever transport carries it: the handshake, the
-//! bounded outbound queue, keep-alive pings and the client timeout, and the
-//! reader that hands hub messages to the `hub` layer.
+//! bounded outbound queue, keep-alive pings and the client timeout, the
+//! reader that hands hub messages to the `hub` layer, and stateful reconnect.
 //!
 //! A transport gives the connection a stream of inbound byte chunks and a
 //! sink for outbound frames; every outbound frame holds whole records.
+//!
+//! Layout:
+//! - `run`: handshake, then the reader loop; with stateful reconnect it also
+//!   parks the connection when its WebSocket drops and takes a new one.
+//! - `writer`: the outbound queue into the transport, pings, Acks, replay.
+//! - `replay`: sequence numbers, the bounded replay buffer, duplicate
+//!   suppression; pure.
+//! - `resume`: the node's table of connections a new WebSocket may resume.
+//! - `handle`: what the rest of the node holds of a connection.
+//! - `pending`: negotiated connections waiting for their transport.
 
 mod handle;
 mod pending;
+pub mod replay;
+mod resume;
 mod run;
 mod writer;
 
@@ -14,15 +26,21 @@ use bytes::Bytes;
 
 pub use handle::ConnectionHandle;
 pub use pending::{Negotiated, PendingConnections, RequestInfo};
-pub use run::{Accepted, run};
+pub use resume::{
+    BoxInbound, BoxOutbound, ResumableConnections, ResumeLink, Transport, TransportGone,
+};
+pub use run::{Accepted, run, run_resumable};
 
 /// A chunk of bytes from the client: a WebSocket message or a POST body.
 /// Records may span chunks, and a chunk may hold several records.
 #[derive(Debug)]
 pub enum Inbound {
     Data(Bytes),
-    /// The client closed the transport.
+    /// The client closed the transport (a WebSocket close frame, a DELETE).
     Closed,
+    /// The transport failed without a close (a reset, a vanished peer): a
+    /// stateful-reconnect client will resume on a new one.
+    Dropped,
 }
 
 /// What the connection asks its transport to do.

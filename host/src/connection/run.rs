@@ -5,10 +5,14 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
-use tokio::sync::mpsc;
+use metrics::counter;
+use tokio::sync::{Notify, mpsc, watch};
 use tracing::{debug, info};
 
-use super::{ConnectionHandle, Inbound, Negotiated, OutFrame, writer};
+use super::replay::{Admit, InboundSequence, ReplayBuffer};
+use super::resume::{BoxInbound, BoxOutbound, ResumeLink, Transport, TransportGone};
+use super::writer::{self, StatefulOut};
+use super::{ConnectionHandle, Inbound, Negotiated, OutFrame};
 use crate::hub::{Flow, HubSession};
 use crate::node::Node;
 use crate::protocol::handshake::{self, HandshakeRequest};
@@ -17,6 +21,12 @@ use crate::tenant::Tenant;
 
 /// How long a draining connection waits for its in-flight invocations.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(20);
+/// Bytes received since the last Ack after which the writer acknowledges at
+/// once instead of on its one-second timer. The official clients stop sending
+/// when their buffer (100 000 bytes by default) holds that much unacknowledged,
+/// so acknowledging only once a second, as ASP.NET does, caps what a client
+/// can send at about its buffer per second.
+const EAGER_ACK_BYTES: usize = 16 * 1024;
 /// The Close error of a connection closed because its node shuts down.
 const SHUTTING_DOWN: &str = "Server is shutting down.";
 
@@ -31,12 +41,39 @@ pub struct Accepted {
     pub keep_alive: bool,
 }
 
-/// Runs one connection until it ends.
-pub async fn run<I, O>(node: Arc<Node>, accepted: Accepted, mut inbound: I, mut outbound: O)
+/// Runs one connection until it ends. Its transport cannot be replaced: when
+/// it ends, so does the connection (SSE, long polling, and WebSockets opened
+/// without negotiating).
+pub async fn run<I, O>(node: Arc<Node>, accepted: Accepted, inbound: I, outbound: O)
 where
     I: Stream<Item = Inbound> + Unpin + Send + 'static,
     O: Sink<OutFrame> + Unpin + Send + 'static,
 {
+    let outbound: BoxOutbound = Box::pin(outbound.sink_map_err(|_| TransportGone));
+    run_connection(node, accepted, None, Box::pin(inbound), outbound).await;
+}
+
+/// Runs one WebSocket connection whose client sends `token` as its `id`.
+/// When negotiate and the handshake agreed on stateful reconnect, the
+/// connection outlives a dropped socket for `disconnect_timeout_secs`, and a
+/// new socket with the same token resumes it ([`super::ResumableConnections`]).
+pub async fn run_resumable(
+    node: Arc<Node>,
+    accepted: Accepted,
+    token: String,
+    inbound: BoxInbound,
+    outbound: BoxOutbound,
+) {
+    run_connection(node, accepted, Some(token), inbound, outbound).await;
+}
+
+async fn run_connection(
+    node: Arc<Node>,
+    accepted: Accepted,
+    token: Option<String>,
+    mut inbound: BoxInbound,
+    mut outbound: BoxOutbound,
+) {
     let config = &node.config;
     let id = accepted.negotiated.connection_id.clone();
     let mut buf = BytesMut::new();
@@ -57,6 +94,26 @@ where
             let binary = Protocol::from_name(&request.protocol)
                 .is_some_and(|p| p.transfer_format() == TransferFormat::Binary)
                 && accepted.formats.contains(&TransferFormat::Binary);
+            refuse(&mut outbound, &error, binary).await;
+            return;
+        }
+    };
+    // Negotiate agreed, and the client speaks version 2 of the hub protocol,
+    // which it asks for only when it will resume (SIGNALR.md 3.9).
+    let token = token.filter(|_| {
+        accepted.negotiated.stateful_reconnect
+            && accepted.negotiated.negotiate_version >= 1
+            && request.version >= 2
+    });
+    // The tenant's connection limit: a refused handshake, which clients report as such.
+    let _slot = match crate::tenant::limits::admit_connection(
+        &node.usage,
+        &accepted.tenant.limits(),
+        &accepted.negotiated.hub,
+    ) {
+        Ok(slot) => slot,
+        Err(error) => {
+            let binary = protocol.transfer_format() == TransferFormat::Binary;
             refuse(&mut outbound, &error, binary).await;
             return;
         }
@@ -94,6 +151,10 @@ where
         node.router.unregister(&handle.hub, &id);
         return;
     }
+    let (stateful_in, stateful_out) = match token {
+        Some(token) => stateful_halves(&node, &accepted, token),
+        None => (None, None),
+    };
     let keep_alive = accepted
         .keep_alive
         .then(|| Duration::from_secs(config.keep_alive_secs));
@@ -103,8 +164,15 @@ where
         handle.clone(),
         protocol,
         keep_alive,
+        stateful_out,
     ));
-    info!(connection = %id, hub = %handle.hub, protocol = protocol.name(), "connected");
+    info!(
+        connection = %id,
+        hub = %handle.hub,
+        protocol = protocol.name(),
+        stateful_reconnect = stateful_in.is_some(),
+        "connected"
+    );
 
     let mut session = HubSession::new(
         node.clone(),
@@ -113,18 +181,21 @@ where
         &accepted.negotiated,
     );
     let error = match session.connected().await {
+        // The reader, and with it the resume listing, is gone before the
+        // teardown: no transport can join a connection that is ending.
         Ok(()) => {
-            read_loop(
-                &node,
-                &handle,
-                &mut session,
+            let mut reader = Reader {
+                node: &node,
+                handle: &handle,
                 protocol,
-                &mut inbound,
-                &mut buf,
-            )
-            .await
+                inbound,
+                buf,
+                stateful: stateful_in,
+            };
+            reader.read_loop(&mut session).await
         }
         Err(error) => {
+            drop(stateful_in);
             handle.abort(&error);
             Some(error)
         }
@@ -138,91 +209,298 @@ where
     info!(connection = %id, error = error.as_deref().unwrap_or(""), "disconnected");
 }
 
-/// Reads and dispatches hub messages until the connection ends; returns the
-/// error it ended with, if any.
-async fn read_loop<I>(
-    node: &Node,
-    handle: &ConnectionHandle,
-    session: &mut HubSession,
+/// Lists a stateful connection for resuming and links its reader and writer.
+fn stateful_halves(
+    node: &Arc<Node>,
+    accepted: &Accepted,
+    token: String,
+) -> (Option<StatefulIn>, Option<StatefulOut>) {
+    let negotiated = &accepted.negotiated;
+    let Some((link, transports)) = node.resumable.insert(
+        token.clone(),
+        negotiated.hub.clone(),
+        negotiated.identity.user_id.clone(),
+        negotiated.connection_id.clone(),
+    ) else {
+        return (None, None);
+    };
+    let (acks_tx, acks_rx) = watch::channel(0);
+    let (received_tx, received_rx) = watch::channel(0);
+    let (sinks_tx, sinks_rx) = mpsc::channel(1);
+    let ack_now = Arc::new(Notify::new());
+    let reader = StatefulIn {
+        sequence: InboundSequence::new(),
+        acks: acks_tx,
+        received: received_tx,
+        ack_now: ack_now.clone(),
+        unacked_bytes: 0,
+        transports,
+        sinks: sinks_tx,
+        _listed: Listed {
+            node: node.clone(),
+            token,
+            link,
+        },
+    };
+    let writer = StatefulOut {
+        buffer: ReplayBuffer::new(node.config.stateful_reconnect_buffer_bytes),
+        acks: acks_rx,
+        received: received_rx,
+        ack_now,
+        sinks: sinks_rx,
+    };
+    (Some(reader), Some(writer))
+}
+
+/// The reader's side of stateful reconnect.
+struct StatefulIn {
+    sequence: InboundSequence,
+    /// The newest sequence id the client acknowledged, for the writer's buffer.
+    acks: watch::Sender<u64>,
+    /// The newest sequence id processed, for the writer to acknowledge.
+    received: watch::Sender<u64>,
+    /// Asks the writer to acknowledge at once.
+    ack_now: Arc<Notify>,
+    /// Bytes received since the writer was last asked to acknowledge.
+    unacked_bytes: usize,
+    /// New transports from resuming requests.
+    transports: mpsc::Receiver<Transport>,
+    /// Their outbound halves, for the writer.
+    sinks: mpsc::Sender<BoxOutbound>,
+    _listed: Listed,
+}
+
+/// Keeps a connection in [`Node::resumable`] until dropped.
+struct Listed {
+    node: Arc<Node>,
+    token: String,
+    link: Arc<ResumeLink>,
+}
+
+impl Drop for Listed {
+    fn drop(&mut self) {
+        self.node.resumable.remove(&self.token, &self.link);
+    }
+}
+
+/// What woke the reader.
+enum Next {
+    Data(Bytes),
+    /// The client closed the transport (a WebSocket close frame, a DELETE).
+    Closed,
+    /// The transport failed or vanished without a close.
+    Dropped,
+    /// A resuming request brought a new transport.
+    Resumed(Transport),
+    ClientTimeout,
+}
+
+/// The reader half of a connection.
+struct Reader<'a> {
+    node: &'a Node,
+    handle: &'a ConnectionHandle,
     protocol: Protocol,
-    inbound: &mut I,
-    buf: &mut BytesMut,
-) -> Option<String>
-where
-    I: Stream<Item = Inbound> + Unpin,
-{
-    let max = node.config.max_message_size;
-    let client_timeout = Duration::from_secs(node.config.client_timeout_secs);
-    // As in ASP.NET, the client timeout starts with the client's first Ping,
-    // so a client with a longer keep-alive of its own is not cut off early.
-    let mut timeout_armed = false;
-    let mut messages = Vec::new();
-    // Once draining: the dispatcher finishing what was in flight, and a deadline.
-    let mut drain: Option<(tokio::task::JoinHandle<()>, tokio::time::Instant)> = None;
-    let mut draining = false;
-    loop {
-        // Messages before a bad record were accepted: handle them, then close.
-        let parsed = protocol.parse_messages(buf, max, &mut messages);
-        for message in messages.drain(..) {
-            if matches!(message, HubMessage::Ping) {
-                timeout_armed = true;
-            }
-            if let Flow::Close = session.on_message(message).await {
-                return None;
-            }
-        }
-        if let Err(e) = parsed {
-            let error = e.to_string();
-            handle.abort(&error);
-            return Some(error);
-        }
-        let drained = async {
-            match drain.as_mut() {
-                Some((dispatcher, deadline)) => {
-                    let _ = tokio::time::timeout_at(*deadline, dispatcher).await;
+    inbound: BoxInbound,
+    /// Received bytes not yet parsed: the start of a record cut across chunks.
+    buf: BytesMut,
+    stateful: Option<StatefulIn>,
+}
+
+impl Reader<'_> {
+    /// Reads and dispatches hub messages until the connection ends; returns
+    /// the error it ended with, if any.
+    async fn read_loop(&mut self, session: &mut HubSession) -> Option<String> {
+        let handle = self.handle;
+        let max = session.max_message_size();
+        let client_timeout = Duration::from_secs(self.node.config.client_timeout_secs);
+        // As in ASP.NET, the client timeout starts with the client's first Ping,
+        // so a client with a longer keep-alive of its own is not cut off early.
+        let mut timeout_armed = false;
+        let mut messages = Vec::new();
+        // Once draining: the dispatcher finishing what was in flight, and a deadline.
+        let mut drain: Option<(tokio::task::JoinHandle<()>, tokio::time::Instant)> = None;
+        let mut draining = false;
+        loop {
+            // Messages before a bad record were accepted: handle them, then close.
+            let parsed = self
+                .protocol
+                .parse_messages(&mut self.buf, max, &mut messages);
+            for message in messages.drain(..) {
+                let trackable = message.is_trackable();
+                if let Some(st) = self.stateful.as_mut() {
+                    match st.sequence.admit(&message) {
+                        Ok(Admit::Process) => {}
+                        Ok(Admit::Drop | Admit::Sequenced) => continue,
+                        Err(gap) => {
+                            let error = gap.to_string();
+                            handle.abort(&error);
+                            return Some(error);
+                        }
+                    }
+                    if let HubMessage::Ack { sequence_id } = message {
+                        st.acks.send_if_modified(|acked| {
+                            let newer = sequence_id > *acked;
+                            if newer {
+                                *acked = sequence_id;
+                            }
+                            newer
+                        });
+                        continue;
+                    }
                 }
-                None => std::future::pending().await,
+                if matches!(message, HubMessage::Ping) {
+                    timeout_armed = true;
+                }
+                if let Flow::Close = session.on_message(message).await {
+                    return None;
+                }
+                if trackable && let Some(st) = self.stateful.as_ref() {
+                    st.received.send_replace(st.sequence.latest());
+                }
             }
-        };
-        let next = tokio::select! {
-            biased;
-            () = handle.closing.cancelled() => return handle.close_reason().map(|r| r.error),
-            () = drained => {
-                handle.abort_allow_reconnect(SHUTTING_DOWN);
-                return Some(SHUTTING_DOWN.to_owned());
+            if let Some(st) = self.stateful.as_mut()
+                && st.unacked_bytes >= EAGER_ACK_BYTES
+            {
+                st.unacked_bytes = 0;
+                st.ack_now.notify_one();
             }
-            () = handle.draining.cancelled(), if !draining => {
-                // Take no new invocations, but keep reading: in-flight ones
-                // may await client results or upload items.
-                draining = true;
-                let dispatcher = session.stop_accepting();
-                drain = Some((dispatcher, tokio::time::Instant::now() + DRAIN_TIMEOUT));
-                continue;
+            if let Err(e) = parsed {
+                session.on_protocol_error(&e);
+                let error = e.to_string();
+                handle.abort(&error);
+                return Some(error);
             }
-            next = inbound.next() => Some(next),
-            () = tokio::time::sleep(client_timeout), if timeout_armed => None,
-        };
-        match next {
-            Some(Some(Inbound::Data(data))) => buf.extend_from_slice(&data),
-            Some(Some(Inbound::Closed)) | Some(None) => return None,
-            None => {
-                let error = "Server timeout elapsed without receiving a message from the client.";
-                handle.abort_allow_reconnect(error);
-                return Some(error.to_owned());
+            let drained = async {
+                match drain.as_mut() {
+                    Some((dispatcher, deadline)) => {
+                        let _ = tokio::time::timeout_at(*deadline, dispatcher).await;
+                    }
+                    None => std::future::pending().await,
+                }
+            };
+            let Reader {
+                inbound, stateful, ..
+            } = self;
+            let resumed = async {
+                match stateful.as_mut() {
+                    Some(st) => match st.transports.recv().await {
+                        Some(transport) => transport,
+                        None => std::future::pending().await,
+                    },
+                    None => std::future::pending().await,
+                }
+            };
+            let next = tokio::select! {
+                biased;
+                () = handle.closing.cancelled() => return handle.close_reason().map(|r| r.error),
+                () = drained => {
+                    handle.abort_allow_reconnect(SHUTTING_DOWN);
+                    return Some(SHUTTING_DOWN.to_owned());
+                }
+                () = handle.draining.cancelled(), if !draining => {
+                    // Take no new invocations, but keep reading: in-flight ones
+                    // may await client results or upload items.
+                    draining = true;
+                    let dispatcher = session.stop_accepting();
+                    drain = Some((dispatcher, tokio::time::Instant::now() + DRAIN_TIMEOUT));
+                    continue;
+                }
+                transport = resumed => Next::Resumed(transport),
+                next = inbound.next() => match next {
+                    Some(Inbound::Data(data)) => Next::Data(data),
+                    Some(Inbound::Closed) => Next::Closed,
+                    Some(Inbound::Dropped) | None => Next::Dropped,
+                },
+                () = tokio::time::sleep(client_timeout), if timeout_armed => Next::ClientTimeout,
+            };
+            match next {
+                Next::Data(data) => {
+                    if let Some(st) = self.stateful.as_mut() {
+                        st.unacked_bytes += data.len();
+                    }
+                    self.buf.extend_from_slice(&data);
+                }
+                Next::Closed => return None,
+                Next::Dropped if self.stateful.is_none() => return None,
+                Next::Dropped => {
+                    if let Err(error) = self.park().await {
+                        return error;
+                    }
+                }
+                Next::Resumed(transport) => self.switch(transport).await,
+                Next::ClientTimeout => {
+                    let error =
+                        "Server timeout elapsed without receiving a message from the client.";
+                    handle.abort_allow_reconnect(error);
+                    return Some(error.to_owned());
+                }
             }
         }
+    }
+
+    /// Waits for the client of a stateful connection to resume it on a new
+    /// transport. Err: the connection ends, with this error.
+    async fn park(&mut self) -> Result<(), Option<String>> {
+        let handle = self.handle;
+        let wait = self.node.config.disconnect_timeout_secs;
+        let Some(st) = self.stateful.as_mut() else {
+            return Err(None);
+        };
+        debug!(connection = %handle.id, "transport dropped; waiting for the client to resume");
+        let transport = tokio::select! {
+            biased;
+            () = handle.closing.cancelled() => return Err(handle.close_reason().map(|r| r.error)),
+            // Nobody to tell to reconnect elsewhere, nothing to wait for.
+            () = handle.draining.cancelled() => return Err(Some(SHUTTING_DOWN.to_owned())),
+            transport = st.transports.recv() => match transport {
+                Some(transport) => transport,
+                None => return Err(None),
+            },
+            () = tokio::time::sleep(Duration::from_secs(wait)) => {
+                counter!(
+                    "switchboard_stateful_reconnect_expired_total",
+                    "tenant" => handle.hub.tenant.to_string(),
+                    "hub" => handle.hub.hub.to_string()
+                )
+                .increment(1);
+                return Err(Some(format!("The client did not reconnect within {wait} s.")));
+            }
+        };
+        self.switch(transport).await;
+        Ok(())
+    }
+
+    /// Continues on a new transport: the old one is dropped, with any partial
+    /// record it carried; the client starts the new one with `Sequence` and
+    /// its replay; the writer gets the outbound half and replays its own.
+    async fn switch(&mut self, transport: Transport) {
+        let handle = self.handle;
+        let Some(st) = self.stateful.as_mut() else {
+            return;
+        };
+        self.inbound = transport.inbound;
+        self.buf.clear();
+        st.sequence.reconnected();
+        tokio::select! {
+            _ = st.sinks.send(transport.outbound) => {}
+            () = handle.closing.cancelled() => {}
+        }
+        counter!(
+            "switchboard_stateful_reconnects_total",
+            "tenant" => handle.hub.tenant.to_string(),
+            "hub" => handle.hub.hub.to_string()
+        )
+        .increment(1);
+        info!(connection = %handle.id, "resumed on a new transport");
     }
 }
 
 /// Waits for the handshake request. Ok(None): the client left first.
-async fn read_handshake<I>(
+async fn read_handshake(
     node: &Node,
-    inbound: &mut I,
+    inbound: &mut BoxInbound,
     buf: &mut BytesMut,
-) -> Result<Option<HandshakeRequest>, String>
-where
-    I: Stream<Item = Inbound> + Unpin,
-{
+) -> Result<Option<HandshakeRequest>, String> {
     let deadline =
         tokio::time::Instant::now() + Duration::from_secs(node.config.handshake_timeout_secs);
     loop {
@@ -233,17 +511,14 @@ where
         }
         match tokio::time::timeout_at(deadline, inbound.next()).await {
             Ok(Some(Inbound::Data(data))) => buf.extend_from_slice(&data),
-            Ok(Some(Inbound::Closed)) | Ok(None) => return Ok(None),
+            Ok(Some(Inbound::Closed | Inbound::Dropped)) | Ok(None) => return Ok(None),
             Err(_) => return Err("Handshake was canceled.".into()),
         }
     }
 }
 
 /// Sends a handshake error and ends the transport.
-async fn refuse<O>(outbound: &mut O, error: &str, binary: bool)
-where
-    O: Sink<OutFrame> + Unpin,
-{
+async fn refuse(outbound: &mut BoxOutbound, error: &str, binary: bool) {
     let data = Bytes::from(handshake::error_response(error));
     let _ = outbound.send(OutFrame::Data { data, binary }).await;
     let _ = outbound.send(OutFrame::Close).await;

@@ -1,104 +1,348 @@
 //! The writer half of a connection: drains the outbound queue into the
 //! transport, several queued records per frame, pings when idle, and on close
 //! flushes what was queued, tells the client why, and ends the transport.
+//!
+//! With stateful reconnect it also numbers what it sends and keeps it in a
+//! [`ReplayBuffer`] until the client acknowledges it, acknowledges what the
+//! client sent (at most once a second, as ASP.NET does), and outlives its
+//! transport: when the socket drops it keeps buffering, and when the reader
+//! hands it a new socket it sends `Sequence` and replays what is unacknowledged.
+//!
+//! Every item in the outbound queue is exactly one trackable record (an
+//! Invocation, StreamItem or Completion): Pings, Acks, Sequences and the Close
+//! are made here and never queued, so one item is one sequence id.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use futures_util::{Sink, SinkExt};
-use tokio::sync::mpsc;
+use futures_util::SinkExt;
+use tokio::sync::{Notify, mpsc, watch};
 use tokio::time::{Instant, sleep_until};
+use tracing::debug;
 
+use super::replay::ReplayBuffer;
+use super::resume::BoxOutbound;
 use super::{ConnectionHandle, OutFrame};
 use crate::protocol::{HubMessage, Protocol, TransferFormat};
 
 /// Most bytes joined into one outbound frame.
 const MAX_BATCH: usize = 64 * 1024;
+/// How long received messages wait before the writer acknowledges them (ASP.NET's timer).
+const ACK_DELAY: Duration = Duration::from_secs(1);
 
-pub(super) async fn run<O>(
-    mut sink: O,
-    mut queue: mpsc::Receiver<Bytes>,
+/// What the writer of a stateful-reconnect connection gets from its reader.
+#[derive(Debug)]
+pub(super) struct StatefulOut {
+    pub buffer: ReplayBuffer,
+    /// The newest sequence id the client acknowledged.
+    pub acks: watch::Receiver<u64>,
+    /// The newest sequence id received from the client, to acknowledge.
+    pub received: watch::Receiver<u64>,
+    /// Acknowledge now rather than on the timer: much arrived since the last Ack.
+    pub ack_now: Arc<Notify>,
+    /// Transports that replace the current one.
+    pub sinks: mpsc::Receiver<BoxOutbound>,
+}
+
+struct Writer {
+    /// None while a stateful connection waits for its client to reconnect.
+    sink: Option<BoxOutbound>,
+    queue: mpsc::Receiver<Bytes>,
+    handle: Arc<ConnectionHandle>,
+    protocol: Protocol,
+    binary: bool,
+    stateful: Option<StatefulOut>,
+    /// The newest id acknowledged to the client, and when the next Ack is due.
+    acked: u64,
+    ack_due: Option<Instant>,
+}
+
+/// What woke the writer.
+enum Event {
+    Frames(Vec<Bytes>),
+    Ping,
+    NewSink(BoxOutbound),
+    Acked,
+    Received,
+    SendAck,
+    Stop,
+}
+
+pub(super) async fn run(
+    sink: BoxOutbound,
+    queue: mpsc::Receiver<Bytes>,
     handle: Arc<ConnectionHandle>,
     protocol: Protocol,
     keep_alive: Option<Duration>,
-) where
-    O: Sink<OutFrame> + Unpin,
-{
-    let binary = protocol.transfer_format() == TransferFormat::Binary;
+    stateful: Option<StatefulOut>,
+) {
+    let mut writer = Writer {
+        sink: Some(sink),
+        queue,
+        handle,
+        protocol,
+        binary: protocol.transfer_format() == TransferFormat::Binary,
+        stateful,
+        acked: 0,
+        ack_due: None,
+    };
     let ping = encode(protocol, &HubMessage::Ping);
     let idle = keep_alive.unwrap_or(Duration::from_secs(365 * 24 * 3600));
     let mut next_ping = Instant::now() + idle;
     loop {
-        let frame = tokio::select! {
-            biased;
-            item = queue.recv() => match item {
-                Some(first) => batch(first, &mut queue),
-                None => break,
-            },
-            () = handle.closing.cancelled() => break,
-            () = sleep_until(next_ping), if keep_alive.is_some() => ping.clone(),
-        };
-        if sink
-            .send(OutFrame::Data {
-                data: frame,
-                binary,
-            })
-            .await
-            .is_err()
-        {
-            handle.close();
-            return;
+        match writer.next_event(keep_alive.is_some(), next_ping).await {
+            Event::Stop => break,
+            Event::Frames(frames) => {
+                if let Some(st) = writer.stateful.as_mut() {
+                    for frame in &frames {
+                        st.buffer.push(frame.clone());
+                    }
+                }
+                if !writer.send(join(&frames)).await {
+                    return;
+                }
+            }
+            Event::Ping => {
+                if !writer.send(ping.clone()).await {
+                    return;
+                }
+            }
+            Event::NewSink(sink) => writer.install(sink).await,
+            Event::Acked => {
+                if let Some(st) = writer.stateful.as_mut() {
+                    let acked = *st.acks.borrow_and_update();
+                    st.buffer.ack(acked);
+                }
+                continue;
+            }
+            Event::Received => {
+                if writer.ack_due.is_none() {
+                    writer.ack_due = Some(Instant::now() + ACK_DELAY);
+                }
+                continue;
+            }
+            Event::SendAck => {
+                if writer.sink.is_none() {
+                    // Parked: the Ack goes out once the client is back (see `install`).
+                    continue;
+                }
+                writer.ack_due = None;
+                let Some(received) = writer
+                    .stateful
+                    .as_mut()
+                    .map(|st| *st.received.borrow_and_update())
+                else {
+                    continue;
+                };
+                if received > writer.acked {
+                    writer.acked = received;
+                    let ack = encode(
+                        protocol,
+                        &HubMessage::Ack {
+                            sequence_id: received,
+                        },
+                    );
+                    if !writer.send(ack).await {
+                        return;
+                    }
+                }
+            }
         }
         next_ping = Instant::now() + idle;
     }
-    // Closing: what was queued before the close still goes out, then the reason.
-    let mut rest = Vec::new();
-    while let Ok(item) = queue.try_recv() {
-        rest.push(item);
-    }
-    if let Some(reason) = handle.close_reason() {
-        rest.push(encode(
-            protocol,
-            &HubMessage::Close {
-                error: Some(reason.error),
-                allow_reconnect: reason.allow_reconnect,
-            },
-        ));
-    }
-    for chunk in rest.chunks(64) {
-        let data = join(chunk);
-        if sink.send(OutFrame::Data { data, binary }).await.is_err() {
-            return;
-        }
-    }
-    let _ = sink.send(OutFrame::Close).await;
-    let _ = sink.close().await;
+    writer.finish().await;
 }
 
-/// Joins whatever else is queued already into one frame with `first`, so a
-/// busy connection makes one write (and one syscall) for many messages.
-fn batch(first: Bytes, queue: &mut mpsc::Receiver<Bytes>) -> Bytes {
-    let mut more = Vec::new();
+impl Writer {
+    async fn next_event(&mut self, pings: bool, next_ping: Instant) -> Event {
+        let connected = self.sink.is_some();
+        // A full replay buffer takes nothing more until the client acknowledges: the queue
+        // fills, senders that wait are held back, and past the queue's bound the connection
+        // counts as too slow, as any other connection does.
+        let may_take = self.stateful.as_ref().is_none_or(|st| st.buffer.has_room());
+        let ack_due = self.ack_due;
+        let Writer {
+            queue,
+            handle,
+            stateful,
+            ..
+        } = self;
+        let stateful_event = async {
+            let Some(st) = stateful.as_mut() else {
+                return std::future::pending().await;
+            };
+            // A branch whose sender is gone (the reader ended) is disabled; the
+            // connection is closing then. With an Ack already due, what arrives
+            // meanwhile goes into it: no need to wake for every message.
+            tokio::select! {
+                biased;
+                Some(sink) = st.sinks.recv() => Event::NewSink(sink),
+                Ok(()) = st.acks.changed() => Event::Acked,
+                Ok(()) = st.received.changed(), if ack_due.is_none() => Event::Received,
+                () = st.ack_now.notified() => Event::SendAck,
+            }
+        };
+        let first = tokio::select! {
+            biased;
+            () = handle.closing.cancelled() => return Event::Stop,
+            event = stateful_event => return event,
+            item = queue.recv(), if may_take => match item {
+                Some(first) => first,
+                None => return Event::Stop,
+            },
+            () = sleep_until(ack_due.unwrap_or_else(Instant::now)), if connected && ack_due.is_some() => return Event::SendAck,
+            () = sleep_until(next_ping), if connected && pings => return Event::Ping,
+        };
+        Event::Frames(batch(first, &mut self.queue, self.stateful.as_ref()))
+    }
+
+    /// Sends one frame. False when the connection is over (a transport failed without
+    /// stateful reconnect). With stateful reconnect a failed transport only parks the writer
+    /// (what it carried is in the replay buffer), and a new transport arriving mid-send
+    /// replaces a stuck one.
+    async fn send(&mut self, data: Bytes) -> bool {
+        let binary = self.binary;
+        let Some(sink) = self.sink.as_mut() else {
+            return true;
+        };
+        let Some(st) = self.stateful.as_mut() else {
+            if sink.send(OutFrame::Data { data, binary }).await.is_err() {
+                self.handle.close();
+                return false;
+            }
+            return true;
+        };
+        let replaced = tokio::select! {
+            sent = sink.send(OutFrame::Data { data, binary }) => match sent {
+                Ok(()) => return true,
+                Err(_) => None,
+            },
+            sink = st.sinks.recv() => sink,
+        };
+        self.sink = None;
+        match replaced {
+            Some(sink) => self.install(sink).await,
+            None => {
+                debug!(connection = %self.handle.id, "transport lost; buffering until the client resumes")
+            }
+        }
+        true
+    }
+
+    /// Takes over a new transport: `Sequence`, then every unacknowledged message, in order
+    /// (SIGNALR.md 3.9). A transport that fails meanwhile parks the writer again; one that
+    /// arrives meanwhile starts the replay over on it.
+    async fn install(&mut self, sink: BoxOutbound) {
+        let binary = self.binary;
+        let Some(st) = self.stateful.as_mut() else {
+            return;
+        };
+        let mut next = Some(sink);
+        'transports: while let Some(mut sink) = next.take() {
+            let sequence = encode(
+                self.protocol,
+                &HubMessage::Sequence {
+                    sequence_id: st.buffer.resend_from(),
+                },
+            );
+            let mut frames = vec![sequence];
+            frames.extend(st.buffer.unacked().cloned());
+            debug!(
+                connection = %self.handle.id,
+                from = st.buffer.resend_from(),
+                messages = st.buffer.len(),
+                "transport resumed; replaying"
+            );
+            for chunk in chunks(&frames) {
+                tokio::select! {
+                    sent = sink.send(OutFrame::Data { data: chunk, binary }) => if sent.is_err() {
+                        self.sink = None;
+                        return;
+                    },
+                    newer = st.sinks.recv() => {
+                        next = newer;
+                        continue 'transports;
+                    }
+                }
+            }
+            self.sink = Some(sink);
+            // Acknowledge promptly what arrived before the drop, so the client can let it go.
+            if *st.received.borrow() > self.acked {
+                self.ack_due = Some(Instant::now());
+            }
+        }
+    }
+
+    /// Closing: what was queued before the close still goes out, then the reason.
+    async fn finish(mut self) {
+        let Some(mut sink) = self.sink.take() else {
+            return;
+        };
+        let mut rest = Vec::new();
+        while let Ok(item) = self.queue.try_recv() {
+            rest.push(item);
+        }
+        if let Some(reason) = self.handle.close_reason() {
+            rest.push(encode(
+                self.protocol,
+                &HubMessage::Close {
+                    error: Some(reason.error),
+                    allow_reconnect: reason.allow_reconnect,
+                },
+            ));
+        }
+        for chunk in rest.chunks(64) {
+            let data = join(chunk);
+            let frame = OutFrame::Data {
+                data,
+                binary: self.binary,
+            };
+            if sink.send(frame).await.is_err() {
+                return;
+            }
+        }
+        let _ = sink.send(OutFrame::Close).await;
+        let _ = sink.close().await;
+    }
+}
+
+/// Takes whatever else is queued already with `first`, so a busy connection
+/// makes one write (and one syscall) for many messages. With stateful
+/// reconnect it stops where the replay buffer would be full.
+fn batch(first: Bytes, queue: &mut mpsc::Receiver<Bytes>, st: Option<&StatefulOut>) -> Vec<Bytes> {
     let mut size = first.len();
-    while size < MAX_BATCH {
+    let room = st.map(|st| st.buffer.room());
+    let mut frames = vec![first];
+    while size < MAX_BATCH && room.is_none_or(|room| size < room) {
         match queue.try_recv() {
             Ok(next) => {
                 size += next.len();
-                more.push(next);
+                frames.push(next);
             }
             Err(_) => break,
         }
     }
-    if more.is_empty() {
-        return first;
+    frames
+}
+
+/// Groups records into frames of at most about [`MAX_BATCH`] bytes.
+fn chunks(records: &[Bytes]) -> Vec<Bytes> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut size = 0;
+    for (i, record) in records.iter().enumerate() {
+        if size > 0 && size + record.len() > MAX_BATCH {
+            out.push(join(records.get(start..i).unwrap_or_default()));
+            start = i;
+            size = 0;
+        }
+        size += record.len();
     }
-    let mut joined = BytesMut::with_capacity(size);
-    joined.extend_from_slice(&first);
-    for b in more {
-        joined.extend_from_slice(&b);
+    if start < records.len() {
+        out.push(join(records.get(start..).unwrap_or_default()));
     }
-    joined.freeze()
+    out
 }
 
 fn join(chunks: &[Bytes]) -> Bytes {
@@ -121,4 +365,20 @@ pub(super) fn encode(protocol: Protocol, message: &HubMessage) -> Bytes {
         tracing::error!(error = %e, "cannot encode a control message");
     }
     Bytes::from(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_keep_records_whole_and_in_order() {
+        let records: Vec<Bytes> = (0..5).map(|i| Bytes::from(vec![i; 30_000])).collect();
+        let frames = chunks(&records);
+        assert_eq!(frames.len(), 3, "two 30 KB records per 64 KB frame");
+        let joined: Vec<u8> = frames.iter().flat_map(|f| f.iter().copied()).collect();
+        let expected: Vec<u8> = records.iter().flat_map(|r| r.iter().copied()).collect();
+        assert_eq!(joined, expected);
+        assert!(chunks(&[]).is_empty());
+    }
 }

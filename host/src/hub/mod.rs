@@ -3,9 +3,16 @@
 //!
 //! As in ASP.NET, plain invocations of one connection run one at a time, in
 //! order; streaming calls (and calls with upload streams) run beside them.
+//!
+//! The tenant's limits on a connection's invocations apply here: the rate
+//! per connection (a token bucket) and the invocations running at once per
+//! tenant. Reaching either fails the invocation with an error the client
+//! sees, and the connection stays open. Each invocation is counted and
+//! timed in the metrics (see `crate::metrics`).
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Instant;
 
 use parking_lot::Mutex;
 use tokio::sync::mpsc;
@@ -13,10 +20,12 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 use crate::connection::{ConnectionHandle, Negotiated};
+use crate::metrics as names;
 use crate::node::Node;
-use crate::plugin::{CallEnv, Context, MethodKind, StreamSink, UploadItem};
-use crate::protocol::{CompletionOutcome, HubMessage, Json};
+use crate::plugin::{CallEnv, CallError, Context, MethodKind, StreamSink, UploadItem};
+use crate::protocol::{CompletionOutcome, HubMessage, Json, ProtocolError};
 use crate::tenant::Tenant;
+use crate::tenant::limits::{Limit, TenantUsage, TokenBucket};
 
 /// Items buffered per upload stream before the reader waits (ASP.NET's
 /// `StreamBufferCapacity`).
@@ -42,6 +51,22 @@ struct Shared {
     handle: Arc<ConnectionHandle>,
     /// Running streams and background calls, by invocation id, for CancelInvocation.
     running: Mutex<HashMap<String, CancellationToken>>,
+    /// The tenant's use of the node, for its concurrent-invocation limit.
+    usage: Arc<TenantUsage>,
+    /// Counted per message; handles made once per connection.
+    messages_in: metrics::Counter,
+    messages_out: metrics::Counter,
+    /// Each method's invocation series, looked up once per connection (the
+    /// methods are the plugin's, so few).
+    method_metrics: Mutex<HashMap<String, MethodMetrics>>,
+}
+
+/// The invocation series of one method of one hub.
+struct MethodMetrics {
+    /// Made on the first call that ran (a refused call has no latency).
+    latency: Option<metrics::Histogram>,
+    /// By outcome; a handful at most.
+    outcomes: Vec<(&'static str, metrics::Counter)>,
 }
 
 /// One call to make.
@@ -60,6 +85,8 @@ pub struct HubSession {
     dispatcher: Option<tokio::task::JoinHandle<()>>,
     /// Upload streams the client is still sending, by stream id.
     uploads: HashMap<String, mpsc::Sender<UploadItem>>,
+    /// Paces the connection's invocations (`limits.messages_per_second`).
+    rate: TokenBucket,
 }
 
 impl HubSession {
@@ -82,7 +109,17 @@ impl HubSession {
             router: node.router.clone(),
             connection_id: Some(handle.id.clone()),
         };
+        let limits = env.tenant.limits();
+        let labels = [
+            ("tenant", handle.hub.tenant.clone()),
+            ("hub", handle.hub.hub.clone()),
+        ];
+        let labels = labels.map(|(k, v)| metrics::Label::new(k, v));
         let shared = Arc::new(Shared {
+            usage: node.usage.tenant(&handle.hub.tenant),
+            messages_in: metrics::counter!(names::MESSAGES_IN, labels.iter()),
+            messages_out: metrics::counter!(names::MESSAGES_OUT, labels.iter()),
+            method_metrics: Mutex::new(HashMap::new()),
             node,
             env,
             ctx,
@@ -96,7 +133,41 @@ impl HubSession {
             dispatch: Some(dispatch),
             dispatcher: Some(dispatcher),
             uploads: HashMap::new(),
+            rate: TokenBucket::new(limits.messages_per_second, limits.burst(), Instant::now()),
         }
+    }
+
+    /// The largest hub message the tenant's clients may send.
+    pub fn max_message_size(&self) -> usize {
+        self.shared.env.tenant.limits().max_message_size
+    }
+
+    /// Notes a message the connection could not parse (it is about to close);
+    /// an oversized one counts as the tenant's message size limit.
+    pub fn on_protocol_error(&self, error: &ProtocolError) {
+        if let ProtocolError::MessageTooLarge { limit } = error {
+            let detail = format!("a client sent a message over {limit} bytes; closed");
+            self.shared
+                .usage
+                .hit(&self.shared.handle.hub, Limit::MessageSize, &detail);
+        }
+    }
+
+    /// Takes a token for an invocation; false (and counted) when the
+    /// connection is over its rate.
+    fn within_rate(&mut self) -> bool {
+        let limits = self.shared.env.tenant.limits();
+        self.rate
+            .reconfigure(limits.messages_per_second, limits.burst());
+        if self.rate.try_take(Instant::now()) {
+            return true;
+        }
+        self.shared.usage.hit(
+            &self.shared.handle.hub,
+            Limit::MessagesPerSecond,
+            &rate_exceeded(limits.messages_per_second),
+        );
+        false
     }
 
     /// Runs the plugin's `on-connected`; an error refuses the connection.
@@ -115,7 +186,10 @@ impl HubSession {
         {
             Ok(Ok(())) => Ok(()),
             Ok(Err(error)) => Err(error),
-            Err(e) => Err(format!("OnConnected failed: {e}")),
+            Err(e) => {
+                plugin_failed(s, &e);
+                Err(format!("OnConnected failed: {e}"))
+            }
         }
     }
 
@@ -147,12 +221,33 @@ impl HubSession {
             .on_disconnected(&plugin, s.env.clone(), &s.ctx, error.as_deref())
             .await
         {
+            plugin_failed(s, &e);
             warn!(connection = %s.handle.id, error = %e, "on-disconnected failed");
         }
     }
 
     /// Handles one message from the client.
     pub async fn on_message(&mut self, message: HubMessage) -> Flow {
+        if !matches!(message, HubMessage::Ping) {
+            self.shared.messages_in.increment(1);
+        }
+        let is_call = matches!(
+            message,
+            HubMessage::Invocation { .. } | HubMessage::StreamInvocation { .. }
+        );
+        if is_call && !self.within_rate() {
+            // Refused before it runs: the client learns at once and may back
+            // off; its other invocations and the connection go on.
+            let id = match &message {
+                HubMessage::Invocation { invocation_id, .. } => invocation_id.as_deref(),
+                HubMessage::StreamInvocation { invocation_id, .. } => Some(invocation_id.as_str()),
+                _ => None,
+            };
+            let error = rate_exceeded(self.shared.env.tenant.limits().messages_per_second);
+            record_invocation(&self.shared, "", "rejected", None);
+            complete(&self.shared, id, Err(error)).await;
+            return Flow::Continue;
+        }
         match message {
             HubMessage::Invocation {
                 invocation_id,
@@ -323,6 +418,7 @@ async fn forward_items(shared: &Shared, id: Option<&str>, items: Option<mpsc::Re
         if shared.handle.send_message(&message).await.is_err() {
             return;
         }
+        shared.messages_out.increment(1);
     }
 }
 
@@ -344,10 +440,13 @@ async fn complete(shared: &Shared, id: Option<&str>, result: Result<Option<Json>
         outcome,
         headers: Vec::new(),
     };
-    let _ = shared.handle.send_message(&message).await;
+    if shared.handle.send_message(&message).await.is_ok() {
+        shared.messages_out.increment(1);
+    }
 }
 
-/// Finds the method and calls it. Errors are the text the client sees.
+/// Finds the method and calls it, within the tenant's limit of invocations
+/// running at once. Errors are the text the client sees.
 async fn execute(shared: &Shared, call: Call, upload_streams: u32) -> Result<Option<Json>, String> {
     let node = &shared.node;
     let target = call.target.as_str();
@@ -356,28 +455,38 @@ async fn execute(shared: &Shared, call: Call, upload_streams: u32) -> Result<Opt
         .get(&shared.env.hub)
         .ok_or_else(|| format!("The hub '{}' is not available.", shared.env.hub.hub))?;
     let Some(method) = plugin.method(target) else {
+        // No method label: the name is the client's, not the plugin's.
+        record_invocation(shared, "", "unknown_method", None);
         return Err(format!("Unknown hub method '{target}'"));
     };
-    match (call.streaming, method.kind) {
-        (false, MethodKind::ServerStream) => {
-            return Err(format!(
-                "The client attempted to invoke the streaming '{target}' method with a non-streaming invocation."
-            ));
-        }
-        (true, MethodKind::Unary) => {
-            return Err(format!(
-                "The client attempted to invoke the non-streaming '{target}' method with a streaming invocation."
-            ));
-        }
-        _ => {}
-    }
-    if method.upload_streams != upload_streams {
-        return Err(format!(
+    let name = method.name.clone();
+    let refusal = match (call.streaming, method.kind) {
+        (false, MethodKind::ServerStream) => Some(format!(
+            "The client attempted to invoke the streaming '{target}' method with a non-streaming invocation."
+        )),
+        (true, MethodKind::Unary) => Some(format!(
+            "The client attempted to invoke the non-streaming '{target}' method with a streaming invocation."
+        )),
+        _ if method.upload_streams != upload_streams => Some(format!(
             "An unexpected error occurred invoking '{target}' on the server. Client sent {upload_streams} stream(s), Hub method expects {}.",
             method.upload_streams
-        ));
+        )),
+        _ => None,
+    };
+    if let Some(error) = refusal {
+        record_invocation(shared, &name, "error", None);
+        return Err(error);
     }
-    let name = method.name.clone();
+    let started = Instant::now();
+    let limits = shared.env.tenant.limits();
+    let Some(_slot) = shared.usage.invocation_slot(&limits).await else {
+        let error = too_many_invocations(limits.concurrent_invocations);
+        shared
+            .usage
+            .hit(&shared.env.hub, Limit::ConcurrentInvocations, &error);
+        record_invocation(shared, &name, "rejected", None);
+        return Err(error);
+    };
     let outcome = node
         .engine
         .invoke(
@@ -389,19 +498,126 @@ async fn execute(shared: &Shared, call: Call, upload_streams: u32) -> Result<Opt
             call.sink,
         )
         .await;
+    let elapsed = Some(started.elapsed());
     match outcome {
-        Ok(Ok(None)) => Ok(None),
+        Ok(Ok(None)) => {
+            record_invocation(shared, &name, "ok", elapsed);
+            Ok(None)
+        }
         Ok(Ok(Some(text))) if call.streaming => {
+            record_invocation(shared, &name, "ok", elapsed);
             debug!(method = %name, result = %crate::plugin::truncate(&text, 64), "a stream's result is not sent");
             Ok(None)
         }
-        Ok(Ok(Some(text))) => serde_json::from_str::<Json>(&text).map(Some).map_err(|e| {
-            format!("Invocation of '{target}' failed: the plugin returned invalid JSON ({e})")
-        }),
-        Ok(Err(error)) => Err(error),
+        Ok(Ok(Some(text))) => {
+            let parsed = serde_json::from_str::<Json>(&text).map(Some).map_err(|e| {
+                format!("Invocation of '{target}' failed: the plugin returned invalid JSON ({e})")
+            });
+            let outcome = if parsed.is_ok() { "ok" } else { "error" };
+            record_invocation(shared, &name, outcome, elapsed);
+            parsed
+        }
+        Ok(Err(error)) => {
+            record_invocation(shared, &name, "error", elapsed);
+            Err(error)
+        }
         Err(e) => {
+            let kind = plugin_failed(shared, &e);
+            record_invocation(shared, &name, kind, elapsed);
             warn!(connection = %shared.handle.id, method = %name, error = %e, "plugin call failed");
             Err(format!("Invocation of '{target}' failed: {e}"))
         }
     }
+}
+
+/// The error of an invocation over the connection's rate.
+fn rate_exceeded(per_second: u32) -> String {
+    format!(
+        "Rate limit exceeded: the tenant allows at most {per_second} invocations per second per connection."
+    )
+}
+
+/// The error of an invocation that found no free slot in time.
+fn too_many_invocations(max: usize) -> String {
+    format!(
+        "Too many concurrent invocations: the tenant allows at most {max} at once on this server."
+    )
+}
+
+/// Counts an invocation by outcome and, when it ran, its latency. `method`
+/// is one the plugin declared (empty when the call never matched one).
+fn record_invocation(
+    shared: &Shared,
+    method: &str,
+    outcome: &'static str,
+    elapsed: Option<std::time::Duration>,
+) {
+    let hub = &shared.env.hub;
+    let mut cache = shared.method_metrics.lock();
+    if !cache.contains_key(method) {
+        let series = MethodMetrics {
+            latency: None,
+            outcomes: Vec::new(),
+        };
+        cache.insert(method.to_owned(), series);
+    }
+    let Some(series) = cache.get_mut(method) else {
+        return;
+    };
+    if let Some(elapsed) = elapsed {
+        series
+            .latency
+            .get_or_insert_with(|| {
+                metrics::histogram!(
+                    names::INVOCATION_SECONDS,
+                    "tenant" => hub.tenant.clone(),
+                    "hub" => hub.hub.clone(),
+                    "method" => method.to_owned()
+                )
+            })
+            .record(elapsed.as_secs_f64());
+    }
+    match series.outcomes.iter().find(|(o, _)| *o == outcome) {
+        Some((_, counter)) => counter.increment(1),
+        None => {
+            let counter = metrics::counter!(
+                names::INVOCATIONS,
+                "tenant" => hub.tenant.clone(),
+                "hub" => hub.hub.clone(),
+                "method" => method.to_owned(),
+                "outcome" => outcome
+            );
+            counter.increment(1);
+            series.outcomes.push((outcome, counter));
+        }
+    }
+}
+
+/// Counts a plugin failure (and a CPU or memory limit reached); returns its
+/// kind, which is also the invocation's outcome.
+fn plugin_failed(shared: &Shared, error: &CallError) -> &'static str {
+    let hub = &shared.env.hub;
+    let kind = match error {
+        CallError::CpuLimit(_) => "timeout",
+        CallError::MemoryLimit(_) => "memory",
+        CallError::Instantiate(_) => "instantiate",
+        // Panics and traps, and whatever else stopped the guest.
+        _ => "trap",
+    };
+    metrics::counter!(
+        names::PLUGIN_ERRORS,
+        "tenant" => hub.tenant.clone(),
+        "hub" => hub.hub.clone(),
+        "kind" => kind
+    )
+    .increment(1);
+    let limit = match error {
+        CallError::CpuLimit(_) => Some(Limit::InvocationCpu),
+        CallError::MemoryLimit(_) => Some(Limit::Memory),
+        _ => None,
+    };
+    if let Some(limit) = limit {
+        shared.usage.hit(hub, limit, &error.to_string());
+    }
+    kind
 }

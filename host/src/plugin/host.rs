@@ -93,6 +93,7 @@ impl HostState {
             limits: InstanceLimits {
                 memory_bytes,
                 memory_exceeded: false,
+                memory_high: 0,
             },
             started: std::time::Instant::now(),
             waited: Duration::ZERO,
@@ -102,6 +103,35 @@ impl HostState {
             stream: None,
             caller: None,
         }
+    }
+}
+
+impl HostState {
+    /// Prepares a warm instance's state for its next call.
+    pub(super) fn reset(
+        &mut self,
+        env: CallEnv,
+        memory_bytes: usize,
+        cpu_budget: Duration,
+        stream: Option<super::StreamSink>,
+    ) {
+        self.env = env;
+        self.limits.memory_bytes = memory_bytes;
+        self.limits.memory_exceeded = false;
+        self.started = std::time::Instant::now();
+        self.waited = Duration::ZERO;
+        self.cpu_budget = cpu_budget;
+        self.cpu_exceeded = false;
+        self.panic_message = None;
+        self.stream = stream;
+        self.caller = None;
+    }
+
+    /// Lets go of what belonged to the call that just ended: its stream (so
+    /// the client sees it complete) and its connection.
+    pub(super) fn release(&mut self) {
+        self.stream = None;
+        self.caller = None;
     }
 }
 
@@ -117,8 +147,10 @@ impl WasiView for HostState {
 /// The memory limit of one instance; it remembers that it refused, so the
 /// resulting trap can be reported as what it is.
 pub struct InstanceLimits {
-    memory_bytes: usize,
+    pub(super) memory_bytes: usize,
     pub(super) memory_exceeded: bool,
+    /// The largest linear memory granted so far.
+    pub(super) memory_high: usize,
 }
 
 impl ResourceLimiter for InstanceLimits {
@@ -132,6 +164,7 @@ impl ResourceLimiter for InstanceLimits {
             self.memory_exceeded = true;
             return Err(wasmtime::Error::msg("memory limit reached"));
         }
+        self.memory_high = self.memory_high.max(desired);
         Ok(true)
     }
 

@@ -1,21 +1,27 @@
 //! The wasmtime side: one engine for the node, each tenant hub's compiled and
 //! validated component, and calls into it with a CPU and memory budget.
 //!
-//! Every invocation gets a fresh instance from the pooling allocator (about
-//! 10 µs here, see `shared/WASM.md`): no state leaks between calls, a trapped
-//! instance is simply dropped, and a hot reload only swaps the `Arc` that new
-//! calls pick up while running calls finish on the version they pinned.
+//! Calls reuse a warm instance of the plugin version when one is idle (see
+//! `pool`), else get a fresh one from the pooling allocator (about 16 µs here,
+//! see `shared/WASM.md`). A trapped instance is simply dropped, and a hot
+//! reload only swaps the `Arc` that new calls pick up while running calls
+//! finish on the version they pinned.
 
 mod bindings;
 mod host;
+pub mod pool;
 pub mod registry;
+pub mod store;
+mod validate;
+pub mod versions;
+pub mod watch;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{
@@ -29,6 +35,7 @@ pub use registry::Registry;
 
 use bindings::{Hub, HubPre};
 use host::HostState;
+use pool::{AfterCall, IdleBudget, WarmPool};
 
 /// How often the epoch advances: the granularity of CPU limits, and of the
 /// time slices a running plugin yields to other tasks.
@@ -40,7 +47,11 @@ const MAX_INSTANCES: u32 = 1000;
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     #[error("not a valid WebAssembly component: {0}")]
+    NotComponent(#[from] validate::HeaderError),
+    #[error("not a valid WebAssembly component: {0}")]
     Compile(String),
+    #[error("imports what this host does not provide: {0}")]
+    UnsupportedImport(String),
     #[error("does not implement the switchboard:hub world: {0}")]
     WrongWorld(String),
     #[error("describe() failed: {0}")]
@@ -82,6 +93,8 @@ pub struct HubPlugin {
     pub source: String,
     /// SHA-256 of the `.wasm` bytes, hex.
     pub digest: String,
+    /// Idle instances of this version, ready for the next call.
+    warm: WarmPool<Instance>,
 }
 
 impl std::fmt::Debug for HubPlugin {
@@ -101,13 +114,22 @@ impl HubPlugin {
     pub fn methods(&self) -> impl Iterator<Item = &MethodSpec> {
         self.methods.values()
     }
+
+    /// Idle warm instances of this version.
+    pub fn warm_instances(&self) -> usize {
+        self.warm.len()
+    }
 }
 
 /// The node's wasmtime engine and linker, shared by every tenant.
 pub struct PluginEngine {
     engine: Engine,
     linker: Linker<HostState>,
-    instances: Semaphore,
+    instances: Arc<Semaphore>,
+    idle: Arc<IdleBudget>,
+    /// Whether finished instances go back to their pool (on by default; the
+    /// benchmark turns it off to measure fresh instances).
+    reuse: AtomicBool,
     stopped: Arc<AtomicBool>,
 }
 
@@ -145,20 +167,34 @@ impl PluginEngine {
         Ok(PluginEngine {
             engine,
             linker,
-            instances: Semaphore::new(MAX_INSTANCES as usize),
+            instances: Arc::new(Semaphore::new(MAX_INSTANCES as usize)),
+            idle: IdleBudget::new(pool::MAX_IDLE_TOTAL),
+            reuse: AtomicBool::new(true),
             stopped,
         })
+    }
+
+    /// Turns reuse of warm instances on or off (for measurements).
+    pub fn set_instance_reuse(&self, on: bool) {
+        self.reuse.store(on, Ordering::Relaxed);
+    }
+
+    /// Idle warm instances on the node.
+    pub fn idle_instances(&self) -> usize {
+        self.idle.idle()
     }
 
     /// Compiles and validates a component and reads its methods. CPU-heavy
     /// (tens of milliseconds): call it off the async workers.
     pub fn load_blocking(&self, wasm: &[u8], source: &str) -> Result<HubPlugin, LoadError> {
+        validate::require_component(wasm)?;
         let component =
             Component::new(&self.engine, wasm).map_err(|e| LoadError::Compile(root_cause(&e)))?;
-        let pre = self
-            .linker
-            .instantiate_pre(&component)
-            .map_err(|e| LoadError::WrongWorld(root_cause(&e)))?;
+        // Imports are checked first (the linker holds what the host provides),
+        // then the exports against the hub world.
+        let pre = self.linker.instantiate_pre(&component).map_err(|e| {
+            LoadError::UnsupportedImport(truncate(&format!("{e:#}"), 2048).to_owned())
+        })?;
         let pre = HubPre::new(pre).map_err(|e| LoadError::WrongWorld(root_cause(&e)))?;
         Ok(HubPlugin {
             pre,
@@ -166,6 +202,7 @@ impl PluginEngine {
             sdk_version: String::new(),
             source: source.to_owned(),
             digest: sha256_hex(wasm),
+            warm: WarmPool::new(pool::MAX_IDLE_PER_PLUGIN, self.idle.clone()),
         })
     }
 
@@ -175,7 +212,7 @@ impl PluginEngine {
         let info = async {
             let mut call = self.instance(plugin, env, None).await?;
             let result = call.hub.call_describe(&mut call.store).await;
-            finish(&call.store, result, limits)
+            self.finish(plugin, call, result, limits)
         }
         .await
         .map_err(|e| LoadError::Describe(e.to_string()))?;
@@ -206,7 +243,7 @@ impl PluginEngine {
         let limits = env.tenant.limits();
         let mut call = self.instance(plugin, env, None).await?;
         let result = call.hub.call_on_connected(&mut call.store, ctx).await;
-        finish(&call.store, result, limits)
+        self.finish(plugin, call, result, limits)
     }
 
     pub async fn on_disconnected(
@@ -222,7 +259,7 @@ impl PluginEngine {
             .hub
             .call_on_disconnected(&mut call.store, ctx, error)
             .await;
-        finish(&call.store, result, limits)
+        self.finish(plugin, call, result, limits)
     }
 
     /// Calls a hub method. `Ok(Ok(None))` is a void result; `Ok(Err(text))`
@@ -242,25 +279,38 @@ impl PluginEngine {
             .hub
             .call_invoke(&mut call.store, ctx, method, args_json)
             .await;
-        finish(&call.store, result, limits)
+        self.finish(plugin, call, result, limits)
     }
 
-    /// A fresh instance with the tenant's CPU and memory limits.
+    /// An instance for one call with the tenant's CPU and memory limits: a
+    /// warm one when the version has one idle, else a fresh one.
     async fn instance(
         &self,
         plugin: &HubPlugin,
         env: CallEnv,
         stream: Option<StreamSink>,
-    ) -> Result<Instance<'_>, CallError> {
+    ) -> Result<Instance, CallError> {
         let limits = env.tenant.limits();
-        let permit = self
-            .instances
-            .acquire()
-            .await
-            .map_err(|_| CallError::Instantiate("the node is shutting down".into()))?;
         let memory_bytes =
             usize::try_from(limits.memory_mb.saturating_mul(1 << 20)).unwrap_or(usize::MAX);
         let cpu_budget = Duration::from_millis(limits.invocation_cpu_ms);
+        let warm = match self.reuse.load(Ordering::Relaxed) {
+            true => plugin.warm.take(),
+            false => None,
+        };
+        if let Some(mut warm) = warm {
+            warm.store
+                .data_mut()
+                .reset(env, memory_bytes, cpu_budget, stream);
+            warm.store.set_epoch_deadline(1);
+            return Ok(warm);
+        }
+        let permit = self
+            .instances
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| CallError::Instantiate("the node is shutting down".into()))?;
         let mut state = HostState::new(env, memory_bytes, cpu_budget);
         state.stream = stream;
         let mut store = Store::new(&self.engine, state);
@@ -279,27 +329,53 @@ impl PluginEngine {
             Ok(hub) => Ok(Instance {
                 store,
                 hub,
+                uses: 0,
                 _permit: permit,
             }),
             Err(e) => Err(classify(&store, &e, limits)),
         }
     }
+
+    /// A call's result, with a trap turned into the reason it happened. An
+    /// instance that finished cleanly goes back to its version's pool.
+    fn finish<R>(
+        &self,
+        plugin: &HubPlugin,
+        mut call: Instance,
+        result: wasmtime::Result<R>,
+        limits: crate::config::Limits,
+    ) -> Result<R, CallError> {
+        let value = result.map_err(|e| classify(&call.store, &e, limits))?;
+        call.uses = call.uses.saturating_add(1);
+        if self.reuse.load(Ordering::Relaxed) {
+            let state = call.store.data();
+            let after = AfterCall {
+                returned: true,
+                limit_or_panic: state.cpu_exceeded
+                    || state.limits.memory_exceeded
+                    || state.panic_message.is_some(),
+                wrote_stderr: !state.stderr.contents().is_empty(),
+                memory_high: state.limits.memory_high,
+                memory_limit: state.limits.memory_bytes,
+                uses: call.uses,
+            };
+            if after.reusable() {
+                call.store.data_mut().release();
+                // A full pool hands the instance back; dropping it frees its slot.
+                let _ = plugin.warm.put(call);
+            }
+        }
+        Ok(value)
+    }
 }
 
-/// One instance for one call; dropping it frees its pool slot.
-struct Instance<'a> {
+/// One instance, for one call at a time; dropping it frees its allocator slot.
+struct Instance {
     store: Store<HostState>,
     hub: Hub,
-    _permit: tokio::sync::SemaphorePermit<'a>,
-}
-
-/// A call's result, with a trap turned into the reason it happened.
-fn finish<R>(
-    store: &Store<HostState>,
-    result: wasmtime::Result<R>,
-    limits: crate::config::Limits,
-) -> Result<R, CallError> {
-    result.map_err(|e| classify(store, &e, limits))
+    /// Calls it has served.
+    uses: u32,
+    _permit: OwnedSemaphorePermit,
 }
 
 /// Why a call trapped, from what the store saw.

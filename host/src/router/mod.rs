@@ -99,10 +99,22 @@ pub const MAX_NAME_LEN: usize = 1024;
 /// Most groups one connection may be a member of.
 pub const MAX_GROUPS_PER_CONNECTION: usize = 1000;
 
+/// What the router needs of tenants: their groups-per-connection limit,
+/// and a place to report reaching it (see `tenant::limits`).
+pub trait GroupLimits: Send + Sync {
+    /// The most groups one connection of `hub` may be in.
+    fn groups_per_connection(&self, hub: &HubKey) -> usize;
+    /// A connection of `hub` was refused one more group.
+    fn reached(&self, hub: &HubKey, max: usize);
+}
+
 /// The node's routing layer: local delivery plus the backplane.
 pub struct Router {
     hubs: RwLock<HashMap<HubKey, Arc<RwLock<Index>>>>,
     backplane: Arc<dyn Backplane>,
+    /// Per-tenant group limits, once the node's tenants exist; until then
+    /// (and in tests) [`MAX_GROUPS_PER_CONNECTION`].
+    group_limits: std::sync::OnceLock<Box<dyn GroupLimits>>,
 }
 
 impl std::fmt::Debug for Router {
@@ -116,7 +128,37 @@ impl Router {
         Router {
             hubs: RwLock::new(HashMap::new()),
             backplane,
+            group_limits: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Applies tenants' groups-per-connection limits from now on (once).
+    pub fn set_group_limits(&self, limits: Box<dyn GroupLimits>) {
+        let _ = self.group_limits.set(limits);
+    }
+
+    fn max_groups(&self, hub: &HubKey) -> usize {
+        self.group_limits
+            .get()
+            .map_or(MAX_GROUPS_PER_CONNECTION, |l| l.groups_per_connection(hub))
+    }
+
+    /// Adds to a group in `index`, reporting a refusal for the limit.
+    fn add_held(
+        &self,
+        index: &mut Index,
+        hub: &HubKey,
+        connection_id: &str,
+        group: &str,
+    ) -> Result<(), RouteError> {
+        let max = self.max_groups(hub);
+        let added = index.add_to_group(connection_id, group, max);
+        if added.is_err()
+            && let Some(limits) = self.group_limits.get()
+        {
+            limits.reached(hub, max);
+        }
+        added
     }
 
     fn index(&self, hub: &HubKey) -> Arc<RwLock<Index>> {
@@ -202,10 +244,10 @@ impl Router {
             None => decide(target, |_| false),
         };
         if let Remote::Publish(target) = remote {
-            self.backplane.publish(Envelope {
-                hub: hub.clone(),
-                kind: EnvelopeKind::Send { target, message },
-            });
+            self.backplane.publish(Envelope::new(
+                hub.clone(),
+                EnvelopeKind::Send { target, message },
+            ));
         }
     }
 
@@ -220,16 +262,16 @@ impl Router {
         let index = self.index(hub);
         let mut index = index.write();
         if index.connection(connection_id).is_some() {
-            return index.add_to_group(connection_id, group, MAX_GROUPS_PER_CONNECTION);
+            return self.add_held(&mut index, hub, connection_id, group);
         }
         drop(index);
-        self.backplane.publish(Envelope {
-            hub: hub.clone(),
-            kind: EnvelopeKind::GroupAdd {
+        self.backplane.publish(Envelope::new(
+            hub.clone(),
+            EnvelopeKind::GroupAdd {
                 connection: connection_id.to_owned(),
                 group: group.to_owned(),
             },
-        });
+        ));
         Ok(())
     }
 
@@ -248,13 +290,13 @@ impl Router {
                 return Ok(());
             }
         }
-        self.backplane.publish(Envelope {
-            hub: hub.clone(),
-            kind: EnvelopeKind::GroupRemove {
+        self.backplane.publish(Envelope::new(
+            hub.clone(),
+            EnvelopeKind::GroupRemove {
                 connection: connection_id.to_owned(),
                 group: group.to_owned(),
             },
-        });
+        ));
         Ok(())
     }
 
@@ -271,8 +313,7 @@ impl Router {
             EnvelopeKind::GroupAdd { connection, group } => {
                 let mut index = index.write();
                 if index.connection(&connection).is_some()
-                    && let Err(e) =
-                        index.add_to_group(&connection, &group, MAX_GROUPS_PER_CONNECTION)
+                    && let Err(e) = self.add_held(&mut index, &envelope.hub, &connection, &group)
                 {
                     debug!(%connection, %group, error = %e, "remote group add refused");
                 }
@@ -294,6 +335,14 @@ fn check_name(name: &str) -> Result<(), RouteError> {
 /// Queues `message` on each connection; a connection whose queue is full is
 /// too slow to keep up and is closed, so it cannot stall everyone else.
 fn deliver(recipients: &[Arc<ConnectionHandle>], message: &Arc<OutboundInvocation>) {
+    if let Some(first) = recipients.first() {
+        metrics::counter!(
+            crate::metrics::MESSAGES_OUT,
+            "tenant" => first.hub.tenant.clone(),
+            "hub" => first.hub.hub.clone()
+        )
+        .increment(recipients.len() as u64);
+    }
     for connection in recipients {
         if !connection.deliver(message) {
             warn!(connection = %connection.id, "outbound queue full; closing slow connection");

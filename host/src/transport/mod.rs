@@ -14,10 +14,12 @@
 //!
 //! Requests after the first find their connection in [`HttpConnections`]
 //! (module `http_connections`), by the `id` the client sends. Refusals and
-//! their status codes are in [`RequestError`].
+//! their status codes are in [`RequestError`]. In a cluster, a request for
+//! a connection another node holds is forwarded there ([`forward`]).
 
 mod auth;
 mod error;
+pub mod forward;
 mod http_connections;
 mod long_polling;
 mod negotiate;
@@ -27,10 +29,8 @@ mod websocket;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::body::Body;
 use axum::extract::ws::WebSocketUpgrade;
-use axum::extract::ws::rejection::WebSocketUpgradeRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{FromRequestParts as _, Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -93,12 +93,18 @@ async fn connect(
     State(node): State<Arc<Node>>,
     Path((tenant, hub)): Path<(String, String)>,
     Query(query): QueryList,
-    headers: HeaderMap,
-    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+    request: Request,
 ) -> Response {
+    let request = match forward_to_owner(&node, &query, request).await {
+        Ok(answer) => return answer,
+        Err(request) => request,
+    };
     let Some((tenant, key)) = resolve_hub(&node, &tenant, &hub) else {
         return not_found_hub();
     };
+    let (mut parts, _body) = request.into_parts();
+    let upgrade = WebSocketUpgrade::from_request_parts(&mut parts, &node).await;
+    let headers = parts.headers;
     let result = match upgrade {
         Ok(upgrade) => return connect_websocket(node, tenant, key, query, headers, upgrade),
         Err(_) if accepts_event_stream(&headers) => {
@@ -118,12 +124,17 @@ async fn send(
     State(node): State<Arc<Node>>,
     Path((tenant, hub)): Path<(String, String)>,
     Query(query): QueryList,
-    headers: HeaderMap,
-    body: Body,
+    request: Request,
 ) -> Response {
+    let request = match forward_to_owner(&node, &query, request).await {
+        Ok(answer) => return answer,
+        Err(request) => request,
+    };
     let Some((tenant, key)) = resolve_hub(&node, &tenant, &hub) else {
         return not_found_hub();
     };
+    let (parts, body) = request.into_parts();
+    let headers = parts.headers;
     let sent = async {
         let identity = authenticate(&tenant, &headers, &query)?;
         let id = connection_id(&query)?;
@@ -154,17 +165,36 @@ async fn close(
     State(node): State<Arc<Node>>,
     Path((tenant, hub)): Path<(String, String)>,
     Query(query): QueryList,
-    headers: HeaderMap,
+    request: Request,
 ) -> Response {
+    let request = match forward_to_owner(&node, &query, request).await {
+        Ok(answer) => return answer,
+        Err(request) => request,
+    };
     let Some((tenant, key)) = resolve_hub(&node, &tenant, &hub) else {
         return not_found_hub();
     };
+    let headers = request.headers().clone();
     long_polling::delete(node, tenant, key, &query, &headers)
         .await
         .unwrap_or_else(|e| {
             debug!(error = %e, "delete refused");
             e.into_response()
         })
+}
+
+/// In a cluster, forwards a request for a connection another node holds to
+/// that node and returns its answer; Err gives the request back to handle here.
+async fn forward_to_owner(
+    node: &Node,
+    query: &[(String, String)],
+    request: Request,
+) -> Result<Response, Request> {
+    let Some(owner) = forward::destination(node, query, request.headers()).await else {
+        return Err(request);
+    };
+    let own = node.cluster.as_ref().map_or("", |c| c.node_id());
+    forward::proxy(&owner, own, request).await
 }
 
 /// The WebSocket that carries a negotiated connection, or a new one when the
@@ -192,7 +222,9 @@ fn connect_websocket(
     let negotiated = match query_param(&query, "id") {
         Some(id) => match node.pending.take(id) {
             Some(n) if n.hub == key => n,
-            _ => return no_such_connection(),
+            Some(_) => return no_such_connection(),
+            // Not pending: a stateful-reconnect client resuming, or unknown.
+            None => return resume_websocket(&node, &tenant, &key, id, &identity, upgrade),
         },
         // skipNegotiation: the upgrade itself creates the connection.
         None => Negotiated {
@@ -226,17 +258,49 @@ fn connect_websocket(
         formats: WEBSOCKET_FORMATS,
         keep_alive: true,
     };
-    let frame_limit = node.config.max_message_size.saturating_mul(4).max(1 << 20);
+    // The token a stateful-reconnect client resumes with (none without negotiate).
+    let token = query_param(&query, "id").map(str::to_owned);
+    websocket_limits(upgrade, &node, &accepted.tenant).on_upgrade(move |socket| async move {
+        websocket::serve(node, accepted, socket, token).await;
+        drop(registration);
+    })
+}
+
+/// A stateful-reconnect client resuming its connection on a new WebSocket:
+/// same `id`, no negotiate, no handshake (SIGNALR.md 3.9). The connection
+/// must live (dropped sockets keep it for `disconnect_timeout_secs`), be on
+/// this hub, and belong to the same user.
+fn resume_websocket(
+    node: &Arc<Node>,
+    tenant: &Tenant,
+    key: &HubKey,
+    token: &str,
+    identity: &Identity,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    let Some(link) = node.resumable.get(token).filter(|link| link.hub == *key) else {
+        return no_such_connection();
+    };
+    if identity.user_id != link.user_id {
+        return StatusCode::UNAUTHORIZED.into_response();
+    }
+    websocket_limits(upgrade, node, tenant)
+        .on_upgrade(move |socket| websocket::resume(link, socket))
+}
+
+/// Buffer and message limits of a WebSocket.
+fn websocket_limits(upgrade: WebSocketUpgrade, node: &Node, tenant: &Tenant) -> WebSocketUpgrade {
+    // Room for the tenant's largest hub message, which the connection enforces.
+    let frame_limit = (tenant.limits().max_message_size)
+        .max(node.config.max_message_size)
+        .saturating_mul(4)
+        .max(1 << 20);
     upgrade
         // tungstenite's default is a 128 KiB read buffer per socket, most of an idle
         // connection's memory; it grows on demand for larger messages.
         .read_buffer_size(4096)
         .max_message_size(frame_limit)
         .max_frame_size(frame_limit)
-        .on_upgrade(move |socket| async move {
-            websocket::serve(node, accepted, socket).await;
-            drop(registration);
-        })
 }
 
 /// Who sent a transport request (the header token, else `access_token`).

@@ -8,7 +8,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::{QueryList, bearer_token, not_found_hub, query_param, resolve_hub};
-use crate::connection::{Negotiated, RequestInfo, new_id};
+use crate::connection::{Negotiated, RequestInfo};
 use crate::node::Node;
 use crate::protocol::negotiate::{
     TransportInfo, negotiate_error, negotiate_response, parse_negotiate_version,
@@ -45,19 +45,27 @@ pub async fn negotiate(
         // An empty 401, so clients report exactly "Unauthorized".
         Err(_) => return StatusCode::UNAUTHORIZED.into_response(),
     };
-    let connection_id = new_id();
-    let token = new_id();
+    // The tenant's connection limit, as a negotiate error the client reports verbatim.
+    if let Err(error) =
+        crate::tenant::limits::check_connection_room(&node.usage, &tenant.limits(), &key)
+    {
+        return json(StatusCode::OK, negotiate_error(&error));
+    }
+    // In a cluster both name this node, so later requests can be forwarded here.
+    let connection_id = node.new_id();
+    let token = node.new_id();
     let key_for_client = if version >= 1 {
         token.clone()
     } else {
         connection_id.clone()
     };
+    let stateful_reconnect = wants_stateful_reconnect(&node, version, &query);
     let negotiated = Negotiated {
         connection_id: Arc::from(connection_id.as_str()),
         hub: key,
         identity,
         negotiate_version: version,
-        stateful_reconnect: false,
+        stateful_reconnect,
         request: RequestInfo::capture(&query, &headers),
     };
     if !node.pending.insert(key_for_client, negotiated) {
@@ -69,8 +77,26 @@ pub async fn negotiate(
     }
     json(
         StatusCode::OK,
-        negotiate_response(version, &connection_id, &token, TRANSPORTS, false),
+        negotiate_response(
+            version,
+            &connection_id,
+            &token,
+            TRANSPORTS,
+            stateful_reconnect,
+        ),
     )
+}
+
+/// Whether to agree to stateful reconnect: the client asked
+/// (`useStatefulReconnect=true`), the node allows it, and the client speaks
+/// negotiate v1, whose `id` is the secret token. A v0 client's `id` is its
+/// public connection id, which others may know: resuming by it would let
+/// them take the connection over. The client uses it only over WebSockets.
+fn wants_stateful_reconnect(node: &Node, version: u32, query: &[(String, String)]) -> bool {
+    node.config.stateful_reconnect
+        && version >= 1
+        && query_param(query, "useStatefulReconnect")
+            .is_some_and(|v| v.eq_ignore_ascii_case("true"))
 }
 
 fn json(status: StatusCode, body: String) -> Response {

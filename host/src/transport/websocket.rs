@@ -6,43 +6,77 @@
 //! as in ASP.NET (which pipes raw bytes from either): a binary message on a
 //! JSON connection is parsed as JSON records, and one that holds no valid
 //! record closes the connection with an error, as a text message would.
+//!
+//! A close frame from the client ends the connection; a socket that fails
+//! without one is `Dropped`, which a stateful-reconnect connection survives
+//! until its client resumes it on a new socket ([`resume`]).
 
 use std::sync::Arc;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use futures_util::{SinkExt, StreamExt, future};
+use tracing::debug;
 
-use crate::connection::{self, Accepted, Inbound, OutFrame};
+use crate::connection::{
+    self, Accepted, BoxInbound, BoxOutbound, Inbound, OutFrame, ResumeLink, Transport,
+    TransportGone,
+};
 use crate::node::Node;
 
-pub async fn serve(node: Arc<Node>, accepted: Accepted, socket: WebSocket) {
+/// Runs a new connection on `socket`. `token` is the `id` the client sent,
+/// with which it may resume the connection on another socket.
+pub async fn serve(node: Arc<Node>, accepted: Accepted, socket: WebSocket, token: Option<String>) {
+    let Transport { inbound, outbound } = transport(socket);
+    match token {
+        Some(token) => connection::run_resumable(node, accepted, token, inbound, outbound).await,
+        None => connection::run(node, accepted, inbound, outbound).await,
+    }
+}
+
+/// Hands `socket` to the live connection `link` names, which continues on it.
+pub async fn resume(link: Arc<ResumeLink>, socket: WebSocket) {
+    if let Err(transport) = link.resume(transport(socket)).await {
+        // The connection ended between the lookup and the upgrade.
+        debug!(connection = %link.connection_id, "resumed connection is gone");
+        let mut outbound = transport.outbound;
+        let _ = outbound.send(OutFrame::Close).await;
+    }
+}
+
+/// The socket as the connection sees it: chunks in, frames out.
+fn transport(socket: WebSocket) -> Transport {
     let (sink, stream) = socket.split();
     let inbound = stream.filter_map(|message| {
         future::ready(match message {
             Ok(Message::Text(text)) => Some(Inbound::Data(text.into())),
             Ok(Message::Binary(data)) => Some(Inbound::Data(data)),
-            Ok(Message::Close(_)) | Err(_) => Some(Inbound::Closed),
+            Ok(Message::Close(_)) => Some(Inbound::Closed),
+            Err(_) => Some(Inbound::Dropped),
             Ok(Message::Ping(_) | Message::Pong(_)) => None,
         })
     });
-    let outbound = sink.with(|frame: OutFrame| {
-        future::ready(Ok::<_, axum::Error>(match frame {
-            OutFrame::Data { data, binary: true } => Message::Binary(data),
-            OutFrame::Data {
-                data,
-                binary: false,
-            } => match Utf8Bytes::try_from(data.clone()) {
-                Ok(text) => Message::Text(text),
-                Err(e) => {
-                    tracing::error!(error = %e, "a JSON frame was not UTF-8; sent as binary");
-                    Message::Binary(data)
-                }
-            },
-            OutFrame::Close => Message::Close(Some(CloseFrame {
-                code: 1000,
-                reason: Utf8Bytes::from_static(""),
-            })),
-        }))
-    });
-    connection::run(node, accepted, Box::pin(inbound), Box::pin(outbound)).await;
+    let outbound = sink
+        .with(|frame: OutFrame| {
+            future::ready(Ok::<_, axum::Error>(match frame {
+                OutFrame::Data { data, binary: true } => Message::Binary(data),
+                OutFrame::Data {
+                    data,
+                    binary: false,
+                } => match Utf8Bytes::try_from(data.clone()) {
+                    Ok(text) => Message::Text(text),
+                    Err(e) => {
+                        tracing::error!(error = %e, "a JSON frame was not UTF-8; sent as binary");
+                        Message::Binary(data)
+                    }
+                },
+                OutFrame::Close => Message::Close(Some(CloseFrame {
+                    code: 1000,
+                    reason: Utf8Bytes::from_static(""),
+                })),
+            }))
+        })
+        .sink_map_err(|_| TransportGone);
+    let inbound: BoxInbound = Box::pin(inbound);
+    let outbound: BoxOutbound = Box::pin(outbound);
+    Transport { inbound, outbound }
 }

@@ -5,7 +5,9 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use switchboard_guest::{Context, Hub, HubError, Methods, Stream, clients, connection, groups, streaming};
+use switchboard_guest::{
+    Context, Hub, HubError, Methods, Stream, clients, connection, groups, kv, streaming,
+};
 
 /// How long `clientResult` waits for the client's answer.
 const CLIENT_RESULT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -35,6 +37,11 @@ impl Hub for TestHub {
         m.method("context", context);
         m.method("setItem", set_item);
         m.method("getItem", get_item);
+        m.method("sendToConnection", send_to_connection);
+        m.method("addToGroup", add_to_group);
+        m.method("invokeConnection", invoke_connection);
+        m.method("kvGet", kv_get);
+        m.method("kvSet", kv_set);
     }
 }
 
@@ -194,4 +201,37 @@ fn set_item(_: &Context, (key, value): (String, String)) -> Result<(), HubError>
 /// `getItem(key)`: a value kept by an earlier call of this connection.
 fn get_item(_: &Context, (key,): (String,)) -> Result<Option<String>, HubError> {
     Ok(connection::item(&key))
+}
+
+/// `sendToConnection(connectionId, value)`: that connection receives `message(value)`.
+fn send_to_connection(_: &Context, (id, value): (String, Value)) -> Result<(), HubError> {
+    clients::connection(&id).send("message", (value,))?;
+    Ok(())
+}
+
+/// `addToGroup(connectionId, group)`: adds any connection (by id) to a group.
+fn add_to_group(_: &Context, (id, group): (String, String)) -> Result<(), HubError> {
+    groups::add(&id, &group)?;
+    Ok(())
+}
+
+/// `invokeConnection(connectionId, method, arg)`: a client result from any
+/// connection (by id), waited for briefly.
+fn invoke_connection(
+    _: &Context,
+    (id, method, arg): (String, String, Value),
+) -> Result<Value, HubError> {
+    let answer: Value = clients::connection(&id).invoke(&method, (arg,), Duration::from_secs(2))?;
+    Ok(answer)
+}
+
+/// `kvGet(key)`: the tenant's value at `key`, or null.
+fn kv_get(_: &Context, (key,): (String,)) -> Result<Option<String>, HubError> {
+    Ok(kv::get(&key)?)
+}
+
+/// `kvSet(key, value)`: stores `value` at `key` in the tenant's store.
+fn kv_set(_: &Context, (key, value): (String, String)) -> Result<(), HubError> {
+    kv::set(&key, &value)?;
+    Ok(())
 }

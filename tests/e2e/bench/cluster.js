@@ -8,12 +8,17 @@
 // Throughput: `sendToUser` as fast as the sender can (at most 2000 unreceived), to a user with connections on nodes 2 and
 // 3 (alone: two on the one node); deliveries per second. CPU: utime+stime from /proc of the
 // switchboard processes (and of nats-server) over the throughput phase, per delivery.
+// Forwarding: echo round trips over each transport through a round-robin balancer
+// (lib/balancer.js) in front of one node (no forwarding) and in front of two (each request after
+// negotiate alternates between the owner and a node that forwards it).
 // Prints one JSON line per setup. Every wait is bounded; every process is stopped at the end.
 
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { connect, inbox } from '../lib/client.js';
+import { startBalancer } from '../lib/balancer.js';
+import { connectHub } from '../lib/transports.js';
 import { startNats } from '../lib/nats.js';
 import { SWITCHBOARD_BIN, mintToken, withTimeout } from '../lib/server.js';
 
@@ -126,6 +131,25 @@ async function measure(label, senderNode, receiverNodes, pids, natsPid) {
   };
 }
 
+/** p50/p99 of `echo` round trips over `transport`, through a balancer in front of `nodes`. */
+async function echoThrough(nodes, transport, n = 500) {
+  const balancer = await startBalancer(nodes.map((node) => ({ port: Number(new URL(node.url).port) })));
+  try {
+    const c = await connectHub(t, `${balancer.url}/hubs/demo/chat`, { transport });
+    const rtt = [];
+    for (let i = 0; i < n; i++) {
+      const t0 = performance.now();
+      await withTimeout(c.invoke('echo', i), 10_000, 'echo');
+      rtt.push(performance.now() - t0);
+    }
+    await c.stop();
+    rtt.sort((a, b) => a - b);
+    return { p50: +pct(rtt, 50).toFixed(3), p99: +pct(rtt, 99).toFixed(3) };
+  } finally {
+    await balancer.close();
+  }
+}
+
 const nats = await startNats();
 try {
   const natsPid = nats.pid();
@@ -137,6 +161,11 @@ try {
   console.log(
     JSON.stringify(await measure('three nodes (NATS, 4 partitions)', nodes[0], [nodes[1], nodes[2]], nodes.map((n) => n.pid), natsPid)),
   );
+  for (const transport of ['WebSockets', 'ServerSentEvents', 'LongPolling']) {
+    const direct = await echoThrough([nodes[0]], transport);
+    const forwarded = await echoThrough([nodes[0], nodes[1]], transport);
+    console.log(JSON.stringify({ setup: `echo via a round-robin balancer, ${transport}`, one_node_ms: direct, two_nodes_forwarding_ms: forwarded }));
+  }
 } finally {
   children.forEach((c) => c.kill('SIGTERM'));
   await nats.close();

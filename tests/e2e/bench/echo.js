@@ -4,6 +4,10 @@
 //
 //   node tests/e2e/bench/echo.js [--seconds 5] [--window 32] [--url http://127.0.0.1:5000]
 //        [--transport WebSockets|ServerSentEvents|LongPolling|all] [--protocol json|messagepack|all]
+//        [--stateful]
+//
+// `--stateful` builds the client with `withStatefulReconnect()` (WebSockets only): every message
+// is numbered, buffered until acknowledged, and acknowledged once a second.
 //
 // `all` runs every combination the client allows (MessagePack never runs over SSE).
 //
@@ -11,6 +15,8 @@
 // on 127.0.0.1 and stops it at the end. Bounded in time (--seconds per phase) and count.
 
 import { parseArgs } from 'node:util';
+import { HttpTransportType, HubConnectionBuilder, LogLevel } from '@microsoft/signalr';
+import { MessagePackHubProtocol } from '@microsoft/signalr-protocol-msgpack';
 import { hubUrl, startServer, withTimeout } from '../lib/server.js';
 import { buildHub, MATRIX, transportOf } from '../lib/transports.js';
 
@@ -21,11 +27,14 @@ const { values } = parseArgs({
     url: { type: 'string' },
     transport: { type: 'string', default: 'WebSockets' },
     protocol: { type: 'string', default: 'json' },
+    stateful: { type: 'boolean', default: false },
   },
 });
 const runs = MATRIX.filter(
   ({ transport, protocol }) =>
-    (values.transport === 'all' || values.transport === transport) && (values.protocol === 'all' || values.protocol === protocol),
+    (values.transport === 'all' || values.transport === transport) &&
+    (values.protocol === 'all' || values.protocol === protocol) &&
+    (!values.stateful || transport === 'WebSockets'),
 );
 if (runs.length === 0) {
   console.error(`no such transport/protocol pair: ${values.transport}/${values.protocol}`);
@@ -69,11 +78,22 @@ async function phase(connection, inFlight, forSeconds = seconds) {
   };
 }
 
+/** A WebSockets client with stateful reconnect. */
+function buildStateful(url, protocol) {
+  let builder = new HubConnectionBuilder()
+    .withUrl(url, { transport: HttpTransportType.WebSockets })
+    .withStatefulReconnect()
+    .configureLogging(LogLevel.Warning);
+  if (protocol === 'messagepack') builder = builder.withHubProtocol(new MessagePackHubProtocol());
+  return builder.build();
+}
+
 const server = values.url ? undefined : await startServer();
 const base = values.url ?? server.url;
 try {
   for (const { transport, protocol } of runs) {
-    const connection = buildHub(hubUrl({ url: base }, 'demo', 'chat'), { transport, protocol });
+    const url = hubUrl({ url: base }, 'demo', 'chat');
+    const connection = values.stateful ? buildStateful(url, protocol) : buildHub(url, { transport, protocol });
     try {
       await withTimeout(connection.start(), 10_000, 'start');
       if (transportOf(connection) !== transport) throw new Error(`connected over ${transportOf(connection)}, not ${transport}`);
@@ -86,6 +106,7 @@ try {
           client: '@microsoft/signalr',
           transport,
           protocol,
+          stateful_reconnect: values.stateful,
           node: process.version,
           sequential,
           pipelined,

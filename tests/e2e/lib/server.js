@@ -89,11 +89,12 @@ const LISTENING = /listening\b.*?\baddr="?((?:127\.0\.0\.1|\[::1\]|localhost):(\
  *   keyed by relative path (`demo/hostile.wasm`); a string value is a file to copy, a Buffer
  *   is written as is.
  * @param {string[]} [options.args]  more arguments for `serve`.
+ * @param {Record<string, string>} [options.env]  more environment variables (`RUST_LOG`, ...).
  * @returns {Promise<{url: string, addr: string, port: number, configPath?: string,
  *   pluginsDir?: string, log: () => string, waitForLog: Function, running: () => boolean,
- *   stop: () => Promise<void>}>}
+ *   stop: () => Promise<void>, kill: (signal?: string) => Promise<void>}>}
  */
-export async function startServer({ config, plugins, args = [] } = {}) {
+export async function startServer({ config, plugins, args = [], env = {} } = {}) {
   if (!existsSync(SWITCHBOARD_BIN)) {
     throw new Error(`${SWITCHBOARD_BIN} is missing: run \`cargo build --release\` (or set SWITCHBOARD_BIN)`);
   }
@@ -123,7 +124,7 @@ export async function startServer({ config, plugins, args = [] } = {}) {
   const child = spawn(SWITCHBOARD_BIN, argv, {
     cwd: tmp,
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, NO_COLOR: '1' },
+    env: { ...process.env, NO_COLOR: '1', ...env },
   });
   live.add(child);
   let spawnError;
@@ -199,6 +200,11 @@ export async function startServer({ config, plugins, args = [] } = {}) {
     waitForLog,
     running: () => child.exitCode === null && child.signalCode === null,
     stop,
+    /** Kills the process with `signal` (SIGKILL: no drain, no goodbye) and waits until it is gone. */
+    async kill(signal = 'SIGKILL') {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      await withTimeout(exited, STOP_TIMEOUT_MS, `switchboard exit after ${signal}`);
+    },
   };
 }
 

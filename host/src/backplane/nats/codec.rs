@@ -68,7 +68,7 @@ pub fn encode(kind: &EnvelopeKind) -> Result<Vec<u8>, CodecError> {
     Ok(rmp_serde::to_vec(&out)?)
 }
 
-/// The envelope a payload for `hub` holds.
+/// The envelope a payload for `hub` holds (without its cursor).
 pub fn decode(hub: HubKey, payload: &[u8]) -> Result<Envelope, CodecError> {
     let kind = match rmp_serde::from_slice::<In>(payload)? {
         In::Send {
@@ -85,7 +85,7 @@ pub fn decode(hub: HubKey, payload: &[u8]) -> Result<Envelope, CodecError> {
         In::GroupAdd { connection, group } => EnvelopeKind::GroupAdd { connection, group },
         In::GroupRemove { connection, group } => EnvelopeKind::GroupRemove { connection, group },
     };
-    Ok(Envelope { hub, kind })
+    Ok(Envelope::new(hub, kind))
 }
 
 #[cfg(test)]

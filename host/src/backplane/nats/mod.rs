@@ -67,10 +67,23 @@ pub(crate) struct Shared {
     /// This node's id, in the `Sb-Node` header of what it publishes.
     pub node_id: String,
     pub stats: Arc<Stats>,
+    /// Per-partition metrics, indexed by partition.
+    pub metrics: Vec<stats::PartitionMetrics>,
     /// The last cursor applied from each partition.
     pub cursors: parking_lot::Mutex<Vec<Option<u64>>>,
     pub link: Arc<Link>,
     pub cancel: CancellationToken,
+    /// The URL other nodes reach this node's HTTP at, once known.
+    pub advertise: std::sync::OnceLock<String>,
+    /// Whether this node's URL is in the registry (other nodes can forward to it).
+    pub announced: std::sync::atomic::AtomicBool,
+    /// Wakes the registry task when the advertised URL is set.
+    pub registry_wake: tokio::sync::Notify,
+    /// The registry bucket, once opened.
+    pub registry_store: parking_lot::Mutex<Option<async_nats::jetstream::kv::Store>>,
+    /// Other nodes' URLs as last read from the registry, and when.
+    pub node_urls:
+        parking_lot::Mutex<std::collections::HashMap<String, (String, std::time::Instant)>>,
 }
 
 /// The state of the connection to NATS, as the subscribers see it.
@@ -128,6 +141,8 @@ impl NatsBackplane {
                     match event {
                         async_nats::Event::Disconnected => {
                             stats::bump(&stats.disconnects);
+                            metrics::counter!("switchboard_backplane_disconnects_total")
+                                .increment(1);
                             for live in &link.live {
                                 live.store(false, std::sync::atomic::Ordering::Relaxed);
                             }
@@ -153,16 +168,22 @@ impl NatsBackplane {
             config: config.clone(),
             node_id,
             stats,
+            metrics: (0..partitions).map(stats::PartitionMetrics::new).collect(),
             cursors: parking_lot::Mutex::new(vec![None; partitions as usize]),
             link,
             cancel: CancellationToken::new(),
+            advertise: std::sync::OnceLock::new(),
+            announced: std::sync::atomic::AtomicBool::new(false),
+            registry_wake: tokio::sync::Notify::new(),
+            registry_store: parking_lot::Mutex::new(None),
+            node_urls: Default::default(),
         });
         let (inbox_tx, inbox) = mpsc::unbounded_channel();
         let mut queues = Vec::with_capacity(partitions as usize);
         for partition in 0..partitions {
             let (tx, rx) = mpsc::channel(config.publish_queue.max(1));
             queues.push(tx);
-            tokio::spawn(publisher::run(shared.clone(), rx));
+            tokio::spawn(publisher::run(shared.clone(), partition, rx));
             tokio::spawn(subscriber::run(shared.clone(), partition, inbox_tx.clone()));
         }
         info!(node = %shared.node_id, url = %config.url, partitions, "NATS backplane started");
@@ -175,7 +196,8 @@ impl NatsBackplane {
     }
 
     /// Whether NATS is connected and every partition is being read: the
-    /// node reaches, and is reached by, the rest of the cluster.
+    /// node reaches, and is reached by, the rest of the cluster. Once the node
+    /// advertises a URL, also: other nodes can find it to forward requests.
     pub fn is_ready(&self) -> bool {
         self.is_connected()
             && self
@@ -184,6 +206,24 @@ impl NatsBackplane {
                 .live
                 .iter()
                 .all(|live| live.load(std::sync::atomic::Ordering::Relaxed))
+            && (self.shared.advertise.get().is_none()
+                || self
+                    .shared
+                    .announced
+                    .load(std::sync::atomic::Ordering::Acquire))
+    }
+
+    /// Sets the URL other nodes forward requests for this node's connections
+    /// to, and announces it in the registry (once; later calls are ignored).
+    pub fn advertise(&self, url: String) {
+        if self.shared.advertise.set(url).is_ok() {
+            self.shared.registry_wake.notify_one();
+        }
+    }
+
+    /// The URL another node advertises, if it is registered now.
+    pub async fn node_url(&self, node: &str) -> Option<String> {
+        self.registry().node_url(node).await
     }
 
     /// Waits (at most `timeout`) until `is_ready`; false if it never was.
@@ -264,9 +304,13 @@ impl Backplane for NatsBackplane {
         let Some(queue) = self.queues.get(partition as usize) else {
             return;
         };
-        if queue.try_send((partition, subject, payload)).is_err()
-            && stats::bump(&stats.dropped_queue_full)
-        {
+        if queue.try_send((partition, subject, payload)).is_err() {
+            if let Some(metrics) = self.shared.metrics.get(partition as usize) {
+                metrics.undeliverable_queue_full.increment(1);
+            }
+            if !stats::bump(&stats.dropped_queue_full) {
+                return;
+            }
             warn!(
                 partition,
                 dropped = stats.snapshot().dropped_queue_full,

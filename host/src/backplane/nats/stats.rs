@@ -78,3 +78,50 @@ pub fn bump(counter: &AtomicU64) -> bool {
     let n = counter.fetch_add(1, Ordering::Relaxed) + 1;
     n.is_power_of_two()
 }
+
+/// The backplane's metrics for one partition (label `partition`, bounded by
+/// `nats.partitions`), recorded through the `metrics` facade. The handles are
+/// made once, so recording costs no label lookups.
+#[derive(Debug, Clone)]
+pub struct PartitionMetrics {
+    /// Envelopes JetStream stored.
+    pub published: metrics::Counter,
+    /// Envelopes from other nodes handed to the router.
+    pub received: metrics::Counter,
+    /// Jumps in the stream sequence.
+    pub gaps: metrics::Counter,
+    /// Messages inside those jumps: never seen by this node.
+    pub lost: metrics::Counter,
+    /// Stream messages seen twice and skipped.
+    pub duplicates: metrics::Counter,
+    /// Envelopes for other nodes that were not stored, by reason.
+    pub undeliverable_disconnected: metrics::Counter,
+    pub undeliverable_queue_full: metrics::Counter,
+    pub undeliverable_failed: metrics::Counter,
+    /// Seconds from JetStream storing a message to this node reading it.
+    pub lag: metrics::Histogram,
+    /// The stream sequence of the last message read: this node's cursor.
+    pub sequence: metrics::Gauge,
+}
+
+impl PartitionMetrics {
+    pub fn new(partition: u32) -> PartitionMetrics {
+        let p = partition.to_string();
+        let undeliverable = |reason: &'static str| {
+            metrics::counter!("switchboard_backplane_undeliverable_total",
+                "partition" => p.clone(), "reason" => reason)
+        };
+        PartitionMetrics {
+            published: metrics::counter!("switchboard_backplane_published_total", "partition" => p.clone()),
+            received: metrics::counter!("switchboard_backplane_received_total", "partition" => p.clone()),
+            gaps: metrics::counter!("switchboard_backplane_gaps_total", "partition" => p.clone()),
+            lost: metrics::counter!("switchboard_backplane_lost_messages_total", "partition" => p.clone()),
+            duplicates: metrics::counter!("switchboard_backplane_duplicates_total", "partition" => p.clone()),
+            undeliverable_disconnected: undeliverable("disconnected"),
+            undeliverable_queue_full: undeliverable("queue_full"),
+            undeliverable_failed: undeliverable("not_stored"),
+            lag: metrics::histogram!("switchboard_backplane_lag_seconds", "partition" => p.clone()),
+            sequence: metrics::gauge!("switchboard_backplane_stream_sequence", "partition" => p),
+        }
+    }
+}

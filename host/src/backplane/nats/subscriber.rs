@@ -15,10 +15,10 @@ use futures_util::StreamExt as _;
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
-use super::sequence::{Observed, Tracker};
+use super::sequence::{Observed, Resume, Tracker};
 use super::stats::bump;
 use super::{NODE_HEADER, Shared, codec};
-use crate::backplane::Envelope;
+use crate::backplane::{Cursor, Envelope};
 
 #[derive(Debug, thiserror::Error)]
 enum ConsumeError {
@@ -120,24 +120,26 @@ async fn consume(
                 .map_err(|e| ConsumeError::Stream(e.to_string()))?
                 .state
                 .last_sequence;
-            if last_in_stream < last {
-                warn!(
-                    partition,
-                    last, "backplane stream was recreated; reading it from its end"
-                );
-                tracker.reset();
-                DeliverPolicy::New
-            } else {
-                if last_in_stream > last {
-                    info!(
+            match tracker.resume(last_in_stream) {
+                Resume::New => DeliverPolicy::New,
+                Resume::Recreated => {
+                    warn!(
                         partition,
-                        from = last + 1,
-                        to = last_in_stream,
-                        "recovering backplane messages from the stream"
+                        last, "backplane stream was recreated; reading it from its end"
                     );
+                    tracker.reset();
+                    DeliverPolicy::New
                 }
-                DeliverPolicy::ByStartSequence {
-                    start_sequence: last + 1,
+                Resume::From(start_sequence) => {
+                    if last_in_stream >= start_sequence {
+                        info!(
+                            partition,
+                            from = start_sequence,
+                            to = last_in_stream,
+                            "recovering backplane messages from the stream"
+                        );
+                    }
+                    DeliverPolicy::ByStartSequence { start_sequence }
                 }
             }
         }
@@ -155,6 +157,9 @@ async fn consume(
         .await
         .map_err(|e| ConsumeError::Consumer(e.to_string()))?;
     set_live(shared, partition, shared.is_connected());
+    let Some(metrics) = shared.metrics.get(partition as usize) else {
+        return Err(ConsumeError::Stream(format!("no partition {partition}")));
+    };
     loop {
         let message = tokio::select! {
             message = messages.next() => message,
@@ -166,18 +171,30 @@ async fn consume(
             bump(&shared.stats.undecodable);
             continue;
         };
-        let sequence = info.stream_sequence;
+        // The message's place in the cluster, the same on every node.
+        let cursor = Cursor {
+            partition,
+            sequence: info.stream_sequence,
+        };
+        let sequence = cursor.sequence;
         match tracker.observe(sequence) {
             Observed::Duplicate => {
                 shared.stats.duplicates.fetch_add(1, Ordering::Relaxed);
+                metrics.duplicates.increment(1);
+                debug!(partition, sequence, "backplane message seen twice; skipped");
                 continue;
             }
             Observed::Gap(missed) => {
                 shared.stats.gaps.fetch_add(1, Ordering::Relaxed);
                 shared.stats.missed.fetch_add(missed, Ordering::Relaxed);
+                metrics.gaps.increment(1);
+                metrics.lost.increment(missed);
                 warn!(
                     partition,
-                    sequence, missed, "backplane messages missed (no longer in the stream)"
+                    from = sequence - missed,
+                    to = sequence - 1,
+                    missed,
+                    "backplane messages missed (no longer in the stream); they are lost for this node"
                 );
             }
             Observed::First | Observed::Next => {}
@@ -185,6 +202,10 @@ async fn consume(
         if let Some(slot) = shared.cursors.lock().get_mut(partition as usize) {
             *slot = Some(sequence);
         }
+        metrics.sequence.set(sequence as f64);
+        metrics
+            .lag
+            .record(lag_seconds(info.published.unix_timestamp_nanos()));
         let own = message
             .headers
             .as_ref()
@@ -199,8 +220,10 @@ async fn consume(
             continue;
         };
         match codec::decode(hub, &message.payload) {
-            Ok(envelope) => {
+            Ok(mut envelope) => {
+                envelope.cursor = Some(cursor);
                 shared.stats.received.fetch_add(1, Ordering::Relaxed);
+                metrics.received.increment(1);
                 inbox
                     .send(envelope)
                     .map_err(|_| ConsumeError::InboxClosed)?;
@@ -213,4 +236,13 @@ async fn consume(
         }
     }
     Ok(())
+}
+
+/// Seconds from `published` (Unix nanoseconds, JetStream's clock) until now
+/// (this node's clock); never negative, since the clocks may disagree a little.
+fn lag_seconds(published_nanos: i128) -> f64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i128);
+    ((now - published_nanos).max(0) as f64) / 1e9
 }

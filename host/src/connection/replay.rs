@@ -1,0 +1,393 @@
+//! Stateful reconnect bookkeeping (SIGNALR.md 3.9), pure: no I/O, no clocks.
+//!
+//! Each side numbers the trackable messages (types 1–5) it sends from 1, keeps them until the
+//! peer acknowledges them, and after a reconnect sends `Sequence` with the oldest id it still
+//! holds, then replays them. [`ReplayBuffer`] is the sending side of that for one connection:
+//! numbering, a byte bound and trimming on Ack. [`InboundSequence`] is the receiving side:
+//! counting what arrives, dropping what arrives before the peer's `Sequence`, and dropping
+//! duplicates, which a replay always brings (a client that replays an invocation the server
+//! already ran must not run it twice).
+
+use std::collections::VecDeque;
+
+use bytes::Bytes;
+
+use crate::protocol::HubMessage;
+
+/// ASP.NET's `StatefulReconnectBufferSize` default, in bytes.
+pub const DEFAULT_BUFFER_BYTES: usize = 100_000;
+
+/// The messages sent to the peer and not yet acknowledged, oldest first.
+#[derive(Debug)]
+pub struct ReplayBuffer {
+    /// `(sequence id, encoded record)`; ids are consecutive.
+    frames: VecDeque<(u64, Bytes)>,
+    /// Sum of the records' lengths.
+    bytes: usize,
+    /// Bytes past which the buffer takes nothing more until an Ack (backpressure).
+    limit: usize,
+    /// The id the next pushed message gets; ids start at 1.
+    next_id: u64,
+}
+
+impl ReplayBuffer {
+    pub fn new(limit: usize) -> ReplayBuffer {
+        ReplayBuffer {
+            frames: VecDeque::new(),
+            bytes: 0,
+            limit,
+            next_id: 1,
+        }
+    }
+
+    /// Whether another message may be pushed. As in ASP.NET, the check is made before a push,
+    /// so one message larger than the whole limit still goes through (alone).
+    pub fn has_room(&self) -> bool {
+        self.bytes < self.limit
+    }
+
+    /// Bytes that may still be pushed before the buffer is full.
+    pub fn room(&self) -> usize {
+        self.limit.saturating_sub(self.bytes)
+    }
+
+    /// Numbers and keeps one encoded trackable record; returns its sequence id.
+    pub fn push(&mut self, record: Bytes) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.bytes += record.len();
+        self.frames.push_back((id, record));
+        id
+    }
+
+    /// Drops every message up to and including `sequence_id` ("the peer has processed
+    /// everything up to N"); returns how many were dropped. An Ack for ids never sent releases
+    /// what there is, as ASP.NET does.
+    pub fn ack(&mut self, sequence_id: u64) -> usize {
+        let mut released = 0;
+        while let Some((id, record)) = self.frames.front() {
+            if *id > sequence_id {
+                break;
+            }
+            self.bytes -= record.len();
+            self.frames.pop_front();
+            released += 1;
+        }
+        released
+    }
+
+    /// The id a `Sequence` message announces after a reconnect: the oldest unacknowledged
+    /// message, or the next id when every message was acknowledged.
+    pub fn resend_from(&self) -> u64 {
+        self.frames.front().map_or(self.next_id, |(id, _)| *id)
+    }
+
+    /// The unacknowledged records, oldest first, to replay after the `Sequence`.
+    pub fn unacked(&self) -> impl Iterator<Item = &Bytes> {
+        self.frames.iter().map(|(_, record)| record)
+    }
+
+    /// Bytes held.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// Messages held.
+    pub fn len(&self) -> usize {
+        self.frames.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.frames.is_empty()
+    }
+}
+
+/// What to do with a message from the peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admit {
+    /// Handle it.
+    Process,
+    /// A duplicate of a message handled already, or anything that arrived after a reconnect
+    /// before the peer's `Sequence`: ignore it.
+    Drop,
+    /// The peer's `Sequence`, applied; nothing else to do with it.
+    Sequenced,
+}
+
+/// The peer announced a `Sequence` id beyond the messages it has sent: messages were lost and
+/// cannot be recovered.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("Sequence ID greater than amount of messages we've received.")]
+pub struct SequenceGap;
+
+/// The receiving side: which of the peer's messages are new.
+#[derive(Debug)]
+pub struct InboundSequence {
+    /// The id the peer's next trackable message has.
+    next_id: u64,
+    /// The highest id handed on so far (0: none yet).
+    latest: u64,
+    /// After a reconnect, until the peer's `Sequence`: everything else is dropped.
+    awaiting_sequence: bool,
+}
+
+impl Default for InboundSequence {
+    fn default() -> Self {
+        InboundSequence::new()
+    }
+}
+
+impl InboundSequence {
+    pub fn new() -> InboundSequence {
+        InboundSequence {
+            next_id: 1,
+            latest: 0,
+            awaiting_sequence: false,
+        }
+    }
+
+    /// A new transport replaced the old one: the peer starts it with `Sequence`.
+    pub fn reconnected(&mut self) {
+        self.awaiting_sequence = true;
+    }
+
+    /// Classifies one message from the peer, counting it when it is trackable.
+    pub fn admit(&mut self, message: &HubMessage) -> Result<Admit, SequenceGap> {
+        if let HubMessage::Sequence { sequence_id } = message {
+            self.awaiting_sequence = false;
+            if *sequence_id > self.next_id {
+                return Err(SequenceGap);
+            }
+            self.next_id = *sequence_id;
+            return Ok(Admit::Sequenced);
+        }
+        if self.awaiting_sequence {
+            return Ok(Admit::Drop);
+        }
+        if !message.is_trackable() {
+            return Ok(Admit::Process);
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        if id <= self.latest {
+            return Ok(Admit::Drop);
+        }
+        self.latest = id;
+        Ok(Admit::Process)
+    }
+
+    /// The highest id processed: what an Ack to the peer says.
+    pub fn latest(&self) -> u64 {
+        self.latest
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::{CompletionOutcome, RawValue};
+
+    fn record(n: usize) -> Bytes {
+        Bytes::from(vec![b'x'; n])
+    }
+
+    fn invocation(target: &str) -> HubMessage {
+        HubMessage::Invocation {
+            invocation_id: Some(target.to_owned()),
+            target: target.to_owned(),
+            arguments: RawValue::from_string("[]".to_owned()).expect("json"),
+            stream_ids: Vec::new(),
+            headers: Vec::new(),
+        }
+    }
+
+    fn completion() -> HubMessage {
+        HubMessage::Completion {
+            invocation_id: "1".to_owned(),
+            outcome: CompletionOutcome::Void,
+            headers: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn numbers_from_one_and_trims_on_ack() {
+        let mut buffer = ReplayBuffer::new(1000);
+        assert_eq!(buffer.resend_from(), 1, "nothing sent: the next id");
+        assert_eq!(buffer.push(record(10)), 1);
+        assert_eq!(buffer.push(record(20)), 2);
+        assert_eq!(buffer.push(record(30)), 3);
+        assert_eq!((buffer.len(), buffer.bytes()), (3, 60));
+        assert_eq!(buffer.resend_from(), 1);
+
+        assert_eq!(buffer.ack(2), 2);
+        assert_eq!((buffer.len(), buffer.bytes()), (1, 30));
+        assert_eq!(buffer.resend_from(), 3);
+        assert_eq!(buffer.unacked().map(Bytes::len).collect::<Vec<_>>(), [30]);
+
+        assert_eq!(buffer.ack(1), 0, "an old Ack changes nothing");
+        assert_eq!(buffer.ack(2), 0, "a repeated Ack changes nothing");
+        assert_eq!(buffer.ack(3), 1);
+        assert!(buffer.is_empty());
+        assert_eq!(buffer.bytes(), 0);
+        assert_eq!(buffer.resend_from(), 4, "all acknowledged: the next id");
+        assert_eq!(buffer.push(record(1)), 4, "ids keep counting after acks");
+    }
+
+    #[test]
+    fn an_ack_beyond_what_was_sent_releases_everything() {
+        let mut buffer = ReplayBuffer::new(1000);
+        buffer.push(record(5));
+        buffer.push(record(5));
+        assert_eq!(buffer.ack(99), 2);
+        assert!(buffer.is_empty());
+        assert_eq!(buffer.push(record(5)), 3);
+    }
+
+    #[test]
+    fn bounded_by_bytes_until_acked() {
+        let mut buffer = ReplayBuffer::new(100);
+        assert!(buffer.has_room());
+        for _ in 0..3 {
+            buffer.push(record(30));
+        }
+        assert!(buffer.has_room(), "90 of 100 bytes");
+        buffer.push(record(30));
+        assert!(!buffer.has_room(), "120 of 100 bytes: full");
+        buffer.ack(1);
+        assert!(buffer.has_room(), "an Ack makes room");
+    }
+
+    #[test]
+    fn one_record_larger_than_the_limit_still_goes_alone() {
+        let mut buffer = ReplayBuffer::new(10);
+        assert!(buffer.has_room());
+        buffer.push(record(50));
+        assert!(!buffer.has_room());
+        assert_eq!(buffer.ack(1), 1);
+        assert!(buffer.has_room());
+    }
+
+    #[test]
+    fn replay_holds_records_in_order() {
+        let mut buffer = ReplayBuffer::new(1000);
+        for text in ["a", "b", "c", "d"] {
+            buffer.push(Bytes::from(text));
+        }
+        buffer.ack(1);
+        let replay: Vec<&[u8]> = buffer.unacked().map(|b| &b[..]).collect();
+        assert_eq!(replay, [b"b", b"c", b"d"]);
+        assert_eq!(buffer.resend_from(), 2);
+    }
+
+    #[test]
+    fn counts_only_trackable_messages() {
+        let mut inbound = InboundSequence::new();
+        assert_eq!(inbound.admit(&HubMessage::Ping), Ok(Admit::Process));
+        assert_eq!(inbound.admit(&invocation("a")), Ok(Admit::Process));
+        assert_eq!(
+            inbound.admit(&HubMessage::Ack { sequence_id: 7 }),
+            Ok(Admit::Process)
+        );
+        assert_eq!(inbound.admit(&completion()), Ok(Admit::Process));
+        let close = HubMessage::Close {
+            error: None,
+            allow_reconnect: false,
+        };
+        assert_eq!(inbound.admit(&close), Ok(Admit::Process));
+        assert_eq!(inbound.latest(), 2);
+    }
+
+    #[test]
+    fn after_a_reconnect_drops_until_sequence_then_drops_duplicates() {
+        let mut inbound = InboundSequence::new();
+        for name in ["1", "2", "3"] {
+            assert_eq!(inbound.admit(&invocation(name)), Ok(Admit::Process));
+        }
+        inbound.reconnected();
+        assert_eq!(inbound.admit(&invocation("stale")), Ok(Admit::Drop));
+        assert_eq!(inbound.admit(&HubMessage::Ping), Ok(Admit::Drop));
+        // The peer still holds 2 and 3 (unacknowledged) and replays them, then sends 4.
+        assert_eq!(
+            inbound.admit(&HubMessage::Sequence { sequence_id: 2 }),
+            Ok(Admit::Sequenced)
+        );
+        assert_eq!(inbound.admit(&invocation("2")), Ok(Admit::Drop));
+        assert_eq!(inbound.admit(&invocation("3")), Ok(Admit::Drop));
+        assert_eq!(inbound.admit(&invocation("4")), Ok(Admit::Process));
+        assert_eq!(inbound.latest(), 4);
+    }
+
+    #[test]
+    fn a_sequence_at_the_next_id_replays_nothing_old() {
+        let mut inbound = InboundSequence::new();
+        inbound.admit(&invocation("1")).expect("ok");
+        inbound.reconnected();
+        assert_eq!(
+            inbound.admit(&HubMessage::Sequence { sequence_id: 2 }),
+            Ok(Admit::Sequenced)
+        );
+        assert_eq!(inbound.admit(&invocation("2")), Ok(Admit::Process));
+    }
+
+    #[test]
+    fn messages_lost_in_the_drop_are_processed_once_replayed() {
+        // The client sent 1..=3, but only 1 reached us before the drop.
+        let mut inbound = InboundSequence::new();
+        inbound.admit(&invocation("1")).expect("ok");
+        inbound.reconnected();
+        inbound
+            .admit(&HubMessage::Sequence { sequence_id: 1 })
+            .expect("ok");
+        assert_eq!(inbound.admit(&invocation("1")), Ok(Admit::Drop));
+        assert_eq!(inbound.admit(&invocation("2")), Ok(Admit::Process));
+        assert_eq!(inbound.admit(&invocation("3")), Ok(Admit::Process));
+        assert_eq!(inbound.latest(), 3);
+    }
+
+    #[test]
+    fn a_sequence_beyond_what_arrived_is_a_gap() {
+        let mut inbound = InboundSequence::new();
+        inbound.admit(&invocation("1")).expect("ok");
+        inbound.reconnected();
+        assert_eq!(
+            inbound.admit(&HubMessage::Sequence { sequence_id: 3 }),
+            Err(SequenceGap),
+            "message 2 was never received and the peer no longer has it"
+        );
+    }
+
+    #[test]
+    fn sender_and_receiver_agree_across_a_drop() {
+        // A server buffer talking to a client-side counter: the drop loses two records on the
+        // wire; the replay after Sequence delivers each message exactly once.
+        let mut server = ReplayBuffer::new(10_000);
+        let mut client = InboundSequence::new();
+        let mut delivered = Vec::new();
+        let message = |n: u64| invocation(&n.to_string());
+        for n in 1..=5u64 {
+            server.push(Bytes::from(n.to_string()));
+            if n <= 3 {
+                assert_eq!(client.admit(&message(n)), Ok(Admit::Process));
+                delivered.push(n);
+            }
+        }
+        server.ack(2); // the client acknowledged 1 and 2 before the drop
+        client.reconnected();
+        let from = server.resend_from();
+        assert_eq!(from, 3);
+        assert_eq!(
+            client.admit(&HubMessage::Sequence { sequence_id: from }),
+            Ok(Admit::Sequenced)
+        );
+        for record in server.unacked() {
+            let n: u64 = std::str::from_utf8(record)
+                .expect("utf8")
+                .parse()
+                .expect("n");
+            if client.admit(&message(n)) == Ok(Admit::Process) {
+                delivered.push(n);
+            }
+        }
+        assert_eq!(delivered, [1, 2, 3, 4, 5]);
+    }
+}

@@ -1,0 +1,153 @@
+//! Connections that use stateful reconnect, by the token their client resumes with, so that a
+//! new WebSocket carrying the same `id` can take over from the one that dropped.
+//!
+//! A connection is listed for its whole life, not only while its transport is down: a client
+//! may reconnect before the server has noticed that the old socket is dead (a half-open TCP
+//! connection), and then the new socket simply replaces the old one, as ASP.NET does.
+//!
+//! Only negotiate v1 connections are listed: their `id` is the secret connection token. A v0
+//! client puts its public connection id in `id=`, which other clients may know, so resuming
+//! by it would let them take the connection over.
+
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use futures_util::{Sink, Stream};
+use parking_lot::Mutex;
+use tokio::sync::mpsc;
+
+use super::{Inbound, OutFrame};
+use crate::router::HubKey;
+
+/// The transport's inbound half, whatever carries it.
+pub type BoxInbound = Pin<Box<dyn Stream<Item = Inbound> + Send>>;
+/// The transport's outbound half, whatever carries it.
+pub type BoxOutbound = Pin<Box<dyn Sink<OutFrame, Error = TransportGone> + Send>>;
+
+/// The transport can no longer carry frames.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the transport is gone")]
+pub struct TransportGone;
+
+/// Both halves of one transport (one WebSocket).
+pub struct Transport {
+    pub inbound: BoxInbound,
+    pub outbound: BoxOutbound,
+}
+
+impl std::fmt::Debug for Transport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Transport").finish_non_exhaustive()
+    }
+}
+
+/// What a resuming request needs of a live stateful connection.
+#[derive(Debug)]
+pub struct ResumeLink {
+    /// The hub it was negotiated for; a request on another hub's URL is a 404.
+    pub hub: HubKey,
+    /// Who negotiated; only the same user may resume.
+    pub user_id: Option<String>,
+    /// The public connection id, for logs.
+    pub connection_id: Arc<str>,
+    transports: mpsc::Sender<Transport>,
+}
+
+impl ResumeLink {
+    /// Hands a new transport to the connection. Gives it back when the connection has ended
+    /// meanwhile.
+    pub async fn resume(&self, transport: Transport) -> Result<(), Transport> {
+        self.transports.send(transport).await.map_err(|e| e.0)
+    }
+}
+
+/// Live stateful connections by client `id` (the connection token).
+#[derive(Debug, Default)]
+pub struct ResumableConnections {
+    by_token: Mutex<HashMap<String, Arc<ResumeLink>>>,
+}
+
+impl ResumableConnections {
+    pub fn new() -> ResumableConnections {
+        ResumableConnections::default()
+    }
+
+    /// The connection `token` names, if it lives and uses stateful reconnect.
+    pub fn get(&self, token: &str) -> Option<Arc<ResumeLink>> {
+        self.by_token.lock().get(token).cloned()
+    }
+
+    /// Lists a connection; new transports for it arrive on the returned receiver. None when
+    /// the token is listed already (tokens are random, so never in practice).
+    pub(super) fn insert(
+        &self,
+        token: String,
+        hub: HubKey,
+        user_id: Option<String>,
+        connection_id: Arc<str>,
+    ) -> Option<(Arc<ResumeLink>, mpsc::Receiver<Transport>)> {
+        let mut map = self.by_token.lock();
+        if map.contains_key(&token) {
+            return None;
+        }
+        let (tx, rx) = mpsc::channel(1);
+        let link = Arc::new(ResumeLink {
+            hub,
+            user_id,
+            connection_id,
+            transports: tx,
+        });
+        map.insert(token, link.clone());
+        Some((link, rx))
+    }
+
+    /// Unlists `link`, if `token` still names it.
+    pub(super) fn remove(&self, token: &str, link: &Arc<ResumeLink>) {
+        let mut map = self.by_token.lock();
+        if map.get(token).is_some_and(|l| Arc::ptr_eq(l, link)) {
+            map.remove(token);
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_token.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listed_once_and_removed_only_by_its_own_link() {
+        let table = ResumableConnections::new();
+        let hub = HubKey::new("t", "h");
+        let (a, _rx) = table
+            .insert("tok".into(), hub.clone(), None, Arc::from("c1"))
+            .expect("listed");
+        assert!(
+            table
+                .insert("tok".into(), hub.clone(), None, Arc::from("c2"))
+                .is_none(),
+            "a token is listed once"
+        );
+        assert_eq!(
+            table.get("tok").map(|l| l.connection_id.clone()),
+            Some(Arc::from("c1"))
+        );
+        table.remove("tok", &a);
+        assert!(table.is_empty());
+        let (b, _rx) = table
+            .insert("tok".into(), hub, None, Arc::from("c3"))
+            .expect("listed again");
+        table.remove("tok", &a);
+        assert_eq!(table.len(), 1, "an old link does not remove a new one");
+        table.remove("tok", &b);
+        assert!(table.is_empty());
+    }
+}
