@@ -66,6 +66,7 @@ impl Node {
         let router = Arc::new(Router::new(backplane));
         if let Some(cluster) = &cluster {
             cluster.start_registry(Arc::downgrade(&router));
+            cluster.start_presence(Arc::downgrade(&router));
         }
         let max_memory_mb = config
             .tenants

@@ -1,7 +1,9 @@
 // The REST API across a cluster: one nats-server with JetStream and two `switchboard serve
 // --nats` nodes. A backend calls node 1; the official client connected to node 2 receives what
 // it sent (user, connection, group, all), group changes reach a connection on the other node,
-// and `:invoke notifyClient` on node 1 reaches a client that registered on node 2.
+// user-group changes, group presence and closing a connection work from the node that does not
+// hold the connection, and `:invoke notifyClient` on node 1 reaches a client that registered on
+// node 2.
 
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
@@ -114,6 +116,57 @@ describe('REST API across a cluster of two nodes', { timeout: 120_000 }, () => {
     await far.box.next((m) => m[0] === 'marker', 10_000);
     assert.ok(!far.box.has('after-removal'), 'a removed member received a group send');
     assert.ok(!near.box.has('to-all'), 'the excluded connection received the broadcast');
+  });
+
+  test('user groups, group presence and closing a connection work from the other node', async (t) => {
+    const [one, two] = nodes;
+    const user = unique('cug-');
+    const token = await mintToken({ user, config: one.configPath });
+    // The same user on both nodes: a user-group change reaches every connection of the user.
+    const [far, near] = await Promise.all([member(t, two, { token }), member(t, one, { token })]);
+    const group = unique('cug-g-');
+    assert.equal((await api(one, 'HEAD', apiPath('chat', `/groups/${group}`))).status, 404);
+
+    let r = await api(one, 'PUT', apiPath('chat', `/users/${enc(user)}/groups/${group}`));
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    r = await api(one, 'POST', apiPath('chat', `/groups/${group}/:send`), { target: 'msg', arguments: ['to-user-group'] });
+    assert.equal(r.status, 202);
+    assert.deepEqual(await far.box.next((m) => m[0] === 'to-user-group', 10_000), ['to-user-group']);
+    assert.deepEqual(await near.box.next((m) => m[0] === 'to-user-group', 10_000), ['to-user-group']);
+
+    // Node 2 holds a member; node 1 asks it. Once node 1's member leaves, node 1 still says 200.
+    r = await api(one, 'PUT', apiPath('chat', `/groups/${group}-far/connections/${enc(far.id)}`));
+    assert.equal(r.status, 200);
+    const deadline = Date.now() + WAIT_MS;
+    let presence;
+    while (Date.now() < deadline) {
+      presence = (await api(one, 'HEAD', apiPath('chat', `/groups/${group}-far`))).status;
+      if (presence === 200) break;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    assert.equal(presence, 200, 'node 1 never saw the member node 2 holds');
+    assert.equal((await api(two, 'HEAD', apiPath('chat', `/groups/${group}-nobody`))).status, 404);
+
+    r = await api(one, 'DELETE', apiPath('chat', `/users/${enc(user)}/groups/${group}`));
+    assert.equal(r.status, 200);
+    await api(one, 'POST', apiPath('chat', `/groups/${group}/:send`), { target: 'msg', arguments: ['after-user-removal'] });
+    await api(one, 'POST', apiPath('chat', `/connections/${enc(far.id)}/:send`), { target: 'msg', arguments: ['marker-2'] });
+    await far.box.next((m) => m[0] === 'marker-2', 10_000);
+    assert.ok(!far.box.has('after-user-removal'), 'a user removed from a group on node 2 still got its sends');
+
+    // Close the connection node 2 holds through node 1, once node 1's registry lists it.
+    while (Date.now() < deadline + WAIT_MS) {
+      if ((await api(one, 'HEAD', apiPath('chat', `/connections/${enc(far.id)}`))).status === 200) break;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    const closed = new Promise((resolve) => far.connection.onclose(resolve));
+    r = await api(one, 'DELETE', `${apiPath('chat', `/connections/${enc(far.id)}`)}?reason=${enc('moved to node 1')}`);
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    const error = await withTimeout(closed, WAIT_MS, 'onclose after a DELETE on the other node');
+    assert.match(String(error?.message), /moved to node 1/);
+    r = await api(one, 'DELETE', apiPath('chat', '/connections/no-such-connection'));
+    assert.equal(r.status, 404);
+    assert.equal(r.body.code, 'NoConnection');
   });
 
   test('notify: a client registers on node 2, the backend invokes notifyClient on node 1', async (t) => {

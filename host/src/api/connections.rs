@@ -10,9 +10,6 @@ use super::payload::parse_payload;
 use super::{Call, done};
 use crate::router::Target;
 
-/// Longest close reason passed on to the client.
-const MAX_REASON: usize = 1024;
-
 /// `POST .../connections/{connection}/:send`, wherever the connection is.
 pub(super) fn send(call: &Call) -> Result<Response, ApiError> {
     let message = parse_payload(&call.body)?.into_invocation()?;
@@ -33,29 +30,35 @@ pub(super) async fn exists(call: &Call) -> Result<Response, ApiError> {
     {
         return done(StatusCode::OK);
     }
-    if let Some(cluster) = &call.node.cluster {
-        let node = cluster
-            .registry()
-            .connection_node(&call.hub, id)
-            .await
-            .map_err(|e| ApiError::Unavailable(e.to_string()))?;
-        if node.is_some_and(|n| n != cluster.node_id()) {
-            return done(StatusCode::OK);
-        }
+    if held_elsewhere(call, id).await? {
+        return done(StatusCode::OK);
     }
     Err(ApiError::NoConnection(id.to_owned()))
 }
 
-/// `DELETE .../connections/{connection}?reason=...`: closes it; the client
-/// gets a Close message with `reason` as its error (none without a reason).
-pub(super) fn close(call: &Call) -> Result<Response, ApiError> {
+/// `DELETE .../connections/{connection}?reason=...`: closes it, on whichever
+/// node holds it; the client gets a Close message with `reason` as its error
+/// (none without a reason). 404 when no node holds it.
+pub(super) async fn close(call: &Call) -> Result<Response, ApiError> {
     let id = call.param("connection");
-    let Some(connection) = call.node.router.local_connection(&call.hub, id) else {
+    let reason = call.query_one("reason");
+    let router = &call.node.router;
+    if router.local_connection(&call.hub, id).is_none() && !held_elsewhere(call, id).await? {
         return Err(ApiError::NoConnection(id.to_owned()));
-    };
-    match call.query_one("reason").filter(|r| !r.is_empty()) {
-        Some(reason) => connection.abort(crate::plugin::truncate(reason, MAX_REASON)),
-        None => connection.close(),
     }
+    router.close_connection(&call.hub, id, reason);
     done(StatusCode::OK)
+}
+
+/// Whether, in a cluster, the registry lists `id` on another node.
+async fn held_elsewhere(call: &Call, id: &str) -> Result<bool, ApiError> {
+    let Some(cluster) = &call.node.cluster else {
+        return Ok(false);
+    };
+    let node = cluster
+        .registry()
+        .connection_node(&call.hub, id)
+        .await
+        .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+    Ok(node.is_some_and(|n| n != cluster.node_id()))
 }

@@ -22,14 +22,22 @@ pub(super) fn send(call: &Call) -> Result<Response, ApiError> {
     done(StatusCode::ACCEPTED)
 }
 
-/// `HEAD .../groups/{group}`: 200 when the group has a member on this node.
-pub(super) fn exists(call: &Call) -> Result<Response, ApiError> {
+/// `HEAD .../groups/{group}`: 200 when the group has a member on this node
+/// or, in a cluster, on another (which answers within the presence timeout).
+pub(super) async fn exists(call: &Call) -> Result<Response, ApiError> {
     let group = call.param("group");
     if call.node.router.has_local_group(&call.hub, group) {
-        done(StatusCode::OK)
-    } else {
-        Err(ApiError::NoGroup(group.to_owned()))
+        return done(StatusCode::OK);
     }
+    if let Some(cluster) = &call.node.cluster
+        && cluster
+            .group_elsewhere(&call.hub, group)
+            .await
+            .map_err(|e| ApiError::Unavailable(e.to_string()))?
+    {
+        return done(StatusCode::OK);
+    }
+    Err(ApiError::NoGroup(group.to_owned()))
 }
 
 /// `PUT .../groups/{group}/connections/{connection}`.

@@ -152,12 +152,12 @@ async fn dispatch(node: Arc<Node>, request: Request) -> Result<Response, ApiErro
         Action::AddUserToGroup => users::add_to_group(&call),
         Action::RemoveUserFromGroup => users::remove_from_group(&call),
         Action::SendGroup => groups::send(&call),
-        Action::GroupExists => groups::exists(&call),
+        Action::GroupExists => groups::exists(&call).await,
         Action::AddConnectionToGroup => groups::add_connection(&call),
         Action::RemoveConnectionFromGroup => groups::remove_connection(&call),
         Action::SendConnection => connections::send(&call),
         Action::ConnectionExists => connections::exists(&call).await,
-        Action::CloseConnection => connections::close(&call),
+        Action::CloseConnection => connections::close(&call).await,
     }
 }
 

@@ -39,26 +39,22 @@ pub(super) async fn exists(call: &Call) -> Result<Response, ApiError> {
 }
 
 /// `PUT .../users/{user}/groups/{group}`: adds the user's current
-/// connections on this node (Azure's `ttl=0`); later connections are not added.
+/// connections, on every node, to the group (Azure's `ttl=0`); later
+/// connections are not added.
 pub(super) fn add_to_group(call: &Call) -> Result<Response, ApiError> {
-    let group = call.param("group");
-    let router = &call.node.router;
-    for connection in router.local_user_connections(&call.hub, call.param("user")) {
-        router
-            .add_to_group(&call.hub, &connection.id, group)
-            .map_err(|e| ApiError::BadRequest(e.to_string()))?;
-    }
+    call.node
+        .router
+        .add_user_to_group(&call.hub, call.param("user"), call.param("group"))
+        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
     done(StatusCode::OK)
 }
 
-/// `DELETE .../users/{user}/groups/{group}`: removes the user's connections on this node.
+/// `DELETE .../users/{user}/groups/{group}`: removes the user's connections,
+/// on every node, from the group.
 pub(super) fn remove_from_group(call: &Call) -> Result<Response, ApiError> {
-    let group = call.param("group");
-    let router = &call.node.router;
-    for connection in router.local_user_connections(&call.hub, call.param("user")) {
-        router
-            .remove_from_group(&call.hub, &connection.id, group)
-            .map_err(|e| ApiError::BadRequest(e.to_string()))?;
-    }
+    call.node
+        .router
+        .remove_user_from_group(&call.hub, call.param("user"), call.param("group"))
+        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
     done(StatusCode::OK)
 }

@@ -61,6 +61,22 @@ pub enum EnvelopeKind {
         connection: String,
         group: String,
     },
+    /// Closes a connection on the node that holds it; `reason` becomes the
+    /// error of the client's Close message.
+    Close {
+        connection: String,
+        reason: Option<String>,
+    },
+    /// Adds every connection a user has now, on every node, to a group.
+    UserGroupAdd {
+        user: String,
+        group: String,
+    },
+    /// Removes every connection of a user, on every node, from a group.
+    UserGroupRemove {
+        user: String,
+        group: String,
+    },
 }
 
 /// Publishes envelopes to the other nodes. Publishing never blocks the

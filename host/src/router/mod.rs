@@ -300,6 +300,84 @@ impl Router {
         Ok(())
     }
 
+    /// Adds every connection `user` has now, on every node, to `group`.
+    pub fn add_user_to_group(
+        &self,
+        hub: &HubKey,
+        user: &str,
+        group: &str,
+    ) -> Result<(), RouteError> {
+        check_name(group)?;
+        self.apply_user_group(hub, user, group, true);
+        self.backplane.publish(Envelope::new(
+            hub.clone(),
+            EnvelopeKind::UserGroupAdd {
+                user: user.to_owned(),
+                group: group.to_owned(),
+            },
+        ));
+        Ok(())
+    }
+
+    /// Removes every connection of `user`, on every node, from `group`.
+    pub fn remove_user_from_group(
+        &self,
+        hub: &HubKey,
+        user: &str,
+        group: &str,
+    ) -> Result<(), RouteError> {
+        check_name(group)?;
+        self.apply_user_group(hub, user, group, false);
+        self.backplane.publish(Envelope::new(
+            hub.clone(),
+            EnvelopeKind::UserGroupRemove {
+                user: user.to_owned(),
+                group: group.to_owned(),
+            },
+        ));
+        Ok(())
+    }
+
+    /// A user-group change for the connections of `user` this node holds.
+    fn apply_user_group(&self, hub: &HubKey, user: &str, group: &str, add: bool) {
+        let Some(index) = self.existing_index(hub) else {
+            return;
+        };
+        let mut index = index.write();
+        let ids: Vec<Arc<str>> = index
+            .resolve(&Target::Users(vec![user.to_owned()]))
+            .iter()
+            .map(|c| c.id.clone())
+            .collect();
+        for id in ids {
+            if add {
+                if let Err(e) = self.add_held(&mut index, hub, &id, group) {
+                    debug!(connection = %id, %group, error = %e, "user group add refused");
+                }
+            } else {
+                index.remove_from_group(&id, group);
+            }
+        }
+    }
+
+    /// Closes a connection this node holds (true) or, when it holds none by
+    /// that id, asks the other nodes to (false). `reason` becomes the error
+    /// of the client's Close message; without one the close is clean.
+    pub fn close_connection(&self, hub: &HubKey, id: &str, reason: Option<&str>) -> bool {
+        if let Some(connection) = self.local_connection(hub, id) {
+            close_held(&connection, reason);
+            return true;
+        }
+        self.backplane.publish(Envelope::new(
+            hub.clone(),
+            EnvelopeKind::Close {
+                connection: id.to_owned(),
+                reason: reason.map(str::to_owned),
+            },
+        ));
+        false
+    }
+
     /// Applies what another node published.
     pub fn apply_remote(&self, envelope: Envelope) {
         let Some(index) = self.existing_index(&envelope.hub) else {
@@ -321,7 +399,31 @@ impl Router {
             EnvelopeKind::GroupRemove { connection, group } => {
                 index.write().remove_from_group(&connection, &group);
             }
+            EnvelopeKind::Close { connection, reason } => {
+                let held = index.read().connection(&connection).cloned();
+                if let Some(held) = held {
+                    close_held(&held, reason.as_deref());
+                }
+            }
+            EnvelopeKind::UserGroupAdd { user, group } => {
+                drop(index);
+                self.apply_user_group(&envelope.hub, &user, &group, true);
+            }
+            EnvelopeKind::UserGroupRemove { user, group } => {
+                drop(index);
+                self.apply_user_group(&envelope.hub, &user, &group, false);
+            }
         }
+    }
+}
+
+/// Longest close reason passed on to a client.
+const MAX_CLOSE_REASON: usize = 1024;
+
+fn close_held(connection: &ConnectionHandle, reason: Option<&str>) {
+    match reason.filter(|r| !r.is_empty()) {
+        Some(reason) => connection.abort(crate::plugin::truncate(reason, MAX_CLOSE_REASON)),
+        None => connection.close(),
     }
 }
 

@@ -35,6 +35,18 @@ enum Out<'a> {
         connection: &'a str,
         group: &'a str,
     },
+    Close {
+        connection: &'a str,
+        reason: Option<&'a str>,
+    },
+    UserGroupAdd {
+        user: &'a str,
+        group: &'a str,
+    },
+    UserGroupRemove {
+        user: &'a str,
+        group: &'a str,
+    },
 }
 
 #[derive(Deserialize)]
@@ -52,6 +64,18 @@ enum In {
         connection: String,
         group: String,
     },
+    Close {
+        connection: String,
+        reason: Option<String>,
+    },
+    UserGroupAdd {
+        user: String,
+        group: String,
+    },
+    UserGroupRemove {
+        user: String,
+        group: String,
+    },
 }
 
 /// The payload of an envelope (its hub goes in the subject).
@@ -64,6 +88,12 @@ pub fn encode(kind: &EnvelopeKind) -> Result<Vec<u8>, CodecError> {
         },
         EnvelopeKind::GroupAdd { connection, group } => Out::GroupAdd { connection, group },
         EnvelopeKind::GroupRemove { connection, group } => Out::GroupRemove { connection, group },
+        EnvelopeKind::Close { connection, reason } => Out::Close {
+            connection,
+            reason: reason.as_deref(),
+        },
+        EnvelopeKind::UserGroupAdd { user, group } => Out::UserGroupAdd { user, group },
+        EnvelopeKind::UserGroupRemove { user, group } => Out::UserGroupRemove { user, group },
     };
     Ok(rmp_serde::to_vec(&out)?)
 }
@@ -84,6 +114,9 @@ pub fn decode(hub: HubKey, payload: &[u8]) -> Result<Envelope, CodecError> {
         }
         In::GroupAdd { connection, group } => EnvelopeKind::GroupAdd { connection, group },
         In::GroupRemove { connection, group } => EnvelopeKind::GroupRemove { connection, group },
+        In::Close { connection, reason } => EnvelopeKind::Close { connection, reason },
+        In::UserGroupAdd { user, group } => EnvelopeKind::UserGroupAdd { user, group },
+        In::UserGroupRemove { user, group } => EnvelopeKind::UserGroupRemove { user, group },
     };
     Ok(Envelope::new(hub, kind))
 }
@@ -116,6 +149,22 @@ mod tests {
             EnvelopeKind::GroupRemove {
                 connection: "c".into(),
                 group: "x".repeat(1024),
+            },
+            EnvelopeKind::Close {
+                connection: "c".into(),
+                reason: Some("maintenance".into()),
+            },
+            EnvelopeKind::Close {
+                connection: "c".into(),
+                reason: None,
+            },
+            EnvelopeKind::UserGroupAdd {
+                user: "ü".into(),
+                group: "g".into(),
+            },
+            EnvelopeKind::UserGroupRemove {
+                user: "u".into(),
+                group: "g".into(),
             },
         ];
         for kind in kinds {

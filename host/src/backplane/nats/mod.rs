@@ -19,6 +19,7 @@
 
 mod codec;
 pub mod kv;
+pub mod presence;
 mod publisher;
 pub mod registry;
 mod sequence;
@@ -275,6 +276,20 @@ impl NatsBackplane {
     /// Starts keeping this node's connections in the cluster registry.
     pub fn start_registry(&self, router: std::sync::Weak<crate::router::Router>) {
         tokio::spawn(registry::run(self.shared.clone(), router));
+    }
+
+    /// Starts answering other nodes' questions about this node's groups.
+    pub fn start_presence(&self, router: std::sync::Weak<crate::router::Router>) {
+        tokio::spawn(presence::answer(self.shared.clone(), router));
+    }
+
+    /// Whether another node holds a member of `group` (see [`presence`]).
+    pub async fn group_elsewhere(
+        &self,
+        hub: &crate::router::HubKey,
+        group: &str,
+    ) -> Result<bool, presence::PresenceError> {
+        presence::group_elsewhere(&self.shared, hub, group).await
     }
 
     /// A reader of the cluster registry.

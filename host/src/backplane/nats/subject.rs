@@ -53,6 +53,11 @@ impl Names {
         }
     }
 
+    /// The prefix every name starts with.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
     /// The stream of one partition.
     pub fn stream(&self, partition: u32) -> String {
         format!("{}_BP_{partition}", self.prefix.to_ascii_uppercase())
