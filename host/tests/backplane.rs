@@ -372,6 +372,50 @@ mod specs {
         c.expect_quiet(0, &mut b).await;
     }
 
+    pub async fn user_group_changes_reach_the_users_connections_on_every_node(c: &Cluster) {
+        let mut near = c.connect(0, "u-near", Some("ug"));
+        let mut far = c.connect(1, "u-far", Some("ug"));
+        let mut other = c.connect(2, "not-u", Some("someone-else"));
+        c.router(2)
+            .add_user_to_group(&c.hub, "ug", "g")
+            .expect("add");
+        let to_group = || Target::Groups {
+            groups: conns(&["g"]),
+            except: vec![],
+        };
+        c.send(2, to_group(), "to-user-group");
+        assert_eq!(near.next().await, "to-user-group");
+        assert_eq!(far.next().await, "to-user-group");
+        c.expect_quiet(2, &mut other).await;
+        c.router(2)
+            .remove_user_from_group(&c.hub, "ug", "g")
+            .expect("remove");
+        c.send(2, to_group(), "after-remove");
+        c.expect_quiet(2, &mut near).await;
+        c.expect_quiet(2, &mut far).await;
+    }
+
+    pub async fn close_a_connection_on_another_node(c: &Cluster) {
+        let _doomed = c.connect(1, "doomed", None);
+        let mut bystander = c.connect(1, "bystander", None);
+        assert!(
+            !c.router(0)
+                .close_connection(&c.hub, "doomed", Some("moved")),
+            "node 0 does not hold it"
+        );
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while c
+            .router(1)
+            .local_connection(&c.hub, "doomed")
+            .is_some_and(|h| !h.is_closed())
+        {
+            assert!(tokio::time::Instant::now() < deadline, "never closed");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        // Only the named connection closes.
+        c.expect_quiet(0, &mut bystander).await;
+    }
+
     pub async fn several_groups_deliver_once(c: &Cluster) {
         let mut b = c.connect(1, "b", None);
         for g in ["g1", "g2"] {
@@ -629,6 +673,8 @@ conformance!(
     group_add_for_a_connection_on_another_node,
     group_remove_for_a_connection_on_another_node,
     several_groups_deliver_once,
+    user_group_changes_reach_the_users_connections_on_every_node,
+    close_a_connection_on_another_node,
     disconnected_connection_gets_nothing,
     groups_die_with_their_connection,
     no_echo_of_a_nodes_own_sends,
