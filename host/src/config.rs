@@ -176,7 +176,7 @@ fn default_nats_publish_queue() -> usize {
     65_536
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct TenantConfig {
     /// Whether clients may connect without a token.

@@ -34,6 +34,8 @@ pub struct Node {
     pub http_connections: crate::transport::HttpConnections,
     /// The NATS backplane when the node is part of a cluster (`[nats]`).
     pub cluster: Option<Arc<NatsBackplane>>,
+    /// In a cluster, where the tenants of the admin API are shared by every node.
+    pub tenant_store: Option<Arc<crate::tenant::cluster::TenantStore>>,
     /// Set once a drain starts: no new negotiations, not ready for a load balancer.
     draining: std::sync::atomic::AtomicBool,
     /// What each tenant uses now (connections, running invocations), against its limits.
@@ -91,8 +93,14 @@ impl Node {
             MAX_PENDING,
         );
         let registry = Registry::with_keep(config.admin.keep_versions);
+        let mut tenant_store = None;
         if let (Some(cluster), Some(nats)) = (&cluster, &config.nats) {
             registry.set_store(Arc::new(crate::plugin::store::PluginStore::new(
+                cluster.client().clone(),
+                &nats.prefix,
+                nats.replicas,
+            )));
+            tenant_store = Some(Arc::new(crate::tenant::cluster::TenantStore::new(
                 cluster.client().clone(),
                 &nats.prefix,
                 nats.replicas,
@@ -108,6 +116,7 @@ impl Node {
             resumable: crate::connection::ResumableConnections::new(),
             http_connections: crate::transport::HttpConnections::new(),
             cluster,
+            tenant_store,
             draining: std::sync::atomic::AtomicBool::new(false),
             usage: Default::default(),
         });
@@ -122,6 +131,24 @@ impl Node {
             }
         });
 
+        if node.tenant_store.is_some() {
+            // The admin API's tenants, before the plugins that may belong to them.
+            let synced = tokio::time::timeout(
+                crate::tenant::cluster::START_SYNC_TIMEOUT,
+                crate::tenant::cluster::sync_all(&node),
+            )
+            .await;
+            match synced {
+                Ok(Ok(tenants)) => info!(tenants, "cluster tenants loaded"),
+                Ok(Err(e)) => {
+                    error!(error = %e, "cannot read the cluster's tenants; watching for them")
+                }
+                Err(_) => {
+                    error!("the cluster's tenant store did not answer in time; watching for it")
+                }
+            }
+            crate::tenant::cluster::spawn_watch(Arc::downgrade(&node));
+        }
         if node.tenants.get(DEMO_TENANT).is_some() {
             for (hub, wasm) in crate::plugin::BUNDLED {
                 let key = HubKey::new(DEMO_TENANT, hub);

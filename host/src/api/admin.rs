@@ -3,9 +3,13 @@
 //! For operators, authenticated with a key of the config file's `[admin]
 //! keys`; every answer is JSON, failures as `{"code": ..., "message": ...}`.
 //!
-//! Tenants created here live on the node that created them, until it
-//! restarts (the config file is the durable list). Deploys and rollbacks
-//! reach every node of a cluster through the plugin store.
+//! On a single node, tenants created here live until it restarts (the
+//! config file is the durable list). In a cluster they, their key changes
+//! and their deletion reach every node through the tenant store
+//! ([`crate::tenant::cluster`]), and live as long as the cluster's NATS
+//! keeps them; changes to a tenant of a node's config file stay on that
+//! node (answers say `"scope": "node"`). Deploys and rollbacks reach every
+//! node of a cluster through the plugin store.
 
 use std::sync::Arc;
 
@@ -22,13 +26,14 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use tracing::{info, warn};
 
-use crate::config::TenantConfig;
+use crate::config::{Limits, TenantConfig};
 use crate::node::Node;
 use crate::plugin::LoadError;
 use crate::plugin::registry::{self, DeployError};
 use crate::plugin::versions::{RollbackError, Source, VersionInfo};
 use crate::router::HubKey;
-use crate::tenant::{Tenant, TenantError, TenantKeys};
+use crate::tenant::cluster::{self, TenantStore, TenantStoreError};
+use crate::tenant::{Origin, Tenant, TenantError, TenantKeys};
 
 /// The header that may carry an admin key (else `Authorization: Bearer`).
 pub const ADMIN_KEY_HEADER: &str = "x-admin-key";
@@ -84,6 +89,19 @@ impl From<TenantError> for AdminError {
             TenantError::Unknown(_) => (StatusCode::NOT_FOUND, "UnknownTenant"),
             TenantError::Exists(_) => (StatusCode::CONFLICT, "TenantExists"),
             TenantError::Invalid(_) => (StatusCode::BAD_REQUEST, "InvalidTenant"),
+        };
+        AdminError::new(status, code, e.to_string())
+    }
+}
+
+impl From<TenantStoreError> for AdminError {
+    fn from(e: TenantStoreError) -> AdminError {
+        let (status, code) = match &e {
+            TenantStoreError::Exists(_) => (StatusCode::CONFLICT, "TenantExists"),
+            TenantStoreError::Conflict(_) => (StatusCode::CONFLICT, "Conflict"),
+            TenantStoreError::Unavailable(_) | TenantStoreError::BadEntry { .. } => {
+                (StatusCode::SERVICE_UNAVAILABLE, "ClusterUnavailable")
+            }
         };
         AdminError::new(status, code, e.to_string())
     }
@@ -235,6 +253,23 @@ fn tenant_of(node: &Node, name: &str) -> Result<Arc<Tenant>, AdminError> {
         .ok_or_else(|| TenantError::Unknown(name.to_owned()).into())
 }
 
+/// The cluster's tenant store, when changes to `tenant` go through it: in a
+/// cluster, for tenants of the admin API (a config file's are its node's).
+fn cluster_store(node: &Node, tenant: &Tenant) -> Option<Arc<TenantStore>> {
+    node.tenant_store
+        .clone()
+        .filter(|_| tenant.origin == Origin::Admin)
+}
+
+/// Where changes to `tenant` through this API take effect.
+fn scope(node: &Node, tenant: &Tenant) -> &'static str {
+    if cluster_store(node, tenant).is_some() {
+        "cluster"
+    } else {
+        "node"
+    }
+}
+
 fn ok(status: StatusCode, body: Value) -> Response {
     (
         status,
@@ -274,6 +309,8 @@ async fn describe_tenant(node: &Node, tenant: &Tenant) -> Value {
         "public_keys": !tenant.config.verify_keys.is_empty(),
         "hubs": hubs,
         "connections": connections,
+        "limits": tenant.limits(),
+        "scope": scope(node, tenant),
     })
 }
 
@@ -316,10 +353,23 @@ async fn create_tenant(
             "public_keys and jwks_file name files on the node: set them in the config file",
         ));
     }
-    let config: TenantConfig = serde_json::from_value(body)
+    // Limits it leaves out are the node's `[limits]`, as in the config file.
+    let limits = Limits::from_json_over(&node.config.limits, fields.remove("limits").as_ref())
+        .map_err(|e| AdminError::bad_request(format!("invalid tenant limits: {e}")))?;
+    let mut config: TenantConfig = serde_json::from_value(body)
         .map_err(|e| AdminError::bad_request(format!("invalid tenant settings: {e}")))?;
+    config.limits = limits;
     let tenant = node.tenants.create(&name, config)?;
-    info!(tenant = %name, "tenant created");
+    if let Some(store) = cluster_store(&node, &tenant) {
+        match store.create(&name, &tenant.current_config()).await {
+            Ok(revision) => tenant.seen_revision(revision),
+            Err(e) => {
+                node.tenants.remove_if_same(&name, &tenant);
+                return Err(e.into());
+            }
+        }
+    }
+    info!(tenant = %name, scope = scope(&node, &tenant), "tenant created");
     if node.registry.store().is_some() {
         // Hubs deployed to this tenant in the cluster before it existed here.
         if let Err(e) = crate::plugin::store::sync_all(&node, Some(&name)).await {
@@ -338,31 +388,38 @@ struct DeleteQuery {
 }
 
 /// `DELETE /admin/v1/tenants/{t}[?reason=...]`: removes the tenant and its
-/// hubs, and closes its connections on this node with the reason.
+/// hubs, and closes its connections with the reason (on every node, in a
+/// cluster; `closed_connections` counts this node's).
 async fn delete_tenant(
     _: Admin,
     State(node): State<Arc<Node>>,
     Path(name): Path<String>,
     Query(query): Query<DeleteQuery>,
 ) -> Result<Response, AdminError> {
-    node.tenants.remove(&name)?;
-    node.registry.remove_tenant(&name);
+    let tenant = tenant_of(&node, &name)?;
     let reason = query
         .reason
         .filter(|r| !r.is_empty())
-        .unwrap_or_else(|| format!("tenant '{name}' was deleted"));
+        .unwrap_or_else(|| cluster::deleted_reason(&name));
     let reason = crate::plugin::truncate(&reason, 512).to_owned();
-    let mut closed = 0;
-    for connection in node.router.local_connections() {
-        if *connection.hub.tenant == *name {
-            connection.abort(&reason);
-            closed += 1;
+    let scope = scope(&node, &tenant);
+    if let Some(store) = cluster_store(&node, &tenant) {
+        // This node removes it itself below: its watch must leave it alone.
+        let before = tenant.revision();
+        tenant.reset_revision(u64::MAX);
+        if let Err(e) = store.delete(&name, &reason).await {
+            tenant.reset_revision(before);
+            return Err(e.into());
         }
     }
-    info!(tenant = %name, closed, "tenant deleted");
+    if !node.tenants.remove_if_same(&name, &tenant) {
+        return Err(TenantError::Unknown(name).into());
+    }
+    let closed = cluster::close_local(&node, &name, &reason);
+    info!(tenant = %name, closed, scope, "tenant deleted");
     Ok(ok(
         StatusCode::OK,
-        json!({ "deleted": name, "closed_connections": closed }),
+        json!({ "deleted": name, "closed_connections": closed, "scope": scope }),
     ))
 }
 
@@ -401,16 +458,15 @@ async fn add_key(
         return Err(AdminError::bad_request("the key is empty"));
     }
     let id = key_id(&new.key);
-    let mut added = true;
-    node.tenants.update_keys(&name, |keys| {
-        let list = key_list(keys, &kind).map_err(|e| e.message)?;
+    let added = change_keys(&node, &name, &kind, |list| {
         if list.contains(&new.key) {
-            added = false;
+            false
         } else {
-            list.push(new.key);
+            list.push(new.key.clone());
+            true
         }
-        Ok(())
-    })?;
+    })
+    .await?;
     info!(tenant = %name, kind = %kind, key_id = %id, "tenant key added");
     let tenant = tenant_of(&node, &name)?;
     let status = if added {
@@ -431,14 +487,12 @@ async fn remove_key(
     Path((name, kind, id)): Path<(String, String, String)>,
 ) -> Result<Response, AdminError> {
     key_list(&mut TenantKeys::default(), &kind)?;
-    let mut found = false;
-    node.tenants.update_keys(&name, |keys| {
-        let list = key_list(keys, &kind).map_err(|e| e.message)?;
+    let found = change_keys(&node, &name, &kind, |list| {
         let before = list.len();
         list.retain(|k| key_id(k) != id);
-        found = list.len() != before;
-        Ok(())
-    })?;
+        list.len() != before
+    })
+    .await?;
     if !found {
         return Err(AdminError::new(
             StatusCode::NOT_FOUND,
@@ -449,6 +503,57 @@ async fn remove_key(
     info!(tenant = %name, kind = %kind, key_id = %id, "tenant key removed");
     let tenant = tenant_of(&node, &name)?;
     Ok(ok(StatusCode::OK, describe_tenant(&node, &tenant).await))
+}
+
+/// How often a key change retries when another node changed the tenant meanwhile.
+const KEY_CHANGE_ATTEMPTS: usize = 3;
+
+/// Changes one key list of a tenant with `change`, which says whether it
+/// changed anything; returns that. In a cluster, for a tenant of the admin
+/// API, the change is made to the tenant store's entry (a compare-and-set,
+/// retried when another node changed it meanwhile), then applied here.
+async fn change_keys(
+    node: &Node,
+    name: &str,
+    kind: &str,
+    change: impl Fn(&mut Vec<String>) -> bool,
+) -> Result<bool, AdminError> {
+    let tenant = tenant_of(node, name)?;
+    let Some(store) = cluster_store(node, &tenant) else {
+        let mut changed = false;
+        node.tenants.update_keys(name, |keys| {
+            let list = key_list(keys, kind).map_err(|e| e.message)?;
+            changed = change(list);
+            Ok(())
+        })?;
+        return Ok(changed);
+    };
+    for _ in 0..KEY_CHANGE_ATTEMPTS {
+        // No live entry (the cluster's NATS lost it): this node's settings write it again.
+        let (mut config, revision) = store
+            .get(name)
+            .await?
+            .unwrap_or_else(|| (tenant.current_config(), 0));
+        let mut keys = TenantKeys {
+            signing_keys: std::mem::take(&mut config.signing_keys),
+            api_keys: std::mem::take(&mut config.api_keys),
+        };
+        if !change(key_list(&mut keys, kind)?) {
+            return Ok(false);
+        }
+        node.tenants.check_keys(name, &keys)?;
+        config.signing_keys = keys.signing_keys;
+        config.api_keys = keys.api_keys;
+        match store.update(name, &config, revision).await {
+            Ok(revision) => {
+                node.tenants.apply_stored(name, config, revision)?;
+                return Ok(true);
+            }
+            Err(TenantStoreError::Conflict(_)) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(TenantStoreError::Conflict(name.to_owned()).into())
 }
 
 /// `GET /admin/v1/tenants/{t}/plugins`: hubs, their versions and hashes.

@@ -3,14 +3,17 @@
 //!
 //! Tenants come from the config file and from the admin API (created and
 //! deleted while the node runs); their signing keys and API keys rotate in
-//! place, so a [`Tenant`] lives as long as the tenant does.
+//! place, so a [`Tenant`] lives as long as the tenant does. In a cluster,
+//! tenants of the admin API are shared by every node through [`cluster`].
 
 pub mod auth;
+pub mod cluster;
 pub mod kv;
 pub mod limits;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use arc_swap::ArcSwap;
 use parking_lot::RwLock;
@@ -41,6 +44,15 @@ pub struct TenantKeys {
     pub api_keys: Vec<String>,
 }
 
+/// Where a tenant comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// This node's config file: the node's own, never shared with a cluster.
+    File,
+    /// The admin API: in a cluster, kept in the cluster's tenant store.
+    Admin,
+}
+
 /// One tenant as the node serves it.
 #[derive(Debug)]
 pub struct Tenant {
@@ -49,12 +61,20 @@ pub struct Tenant {
     /// the keys in force are [`Tenant::keys`], which rotate.
     pub config: TenantConfig,
     pub kv: KvStore,
+    pub origin: Origin,
     keys: ArcSwap<TenantKeys>,
+    /// The revision of the cluster's tenant store entry these settings
+    /// come from (0: none), so an older entry never overwrites a newer one.
+    revision: AtomicU64,
 }
 
 impl Tenant {
     /// A tenant with the keys of `config` (moved out of it into [`Tenant::keys`]).
-    pub fn new(name: &str, mut config: TenantConfig, kv: KvStore) -> Tenant {
+    pub fn new(name: &str, config: TenantConfig, kv: KvStore) -> Tenant {
+        Tenant::with_origin(name, config, kv, Origin::File)
+    }
+
+    fn with_origin(name: &str, mut config: TenantConfig, kv: KvStore, origin: Origin) -> Tenant {
         let keys = TenantKeys {
             signing_keys: std::mem::take(&mut config.signing_keys),
             api_keys: std::mem::take(&mut config.api_keys),
@@ -63,8 +83,26 @@ impl Tenant {
             name: Arc::from(name),
             config,
             kv,
+            origin,
             keys: ArcSwap::from_pointee(keys),
+            revision: AtomicU64::new(0),
         }
+    }
+
+    /// The cluster store revision the tenant's settings come from (0: none).
+    pub fn revision(&self) -> u64 {
+        self.revision.load(Ordering::Acquire)
+    }
+
+    /// Records that the settings are those of store revision `revision`
+    /// (never going back to an older one).
+    pub fn seen_revision(&self, revision: u64) {
+        self.revision.fetch_max(revision, Ordering::AcqRel);
+    }
+
+    /// Sets the revision as is (to undo a [`Tenant::seen_revision`] of a change that failed).
+    pub fn reset_revision(&self, revision: u64) {
+        self.revision.store(revision, Ordering::Release);
     }
 
     pub fn limits(&self) -> Limits {
@@ -101,6 +139,23 @@ pub enum TenantError {
     Exists(String),
     #[error("{0}")]
     Invalid(String),
+}
+
+/// What applying an entry of the cluster's tenant store did.
+#[derive(Debug)]
+pub enum Applied {
+    /// The tenant is new here.
+    Created(Arc<Tenant>),
+    /// Only its keys changed (in place: open connections keep the tenant).
+    Keys,
+    /// Its other settings changed: a new [`Tenant`] serves new connections.
+    Replaced,
+    /// Nothing changed (this node made the change, or saw it already).
+    Unchanged,
+    /// The entry is older than the settings in force.
+    Stale,
+    /// A tenant of this node's config file has the name; it stays as it is.
+    FileTenant,
 }
 
 /// Makes a tenant's key-value store (memory alone, JetStream in a cluster).
@@ -167,8 +222,8 @@ impl Tenants {
         names
     }
 
-    /// Adds a tenant. Its settings are checked as the config file's are, and
-    /// against every other tenant: no two tenants may share a key.
+    /// Adds a tenant (of the admin API). Its settings are checked as the
+    /// config file's are, and against every other tenant: no two tenants may share a key.
     pub fn create(&self, name: &str, config: TenantConfig) -> Result<Arc<Tenant>, TenantError> {
         Config::validate_tenant(name, &config).map_err(|e| TenantError::Invalid(e.to_string()))?;
         let mut by_name = self.by_name.write();
@@ -178,9 +233,75 @@ impl Tenants {
         let mut all = current_configs(&by_name);
         all.insert(name.to_owned(), config.clone());
         auth::check_tenants_apart(&all).map_err(TenantError::Invalid)?;
-        let tenant = Arc::new(Tenant::new(name, config, (self.kv)(name)));
+        let tenant = Arc::new(Tenant::with_origin(
+            name,
+            config,
+            (self.kv)(name),
+            Origin::Admin,
+        ));
         by_name.insert(name.to_owned(), tenant.clone());
         Ok(tenant)
+    }
+
+    /// Applies revision `revision` of a tenant of the cluster's store: creates
+    /// the tenant, or changes its keys in place, or replaces it when other
+    /// settings differ. Checked like [`Tenants::create`]; a refused entry
+    /// changes nothing. Tenants of the config file are left as they are.
+    pub fn apply_stored(
+        &self,
+        name: &str,
+        config: TenantConfig,
+        revision: u64,
+    ) -> Result<Applied, TenantError> {
+        Config::validate_tenant(name, &config).map_err(|e| TenantError::Invalid(e.to_string()))?;
+        let mut by_name = self.by_name.write();
+        let existing = by_name.get(name).cloned();
+        if let Some(tenant) = &existing {
+            if tenant.origin == Origin::File {
+                return Ok(Applied::FileTenant);
+            }
+            if revision <= tenant.revision() {
+                return Ok(Applied::Stale);
+            }
+        }
+        let mut all = current_configs(&by_name);
+        all.insert(name.to_owned(), config.clone());
+        auth::check_tenants_apart(&all).map_err(TenantError::Invalid)?;
+        let Some(tenant) = existing else {
+            let tenant = Arc::new(Tenant::with_origin(
+                name,
+                config,
+                (self.kv)(name),
+                Origin::Admin,
+            ));
+            tenant.seen_revision(revision);
+            by_name.insert(name.to_owned(), tenant.clone());
+            return Ok(Applied::Created(tenant));
+        };
+        tenant.seen_revision(revision);
+        if settings_json(&tenant.current_config()) == settings_json(&config) {
+            return Ok(Applied::Unchanged);
+        }
+        let keys = TenantKeys {
+            signing_keys: config.signing_keys.clone(),
+            api_keys: config.api_keys.clone(),
+        };
+        let mut without_keys = config.clone();
+        without_keys.signing_keys = tenant.config.signing_keys.clone();
+        without_keys.api_keys = tenant.config.api_keys.clone();
+        if settings_json(&tenant.config) == settings_json(&without_keys) {
+            tenant.keys.store(Arc::new(keys));
+            return Ok(Applied::Keys);
+        }
+        let replacement = Arc::new(Tenant::with_origin(
+            name,
+            config,
+            (self.kv)(name),
+            Origin::Admin,
+        ));
+        replacement.seen_revision(revision);
+        by_name.insert(name.to_owned(), replacement);
+        Ok(Applied::Replaced)
     }
 
     /// Removes a tenant; its live connections are the caller's to close.
@@ -189,6 +310,28 @@ impl Tenants {
             .write()
             .remove(name)
             .ok_or_else(|| TenantError::Unknown(name.to_owned()))
+    }
+
+    /// Removes the tenant `name` if it is `tenant` (and not a newer one of that name).
+    pub fn remove_if_same(&self, name: &str, tenant: &Arc<Tenant>) -> bool {
+        let mut by_name = self.by_name.write();
+        if by_name.get(name).is_some_and(|t| Arc::ptr_eq(t, tenant)) {
+            by_name.remove(name);
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Removes a tenant of the admin API that revision `revision` of the
+    /// cluster's store deleted, unless its settings in force are newer.
+    pub fn remove_stored(&self, name: &str, revision: u64) -> Option<Arc<Tenant>> {
+        let mut by_name = self.by_name.write();
+        let tenant = by_name.get(name)?;
+        if tenant.origin == Origin::File || revision <= tenant.revision() {
+            return None;
+        }
+        by_name.remove(name)
     }
 
     /// Changes a tenant's keys with `change`, then checks the result as a
@@ -205,17 +348,41 @@ impl Tenants {
             .ok_or_else(|| TenantError::Unknown(name.to_owned()))?;
         let mut keys = TenantKeys::clone(&tenant.keys());
         change(&mut keys).map_err(TenantError::Invalid)?;
-        let mut config = tenant.current_config();
-        config.signing_keys = keys.signing_keys.clone();
-        config.api_keys = keys.api_keys.clone();
-        Config::validate_tenant(name, &config).map_err(|e| TenantError::Invalid(e.to_string()))?;
-        let mut all = current_configs(&by_name);
-        all.insert(name.to_owned(), config);
-        auth::check_tenants_apart(&all).map_err(TenantError::Invalid)?;
+        check_keys(&by_name, tenant, &keys)?;
         let keys = Arc::new(keys);
         tenant.keys.store(keys.clone());
         Ok(keys)
     }
+
+    /// Checks `keys` as [`Tenants::update_keys`] would, without applying them.
+    pub fn check_keys(&self, name: &str, keys: &TenantKeys) -> Result<(), TenantError> {
+        let by_name = self.by_name.read();
+        let tenant = by_name
+            .get(name)
+            .ok_or_else(|| TenantError::Unknown(name.to_owned()))?;
+        check_keys(&by_name, tenant, keys)
+    }
+}
+
+/// Checks a tenant's settings with `keys` as a config file would be checked.
+fn check_keys(
+    by_name: &HashMap<String, Arc<Tenant>>,
+    tenant: &Tenant,
+    keys: &TenantKeys,
+) -> Result<(), TenantError> {
+    let name = &*tenant.name;
+    let mut config = tenant.current_config();
+    config.signing_keys = keys.signing_keys.clone();
+    config.api_keys = keys.api_keys.clone();
+    Config::validate_tenant(name, &config).map_err(|e| TenantError::Invalid(e.to_string()))?;
+    let mut all = current_configs(by_name);
+    all.insert(name.to_owned(), config);
+    auth::check_tenants_apart(&all).map_err(TenantError::Invalid)
+}
+
+/// A tenant's settings as JSON, to compare two of them.
+fn settings_json(config: &TenantConfig) -> serde_json::Value {
+    serde_json::to_value(config).unwrap_or_default()
 }
 
 fn current_configs(by_name: &HashMap<String, Arc<Tenant>>) -> BTreeMap<String, TenantConfig> {
@@ -281,6 +448,63 @@ mod tests {
             tenants.remove("acme"),
             Err(TenantError::Unknown(_))
         ));
+    }
+
+    #[test]
+    fn stored_tenants_apply_in_revision_order_and_leave_file_tenants_alone() {
+        let tenants = Tenants::from_config(&Config::builtin());
+        let created = match tenants.apply_stored("acme", tenant_config(&["k1"], &[]), 5) {
+            Ok(Applied::Created(t)) => t,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!((created.origin, created.revision()), (Origin::Admin, 5));
+        // Its own change seen again: nothing to do; an older one: ignored.
+        assert!(matches!(
+            tenants.apply_stored("acme", tenant_config(&["k1"], &[]), 6),
+            Ok(Applied::Unchanged)
+        ));
+        assert!(matches!(
+            tenants.apply_stored("acme", tenant_config(&["old"], &[]), 4),
+            Ok(Applied::Stale)
+        ));
+        // New keys: in place, so open connections' tenant sees them.
+        assert!(matches!(
+            tenants.apply_stored("acme", tenant_config(&["k1", "k2"], &[]), 7),
+            Ok(Applied::Keys)
+        ));
+        assert_eq!(created.keys().signing_keys, ["k1", "k2"]);
+        // Other settings: a new Tenant.
+        let mut limited = tenant_config(&["k2"], &[]);
+        limited.limits.connections = 3;
+        assert!(matches!(
+            tenants.apply_stored("acme", limited, 8),
+            Ok(Applied::Replaced)
+        ));
+        let replaced = tenants.get("acme").expect("acme");
+        assert!(!Arc::ptr_eq(&replaced, &created));
+        assert_eq!(replaced.limits().connections, 3);
+        // A refused entry (a key of another tenant) changes nothing.
+        assert!(
+            tenants
+                .apply_stored(
+                    "acme",
+                    tenant_config(&[crate::config::DEMO_SIGNING_KEY], &[]),
+                    9
+                )
+                .is_err()
+        );
+        assert_eq!(tenants.get("acme").expect("acme").revision(), 8);
+        // The config file's tenant stays as it is.
+        assert!(matches!(
+            tenants.apply_stored("demo", tenant_config(&["other"], &[]), 10),
+            Ok(Applied::FileTenant)
+        ));
+        assert!(tenants.remove_stored("demo", 11).is_none());
+        assert!(tenants.get("demo").is_some());
+        // Deletions too follow revisions.
+        assert!(tenants.remove_stored("acme", 8).is_none());
+        assert!(tenants.remove_stored("acme", 12).is_some());
+        assert!(tenants.get("acme").is_none());
     }
 
     #[test]

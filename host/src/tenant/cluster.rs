@@ -1,0 +1,468 @@
+//! Tenants of the admin API, cluster-wide: a JetStream KV bucket
+//! (`{prefix}_tenants`, history 1) holds each one under its name, as the
+//! JSON of its [`TenantConfig`] with its keys and limits, rewritten after
+//! every change.
+//!
+//! The admin API writes an entry (creation, key rotation; a key change is a
+//! compare-and-set on the entry's revision, so two rotations through two
+//! nodes never lose one) and applies it on its own node at once; every node
+//! watches the bucket and applies the others' ([`apply`]). A deletion is a
+//! KV delete marker whose body is the reason, so every node closes the
+//! tenant's connections with it. A node that starts later loads every entry
+//! before it serves ([`sync_all`]).
+//!
+//! Tenants of a node's config file are that node's: they are never written
+//! here, and an entry of the same name leaves them as they are.
+
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use async_nats::jetstream::{self, kv};
+use bytes::Bytes;
+use futures_util::StreamExt;
+use tokio::sync::OnceCell;
+use tracing::{debug, info, warn};
+
+use super::{Applied, is_valid_name};
+use crate::config::TenantConfig;
+use crate::node::Node;
+
+/// Longest one store operation may take.
+const OP_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a node waits at start for the cluster's tenants.
+pub const START_SYNC_TIMEOUT: Duration = Duration::from_secs(15);
+/// Largest entry, in bytes (a tenant's settings are a few hundred).
+const MAX_ENTRY: i32 = 256 << 10;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TenantStoreError {
+    #[error("the cluster's tenant store is unavailable: {0}")]
+    Unavailable(String),
+    #[error("tenant '{0}' already exists in the cluster")]
+    Exists(String),
+    #[error("tenant '{0}' was changed through another node at the same time; retry")]
+    Conflict(String),
+    #[error("the stored tenant '{name}' is not valid: {reason}")]
+    BadEntry { name: String, reason: String },
+}
+
+fn unavailable(e: impl std::fmt::Display) -> TenantStoreError {
+    TenantStoreError::Unavailable(e.to_string())
+}
+
+/// `op`, failing as unavailable after [`OP_TIMEOUT`].
+async fn bounded<T>(
+    op: impl Future<Output = Result<T, TenantStoreError>>,
+) -> Result<T, TenantStoreError> {
+    tokio::time::timeout(OP_TIMEOUT, op)
+        .await
+        .unwrap_or_else(|_| Err(unavailable("NATS did not answer in time")))
+}
+
+/// A change of the store, as a node applies it.
+#[derive(Debug)]
+pub enum Change {
+    Put {
+        name: String,
+        config: Box<TenantConfig>,
+        revision: u64,
+    },
+    Delete {
+        name: String,
+        reason: String,
+        revision: u64,
+    },
+}
+
+impl Change {
+    /// The change an entry of the bucket (or of its watch) is.
+    pub fn from_entry(entry: &kv::Entry) -> Result<Change, TenantStoreError> {
+        let name = entry.key.clone();
+        if !is_valid_name(&name) {
+            return Err(TenantStoreError::BadEntry {
+                name,
+                reason: "not a tenant name".into(),
+            });
+        }
+        match entry.operation {
+            kv::Operation::Put => {
+                let config = Box::new(decode(&name, &entry.value)?);
+                Ok(Change::Put {
+                    name,
+                    config,
+                    revision: entry.revision,
+                })
+            }
+            kv::Operation::Delete | kv::Operation::Purge => {
+                let reason = std::str::from_utf8(&entry.value)
+                    .ok()
+                    .filter(|r| !r.is_empty())
+                    .map_or_else(|| deleted_reason(&name), str::to_owned);
+                Ok(Change::Delete {
+                    name,
+                    reason,
+                    revision: entry.revision,
+                })
+            }
+        }
+    }
+}
+
+/// The reason a deleted tenant's connections are closed with, when none is given.
+pub fn deleted_reason(name: &str) -> String {
+    format!("tenant '{name}' was deleted")
+}
+
+fn decode(name: &str, value: &[u8]) -> Result<TenantConfig, TenantStoreError> {
+    serde_json::from_slice(value).map_err(|e| TenantStoreError::BadEntry {
+        name: name.to_owned(),
+        reason: e.to_string(),
+    })
+}
+
+fn encode(config: &TenantConfig) -> Result<Bytes, TenantStoreError> {
+    serde_json::to_vec(config)
+        .map(Bytes::from)
+        .map_err(|e| unavailable(format!("cannot encode the tenant: {e}")))
+}
+
+/// The cluster's tenant bucket, created on first use.
+pub struct TenantStore {
+    js: jetstream::Context,
+    bucket: String,
+    replicas: usize,
+    store: OnceCell<kv::Store>,
+}
+
+impl std::fmt::Debug for TenantStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TenantStore")
+            .field("bucket", &self.bucket)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TenantStore {
+    pub fn new(client: async_nats::Client, prefix: &str, replicas: usize) -> TenantStore {
+        TenantStore {
+            js: jetstream::new(client),
+            bucket: bucket_name(prefix),
+            replicas: replicas.max(1),
+            store: OnceCell::new(),
+        }
+    }
+
+    async fn bucket(&self) -> Result<&kv::Store, TenantStoreError> {
+        bounded(self.store.get_or_try_init(|| async {
+            if let Ok(store) = self.js.get_key_value(&self.bucket).await {
+                return Ok(store);
+            }
+            let created = self
+                .js
+                .create_key_value(kv::Config {
+                    bucket: self.bucket.clone(),
+                    description: "Switchboard tenants of the admin API".into(),
+                    history: 1,
+                    num_replicas: self.replicas,
+                    max_value_size: MAX_ENTRY,
+                    ..Default::default()
+                })
+                .await;
+            match created {
+                Ok(store) => Ok(store),
+                // Another node created it meanwhile.
+                Err(e) => self
+                    .js
+                    .get_key_value(&self.bucket)
+                    .await
+                    .map_err(|_| unavailable(e)),
+            }
+        }))
+        .await
+    }
+
+    /// Adds a tenant; fails if the cluster has one of that name. Returns the entry's revision.
+    pub async fn create(&self, name: &str, config: &TenantConfig) -> Result<u64, TenantStoreError> {
+        let value = encode(config)?;
+        bounded(async {
+            let bucket = self.bucket().await?;
+            bucket
+                .create(name, value)
+                .await
+                .map_err(|e| match e.kind() {
+                    kv::CreateErrorKind::AlreadyExists => TenantStoreError::Exists(name.to_owned()),
+                    _ => unavailable(e),
+                })
+        })
+        .await
+    }
+
+    /// Replaces a tenant's entry if it is still at `revision` (0: absent).
+    /// Returns the new revision.
+    pub async fn update(
+        &self,
+        name: &str,
+        config: &TenantConfig,
+        revision: u64,
+    ) -> Result<u64, TenantStoreError> {
+        let value = encode(config)?;
+        bounded(async {
+            let bucket = self.bucket().await?;
+            bucket
+                .update(name, value, revision)
+                .await
+                .map_err(|e| match e.kind() {
+                    kv::UpdateErrorKind::WrongLastRevision => {
+                        TenantStoreError::Conflict(name.to_owned())
+                    }
+                    _ => unavailable(e),
+                })
+        })
+        .await
+    }
+
+    /// A tenant's settings and the revision of its entry; none if it has no live entry.
+    pub async fn get(&self, name: &str) -> Result<Option<(TenantConfig, u64)>, TenantStoreError> {
+        bounded(async {
+            let bucket = self.bucket().await?;
+            match bucket.entry(name).await.map_err(unavailable)? {
+                Some(entry) if entry.operation == kv::Operation::Put => {
+                    Ok(Some((decode(name, &entry.value)?, entry.revision)))
+                }
+                _ => Ok(None),
+            }
+        })
+        .await
+    }
+
+    /// Deletes a tenant everywhere: a delete marker with `reason` as its body.
+    pub async fn delete(&self, name: &str, reason: &str) -> Result<u64, TenantStoreError> {
+        bounded(async {
+            self.bucket().await?;
+            let mut headers = async_nats::HeaderMap::new();
+            headers.insert("KV-Operation", "DEL");
+            let ack = self
+                .js
+                .publish_with_headers(
+                    format!("$KV.{}.{name}", self.bucket),
+                    headers,
+                    Bytes::from(reason.to_owned()),
+                )
+                .await
+                .map_err(unavailable)?
+                .await
+                .map_err(unavailable)?;
+            Ok(ack.sequence)
+        })
+        .await
+    }
+
+    /// Every tenant with a live entry.
+    pub async fn all(&self) -> Result<Vec<Change>, TenantStoreError> {
+        let bucket = self.bucket().await?;
+        let names: Vec<String> = bounded(async {
+            let keys = bucket.keys().await.map_err(unavailable)?;
+            keys.collect::<Vec<_>>()
+                .await
+                .into_iter()
+                .collect::<Result<_, _>>()
+                .map_err(unavailable)
+        })
+        .await?;
+        let mut changes = Vec::with_capacity(names.len());
+        for name in names {
+            let entry = bounded(async { bucket.entry(&name).await.map_err(unavailable) }).await?;
+            match entry.as_ref().map(Change::from_entry) {
+                Some(Ok(change)) => changes.push(change),
+                Some(Err(e)) => warn!(error = %e, "skipping a stored tenant"),
+                None => {}
+            }
+        }
+        Ok(changes)
+    }
+}
+
+/// The bucket's name for a cluster's `prefix`.
+pub fn bucket_name(prefix: &str) -> String {
+    format!("{prefix}_tenants")
+}
+
+/// Removes what this node serves of a deleted tenant: its hubs, and its
+/// connections, closed with `reason`. Returns how many were closed.
+pub fn close_local(node: &Node, name: &str, reason: &str) -> usize {
+    node.registry.remove_tenant(name);
+    let mut closed = 0;
+    for connection in node.router.local_connections() {
+        if *connection.hub.tenant == *name {
+            connection.abort(reason);
+            closed += 1;
+        }
+    }
+    closed
+}
+
+/// Applies one change of the store to this node.
+pub async fn apply(node: &Node, change: Change) {
+    match change {
+        Change::Put {
+            name,
+            config,
+            revision,
+        } => match node.tenants.apply_stored(&name, *config, revision) {
+            Ok(Applied::Created(_)) => {
+                info!(tenant = %name, revision, "tenant created in the cluster");
+                // Hubs deployed to the tenant before it existed here.
+                if let Err(e) = crate::plugin::store::sync_all(node, Some(&name)).await {
+                    warn!(tenant = %name, error = %e, "cannot load the tenant's cluster plugin versions");
+                }
+            }
+            Ok(Applied::Keys) => {
+                info!(tenant = %name, revision, "tenant keys changed in the cluster")
+            }
+            Ok(Applied::Replaced) => {
+                info!(tenant = %name, revision, "tenant settings changed in the cluster")
+            }
+            Ok(Applied::FileTenant) => warn!(
+                tenant = %name,
+                "the cluster has an admin-API tenant of this name; this node keeps the one of its config file"
+            ),
+            Ok(Applied::Unchanged | Applied::Stale) => {}
+            Err(e) => {
+                warn!(tenant = %name, revision, error = %e, "cannot apply the cluster's tenant here")
+            }
+        },
+        Change::Delete {
+            name,
+            reason,
+            revision,
+        } => {
+            if node.tenants.remove_stored(&name, revision).is_some() {
+                let closed = close_local(node, &name, &reason);
+                info!(tenant = %name, closed, "tenant deleted in the cluster");
+            }
+        }
+    }
+}
+
+/// Applies every tenant of the store to this node; returns how many there are.
+pub async fn sync_all(node: &Node) -> Result<usize, TenantStoreError> {
+    let Some(store) = node.tenant_store.clone() else {
+        return Ok(0);
+    };
+    let changes = store.all().await?;
+    let count = changes.len();
+    for change in changes {
+        apply(node, change).await;
+    }
+    Ok(count)
+}
+
+/// Watches the bucket for as long as the node lives and applies its
+/// changes; restarts the watch when NATS comes back.
+pub fn spawn_watch(node: Weak<Node>) {
+    tokio::spawn(async move {
+        loop {
+            let Some(store) = node.upgrade().and_then(|n| n.tenant_store.clone()) else {
+                return;
+            };
+            match watch_once(&node, &store).await {
+                Ok(()) => debug!("tenant store watch ended; restarting"),
+                Err(e) => debug!(error = %e, "tenant store watch failed; retrying"),
+            }
+            drop(store);
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    });
+}
+
+async fn watch_once(node: &Weak<Node>, store: &Arc<TenantStore>) -> Result<(), TenantStoreError> {
+    // The last entry of every tenant first, then every change: a watch
+    // restarted after an outage catches up (entries already applied are
+    // older than or equal to the tenants' revisions, and change nothing).
+    let mut watch = store
+        .bucket()
+        .await?
+        .watch_all()
+        .await
+        .map_err(unavailable)?;
+    info!(bucket = %store.bucket, "watching the cluster's tenants");
+    while let Some(entry) = watch.next().await {
+        let entry = entry.map_err(unavailable)?;
+        let change = match Change::from_entry(&entry) {
+            Ok(change) => change,
+            Err(e) => {
+                warn!(error = %e, "skipping a stored tenant");
+                continue;
+            }
+        };
+        let Some(node) = node.upgrade() else {
+            return Ok(());
+        };
+        apply(&node, change).await;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(key: &str, value: &str, operation: kv::Operation) -> kv::Entry {
+        kv::Entry {
+            bucket: bucket_name("sb"),
+            key: key.into(),
+            value: Bytes::from(value.to_owned()),
+            revision: 7,
+            delta: 0,
+            created: time::OffsetDateTime::UNIX_EPOCH,
+            operation,
+            seen_current: true,
+        }
+    }
+
+    #[test]
+    fn entries_become_changes() {
+        assert_eq!(bucket_name("sb"), "sb_tenants");
+        let config = r#"{"signing_keys":["k"],"limits":{"connections":3}}"#;
+        match Change::from_entry(&entry("acme", config, kv::Operation::Put)) {
+            Ok(Change::Put {
+                name,
+                config,
+                revision,
+            }) => {
+                assert_eq!((name.as_str(), revision), ("acme", 7));
+                assert_eq!(config.signing_keys, ["k"]);
+                assert_eq!(config.limits.connections, 3);
+            }
+            other => panic!("{other:?}"),
+        }
+        match Change::from_entry(&entry("acme", "moved away", kv::Operation::Delete)) {
+            Ok(Change::Delete { reason, .. }) => assert_eq!(reason, "moved away"),
+            other => panic!("{other:?}"),
+        }
+        match Change::from_entry(&entry("acme", "", kv::Operation::Delete)) {
+            Ok(Change::Delete { reason, .. }) => assert_eq!(reason, deleted_reason("acme")),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            Change::from_entry(&entry("acme", "{", kv::Operation::Put)),
+            Err(TenantStoreError::BadEntry { .. })
+        ));
+        assert!(matches!(
+            Change::from_entry(&entry("Not.A.Name", config, kv::Operation::Put)),
+            Err(TenantStoreError::BadEntry { .. })
+        ));
+    }
+
+    #[test]
+    fn a_config_round_trips_through_json() {
+        let mut config =
+            crate::config::Config::builtin().tenants[crate::config::DEMO_TENANT].clone();
+        config.limits.connections = 5;
+        let back = decode("demo", &encode(&config).expect("encode")).expect("decode");
+        assert_eq!(back.signing_keys, config.signing_keys);
+        assert_eq!(back.api_keys, config.api_keys);
+        assert_eq!(back.limits, config.limits);
+        assert_eq!(back.allow_anonymous, config.allow_anonymous);
+    }
+}
