@@ -44,27 +44,36 @@ pub struct Accepted {
 /// Runs one connection until it ends. Its transport cannot be replaced: when
 /// it ends, so does the connection (SSE, long polling, and WebSockets opened
 /// without negotiating).
-pub async fn run<I, O>(node: Arc<Node>, accepted: Accepted, inbound: I, outbound: O)
+///
+/// Not `async fn`: the future it returns is `run_connection`'s own, without a
+/// wrapper that would hold a second copy of the arguments for the whole life
+/// of the connection (an idle connection's memory is mostly such futures).
+pub fn run<I, O>(
+    node: Arc<Node>,
+    accepted: Accepted,
+    inbound: I,
+    outbound: O,
+) -> impl Future<Output = ()> + Send + 'static
 where
     I: Stream<Item = Inbound> + Unpin + Send + 'static,
     O: Sink<OutFrame> + Unpin + Send + 'static,
 {
     let outbound: BoxOutbound = Box::pin(outbound.sink_map_err(|_| TransportGone));
-    run_connection(node, accepted, None, Box::pin(inbound), outbound).await;
+    run_connection(node, accepted, None, Box::pin(inbound), outbound)
 }
 
 /// Runs one WebSocket connection whose client sends `token` as its `id`.
 /// When negotiate and the handshake agreed on stateful reconnect, the
 /// connection outlives a dropped socket for `disconnect_timeout_secs`, and a
 /// new socket with the same token resumes it ([`super::ResumableConnections`]).
-pub async fn run_resumable(
+pub fn run_resumable(
     node: Arc<Node>,
     accepted: Accepted,
     token: String,
     inbound: BoxInbound,
     outbound: BoxOutbound,
-) {
-    run_connection(node, accepted, Some(token), inbound, outbound).await;
+) -> impl Future<Output = ()> + Send + 'static {
+    run_connection(node, accepted, Some(token), inbound, outbound)
 }
 
 async fn run_connection(
@@ -180,7 +189,7 @@ async fn run_connection(
         handle.clone(),
         &accepted.negotiated,
     );
-    let error = match session.connected().await {
+    let error = match Box::pin(session.connected()).await {
         // The reader, and with it the resume listing, is gone before the
         // teardown: no transport can join a connection that is ending.
         Ok(()) => {
@@ -204,7 +213,7 @@ async fn run_connection(
     handle.close();
     node.router.unregister(&handle.hub, &id);
     handle.fail_pending_results();
-    session.disconnected(error.clone()).await;
+    Box::pin(session.disconnected(error.clone())).await;
     let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
     info!(connection = %id, error = error.as_deref().unwrap_or(""), "disconnected");
 }
@@ -351,7 +360,7 @@ impl Reader<'_> {
                 if matches!(message, HubMessage::Ping) {
                     timeout_armed = true;
                 }
-                if let Flow::Close = session.on_message(message).await {
+                if let Flow::Close = Box::pin(session.on_message(message)).await {
                     return None;
                 }
                 if trackable && let Some(st) = self.stateful.as_ref() {
@@ -423,11 +432,11 @@ impl Reader<'_> {
                 Next::Closed => return None,
                 Next::Dropped if self.stateful.is_none() => return None,
                 Next::Dropped => {
-                    if let Err(error) = self.park().await {
+                    if let Err(error) = Box::pin(self.park()).await {
                         return error;
                     }
                 }
-                Next::Resumed(transport) => self.switch(transport).await,
+                Next::Resumed(transport) => Box::pin(self.switch(transport)).await,
                 Next::ClientTimeout => {
                     let error =
                         "Server timeout elapsed without receiving a message from the client.";

@@ -80,9 +80,12 @@ struct Call {
 
 pub struct HubSession {
     shared: Arc<Shared>,
-    /// Plain invocations for the in-order dispatcher; none once draining.
+    /// Plain invocations for the in-order dispatcher, which starts with the
+    /// first invocation: an idle connection holds no task and no queue for it.
     dispatch: Option<mpsc::Sender<Call>>,
     dispatcher: Option<tokio::task::JoinHandle<()>>,
+    /// False once draining: no new invocations.
+    accepting: bool,
     /// Upload streams the client is still sending, by stream id.
     uploads: HashMap<String, mpsc::Sender<UploadItem>>,
     /// Paces the connection's invocations (`limits.messages_per_second`).
@@ -126,12 +129,11 @@ impl HubSession {
             handle,
             running: Mutex::new(HashMap::new()),
         });
-        let (dispatch, queue) = mpsc::channel(DISPATCH_QUEUE);
-        let dispatcher = tokio::spawn(dispatch_in_order(shared.clone(), queue));
         HubSession {
             shared,
-            dispatch: Some(dispatch),
-            dispatcher: Some(dispatcher),
+            dispatch: None,
+            dispatcher: None,
+            accepting: true,
             uploads: HashMap::new(),
             rate: TokenBucket::new(limits.messages_per_second, limits.burst(), Instant::now()),
         }
@@ -193,12 +195,26 @@ impl HubSession {
         }
     }
 
+    /// The in-order dispatcher's queue, started on first use; None once draining.
+    fn dispatcher(&mut self) -> Option<mpsc::Sender<Call>> {
+        if !self.accepting {
+            return None;
+        }
+        if self.dispatch.is_none() {
+            let (dispatch, queue) = mpsc::channel(DISPATCH_QUEUE);
+            self.dispatcher = Some(tokio::spawn(dispatch_in_order(self.shared.clone(), queue)));
+            self.dispatch = Some(dispatch);
+        }
+        self.dispatch.clone()
+    }
+
     /// Takes no new invocations and ends running streams; returns the
     /// dispatcher, which finishes the invocations already received.
     pub fn stop_accepting(&mut self) -> tokio::task::JoinHandle<()> {
         for (_, token) in self.shared.running.lock().drain() {
             token.cancel();
         }
+        self.accepting = false;
         self.dispatch = None;
         self.dispatcher
             .take()
@@ -265,7 +281,7 @@ impl HubSession {
                 };
                 if stream_ids.is_empty() {
                     // Reading waits while the queue is full: backpressure.
-                    match &self.dispatch {
+                    match self.dispatcher() {
                         Some(dispatch) => {
                             let _ = dispatch.send(call).await;
                         }

@@ -11,6 +11,8 @@
 //! without one is `Dropped`, which a stateful-reconnect connection survives
 //! until its client resumes it on a new socket ([`resume`]).
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
@@ -25,12 +27,23 @@ use crate::node::Node;
 
 /// Runs a new connection on `socket`. `token` is the `id` the client sent,
 /// with which it may resume the connection on another socket.
-pub async fn serve(node: Arc<Node>, accepted: Accepted, socket: WebSocket, token: Option<String>) {
+///
+/// Not `async fn`: an async fn keeps its arguments (the socket among them)
+/// beside the connection's own future for as long as the connection lives.
+pub fn serve(
+    node: Arc<Node>,
+    accepted: Accepted,
+    socket: WebSocket,
+    token: Option<String>,
+) -> impl Future<Output = ()> + Send + 'static {
     let Transport { inbound, outbound } = transport(socket);
-    match token {
-        Some(token) => connection::run_resumable(node, accepted, token, inbound, outbound).await,
-        None => connection::run(node, accepted, inbound, outbound).await,
-    }
+    let connection: Pin<Box<dyn Future<Output = ()> + Send>> = match token {
+        Some(token) => Box::pin(connection::run_resumable(
+            node, accepted, token, inbound, outbound,
+        )),
+        None => Box::pin(connection::run(node, accepted, inbound, outbound)),
+    };
+    connection
 }
 
 /// Hands `socket` to the live connection `link` names, which continues on it.
