@@ -12,13 +12,14 @@
 //! Invocation, StreamItem or Completion): Pings, Acks, Sequences and the Close
 //! are made here and never queued, so one item is one sequence id.
 
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use futures_util::SinkExt;
 use tokio::sync::{Notify, mpsc, watch};
-use tokio::time::{Instant, sleep_until};
+use tokio::time::{Instant, Sleep, sleep_until};
 use tracing::debug;
 
 use super::replay::ReplayBuffer;
@@ -89,10 +90,22 @@ pub(super) async fn run(
     };
     let ping = encode(protocol, &HubMessage::Ping);
     let idle = keep_alive.unwrap_or(Duration::from_secs(365 * 24 * 3600));
-    let mut next_ping = Instant::now() + idle;
+    // One timer for the connection's life, moved only when it fires: re-arming
+    // a timer per message costs two timer-wheel updates per recipient of every
+    // broadcast. A write only notes the time; when the timer fires early (the
+    // connection was busy), it moves to `idle` after the last write instead.
+    let mut last_write = Instant::now();
+    let mut ping_timer = std::pin::pin!(sleep_until(last_write + idle));
     loop {
-        match writer.next_event(keep_alive.is_some(), next_ping).await {
+        match writer
+            .next_event(keep_alive.is_some(), ping_timer.as_mut())
+            .await
+        {
             Event::Stop => break,
+            Event::Ping if last_write + idle > Instant::now() => {
+                ping_timer.as_mut().reset(last_write + idle);
+                continue;
+            }
             Event::Frames(frames) => {
                 if let Some(st) = writer.stateful.as_mut() {
                     for frame in &frames {
@@ -107,6 +120,8 @@ pub(super) async fn run(
                 if !writer.send(ping.clone()).await {
                     return;
                 }
+                let now = Instant::now();
+                ping_timer.as_mut().reset(now + idle);
             }
             Event::NewSink(sink) => writer.install(sink).await,
             Event::Acked => {
@@ -149,13 +164,13 @@ pub(super) async fn run(
                 }
             }
         }
-        next_ping = Instant::now() + idle;
+        last_write = Instant::now();
     }
     writer.finish().await;
 }
 
 impl Writer {
-    async fn next_event(&mut self, pings: bool, next_ping: Instant) -> Event {
+    async fn next_event(&mut self, pings: bool, ping_timer: Pin<&mut Sleep>) -> Event {
         let connected = self.sink.is_some();
         // A full replay buffer takes nothing more until the client acknowledges: the queue
         // fills, senders that wait are held back, and past the queue's bound the connection
@@ -192,7 +207,7 @@ impl Writer {
                 None => return Event::Stop,
             },
             () = sleep_until(ack_due.unwrap_or_else(Instant::now)), if connected && ack_due.is_some() => return Event::SendAck,
-            () = sleep_until(next_ping), if connected && pings => return Event::Ping,
+            () = ping_timer, if connected && pings => return Event::Ping,
         };
         Event::Frames(batch(first, &mut self.queue, self.stateful.as_ref()))
     }
