@@ -307,16 +307,7 @@ impl Router {
         user: &str,
         group: &str,
     ) -> Result<(), RouteError> {
-        check_name(group)?;
-        self.apply_user_group(hub, user, group, true);
-        self.backplane.publish(Envelope::new(
-            hub.clone(),
-            EnvelopeKind::UserGroupAdd {
-                user: user.to_owned(),
-                group: group.to_owned(),
-            },
-        ));
-        Ok(())
+        self.change_user_group(hub, user, group, true)
     }
 
     /// Removes every connection of `user`, on every node, from `group`.
@@ -326,15 +317,26 @@ impl Router {
         user: &str,
         group: &str,
     ) -> Result<(), RouteError> {
+        self.change_user_group(hub, user, group, false)
+    }
+
+    /// A user-group change here, then on the other nodes.
+    fn change_user_group(
+        &self,
+        hub: &HubKey,
+        user: &str,
+        group: &str,
+        add: bool,
+    ) -> Result<(), RouteError> {
         check_name(group)?;
-        self.apply_user_group(hub, user, group, false);
-        self.backplane.publish(Envelope::new(
-            hub.clone(),
-            EnvelopeKind::UserGroupRemove {
-                user: user.to_owned(),
-                group: group.to_owned(),
-            },
-        ));
+        self.apply_user_group(hub, user, group, add);
+        let (user, group) = (user.to_owned(), group.to_owned());
+        let kind = if add {
+            EnvelopeKind::UserGroupAdd { user, group }
+        } else {
+            EnvelopeKind::UserGroupRemove { user, group }
+        };
+        self.backplane.publish(Envelope::new(hub.clone(), kind));
         Ok(())
     }
 
