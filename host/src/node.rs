@@ -36,8 +36,10 @@ pub struct Node {
     pub cluster: Option<Arc<NatsBackplane>>,
     /// In a cluster, where the tenants of the admin API are shared by every node.
     pub tenant_store: Option<Arc<crate::tenant::cluster::TenantStore>>,
-    /// Set once a drain starts: no new negotiations, not ready for a load balancer.
-    draining: std::sync::atomic::AtomicBool,
+    /// Cancelled once a drain starts: no new negotiations, not ready for a load balancer,
+    /// and every connection finishes what is in flight, then tells its client to reconnect.
+    /// One token for the node rather than one per connection (memory of idle connections).
+    pub(crate) draining: tokio_util::sync::CancellationToken,
     /// What each tenant uses now (connections, running invocations), against its limits.
     pub usage: crate::tenant::limits::Usage,
 }
@@ -117,7 +119,7 @@ impl Node {
             http_connections: crate::transport::HttpConnections::new(),
             cluster,
             tenant_store,
-            draining: std::sync::atomic::AtomicBool::new(false),
+            draining: tokio_util::sync::CancellationToken::new(),
             usage: Default::default(),
         });
 
@@ -254,26 +256,22 @@ impl Node {
 
     /// Whether the node is shutting down (new connections belong elsewhere).
     pub fn is_draining(&self) -> bool {
-        self.draining.load(std::sync::atomic::Ordering::Acquire)
+        self.draining.is_cancelled()
     }
 
     /// Closes every connection gracefully: each finishes what is in flight,
     /// then tells its client to reconnect. Waits up to `timeout`.
     pub async fn drain(&self, timeout: Duration) {
-        self.draining
-            .store(true, std::sync::atomic::Ordering::Release);
-        let connections = self.router.local_connections();
-        info!(connections = connections.len(), "draining connections");
-        for connection in &connections {
-            connection.drain();
-        }
+        info!(
+            connections = self.router.connection_count(),
+            "draining connections"
+        );
+        // A client that negotiated just before the drain and connects during it
+        // finds the token cancelled and drains at once.
+        self.draining.cancel();
         let deadline = tokio::time::Instant::now() + timeout;
         while self.router.connection_count() > 0 && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
-            // A client that negotiated just before the drain may connect during it.
-            for connection in self.router.local_connections() {
-                connection.drain();
-            }
         }
         let left = self.router.connection_count();
         if left > 0 {

@@ -19,10 +19,9 @@ use switchboard::backplane::memory::MemoryBus;
 use switchboard::backplane::nats::NatsBackplane;
 use switchboard::backplane::{Backplane, Envelope, Inbox};
 use switchboard::config::NatsConfig;
-use switchboard::connection::ConnectionHandle;
+use switchboard::connection::{ConnectionHandle, Detached};
 use switchboard::protocol::Protocol;
 use switchboard::router::{HubKey, OutboundInvocation, Router, Target};
-use tokio::sync::mpsc;
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -164,7 +163,7 @@ fn conns(ids: &[&str]) -> Vec<String> {
 
 struct Conn {
     id: String,
-    rx: mpsc::Receiver<Bytes>,
+    rx: Detached,
 }
 
 impl Conn {
@@ -183,7 +182,7 @@ impl Conn {
     }
 
     fn try_next(&mut self) -> Option<Bytes> {
-        self.rx.try_recv().ok()
+        self.rx.try_recv()
     }
 }
 

@@ -8,11 +8,12 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use parking_lot::Mutex;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
 use super::RequestInfo;
+use super::outbox::{Outbox, PushError};
 use crate::protocol::{CompletionOutcome, HubMessage, Protocol};
 use crate::router::{HubKey, OutboundInvocation};
 
@@ -25,11 +26,9 @@ pub struct ConnectionHandle {
     pub user: Option<Arc<str>>,
     pub protocol: Protocol,
     /// Encoded frames for the writer; bounded, so a slow client is noticed.
-    outbound: mpsc::Sender<Bytes>,
+    pub(super) outbox: Outbox,
     /// Cancelled when the connection ends, for whatever reason.
     pub(super) closing: CancellationToken,
-    /// Cancelled when the node shuts down: finish what is in flight, then close.
-    pub(super) draining: CancellationToken,
     /// The error the client is told in its Close message, if any.
     close_error: Mutex<Option<CloseReason>>,
     /// Client results awaited by plugins, by invocation id.
@@ -57,7 +56,7 @@ impl ConnectionHandle {
         hub: HubKey,
         user: Option<Arc<str>>,
         protocol: Protocol,
-        outbound: mpsc::Sender<Bytes>,
+        queue_capacity: usize,
         request: RequestInfo,
     ) -> ConnectionHandle {
         ConnectionHandle {
@@ -65,9 +64,8 @@ impl ConnectionHandle {
             hub,
             user,
             protocol,
-            outbound,
+            outbox: Outbox::new(queue_capacity),
             closing: CancellationToken::new(),
-            draining: CancellationToken::new(),
             close_error: Mutex::new(None),
             pending_results: Mutex::new(HashMap::new()),
             next_invocation: AtomicU64::new(0),
@@ -108,17 +106,16 @@ impl ConnectionHandle {
         user: Option<&str>,
         protocol: Protocol,
         capacity: usize,
-    ) -> (Arc<ConnectionHandle>, mpsc::Receiver<Bytes>) {
-        let (tx, rx) = mpsc::channel(capacity.max(1));
-        let handle = ConnectionHandle::new(
+    ) -> (Arc<ConnectionHandle>, Detached) {
+        let handle = Arc::new(ConnectionHandle::new(
             Arc::from(id),
             hub,
             user.map(Arc::from),
             protocol,
-            tx,
+            capacity,
             super::RequestInfo::default(),
-        );
-        (Arc::new(handle), rx)
+        ));
+        (handle.clone(), Detached(handle))
     }
 
     /// Queues an invocation. False when the queue is full: the client is too slow.
@@ -134,18 +131,12 @@ impl ConnectionHandle {
 
     /// Queues an encoded frame without waiting. False when the queue is full.
     pub fn send_frame(&self, frame: Bytes) -> bool {
-        !matches!(
-            self.outbound.try_send(frame),
-            Err(mpsc::error::TrySendError::Full(_))
-        )
+        !matches!(self.outbox.try_push(frame), Err(PushError::Full))
     }
 
     /// Queues an encoded frame, waiting for room (backpressure for streams).
     pub async fn send_frame_waiting(&self, frame: Bytes) -> Result<(), ()> {
-        tokio::select! {
-            sent = self.outbound.send(frame) => sent.map_err(|_| ()),
-            () = self.closing.cancelled() => Err(()),
-        }
+        self.outbox.push(frame).await.map_err(|_| ())
     }
 
     /// Encodes and queues one hub message, waiting for room.
@@ -178,17 +169,12 @@ impl ConnectionHandle {
                 });
             }
         }
-        self.closing.cancel();
-    }
-
-    /// Asks the connection to finish its in-flight invocations, then close
-    /// with a reason that lets clients reconnect (to another node).
-    pub fn drain(&self) {
-        self.draining.cancel();
+        self.close();
     }
 
     /// Ends the connection without an error.
     pub fn close(&self) {
+        self.outbox.close();
         self.closing.cancel();
     }
 
@@ -259,5 +245,34 @@ impl ConnectionHandle {
     /// Fails every awaited client result: the connection is gone.
     pub(super) fn fail_pending_results(&self) {
         self.pending_results.lock().clear();
+    }
+}
+
+/// The outbound side of a detached connection: what the writer would send.
+#[derive(Debug)]
+pub struct Detached(Arc<ConnectionHandle>);
+
+impl Detached {
+    /// The next queued frame; None once the connection closed and nothing is left.
+    pub async fn recv(&mut self) -> Option<Bytes> {
+        let outbox = &self.0.outbox;
+        std::future::poll_fn(|cx| {
+            let mut batch = Vec::with_capacity(1);
+            match outbox.poll_take(cx, &mut batch, 1) {
+                std::task::Poll::Ready(super::outbox::Taken::Records) => {
+                    std::task::Poll::Ready(batch.pop())
+                }
+                std::task::Poll::Ready(super::outbox::Taken::Closed) => {
+                    std::task::Poll::Ready(outbox.try_pop())
+                }
+                std::task::Poll::Pending => std::task::Poll::Pending,
+            }
+        })
+        .await
+    }
+
+    /// The next queued frame, if one is there now.
+    pub fn try_recv(&mut self) -> Option<Bytes> {
+        self.0.outbox.try_pop()
     }
 }

@@ -8,6 +8,7 @@
 //! Layout:
 //! - `run`: handshake, then the reader loop; with stateful reconnect it also
 //!   parks the connection when its WebSocket drops and takes a new one.
+//! - `outbox`: the bounded outbound queue; closing the connection closes it.
 //! - `writer`: the outbound queue into the transport, pings, Acks, replay.
 //! - `replay`: sequence numbers, the bounded replay buffer, duplicate
 //!   suppression; pure.
@@ -16,6 +17,7 @@
 //! - `pending`: negotiated connections waiting for their transport.
 
 mod handle;
+mod outbox;
 mod pending;
 pub mod replay;
 mod resume;
@@ -24,7 +26,7 @@ mod writer;
 
 use bytes::Bytes;
 
-pub use handle::ConnectionHandle;
+pub use handle::{ConnectionHandle, Detached};
 pub use pending::{Negotiated, PendingConnections, RequestInfo};
 pub use resume::{
     BoxInbound, BoxOutbound, ResumableConnections, ResumeLink, Transport, TransportGone,

@@ -14,6 +14,7 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -22,6 +23,7 @@ use tokio::sync::{Notify, mpsc, watch};
 use tokio::time::{Instant, Sleep, sleep_until};
 use tracing::debug;
 
+use super::outbox::Taken;
 use super::replay::ReplayBuffer;
 use super::resume::BoxOutbound;
 use super::{ConnectionHandle, OutFrame};
@@ -49,10 +51,13 @@ pub(super) struct StatefulOut {
 struct Writer {
     /// None while a stateful connection waits for its client to reconnect.
     sink: Option<BoxOutbound>,
-    queue: mpsc::Receiver<Bytes>,
     handle: Arc<ConnectionHandle>,
+    /// Records taken from the outbox for the next frame; kept for its capacity.
+    batch: Vec<Bytes>,
     protocol: Protocol,
     binary: bool,
+    /// Pings after this long without a write; none on long polling.
+    keep_alive: Option<Duration>,
     stateful: Option<StatefulOut>,
     /// The newest id acknowledged to the client, and when the next Ack is due.
     acked: u64,
@@ -61,7 +66,8 @@ struct Writer {
 
 /// What woke the writer.
 enum Event {
-    Frames(Vec<Bytes>),
+    /// Records are in `Writer::batch`.
+    Frames,
     Ping,
     NewSink(BoxOutbound),
     Acked,
@@ -70,146 +76,184 @@ enum Event {
     Stop,
 }
 
-pub(super) async fn run(
+/// The writer's future. Not an async fn: that would keep its arguments
+/// beside the `Writer` made of them for the connection's life.
+pub(super) fn run(
     sink: BoxOutbound,
-    queue: mpsc::Receiver<Bytes>,
     handle: Arc<ConnectionHandle>,
     protocol: Protocol,
     keep_alive: Option<Duration>,
     stateful: Option<StatefulOut>,
-) {
+) -> impl Future<Output = ()> + Send + 'static {
     let mut writer = Writer {
         sink: Some(sink),
-        queue,
         handle,
+        batch: Vec::new(),
         protocol,
         binary: protocol.transfer_format() == TransferFormat::Binary,
+        keep_alive,
         stateful,
         acked: 0,
         ack_due: None,
     };
-    let ping = encode(protocol, &HubMessage::Ping);
-    let idle = keep_alive.unwrap_or(Duration::from_secs(365 * 24 * 3600));
-    // One timer for the connection's life, moved only when it fires: re-arming
-    // a timer per message costs two timer-wheel updates per recipient of every
-    // broadcast. A write only notes the time; when the timer fires early (the
-    // connection was busy), it moves to `idle` after the last write instead.
-    let mut last_write = Instant::now();
-    let mut ping_timer = std::pin::pin!(sleep_until(last_write + idle));
-    loop {
-        match writer
-            .next_event(keep_alive.is_some(), ping_timer.as_mut())
-            .await
-        {
-            Event::Stop => break,
-            Event::Ping if last_write + idle > Instant::now() => {
-                ping_timer.as_mut().reset(last_write + idle);
-                continue;
-            }
-            Event::Frames(frames) => {
-                if let Some(st) = writer.stateful.as_mut() {
-                    for frame in &frames {
-                        st.buffer.push(frame.clone());
-                    }
-                }
-                if !writer.send(join(&frames)).await {
-                    return;
-                }
-            }
-            Event::Ping => {
-                if !writer.send(ping.clone()).await {
-                    return;
-                }
-                let now = Instant::now();
-                ping_timer.as_mut().reset(now + idle);
-            }
-            Event::NewSink(sink) => writer.install(sink).await,
-            Event::Acked => {
-                if let Some(st) = writer.stateful.as_mut() {
-                    let acked = *st.acks.borrow_and_update();
-                    st.buffer.ack(acked);
-                }
-                continue;
-            }
-            Event::Received => {
-                if writer.ack_due.is_none() {
-                    writer.ack_due = Some(Instant::now() + ACK_DELAY);
-                }
-                continue;
-            }
-            Event::SendAck => {
-                if writer.sink.is_none() {
-                    // Parked: the Ack goes out once the client is back (see `install`).
-                    continue;
-                }
-                writer.ack_due = None;
-                let Some(received) = writer
-                    .stateful
-                    .as_mut()
-                    .map(|st| *st.received.borrow_and_update())
-                else {
-                    continue;
-                };
-                if received > writer.acked {
-                    writer.acked = received;
-                    let ack = encode(
-                        protocol,
-                        &HubMessage::Ack {
-                            sequence_id: received,
-                        },
-                    );
-                    if !writer.send(ack).await {
-                        return;
-                    }
-                }
-            }
-        }
-        last_write = Instant::now();
-    }
-    writer.finish().await;
+    async move { writer.run().await }
 }
 
 impl Writer {
-    async fn next_event(&mut self, pings: bool, ping_timer: Pin<&mut Sleep>) -> Event {
+    async fn run(&mut self) {
+        let protocol = self.protocol;
+        let keep_alive = self.keep_alive;
+        let ping = encode(protocol, &HubMessage::Ping);
+        let idle = keep_alive.unwrap_or(Duration::from_secs(365 * 24 * 3600));
+        // One timer for the connection's life, moved only when it fires: re-arming
+        // a timer per message costs two timer-wheel updates per recipient of every
+        // broadcast. A write only notes the time; when the timer fires early (the
+        // connection was busy), it moves to `idle` after the last write instead.
+        let mut last_write = Instant::now();
+        let mut ping_timer = std::pin::pin!(sleep_until(last_write + idle));
+        loop {
+            match self
+                .next_event(keep_alive.is_some(), ping_timer.as_mut())
+                .await
+            {
+                Event::Stop => break,
+                Event::Ping if last_write + idle > Instant::now() => {
+                    ping_timer.as_mut().reset(last_write + idle);
+                    continue;
+                }
+                Event::Frames => {
+                    if let Some(st) = self.stateful.as_mut() {
+                        for frame in &self.batch {
+                            st.buffer.push(frame.clone());
+                        }
+                    }
+                    let frame = join(&self.batch);
+                    self.batch.clear();
+                    if !self.send(frame).await {
+                        return;
+                    }
+                }
+                Event::Ping => {
+                    if !self.send(ping.clone()).await {
+                        return;
+                    }
+                    let now = Instant::now();
+                    ping_timer.as_mut().reset(now + idle);
+                }
+                Event::NewSink(sink) => Box::pin(self.install(sink)).await,
+                Event::Acked => {
+                    if let Some(st) = self.stateful.as_mut() {
+                        let acked = *st.acks.borrow_and_update();
+                        st.buffer.ack(acked);
+                    }
+                    continue;
+                }
+                Event::Received => {
+                    if self.ack_due.is_none() {
+                        self.ack_due = Some(Instant::now() + ACK_DELAY);
+                    }
+                    continue;
+                }
+                Event::SendAck => {
+                    if self.sink.is_none() {
+                        // Parked: the Ack goes out once the client is back (see `install`).
+                        continue;
+                    }
+                    self.ack_due = None;
+                    let Some(received) = self
+                        .stateful
+                        .as_mut()
+                        .map(|st| *st.received.borrow_and_update())
+                    else {
+                        continue;
+                    };
+                    if received > self.acked {
+                        self.acked = received;
+                        let ack = encode(
+                            protocol,
+                            &HubMessage::Ack {
+                                sequence_id: received,
+                            },
+                        );
+                        if !self.send(ack).await {
+                            return;
+                        }
+                    }
+                }
+            }
+            last_write = Instant::now();
+        }
+        Box::pin(self.finish()).await;
+    }
+}
+
+impl Writer {
+    async fn next_event(&mut self, pings: bool, mut ping_timer: Pin<&mut Sleep>) -> Event {
         let connected = self.sink.is_some();
-        // A full replay buffer takes nothing more until the client acknowledges: the queue
-        // fills, senders that wait are held back, and past the queue's bound the connection
-        // counts as too slow, as any other connection does.
-        let may_take = self.stateful.as_ref().is_none_or(|st| st.buffer.has_room());
-        let ack_due = self.ack_due;
         let Writer {
-            queue,
             handle,
+            batch,
             stateful,
             ..
         } = self;
-        let stateful_event = async {
-            let Some(st) = stateful.as_mut() else {
-                return std::future::pending().await;
-            };
-            // A branch whose sender is gone (the reader ended) is disabled; the
-            // connection is closing then. With an Ack already due, what arrives
-            // meanwhile goes into it: no need to wake for every message.
-            tokio::select! {
-                biased;
-                Some(sink) = st.sinks.recv() => Event::NewSink(sink),
-                Ok(()) = st.acks.changed() => Event::Acked,
-                Ok(()) = st.received.changed(), if ack_due.is_none() => Event::Received,
-                () = st.ack_now.notified() => Event::SendAck,
-            }
+        if stateful.is_none() {
+            // Most connections: no futures are made per message, and the
+            // outbox both wakes the writer and tells it the connection closes.
+            return std::future::poll_fn(|cx| {
+                match handle.outbox.poll_take(cx, batch, MAX_BATCH) {
+                    Poll::Ready(Taken::Records) => return Poll::Ready(Event::Frames),
+                    Poll::Ready(Taken::Closed) => return Poll::Ready(Event::Stop),
+                    Poll::Pending => {}
+                }
+                if connected && pings && ping_timer.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Event::Ping);
+                }
+                Poll::Pending
+            })
+            .await;
+        }
+        // Boxed: its futures would otherwise be part of every connection's writer.
+        Box::pin(self.next_stateful_event(ping_timer)).await
+    }
+
+    /// What wakes the writer of a stateful-reconnect connection.
+    async fn next_stateful_event(&mut self, ping_timer: Pin<&mut Sleep>) -> Event {
+        let connected = self.sink.is_some();
+        let pings = self.keep_alive.is_some();
+        let Writer {
+            handle,
+            batch,
+            stateful,
+            ..
+        } = self;
+        let Some(st) = stateful.as_mut() else {
+            return Event::Stop;
         };
-        let first = tokio::select! {
+        // A full replay buffer takes nothing more until the client acknowledges: the queue
+        // fills, senders that wait are held back, and past the queue's bound the connection
+        // counts as too slow, as any other connection does.
+        let room = st.buffer.room();
+        let may_take = st.buffer.has_room();
+        let ack_due = self.ack_due;
+        let take =
+            std::future::poll_fn(|cx| handle.outbox.poll_take(cx, batch, MAX_BATCH.min(room)));
+        // A branch whose sender is gone (the reader ended) is disabled; the
+        // connection is closing then. With an Ack already due, what arrives
+        // meanwhile goes into it: no need to wake for every message.
+        tokio::select! {
             biased;
-            () = handle.closing.cancelled() => return Event::Stop,
-            event = stateful_event => return event,
-            item = queue.recv(), if may_take => match item {
-                Some(first) => first,
-                None => return Event::Stop,
+            () = handle.closing.cancelled() => Event::Stop,
+            Some(sink) = st.sinks.recv() => Event::NewSink(sink),
+            Ok(()) = st.acks.changed() => Event::Acked,
+            Ok(()) = st.received.changed(), if ack_due.is_none() => Event::Received,
+            () = st.ack_now.notified() => Event::SendAck,
+            taken = take, if may_take => match taken {
+                Taken::Records => Event::Frames,
+                Taken::Closed => Event::Stop,
             },
-            () = sleep_until(ack_due.unwrap_or_else(Instant::now)), if connected && ack_due.is_some() => return Event::SendAck,
-            () = ping_timer, if connected && pings => return Event::Ping,
-        };
-        Event::Frames(batch(first, &mut self.queue, self.stateful.as_ref()))
+            () = sleep_until(ack_due.unwrap_or_else(Instant::now)), if connected && ack_due.is_some() => Event::SendAck,
+            () = ping_timer, if connected && pings => Event::Ping,
+        }
     }
 
     /// Sends one frame. False when the connection is over (a transport failed without
@@ -221,11 +265,21 @@ impl Writer {
         let Some(sink) = self.sink.as_mut() else {
             return true;
         };
-        let Some(st) = self.stateful.as_mut() else {
+        if self.stateful.is_none() {
             if sink.send(OutFrame::Data { data, binary }).await.is_err() {
                 self.handle.close();
                 return false;
             }
+            return true;
+        }
+        // Boxed: its futures would otherwise be part of every connection's writer.
+        Box::pin(self.send_stateful(data)).await
+    }
+
+    /// Sends on the transport of a stateful-reconnect connection.
+    async fn send_stateful(&mut self, data: Bytes) -> bool {
+        let binary = self.binary;
+        let (Some(sink), Some(st)) = (self.sink.as_mut(), self.stateful.as_mut()) else {
             return true;
         };
         let replaced = tokio::select! {
@@ -290,14 +344,11 @@ impl Writer {
     }
 
     /// Closing: what was queued before the close still goes out, then the reason.
-    async fn finish(mut self) {
+    async fn finish(&mut self) {
         let Some(mut sink) = self.sink.take() else {
             return;
         };
-        let mut rest = Vec::new();
-        while let Ok(item) = self.queue.try_recv() {
-            rest.push(item);
-        }
+        let mut rest = self.handle.outbox.drain();
         if let Some(reason) = self.handle.close_reason() {
             rest.push(encode(
                 self.protocol,
@@ -320,25 +371,6 @@ impl Writer {
         let _ = sink.send(OutFrame::Close).await;
         let _ = sink.close().await;
     }
-}
-
-/// Takes whatever else is queued already with `first`, so a busy connection
-/// makes one write (and one syscall) for many messages. With stateful
-/// reconnect it stops where the replay buffer would be full.
-fn batch(first: Bytes, queue: &mut mpsc::Receiver<Bytes>, st: Option<&StatefulOut>) -> Vec<Bytes> {
-    let mut size = first.len();
-    let room = st.map(|st| st.buffer.room());
-    let mut frames = vec![first];
-    while size < MAX_BATCH && room.is_none_or(|room| size < room) {
-        match queue.try_recv() {
-            Ok(next) => {
-                size += next.len();
-                frames.push(next);
-            }
-            Err(_) => break,
-        }
-    }
-    frames
 }
 
 /// Groups records into frames of at most about [`MAX_BATCH`] bytes.
