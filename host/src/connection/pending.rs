@@ -24,11 +24,16 @@ pub struct Negotiated {
 }
 
 /// What plugins may read of the request that opened a connection.
+///
+/// Every live connection keeps one, so it is packed: all names and values
+/// back to back in one string, rather than two allocations per header (about
+/// 1 KiB of every idle connection, measured with the idle bench).
 #[derive(Debug, Clone, Default)]
 pub struct RequestInfo {
-    pub query: Vec<(String, String)>,
-    /// Header names lowercased; never Authorization or Cookie.
-    pub headers: Vec<(String, String)>,
+    text: Box<str>,
+    /// Where each pair's name and value end in `text`: query pairs first.
+    ends: Box<[(u32, u32)]>,
+    queries: usize,
 }
 
 /// Headers never shown to plugins: they carry credentials.
@@ -39,32 +44,74 @@ const MAX_REQUEST_ITEMS: usize = 64;
 const MAX_REQUEST_VALUE: usize = 4096;
 
 impl RequestInfo {
-    /// Keeps what a plugin may see of a request, bounded in size.
+    /// The query and headers of `request`, without credentials; header names lowercased.
     pub fn capture(query: &[(String, String)], headers: &axum::http::HeaderMap) -> RequestInfo {
         let query = query
             .iter()
             .filter(|(k, _)| !HIDDEN_QUERY.iter().any(|h| k.eq_ignore_ascii_case(h)))
-            .filter(|(k, v)| k.len() + v.len() <= MAX_REQUEST_VALUE)
-            .take(MAX_REQUEST_ITEMS)
-            .cloned()
-            .collect();
+            .map(|(k, v)| (k.as_str(), v.as_str()));
         let headers = headers
             .iter()
             .filter(|(name, _)| !HIDDEN_HEADERS.contains(&name.as_str()))
-            .filter_map(|(name, value)| {
-                Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned()))
-            })
-            .filter(|(k, v)| k.len() + v.len() <= MAX_REQUEST_VALUE)
-            .take(MAX_REQUEST_ITEMS)
-            .collect();
-        RequestInfo { query, headers }
+            .filter_map(|(name, value)| Some((name.as_str(), value.to_str().ok()?)));
+        RequestInfo::new(query, headers)
+    }
+
+    fn new<'a>(
+        mut query: impl Iterator<Item = (&'a str, &'a str)>,
+        mut headers: impl Iterator<Item = (&'a str, &'a str)>,
+    ) -> RequestInfo {
+        let mut text = String::new();
+        let mut ends = Vec::new();
+        let mut push = |pairs: &mut dyn Iterator<Item = (&'a str, &'a str)>| {
+            let mut count = 0;
+            for (name, value) in pairs
+                .filter(|(k, v)| k.len() + v.len() <= MAX_REQUEST_VALUE)
+                .take(MAX_REQUEST_ITEMS)
+            {
+                text.push_str(name);
+                let name_end = text.len();
+                text.push_str(value);
+                // At most 128 pairs of 4 KiB: far below u32::MAX.
+                ends.push((name_end as u32, text.len() as u32));
+                count += 1;
+            }
+            count
+        };
+        let queries = push(&mut query);
+        push(&mut headers);
+        RequestInfo {
+            text: text.into_boxed_str(),
+            ends: ends.into_boxed_slice(),
+            queries,
+        }
+    }
+
+    /// The query parameters, in order, without `id` and `access_token`.
+    pub fn query(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.pairs().take(self.queries)
+    }
+
+    /// The headers, names lowercased, without credentials.
+    pub fn headers(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.pairs().skip(self.queries)
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
+        self.headers()
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+            .map(|(_, v)| v)
+    }
+
+    fn pairs(&self) -> impl Iterator<Item = (&str, &str)> {
+        let mut start = 0;
+        self.ends.iter().map(move |&(name_end, value_end)| {
+            let (name_end, value_end) = (name_end as usize, value_end as usize);
+            let name = self.text.get(start..name_end).unwrap_or_default();
+            let value = self.text.get(name_end..value_end).unwrap_or_default();
+            start = value_end;
+            (name, value)
+        })
     }
 }
 
@@ -178,9 +225,37 @@ mod request_tests {
             ("room".to_owned(), "blue".to_owned()),
         ];
         let info = RequestInfo::capture(&query, &headers);
-        assert_eq!(info.query, vec![("room".to_owned(), "blue".to_owned())]);
+        assert_eq!(info.query().collect::<Vec<_>>(), vec![("room", "blue")]);
+        assert_eq!(
+            info.headers().collect::<Vec<_>>(),
+            vec![("user-agent", "test")]
+        );
         assert_eq!(info.header("User-Agent"), Some("test"));
         assert_eq!(info.header("authorization"), None);
         assert_eq!(info.header("cookie"), None);
+    }
+
+    #[test]
+    fn packed_pairs_keep_their_order_and_empty_values() {
+        let mut headers = axum::http::HeaderMap::new();
+        headers.insert("x-a", "1".parse().expect("h"));
+        headers.insert("x-empty", "".parse().expect("h"));
+        headers.insert("x-b", "22".parse().expect("h"));
+        let query = vec![
+            ("a".to_owned(), String::new()),
+            ("b".to_owned(), "2".to_owned()),
+            ("a".to_owned(), "3".to_owned()),
+        ];
+        let info = RequestInfo::capture(&query, &headers);
+        assert_eq!(
+            info.query().collect::<Vec<_>>(),
+            vec![("a", ""), ("b", "2"), ("a", "3")]
+        );
+        assert_eq!(
+            info.headers().collect::<Vec<_>>(),
+            vec![("x-a", "1"), ("x-empty", ""), ("x-b", "22")]
+        );
+        assert_eq!(info.header("X-B"), Some("22"));
+        assert_eq!(RequestInfo::default().query().count(), 0);
     }
 }

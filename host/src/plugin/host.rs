@@ -316,7 +316,12 @@ impl streaming::Host for HostState {
 impl connection::Host for HostState {
     async fn query(&mut self) -> Vec<(String, String)> {
         self.caller()
-            .map(|c| c.request.query.clone())
+            .map(|c| {
+                c.request
+                    .query()
+                    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
