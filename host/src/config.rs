@@ -39,6 +39,11 @@ pub struct Config {
     /// Messages queued for one connection before it counts as too slow and is closed.
     #[serde(default = "default_outbound_queue")]
     pub outbound_queue: usize,
+    /// Bytes a WebSocket reads at a time. Every connection holds this much from the start,
+    /// so it is most of an idle connection's memory; a larger message still arrives whole,
+    /// over several reads. Raise it when clients send many large messages.
+    #[serde(default = "default_websocket_read_buffer_bytes")]
+    pub websocket_read_buffer_bytes: usize,
     /// Hold a long poll this many seconds with nothing to send, then answer an empty 200
     /// (ASP.NET's `PollTimeout`); below the JS client's fixed 100 s poll timeout.
     #[serde(default = "default_long_poll_timeout_secs")]
@@ -374,6 +379,10 @@ fn default_handshake_timeout_secs() -> u64 {
 fn default_disconnect_timeout_secs() -> u64 {
     15
 }
+fn default_websocket_read_buffer_bytes() -> usize {
+    1024
+}
+
 fn default_outbound_queue() -> usize {
     4096
 }

@@ -260,9 +260,19 @@ fn connect_websocket(
     };
     // The token a stateful-reconnect client resumes with (none without negotiate).
     let token = query_param(&query, "id").map(str::to_owned);
-    websocket_limits(upgrade, &node, &accepted.tenant).on_upgrade(move |socket| async move {
-        websocket::serve(node, accepted, socket, token).await;
-        drop(registration);
+    let upgrade = websocket_limits(upgrade, &node, &accepted.tenant);
+    // Boxed: axum's upgrade task keeps this closure's room for the connection's
+    // whole life, called or not. For the same reason the connection is made
+    // here rather than in the async block, which would keep the socket and the
+    // rest it captured beside the connection.
+    let start = Box::new((node, accepted, token, registration));
+    upgrade.on_upgrade(move |socket| {
+        let (node, accepted, token, registration) = *start;
+        let connection = websocket::serve(node, accepted, socket, token);
+        async move {
+            connection.await;
+            drop(registration);
+        }
     })
 }
 
@@ -298,7 +308,7 @@ fn websocket_limits(upgrade: WebSocketUpgrade, node: &Node, tenant: &Tenant) -> 
     upgrade
         // tungstenite's default is a 128 KiB read buffer per socket, most of an idle
         // connection's memory; it grows on demand for larger messages.
-        .read_buffer_size(4096)
+        .read_buffer_size(node.config.websocket_read_buffer_bytes.max(256))
         .max_message_size(frame_limit)
         .max_frame_size(frame_limit)
 }
