@@ -11,7 +11,11 @@
 //! timed in the metrics (see `crate::metrics`).
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::Poll;
 use std::time::Instant;
 
 use parking_lot::Mutex;
@@ -51,6 +55,8 @@ struct Shared {
     handle: Arc<ConnectionHandle>,
     /// Running streams and background calls, by invocation id, for CancelInvocation.
     running: Mutex<HashMap<String, CancellationToken>>,
+    /// Plain invocations handed to the dispatcher and not finished yet.
+    queued: AtomicUsize,
     /// The tenant's use of the node, for its concurrent-invocation limit.
     usage: Arc<TenantUsage>,
     /// Counted per message; handles made once per connection.
@@ -69,6 +75,13 @@ struct MethodMetrics {
     outcomes: Vec<(&'static str, metrics::Counter)>,
 }
 
+/// What the in-order dispatcher runs next.
+enum Job {
+    Call(Call),
+    /// A call started on the reader that has to wait for something.
+    Started(Pin<Box<dyn Future<Output = ()> + Send>>),
+}
+
 /// One call to make.
 struct Call {
     invocation_id: Option<String>,
@@ -82,7 +95,7 @@ pub struct HubSession {
     shared: Arc<Shared>,
     /// Plain invocations for the in-order dispatcher, which starts with the
     /// first invocation: an idle connection holds no task and no queue for it.
-    dispatch: Option<mpsc::Sender<Call>>,
+    dispatch: Option<mpsc::Sender<Job>>,
     dispatcher: Option<tokio::task::JoinHandle<()>>,
     /// False once draining: no new invocations.
     accepting: bool,
@@ -128,6 +141,7 @@ impl HubSession {
             ctx,
             handle,
             running: Mutex::new(HashMap::new()),
+            queued: AtomicUsize::new(0),
         });
         HubSession {
             shared,
@@ -196,7 +210,7 @@ impl HubSession {
     }
 
     /// The in-order dispatcher's queue, started on first use; None once draining.
-    fn dispatcher(&mut self) -> Option<mpsc::Sender<Call>> {
+    fn dispatcher(&mut self) -> Option<mpsc::Sender<Job>> {
         if !self.accepting {
             return None;
         }
@@ -206,6 +220,35 @@ impl HubSession {
             self.dispatch = Some(dispatch);
         }
         self.dispatch.clone()
+    }
+
+    /// Runs a plain invocation in order after those before it. With none
+    /// waiting, it starts right here on the reader, which saves the hand-off to
+    /// the dispatcher task (most calls finish without waiting for anything);
+    /// one that has to wait (a client result, the KV store, a guest that runs
+    /// past an epoch) goes on in the dispatcher, ahead of any later call.
+    async fn dispatch_plain(&mut self, call: Call) {
+        let Some(dispatch) = self.dispatcher() else {
+            let error = "Server is shutting down.".to_owned();
+            complete(&self.shared, call.invocation_id.as_deref(), Err(error)).await;
+            return;
+        };
+        let job = if self.shared.queued.load(Ordering::Acquire) == 0 {
+            let mut started = Box::pin(run_call(self.shared.clone(), call));
+            let finished =
+                std::future::poll_fn(|cx| Poll::Ready(started.as_mut().poll(cx).is_ready())).await;
+            if finished {
+                return;
+            }
+            Job::Started(started)
+        } else {
+            Job::Call(call)
+        };
+        self.shared.queued.fetch_add(1, Ordering::AcqRel);
+        // Reading waits while the queue is full: backpressure.
+        if dispatch.send(job).await.is_err() {
+            self.shared.queued.fetch_sub(1, Ordering::AcqRel);
+        }
     }
 
     /// Takes no new invocations and ends running streams; returns the
@@ -280,16 +323,7 @@ impl HubSession {
                     sink: None,
                 };
                 if stream_ids.is_empty() {
-                    // Reading waits while the queue is full: backpressure.
-                    match self.dispatcher() {
-                        Some(dispatch) => {
-                            let _ = dispatch.send(call).await;
-                        }
-                        None => {
-                            let error = "Server is shutting down.".to_owned();
-                            complete(&self.shared, call.invocation_id.as_deref(), Err(error)).await;
-                        }
-                    }
+                    Box::pin(self.dispatch_plain(call)).await;
                 } else {
                     self.start_background(call, &stream_ids).await;
                 }
@@ -412,12 +446,21 @@ impl Shared {
 }
 
 /// Runs plain invocations one at a time, in the order the client sent them.
-async fn dispatch_in_order(shared: Arc<Shared>, mut queue: mpsc::Receiver<Call>) {
-    while let Some(call) = queue.recv().await {
-        let id = call.invocation_id.clone();
-        let result = execute(&shared, call, 0).await;
-        complete(&shared, id.as_deref(), result).await;
+async fn dispatch_in_order(shared: Arc<Shared>, mut queue: mpsc::Receiver<Job>) {
+    while let Some(job) = queue.recv().await {
+        match job {
+            Job::Call(call) => run_call(shared.clone(), call).await,
+            Job::Started(started) => started.await,
+        }
+        shared.queued.fetch_sub(1, Ordering::AcqRel);
     }
+}
+
+/// One plain invocation, from the call to the client's Completion.
+async fn run_call(shared: Arc<Shared>, call: Call) {
+    let id = call.invocation_id.clone();
+    let result = execute(&shared, call, 0).await;
+    complete(&shared, id.as_deref(), result).await;
 }
 
 /// Sends a stream's items to the client as they come.
