@@ -97,6 +97,11 @@ struct DriveArgs {
     /// p99 bound in milliseconds.
     #[arg(long, default_value_t = 100.0)]
     p99_ms: f64,
+    /// Runs a failed rate once more before counting it as failed: on a shared machine one
+    /// stall of the machine (not of the server) otherwise ends the search. Applies to every
+    /// server alike; both runs are reported. 0 turns it off.
+    #[arg(long, default_value_t = 1)]
+    retries: usize,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -238,13 +243,15 @@ struct DriveReport {
 }
 
 /// Doubles the rate from --min-rate until a run fails (or --max-rate), then bisects between the
-/// last pass and the first failure; at most --steps runs in all.
+/// last pass and the first failure; at most --steps runs in all. A rate fails when --retries + 1
+/// runs in a row fail at it.
 async fn drive(args: &DriveArgs) -> Result<DriveReport> {
     let mut cfg = fanout_config(&args.fanout).await?;
     let mut steps = Vec::new();
     let (mut lo, mut hi): (u64, Option<u64>) = (0, None);
     let mut best: Option<(u64, f64, f64, f64)> = None;
     let mut rate = args.min_rate.max(1);
+    let mut retried = 0;
     for _ in 0..args.steps.max(1) {
         cfg.rate = rate;
         let step = match fanout::run(&cfg, "fanout").await {
@@ -278,6 +285,13 @@ async fn drive(args: &DriveArgs) -> Result<DriveReport> {
                 error: Some(format!("{e:#}")),
             },
         };
+        if !step.pass && retried < args.retries {
+            retried += 1;
+            steps.push(step);
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            continue;
+        }
+        retried = 0;
         let pass = step.pass;
         steps.push(step);
         if pass {
