@@ -196,9 +196,13 @@ async fn start(
     let keep_alive = accepted
         .keep_alive
         .then(|| Duration::from_secs(config.keep_alive_secs));
-    let wf = writer::run(outbound, handle.clone(), protocol, keep_alive, stateful_out);
-    tracing::warn!(size = std::mem::size_of_val(&wf), "TMPSIZE writer");
-    let writer = tokio::spawn(wf);
+    let writer = tokio::spawn(writer::run(
+        outbound,
+        handle.clone(),
+        protocol,
+        keep_alive,
+        stateful_out,
+    ));
     info!(
         connection = %id,
         hub = %handle.hub,
