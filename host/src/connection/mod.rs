@@ -29,7 +29,8 @@ use bytes::Bytes;
 pub use handle::{ConnectionHandle, Detached};
 pub use pending::{Negotiated, PendingConnections, RequestInfo};
 pub use resume::{
-    BoxInbound, BoxOutbound, ResumableConnections, ResumeLink, Transport, TransportGone,
+    BoxInbound, BoxOutbound, GoneOnError, ResumableConnections, ResumeLink, Transport,
+    TransportGone,
 };
 pub use run::{Accepted, run, run_resumable};
 

@@ -10,7 +10,7 @@ use tokio::sync::{Notify, mpsc, watch};
 use tracing::{debug, info};
 
 use super::replay::{Admit, InboundSequence, ReplayBuffer};
-use super::resume::{BoxInbound, BoxOutbound, ResumeLink, Transport, TransportGone};
+use super::resume::{BoxInbound, BoxOutbound, GoneOnError, ResumeLink, Transport};
 use super::writer::{self, StatefulOut};
 use super::{ConnectionHandle, Inbound, Negotiated, OutFrame};
 use crate::hub::{Flow, HubSession};
@@ -58,7 +58,7 @@ where
     I: Stream<Item = Inbound> + Unpin + Send + 'static,
     O: Sink<OutFrame> + Unpin + Send + 'static,
 {
-    let outbound: BoxOutbound = Box::pin(outbound.sink_map_err(|_| TransportGone));
+    let outbound: BoxOutbound = Box::pin(GoneOnError(outbound));
     run_connection(node, accepted, None, Box::pin(inbound), outbound)
 }
 

@@ -20,8 +20,7 @@ use futures_util::{SinkExt, StreamExt, future};
 use tracing::debug;
 
 use crate::connection::{
-    self, Accepted, BoxInbound, BoxOutbound, Inbound, OutFrame, ResumeLink, Transport,
-    TransportGone,
+    self, Accepted, BoxInbound, BoxOutbound, GoneOnError, Inbound, OutFrame, ResumeLink, Transport,
 };
 use crate::node::Node;
 
@@ -68,27 +67,25 @@ fn transport(socket: WebSocket) -> Transport {
             Ok(Message::Ping(_) | Message::Pong(_)) => None,
         })
     });
-    let outbound = sink
-        .with(|frame: OutFrame| {
-            future::ready(Ok::<_, axum::Error>(match frame {
-                OutFrame::Data { data, binary: true } => Message::Binary(data),
-                OutFrame::Data {
-                    data,
-                    binary: false,
-                } => match Utf8Bytes::try_from(data.clone()) {
-                    Ok(text) => Message::Text(text),
-                    Err(e) => {
-                        tracing::error!(error = %e, "a JSON frame was not UTF-8; sent as binary");
-                        Message::Binary(data)
-                    }
-                },
-                OutFrame::Close => Message::Close(Some(CloseFrame {
-                    code: 1000,
-                    reason: Utf8Bytes::from_static(""),
-                })),
-            }))
-        })
-        .sink_map_err(|_| TransportGone);
+    let outbound = GoneOnError(sink.with(|frame: OutFrame| {
+        future::ready(Ok::<_, axum::Error>(match frame {
+            OutFrame::Data { data, binary: true } => Message::Binary(data),
+            OutFrame::Data {
+                data,
+                binary: false,
+            } => match Utf8Bytes::try_from(data.clone()) {
+                Ok(text) => Message::Text(text),
+                Err(e) => {
+                    tracing::error!(error = %e, "a JSON frame was not UTF-8; sent as binary");
+                    Message::Binary(data)
+                }
+            },
+            OutFrame::Close => Message::Close(Some(CloseFrame {
+                code: 1000,
+                reason: Utf8Bytes::from_static(""),
+            })),
+        }))
+    }));
     let inbound: BoxInbound = Box::pin(inbound);
     let outbound: BoxOutbound = Box::pin(outbound);
     Transport { inbound, outbound }
