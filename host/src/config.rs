@@ -41,7 +41,7 @@ pub struct Config {
     pub outbound_queue: usize,
     /// Bytes a WebSocket reads at a time. Every connection holds this much from the start,
     /// so it is most of an idle connection's memory; a larger message still arrives whole,
-    /// over several reads. Raise it when clients send many large messages.
+    /// over several reads. Raise it when clients send many large messages. At least 256.
     #[serde(default = "default_websocket_read_buffer_bytes")]
     pub websocket_read_buffer_bytes: usize,
     /// Hold a long poll this many seconds with nothing to send, then answer an empty 200

@@ -154,10 +154,7 @@ impl Outbox {
 
     /// Records queued before the close, for the writer's last flush.
     pub fn drain(&self) -> Vec<Bytes> {
-        let mut state = self.state.lock();
-        let records: Vec<Bytes> = state.records.drain(..).collect();
-        state.records = VecDeque::new();
-        records
+        Vec::from(std::mem::take(&mut self.state.lock().records))
     }
 
     /// Takes one queued record, if any (for tools and tests without a writer).
@@ -188,6 +185,8 @@ mod tests {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::task::Wake;
+
+    use tokio::task::JoinHandle;
 
     use super::*;
 
@@ -274,8 +273,8 @@ mod tests {
         );
     }
 
-    #[tokio::test]
-    async fn a_waiting_sender_gets_room_when_the_writer_takes() {
+    /// A full one-record outbox and a task waiting to push "2" into it.
+    async fn waiting_sender() -> (Arc<Outbox>, JoinHandle<Result<(), PushError>>) {
         let outbox = Arc::new(Outbox::new(1));
         outbox.try_push(Bytes::from_static(b"1")).expect("room");
         let sender = tokio::spawn({
@@ -284,30 +283,29 @@ mod tests {
         });
         tokio::task::yield_now().await;
         assert!(!sender.is_finished());
-        let waker = Arc::new(CountingWaker::default());
-        assert!(take(&outbox, &waker, 1 << 16).is_ready());
-        let pushed = tokio::time::timeout(std::time::Duration::from_secs(5), sender)
+        (outbox, sender)
+    }
+
+    async fn outcome(sender: JoinHandle<Result<(), PushError>>) -> Result<(), PushError> {
+        tokio::time::timeout(std::time::Duration::from_secs(5), sender)
             .await
             .expect("the sender is woken")
-            .expect("the sender task ran");
-        assert_eq!(pushed, Ok(()));
+            .expect("the sender task ran")
+    }
+
+    #[tokio::test]
+    async fn a_waiting_sender_gets_room_when_the_writer_takes() {
+        let (outbox, sender) = waiting_sender().await;
+        let waker = Arc::new(CountingWaker::default());
+        assert!(take(&outbox, &waker, 1 << 16).is_ready());
+        assert_eq!(outcome(sender).await, Ok(()));
         assert_eq!(outbox.try_pop(), Some(Bytes::from_static(b"2")));
     }
 
     #[tokio::test]
     async fn a_waiting_sender_gives_up_when_the_queue_closes() {
-        let outbox = Arc::new(Outbox::new(1));
-        outbox.try_push(Bytes::from_static(b"1")).expect("room");
-        let sender = tokio::spawn({
-            let outbox = outbox.clone();
-            async move { outbox.push(Bytes::from_static(b"2")).await }
-        });
-        tokio::task::yield_now().await;
+        let (outbox, sender) = waiting_sender().await;
         outbox.close();
-        let pushed = tokio::time::timeout(std::time::Duration::from_secs(5), sender)
-            .await
-            .expect("the sender is woken")
-            .expect("the sender task ran");
-        assert_eq!(pushed, Err(PushError::Closed));
+        assert_eq!(outcome(sender).await, Err(PushError::Closed));
     }
 }

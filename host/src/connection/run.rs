@@ -42,8 +42,7 @@ pub struct Accepted {
 }
 
 /// Runs one connection until it ends. Its transport cannot be replaced: when
-/// it ends, so does the connection (SSE, long polling, and WebSockets opened
-/// without negotiating).
+/// it ends, so does the connection (SSE and long polling).
 ///
 /// Not `async fn`: the future it returns is `run_connection`'s own, without a
 /// wrapper that would hold a second copy of the arguments for the whole life
@@ -62,18 +61,19 @@ where
     run_connection(node, accepted, None, Box::pin(inbound), outbound)
 }
 
-/// Runs one WebSocket connection whose client sends `token` as its `id`.
-/// When negotiate and the handshake agreed on stateful reconnect, the
-/// connection outlives a dropped socket for `disconnect_timeout_secs`, and a
-/// new socket with the same token resumes it ([`super::ResumableConnections`]).
+/// Runs one WebSocket connection, whose transport is boxed already. With the
+/// `token` its client sends as `id`, when negotiate and the handshake agreed on
+/// stateful reconnect, the connection outlives a dropped socket for
+/// `disconnect_timeout_secs`, and a new socket with the same token resumes it
+/// ([`super::ResumableConnections`]).
 pub fn run_resumable(
     node: Arc<Node>,
     accepted: Accepted,
-    token: String,
+    token: Option<String>,
     inbound: BoxInbound,
     outbound: BoxOutbound,
 ) -> impl Future<Output = ()> + Send + 'static {
-    run_connection(node, accepted, Some(token), inbound, outbound)
+    run_connection(node, accepted, token, inbound, outbound)
 }
 
 /// The connection's future: the set-up runs boxed, and its memory is freed

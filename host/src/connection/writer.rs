@@ -112,10 +112,7 @@ impl Writer {
         let mut last_write = Instant::now();
         let mut ping_timer = std::pin::pin!(sleep_until(last_write + idle));
         loop {
-            match self
-                .next_event(keep_alive.is_some(), ping_timer.as_mut())
-                .await
-            {
+            match self.next_event(ping_timer.as_mut()).await {
                 Event::Stop => break,
                 Event::Ping if last_write + idle > Instant::now() => {
                     ping_timer.as_mut().reset(last_write + idle);
@@ -188,32 +185,28 @@ impl Writer {
 }
 
 impl Writer {
-    async fn next_event(&mut self, pings: bool, mut ping_timer: Pin<&mut Sleep>) -> Event {
-        let connected = self.sink.is_some();
-        let Writer {
-            handle,
-            batch,
-            stateful,
-            ..
-        } = self;
-        if stateful.is_none() {
-            // Most connections: no futures are made per message, and the
-            // outbox both wakes the writer and tells it the connection closes.
-            return std::future::poll_fn(|cx| {
-                match handle.outbox.poll_take(cx, batch, MAX_BATCH) {
-                    Poll::Ready(Taken::Records) => return Poll::Ready(Event::Frames),
-                    Poll::Ready(Taken::Closed) => return Poll::Ready(Event::Stop),
-                    Poll::Pending => {}
-                }
-                if connected && pings && ping_timer.as_mut().poll(cx).is_ready() {
-                    return Poll::Ready(Event::Ping);
-                }
-                Poll::Pending
-            })
-            .await;
+    async fn next_event(&mut self, mut ping_timer: Pin<&mut Sleep>) -> Event {
+        if self.stateful.is_some() {
+            // Boxed: its futures would otherwise be part of every connection's writer.
+            return Box::pin(self.next_stateful_event(ping_timer)).await;
         }
-        // Boxed: its futures would otherwise be part of every connection's writer.
-        Box::pin(self.next_stateful_event(ping_timer)).await
+        // Most connections: no futures are made per message, and the outbox
+        // both wakes the writer and tells it the connection closes. Without
+        // stateful reconnect the sink is always there.
+        let pings = self.keep_alive.is_some();
+        let Writer { handle, batch, .. } = self;
+        std::future::poll_fn(|cx| {
+            match handle.outbox.poll_take(cx, batch, MAX_BATCH) {
+                Poll::Ready(Taken::Records) => return Poll::Ready(Event::Frames),
+                Poll::Ready(Taken::Closed) => return Poll::Ready(Event::Stop),
+                Poll::Pending => {}
+            }
+            if pings && ping_timer.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(Event::Ping);
+            }
+            Poll::Pending
+        })
+        .await
     }
 
     /// What wakes the writer of a stateful-reconnect connection.

@@ -36,12 +36,10 @@ pub fn serve(
     token: Option<String>,
 ) -> impl Future<Output = ()> + Send + 'static {
     let Transport { inbound, outbound } = transport(socket);
-    let connection: Pin<Box<dyn Future<Output = ()> + Send>> = match token {
-        Some(token) => Box::pin(connection::run_resumable(
-            node, accepted, token, inbound, outbound,
-        )),
-        None => Box::pin(connection::run(node, accepted, inbound, outbound)),
-    };
+    // Boxed: the caller's async block then holds a pointer, not the connection.
+    let connection: Pin<Box<dyn Future<Output = ()> + Send>> = Box::pin(connection::run_resumable(
+        node, accepted, token, inbound, outbound,
+    ));
     connection
 }
 
