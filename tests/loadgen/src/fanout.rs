@@ -128,7 +128,7 @@ pub async fn run(cfg: &Config, scenario: &'static str) -> Result<Report> {
         )));
     }
 
-    let publisher = tokio::spawn(publish(
+    let (publish_secs, publisher_conn) = spawn_publisher(
         cfg.targets[0].clone(),
         cfg.rate,
         cfg.payload,
@@ -136,8 +136,8 @@ pub async fn run(cfg: &Config, scenario: &'static str) -> Result<Report> {
         publish_end,
         hard_end,
         shared.clone(),
-    ));
-    let (publish_secs, publisher_conn) = publisher.await??;
+    )
+    .await?;
 
     let mut hist = stats::histogram();
     let mut delivered = 0;
@@ -155,7 +155,7 @@ pub async fn run(cfg: &Config, scenario: &'static str) -> Result<Report> {
             Err(_) => failed += 1,
         }
     }
-    publisher_conn.abort();
+    drop(publisher_conn);
     let sent = shared.sent.load(Ordering::Relaxed);
     let expected = sent * cfg.subscribers as u64;
     Ok(Report {
@@ -179,6 +179,65 @@ pub async fn run(cfg: &Config, scenario: &'static str) -> Result<Report> {
             100.0 * (stats::self_cpu_secs() - cpu_start.1) / cpu_start.0.elapsed().as_secs_f64(),
         ),
     })
+}
+
+/// Runs the publisher on a thread of its own, so that it publishes on time however busy the
+/// subscribers keep the load generator: on the subscribers' runtime its ticks wait behind
+/// their reads, and it then sends what fell due in one burst, so the server's input would
+/// depend on how much work its frames make for the subscribers. Returns the seconds spent
+/// publishing and a guard that keeps the publisher's connection open until dropped.
+async fn spawn_publisher(
+    target: Target,
+    rate: u64,
+    payload: usize,
+    max_msgs: u64,
+    publish_end: Instant,
+    hard_end: Instant,
+    shared: Arc<Shared>,
+) -> Result<(f64, tokio::sync::oneshot::Sender<()>)> {
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+    let (close_tx, close_rx) = tokio::sync::oneshot::channel::<()>();
+    std::thread::Builder::new()
+        .name("publisher".into())
+        .spawn(move || {
+            let rt = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    done_tx.send(Err(anyhow::Error::from(e))).ok();
+                    return;
+                }
+            };
+            rt.block_on(async move {
+                match publish(
+                    target,
+                    rate,
+                    payload,
+                    max_msgs,
+                    publish_end,
+                    hard_end,
+                    shared,
+                )
+                .await
+                {
+                    Ok((secs, conn)) => {
+                        done_tx.send(Ok(secs)).ok();
+                        // Held open (and read) until the subscribers are done.
+                        tokio::select! {
+                            _ = conn => {}
+                            _ = close_rx => {}
+                        }
+                    }
+                    Err(e) => {
+                        done_tx.send(Err(e)).ok();
+                    }
+                }
+            });
+        })?;
+    let secs = done_rx.await.context("publisher thread ended")??;
+    Ok((secs, close_tx))
 }
 
 /// Sends `rate` messages a second until `publish_end`, draining (and ignoring) what the server
