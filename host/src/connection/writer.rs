@@ -54,6 +54,10 @@ struct Writer {
     handle: Arc<ConnectionHandle>,
     /// Records taken from the outbox for the next frame; kept for its capacity.
     batch: Vec<Bytes>,
+    /// Where several records are joined into one frame. Its memory comes back
+    /// once the transport has copied the frame out, so a busy connection does
+    /// not allocate per frame.
+    joined: BytesMut,
     protocol: Protocol,
     binary: bool,
     /// Pings after this long without a write; none on long polling.
@@ -89,6 +93,7 @@ pub(super) fn run(
         sink: Some(sink),
         handle,
         batch: Vec::new(),
+        joined: BytesMut::new(),
         protocol,
         binary: protocol.transfer_format() == TransferFormat::Binary,
         keep_alive,
@@ -124,7 +129,7 @@ impl Writer {
                             st.buffer.push(frame.clone());
                         }
                     }
-                    let frame = join(&self.batch);
+                    let frame = join_into(&mut self.joined, &self.batch);
                     self.batch.clear();
                     if !self.send(frame).await {
                         return;
@@ -385,6 +390,25 @@ fn chunks(records: &[Bytes]) -> Vec<Bytes> {
     out
 }
 
+/// Largest frame joined in a writer's reused buffer; a larger one gets memory
+/// of its own, so an idle connection never keeps more than this.
+const REUSED_JOIN_BYTES: usize = 4 * 1024;
+
+/// Joins `chunks` into one frame, in `buffer` when it is small: the frame
+/// shares the buffer's memory, which `reserve` takes back once the frame is
+/// dropped.
+fn join_into(buffer: &mut BytesMut, chunks: &[Bytes]) -> Bytes {
+    let size: usize = chunks.iter().map(Bytes::len).sum();
+    if chunks.len() < 2 || size > REUSED_JOIN_BYTES {
+        return join(chunks);
+    }
+    buffer.reserve(size);
+    for chunk in chunks {
+        buffer.extend_from_slice(chunk);
+    }
+    buffer.split().freeze()
+}
+
 fn join(chunks: &[Bytes]) -> Bytes {
     match chunks {
         [one] => one.clone(),
@@ -420,5 +444,38 @@ mod tests {
         let expected: Vec<u8> = records.iter().flat_map(|r| r.iter().copied()).collect();
         assert_eq!(joined, expected);
         assert!(chunks(&[]).is_empty());
+    }
+
+    #[test]
+    fn joined_frames_reuse_the_buffer_once_dropped() {
+        let records = [
+            Bytes::from_static(b"{\"a\":1}\x1e"),
+            Bytes::from_static(b"{\"b\":2}\x1e"),
+        ];
+        let mut buffer = BytesMut::new();
+        let first = join_into(&mut buffer, &records);
+        assert_eq!(&first[..], b"{\"a\":1}\x1e{\"b\":2}\x1e");
+        let address = first.as_ptr();
+        drop(first);
+        let second = join_into(&mut buffer, &records);
+        assert_eq!(
+            second.as_ptr(),
+            address,
+            "the dropped frame's memory is used again"
+        );
+        // While a frame is still held, the next one gets other memory.
+        let third = join_into(&mut buffer, &records);
+        assert_ne!(third.as_ptr(), second.as_ptr());
+        assert_eq!(second, third);
+        // One record is sent as it is, and a large frame is not kept in the buffer.
+        assert_eq!(
+            join_into(&mut buffer, &records[..1]).as_ptr(),
+            records[0].as_ptr()
+        );
+        let big: Vec<Bytes> = (0..2)
+            .map(|_| Bytes::from(vec![b'x'; REUSED_JOIN_BYTES]))
+            .collect();
+        assert_eq!(join_into(&mut buffer, &big).len(), 2 * REUSED_JOIN_BYTES);
+        assert!(buffer.capacity() < REUSED_JOIN_BYTES);
     }
 }
