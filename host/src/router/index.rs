@@ -138,44 +138,62 @@ impl<C: Routable> Index<C> {
 
     /// The held connections `target` reaches, each once.
     pub fn resolve(&self, target: &Target) -> Vec<C> {
+        let mut out = Vec::new();
+        self.for_each(target, |c| out.push(c.clone()));
+        out
+    }
+
+    /// Calls `f` with each held connection `target` reaches, once each, in
+    /// place: a broadcast then neither collects nor reference-counts its
+    /// recipients.
+    pub fn for_each(&self, target: &Target, mut f: impl FnMut(&C)) {
         match target {
-            Target::All { except } => self
-                .connections
-                .iter()
-                .filter(|(id, _)| !except.iter().any(|e| e.as_str() == &***id))
-                .map(|(_, c)| c.clone())
-                .collect(),
+            Target::All { except } => {
+                for (id, c) in &self.connections {
+                    if !except.iter().any(|e| e.as_str() == &**id) {
+                        f(c);
+                    }
+                }
+            }
             Target::Connections(ids) => {
                 let mut seen = HashSet::new();
-                ids.iter()
-                    .filter(|id| seen.insert(id.as_str()))
-                    .filter_map(|id| self.connections.get(id.as_str()).cloned())
-                    .collect()
+                for id in ids {
+                    if seen.insert(id.as_str())
+                        && let Some(c) = self.connections.get(id.as_str())
+                    {
+                        f(c);
+                    }
+                }
             }
-            Target::Users(users) => {
-                self.collect(users.iter().filter_map(|u| self.users.get(u.as_str())), &[])
-            }
-            Target::Groups { groups, except } => self.collect(
+            Target::Users(users) => self.for_each_in(
+                users.iter().filter_map(|u| self.users.get(u.as_str())),
+                &[],
+                f,
+            ),
+            Target::Groups { groups, except } => self.for_each_in(
                 groups.iter().filter_map(|g| self.groups.get(g.as_str())),
                 except,
+                f,
             ),
         }
     }
 
-    fn collect<'a>(
+    /// Each connection in `sets` once, but none named in `except`.
+    fn for_each_in<'a>(
         &self,
         sets: impl Iterator<Item = &'a HashSet<Arc<str>>>,
         except: &[String],
-    ) -> Vec<C> {
+        mut f: impl FnMut(&C),
+    ) {
         let mut seen: HashSet<&str> = except.iter().map(String::as_str).collect();
-        let mut out = Vec::new();
         for set in sets {
             for id in set {
-                if seen.insert(id) {
-                    out.extend(self.connections.get(id).cloned());
+                if seen.insert(id)
+                    && let Some(c) = self.connections.get(id)
+                {
+                    f(c);
                 }
             }
         }
-        out
     }
 }

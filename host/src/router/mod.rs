@@ -238,7 +238,7 @@ impl Router {
         let remote = match self.existing_index(hub) {
             Some(index) => {
                 let index = index.read();
-                deliver(&index.resolve(target), &message);
+                deliver(hub, &index, target, &message);
                 decide(target, |id| index.connection(id).is_some())
             }
             None => decide(target, |_| false),
@@ -387,8 +387,7 @@ impl Router {
         };
         match envelope.kind {
             EnvelopeKind::Send { target, message } => {
-                let recipients = index.read().resolve(&target);
-                deliver(&recipients, &message);
+                deliver(&envelope.hub, &index.read(), &target, &message);
             }
             EnvelopeKind::GroupAdd { connection, group } => {
                 let mut index = index.write();
@@ -438,20 +437,22 @@ fn check_name(name: &str) -> Result<(), RouteError> {
 
 /// Queues `message` on each connection; a connection whose queue is full is
 /// too slow to keep up and is closed, so it cannot stall everyone else.
-fn deliver(recipients: &[Arc<ConnectionHandle>], message: &Arc<OutboundInvocation>) {
-    if let Some(first) = recipients.first() {
-        metrics::counter!(
-            crate::metrics::MESSAGES_OUT,
-            "tenant" => first.hub.tenant.clone(),
-            "hub" => first.hub.hub.clone()
-        )
-        .increment(recipients.len() as u64);
-    }
-    for connection in recipients {
+fn deliver(hub: &HubKey, index: &Index, target: &Target, message: &Arc<OutboundInvocation>) {
+    let mut delivered = 0u64;
+    index.for_each(target, |connection| {
+        delivered += 1;
         if !connection.deliver(message) {
             warn!(connection = %connection.id, "outbound queue full; closing slow connection");
             connection.abort("The connection could not keep up with its messages.");
         }
+    });
+    if delivered > 0 {
+        metrics::counter!(
+            crate::metrics::MESSAGES_OUT,
+            "tenant" => hub.tenant.clone(),
+            "hub" => hub.hub.clone()
+        )
+        .increment(delivered);
     }
 }
 
