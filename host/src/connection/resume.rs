@@ -31,17 +31,40 @@ pub type BoxOutbound = Pin<Box<dyn Sink<OutFrame, Error = TransportGone> + Send>
 pub struct TransportGone;
 
 /// A transport's sink with every error made [`TransportGone`], as often as
-/// it fails. Not `SinkExt::sink_map_err`: that maps one error only and panics
-/// on the next ("polled MapErr after completion"), and a socket the client
-/// closed fails both the Close frame and the close after it. On a worker
-/// thread the panic's backtrace stalled every connection for 200 ms (fan-out
-/// bench).
+/// it fails, and (with [`GoneOnError::mapping`]) each item made what the sink
+/// takes. Not `SinkExt::with` and `sink_map_err`: the latter maps one error
+/// only and panics on the next ("polled MapErr after completion"), and a
+/// socket the client closed fails both the Close frame and the close after
+/// it. On a worker thread the panic's backtrace stalled every connection for
+/// 200 ms (fan-out bench). One type rather than two adapters also keeps the
+/// writer's path to the socket short: it goes through it for every frame.
 #[derive(Debug)]
-pub struct GoneOnError<S>(pub S);
+pub struct GoneOnError<S, F> {
+    sink: S,
+    map: F,
+}
 
-impl<S, T> Sink<T> for GoneOnError<S>
+impl<S, T> GoneOnError<S, fn(T) -> T> {
+    /// `sink` taking items as they are.
+    pub fn new(sink: S) -> Self {
+        GoneOnError {
+            sink,
+            map: std::convert::identity,
+        }
+    }
+}
+
+impl<S, F> GoneOnError<S, F> {
+    /// `sink` taking what `map` makes of each item.
+    pub fn mapping(sink: S, map: F) -> Self {
+        GoneOnError { sink, map }
+    }
+}
+
+impl<S, F, T, U> Sink<T> for GoneOnError<S, F>
 where
-    S: Sink<T> + Unpin,
+    S: Sink<U> + Unpin,
+    F: FnMut(T) -> U + Unpin,
 {
     type Error = TransportGone;
 
@@ -49,13 +72,14 @@ where
         mut self: Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Result<(), TransportGone>> {
-        Pin::new(&mut self.0)
+        Pin::new(&mut self.sink)
             .poll_ready(cx)
             .map_err(|_| TransportGone)
     }
 
     fn start_send(mut self: Pin<&mut Self>, item: T) -> Result<(), TransportGone> {
-        Pin::new(&mut self.0)
+        let item = (self.map)(item);
+        Pin::new(&mut self.sink)
             .start_send(item)
             .map_err(|_| TransportGone)
     }
@@ -64,7 +88,7 @@ where
         mut self: Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Result<(), TransportGone>> {
-        Pin::new(&mut self.0)
+        Pin::new(&mut self.sink)
             .poll_flush(cx)
             .map_err(|_| TransportGone)
     }
@@ -73,7 +97,7 @@ where
         mut self: Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Result<(), TransportGone>> {
-        Pin::new(&mut self.0)
+        Pin::new(&mut self.sink)
             .poll_close(cx)
             .map_err(|_| TransportGone)
     }
@@ -231,7 +255,7 @@ mod gone_tests {
 
     #[tokio::test]
     async fn every_failure_is_transport_gone_however_often() {
-        let mut sink = GoneOnError(Closed);
+        let mut sink = GoneOnError::new(Closed);
         assert_eq!(sink.send(1).await, Err(TransportGone));
         assert_eq!(sink.send(2).await, Err(TransportGone));
         assert_eq!(sink.close().await, Err(TransportGone));

@@ -44,7 +44,7 @@ pub struct Accepted {
 /// Runs one connection until it ends. Its transport cannot be replaced: when
 /// it ends, so does the connection (SSE and long polling).
 ///
-/// Not `async fn`: the future it returns is `run_connection`'s own, without a
+/// Not `async fn`: the future it returns is [`run_resumable`]'s own, without a
 /// wrapper that would hold a second copy of the arguments for the whole life
 /// of the connection (an idle connection's memory is mostly such futures).
 pub fn run<I, O>(
@@ -57,8 +57,8 @@ where
     I: Stream<Item = Inbound> + Unpin + Send + 'static,
     O: Sink<OutFrame> + Unpin + Send + 'static,
 {
-    let outbound: BoxOutbound = Box::pin(GoneOnError(outbound));
-    run_connection(node, accepted, None, Box::pin(inbound), outbound)
+    let outbound: BoxOutbound = Box::pin(GoneOnError::new(outbound));
+    run_resumable(node, accepted, None, Box::pin(inbound), outbound)
 }
 
 /// Runs one WebSocket connection, whose transport is boxed already. With the
@@ -66,21 +66,12 @@ where
 /// stateful reconnect, the connection outlives a dropped socket for
 /// `disconnect_timeout_secs`, and a new socket with the same token resumes it
 /// ([`super::ResumableConnections`]).
+///
+/// The set-up runs boxed, and its memory is freed once the connection is live,
+/// so what stays for the connection's life is only [`Live`] and its loop (an
+/// async fn would keep every set-up local and argument beside them: 3 KiB of
+/// each idle connection, measured).
 pub fn run_resumable(
-    node: Arc<Node>,
-    accepted: Accepted,
-    token: Option<String>,
-    inbound: BoxInbound,
-    outbound: BoxOutbound,
-) -> impl Future<Output = ()> + Send + 'static {
-    run_connection(node, accepted, token, inbound, outbound)
-}
-
-/// The connection's future: the set-up runs boxed, and its memory is freed
-/// once the connection is live, so what stays for the connection's life is
-/// only [`Live`] and its loop (an async fn would keep every set-up local and
-/// argument beside them: 3 KiB of each idle connection, measured).
-fn run_connection(
     node: Arc<Node>,
     accepted: Accepted,
     token: Option<String>,

@@ -14,16 +14,13 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
-use futures_util::stream::SplitSink;
-use futures_util::{Sink, SinkExt, StreamExt, future};
+use futures_util::{SinkExt, StreamExt, future};
 use tracing::debug;
 
 use crate::connection::{
-    self, Accepted, BoxInbound, BoxOutbound, Inbound, OutFrame, ResumeLink, Transport,
-    TransportGone,
+    self, Accepted, BoxInbound, BoxOutbound, GoneOnError, Inbound, OutFrame, ResumeLink, Transport,
 };
 use crate::node::Node;
 
@@ -68,75 +65,30 @@ fn transport(socket: WebSocket) -> Transport {
             Ok(Message::Ping(_) | Message::Pong(_)) => None,
         })
     });
-    let outbound = WebSocketOut { sink };
+    let outbound = GoneOnError::mapping(sink, message);
     let inbound: BoxInbound = Box::pin(inbound);
     let outbound: BoxOutbound = Box::pin(outbound);
     Transport { inbound, outbound }
 }
 
-/// The socket's sending half as the writer sees it: frames in, every error
-/// [`TransportGone`]. One type rather than `with` and an error map around the
-/// split sink: the writer goes through it for every frame it sends.
-struct WebSocketOut {
-    sink: SplitSink<WebSocket, Message>,
-}
-
-impl WebSocketOut {
-    fn message(frame: OutFrame) -> Message {
-        match frame {
-            OutFrame::Data { data, binary: true } => Message::Binary(data),
-            // A clone is a reference count: the bytes stay for the fallback below.
-            OutFrame::Data {
-                data,
-                binary: false,
-            } => match Utf8Bytes::try_from(data.clone()) {
-                Ok(text) => Message::Text(text),
-                Err(e) => {
-                    tracing::error!(error = %e, "a JSON frame was not UTF-8; sent as binary");
-                    Message::Binary(data)
-                }
-            },
-            OutFrame::Close => Message::Close(Some(CloseFrame {
-                code: 1000,
-                reason: Utf8Bytes::from_static(""),
-            })),
-        }
-    }
-}
-
-impl Sink<OutFrame> for WebSocketOut {
-    type Error = TransportGone;
-
-    fn poll_ready(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Result<(), TransportGone>> {
-        Pin::new(&mut self.sink)
-            .poll_ready(cx)
-            .map_err(|_| TransportGone)
-    }
-
-    fn start_send(mut self: Pin<&mut Self>, frame: OutFrame) -> Result<(), TransportGone> {
-        Pin::new(&mut self.sink)
-            .start_send(Self::message(frame))
-            .map_err(|_| TransportGone)
-    }
-
-    fn poll_flush(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Result<(), TransportGone>> {
-        Pin::new(&mut self.sink)
-            .poll_flush(cx)
-            .map_err(|_| TransportGone)
-    }
-
-    fn poll_close(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Result<(), TransportGone>> {
-        Pin::new(&mut self.sink)
-            .poll_close(cx)
-            .map_err(|_| TransportGone)
+/// What the socket sends for `frame`.
+fn message(frame: OutFrame) -> Message {
+    match frame {
+        OutFrame::Data { data, binary: true } => Message::Binary(data),
+        // A clone is a reference count: the bytes stay for the fallback below.
+        OutFrame::Data {
+            data,
+            binary: false,
+        } => match Utf8Bytes::try_from(data.clone()) {
+            Ok(text) => Message::Text(text),
+            Err(e) => {
+                tracing::error!(error = %e, "a JSON frame was not UTF-8; sent as binary");
+                Message::Binary(data)
+            }
+        },
+        OutFrame::Close => Message::Close(Some(CloseFrame {
+            code: 1000,
+            reason: Utf8Bytes::from_static(""),
+        })),
     }
 }
