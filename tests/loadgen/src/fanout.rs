@@ -139,7 +139,7 @@ pub async fn run(cfg: &Config, scenario: &'static str) -> Result<Report> {
         )));
     }
 
-    let (publish_secs, publisher_conn) = spawn_publisher(
+    let (publish_secs, publisher_conn) = spawn_publisher(publish(
         cfg.targets[0].clone(),
         cfg.rate,
         cfg.payload,
@@ -147,7 +147,7 @@ pub async fn run(cfg: &Config, scenario: &'static str) -> Result<Report> {
         publish_end,
         hard_end,
         shared.clone(),
-    )
+    ))
     .await?;
 
     let mut delivered = 0;
@@ -190,19 +190,13 @@ pub async fn run(cfg: &Config, scenario: &'static str) -> Result<Report> {
     })
 }
 
-/// Runs the publisher on a thread of its own, so that it publishes on time however busy the
-/// subscribers keep the load generator: on the subscribers' runtime its ticks wait behind
-/// their reads, and it then sends what fell due in one burst, so the server's input would
-/// depend on how much work its frames make for the subscribers. Returns the seconds spent
-/// publishing and a guard that keeps the publisher's connection open until dropped.
+/// Runs `publisher` (the future of [`publish`]) on a thread of its own, so that it publishes on
+/// time however busy the subscribers keep the load generator: on the subscribers' runtime its
+/// ticks wait behind their reads, and it then sends what fell due in one burst, so the server's
+/// input would depend on how much work its frames make for the subscribers. Returns the seconds
+/// spent publishing and a guard that keeps the publisher's connection open until dropped.
 async fn spawn_publisher(
-    target: Target,
-    rate: u64,
-    payload: usize,
-    max_msgs: u64,
-    publish_end: Instant,
-    hard_end: Instant,
-    shared: Arc<Shared>,
+    publisher: impl Future<Output = Result<(f64, tokio::task::JoinHandle<()>)>> + Send + 'static,
 ) -> Result<(f64, tokio::sync::oneshot::Sender<()>)> {
     let (done_tx, done_rx) = tokio::sync::oneshot::channel();
     let (close_tx, close_rx) = tokio::sync::oneshot::channel::<()>();
@@ -220,17 +214,7 @@ async fn spawn_publisher(
                 }
             };
             rt.block_on(async move {
-                match publish(
-                    target,
-                    rate,
-                    payload,
-                    max_msgs,
-                    publish_end,
-                    hard_end,
-                    shared,
-                )
-                .await
-                {
+                match publisher.await {
                     Ok((secs, conn)) => {
                         done_tx.send(Ok(secs)).ok();
                         // Held open (and read) until the subscribers are done.
