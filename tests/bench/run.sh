@@ -58,38 +58,9 @@ RESULTS="$OUT/results.jsonl"
 : > "$RESULTS"
 log() { printf '[bench %s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 
-# --- processes we start, stopped on exit ------------------------------------------------------
-PIDS=()
-cleanup() {
-  for pid in "${PIDS[@]:-}"; do
-    [ -n "$pid" ] && kill "$pid" 2>/dev/null || true
-  done
-  for pid in "${PIDS[@]:-}"; do
-    [ -n "$pid" ] || continue
-    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$pid" 2>/dev/null || true
-  done
-  rm -f "$OUT/switchboard"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-# --- CPU pinning ------------------------------------------------------------------------------
-NPROC="$(nproc)"
-if [ "$NPROC" -ge 2 ] && command -v taskset >/dev/null; then
-  HALF=$((NPROC / 2))
-  SERVER_CPUS="0-$((HALF - 1))"
-  LOADGEN_CPUS="$HALF-$((NPROC - 1))"
-  ON_SERVER=(taskset -c "$SERVER_CPUS")
-  ON_LOADGEN=(taskset -c "$LOADGEN_CPUS")
-  PINNING="servers on CPUs $SERVER_CPUS, load generator on CPUs $LOADGEN_CPUS"
-else
-  ON_SERVER=(); ON_LOADGEN=()
-  PINNING="not pinned (fewer than 2 cores or no taskset)"
-fi
-# Both sides may hold tens of thousands of sockets.
-ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
-FD_LIMIT="$(ulimit -n)"
+# Processes, pinning, start/stop/lg: shared with compare.sh.
+# shellcheck source=tests/bench/lib.sh
+source "$ROOT/tests/bench/lib.sh"
 
 # --- build ------------------------------------------------------------------------------------
 SWITCHBOARD_BIN="${SWITCHBOARD_BIN:-$ROOT/target/release/switchboard}"
@@ -124,55 +95,10 @@ if ! command -v redis-server >/dev/null; then
   fi
 fi
 
-# --- servers ----------------------------------------------------------------------------------
-# start NAME CMD... : starts a server pinned to the server CPUs, waits (bounded) for its
-# `listening addr=IP:PORT` line; sets ADDR and PID.
-start() {
-  local name="$1"; shift
-  local logf="$OUT/$name.log"
-  "${ON_SERVER[@]}" "$@" 2>"$logf" >/dev/null &
-  PID=$!
-  PIDS+=("$PID")
-  ADDR=""
-  for _ in $(seq 200); do
-    ADDR="$(grep -o 'listening addr=[0-9.:]*' "$logf" 2>/dev/null | head -1 | cut -d= -f2 || true)"
-    [ -n "$ADDR" ] && break
-    kill -0 "$PID" 2>/dev/null || break
-    sleep 0.1
-  done
-  if [ -z "$ADDR" ]; then
-    echo "$name did not start; its log:" >&2; cat "$logf" >&2; exit 1
-  fi
-  log "$name pid $PID on $ADDR"
-}
-# stop PID: stops a process started here and forgets it, so that the exit trap never signals
-# a recycled pid.
-stop() {
-  local keep=() p
-  for p in "${PIDS[@]:-}"; do [ "$p" = "$1" ] || keep+=("$p"); done
-  PIDS=("${keep[@]:-}")
-  kill "$1" 2>/dev/null || true
-  for _ in $(seq 50); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.1; done
-  kill -9 "$1" 2>/dev/null || true
-}
-free_port() { node -e 's=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'; }
-
+# --- servers ---------------------------------------------------------------------------------
 start_switchboard() { start "$1" "$SWITCHBOARD_BIN" serve --listen 127.0.0.1:0; URL="http://$ADDR/hubs/demo/chat"; }
 start_floor() { start "$1" "$FLOOR" --listen 127.0.0.1:0; URL="http://$ADDR/"; }
 start_socketio() { start "$1" node tests/bench/peer/server.js --port 0 "${@:2}"; URL="http://$ADDR"; }
-
-# lg LABEL TIMEOUT_SECS loadgen-args... : runs the load generator (bounded), tags its JSON line.
-lg() {
-  local label="$1" secs="$2"; shift 2
-  local line
-  if line="$(timeout "$secs" "${ON_LOADGEN[@]}" "$LOADGEN" "$@" 2>>"$OUT/loadgen.err")"; then
-    printf '{"label":"%s","result":%s}\n' "$label" "$line" >> "$RESULTS"
-    log "$label: $(printf '%s' "$line" | cut -c1-220)"
-  else
-    printf '{"label":"%s","error":"loadgen failed or timed out (see loadgen.err)"}\n' "$label" >> "$RESULTS"
-    log "$label: FAILED (see $OUT/loadgen.err)"
-  fi
-}
 
 # suite NAME START_FN PROTO : idle (fresh server per size), then rpc and the fan-out search.
 suite() {
