@@ -90,11 +90,13 @@ const LISTENING = /listening\b.*?\baddr="?((?:127\.0\.0\.1|\[::1\]|localhost):(\
  *   is written as is.
  * @param {string[]} [options.args]  more arguments for `serve`.
  * @param {Record<string, string>} [options.env]  more environment variables (`RUST_LOG`, ...).
+ * @param {string[]} [options.wrap]  a command that execs the server with its arguments, such as
+ *   `['prlimit', '--nofile=256:256', '--']` (it must exec, so `pid` stays the server's).
  * @returns {Promise<{url: string, addr: string, port: number, configPath?: string,
  *   pluginsDir?: string, log: () => string, waitForLog: Function, running: () => boolean,
  *   stop: () => Promise<void>, kill: (signal?: string) => Promise<void>}>}
  */
-export async function startServer({ config, plugins, args = [], env = {} } = {}) {
+export async function startServer({ config, plugins, args = [], env = {}, wrap = [] } = {}) {
   if (!existsSync(SWITCHBOARD_BIN)) {
     throw new Error(`${SWITCHBOARD_BIN} is missing: run \`cargo build --release\` (or set SWITCHBOARD_BIN)`);
   }
@@ -121,7 +123,8 @@ export async function startServer({ config, plugins, args = [], env = {} } = {})
   }
   argv.push(...args);
 
-  const child = spawn(SWITCHBOARD_BIN, argv, {
+  const [command, ...commandArgs] = [...wrap, SWITCHBOARD_BIN, ...argv];
+  const child = spawn(command, commandArgs, {
     cwd: tmp,
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, NO_COLOR: '1', ...env },
@@ -193,6 +196,8 @@ export async function startServer({ config, plugins, args = [], env = {} } = {})
   return {
     url: `http://${addr}`,
     addr,
+    /** The server's process id (for /proc figures: fds, RSS). */
+    pid: child.pid,
     port: Number(match[2]),
     configPath,
     pluginsDir,
