@@ -202,6 +202,15 @@ async function main() {
   return failed > 0 ? 1 : 0;
 }
 
+// Interrupted: exit through process.exit, so the helpers' 'exit' hooks kill every node and
+// nats-server still running (a death by signal would run none of them).
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+  process.on(signal, () => {
+    console.error(`\nrun.mjs: ${signal}; stopping every process started`);
+    process.exit(130);
+  });
+}
+
 main().then(
   (code) => process.exit(code),
   (err) => {
