@@ -185,7 +185,8 @@ async function main() {
   if (opts.json) {
     const report = {
       date: new Date().toISOString(),
-      binary: SWITCHBOARD_BIN,
+      // Relative to the repository when it is the repository's build: no machine paths in results.
+      binary: path.relative(path.join(HERE, '..', '..'), SWITCHBOARD_BIN).startsWith('..') ? path.basename(SWITCHBOARD_BIN) : path.relative(path.join(HERE, '..', '..'), SWITCHBOARD_BIN),
       host: { cpus: os.cpus().length, node: process.version },
       seed: opts.seed,
       repeat: opts.repeat,
