@@ -84,6 +84,9 @@ export class RawWs {
       return at;
     });
     socket.on('data', (chunk) => this._onData(chunk));
+    socket.on('error', (err) => {
+      this.socketError ??= err.code ?? err.message;
+    });
     if (rest.length > 0) this._parse();
   }
 
@@ -167,6 +170,11 @@ export class RawWs {
       if (opcode === 0x8) {
         this.closeCode = len >= 2 ? payload.readUInt16BE(0) : 1005;
         this.closeReason = len > 2 ? payload.subarray(2).toString('utf8') : '';
+        // Answer as a client does, so the server may close the TCP connection cleanly.
+        if (!this.closeSent) {
+          this.closeSent = true;
+          this.send(0x8, payload.subarray(0, Math.min(len, 2)));
+        }
       } else if (opcode === 0x9) {
         this.send(0xa, payload);
       } else if (opcode === 0x1 || opcode === 0x2 || opcode === 0x0) {

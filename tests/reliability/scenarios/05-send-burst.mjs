@@ -26,7 +26,9 @@ export async function run(ctx) {
     senderClosed = err ? err.message : 'closed without an error';
   });
   const received = [];
-  observer.on('addNewMessageToPage', (who, message) => received.push(message));
+  observer.on('addNewMessageToPage', (who, message) => {
+    received.push(message);
+  });
   await within(5_000, Promise.all([sender.start(), observer.start()]), 'start the sender and the observer');
   await within(5_000, observer.invoke('joinGroup', group), 'the observer joins the group');
 
