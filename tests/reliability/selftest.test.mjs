@@ -45,6 +45,8 @@ const serverFrame = (opcode, payload, fin = true) => encodeFrame({ opcode, paylo
 test('RawWs parses frames and records split at every byte, and the Close code', () => {
   const socket = new EventEmitter();
   socket.destroyed = false;
+  const written = [];
+  socket.write = (bytes) => written.push(bytes);
   const ws = new RawWs(socket, Buffer.alloc(0));
   const bytes = Buffer.concat([
     serverFrame(0x1, `{}${RS}{"type":6}${RS}{"type":1,`),
@@ -59,6 +61,10 @@ test('RawWs parses frames and records split at every byte, and the Close code', 
   assert.equal(ws.closeCode, 1009);
   assert.equal(ws.closeReason, 'bye');
   assert.equal(ws.frames.length, 5);
+  // The client answers the Close once, masked, with the same code.
+  assert.equal(written.length, 1);
+  const reply = decodeClientFrame(written[0]);
+  assert.deepEqual([reply.opcode, reply.masked, reply.payload.readUInt16BE(0)], [0x8, true, 1009]);
 });
 
 test('sequenceReport counts lost, duplicated and reordered', () => {
