@@ -4,6 +4,7 @@
 use axum::http::HeaderMap;
 use axum::http::header::CONTENT_TYPE;
 use serde::Deserialize;
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 
 use super::error::ApiError;
@@ -76,7 +77,15 @@ pub fn parse_payload(body: &[u8]) -> Result<Payload, ApiError> {
     }
     let arguments = match wire.arguments {
         None => "[]".to_owned(),
-        Some(raw) if raw.get().trim_start().starts_with('[') => raw.get().to_owned(),
+        Some(raw) if raw.get().trim_start().starts_with('[') => {
+            serde_json::from_str::<Unicode>(raw.get()).map_err(|e| {
+                ApiError::BadRequest(format!(
+                    "'arguments' holds a string that is not Unicode text: {e}; \
+                     a lone surrogate escape such as \\ud800 cannot be delivered"
+                ))
+            })?;
+            raw.get().to_owned()
+        }
         Some(_) => {
             return Err(ApiError::BadRequest(
                 "'arguments' must be a JSON array".into(),
@@ -84,6 +93,56 @@ pub fn parse_payload(body: &[u8]) -> Result<Payload, ApiError> {
         }
     };
     Ok(Payload { target, arguments })
+}
+
+/// A JSON value whose strings (keys too) are all Unicode text: a `\uD800`
+/// escape without its pair parses as JSON text but is no string any client
+/// can receive (a MessagePack str must be UTF-8), so it is refused here, once,
+/// rather than delivered to some clients and dropped for others. Reading it
+/// this way checks every escape without building the value.
+struct Unicode;
+
+impl<'de> Deserialize<'de> for Unicode {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(UnicodeVisitor)
+    }
+}
+
+struct UnicodeVisitor;
+
+impl<'de> Visitor<'de> for UnicodeVisitor {
+    type Value = Unicode;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Unicode, E> {
+        Ok(Unicode)
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Unicode, E> {
+        Ok(Unicode)
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Unicode, E> {
+        Ok(Unicode)
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Unicode, E> {
+        Ok(Unicode)
+    }
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<Unicode, E> {
+        Ok(Unicode)
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Unicode, E> {
+        Ok(Unicode)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Unicode, A::Error> {
+        while seq.next_element::<Unicode>()?.is_some() {}
+        Ok(Unicode)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Unicode, A::Error> {
+        while map.next_entry::<Unicode, Unicode>()?.is_some() {}
+        Ok(Unicode)
+    }
 }
 
 #[cfg(test)]
@@ -116,6 +175,19 @@ mod tests {
         assert!(msg(br#"{"target":""}"#).contains("'target'"));
         assert!(msg(br#"{"target":"m","arguments":{"a":1}}"#).contains("array"));
         assert!(msg(br#"[1,2]"#).contains("not valid JSON"));
+        // Lone surrogates, anywhere in the arguments; a pair is a character.
+        for body in [
+            r#"{"target":"m","arguments":["\ud800"]}"#,
+            r#"{"target":"m","arguments":[{"a":["x\udfff"]}]}"#,
+            r#"{"target":"m","arguments":[{"\ud800":1}]}"#,
+            r#"{"target":"m","arguments":["\ud800\u0041"]}"#,
+        ] {
+            assert!(msg(body.as_bytes()).contains("surrogate"), "{body}");
+        }
+        assert!(msg(br#"{"target":"\ud800"}"#).contains("not valid JSON"));
+        let pair = parse_payload(br#"{"target":"m","arguments":["\ud834\udd1e",1.5,null,true]}"#)
+            .expect("a surrogate pair is one character");
+        assert_eq!(pair.arguments, r#"["\ud834\udd1e",1.5,null,true]"#);
     }
 
     #[test]
