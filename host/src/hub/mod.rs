@@ -388,6 +388,14 @@ impl HubSession {
     /// in-order queue.
     async fn start_background(&mut self, mut call: Call, stream_ids: &[String]) {
         let shared = self.shared.clone();
+        // An upload's items are routed by its stream id: a second stream with
+        // a live one's id would take or split its items.
+        if let Some(reused) = reused_stream_id(&self.uploads, stream_ids) {
+            let error = format!("Stream ID '{reused}' is already in use.");
+            debug!(stream = %reused, "invocation with a stream id in use refused");
+            complete(&shared, call.invocation_id.as_deref(), Err(error)).await;
+            return;
+        }
         let cancelled = shared.handle_token();
         if let Some(id) = &call.invocation_id {
             let in_use = {
@@ -432,6 +440,14 @@ impl HubSession {
             complete(&shared, id.as_deref(), result).await;
         });
     }
+}
+
+/// A stream id of `ids` that a live upload has, or that `ids` names twice.
+fn reused_stream_id<'a, T>(uploads: &HashMap<String, T>, ids: &'a [String]) -> Option<&'a str> {
+    ids.iter().enumerate().find_map(|(i, id)| {
+        let twice = ids.get(..i).is_some_and(|before| before.contains(id));
+        (twice || uploads.contains_key(id)).then_some(id.as_str())
+    })
 }
 
 fn stream_ids_len(ids: &[String]) -> u32 {
