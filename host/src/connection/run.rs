@@ -375,11 +375,16 @@ impl Reader {
         // Once draining: the dispatcher finishing what was in flight, and a deadline.
         let mut drain: Option<(tokio::task::JoinHandle<()>, tokio::time::Instant)> = None;
         let mut draining = false;
+        // Whether the bytes received since the last parse may make a record.
+        let mut parse = true;
         loop {
             // Messages before a bad record were accepted: handle them, then close.
-            let parsed = self
-                .protocol
-                .parse_messages(&mut self.buf, max, &mut messages);
+            let parsed = if std::mem::take(&mut parse) {
+                self.protocol
+                    .parse_messages(&mut self.buf, max, &mut messages)
+            } else {
+                Ok(())
+            };
             for message in messages.drain(..) {
                 let trackable = message.is_trackable();
                 if let Some(st) = self.stateful.as_mut() {
@@ -482,6 +487,7 @@ impl Reader {
                         st.unacked_bytes += data.len();
                     }
                     self.buf.extend_from_slice(&data);
+                    parse = self.protocol.may_parse(&data, self.buf.len(), max);
                 }
                 Next::Closed => return None,
                 Next::Dropped if self.stateful.is_none() => return None,

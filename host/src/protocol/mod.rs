@@ -296,6 +296,19 @@ impl Protocol {
         2
     }
 
+    /// Whether appending `more` to a buffer that [`Self::parse_messages`] left
+    /// holding only a partial record (at most `max_message_size` bytes, now
+    /// `buffered` with `more`) may let it parse something or fail. False only
+    /// for JSON without a separator in `more` and under the limit: parsing again
+    /// would only scan the same partial record once more, and a record
+    /// arriving in many small pieces would be scanned quadratically.
+    pub fn may_parse(self, more: &[u8], buffered: usize, max_message_size: usize) -> bool {
+        match self {
+            Protocol::Json => buffered > max_message_size || more.contains(&json::RECORD_SEPARATOR),
+            Protocol::MessagePack => true,
+        }
+    }
+
     /// Parses every whole message at the front of `buf`, removing the bytes it consumed; a
     /// trailing partial record stays in `buf` for the next read.
     ///

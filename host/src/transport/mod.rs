@@ -29,8 +29,7 @@ mod websocket;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::ws::WebSocketUpgrade;
-use axum::extract::{FromRequestParts as _, Path, Query, Request, State};
+use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -103,14 +102,14 @@ async fn connect(
         return not_found_hub();
     };
     let (mut parts, _body) = request.into_parts();
-    let upgrade = WebSocketUpgrade::from_request_parts(&mut parts, &node).await;
+    let upgrade = websocket::Upgrade::from_parts(&mut parts);
     let headers = parts.headers;
     let result = match upgrade {
-        Ok(upgrade) => return connect_websocket(node, tenant, key, query, headers, upgrade),
-        Err(_) if accepts_event_stream(&headers) => {
+        Some(upgrade) => return connect_websocket(node, tenant, key, query, headers, upgrade),
+        None if accepts_event_stream(&headers) => {
             sse::connect(node, tenant, key, &query, &headers).await
         }
-        Err(_) => long_polling::poll(node, tenant, key, &query, &headers).await,
+        None => long_polling::poll(node, tenant, key, &query, &headers).await,
     };
     result.unwrap_or_else(|e| {
         debug!(error = %e, "transport request refused");
@@ -205,7 +204,7 @@ fn connect_websocket(
     key: HubKey,
     query: Vec<(String, String)>,
     headers: HeaderMap,
-    upgrade: WebSocketUpgrade,
+    upgrade: websocket::Upgrade,
 ) -> Response {
     if let Some(id) = query_param(&query, "id")
         && node
@@ -224,7 +223,7 @@ fn connect_websocket(
             Some(n) if n.hub == key => n,
             Some(_) => return no_such_connection(),
             // Not pending: a stateful-reconnect client resuming, or unknown.
-            None => return resume_websocket(&node, &tenant, &key, id, &identity, upgrade),
+            None => return resume_websocket(&node, &key, id, &identity, upgrade),
         },
         // skipNegotiation: the upgrade itself creates the connection.
         None => Negotiated {
@@ -260,13 +259,14 @@ fn connect_websocket(
     };
     // The token a stateful-reconnect client resumes with (none without negotiate).
     let token = query_param(&query, "id").map(str::to_owned);
-    let upgrade = websocket_limits(upgrade, &node, &accepted.tenant);
+    let upgrade = websocket_limits(upgrade, &node);
+    let connection_id = accepted.negotiated.connection_id.clone();
     // Boxed: axum's upgrade task keeps this closure's room for the connection's
     // whole life, called or not. For the same reason the connection is made
     // here rather than in the async block, which would keep the socket and the
     // rest it captured beside the connection.
     let start = Box::new((node, accepted, token, registration));
-    upgrade.on_upgrade(move |socket| {
+    upgrade.on_upgrade(connection_id, move |socket| {
         let (node, accepted, token, registration) = *start;
         let connection = websocket::serve(node, accepted, socket, token);
         async move {
@@ -282,11 +282,10 @@ fn connect_websocket(
 /// this hub, and belong to the same user.
 fn resume_websocket(
     node: &Arc<Node>,
-    tenant: &Tenant,
     key: &HubKey,
     token: &str,
     identity: &Identity,
-    upgrade: WebSocketUpgrade,
+    upgrade: websocket::Upgrade,
 ) -> Response {
     let Some(link) = node.resumable.get(token).filter(|link| link.hub == *key) else {
         return no_such_connection();
@@ -294,23 +293,15 @@ fn resume_websocket(
     if identity.user_id != link.user_id {
         return StatusCode::UNAUTHORIZED.into_response();
     }
-    websocket_limits(upgrade, node, tenant)
-        .on_upgrade(move |socket| websocket::resume(link, socket))
+    let connection_id = link.connection_id.clone();
+    websocket_limits(upgrade, node)
+        .on_upgrade(connection_id, move |socket| websocket::resume(link, socket))
 }
 
-/// Buffer and message limits of a WebSocket.
-fn websocket_limits(upgrade: WebSocketUpgrade, node: &Node, tenant: &Tenant) -> WebSocketUpgrade {
-    // Room for the tenant's largest hub message, which the connection enforces.
-    let frame_limit = (tenant.limits().max_message_size)
-        .max(node.config.max_message_size)
-        .saturating_mul(4)
-        .max(1 << 20);
-    upgrade
-        // tungstenite's default is a 128 KiB read buffer per socket, most of an idle
-        // connection's memory; it grows on demand for larger messages.
-        .read_buffer_size(node.config.websocket_read_buffer_bytes.max(256))
-        .max_message_size(frame_limit)
-        .max_frame_size(frame_limit)
+/// The read buffer of a WebSocket. Messages have no size limit of their own:
+/// their payload streams into the connection, which limits each record.
+fn websocket_limits(upgrade: websocket::Upgrade, node: &Node) -> websocket::Upgrade {
+    upgrade.read_buffer_size(node.config.websocket_read_buffer_bytes)
 }
 
 /// Who sent a transport request (the header token, else `access_token`).

@@ -7,20 +7,37 @@
 //! JSON connection is parsed as JSON records, and one that holds no valid
 //! record closes the connection with an error, as a text message would.
 //!
+//! A message's payload reaches the connection as its frames arrive
+//! ([`frames`]), not once whole: the hub protocol's per-record limit applies
+//! to each record as it is parsed, so a message of many records (the official
+//! client joins queued sends into one) is read whatever its total size, and a
+//! message that never ends costs at most one partial record.
+//!
 //! A close frame from the client ends the connection; a socket that fails
 //! without one is `Dropped`, which a stateful-reconnect connection survives
-//! until its client resumes it on a new socket ([`resume`]).
+//! until its client resumes it on a new socket ([`resume`]). A frame that
+//! breaks RFC 6455 closes the socket with 1002 or 1007 ([`socket`]).
+
+mod frames;
+mod socket;
+mod upgrade;
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
-use futures_util::{SinkExt, StreamExt, future};
+use futures_util::{SinkExt, StreamExt};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::Utf8Bytes;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tracing::debug;
 
+pub use socket::Socket;
+pub use upgrade::Upgrade;
+
 use crate::connection::{
-    self, Accepted, BoxInbound, BoxOutbound, GoneOnError, Inbound, OutFrame, ResumeLink, Transport,
+    self, Accepted, BoxInbound, BoxOutbound, GoneOnError, OutFrame, ResumeLink, Transport,
 };
 use crate::node::Node;
 
@@ -32,7 +49,7 @@ use crate::node::Node;
 pub fn serve(
     node: Arc<Node>,
     accepted: Accepted,
-    socket: WebSocket,
+    socket: Socket,
     token: Option<String>,
 ) -> impl Future<Output = ()> + Send + 'static {
     let Transport { inbound, outbound } = transport(socket);
@@ -44,7 +61,7 @@ pub fn serve(
 }
 
 /// Hands `socket` to the live connection `link` names, which continues on it.
-pub async fn resume(link: Arc<ResumeLink>, socket: WebSocket) {
+pub async fn resume(link: Arc<ResumeLink>, socket: Socket) {
     if let Err(transport) = link.resume(transport(socket)).await {
         // The connection ended between the lookup and the upgrade.
         debug!(connection = %link.connection_id, "resumed connection is gone");
@@ -54,17 +71,8 @@ pub async fn resume(link: Arc<ResumeLink>, socket: WebSocket) {
 }
 
 /// The socket as the connection sees it: chunks in, frames out.
-fn transport(socket: WebSocket) -> Transport {
-    let (sink, stream) = socket.split();
-    let inbound = stream.filter_map(|message| {
-        future::ready(match message {
-            Ok(Message::Text(text)) => Some(Inbound::Data(text.into())),
-            Ok(Message::Binary(data)) => Some(Inbound::Data(data)),
-            Ok(Message::Close(_)) => Some(Inbound::Closed),
-            Err(_) => Some(Inbound::Dropped),
-            Ok(Message::Ping(_) | Message::Pong(_)) => None,
-        })
-    });
+fn transport(socket: Socket) -> Transport {
+    let (sink, inbound) = socket.split();
     let outbound = GoneOnError::mapping(sink, message);
     let inbound: BoxInbound = Box::pin(inbound);
     let outbound: BoxOutbound = Box::pin(outbound);
@@ -87,7 +95,7 @@ fn message(frame: OutFrame) -> Message {
             }
         },
         OutFrame::Close => Message::Close(Some(CloseFrame {
-            code: 1000,
+            code: CloseCode::Normal,
             reason: Utf8Bytes::from_static(""),
         })),
     }
