@@ -29,7 +29,7 @@ use bytes::Bytes;
 pub use handle::{ConnectionHandle, Detached};
 pub use pending::{Negotiated, PendingConnections, RequestInfo};
 pub use resume::{
-    BoxInbound, BoxOutbound, GoneOnError, ResumableConnections, ResumeLink, Transport,
+    BoxInbound, BoxOutbound, CloseCode, GoneOnError, ResumableConnections, ResumeLink, Transport,
     TransportGone,
 };
 pub use run::{Accepted, run, run_resumable};

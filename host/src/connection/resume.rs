@@ -107,6 +107,39 @@ where
 pub struct Transport {
     pub inbound: BoxInbound,
     pub outbound: BoxOutbound,
+    /// The close code its outbound half ends with.
+    pub close_code: CloseCode,
+}
+
+/// The close code a transport ends with, which the reader may change: a
+/// WebSocket closed because a record was over the size limit ends with 1009
+/// (RFC 6455 7.4.1), after the hub protocol's Close message. Transports
+/// without close codes have none (no allocation).
+#[derive(Debug, Clone, Default)]
+pub struct CloseCode(Option<Arc<std::sync::atomic::AtomicU16>>);
+
+impl CloseCode {
+    /// Normal closure.
+    pub const NORMAL: u16 = 1000;
+    /// A message (here: a record) too big to process.
+    pub const TOO_BIG: u16 = 1009;
+
+    /// A code for a transport that has them, [`Self::NORMAL`] until set.
+    pub fn new() -> Self {
+        CloseCode(Some(Arc::new(Self::NORMAL.into())))
+    }
+
+    pub fn set(&self, code: u16) {
+        if let Some(cell) = &self.0 {
+            cell.store(code, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    pub fn get(&self) -> u16 {
+        self.0.as_ref().map_or(Self::NORMAL, |cell| {
+            cell.load(std::sync::atomic::Ordering::Relaxed)
+        })
+    }
 }
 
 impl std::fmt::Debug for Transport {

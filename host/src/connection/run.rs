@@ -10,13 +10,13 @@ use tokio::sync::{Notify, mpsc, watch};
 use tracing::{debug, info};
 
 use super::replay::{Admit, InboundSequence, ReplayBuffer};
-use super::resume::{BoxInbound, BoxOutbound, GoneOnError, ResumeLink, Transport};
+use super::resume::{BoxInbound, BoxOutbound, CloseCode, GoneOnError, ResumeLink, Transport};
 use super::writer::{self, StatefulOut};
 use super::{ConnectionHandle, Inbound, Negotiated, OutFrame};
 use crate::hub::{Flow, HubSession};
 use crate::node::Node;
 use crate::protocol::handshake::{self, HandshakeRequest};
-use crate::protocol::{HubMessage, Protocol, TransferFormat};
+use crate::protocol::{HubMessage, Protocol, ProtocolError, TransferFormat};
 use crate::tenant::Tenant;
 
 /// How long a draining connection waits for its in-flight invocations.
@@ -58,7 +58,12 @@ where
     O: Sink<OutFrame> + Unpin + Send + 'static,
 {
     let outbound: BoxOutbound = Box::pin(GoneOnError::new(outbound));
-    run_resumable(node, accepted, None, Box::pin(inbound), outbound)
+    let transport = Transport {
+        inbound: Box::pin(inbound),
+        outbound,
+        close_code: CloseCode::default(),
+    };
+    run_resumable(node, accepted, None, transport)
 }
 
 /// Runs one WebSocket connection, whose transport is boxed already. With the
@@ -75,10 +80,9 @@ pub fn run_resumable(
     node: Arc<Node>,
     accepted: Accepted,
     token: Option<String>,
-    inbound: BoxInbound,
-    outbound: BoxOutbound,
+    transport: Transport,
 ) -> impl Future<Output = ()> + Send + 'static {
-    let start = Box::pin(start(node, accepted, token, inbound, outbound));
+    let start = Box::pin(start(node, accepted, token, transport));
     async move {
         if let Some(mut live) = start.await {
             live.run().await;
@@ -101,9 +105,13 @@ async fn start(
     node: Arc<Node>,
     accepted: Accepted,
     token: Option<String>,
-    mut inbound: BoxInbound,
-    mut outbound: BoxOutbound,
+    transport: Transport,
 ) -> Option<Live> {
+    let Transport {
+        mut inbound,
+        mut outbound,
+        close_code,
+    } = transport;
     let config = &node.config;
     let id = accepted.negotiated.connection_id.clone();
     let mut buf = BytesMut::new();
@@ -224,6 +232,7 @@ async fn start(
             handle,
             protocol,
             inbound,
+            close_code,
             buf,
             stateful,
             _slot: slot,
@@ -349,6 +358,8 @@ struct Reader {
     handle: Arc<ConnectionHandle>,
     protocol: Protocol,
     inbound: BoxInbound,
+    /// The close code of the transport `inbound` is half of.
+    close_code: CloseCode,
     /// Received bytes not yet parsed: the start of a record cut across chunks.
     buf: BytesMut,
     stateful: Option<StatefulIn>,
@@ -426,6 +437,10 @@ impl Reader {
             }
             if let Err(e) = parsed {
                 session.on_protocol_error(&e);
+                if let ProtocolError::MessageTooLarge { .. } = e {
+                    self.close_code.set(CloseCode::TOO_BIG);
+                }
+                info!(connection = %handle.id, error = %e, "bad message from the client; closing");
                 let error = e.to_string();
                 handle.abort(&error);
                 return Some(error);
@@ -552,6 +567,7 @@ impl Reader {
             return;
         };
         self.inbound = transport.inbound;
+        self.close_code = transport.close_code;
         self.buf.clear();
         st.sequence.reconnected();
         tokio::select! {

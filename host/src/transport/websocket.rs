@@ -30,14 +30,14 @@ use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::Utf8Bytes;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tracing::debug;
 
 pub use socket::Socket;
 pub use upgrade::Upgrade;
 
 use crate::connection::{
-    self, Accepted, BoxInbound, BoxOutbound, GoneOnError, OutFrame, ResumeLink, Transport,
+    self, Accepted, BoxInbound, BoxOutbound, CloseCode, GoneOnError, OutFrame, ResumeLink,
+    Transport,
 };
 use crate::node::Node;
 
@@ -52,10 +52,12 @@ pub fn serve(
     socket: Socket,
     token: Option<String>,
 ) -> impl Future<Output = ()> + Send + 'static {
-    let Transport { inbound, outbound } = transport(socket);
     // Boxed: the caller's async block then holds a pointer, not the connection.
     let connection: Pin<Box<dyn Future<Output = ()> + Send>> = Box::pin(connection::run_resumable(
-        node, accepted, token, inbound, outbound,
+        node,
+        accepted,
+        token,
+        transport(socket),
     ));
     connection
 }
@@ -73,14 +75,20 @@ pub async fn resume(link: Arc<ResumeLink>, socket: Socket) {
 /// The socket as the connection sees it: chunks in, frames out.
 fn transport(socket: Socket) -> Transport {
     let (sink, inbound) = socket.split();
-    let outbound = GoneOnError::mapping(sink, message);
+    let close_code = CloseCode::new();
+    let code = close_code.clone();
+    let outbound = GoneOnError::mapping(sink, move |frame| message(frame, &code));
     let inbound: BoxInbound = Box::pin(inbound);
     let outbound: BoxOutbound = Box::pin(outbound);
-    Transport { inbound, outbound }
+    Transport {
+        inbound,
+        outbound,
+        close_code,
+    }
 }
 
 /// What the socket sends for `frame`.
-fn message(frame: OutFrame) -> Message {
+fn message(frame: OutFrame, close_code: &CloseCode) -> Message {
     match frame {
         OutFrame::Data { data, binary: true } => Message::Binary(data),
         // A clone is a reference count: the bytes stay for the fallback below.
@@ -95,7 +103,7 @@ fn message(frame: OutFrame) -> Message {
             }
         },
         OutFrame::Close => Message::Close(Some(CloseFrame {
-            code: CloseCode::Normal,
+            code: close_code.get().into(),
             reason: Utf8Bytes::from_static(""),
         })),
     }
