@@ -57,6 +57,23 @@ pub struct Config {
     /// `StatefulReconnectBufferSize`); when full, sending waits for the client's Ack.
     #[serde(default = "default_stateful_reconnect_buffer_bytes")]
     pub stateful_reconnect_buffer_bytes: usize,
+    // --- The HTTP edge: what any peer may hold before it is a connection ---
+    /// Close a connection whose request head (request line and headers) is not complete this
+    /// many seconds after the server started waiting for it: from accept for a new connection,
+    /// from the end of the last response for a keep-alive one. So it bounds slow headers
+    /// (slowloris), sockets that never send a byte, and idle keep-alive alike (Kestrel's
+    /// `RequestHeadersTimeout` is 30 s). Never applies to a request in progress or a WebSocket.
+    #[serde(default = "default_request_headers_timeout_secs")]
+    pub request_headers_timeout_secs: u64,
+    /// Largest request head (request line and headers) in bytes; larger ones get 431.
+    #[serde(default = "default_max_request_head_bytes")]
+    pub max_request_head_bytes: usize,
+    /// TCP connections the node serves at once (HTTP, SSE, long polls, WebSockets). Above it a
+    /// request gets 503, except `/healthz`, `/readyz`, `/metrics` and the admin API, which a
+    /// few extra connections stay reserved for. Default: the open-file limit (raised to its
+    /// hard limit at start) less the files already open and a reserve for NATS and plugins.
+    #[serde(default)]
+    pub max_connections: Option<usize>,
     /// Node-wide defaults of every tenant's limits (`[limits]`); a tenant's
     /// own `limits` override them field by field.
     #[serde(default)]
@@ -395,6 +412,12 @@ fn default_stateful_reconnect_buffer_bytes() -> usize {
 fn default_long_poll_timeout_secs() -> u64 {
     90
 }
+fn default_request_headers_timeout_secs() -> u64 {
+    30
+}
+fn default_max_request_head_bytes() -> usize {
+    64 * 1024
+}
 fn default_user_claim() -> String {
     "sub".to_owned()
 }
@@ -524,6 +547,7 @@ impl Config {
                     .into(),
             ));
         }
+        self.validate_edge().map_err(ConfigError::Invalid)?;
         if let Some(nats) = &self.nats {
             nats.validate().map_err(ConfigError::Invalid)?;
         }
@@ -557,6 +581,23 @@ impl Config {
                 .limits
                 .validate()
                 .map_err(|e| ConfigError::Invalid(format!("tenant '{name}': {e}")))?;
+        }
+        Ok(())
+    }
+}
+
+impl Config {
+    /// The HTTP edge's settings are in range.
+    fn validate_edge(&self) -> Result<(), String> {
+        if !(1..=3600).contains(&self.request_headers_timeout_secs) {
+            return Err("request_headers_timeout_secs must be 1..=3600".into());
+        }
+        // hyper refuses a read buffer below 8 KiB.
+        if !(8192..=1 << 20).contains(&self.max_request_head_bytes) {
+            return Err("max_request_head_bytes must be 8192..=1048576".into());
+        }
+        if self.max_connections == Some(0) {
+            return Err("max_connections must be positive".into());
         }
         Ok(())
     }

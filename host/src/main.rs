@@ -207,6 +207,8 @@ fn main() -> anyhow::Result<()> {
                 .with_writer(std::io::stderr)
                 .with_ansi(std::io::stderr().is_terminal())
                 .init();
+            // Every connection is a file: take all the system allows, before anything opens one.
+            switchboard::server::files::raise_open_file_limit();
             let mut config = load_config(config.as_ref())?;
             if let Some(url) = nats {
                 config.nats.get_or_insert_with(Default::default).url = url;

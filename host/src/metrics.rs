@@ -27,6 +27,20 @@ pub const PLUGIN_ERRORS: &str = "switchboard_plugin_errors_total";
 /// Limits reached by `tenant`, `hub` and `limit`.
 pub const LIMIT_HITS: &str = "switchboard_limit_hits_total";
 
+// --- The HTTP edge (see `server`) ---
+/// TCP connections holding one of the node's connection slots (gauge).
+pub const HTTP_CONNECTIONS: &str = "switchboard_http_connections";
+/// The node's connection cap, `max_connections` (gauge).
+pub const HTTP_CONNECTIONS_MAX: &str = "switchboard_http_connections_max";
+/// Requests answered 503 because every connection slot was taken.
+pub const HTTP_REFUSED: &str = "switchboard_http_refused_total";
+/// Reserved (over-the-cap) connections closed to make room for a newer one.
+pub const HTTP_RESERVED_EVICTED: &str = "switchboard_http_reserved_evicted_total";
+/// Connections closed because their request head did not arrive in time.
+pub const HTTP_HEADER_TIMEOUTS: &str = "switchboard_http_header_timeouts_total";
+/// Failed `accept` calls (out of files, out of memory), each followed by a wait.
+pub const ACCEPT_ERRORS: &str = "switchboard_accept_errors_total";
+
 /// Upper bounds of the latency buckets, in seconds.
 const LATENCY_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
@@ -102,6 +116,30 @@ fn describe() {
         "Plugin failures: timeout (CPU limit), memory (memory limit), trap (trap or panic), instantiate."
     );
     describe_counter!(LIMIT_HITS, "Tenant limits reached, by limit.");
+    describe_gauge!(
+        HTTP_CONNECTIONS,
+        "TCP connections holding a connection slot (HTTP, SSE, long polls, WebSockets)."
+    );
+    describe_gauge!(
+        HTTP_CONNECTIONS_MAX,
+        "The node's connection cap (max_connections)."
+    );
+    describe_counter!(
+        HTTP_REFUSED,
+        "Requests answered 503 because the node was at its connection cap."
+    );
+    describe_counter!(
+        HTTP_RESERVED_EVICTED,
+        "Over-the-cap connections closed to make room for a newer one."
+    );
+    describe_counter!(
+        HTTP_HEADER_TIMEOUTS,
+        "Connections closed because their request head did not arrive within request_headers_timeout_secs."
+    );
+    describe_counter!(
+        ACCEPT_ERRORS,
+        "Failed accepts (out of files or memory); each waits before the next accept."
+    );
 }
 
 #[cfg(test)]

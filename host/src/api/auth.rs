@@ -36,8 +36,8 @@ pub const API_KEY_HEADER: &str = "x-api-key";
 /// The longest an API token may be valid from now.
 pub const MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(3600);
 
-/// Clock skew tolerated on `exp`.
-const LEEWAY_SECS: u64 = 60;
+/// Clock skew tolerated on `exp` and `nbf`.
+const LEEWAY_SECS: u64 = crate::tenant::auth::LEEWAY_SECS;
 
 /// Checks a request's credentials against `api_keys` of tenant `tenant`.
 pub fn authorize(
@@ -103,6 +103,8 @@ fn verify_token(
     let mut validation = Validation::new(Algorithm::HS256);
     validation.validate_aud = false;
     validation.leeway = LEEWAY_SECS;
+    // A token with `nbf` is not valid before it (RFC 7519 4.1.5).
+    validation.validate_nbf = true;
     validation.set_required_spec_claims(&["exp"]);
     let mut refusal = String::new();
     for key in keys {
@@ -124,6 +126,9 @@ fn verify_token(
             Err(e) => {
                 refusal = match e.kind() {
                     ErrorKind::ExpiredSignature => "the token has expired".into(),
+                    ErrorKind::ImmatureSignature => {
+                        "the token is not valid yet (its nbf is in the future)".into()
+                    }
                     ErrorKind::InvalidSignature => {
                         format!("the token is not signed with an API key of tenant '{tenant}'")
                     }
@@ -313,6 +318,21 @@ mod tests {
             check(&with_bearer(&expired)),
             Err(ApiError::Unauthorized("the token has expired".into()))
         );
+        let early = sign(
+            serde_json::json!({"aud": aud, "exp": now + 3000, "nbf": now + 2400}),
+            KEYS[0],
+        );
+        assert_eq!(
+            check(&with_bearer(&early)),
+            Err(ApiError::Unauthorized(
+                "the token is not valid yet (its nbf is in the future)".into()
+            ))
+        );
+        let skewed = sign(
+            serde_json::json!({"aud": aud, "exp": now + 300, "nbf": now + 20}),
+            KEYS[0],
+        );
+        assert_eq!(check(&with_bearer(&skewed)), Ok(()), "within the leeway");
         let no_exp = sign(serde_json::json!({ "aud": aud }), KEYS[0]);
         assert!(matches!(
             check(&with_bearer(&no_exp)),

@@ -267,8 +267,22 @@ pub fn authenticate_with_keys(
     Ok(Identity { user_id, claims })
 }
 
+/// Clock skew tolerated on `exp` and `nbf`, in seconds.
+pub const LEEWAY_SECS: u64 = 60;
+
+/// The checks every client token gets: signature with `alg`, `exp` and, when
+/// present, `nbf` (RFC 7519 4.1.5: not accepted before that time), each with
+/// [`LEEWAY_SECS`] of clock skew.
+fn validation(alg: Algorithm) -> Validation {
+    let mut validation = Validation::new(alg);
+    validation.validate_exp = true;
+    validation.validate_nbf = true;
+    validation.leeway = LEEWAY_SECS;
+    validation
+}
+
 fn verify_hs256(signing_keys: &[String], token: &str) -> Result<Map<String, Value>, AuthError> {
-    let mut validation = Validation::new(Algorithm::HS256);
+    let mut validation = validation(Algorithm::HS256);
     validation.validate_aud = false;
     validation.set_required_spec_claims(&["exp"]);
     let mut last_error = AuthError::Invalid("the tenant has no signing keys".into());
@@ -293,7 +307,7 @@ fn verify_public(
     alg: Algorithm,
     kid: Option<&str>,
 ) -> Result<Map<String, Value>, AuthError> {
-    let mut validation = Validation::new(alg);
+    let mut validation = validation(alg);
     let mut required = vec!["exp"];
     match &tenant.audience {
         Some(aud) => {
@@ -418,6 +432,59 @@ mod tests {
         )
         .expect("encode");
         assert!(authenticate(&t, Some(&expired)).is_err());
+    }
+
+    #[test]
+    fn not_before_is_checked_with_a_small_leeway() {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .expect("clock")
+            .as_secs();
+        let with_nbf = |key: &str, alg: Algorithm, pem: Option<&str>, nbf: u64| {
+            let mut c = Map::new();
+            c.insert("sub".into(), "ann".into());
+            c.insert("exp".into(), Value::from(now + 7200));
+            c.insert("nbf".into(), Value::from(nbf));
+            match pem {
+                Some(pem) => sign(alg, pem, None, &c),
+                None => jsonwebtoken::encode(
+                    &Header::new(alg),
+                    &c,
+                    &EncodingKey::from_secret(key.as_bytes()),
+                )
+                .expect("encode"),
+            }
+        };
+        let hs = tenant(false, &["k"]);
+        let err = authenticate(
+            &hs,
+            Some(&with_nbf("k", Algorithm::HS256, None, now + 3600)),
+        )
+        .expect_err("a token valid from an hour from now");
+        assert!(
+            matches!(&err, AuthError::Invalid(m) if m.contains("ImmatureSignature")),
+            "{err:?}"
+        );
+        assert!(
+            authenticate(&hs, Some(&with_nbf("k", Algorithm::HS256, None, now + 20))).is_ok(),
+            "clock skew within the leeway"
+        );
+        assert!(authenticate(&hs, Some(&with_nbf("k", Algorithm::HS256, None, now - 60))).is_ok());
+        let rs = with_public(&[RSA_PUB], None);
+        assert!(
+            authenticate(
+                &rs,
+                Some(&with_nbf("", Algorithm::RS256, Some(RSA_KEY), now + 3600))
+            )
+            .is_err()
+        );
+        assert!(
+            authenticate(
+                &rs,
+                Some(&with_nbf("", Algorithm::RS256, Some(RSA_KEY), now))
+            )
+            .is_ok()
+        );
     }
 
     #[test]

@@ -1,0 +1,302 @@
+//! The HTTP server: transports, health endpoints, graceful shutdown, and
+//! the edge every peer meets before it is a connection.
+//!
+//! Our own accept loop (rather than `axum::serve`) so that hyper gets a timer
+//! and limits:
+//! - a request head must arrive within `request_headers_timeout_secs` of the
+//!   server starting to wait for it: slow headers, sockets that send nothing,
+//!   and idle keep-alive connections are all closed ([`Edge::http1`]);
+//! - a request head is at most `max_request_head_bytes` (431 above);
+//! - at most `max_connections` sockets hold a slot ([`slots`]); above that a
+//!   few more are accepted for the operator's routes only and everything else
+//!   on them is answered 503 ([`reserved`]);
+//! - a failed accept (out of files) waits before the next ([`backoff`]).
+
+pub mod backoff;
+pub mod files;
+pub mod reserved;
+pub mod slots;
+
+use std::future::Future;
+use std::pin::pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tower::ServiceExt;
+use tracing::{debug, info, warn};
+
+use crate::config::Config;
+use crate::node::Node;
+use backoff::AcceptBackoff;
+use reserved::{RESERVED_CONNECTIONS, Reserved, is_operator_path};
+use slots::{Held, Slots};
+
+/// The header timeout of a reserved connection (at most this, or the configured one).
+const RESERVED_HEADERS_TIMEOUT: Duration = Duration::from_secs(5);
+
+pub fn app(node: Arc<Node>) -> Router {
+    Router::new()
+        .merge(crate::transport::routes())
+        .merge(crate::api::routes())
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .with_state(node)
+}
+
+/// 200 when the node can serve; 503 while a cluster node has lost NATS
+/// (it still serves its local connections, but a load balancer should
+/// prefer other nodes).
+async fn readyz(
+    axum::extract::State(node): axum::extract::State<Arc<Node>>,
+) -> (axum::http::StatusCode, &'static str) {
+    if node.is_ready() {
+        (axum::http::StatusCode::OK, "ready")
+    } else if node.is_draining() {
+        (
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: shutting down",
+        )
+    } else {
+        (
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: NATS disconnected",
+        )
+    }
+}
+
+/// The node's metrics in Prometheus text format (version 0.0.4).
+async fn metrics() -> axum::response::Response {
+    use axum::response::IntoResponse;
+    match crate::metrics::render() {
+        Some(text) => (
+            [(
+                axum::http::header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
+            text,
+        )
+            .into_response(),
+        None => (
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "metrics recorder not installed",
+        )
+            .into_response(),
+    }
+}
+
+/// The edge's settings and state, shared by every connection task.
+struct Edge {
+    app: Router,
+    slots: Arc<Slots>,
+    reserved: Arc<Reserved>,
+    http1: http1::Builder,
+    reserved_http1: http1::Builder,
+}
+
+impl Edge {
+    fn new(node: Arc<Node>) -> Edge {
+        let config = &node.config;
+        let max = max_connections(config);
+        let headers_timeout = Duration::from_secs(config.request_headers_timeout_secs);
+        let http1 = builder(config, headers_timeout, true);
+        let reserved_http1 = builder(config, headers_timeout.min(RESERVED_HEADERS_TIMEOUT), false);
+        Edge {
+            app: app(node),
+            slots: Slots::new(max),
+            reserved: Reserved::new(RESERVED_CONNECTIONS),
+            http1,
+            reserved_http1,
+        }
+    }
+}
+
+fn builder(config: &Config, headers_timeout: Duration, keep_alive: bool) -> http1::Builder {
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(headers_timeout)
+        .max_header_size(config.max_request_head_bytes)
+        .keep_alive(keep_alive);
+    builder
+}
+
+/// `max_connections`, or what the open-file limit leaves (see [`files`]).
+fn max_connections(config: &Config) -> usize {
+    let limit = rlimit::getrlimit(rlimit::Resource::NOFILE)
+        .ok()
+        .map(|l| l.0);
+    let open = files::open_files().unwrap_or(0);
+    let max = match (config.max_connections, limit) {
+        (Some(max), _) => max,
+        (None, Some(limit)) => files::default_max_connections(limit, open, RESERVED_CONNECTIONS),
+        (None, None) => 10_000,
+    };
+    if let Some(limit) = limit
+        && !files::fits(limit, open, RESERVED_CONNECTIONS, max)
+    {
+        warn!(
+            max_connections = max,
+            open_file_limit = limit,
+            open_files = open,
+            reserve = files::FILE_RESERVE + RESERVED_CONNECTIONS,
+            "max_connections is more than the open-file limit leaves: raise the limit (ulimit -n) or lower max_connections"
+        );
+    }
+    max
+}
+
+/// Serves until `shutdown` resolves, then stops accepting, lets every HTTP
+/// connection finish its request, and returns.
+pub async fn serve(
+    node: Arc<Node>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let edge = Arc::new(Edge::new(node.clone()));
+    info!(
+        addr = %listener.local_addr()?,
+        max_connections = edge.slots.max(),
+        request_headers_timeout_secs = node.config.request_headers_timeout_secs,
+        "listening"
+    );
+    drop(node);
+    // Connection tasks watch `signal` for the shutdown and hold `close_rx`
+    // until they end, so `close_tx.closed()` tells when all have.
+    let (signal_tx, signal_rx) = watch::channel(());
+    tokio::spawn(async move {
+        shutdown.await;
+        drop(signal_rx);
+    });
+    let (close_tx, close_rx) = watch::channel(());
+    let mut backoff = AcceptBackoff::default();
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = signal_tx.closed() => break,
+        };
+        let stream = match accepted {
+            Ok((stream, _)) => {
+                backoff.succeeded();
+                stream
+            }
+            Err(e) => {
+                metrics::counter!(crate::metrics::ACCEPT_ERRORS).increment(1);
+                let verdict = backoff.failed(&e, Instant::now());
+                if let Some(errors) = verdict.log {
+                    warn!(error = %e, errors, wait_ms = verdict.wait.as_millis() as u64,
+                        "accept failed; waiting before accepting again");
+                }
+                if !verdict.wait.is_zero() {
+                    tokio::select! {
+                        () = tokio::time::sleep(verdict.wait) => {}
+                        () = signal_tx.closed() => break,
+                    }
+                }
+                continue;
+            }
+        };
+        // Small frames (pings, single invocations) go out at once instead of waiting on Nagle.
+        let _ = stream.set_nodelay(true);
+        let task = (edge.clone(), signal_tx.clone(), close_rx.clone());
+        match edge.slots.try_take() {
+            Some(slot) => {
+                tokio::spawn(serve_connection(Held::new(stream, slot), task));
+            }
+            None => {
+                tokio::spawn(serve_reserved(stream, task));
+            }
+        }
+    }
+    drop(close_rx);
+    drop(listener);
+    close_tx.closed().await;
+    Ok(())
+}
+
+type Task = (Arc<Edge>, watch::Sender<()>, watch::Receiver<()>);
+
+/// A connection with a slot: every route, WebSocket upgrades included. The
+/// slot stays with the socket (through an upgrade) until it is dropped.
+async fn serve_connection(stream: Held<TcpStream, slots::Slot>, task: Task) {
+    let (edge, signal, _close) = task;
+    let service = TowerToHyperService::new(edge.app.clone());
+    let conn = edge
+        .http1
+        .serve_connection(TokioIo::new(stream), service)
+        .with_upgrades();
+    let mut conn = pin!(conn);
+    let mut stopping = pin!(signal.closed());
+    let mut shut_down = false;
+    loop {
+        tokio::select! {
+            result = conn.as_mut() => {
+                note_end(result);
+                return;
+            }
+            () = &mut stopping, if !shut_down => {
+                shut_down = true;
+                conn.as_mut().graceful_shutdown();
+            }
+        }
+    }
+}
+
+/// A connection accepted above the cap: one request, answered only for the
+/// operator's routes; closed early when a newer one needs its place.
+async fn serve_reserved(stream: TcpStream, task: Task) {
+    let (edge, signal, _close) = task;
+    let (place, evicted_another) = edge.reserved.enter();
+    if evicted_another {
+        metrics::counter!(crate::metrics::HTTP_RESERVED_EVICTED).increment(1);
+    }
+    let app = edge.app.clone();
+    let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
+        let app = app.clone();
+        async move {
+            if is_operator_path(request.uri().path()) {
+                app.oneshot(request).await
+            } else {
+                metrics::counter!(crate::metrics::HTTP_REFUSED).increment(1);
+                Ok(at_capacity())
+            }
+        }
+    });
+    let conn = edge
+        .reserved_http1
+        .serve_connection(TokioIo::new(stream), service);
+    let mut conn = pin!(conn);
+    tokio::select! {
+        result = conn.as_mut() => note_end(result),
+        () = place.evicted.cancelled() => debug!("reserved connection closed for a newer one"),
+        () = signal.closed() => {}
+    }
+}
+
+/// The answer to a request that found every connection slot taken.
+fn at_capacity() -> axum::response::Response {
+    (
+        axum::http::StatusCode::SERVICE_UNAVAILABLE,
+        [(axum::http::header::RETRY_AFTER, "1")],
+        "The server is at its connection limit (max_connections); try again later.",
+    )
+        .into_response()
+}
+
+fn note_end(result: Result<(), hyper::Error>) {
+    if let Err(e) = result {
+        if e.is_timeout() {
+            metrics::counter!(crate::metrics::HTTP_HEADER_TIMEOUTS).increment(1);
+        }
+        debug!(error = %e, "connection ended with an error");
+    }
+}
