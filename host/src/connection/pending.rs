@@ -27,7 +27,10 @@ pub struct Negotiated {
 ///
 /// Every live connection keeps one, so it is packed: all names and values
 /// back to back in one string, rather than two allocations per header (about
-/// 1 KiB of every idle connection, measured with the idle bench).
+/// 1 KiB of every idle connection, measured with the idle bench). And it is
+/// bounded: at most [`REQUEST_INFO_BYTES`] of names and values, whatever the
+/// request carried (a request head may be 64 KiB); pairs that do not fit in
+/// what is left are not kept.
 #[derive(Debug, Clone, Default)]
 pub struct RequestInfo {
     text: Box<str>,
@@ -41,7 +44,8 @@ const HIDDEN_HEADERS: &[&str] = &["authorization", "cookie", "proxy-authorizatio
 /// Query parameters never shown to plugins.
 const HIDDEN_QUERY: &[&str] = &["access_token", "id"];
 const MAX_REQUEST_ITEMS: usize = 64;
-const MAX_REQUEST_VALUE: usize = 4096;
+/// Bytes of names and values a connection keeps of its request.
+pub const REQUEST_INFO_BYTES: usize = 4096;
 
 impl RequestInfo {
     /// The query and headers of `request`, without credentials; header names lowercased.
@@ -65,14 +69,17 @@ impl RequestInfo {
         let mut ends = Vec::new();
         let mut push = |pairs: &mut dyn Iterator<Item = (&'a str, &'a str)>| {
             let mut count = 0;
-            for (name, value) in pairs
-                .filter(|(k, v)| k.len() + v.len() <= MAX_REQUEST_VALUE)
-                .take(MAX_REQUEST_ITEMS)
-            {
+            for (name, value) in pairs {
+                if ends.len() == MAX_REQUEST_ITEMS {
+                    break;
+                }
+                if text.len() + name.len() + value.len() > REQUEST_INFO_BYTES {
+                    continue;
+                }
                 text.push_str(name);
                 let name_end = text.len();
                 text.push_str(value);
-                // At most 128 pairs of 4 KiB: far below u32::MAX.
+                // At most REQUEST_INFO_BYTES: far below u32::MAX.
                 ends.push((name_end as u32, text.len() as u32));
                 count += 1;
             }
@@ -115,54 +122,119 @@ impl RequestInfo {
     }
 }
 
+/// Bytes all pending connections may hold at once (their request info, claims
+/// and bookkeeping, estimated); more negotiates are refused until some start
+/// or expire.
+pub const PENDING_BYTES: usize = 64 << 20;
+/// What one pending connection costs beside its request info and claims.
+const ENTRY_BYTES: usize = 512;
+
+impl Negotiated {
+    /// About how many bytes this holds on the heap.
+    pub fn cost(&self) -> usize {
+        let claims = if self.identity.claims.is_empty() {
+            0
+        } else {
+            serde_json::to_vec(&self.identity.claims).map_or(0, |v| v.len())
+        };
+        ENTRY_BYTES + self.request.heap_bytes() + claims
+    }
+}
+
+impl RequestInfo {
+    /// Bytes this holds on the heap.
+    pub fn heap_bytes(&self) -> usize {
+        self.text.len() + std::mem::size_of_val(&*self.ends)
+    }
+}
+
 #[derive(Debug)]
 pub struct PendingConnections {
     /// By the `id` clients send: the token (v1) or the connection id (v0).
-    by_key: Mutex<HashMap<String, (Instant, Negotiated)>>,
+    by_key: Mutex<Pending>,
     ttl: Duration,
     max: usize,
+    max_bytes: usize,
+}
+
+#[derive(Debug, Default)]
+struct Pending {
+    /// When each was negotiated, and what it costs.
+    map: HashMap<String, (Instant, usize, Negotiated)>,
+    bytes: usize,
+}
+
+impl Pending {
+    fn expire(&mut self, now: Instant, ttl: Duration) {
+        let mut freed = 0;
+        self.map.retain(|_, (at, cost, _)| {
+            let keep = now.duration_since(*at) < ttl;
+            if !keep {
+                freed += *cost;
+            }
+            keep
+        });
+        self.bytes -= freed;
+    }
 }
 
 impl PendingConnections {
     pub fn new(ttl: Duration, max: usize) -> PendingConnections {
+        PendingConnections::with_budget(ttl, max, PENDING_BYTES)
+    }
+
+    pub fn with_budget(ttl: Duration, max: usize, max_bytes: usize) -> PendingConnections {
         PendingConnections {
-            by_key: Mutex::new(HashMap::new()),
+            by_key: Mutex::new(Pending::default()),
             ttl,
             max,
+            max_bytes,
         }
     }
 
-    /// Remembers a negotiated connection. False when too many are pending.
+    /// Remembers a negotiated connection. False when too many are pending,
+    /// by count or by bytes.
     pub fn insert(&self, key: String, negotiated: Negotiated) -> bool {
         let now = Instant::now();
-        let mut map = self.by_key.lock();
-        if map.len() >= self.max {
-            map.retain(|_, (at, _)| now.duration_since(*at) < self.ttl);
-            if map.len() >= self.max {
+        let cost = negotiated.cost();
+        let mut pending = self.by_key.lock();
+        let full = |p: &Pending| p.map.len() >= self.max || p.bytes + cost > self.max_bytes;
+        if full(&pending) {
+            pending.expire(now, self.ttl);
+            if full(&pending) {
                 return false;
             }
         }
-        map.insert(key, (now, negotiated));
+        pending.bytes += cost;
+        if let Some((_, old, _)) = pending.map.insert(key, (now, cost, negotiated)) {
+            pending.bytes -= old;
+        }
         true
     }
 
     /// Takes the connection a transport request names, if it is still pending.
     pub fn take(&self, key: &str) -> Option<Negotiated> {
-        let (at, negotiated) = self.by_key.lock().remove(key)?;
+        let mut pending = self.by_key.lock();
+        let (at, cost, negotiated) = pending.map.remove(key)?;
+        pending.bytes -= cost;
         (at.elapsed() < self.ttl).then_some(negotiated)
     }
 
     /// Drops expired entries; called periodically.
     pub fn sweep(&self) -> usize {
-        let now = Instant::now();
-        let mut map = self.by_key.lock();
-        let before = map.len();
-        map.retain(|_, (at, _)| now.duration_since(*at) < self.ttl);
-        before - map.len()
+        let mut pending = self.by_key.lock();
+        let before = pending.map.len();
+        pending.expire(Instant::now(), self.ttl);
+        before - pending.map.len()
     }
 
     pub fn len(&self) -> usize {
-        self.by_key.lock().len()
+        self.by_key.lock().map.len()
+    }
+
+    /// The estimated bytes all pending connections hold.
+    pub fn bytes(&self) -> usize {
+        self.by_key.lock().bytes
     }
 
     pub fn is_empty(&self) -> bool {
@@ -207,6 +279,37 @@ mod tests {
         assert!(p.insert("b".into(), negotiated()));
         assert!(!p.insert("c".into(), negotiated()));
     }
+
+    #[test]
+    fn bounded_in_bytes_and_freed_as_they_start_or_expire() {
+        let mut big = negotiated();
+        let headers: axum::http::HeaderMap = (0..4)
+            .map(|i| {
+                (
+                    axum::http::HeaderName::from_bytes(format!("x-{i}").as_bytes()).expect("n"),
+                    "v".repeat(1000).parse().expect("v"),
+                )
+            })
+            .collect();
+        big.request = RequestInfo::capture(&[], &headers);
+        let cost = big.cost();
+        assert!(cost > 4000 && cost < 5000, "{cost}");
+        let p = PendingConnections::with_budget(Duration::from_millis(50), 100, cost * 3);
+        for key in ["a", "b", "c"] {
+            assert!(p.insert(key.into(), big.clone()));
+        }
+        assert_eq!(p.bytes(), cost * 3);
+        assert!(!p.insert("d".into(), big.clone()), "over the byte budget");
+        assert!(p.take("a").is_some());
+        assert!(
+            p.insert("d".into(), big.clone()),
+            "a started connection frees its bytes"
+        );
+        std::thread::sleep(Duration::from_millis(60));
+        assert!(p.insert("e".into(), big.clone()), "expired ones make room");
+        assert_eq!((p.len(), p.bytes()), (1, cost));
+        assert_eq!(p.sweep(), 0);
+    }
 }
 
 #[cfg(test)]
@@ -233,6 +336,42 @@ mod request_tests {
         assert_eq!(info.header("User-Agent"), Some("test"));
         assert_eq!(info.header("authorization"), None);
         assert_eq!(info.header("cookie"), None);
+    }
+
+    #[test]
+    fn a_fixed_byte_budget_whatever_the_request_carries() {
+        // 60 headers of 4 KB, as a hostile negotiate may send: a few KiB are kept.
+        let mut headers = axum::http::HeaderMap::new();
+        let big = "v".repeat(4000);
+        for i in 0..60 {
+            headers.insert(
+                axum::http::HeaderName::from_bytes(format!("x-big-{i}").as_bytes()).expect("name"),
+                big.parse().expect("value"),
+            );
+        }
+        headers.insert("user-agent", "test".parse().expect("h"));
+        let query: Vec<(String, String)> = (0..200)
+            .map(|i| (format!("q{i}"), "x".repeat(30)))
+            .collect();
+        let info = RequestInfo::capture(&query, &headers);
+        let kept: usize = info
+            .query()
+            .chain(info.headers())
+            .map(|(k, v)| k.len() + v.len())
+            .sum();
+        assert!(kept <= REQUEST_INFO_BYTES, "{kept}");
+        assert!(info.query().count() + info.headers().count() <= MAX_REQUEST_ITEMS);
+        assert!(info.text.len() + info.ends.len() * 8 <= REQUEST_INFO_BYTES + 512);
+        // A pair too big for what is left does not keep out the small ones after it.
+        let query = vec![("q".to_owned(), "1".to_owned())];
+        let info = RequestInfo::capture(&query, &headers);
+        assert_eq!(info.header("user-agent"), Some("test"));
+        assert_eq!(info.query().collect::<Vec<_>>(), vec![("q", "1")]);
+        assert_eq!(
+            info.headers().count(),
+            2,
+            "one big header fits, then the small one"
+        );
     }
 
     #[test]
