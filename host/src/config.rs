@@ -751,6 +751,31 @@ mod tests {
     }
 
     #[test]
+    fn edge_defaults_and_bounds() {
+        let c = Config::builtin();
+        assert_eq!(c.request_headers_timeout_secs, 30);
+        assert_eq!(c.max_request_head_bytes, 64 * 1024);
+        assert_eq!(c.max_connections, None, "derived from the open-file limit");
+        let c =
+            Config::parse("request_headers_timeout_secs = 2\nmax_connections = 10").expect("toml");
+        c.validate().expect("valid");
+        assert_eq!(
+            (c.request_headers_timeout_secs, c.max_connections),
+            (2, Some(10))
+        );
+        for bad in [
+            "request_headers_timeout_secs = 0",
+            "max_connections = 0",
+            "max_request_head_bytes = 4096",
+        ] {
+            assert!(
+                Config::parse(bad).expect("toml").validate().is_err(),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
     fn parses_nats_section_with_defaults() {
         let c: Config =
             toml::from_str("[nats]\nurl = \"nats://h:1\"\npartitions = 8").expect("toml");
