@@ -58,6 +58,51 @@ fn push_unicode_escape<S: Sink>(out: &mut S, b: u8) {
     out.push_text(std::str::from_utf8(&text).unwrap_or_default());
 }
 
+/// The first `\uXXXX` escape in valid JSON text that is half of a UTF-16 surrogate pair without
+/// its other half (`"\ud800"`), as its code unit. Such a string is not Unicode text: it cannot be
+/// read as a string, nor carried by MessagePack, whose str must be UTF-8.
+pub(crate) fn lone_surrogate(json: &str) -> Option<u16> {
+    if !json.contains("\\u") {
+        return None;
+    }
+    let bytes = json.as_bytes();
+    let hex = |at: usize| -> Option<u16> {
+        let digits = std::str::from_utf8(bytes.get(at..at + 4)?).ok()?;
+        u16::from_str_radix(digits, 16).ok()
+    };
+    let is_high = |unit: u16| (0xd800..0xdc00).contains(&unit);
+    let is_low = |unit: u16| (0xdc00..0xe000).contains(&unit);
+    let mut from = 0;
+    while let Some(offset) = bytes
+        .get(from..)
+        .and_then(|rest| rest.iter().position(|&b| b == b'\\'))
+    {
+        let at = from + offset;
+        // In valid JSON a backslash always starts an escape: skip it whole, so that an escaped
+        // backslash followed by the letter u is not taken for a `\u`.
+        from = at + 2;
+        if bytes.get(at + 1) != Some(&b'u') {
+            continue;
+        }
+        let Some(unit) = hex(at + 2) else { continue };
+        from = at + 6;
+        if is_low(unit) {
+            return Some(unit);
+        }
+        if is_high(unit) {
+            let low = match bytes.get(at + 6..at + 8) {
+                Some(b"\\u") => hex(at + 8),
+                _ => None,
+            };
+            if !low.is_some_and(is_low) {
+                return Some(unit);
+            }
+            from = at + 12;
+        }
+    }
+    None
+}
+
 /// Appends the decimal digits of `n`.
 pub(crate) fn push_u64<S: Sink>(out: &mut S, n: u64) {
     let mut digits = [0u8; 20];
@@ -122,6 +167,29 @@ mod tests {
             let mut bytes = Vec::new();
             push_json_string(&mut bytes, s);
             assert_eq!(bytes, serde_json::to_vec(s).expect("string"));
+        }
+    }
+
+    #[test]
+    fn finds_lone_surrogates_only() {
+        for (text, lone) in [
+            (r#""plain""#, None),
+            (r#"["\ud83d\ude00", "\u00e9", "\uffff"]"#, None),
+            (r#""\uD83D\uDE00""#, None),
+            (r#""\\ud800""#, None),
+            (r#""\\\\ud800""#, None),
+            (r#""\ud800""#, Some(0xd800)),
+            (r#""\uDBFF ""#, Some(0xdbff)),
+            (r#""\udc00""#, Some(0xdc00)),
+            (r#""\ud800\u0041""#, Some(0xd800)),
+            (r#""\ud800\ud800""#, Some(0xd800)),
+            (r#""\udc00\ud800""#, Some(0xdc00)),
+            (r#"{"\ud83d\ude00":"x\\\udfff"}"#, Some(0xdfff)),
+        ] {
+            assert_eq!(lone_surrogate(text), lone, "{text}");
+            // serde_json agrees on whether the text is readable as strings.
+            let readable = serde_json::from_str::<serde_json::Value>(text).is_ok();
+            assert_eq!(readable, lone.is_none(), "{text}");
         }
     }
 

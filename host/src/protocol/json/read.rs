@@ -10,6 +10,7 @@ use std::fmt;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
+use super::super::escape::lone_surrogate;
 use super::super::{CompletionOutcome, Headers, HubMessage, ProtocolError, message_type};
 
 /// Decodes one record. `Ok(None)` means a well-formed record of an unknown `type`, which is
@@ -60,10 +61,7 @@ impl<'a> RawRecord<'a> {
             },
             message_type::STREAM_ITEM => HubMessage::StreamItem {
                 invocation_id: self.invocation_id()?,
-                item: self
-                    .item
-                    .ok_or_else(|| ProtocolError::missing("item"))?
-                    .to_owned(),
+                item: text_value(self.item.ok_or_else(|| ProtocolError::missing("item"))?)?,
                 headers: self.headers()?,
             },
             message_type::COMPLETION => HubMessage::Completion {
@@ -125,7 +123,7 @@ impl<'a> RawRecord<'a> {
         if !raw.get().starts_with('[') {
             return Err(expected("arguments", "Array"));
         }
-        Ok(raw.to_owned())
+        text_value(raw)
     }
 
     fn stream_ids(&self) -> Result<Vec<String>, ProtocolError> {
@@ -151,7 +149,7 @@ impl<'a> RawRecord<'a> {
                 "The 'error' and 'result' properties are mutually exclusive.",
             )),
             (Some(error), None) => Ok(CompletionOutcome::Error(error)),
-            (None, Some(result)) => Ok(CompletionOutcome::Result(result.to_owned())),
+            (None, Some(result)) => Ok(CompletionOutcome::Result(text_value(result)?)),
             (None, None) => Ok(CompletionOutcome::Void),
         }
     }
@@ -161,6 +159,18 @@ impl<'a> RawRecord<'a> {
             .sequence_id
             .ok_or_else(|| ProtocolError::missing("sequenceId"))?;
         typed(raw, "sequenceId", "Number")
+    }
+}
+
+/// A value kept as JSON text (`arguments`, `item`, `result`), refused when one of its strings is
+/// not Unicode text: it could not be read by a plugin or sent to a MessagePack client.
+/// The text is System.Text.Json's.
+fn text_value(raw: &RawValue) -> Result<Box<RawValue>, ProtocolError> {
+    match lone_surrogate(raw.get()) {
+        Some(unit) => Err(ProtocolError::InvalidJson(format!(
+            "Cannot read invalid UTF-16 JSON text as string. Invalid surrogate value: '0x{unit:04X}'."
+        ))),
+        None => Ok(raw.to_owned()),
     }
 }
 

@@ -679,3 +679,26 @@ fn every_message_round_trips() {
     }
     assert_eq!(parse(&stream).expect("parses"), messages);
 }
+
+#[test]
+fn lone_surrogates_in_values_are_refused() {
+    // Half a UTF-16 pair is not text: a plugin could not read it and MessagePack cannot carry it.
+    for record in [
+        r#"{"type":1,"target":"T","arguments":["\ud800"]}"#,
+        r#"{"type":1,"target":"T","arguments":[{"\udc00":1}]}"#,
+        r#"{"type":2,"invocationId":"1","item":"a\ud83d b"}"#,
+        r#"{"type":3,"invocationId":"1","result":["\\\udfff"]}"#,
+    ] {
+        let error = parse_err(record);
+        assert!(
+            error.starts_with("Invalid JSON: Cannot read invalid UTF-16 JSON text as string."),
+            "{record}: {error}"
+        );
+    }
+    // Whole pairs and escaped backslashes are fine, and kept verbatim.
+    let message = parse_one(r#"{"type":1,"target":"T","arguments":["\ud83d\ude00","\\ud800"]}"#);
+    assert_eq!(
+        message,
+        invocation(None, "T", r#"["\ud83d\ude00","\\ud800"]"#)
+    );
+}
