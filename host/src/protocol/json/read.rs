@@ -11,6 +11,7 @@ use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
 use super::super::escape::lone_surrogate;
+use super::super::messagepack::MAX_DEPTH;
 use super::super::{CompletionOutcome, Headers, HubMessage, ProtocolError, message_type};
 
 /// Decodes one record. `Ok(None)` means a well-formed record of an unknown `type`, which is
@@ -165,13 +166,54 @@ impl<'a> RawRecord<'a> {
 /// A value kept as JSON text (`arguments`, `item`, `result`), refused when one of its strings is
 /// not Unicode text: it could not be read by a plugin or sent to a MessagePack client.
 /// The text is System.Text.Json's.
+///
+/// Nesting is limited as in the MessagePack reader (the value itself at depth 1, at most
+/// `MAX_DEPTH - 1` levels), so what a JSON client may send a MessagePack client may send too.
 fn text_value(raw: &RawValue) -> Result<Box<RawValue>, ProtocolError> {
-    match lone_surrogate(raw.get()) {
-        Some(unit) => Err(ProtocolError::InvalidJson(format!(
+    if let Some(unit) = lone_surrogate(raw.get()) {
+        return Err(ProtocolError::InvalidJson(format!(
             "Cannot read invalid UTF-16 JSON text as string. Invalid surrogate value: '0x{unit:04X}'."
-        ))),
-        None => Ok(raw.to_owned()),
+        )));
     }
+    if nested_too_deeply(raw.get()) {
+        return Err(ProtocolError::InvalidJson(
+            "Values are nested too deeply.".into(),
+        ));
+    }
+    Ok(raw.to_owned())
+}
+
+/// Whether arrays and objects nest `MAX_DEPTH` deep in valid JSON text. serde_json checks
+/// nesting only when it builds values, not for text it keeps raw.
+fn nested_too_deeply(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    // Fewer openers than the limit cannot nest that deep: the usual case, and a cheap count.
+    if bytes.iter().filter(|&&b| b == b'[' || b == b'{').count() < MAX_DEPTH {
+        return false;
+    }
+    let (mut depth, mut deepest) = (0usize, 0usize);
+    let (mut in_string, mut escaped) = (false, false);
+    for &b in bytes {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest >= MAX_DEPTH
 }
 
 fn is_null(raw: &RawValue) -> bool {

@@ -702,3 +702,37 @@ fn lone_surrogates_in_values_are_refused() {
         invocation(None, "T", r#"["\ud83d\ude00","\\ud800"]"#)
     );
 }
+
+#[test]
+fn values_nest_as_deep_as_in_messagepack() {
+    let arrays = |levels: usize| {
+        format!(
+            r#"{{"type":1,"target":"T","arguments":{}{}}}"#,
+            "[".repeat(levels),
+            "]".repeat(levels)
+        )
+    };
+    // `[{"k":[{"k":...1}]}]`: two levels per pair.
+    let mixed = |pairs: usize| {
+        format!(
+            r#"{{"type":2,"invocationId":"1","item":{}1{}}}"#,
+            r#"[{"k":"#.repeat(pairs),
+            "}]".repeat(pairs)
+        )
+    };
+    // The value itself is level 1; 127 levels pass and 128 are refused, as in MessagePack.
+    parse_one(&arrays(127));
+    parse_one(&mixed(63));
+    for text in [arrays(128), arrays(10_000), mixed(64)] {
+        assert_eq!(
+            parse_err(&text),
+            "Invalid JSON: Values are nested too deeply.",
+            "{text}"
+        );
+    }
+    // Brackets inside strings are text, not nesting.
+    let brackets = format!(r#"["{}", "\"{}"]"#, "[".repeat(300), "{".repeat(300));
+    parse_one(&format!(
+        r#"{{"type":2,"invocationId":"1","item":{brackets}}}"#
+    ));
+}

@@ -27,6 +27,7 @@ use serde_json::value::RawValue;
 use super::varint;
 use super::{HubMessage, Json, ProtocolError};
 
+pub(crate) use decode::MAX_DEPTH;
 pub use from_json::json_to_msgpack;
 pub use read::parse_body;
 pub use write::write_body;
