@@ -20,8 +20,8 @@ pub fn fuzz_parse(data: &[u8]) {
     let max = usize::from(data.get(1).copied().unwrap_or(u8::MAX)) * 64 + 1;
     let split = usize::from(data.first().copied().unwrap_or(0)) % (data.len() + 1);
     for protocol in [Protocol::Json, Protocol::MessagePack] {
-        let whole = parse_in_pieces(protocol, data, data.len(), max);
-        let pieces = parse_in_pieces(protocol, data, split, max);
+        let whole = parse_in_pieces(protocol, data, &[], max);
+        let pieces = parse_in_pieces(protocol, data, &[split], max);
         assert_eq!(
             whole, pieces,
             "{protocol:?}: split at {split} changed the result"
@@ -42,23 +42,37 @@ pub fn fuzz_parse(data: &[u8]) {
     let _ = messagepack::msgpack_to_json(data);
 }
 
+/// What a parser made of a byte stream: the messages, the first error (if any) and the bytes
+/// left in the buffer.
 #[derive(Debug, PartialEq)]
-struct Parsed {
-    messages: Vec<HubMessage>,
-    result: Result<(), ProtocolError>,
-    leftover: Vec<u8>,
+pub(crate) struct Parsed {
+    pub(crate) messages: Vec<HubMessage>,
+    pub(crate) result: Result<(), ProtocolError>,
+    pub(crate) leftover: Vec<u8>,
 }
 
-/// Parses `data[..split]`, then appends the rest and parses again (unless the first call failed).
-fn parse_in_pieces(protocol: Protocol, data: &[u8], split: usize, max: usize) -> Parsed {
-    let (head, tail) = data.split_at(split.min(data.len()));
-    let mut buf = BytesMut::from(head);
+/// Feeds `data` in pieces cut at `cuts` (offsets into `data`, in any order; out-of-range ones
+/// are clamped), parsing after each piece as a connection does after each read. After an error
+/// nothing more is parsed; the unread rest is still part of the leftover.
+pub(crate) fn parse_in_pieces(
+    protocol: Protocol,
+    data: &[u8],
+    cuts: &[usize],
+    max: usize,
+) -> Parsed {
+    let mut ends: Vec<usize> = cuts.iter().map(|&cut| cut.min(data.len())).collect();
+    ends.push(data.len());
+    ends.sort_unstable();
+    let mut buf = BytesMut::new();
     let mut messages = Vec::new();
-    let mut result = protocol.parse_messages(&mut buf, max, &mut messages);
-    // After an error nothing more is parsed; the unread tail is still part of the leftover.
-    buf.extend_from_slice(tail);
-    if result.is_ok() && !tail.is_empty() {
-        result = protocol.parse_messages(&mut buf, max, &mut messages);
+    let mut result = Ok(());
+    let mut fed = 0;
+    for end in ends {
+        buf.extend_from_slice(data.get(fed..end).unwrap_or_default());
+        fed = end;
+        if result.is_ok() {
+            result = protocol.parse_messages(&mut buf, max, &mut messages);
+        }
     }
     Parsed {
         messages,
@@ -67,7 +81,8 @@ fn parse_in_pieces(protocol: Protocol, data: &[u8], split: usize, max: usize) ->
     }
 }
 
-fn check_round_trip(protocol: Protocol, message: &HubMessage) {
+/// Asserts that `message`, written with `protocol`, parses back to itself.
+pub(crate) fn check_round_trip(protocol: Protocol, message: &HubMessage) {
     let mut encoded = Vec::new();
     let written = protocol.write_message(message, &mut encoded);
     assert_eq!(
@@ -91,7 +106,9 @@ fn check_round_trip(protocol: Protocol, message: &HubMessage) {
     );
 }
 
-fn check_json_to_messagepack(message: &HubMessage) {
+/// Asserts that a message read from JSON can be written as MessagePack and reads back as the same
+/// message type.
+pub(crate) fn check_json_to_messagepack(message: &HubMessage) {
     let mut encoded = Vec::new();
     let written = Protocol::MessagePack.write_message(message, &mut encoded);
     assert_eq!(

@@ -22,6 +22,8 @@ mod escape;
 mod varint;
 
 #[cfg(test)]
+mod proptests;
+#[cfg(test)]
 mod tests;
 
 use bytes::BytesMut;
