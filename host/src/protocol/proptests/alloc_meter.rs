@@ -97,3 +97,22 @@ pub(crate) fn peak_bytes<T>(f: impl FnOnce() -> T) -> (T, usize) {
     });
     (result, peak.unsigned_abs())
 }
+
+mod tests {
+    use super::peak_bytes;
+
+    #[test]
+    fn sees_what_a_call_holds_at_its_peak() {
+        let (len, peak) = peak_bytes(|| {
+            let big = vec![1u8; 1 << 20];
+            let small = vec![2u8; 1024];
+            drop(big);
+            small.len()
+        });
+        assert_eq!(len, 1024);
+        assert!((1 << 20..(1 << 20) + 4096).contains(&peak), "{peak}");
+        // Off outside `peak_bytes`: nothing is counted for the next call.
+        let ((), peak) = peak_bytes(|| {});
+        assert_eq!(peak, 0);
+    }
+}
