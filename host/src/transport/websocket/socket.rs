@@ -13,7 +13,7 @@ use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
 use bytes::BytesMut;
-use futures_util::{Sink, SinkExt, Stream};
+use futures_util::{Sink, Stream};
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -257,8 +257,9 @@ impl Drop for Socket {
 }
 
 async fn linger(mut ws: Ws) {
+    // No flush: the writer flushed its Close; what it did not (a client too
+    // slow to read) is not worth sending.
     let _ = tokio::time::timeout(LINGER, async {
-        let _ = ws.flush().await;
         let io = ws.get_mut();
         let _ = io.shutdown().await;
         let mut scratch = [0u8; 4096];
