@@ -148,9 +148,18 @@ pub struct NatsConfig {
     /// Entries of the connection registry expire this long after their node last refreshed them.
     #[serde(default = "default_nats_registry_ttl_secs")]
     pub registry_ttl_secs: u64,
-    /// Envelopes queued for publishing per partition before new ones are dropped (and counted).
+    /// Envelopes waiting for NATS (or for JetStream's ack) per partition; beyond it
+    /// sends to other nodes are refused and their senders told (REST 503, invocation error).
     #[serde(default = "default_nats_publish_queue")]
     pub publish_queue: usize,
+    /// Bytes of envelopes waiting for NATS (or for JetStream's ack) per partition; beyond it
+    /// sends to other nodes are refused, as for `publish_queue`.
+    #[serde(default = "default_nats_queue_max_bytes")]
+    pub queue_max_bytes: usize,
+    /// How long an envelope may wait for NATS (an outage) before it is refused, in
+    /// milliseconds; also how long a REST send or a hub invocation waits for its receipt.
+    #[serde(default = "default_nats_queue_max_age_ms")]
+    pub queue_max_age_ms: u64,
     /// The URL other nodes reach this node's HTTP at (`http://10.0.0.5:5000`), to forward
     /// requests for connections it holds. Default: the listen address, when it names one IP.
     #[serde(default)]
@@ -168,6 +177,8 @@ impl Default for NatsConfig {
             max_bytes: default_nats_max_bytes(),
             registry_ttl_secs: default_nats_registry_ttl_secs(),
             publish_queue: default_nats_publish_queue(),
+            queue_max_bytes: default_nats_queue_max_bytes(),
+            queue_max_age_ms: default_nats_queue_max_age_ms(),
             advertise_url: None,
         }
     }
@@ -196,6 +207,12 @@ fn default_nats_registry_ttl_secs() -> u64 {
 }
 fn default_nats_publish_queue() -> usize {
     65_536
+}
+fn default_nats_queue_max_bytes() -> usize {
+    16 << 20
+}
+fn default_nats_queue_max_age_ms() -> u64 {
+    15_000
 }
 
 #[derive(Debug, Clone, Deserialize, serde::Serialize)]
@@ -604,7 +621,18 @@ impl Config {
 }
 
 impl NatsConfig {
+    /// The longest an envelope waits for NATS before it is refused.
+    pub fn queue_max_age(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.queue_max_age_ms)
+    }
+
     fn validate(&self) -> Result<(), String> {
+        if self.queue_max_bytes < 1024 {
+            return Err("nats.queue_max_bytes must be at least 1024".into());
+        }
+        if !(100..=600_000).contains(&self.queue_max_age_ms) {
+            return Err("nats.queue_max_age_ms must be 100..=600000 (10 minutes)".into());
+        }
         if !(1..=1024).contains(&self.partitions) {
             return Err("nats.partitions must be 1..=1024".into());
         }

@@ -17,7 +17,7 @@ use bytes::Bytes;
 use support::nats_server::NatsServer;
 use switchboard::backplane::memory::MemoryBus;
 use switchboard::backplane::nats::NatsBackplane;
-use switchboard::backplane::{Backplane, Envelope, Inbox};
+use switchboard::backplane::{Backplane, Envelope, Inbox, Receipt};
 use switchboard::config::NatsConfig;
 use switchboard::connection::{ConnectionHandle, Detached};
 use switchboard::protocol::Protocol;
@@ -32,9 +32,9 @@ struct Counting {
 }
 
 impl Backplane for Counting {
-    fn publish(&self, envelope: Envelope) {
+    fn publish(&self, envelope: Envelope) -> Receipt {
         self.published.fetch_add(1, Ordering::Relaxed);
-        self.inner.publish(envelope);
+        self.inner.publish(envelope)
     }
 }
 
@@ -121,13 +121,18 @@ impl Cluster {
     }
 
     fn send(&self, from: usize, target: Target, text: &str) {
-        self.send_in(from, &self.hub.clone(), target, text);
+        let _ = self.send_in(from, &self.hub.clone(), target, text);
     }
 
-    fn send_in(&self, from: usize, hub: &HubKey, target: Target, text: &str) {
+    /// Sends and returns the receipt of the send.
+    fn send_receipt(&self, from: usize, target: Target, text: &str) -> Receipt {
+        self.send_in(from, &self.hub.clone(), target, text)
+    }
+
+    fn send_in(&self, from: usize, hub: &HubKey, target: Target, text: &str) -> Receipt {
         let message =
             OutboundInvocation::from_json("m", &format!("[{}]", json(text))).expect("valid args");
-        self.router(from).send(hub, &target, Arc::new(message));
+        self.router(from).send(hub, &target, Arc::new(message))
     }
 
     /// Sends a marker from node `from` to `conn` and expects it to be the
@@ -138,7 +143,7 @@ impl Cluster {
 
     async fn expect_quiet_in(&self, from: usize, hub: &HubKey, conn: &mut Conn) {
         let marker = format!("marker-{}", conn.id);
-        self.send_in(
+        let _ = self.send_in(
             from,
             hub,
             Target::Connections(vec![conn.id.clone()]),
@@ -234,6 +239,23 @@ mod specs {
         }
         c.expect_quiet(0, &mut d).await;
         c.expect_quiet(0, &mut e).await;
+    }
+
+    pub async fn a_cross_node_send_is_confirmed_before_it_counts_as_sent(c: &Cluster) {
+        let mut b = c.connect(1, "b", None);
+        let receipt = c.send_receipt(0, Target::Connections(conns(&["b"])), "confirmed");
+        let outcome = tokio::time::timeout(WAIT, receipt.wait())
+            .await
+            .expect("a receipt in time");
+        assert_eq!(outcome, Ok(()));
+        assert_eq!(b.next().await, "confirmed");
+    }
+
+    pub async fn a_local_send_needs_no_confirmation(c: &Cluster) {
+        let mut a = c.connect(0, "a", None);
+        let receipt = c.send_receipt(0, Target::Connections(conns(&["a"])), "local");
+        assert_eq!(receipt.ready(), Some(&Ok(())), "ready at once");
+        assert_eq!(a.next().await, "local");
     }
 
     pub async fn send_to_local_connection_never_leaves_the_node(c: &Cluster) {
@@ -628,7 +650,7 @@ mod specs {
     pub async fn hub_unknown_to_a_node_is_ignored(c: &Cluster) {
         let mut b = c.connect(1, "b", None);
         let unknown = HubKey::new("t1", "nowhere");
-        c.send_in(0, &unknown, Target::All { except: vec![] }, "lost");
+        let _ = c.send_in(0, &unknown, Target::All { except: vec![] }, "lost");
         c.router(0).add_to_group(&unknown, "zz", "g").expect("add");
         c.send(0, Target::Connections(conns(&["b"])), "still-fine");
         assert_eq!(b.next().await, "still-fine");
@@ -660,6 +682,8 @@ macro_rules! conformance {
 
 conformance!(
     all_reaches_every_node,
+    a_cross_node_send_is_confirmed_before_it_counts_as_sent,
+    a_local_send_needs_no_confirmation,
     all_except_skips_listed_connections_on_any_node,
     connection_on_another_node,
     connections_spread_over_nodes,

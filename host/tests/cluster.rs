@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use support::nats_server::NatsServer;
 use switchboard::backplane::nats::NatsBackplane;
-use switchboard::backplane::{Backplane, Inbox};
+use switchboard::backplane::{Backplane, Inbox, PublishError, Receipt};
 use switchboard::config::NatsConfig;
 use switchboard::connection::{ConnectionHandle, Detached};
 use switchboard::protocol::Protocol;
@@ -242,6 +242,10 @@ async fn next(rx: &mut Detached) -> String {
 }
 
 fn send(router: &Router, hub: &HubKey, to: &str, text: &str) {
+    let _ = send_receipt(router, hub, to, text);
+}
+
+fn send_receipt(router: &Router, hub: &HubKey, to: &str, text: &str) -> Receipt {
     let message =
         OutboundInvocation::from_json("m", &serde_json::to_string(&[text]).expect("json"))
             .expect("args");
@@ -249,11 +253,11 @@ fn send(router: &Router, hub: &HubKey, to: &str, text: &str) {
         hub,
         &Target::Connections(vec![to.to_owned()]),
         Arc::new(message),
-    );
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn nats_restart_nodes_recover_report_loss_and_never_duplicate() {
+async fn nats_restart_sends_wait_in_the_queue_and_arrive_once_in_order() {
     let mut server = NatsServer::start();
     let config = config(&server);
     let hub = HubKey::new("demo", "chat");
@@ -276,14 +280,87 @@ async fn nats_restart_nodes_recover_report_loss_and_never_duplicate() {
         !one.is_ready() && !two.is_ready()
     })
     .await;
-    // Local delivery keeps working; cross-node sends are lost and counted.
-    send(&router1, &hub, "local", "local-during-outage");
+    // Local delivery keeps working, confirmed at once; cross-node sends wait for NATS.
+    let receipt = send_receipt(&router1, &hub, "local", "local-during-outage");
+    assert_eq!(receipt.ready(), Some(&Ok(())));
     assert_eq!(next(&mut local_rx).await, "local-during-outage");
-    for i in 0..5 {
-        send(&router1, &hub, "remote", &format!("lost-{i}"));
+    let queued: Vec<Receipt> = (0..5)
+        .map(|i| send_receipt(&router1, &hub, "remote", &format!("queued-{i}")))
+        .collect();
+    assert!(
+        queued.iter().all(|r| r.ready().is_none()),
+        "not confirmed while NATS is away"
+    );
+    assert!(one.stats().queued_disconnected >= 5);
+
+    server.restart();
+    for receipt in queued {
+        let outcome = tokio::time::timeout(Duration::from_secs(30), receipt.wait())
+            .await
+            .expect("confirmed in time");
+        assert_eq!(outcome, Ok(()));
     }
-    eventually("the loss is counted", WAIT, || async {
-        one.stats().undelivered() >= 5
+    eventually(
+        "nodes reconnect by themselves",
+        Duration::from_secs(30),
+        || async { one.is_ready() && two.is_ready() },
+    )
+    .await;
+    for i in 0..5 {
+        assert_eq!(next(&mut remote_rx).await, format!("queued-{i}"));
+    }
+    for i in 0..50 {
+        send(&router1, &hub, "remote", &format!("after-{i}"));
+    }
+    for i in 0..50 {
+        assert_eq!(next(&mut remote_rx).await, format!("after-{i}"));
+    }
+    // Nothing more: no duplicates.
+    send(&router1, &hub, "remote", "end");
+    assert_eq!(next(&mut remote_rx).await, "end");
+    assert!(remote_rx.try_recv().is_none());
+    let stats = two.stats();
+    assert_eq!(stats.received, 57, "{stats:?}");
+    let sent = one.stats();
+    assert!(sent.disconnects >= 1);
+    assert!(sent.published_late >= 5, "{sent:?}");
+    assert_eq!(sent.refused(), 0, "{sent:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outage_longer_than_the_queue_age_refuses_sends_and_tells_the_sender() {
+    let mut server = NatsServer::start();
+    let config = NatsConfig {
+        queue_max_age_ms: 500,
+        ..config(&server)
+    };
+    let hub = HubKey::new("demo", "chat");
+    let (one, in1) = backplane(&config).await;
+    let (two, in2) = backplane(&config).await;
+    let router1 = router(one.clone(), in1);
+    let router2 = router(two.clone(), in2);
+    let (remote, mut remote_rx) =
+        ConnectionHandle::new_detached("remote", hub.clone(), None, Protocol::Json, 10_000);
+    router2.register(remote);
+    send(&router1, &hub, "remote", "before");
+    assert_eq!(next(&mut remote_rx).await, "before");
+
+    server.stop();
+    eventually("node one notices the outage", WAIT, || async {
+        !one.is_connected()
+    })
+    .await;
+    let expired = send_receipt(&router1, &hub, "remote", "expired");
+    let outcome = tokio::time::timeout(WAIT, expired.wait())
+        .await
+        .expect("settled in time");
+    assert_eq!(outcome, Err(PublishError::Expired(500)));
+    // Down for longer than the queue's age limit: refused at once.
+    eventually("refused at once", WAIT, || async {
+        matches!(
+            send_receipt(&router1, &hub, "remote", "refused").ready(),
+            Some(Err(PublishError::Unavailable(500)))
+        )
     })
     .await;
 
@@ -294,19 +371,18 @@ async fn nats_restart_nodes_recover_report_loss_and_never_duplicate() {
         || async { one.is_ready() && two.is_ready() },
     )
     .await;
-    for i in 0..50 {
-        send(&router1, &hub, "remote", &format!("after-{i}"));
-    }
-    for i in 0..50 {
-        assert_eq!(next(&mut remote_rx).await, format!("after-{i}"));
-    }
-    // Nothing more: no duplicates, no late copies of the lost ones.
-    send(&router1, &hub, "remote", "end");
-    assert_eq!(next(&mut remote_rx).await, "end");
-    assert!(remote_rx.try_recv().is_none());
-    let stats = two.stats();
-    assert_eq!(stats.received, 52, "{stats:?}");
-    assert!(one.stats().disconnects >= 1);
+    let receipt = send_receipt(&router1, &hub, "remote", "after");
+    assert_eq!(receipt.wait().await, Ok(()));
+    assert_eq!(
+        next(&mut remote_rx).await,
+        "after",
+        "refused sends never arrive"
+    );
+    let stats = one.stats();
+    assert!(
+        stats.refused_expired >= 1 && stats.refused_unavailable >= 1,
+        "{stats:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -322,7 +398,7 @@ async fn delivered_envelopes_carry_the_same_cursor_on_every_node() {
     let hub = HubKey::new("demo", "cursor.hub*>");
     let partition = subject::partition(&hub, config.partitions);
     for i in 0..5 {
-        sender.publish(Envelope::new(
+        let _ = sender.publish(Envelope::new(
             hub.clone(),
             EnvelopeKind::GroupAdd {
                 connection: format!("c{i}"),

@@ -7,15 +7,14 @@ use axum::response::Response;
 
 use super::error::ApiError;
 use super::payload::parse_payload;
-use super::{Call, done};
+use super::{Call, done, sent};
 use crate::router::Target;
 
 /// `POST .../connections/{connection}/:send`, wherever the connection is.
-pub(super) fn send(call: &Call) -> Result<Response, ApiError> {
+pub(super) async fn send(call: &Call) -> Result<Response, ApiError> {
     let message = parse_payload(&call.body)?.into_invocation()?;
     let target = Target::Connections(vec![call.param("connection").to_owned()]);
-    call.node.router.send(&call.hub, &target, Arc::new(message));
-    done(StatusCode::ACCEPTED)
+    sent(call.node.router.send(&call.hub, &target, Arc::new(message))).await
 }
 
 /// `HEAD .../connections/{connection}`: 200 when this node holds it or, in

@@ -8,18 +8,17 @@ use axum::response::Response;
 
 use super::error::ApiError;
 use super::payload::parse_payload;
-use super::{Call, done};
+use super::{Call, done, sent};
 use crate::router::Target;
 
 /// `POST .../groups/{group}/:send?excluded=...`: every member but the excluded.
-pub(super) fn send(call: &Call) -> Result<Response, ApiError> {
+pub(super) async fn send(call: &Call) -> Result<Response, ApiError> {
     let message = parse_payload(&call.body)?.into_invocation()?;
     let target = Target::Groups {
         groups: vec![call.param("group").to_owned()],
         except: call.query_all("excluded"),
     };
-    call.node.router.send(&call.hub, &target, Arc::new(message));
-    done(StatusCode::ACCEPTED)
+    sent(call.node.router.send(&call.hub, &target, Arc::new(message))).await
 }
 
 /// `HEAD .../groups/{group}`: 200 when the group has a member on this node

@@ -10,7 +10,7 @@ use tracing::warn;
 
 use super::error::ApiError;
 use super::payload::parse_payload;
-use super::{Call, done};
+use super::{Call, sent};
 use crate::plugin::{CallEnv, Context, MethodKind};
 use crate::router::Target;
 
@@ -18,13 +18,12 @@ use crate::router::Target;
 const INVOKE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// `POST .../:send?excluded=...`: every connection of the hub but the excluded.
-pub(super) fn send_all(call: &Call) -> Result<Response, ApiError> {
+pub(super) async fn send_all(call: &Call) -> Result<Response, ApiError> {
     let message = parse_payload(&call.body)?.into_invocation()?;
     let target = Target::All {
         except: call.query_all("excluded"),
     };
-    call.node.router.send(&call.hub, &target, Arc::new(message));
-    done(StatusCode::ACCEPTED)
+    sent(call.node.router.send(&call.hub, &target, Arc::new(message))).await
 }
 
 /// `POST .../:invoke`: calls a hub method as a client would, but with no
@@ -55,7 +54,9 @@ pub(super) async fn invoke(call: &Call) -> Result<Response, ApiError> {
         hub: call.hub.clone(),
         router: node.router.clone(),
         connection_id: None,
+        receipts: Default::default(),
     };
+    let receipts = env.receipts.clone();
     let ctx = Context {
         tenant: call.hub.tenant.to_string(),
         hub: call.hub.hub.to_string(),
@@ -85,6 +86,12 @@ pub(super) async fn invoke(call: &Call) -> Result<Response, ApiError> {
     )
     .await
     .map_err(|_| ApiError::Timeout(INVOKE_TIMEOUT.as_secs()))?;
+    // What the method sent to other nodes is stored before the call succeeds.
+    if let (Ok(Ok(_)), Err(e)) = (&outcome, receipts.settle().await) {
+        return Err(ApiError::Unavailable(format!(
+            "'{name}' ran, but what it sent was not: {e}"
+        )));
+    }
     let result = match outcome {
         Ok(Ok(None)) => "null".to_owned(),
         Ok(Ok(Some(text))) => {

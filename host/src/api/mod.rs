@@ -145,17 +145,17 @@ async fn dispatch(node: Arc<Node>, request: Request) -> Result<Response, ApiErro
         body,
     };
     match call.matched.action {
-        Action::SendAll => hub::send_all(&call),
+        Action::SendAll => hub::send_all(&call).await,
         Action::Invoke => hub::invoke(&call).await,
-        Action::SendUser => users::send(&call),
+        Action::SendUser => users::send(&call).await,
         Action::UserExists => users::exists(&call).await,
         Action::AddUserToGroup => users::add_to_group(&call),
         Action::RemoveUserFromGroup => users::remove_from_group(&call),
-        Action::SendGroup => groups::send(&call),
+        Action::SendGroup => groups::send(&call).await,
         Action::GroupExists => groups::exists(&call).await,
         Action::AddConnectionToGroup => groups::add_connection(&call),
         Action::RemoveConnectionFromGroup => groups::remove_connection(&call),
-        Action::SendConnection => connections::send(&call),
+        Action::SendConnection => connections::send(&call).await,
         Action::ConnectionExists => connections::exists(&call).await,
         Action::CloseConnection => connections::close(&call).await,
     }
@@ -186,4 +186,16 @@ async fn read_body(headers: &HeaderMap, body: Body) -> Result<Bytes, ApiError> {
 /// A success without a body.
 fn done(status: StatusCode) -> Result<Response, ApiError> {
     Ok(status.into_response())
+}
+
+/// The answer to a send: 202 once every node that may hold a recipient will
+/// get the message (at once for local deliveries; in a cluster once NATS
+/// stored it), 503 with the reason when the cluster refused it, so that an
+/// accepted send is never silently lost.
+async fn sent(receipt: crate::backplane::Receipt) -> Result<Response, ApiError> {
+    receipt
+        .wait()
+        .await
+        .map_err(|e| ApiError::Unavailable(format!("the message was not sent: {e}")))?;
+    done(StatusCode::ACCEPTED)
 }

@@ -7,15 +7,14 @@ use axum::response::Response;
 
 use super::error::ApiError;
 use super::payload::parse_payload;
-use super::{Call, done};
+use super::{Call, done, sent};
 use crate::router::Target;
 
 /// `POST .../users/{user}/:send`: every connection of the user, on every node.
-pub(super) fn send(call: &Call) -> Result<Response, ApiError> {
+pub(super) async fn send(call: &Call) -> Result<Response, ApiError> {
     let message = parse_payload(&call.body)?.into_invocation()?;
     let target = Target::Users(vec![call.param("user").to_owned()]);
-    call.node.router.send(&call.hub, &target, Arc::new(message));
-    done(StatusCode::ACCEPTED)
+    sent(call.node.router.send(&call.hub, &target, Arc::new(message))).await
 }
 
 /// `HEAD .../users/{user}`: 200 when the user has a connection on this node

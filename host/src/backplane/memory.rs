@@ -6,7 +6,7 @@ use std::sync::Arc;
 use parking_lot::RwLock;
 use tokio::sync::mpsc;
 
-use super::{Backplane, Envelope, Inbox};
+use super::{Backplane, Envelope, Inbox, Receipt};
 
 /// A node on the bus: its id and its inbox.
 type Member = (u64, mpsc::UnboundedSender<Envelope>);
@@ -45,7 +45,8 @@ pub struct MemoryBackplane {
 }
 
 impl Backplane for MemoryBackplane {
-    fn publish(&self, envelope: Envelope) {
+    /// Delivered to the other nodes' inboxes at once: the receipt is ready.
+    fn publish(&self, envelope: Envelope) -> Receipt {
         let mut nodes = self.bus.nodes.write();
         // A node whose inbox is gone has stopped: forget it.
         nodes.retain(|(id, tx)| *id == self.node || !tx.is_closed());
@@ -54,6 +55,7 @@ impl Backplane for MemoryBackplane {
                 let _ = tx.send(envelope.clone());
             }
         }
+        Receipt::done()
     }
 }
 
@@ -78,7 +80,7 @@ mod tests {
         let bus = MemoryBus::new();
         let (a, mut a_in) = bus.join();
         let (_b, mut b_in) = bus.join();
-        a.publish(group_add("x"));
+        let _ = a.publish(group_add("x"));
         let got = b_in.recv().await.expect("b receives");
         assert!(
             matches!(got.kind, EnvelopeKind::GroupAdd { ref connection, .. } if connection == "x")
@@ -90,7 +92,7 @@ mod tests {
     async fn single_node_publishes_to_nobody() {
         let bus = MemoryBus::new();
         let (a, mut a_in) = bus.join();
-        a.publish(group_add("x"));
+        let _ = a.publish(group_add("x"));
         assert!(a_in.try_recv().is_err());
     }
 }

@@ -8,6 +8,7 @@
 
 pub mod memory;
 pub mod nats;
+mod receipt;
 
 use std::sync::Arc;
 
@@ -80,10 +81,13 @@ pub enum EnvelopeKind {
 }
 
 /// Publishes envelopes to the other nodes. Publishing never blocks the
-/// caller: an implementation queues and sends in the background.
+/// caller: an implementation queues and sends in the background, and the
+/// [`Receipt`] says when the envelope is safely with the cluster (or why it
+/// never will be). A caller that promises delivery awaits it; others drop it.
 pub trait Backplane: Send + Sync + 'static {
-    fn publish(&self, envelope: Envelope);
+    fn publish(&self, envelope: Envelope) -> Receipt;
 }
 
+pub use receipt::{PublishError, Receipt, Receipts};
 /// Envelopes from other nodes, for this node's router.
 pub type Inbox = mpsc::UnboundedReceiver<Envelope>;

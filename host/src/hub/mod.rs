@@ -124,6 +124,7 @@ impl HubSession {
             hub: handle.hub.clone(),
             router: node.router.clone(),
             connection_id: Some(handle.id.clone()),
+            receipts: Default::default(),
         };
         let limits = env.tenant.limits();
         let labels = [
@@ -562,17 +563,32 @@ async fn execute(shared: &Shared, call: Call, upload_streams: u32) -> Result<Opt
         record_invocation(shared, &name, "rejected", None);
         return Err(error);
     };
+    let env = CallEnv {
+        receipts: Default::default(),
+        ..shared.env.clone()
+    };
+    let receipts = env.receipts.clone();
+    let answered = call.invocation_id.is_some();
     let outcome = node
         .engine
         .invoke(
             &plugin,
-            shared.env.clone(),
+            env,
             &shared.ctx,
             &name,
             call.arguments.get(),
             call.sink,
         )
         .await;
+    // What the call sent to other nodes is stored before it reports success
+    // (a non-blocking invocation reports nothing, so it does not wait).
+    let outcome = match outcome {
+        Ok(Ok(_)) if answered => match receipts.settle().await {
+            Ok(()) => outcome,
+            Err(e) => Ok(Err(format!("Invocation of '{target}' failed: {e}"))),
+        },
+        outcome => outcome,
+    };
     let elapsed = Some(started.elapsed());
     match outcome {
         Ok(Ok(None)) => {

@@ -27,6 +27,9 @@ pub struct CallEnv {
     pub router: Arc<Router>,
     /// The connection the call is made for; none for server-side calls.
     pub connection_id: Option<Arc<str>>,
+    /// The receipts of the call's sends to other nodes: the caller awaits
+    /// them before it reports success (give each call its own).
+    pub receipts: crate::backplane::Receipts,
 }
 
 /// State of one store: one plugin instance for one call.
@@ -203,10 +206,16 @@ impl clients::Host for HostState {
             return Err(format!("arguments are larger than {MAX_SEND_ARGS} bytes"));
         }
         let message = OutboundInvocation::from_json(&method, &args_json)?;
-        self.env
-            .router
-            .send(&self.env.hub, &to_route_target(target), Arc::new(message));
-        Ok(())
+        let receipt =
+            self.env
+                .router
+                .send(&self.env.hub, &to_route_target(target), Arc::new(message));
+        let refused = match receipt.ready() {
+            Some(Err(e)) => Some(e.to_string()),
+            _ => None,
+        };
+        self.env.receipts.push(receipt);
+        refused.map_or(Ok(()), Err)
     }
 
     async fn invoke(

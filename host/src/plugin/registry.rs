@@ -247,6 +247,7 @@ impl Registry {
             hub: hub.clone(),
             router: router.clone(),
             connection_id: None,
+            receipts: Default::default(),
         };
         engine.describe(&mut plugin, env).await?;
         Ok(plugin)

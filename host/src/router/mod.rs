@@ -14,7 +14,7 @@ use std::sync::Arc;
 use parking_lot::RwLock;
 use tracing::{debug, warn};
 
-use crate::backplane::{Backplane, Envelope, EnvelopeKind};
+use crate::backplane::{Backplane, Envelope, EnvelopeKind, Receipt};
 use crate::connection::ConnectionHandle;
 
 pub use index::Index;
@@ -233,8 +233,10 @@ impl Router {
     }
 
     /// Sends `message` to `target`: to this node's matching connections now,
-    /// and over the backplane to other nodes where they may hold more.
-    pub fn send(&self, hub: &HubKey, target: &Target, message: Arc<OutboundInvocation>) {
+    /// and over the backplane to other nodes where they may hold more. The
+    /// receipt is ready at once unless other nodes are involved; then it
+    /// says when the cluster has the message (or that it refused it).
+    pub fn send(&self, hub: &HubKey, target: &Target, message: Arc<OutboundInvocation>) -> Receipt {
         let remote = match self.existing_index(hub) {
             Some(index) => {
                 let index = index.read();
@@ -243,11 +245,12 @@ impl Router {
             }
             None => decide(target, |_| false),
         };
-        if let Remote::Publish(target) = remote {
-            self.backplane.publish(Envelope::new(
+        match remote {
+            Remote::Publish(target) => self.backplane.publish(Envelope::new(
                 hub.clone(),
                 EnvelopeKind::Send { target, message },
-            ));
+            )),
+            Remote::None => Receipt::done(),
         }
     }
 
@@ -265,7 +268,7 @@ impl Router {
             return self.add_held(&mut index, hub, connection_id, group);
         }
         drop(index);
-        self.backplane.publish(Envelope::new(
+        let _ = self.backplane.publish(Envelope::new(
             hub.clone(),
             EnvelopeKind::GroupAdd {
                 connection: connection_id.to_owned(),
@@ -290,7 +293,7 @@ impl Router {
                 return Ok(());
             }
         }
-        self.backplane.publish(Envelope::new(
+        let _ = self.backplane.publish(Envelope::new(
             hub.clone(),
             EnvelopeKind::GroupRemove {
                 connection: connection_id.to_owned(),
@@ -336,7 +339,7 @@ impl Router {
         } else {
             EnvelopeKind::UserGroupRemove { user, group }
         };
-        self.backplane.publish(Envelope::new(hub.clone(), kind));
+        let _ = self.backplane.publish(Envelope::new(hub.clone(), kind));
         Ok(())
     }
 
@@ -370,7 +373,7 @@ impl Router {
             close_held(&connection, reason);
             return true;
         }
-        self.backplane.publish(Envelope::new(
+        let _ = self.backplane.publish(Envelope::new(
             hub.clone(),
             EnvelopeKind::Close {
                 connection: id.to_owned(),

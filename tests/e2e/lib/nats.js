@@ -47,16 +47,14 @@ function canConnect(port) {
   });
 }
 
-/** Starts nats-server -js; resolves once it accepts connections (bounded). */
-export async function startNats() {
-  if (!existsSync(NATS_SERVER_BIN)) {
-    throw new Error(`${NATS_SERVER_BIN} is missing: run ./dev test (it installs nats-server) or set NATS_SERVER_BIN`);
-  }
-  const store = await mkdtemp(path.join(os.tmpdir(), 'switchboard-nats-'));
-  const port = await freePort();
+/**
+ * One nats-server process on `port` with its store in `store`, started (bounded) and restartable
+ * on the same port and data. `extra` are more arguments (cluster routes).
+ */
+async function natsProcess(port, store, extra = []) {
   let child;
   const start = async () => {
-    child = spawn(NATS_SERVER_BIN, ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', store], {
+    child = spawn(NATS_SERVER_BIN, ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', store, ...extra], {
       stdio: ['ignore', 'ignore', 'ignore'],
     });
     live.add(child);
@@ -68,10 +66,11 @@ export async function startNats() {
     })();
     await withTimeout(ready, 10_000, `nats-server on port ${port}`);
   };
-  const stopChild = async () => {
-    if (child && child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGKILL');
-      await withTimeout(child.exited, 5_000, 'nats-server exit');
+  const running = () => child && child.exitCode === null && child.signalCode === null;
+  const stopChild = async (signal = 'SIGKILL') => {
+    if (running()) {
+      child.kill(signal);
+      await withTimeout(child.exited, 10_000, `nats-server exit after ${signal}`);
     }
   };
   await start();
@@ -80,9 +79,13 @@ export async function startNats() {
     port,
     /** The server process id (it changes on restart). */
     pid: () => child.pid,
-    /** Kills the server, keeping its data (an outage). */
+    /** Stops the server with `signal` (default SIGKILL), keeping its data (an outage). */
     stop: stopChild,
-    /** Starts it again on the same port and data. */
+    /** Starts it again (after `stop`) on the same port and data. */
+    start: async () => {
+      if (!running()) await start();
+    },
+    /** Stops (SIGKILL) and starts it again on the same port and data. */
     restart: async () => {
       await stopChild();
       await start();
@@ -91,6 +94,50 @@ export async function startNats() {
     async close() {
       await stopChild();
       rmSync(store, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Starts nats-server -js; resolves once it accepts connections (bounded). */
+export async function startNats() {
+  if (!existsSync(NATS_SERVER_BIN)) {
+    throw new Error(`${NATS_SERVER_BIN} is missing: run ./dev test (it installs nats-server) or set NATS_SERVER_BIN`);
+  }
+  const store = await mkdtemp(path.join(os.tmpdir(), 'switchboard-nats-'));
+  return natsProcess(await freePort(), store);
+}
+
+/**
+ * Starts a cluster of `size` nats-servers with JetStream on loopback ports (each with its store in
+ * a temp folder), routed to each other. `url` lists every server, for clients to fail over.
+ */
+export async function startNatsCluster(size = 3) {
+  if (!existsSync(NATS_SERVER_BIN)) {
+    throw new Error(`${NATS_SERVER_BIN} is missing: run ./dev test (it installs nats-server) or set NATS_SERVER_BIN`);
+  }
+  const ports = [];
+  const routePorts = [];
+  for (let i = 0; i < size; i++) {
+    ports.push(await freePort());
+    routePorts.push(await freePort());
+  }
+  const routes = routePorts.map((p) => `nats://127.0.0.1:${p}`).join(',');
+  const servers = await Promise.all(
+    ports.map(async (port, i) => {
+      const store = await mkdtemp(path.join(os.tmpdir(), `switchboard-nats-${i}-`));
+      return natsProcess(port, store, [
+        '-n', `sb-test-${i}`,
+        '--cluster_name', 'sb-test',
+        '--cluster', `nats://127.0.0.1:${routePorts[i]}`,
+        '--routes', routes,
+      ]);
+    }),
+  );
+  return {
+    servers,
+    url: servers.map((s) => s.url).join(','),
+    async close() {
+      await Promise.all(servers.map((s) => s.close()));
     },
   };
 }

@@ -3,8 +3,10 @@
 //! - `subject`: names on the wire; every user-chosen name is base64url, so
 //!   no name forms a wildcard or leaves its tenant.
 //! - `codec`: envelopes as MessagePack; arguments stay JSON text.
-//! - `publisher`: one task per partition publishes in order and counts what
-//!   it could not deliver.
+//! - `outbox` and `publisher`: one bounded queue and one task per partition
+//!   publish in order, wait out NATS outages, retry with message ids that
+//!   JetStream deduplicates, and settle each sender's receipt when the
+//!   envelope is stored (or refused).
 //! - `subscriber`: one ordered consumer per partition per node; stream
 //!   sequences detect gaps and duplicates, and a lost consumer is recreated
 //!   from the last sequence read, so an outage is recovered from the stream.
@@ -19,6 +21,7 @@
 
 mod codec;
 pub mod kv;
+mod outbox;
 pub mod presence;
 mod publisher;
 pub mod registry;
@@ -36,7 +39,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use super::{Backplane, Envelope, Inbox};
+use super::{Backplane, Envelope, Inbox, PublishError, Receipt};
 use crate::config::NatsConfig;
 
 pub use codec::CodecError;
@@ -95,6 +98,15 @@ pub(crate) struct Link {
     /// Counts reconnections: consumers restart on each, since the server may
     /// have lost them (a restarted NATS forgets ephemeral consumers).
     pub reconnects: tokio::sync::watch::Sender<u64>,
+    /// Since when NATS has been disconnected, if it is.
+    pub down_since: parking_lot::Mutex<Option<std::time::Instant>>,
+}
+
+impl Link {
+    /// How long NATS has been disconnected, if it is.
+    pub fn down_for(&self) -> Option<Duration> {
+        self.down_since.lock().map(|since| since.elapsed())
+    }
 }
 
 impl Shared {
@@ -107,11 +119,11 @@ impl Shared {
 #[derive(Debug)]
 pub struct NatsBackplane {
     shared: Arc<Shared>,
-    queues: Vec<mpsc::Sender<Outgoing>>,
+    lanes: Vec<Arc<publisher::Lane>>,
+    /// The longest a sender waits for a receipt (a backstop: the publisher
+    /// settles each one within the queue's age limit plus an ack timeout).
+    receipt_wait: Duration,
 }
-
-/// An encoded envelope on its way to a partition's publisher.
-type Outgoing = (u32, String, Bytes);
 
 impl NatsBackplane {
     /// Connects to NATS and starts publishing and consuming. The node starts
@@ -125,6 +137,7 @@ impl NatsBackplane {
         let link = Arc::new(Link {
             live: (0..partitions).map(|_| Default::default()).collect(),
             reconnects: tokio::sync::watch::Sender::new(0),
+            down_since: parking_lot::Mutex::new(None),
         });
         let events_link = link.clone();
         let url = config.url.clone();
@@ -147,9 +160,13 @@ impl NatsBackplane {
                             for live in &link.live {
                                 live.store(false, std::sync::atomic::Ordering::Relaxed);
                             }
+                            link.down_since
+                                .lock()
+                                .get_or_insert_with(std::time::Instant::now);
                             warn!("NATS disconnected; local connections are still served");
                         }
                         async_nats::Event::Connected => {
+                            *link.down_since.lock() = None;
                             link.reconnects.send_modify(|n| *n += 1);
                             info!("NATS connected");
                         }
@@ -180,15 +197,28 @@ impl NatsBackplane {
             node_urls: Default::default(),
         });
         let (inbox_tx, inbox) = mpsc::unbounded_channel();
-        let mut queues = Vec::with_capacity(partitions as usize);
+        let limits = outbox::Limits {
+            max_envelopes: config.publish_queue.max(1),
+            max_bytes: config.queue_max_bytes.max(1),
+            max_age: config.queue_max_age(),
+        };
+        let mut lanes = Vec::with_capacity(partitions as usize);
         for partition in 0..partitions {
-            let (tx, rx) = mpsc::channel(config.publish_queue.max(1));
-            queues.push(tx);
-            tokio::spawn(publisher::run(shared.clone(), partition, rx));
+            let lane = Arc::new(publisher::Lane::new(limits));
+            lanes.push(lane.clone());
+            tokio::spawn(publisher::run(shared.clone(), partition, lane));
             tokio::spawn(subscriber::run(shared.clone(), partition, inbox_tx.clone()));
         }
         info!(node = %shared.node_id, url = %config.url, partitions, "NATS backplane started");
-        Ok((Arc::new(NatsBackplane { shared, queues }), inbox))
+        let receipt_wait = limits.max_age + publisher::ACK_TIMEOUT + Duration::from_secs(2);
+        Ok((
+            Arc::new(NatsBackplane {
+                shared,
+                lanes,
+                receipt_wait,
+            }),
+            inbox,
+        ))
     }
 
     /// Whether NATS is connected now.
@@ -304,33 +334,35 @@ impl NatsBackplane {
 }
 
 impl Backplane for NatsBackplane {
-    fn publish(&self, envelope: Envelope) {
+    /// Queues the envelope for its partition's publisher; the receipt is
+    /// settled when JetStream stored it, or refused (queue full, NATS away
+    /// for longer than the queue's age limit, not encodable).
+    fn publish(&self, envelope: Envelope) -> Receipt {
+        let partition = subject::partition(&envelope.hub, self.lanes.len() as u32);
+        let Some(metrics) = self.shared.metrics.get(partition as usize) else {
+            return Receipt::refused(PublishError::Stopped);
+        };
         let stats = &self.shared.stats;
         let payload = match codec::encode(&envelope.kind) {
             Ok(payload) => Bytes::from(payload),
             Err(e) => {
-                stats::bump(&stats.undecodable);
-                warn!(hub = %envelope.hub, error = %e, "cannot encode envelope; dropped");
-                return;
+                warn!(hub = %envelope.hub, error = %e, "cannot encode envelope");
+                let error = PublishError::Encode(e.to_string());
+                publisher::refuse(stats, metrics, partition, None, error.clone());
+                return Receipt::refused(error);
             }
         };
-        let partition = subject::partition(&envelope.hub, self.queues.len() as u32);
+        let Some(lane) = self.lanes.get(partition as usize) else {
+            return Receipt::refused(PublishError::Stopped);
+        };
         let subject = self.shared.names.subject(partition, &envelope.hub);
-        let Some(queue) = self.queues.get(partition as usize) else {
-            return;
-        };
-        if queue.try_send((partition, subject, payload)).is_err() {
-            if let Some(metrics) = self.shared.metrics.get(partition as usize) {
-                metrics.undeliverable_queue_full.increment(1);
+        let (receipt, settle) = Receipt::pending(self.receipt_wait);
+        match publisher::enqueue(&self.shared, lane, partition, subject, payload, settle) {
+            Ok(()) => receipt,
+            Err(error) => {
+                publisher::refuse(stats, metrics, partition, None, error.clone());
+                Receipt::refused(error)
             }
-            if !stats::bump(&stats.dropped_queue_full) {
-                return;
-            }
-            warn!(
-                partition,
-                dropped = stats.snapshot().dropped_queue_full,
-                "backplane publish queue full; envelopes dropped"
-            );
         }
     }
 }

@@ -8,12 +8,23 @@ use std::sync::atomic::{AtomicU64, Ordering};
 pub struct Stats {
     /// Envelopes stored in a stream (acknowledged by JetStream).
     pub published: AtomicU64,
-    /// Envelopes JetStream refused or did not acknowledge in time: lost.
-    pub publish_failed: AtomicU64,
-    /// Envelopes not sent because NATS was disconnected: lost.
-    pub dropped_disconnected: AtomicU64,
-    /// Envelopes not sent because the publish queue was full: lost.
-    pub dropped_queue_full: AtomicU64,
+    /// Of those, stored after waiting for NATS or after a retry.
+    pub published_late: AtomicU64,
+    /// Publish attempts after the first (same message id).
+    pub retried: AtomicU64,
+    /// Acks saying JetStream had the envelope already (a retry deduplicated).
+    pub deduplicated: AtomicU64,
+    /// Acks that failed or timed out (the envelope is published again).
+    pub ack_failures: AtomicU64,
+    /// Envelopes stored while one published before them was not yet.
+    pub reordered: AtomicU64,
+    /// Envelopes queued while NATS was disconnected.
+    pub queued_disconnected: AtomicU64,
+    /// Envelopes refused (their sender was told), by reason.
+    pub refused_queue_full: AtomicU64,
+    pub refused_expired: AtomicU64,
+    pub refused_unavailable: AtomicU64,
+    pub refused_other: AtomicU64,
     /// Envelopes from other nodes handed to the router.
     pub received: AtomicU64,
     /// This node's own envelopes, read back and ignored.
@@ -34,9 +45,16 @@ pub struct Stats {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct StatsSnapshot {
     pub published: u64,
-    pub publish_failed: u64,
-    pub dropped_disconnected: u64,
-    pub dropped_queue_full: u64,
+    pub published_late: u64,
+    pub retried: u64,
+    pub deduplicated: u64,
+    pub ack_failures: u64,
+    pub reordered: u64,
+    pub queued_disconnected: u64,
+    pub refused_queue_full: u64,
+    pub refused_expired: u64,
+    pub refused_unavailable: u64,
+    pub refused_other: u64,
     pub received: u64,
     pub own_skipped: u64,
     pub duplicates: u64,
@@ -47,9 +65,12 @@ pub struct StatsSnapshot {
 }
 
 impl StatsSnapshot {
-    /// Envelopes this node could not hand to the cluster.
-    pub fn undelivered(&self) -> u64 {
-        self.publish_failed + self.dropped_disconnected + self.dropped_queue_full
+    /// Envelopes this node refused to other nodes (each sender was told).
+    pub fn refused(&self) -> u64 {
+        self.refused_queue_full
+            + self.refused_expired
+            + self.refused_unavailable
+            + self.refused_other
     }
 }
 
@@ -58,9 +79,16 @@ impl Stats {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         StatsSnapshot {
             published: get(&self.published),
-            publish_failed: get(&self.publish_failed),
-            dropped_disconnected: get(&self.dropped_disconnected),
-            dropped_queue_full: get(&self.dropped_queue_full),
+            published_late: get(&self.published_late),
+            retried: get(&self.retried),
+            deduplicated: get(&self.deduplicated),
+            ack_failures: get(&self.ack_failures),
+            reordered: get(&self.reordered),
+            queued_disconnected: get(&self.queued_disconnected),
+            refused_queue_full: get(&self.refused_queue_full),
+            refused_expired: get(&self.refused_expired),
+            refused_unavailable: get(&self.refused_unavailable),
+            refused_other: get(&self.refused_other),
             received: get(&self.received),
             own_skipped: get(&self.own_skipped),
             duplicates: get(&self.duplicates),
@@ -94,10 +122,21 @@ pub struct PartitionMetrics {
     pub lost: metrics::Counter,
     /// Stream messages seen twice and skipped.
     pub duplicates: metrics::Counter,
-    /// Envelopes for other nodes that were not stored, by reason.
-    pub undeliverable_disconnected: metrics::Counter,
-    pub undeliverable_queue_full: metrics::Counter,
-    pub undeliverable_failed: metrics::Counter,
+    /// Envelopes stored after waiting for NATS or after a retry.
+    pub published_late: metrics::Counter,
+    /// Publish attempts after the first.
+    pub retries: metrics::Counter,
+    /// Envelopes stored while one before them was not yet.
+    pub reordered: metrics::Counter,
+    /// Envelopes queued while NATS was disconnected.
+    pub queued_disconnected: metrics::Counter,
+    /// Bytes waiting for NATS or for their ack.
+    pub queue_bytes: metrics::Gauge,
+    /// Envelopes for other nodes refused (the sender was told), by reason.
+    pub refused_queue_full: metrics::Counter,
+    pub refused_expired: metrics::Counter,
+    pub refused_unavailable: metrics::Counter,
+    pub refused_other: metrics::Counter,
     /// Seconds from JetStream storing a message to this node reading it.
     pub lag: metrics::Histogram,
     /// The stream sequence of the last message read: this node's cursor.
@@ -107,8 +146,8 @@ pub struct PartitionMetrics {
 impl PartitionMetrics {
     pub fn new(partition: u32) -> PartitionMetrics {
         let p = partition.to_string();
-        let undeliverable = |reason: &'static str| {
-            metrics::counter!("switchboard_backplane_undeliverable_total",
+        let refused = |reason: &'static str| {
+            metrics::counter!("switchboard_backplane_refused_total",
                 "partition" => p.clone(), "reason" => reason)
         };
         PartitionMetrics {
@@ -117,9 +156,15 @@ impl PartitionMetrics {
             gaps: metrics::counter!("switchboard_backplane_gaps_total", "partition" => p.clone()),
             lost: metrics::counter!("switchboard_backplane_lost_messages_total", "partition" => p.clone()),
             duplicates: metrics::counter!("switchboard_backplane_duplicates_total", "partition" => p.clone()),
-            undeliverable_disconnected: undeliverable("disconnected"),
-            undeliverable_queue_full: undeliverable("queue_full"),
-            undeliverable_failed: undeliverable("not_stored"),
+            published_late: metrics::counter!("switchboard_backplane_published_late_total", "partition" => p.clone()),
+            retries: metrics::counter!("switchboard_backplane_publish_retries_total", "partition" => p.clone()),
+            reordered: metrics::counter!("switchboard_backplane_reordered_total", "partition" => p.clone()),
+            queued_disconnected: metrics::counter!("switchboard_backplane_queued_disconnected_total", "partition" => p.clone()),
+            queue_bytes: metrics::gauge!("switchboard_backplane_queue_bytes", "partition" => p.clone()),
+            refused_queue_full: refused("queue_full"),
+            refused_expired: refused("expired"),
+            refused_unavailable: refused("unavailable"),
+            refused_other: refused("other"),
             lag: metrics::histogram!("switchboard_backplane_lag_seconds", "partition" => p.clone()),
             sequence: metrics::gauge!("switchboard_backplane_stream_sequence", "partition" => p),
         }

@@ -76,13 +76,17 @@ fn set_live(shared: &Shared, partition: u32, live: bool) {
     }
 }
 
-/// The stream of a partition, created if missing.
+/// The stream of a partition, created if missing. Its duplicate window
+/// covers the publish queue's age limit plus an ack timeout, so an envelope
+/// published again (same message id) after an outage is stored once; an
+/// older stream with a shorter window is updated.
 pub(super) async fn ensure_stream(
     shared: &Shared,
     partition: u32,
 ) -> Result<stream::Stream, String> {
     let config = &shared.config;
-    shared
+    let duplicate_window = duplicate_window(config);
+    let mut stream = shared
         .js
         .get_or_create_stream(stream::Config {
             name: shared.names.stream(partition),
@@ -93,11 +97,41 @@ pub(super) async fn ensure_stream(
             storage: stream::StorageType::File,
             retention: stream::RetentionPolicy::Limits,
             discard: stream::DiscardPolicy::Old,
-            duplicate_window: Duration::from_secs(1),
+            duplicate_window,
             ..Default::default()
         })
         .await
-        .map_err(|e| e.to_string())
+        .map_err(|e| e.to_string())?;
+    let current = stream.cached_info().config.clone();
+    if current.duplicate_window < duplicate_window {
+        info!(
+            partition,
+            from = ?current.duplicate_window,
+            to = ?duplicate_window,
+            "widening the stream's duplicate window to cover the publish queue"
+        );
+        shared
+            .js
+            .update_stream(stream::Config {
+                duplicate_window,
+                ..current
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+        stream = shared
+            .js
+            .get_stream(shared.names.stream(partition))
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(stream)
+}
+
+/// How long JetStream remembers message ids: past the last possible retry
+/// (but no longer than the stream keeps messages, which JetStream requires).
+fn duplicate_window(config: &crate::config::NatsConfig) -> Duration {
+    (config.queue_max_age() + 2 * super::publisher::ACK_TIMEOUT)
+        .min(Duration::from_secs(config.max_age_secs))
 }
 
 async fn consume(
