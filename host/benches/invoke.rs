@@ -27,6 +27,7 @@ fn bench_invoke(c: &mut Criterion) {
         hub: key.clone(),
         router: node.router.clone(),
         connection_id: Some(Arc::from("c1")),
+        receipts: Default::default(),
     };
     let ctx = Context {
         tenant: "demo".into(),

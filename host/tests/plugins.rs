@@ -71,6 +71,7 @@ async fn invoke(
         hub: key,
         router: node.router.clone(),
         connection_id: Some(Arc::from("c1")),
+        receipts: Default::default(),
     };
     node.engine
         .invoke(&plugin, env, &ctx(hub), method, args, None)

@@ -62,10 +62,19 @@ async function metric(node, name, labels = {}) {
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-/** Starts three nodes on `url`, waits until they are ready; stopped after the file. */
-async function startNodes(url, replicas) {
+/**
+ * Starts three nodes, node i on NATS at `urls[i]` (or `urls` for all), waits until they are
+ * ready; stopped after the file.
+ */
+async function startNodes(urls, replicas) {
   const nodes = await Promise.all(
-    [0, 1, 2].map(() => startServer({ config: config(replicas), args: ['--nats', url], env: { RUST_LOG: 'info' } })),
+    [0, 1, 2].map((i) =>
+      startServer({
+        config: config(replicas),
+        args: ['--nats', Array.isArray(urls) ? urls[i] : urls],
+        env: { RUST_LOG: 'info' },
+      }),
+    ),
   );
   cleanup.push(() => Promise.all(nodes.map((n) => n.stop())));
   await Promise.all(nodes.map((n) => waitReady(n)));
@@ -209,13 +218,16 @@ describe('a NATS outage loses no acknowledged send', { timeout: 600_000 }, () =>
   test('one server of a three-server cluster (R3 streams) stopped and restarted', async (t) => {
     const cluster = await startNatsCluster(3);
     cleanup.push(() => cluster.close());
-    const nodes = await startNodes(cluster.url, 3);
+    // The sending node knows only the server that is stopped: it must fail over to a server the
+    // cluster told it about.
+    const nodes = await startNodes([cluster.url, cluster.servers[0].url, cluster.url], 3);
     const result = await traffic(t, nodes[1], nodes[0], async () => {
       await cluster.servers[0].stop('SIGKILL');
       await sleep(5_000);
       await cluster.servers[0].start();
     });
     assertNothingLost(result, 'cluster');
+    assert.match(nodes[1].log(), /NATS disconnected/, 'the sender lost its server');
     for (const node of nodes) {
       assert.equal(await metric(node, 'switchboard_backplane_lost_messages_total'), 0);
     }

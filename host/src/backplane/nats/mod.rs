@@ -174,8 +174,14 @@ impl NatsBackplane {
                     }
                 }
             });
+        // Every server of the list, so the client fails over between them.
+        let servers: Vec<&str> = url
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .collect();
         let client = options
-            .connect(url.as_str())
+            .connect(servers)
             .await
             .map_err(|source| NatsError::Connect { url, source })?;
         let js = jetstream::new(client.clone());
