@@ -22,7 +22,7 @@ mod escape;
 mod varint;
 
 #[cfg(test)]
-mod proptests;
+pub(crate) mod proptests;
 #[cfg(test)]
 mod tests;
 

@@ -9,6 +9,9 @@
 //! - `hostile`: arbitrary and mutated bytes through [`super::fuzz::fuzz_parse`], length bombs,
 //!   deep nesting, bad VarInts, invalid UTF-8, lone surrogates; allocation bounded by the input.
 //!
+//! The WebSocket frame reader that feeds these parsers has its own properties, built on the
+//! strategies here, in `transport/websocket/frames_proptests.rs`.
+//!
 //! Case counts are small so the suite takes seconds in CI; `PROPTEST_CASES=100000` (or any
 //! number) overrides them for a longer local run. Failing inputs are persisted by proptest under
 //! `host/proptest-regressions/` and replayed first on every later run; commit those files.
@@ -17,7 +20,7 @@ mod alloc_meter;
 mod framing;
 mod hostile;
 mod round_trip;
-mod strategies;
+pub(crate) mod strategies;
 
 use proptest::test_runner::Config;
 

@@ -292,3 +292,7 @@ fn char_len(first: u8) -> usize {
 #[cfg(test)]
 #[path = "frames_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "frames_proptests.rs"]
+mod proptests;
