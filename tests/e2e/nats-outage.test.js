@@ -185,7 +185,7 @@ async function traffic(t, from, to, fault, { lead = 2_000, tail = 3_000 } = {}) 
 }
 
 function assertNothingLost({ figures, lost, duplicated }, what) {
-  assert.ok(figures.acknowledged > 300, `enough traffic: ${JSON.stringify(figures)}`);
+  assert.ok(figures.acknowledged > 100, `enough traffic: ${JSON.stringify(figures)}`);
   assert.deepEqual(lost.slice(0, 10), [], `${what}: acknowledged sends lost: ${JSON.stringify(figures)}`);
   assert.deepEqual(duplicated.slice(0, 10), [], `${what}: delivered twice: ${JSON.stringify(figures)}`);
   assert.equal(figures.reordered, 0, `${what}: out of order: ${JSON.stringify(figures)}`);
