@@ -39,6 +39,11 @@ pub struct Config {
     /// Messages queued for one connection before it counts as too slow and is closed.
     #[serde(default = "default_outbound_queue")]
     pub outbound_queue: usize,
+    /// Close a connection as too slow when one write to its transport (a frame of at most
+    /// 64 KiB) makes no progress for this many seconds; its byte budget is the tenant's
+    /// `limits.outbound_buffer_bytes`.
+    #[serde(default = "default_write_timeout_secs")]
+    pub write_timeout_secs: u64,
     /// Bytes a WebSocket reads at a time. Every connection holds this much from the start,
     /// so it is most of an idle connection's memory; a larger message still arrives whole,
     /// over several reads. Raise it when clients send many large messages. At least 256.
@@ -292,6 +297,11 @@ pub struct Limits {
     /// ones close the connection. Defaults to the node's `max_message_size`.
     #[serde(default = "default_max_message_size")]
     pub max_message_size: usize,
+    /// Bytes of messages queued for one connection of the tenant; a client
+    /// that lets more pile up is too slow and is closed. Server streams and
+    /// client results wait while half of it is used.
+    #[serde(default = "default_outbound_buffer_bytes")]
+    pub outbound_buffer_bytes: usize,
 }
 
 impl Default for Limits {
@@ -306,6 +316,7 @@ impl Default for Limits {
             messages_burst: None,
             groups_per_connection: default_groups_per_connection(),
             max_message_size: default_max_message_size(),
+            outbound_buffer_bytes: default_outbound_buffer_bytes(),
         }
     }
 }
@@ -358,9 +369,19 @@ impl Limits {
                 "limits.max_message_size must be 1024..={MAX_MESSAGE_SIZE_CEILING} bytes"
             ));
         }
+        if !(OUTBOUND_BUFFER_FLOOR..=OUTBOUND_BUFFER_CEILING).contains(&self.outbound_buffer_bytes)
+        {
+            return Err(format!(
+                "limits.outbound_buffer_bytes must be {OUTBOUND_BUFFER_FLOOR}..={OUTBOUND_BUFFER_CEILING} bytes"
+            ));
+        }
         Ok(())
     }
 }
+
+/// The range of a tenant's `outbound_buffer_bytes`: 16 KiB to 1 GiB.
+pub const OUTBOUND_BUFFER_FLOOR: usize = 16 << 10;
+pub const OUTBOUND_BUFFER_CEILING: usize = 1 << 30;
 
 /// The largest `max_message_size` a tenant may be given: 16 MiB.
 pub const MAX_MESSAGE_SIZE_CEILING: usize = 16 << 20;
@@ -419,6 +440,12 @@ fn default_websocket_read_buffer_bytes() -> usize {
 
 fn default_outbound_queue() -> usize {
     4096
+}
+fn default_write_timeout_secs() -> u64 {
+    10
+}
+fn default_outbound_buffer_bytes() -> usize {
+    1 << 20
 }
 fn default_stateful_reconnect() -> bool {
     true
@@ -556,6 +583,11 @@ impl Config {
         if self.stateful_reconnect_buffer_bytes < 1024 {
             return Err(ConfigError::Invalid(
                 "stateful_reconnect_buffer_bytes must be at least 1024".into(),
+            ));
+        }
+        if !(1..=3600).contains(&self.write_timeout_secs) {
+            return Err(ConfigError::Invalid(
+                "write_timeout_secs must be 1..=3600".into(),
             ));
         }
         if !(1..100).contains(&self.long_poll_timeout_secs) {

@@ -26,6 +26,9 @@ pub const INVOCATION_SECONDS: &str = "switchboard_invocation_duration_seconds";
 pub const PLUGIN_ERRORS: &str = "switchboard_plugin_errors_total";
 /// Limits reached by `tenant`, `hub` and `limit`.
 pub const LIMIT_HITS: &str = "switchboard_limit_hits_total";
+/// Connections closed because their client was too slow, by `tenant`, `hub`
+/// and `reason` (queue_bytes, queue_records, write_timeout).
+pub const SLOW_CONSUMERS_CLOSED: &str = "switchboard_slow_consumers_closed_total";
 
 // --- The HTTP edge (see `server`) ---
 /// TCP connections holding one of the node's connection slots (gauge).
@@ -139,6 +142,10 @@ fn describe() {
     describe_counter!(
         ACCEPT_ERRORS,
         "Failed accepts (out of files or memory); each waits before the next accept."
+    );
+    describe_counter!(
+        SLOW_CONSUMERS_CLOSED,
+        "Connections closed because their client was too slow: queue_bytes (outbound byte budget), queue_records, write_timeout."
     );
 }
 

@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
 use super::RequestInfo;
-use super::outbox::{Outbox, PushError};
+use super::outbox::{Bound, Outbox, PushError};
 use crate::protocol::{CompletionOutcome, HubMessage, Protocol};
 use crate::router::{HubKey, OutboundInvocation};
 
@@ -25,7 +25,8 @@ pub struct ConnectionHandle {
     pub hub: HubKey,
     pub user: Option<Arc<str>>,
     pub protocol: Protocol,
-    /// Encoded frames for the writer; bounded, so a slow client is noticed.
+    /// Encoded frames for the writer; bounded in records and bytes, so a slow
+    /// client is noticed.
     pub(super) outbox: Outbox,
     /// Cancelled when the connection ends, for whatever reason.
     pub(super) closing: CancellationToken,
@@ -44,6 +45,43 @@ pub struct ConnectionHandle {
 pub const MAX_ITEMS: usize = 256;
 pub const MAX_ITEM_BYTES: usize = 64 * 1024;
 
+/// Bytes a detached connection (tests, tools) may have queued.
+const DETACHED_BUDGET: usize = 64 << 20;
+
+/// The Close error of a connection closed because its client is too slow.
+pub const TOO_SLOW: &str = "The connection could not keep up with its messages.";
+
+/// Why a client was found too slow; the `reason` label of
+/// `switchboard_slow_consumers_closed_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SlowConsumer {
+    /// Its outbound queue holds its byte budget.
+    QueueBytes,
+    /// Its outbound queue holds its most records.
+    QueueRecords,
+    /// A write to its transport made no progress within the write timeout.
+    WriteTimeout,
+}
+
+impl SlowConsumer {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SlowConsumer::QueueBytes => "queue_bytes",
+            SlowConsumer::QueueRecords => "queue_records",
+            SlowConsumer::WriteTimeout => "write_timeout",
+        }
+    }
+}
+
+impl From<Bound> for SlowConsumer {
+    fn from(bound: Bound) -> SlowConsumer {
+        match bound {
+            Bound::Bytes => SlowConsumer::QueueBytes,
+            Bound::Records => SlowConsumer::QueueRecords,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub(super) struct CloseReason {
     pub error: String,
@@ -57,6 +95,7 @@ impl ConnectionHandle {
         user: Option<Arc<str>>,
         protocol: Protocol,
         queue_capacity: usize,
+        queue_budget: usize,
         request: RequestInfo,
     ) -> ConnectionHandle {
         ConnectionHandle {
@@ -64,7 +103,7 @@ impl ConnectionHandle {
             hub,
             user,
             protocol,
-            outbox: Outbox::new(queue_capacity),
+            outbox: Outbox::new(queue_capacity, queue_budget),
             closing: CancellationToken::new(),
             close_error: Mutex::new(None),
             pending_results: Mutex::new(HashMap::new()),
@@ -113,25 +152,67 @@ impl ConnectionHandle {
             user.map(Arc::from),
             protocol,
             capacity,
+            DETACHED_BUDGET,
             super::RequestInfo::default(),
         ));
         (handle.clone(), Detached(handle))
     }
 
-    /// Queues an invocation. False when the queue is full: the client is too slow.
-    pub fn deliver(&self, message: &OutboundInvocation) -> bool {
+    /// Queues an invocation. Err when the queue is full: the client is too
+    /// slow, and the caller should [`ConnectionHandle::close_slow`] it.
+    pub fn deliver(&self, message: &OutboundInvocation) -> Result<(), SlowConsumer> {
         match message.encoded(self.protocol) {
             Ok(frame) => self.send_frame(frame),
             Err(e) => {
                 warn!(connection = %self.id, error = %e, "cannot encode message; dropped");
-                true
+                Ok(())
             }
         }
     }
 
-    /// Queues an encoded frame without waiting. False when the queue is full.
-    pub fn send_frame(&self, frame: Bytes) -> bool {
-        !matches!(self.outbox.try_push(frame), Err(PushError::Full))
+    /// Queues an encoded frame without waiting. Err when the queue is full.
+    pub fn send_frame(&self, frame: Bytes) -> Result<(), SlowConsumer> {
+        match self.outbox.try_push(frame) {
+            Err(PushError::Full(bound)) => Err(bound.into()),
+            Ok(()) | Err(PushError::Closed) => Ok(()),
+        }
+    }
+
+    /// Ends the connection of a client too slow for its messages: what is
+    /// queued for it is dropped at once, its writer gives up the write it is
+    /// in, and its transport is dropped without a goodbye (a client that does
+    /// not read would not get it).
+    pub fn close_slow(&self, why: SlowConsumer) {
+        {
+            let mut reason = self.close_error.lock();
+            if reason.is_none() {
+                *reason = Some(CloseReason {
+                    error: TOO_SLOW.to_owned(),
+                    allow_reconnect: false,
+                });
+            }
+        }
+        let first = self.outbox.discard();
+        self.closing.cancel();
+        if first {
+            warn!(
+                connection = %self.id,
+                reason = why.as_str(),
+                "client too slow for its messages; closing"
+            );
+            metrics::counter!(
+                crate::metrics::SLOW_CONSUMERS_CLOSED,
+                "tenant" => self.hub.tenant.clone(),
+                "hub" => self.hub.hub.clone(),
+                "reason" => why.as_str()
+            )
+            .increment(1);
+        }
+    }
+
+    /// Whether the connection was closed as too slow (see [`ConnectionHandle::close_slow`]).
+    pub(super) fn closed_as_slow(&self) -> bool {
+        self.outbox.is_discarded()
     }
 
     /// Queues an encoded frame, waiting for room (backpressure for streams).

@@ -26,7 +26,7 @@ mod writer;
 
 use bytes::Bytes;
 
-pub use handle::{ConnectionHandle, Detached};
+pub use handle::{ConnectionHandle, Detached, SlowConsumer, TOO_SLOW};
 pub use pending::{Negotiated, PendingConnections, RequestInfo};
 pub use resume::{
     BoxInbound, BoxOutbound, CloseCode, GoneOnError, ResumableConnections, ResumeLink, Transport,

@@ -10,9 +10,20 @@
 //! a record lands in an empty queue (a writer with records in hand will come
 //! back for more without being told).
 //!
+//! Bounded twice: by records and by bytes (the bytes are counted under the
+//! same lock). Senders that must not lose a record (server streams, client
+//! results, completions) wait instead of failing, and only while the queue is
+//! below half of either bound: the upper half is left to senders that cannot
+//! wait (broadcasts), so a stream that yields as fast as it can is paced by the
+//! client without pushing a broadcast over the bound, which closes the
+//! connection as too slow. A record that lands in an empty queue is always
+//! taken, whatever its size.
+//!
 //! Closing is part of the queue so the writer waits on one thing: after
 //! [`Outbox::close`] nothing more is accepted, and the writer sees the close
 //! ahead of what is still queued, which it then flushes with [`Outbox::drain`].
+//! [`Outbox::discard`] closes and drops what is queued at once: the client is
+//! too slow to be sent it.
 
 use std::collections::VecDeque;
 use std::task::{Context, Poll, Waker};
@@ -25,9 +36,16 @@ use tokio::sync::Notify;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PushError {
     /// The queue holds its capacity: the client is not reading fast enough.
-    Full,
+    Full(Bound),
     /// The connection is closing.
     Closed,
+}
+
+/// Which bound of the queue a record did not fit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bound {
+    Records,
+    Bytes,
 }
 
 /// What the writer found.
@@ -43,35 +61,44 @@ pub enum Taken {
 pub struct Outbox {
     state: Mutex<State>,
     /// Senders waiting for room (streams, client results): woken when the
-    /// writer takes from a full queue or the queue closes.
+    /// writer takes while one waits, or the queue closes.
     room: Notify,
     capacity: usize,
+    budget: usize,
 }
 
 #[derive(Debug, Default)]
 struct State {
     records: VecDeque<Bytes>,
+    /// The bytes of `records`.
+    bytes: usize,
     closed: bool,
+    /// Closed by [`Outbox::discard`]: what was queued is gone.
+    discarded: bool,
+    /// A sender waits for room.
+    waiting: bool,
     /// The writer, when it found the queue empty.
     writer: Option<Waker>,
 }
 
 impl Outbox {
-    pub fn new(capacity: usize) -> Outbox {
+    /// A queue of at most `capacity` records and `budget` bytes.
+    pub fn new(capacity: usize, budget: usize) -> Outbox {
         Outbox {
             state: Mutex::new(State::default()),
             room: Notify::new(),
-            capacity: capacity.max(1),
+            capacity: capacity.max(2),
+            budget: budget.max(2),
         }
     }
 
-    /// Queues a record without waiting.
+    /// Queues a record without waiting, up to the queue's bounds.
     pub fn try_push(&self, record: Bytes) -> Result<(), PushError> {
-        self.offer(record).map_err(|(error, _)| error)
+        self.offer(record, false).map_err(|(error, _)| error)
     }
 
-    /// Queues a record, waiting while the queue is full. Err when the
-    /// connection closes first.
+    /// Queues a record, waiting while the queue is at half of either bound or
+    /// more. Err when the connection closes first.
     pub async fn push(&self, mut record: Bytes) -> Result<(), PushError> {
         loop {
             let room = self.room.notified();
@@ -79,10 +106,10 @@ impl Outbox {
             // Registered before trying, so a take between the try and the
             // wait is not missed.
             room.as_mut().enable();
-            match self.offer(record) {
+            match self.offer(record, true) {
                 Ok(()) => return Ok(()),
                 Err((PushError::Closed, _)) => return Err(PushError::Closed),
-                Err((PushError::Full, back)) => {
+                Err((PushError::Full(_), back)) => {
                     record = back;
                     room.await;
                 }
@@ -90,16 +117,33 @@ impl Outbox {
         }
     }
 
-    /// Queues `record` or hands it back with the reason.
-    fn offer(&self, record: Bytes) -> Result<(), (PushError, Bytes)> {
+    /// Queues `record` or hands it back with the reason. A waiting sender
+    /// (`waits`) gets half of each bound.
+    fn offer(&self, record: Bytes, waits: bool) -> Result<(), (PushError, Bytes)> {
         let wake = {
             let mut state = self.state.lock();
             if state.closed {
                 return Err((PushError::Closed, record));
             }
-            if state.records.len() >= self.capacity {
-                return Err((PushError::Full, record));
+            if !state.records.is_empty() {
+                let (capacity, budget) = if waits {
+                    (self.capacity / 2, self.budget / 2)
+                } else {
+                    (self.capacity, self.budget)
+                };
+                let full = if state.records.len() >= capacity {
+                    Some(Bound::Records)
+                } else if state.bytes + record.len() > budget {
+                    Some(Bound::Bytes)
+                } else {
+                    None
+                };
+                if let Some(bound) = full {
+                    state.waiting |= waits;
+                    return Err((PushError::Full(bound), record));
+                }
             }
+            state.bytes += record.len();
             state.records.push_back(record);
             // A writer that has records in hand comes back for more by itself.
             if state.records.len() == 1 {
@@ -123,7 +167,7 @@ impl Outbox {
         batch: &mut Vec<Bytes>,
         max_bytes: usize,
     ) -> Poll<Taken> {
-        let was_full = {
+        let waiting = {
             let mut state = self.state.lock();
             if state.closed {
                 return Poll::Ready(Taken::Closed);
@@ -135,18 +179,20 @@ impl Outbox {
                 }
                 return Poll::Pending;
             }
-            let was_full = state.records.len() >= self.capacity;
             let mut size: usize = batch.iter().map(Bytes::len).sum();
+            let mut taken = 0;
             while let Some(record) = state.records.pop_front() {
                 size += record.len();
+                taken += record.len();
                 batch.push(record);
                 if size >= max_bytes {
                     break;
                 }
             }
-            was_full
+            state.bytes -= taken;
+            std::mem::take(&mut state.waiting)
         };
-        if was_full {
+        if waiting {
             self.room.notify_waiters();
         }
         Poll::Ready(Taken::Records)
@@ -154,13 +200,22 @@ impl Outbox {
 
     /// Records queued before the close, for the writer's last flush.
     pub fn drain(&self) -> Vec<Bytes> {
-        Vec::from(std::mem::take(&mut self.state.lock().records))
+        let mut state = self.state.lock();
+        state.bytes = 0;
+        Vec::from(std::mem::take(&mut state.records))
     }
 
     /// Takes one queued record, if any (for tools and tests without a writer).
     pub fn try_pop(&self) -> Option<Bytes> {
-        let record = self.state.lock().records.pop_front();
-        if record.is_some() {
+        let (record, waiting) = {
+            let mut state = self.state.lock();
+            let record = state.records.pop_front();
+            if let Some(record) = &record {
+                state.bytes -= record.len();
+            }
+            (record, std::mem::take(&mut state.waiting))
+        };
+        if waiting {
             self.room.notify_waiters();
         }
         record
@@ -177,6 +232,34 @@ impl Outbox {
             writer.wake();
         }
         self.room.notify_waiters();
+    }
+
+    /// Closes, and drops what is queued: nothing more goes to this client.
+    /// False when it was discarded already.
+    pub fn discard(&self) -> bool {
+        let dropped = {
+            let mut state = self.state.lock();
+            if state.discarded {
+                return false;
+            }
+            state.discarded = true;
+            state.bytes = 0;
+            std::mem::take(&mut state.records)
+        };
+        self.close();
+        drop(dropped);
+        true
+    }
+
+    /// Whether [`Outbox::discard`] closed the queue.
+    pub fn is_discarded(&self) -> bool {
+        self.state.lock().discarded
+    }
+
+    /// Bytes queued now.
+    #[cfg(test)]
+    pub fn queued_bytes(&self) -> usize {
+        self.state.lock().bytes
     }
 }
 
@@ -210,7 +293,7 @@ mod tests {
 
     #[test]
     fn wakes_the_writer_only_when_a_record_lands_in_an_empty_queue() {
-        let outbox = Outbox::new(8);
+        let outbox = Outbox::new(8, 1 << 20);
         let waker = Arc::new(CountingWaker::default());
         assert!(take(&outbox, &waker, 1 << 16).is_pending());
         outbox.try_push(Bytes::from_static(b"a")).expect("room");
@@ -228,7 +311,7 @@ mod tests {
 
     #[test]
     fn a_batch_stops_once_it_reaches_the_byte_limit() {
-        let outbox = Outbox::new(8);
+        let outbox = Outbox::new(8, 1 << 20);
         let waker = Arc::new(CountingWaker::default());
         for _ in 0..3 {
             outbox.try_push(Bytes::from(vec![0u8; 10])).expect("room");
@@ -249,12 +332,12 @@ mod tests {
 
     #[test]
     fn full_and_closed_are_refused_and_close_comes_first() {
-        let outbox = Outbox::new(2);
+        let outbox = Outbox::new(2, 1 << 20);
         outbox.try_push(Bytes::from_static(b"1")).expect("room");
         outbox.try_push(Bytes::from_static(b"2")).expect("room");
         assert_eq!(
             outbox.try_push(Bytes::from_static(b"3")),
-            Err(PushError::Full)
+            Err(PushError::Full(Bound::Records))
         );
         let waker = Arc::new(CountingWaker::default());
         outbox.close();
@@ -273,9 +356,86 @@ mod tests {
         );
     }
 
+    #[test]
+    fn the_byte_budget_bounds_the_queue_but_an_empty_queue_takes_any_record() {
+        let outbox = Outbox::new(100, 100);
+        assert_eq!(outbox.try_push(Bytes::from(vec![0u8; 300])), Ok(()));
+        assert_eq!(
+            outbox.try_push(Bytes::from_static(b"x")),
+            Err(PushError::Full(Bound::Bytes))
+        );
+        assert_eq!(outbox.try_pop().map(|r| r.len()), Some(300));
+        assert_eq!(outbox.queued_bytes(), 0);
+        for _ in 0..10 {
+            outbox.try_push(Bytes::from(vec![0u8; 10])).expect("room");
+        }
+        assert_eq!(outbox.queued_bytes(), 100);
+        assert_eq!(
+            outbox.try_push(Bytes::from_static(b"x")),
+            Err(PushError::Full(Bound::Bytes))
+        );
+        let waker = Arc::new(CountingWaker::default());
+        assert!(take(&outbox, &waker, 25).is_ready());
+        assert_eq!(outbox.queued_bytes(), 70);
+    }
+
+    #[test]
+    fn discard_closes_and_frees_what_was_queued() {
+        let outbox = Outbox::new(8, 1 << 20);
+        let record = Bytes::from(vec![0u8; 1000]);
+        outbox.try_push(record.clone()).expect("room");
+        assert!(!outbox.is_discarded());
+        assert!(outbox.discard());
+        assert!(outbox.is_discarded());
+        assert!(!outbox.discard(), "once");
+        assert!(record.is_unique(), "the queue let go of its copy");
+        assert_eq!(outbox.queued_bytes(), 0);
+        assert!(outbox.drain().is_empty());
+        assert_eq!(outbox.try_push(record), Err(PushError::Closed));
+    }
+
+    #[tokio::test]
+    async fn waiting_senders_leave_the_upper_half_to_the_others() {
+        let outbox = Arc::new(Outbox::new(1000, 100));
+        // A stream fills half the budget, then waits.
+        let stream = tokio::spawn({
+            let outbox = outbox.clone();
+            async move {
+                for _ in 0..20 {
+                    outbox.push(Bytes::from(vec![1u8; 10])).await?;
+                }
+                Ok::<(), PushError>(())
+            }
+        });
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        assert!(!stream.is_finished());
+        assert_eq!(outbox.queued_bytes(), 50);
+        // A broadcast still fits in the other half.
+        for _ in 0..5 {
+            outbox.try_push(Bytes::from(vec![2u8; 10])).expect("room");
+        }
+        // The writer takes; the stream goes on, and gets all its records in.
+        let waker = Arc::new(CountingWaker::default());
+        let mut got = Vec::new();
+        for _ in 0..100 {
+            if let Poll::Ready((Taken::Records, batch)) = take(&outbox, &waker, 1 << 16) {
+                got.extend(batch);
+            }
+            if stream.is_finished() && outbox.queued_bytes() == 0 {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(outcome(stream).await, Ok(()));
+        assert_eq!(got.iter().filter(|r| r[0] == 1).count(), 20);
+        assert_eq!(got.iter().filter(|r| r[0] == 2).count(), 5);
+    }
+
     /// A full one-record outbox and a task waiting to push "2" into it.
     async fn waiting_sender() -> (Arc<Outbox>, JoinHandle<Result<(), PushError>>) {
-        let outbox = Arc::new(Outbox::new(1));
+        let outbox = Arc::new(Outbox::new(2, 1 << 20));
         outbox.try_push(Bytes::from_static(b"1")).expect("room");
         let sender = tokio::spawn({
             let outbox = outbox.clone();

@@ -27,6 +27,9 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(20);
 /// so acknowledging only once a second, as ASP.NET does, caps what a client
 /// can send at about its buffer per second.
 const EAGER_ACK_BYTES: usize = 16 * 1024;
+/// How long a closing connection waits for its writer's last flush before
+/// aborting it; each write of the flush has the write timeout already.
+const WRITER_GRACE: Duration = Duration::from_secs(5);
 /// The Close error of a connection closed because its node shuts down.
 const SHUTTING_DOWN: &str = "Server is shutting down.";
 
@@ -168,6 +171,7 @@ async fn start(
         user,
         protocol,
         config.outbound_queue,
+        accepted.tenant.limits().outbound_buffer_bytes,
         accepted.negotiated.request.clone(),
     ));
     // Registered before the client learns the handshake succeeded, so that anything the client
@@ -200,6 +204,7 @@ async fn start(
         handle.clone(),
         protocol,
         keep_alive,
+        Duration::from_secs(config.write_timeout_secs),
         stateful_out,
     ));
     info!(
@@ -257,11 +262,14 @@ impl Live {
         node.router.unregister(&handle.hub, &handle.id);
         handle.fail_pending_results();
         Box::pin(self.session.disconnected(error.clone())).await;
-        let _ = Box::pin(tokio::time::timeout(
-            Duration::from_secs(5),
-            &mut self.writer,
-        ))
-        .await;
+        // The writer's writes have deadlines; this one is a backstop, after
+        // which the writer (and the transport it holds) is dropped, not left running.
+        if Box::pin(tokio::time::timeout(WRITER_GRACE, &mut self.writer))
+            .await
+            .is_err()
+        {
+            self.writer.abort();
+        }
         info!(connection = %handle.id, error = error.as_deref().unwrap_or(""), "disconnected");
     }
 }

@@ -8,21 +8,30 @@
 //! transport: when the socket drops it keeps buffering, and when the reader
 //! hands it a new socket it sends `Sequence` and replays what is unacknowledged.
 //!
+//! Every write has a deadline: one that makes no progress for the write
+//! timeout means the client is too slow ([`ConnectionHandle::close_slow`]),
+//! and so does a queue that overflows meanwhile, which also makes the writer
+//! give up the write it is in. Either way the transport is dropped at once,
+//! with what was queued, and the last flush of a normal close has the same
+//! deadline.
+//!
 //! Every item in the outbound queue is exactly one trackable record (an
 //! Invocation, StreamItem or Completion): Pings, Acks, Sequences and the Close
 //! are made here and never queued, so one item is one sequence id.
 
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::Poll;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use futures_util::SinkExt;
 use tokio::sync::{Notify, mpsc, watch};
-use tokio::time::{Instant, Sleep, sleep_until};
+use tokio::time::{Instant, Sleep, sleep, sleep_until};
+use tokio_util::sync::WaitForCancellationFutureOwned;
 use tracing::debug;
 
+use super::handle::SlowConsumer;
 use super::outbox::Taken;
 use super::replay::ReplayBuffer;
 use super::resume::BoxOutbound;
@@ -62,6 +71,8 @@ struct Writer {
     binary: bool,
     /// Pings after this long without a write; none on long polling.
     keep_alive: Option<Duration>,
+    /// How long one write may make no progress.
+    write_timeout: Duration,
     stateful: Option<StatefulOut>,
     /// The newest id acknowledged to the client, and when the next Ack is due.
     acked: u64,
@@ -87,6 +98,7 @@ pub(super) fn run(
     handle: Arc<ConnectionHandle>,
     protocol: Protocol,
     keep_alive: Option<Duration>,
+    write_timeout: Duration,
     stateful: Option<StatefulOut>,
 ) -> impl Future<Output = ()> + Send + 'static {
     let mut writer = Writer {
@@ -97,6 +109,7 @@ pub(super) fn run(
         protocol,
         binary: protocol.transfer_format() == TransferFormat::Binary,
         keep_alive,
+        write_timeout,
         stateful,
         acked: 0,
         ack_due: None,
@@ -264,11 +277,24 @@ impl Writer {
             return true;
         };
         if self.stateful.is_none() {
-            if sink.send(OutFrame::Data { data, binary }).await.is_err() {
-                self.handle.close();
-                return false;
-            }
-            return true;
+            let sent = bounded(
+                sink.send(OutFrame::Data { data, binary }),
+                &self.handle,
+                self.write_timeout,
+            )
+            .await;
+            return match sent {
+                Sent::Done => true,
+                Sent::Failed => {
+                    self.handle.close();
+                    false
+                }
+                Sent::TimedOut => {
+                    self.handle.close_slow(SlowConsumer::WriteTimeout);
+                    false
+                }
+                Sent::Abandoned => false,
+            };
         }
         // Boxed: its futures would otherwise be part of every connection's writer.
         Box::pin(self.send_stateful(data)).await
@@ -280,10 +306,17 @@ impl Writer {
         let (Some(sink), Some(st)) = (self.sink.as_mut(), self.stateful.as_mut()) else {
             return true;
         };
+        let send = bounded(
+            sink.send(OutFrame::Data { data, binary }),
+            &self.handle,
+            self.write_timeout,
+        );
         let replaced = tokio::select! {
-            sent = sink.send(OutFrame::Data { data, binary }) => match sent {
-                Ok(()) => return true,
-                Err(_) => None,
+            sent = send => match sent {
+                Sent::Done => return true,
+                Sent::Abandoned => return false,
+                // A stuck transport is dropped like a failed one; the client may resume.
+                Sent::Failed | Sent::TimedOut => None,
             },
             sink = st.sinks.recv() => sink,
         };
@@ -341,11 +374,16 @@ impl Writer {
         }
     }
 
-    /// Closing: what was queued before the close still goes out, then the reason.
+    /// Closing: what was queued before the close still goes out, then the
+    /// reason, each write within the write timeout. A client closed as too
+    /// slow gets nothing more: its transport is dropped.
     async fn finish(&mut self) {
         let Some(mut sink) = self.sink.take() else {
             return;
         };
+        if self.handle.closed_as_slow() {
+            return;
+        }
         let mut rest = self.handle.outbox.drain();
         if let Some(reason) = self.handle.close_reason() {
             rest.push(encode(
@@ -356,18 +394,88 @@ impl Writer {
                 },
             ));
         }
-        for chunk in rest.chunks(64) {
-            let data = join(chunk);
+        let handle = &self.handle;
+        let timeout = self.write_timeout;
+        for chunk in chunks(&rest) {
             let frame = OutFrame::Data {
-                data,
+                data: chunk,
                 binary: self.binary,
             };
-            if sink.send(frame).await.is_err() {
+            if !matches!(bounded(sink.send(frame), handle, timeout).await, Sent::Done) {
                 return;
             }
         }
-        let _ = sink.send(OutFrame::Close).await;
-        let _ = sink.close().await;
+        if matches!(
+            bounded(sink.send(OutFrame::Close), handle, timeout).await,
+            Sent::Done
+        ) {
+            let _ = bounded(sink.close(), handle, timeout).await;
+        }
+    }
+}
+
+/// How a write ended.
+#[derive(Debug, PartialEq, Eq)]
+enum Sent {
+    Done,
+    /// The transport failed.
+    Failed,
+    /// No progress within the write timeout.
+    TimedOut,
+    /// The connection was closed as too slow meanwhile.
+    Abandoned,
+}
+
+/// `write` within `timeout`, given up when `handle` is closed as too slow.
+///
+/// Most writes finish at their first poll; only one that waits makes the
+/// timer and the close watch, boxed, so neither costs a fast write anything
+/// (nor the writer's future its size).
+async fn bounded<F, E>(write: F, handle: &Arc<ConnectionHandle>, timeout: Duration) -> Sent
+where
+    F: Future<Output = Result<(), E>>,
+{
+    let mut write = std::pin::pin!(write);
+    let mut waiting: Option<Waiting> = None;
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(done) = write.as_mut().poll(cx) {
+            return Poll::Ready(if done.is_ok() {
+                Sent::Done
+            } else {
+                Sent::Failed
+            });
+        }
+        waiting
+            .get_or_insert_with(|| Waiting {
+                deadline: Box::pin(sleep(timeout)),
+                closing: Some(Box::pin(handle.closing.clone().cancelled_owned())),
+            })
+            .poll_give_up(cx, handle)
+    })
+    .await
+}
+
+/// What a waiting write also watches.
+struct Waiting {
+    deadline: Pin<Box<Sleep>>,
+    /// None once the connection closed normally: the write goes on, to its deadline.
+    closing: Option<Pin<Box<WaitForCancellationFutureOwned>>>,
+}
+
+impl Waiting {
+    fn poll_give_up(&mut self, cx: &mut Context<'_>, handle: &ConnectionHandle) -> Poll<Sent> {
+        if let Some(closing) = self.closing.as_mut()
+            && closing.as_mut().poll(cx).is_ready()
+        {
+            if handle.closed_as_slow() {
+                return Poll::Ready(Sent::Abandoned);
+            }
+            self.closing = None;
+        }
+        if self.deadline.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(Sent::TimedOut);
+        }
+        Poll::Pending
     }
 }
 

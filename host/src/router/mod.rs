@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use parking_lot::RwLock;
-use tracing::{debug, warn};
+use tracing::debug;
 
 use crate::backplane::{Backplane, Envelope, EnvelopeKind, Receipt};
 use crate::connection::ConnectionHandle;
@@ -444,9 +444,8 @@ fn deliver(hub: &HubKey, index: &Index, target: &Target, message: &Arc<OutboundI
     let mut delivered = 0u64;
     index.for_each(target, |connection| {
         delivered += 1;
-        if !connection.deliver(message) {
-            warn!(connection = %connection.id, "outbound queue full; closing slow connection");
-            connection.abort("The connection could not keep up with its messages.");
+        if let Err(slow) = connection.deliver(message) {
+            connection.close_slow(slow);
         }
     });
     if delivered > 0 {
