@@ -92,7 +92,7 @@ const LISTENING = /listening\b.*?\baddr="?((?:127\.0\.0\.1|\[::1\]|localhost):(\
  * @param {Record<string, string>} [options.env]  more environment variables (`RUST_LOG`, ...).
  * @param {string[]} [options.wrap]  a command that execs the server with its arguments, such as
  *   `['prlimit', '--nofile=256:256', '--']` (it must exec, so `pid` stays the server's).
- * @returns {Promise<{url: string, addr: string, port: number, configPath?: string,
+ * @returns {Promise<{url: string, addr: string, port: number, pid: number, configPath?: string,
  *   pluginsDir?: string, log: () => string, waitForLog: Function, running: () => boolean,
  *   stop: () => Promise<void>, kill: (signal?: string) => Promise<void>}>}
  */
