@@ -543,6 +543,65 @@ pub(super) fn encode(protocol: Protocol, message: &HubMessage) -> Bytes {
 mod tests {
     use super::*;
 
+    fn handle() -> Arc<ConnectionHandle> {
+        let hub = crate::router::HubKey::new("t", "h");
+        ConnectionHandle::new_detached("c", hub, None, Protocol::Json, 8).0
+    }
+
+    #[tokio::test]
+    async fn a_write_without_progress_times_out() {
+        let handle = handle();
+        let write = std::future::pending::<Result<(), ()>>();
+        let started = Instant::now();
+        assert_eq!(
+            bounded(write, &handle, Duration::from_millis(100)).await,
+            Sent::TimedOut
+        );
+        assert!(started.elapsed() >= Duration::from_millis(100));
+        assert_eq!(
+            bounded(
+                std::future::ready(Ok::<(), ()>(())),
+                &handle,
+                Duration::ZERO
+            )
+            .await,
+            Sent::Done,
+            "a write that is done at once never meets its deadline"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_waiting_write_is_given_up_when_the_client_is_closed_as_slow_only() {
+        let handle = handle();
+        let closer = handle.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            closer.close();
+        });
+        let write = std::future::pending::<Result<(), ()>>();
+        let started = Instant::now();
+        assert_eq!(
+            bounded(write, &handle, Duration::from_millis(200)).await,
+            Sent::TimedOut,
+            "a normal close lets the write go on to its deadline"
+        );
+        assert!(started.elapsed() >= Duration::from_millis(200));
+
+        let handle = self::handle();
+        let closer = handle.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            closer.close_slow(SlowConsumer::QueueBytes);
+        });
+        let write = std::future::pending::<Result<(), ()>>();
+        // A deadline far beyond the test's: only the close can end the write.
+        assert_eq!(
+            bounded(write, &handle, Duration::from_secs(3600)).await,
+            Sent::Abandoned
+        );
+        assert!(handle.outbox.drain().is_empty());
+    }
+
     #[test]
     fn chunks_keep_records_whole_and_in_order() {
         let records: Vec<Bytes> = (0..5).map(|i| Bytes::from(vec![i; 30_000])).collect();
