@@ -20,6 +20,13 @@ use super::stats::bump;
 use super::{NODE_HEADER, Shared, codec};
 use crate::backplane::{Cursor, Envelope};
 
+/// How often a consumer compares what it read with the stream's end. A
+/// consumer whose server left the NATS cluster can go quiet without an error
+/// or a reconnect of this node's own connection; one that made no progress
+/// over a whole interval while the stream has more is recreated from the last
+/// sequence read, so nothing stored is missed.
+const STALL_CHECK: Duration = Duration::from_secs(5);
+
 #[derive(Debug, thiserror::Error)]
 enum ConsumeError {
     #[error("stream: {0}")]
@@ -194,10 +201,31 @@ async fn consume(
     let Some(metrics) = shared.metrics.get(partition as usize) else {
         return Err(ConsumeError::Stream(format!("no partition {partition}")));
     };
+    let mut stall_check =
+        tokio::time::interval_at(tokio::time::Instant::now() + STALL_CHECK, STALL_CHECK);
+    // The last sequence read when the previous check found the stream ahead.
+    let mut behind_at: Option<u64> = None;
     loop {
         let message = tokio::select! {
             message = messages.next() => message,
             _ = reconnects.changed() => return Err(ConsumeError::Reconnected),
+            _ = stall_check.tick() => {
+                let Some(read) = tracker.last() else { continue };
+                let Ok(Ok(info)) = tokio::time::timeout(STALL_CHECK, stream.info()).await else {
+                    continue;
+                };
+                let in_stream = info.state.last_sequence;
+                if in_stream <= read {
+                    behind_at = None;
+                } else if behind_at == Some(read) {
+                    return Err(ConsumeError::Consumer(format!(
+                        "no progress for {STALL_CHECK:?} at sequence {read} while the stream holds {in_stream}"
+                    )));
+                } else {
+                    behind_at = Some(read);
+                }
+                continue;
+            }
         };
         let Some(message) = message else { break };
         let message = message.map_err(|e| ConsumeError::Consumer(e.to_string()))?;
