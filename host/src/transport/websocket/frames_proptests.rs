@@ -24,24 +24,7 @@ const PING: u8 = 0x09;
 const PONG: u8 = 0x0a;
 const FIN: u8 = 0x80;
 
-/// One client frame, masked with `mask`, its length in the shortest form.
-fn frame(first: u8, payload: &[u8], mask: [u8; 4]) -> Vec<u8> {
-    let mut out = vec![first];
-    match payload.len() {
-        n @ 0..=125 => out.push(0x80 | n as u8),
-        n @ 126..=0xffff => {
-            out.push(0x80 | 126);
-            out.extend_from_slice(&(n as u16).to_be_bytes());
-        }
-        n => {
-            out.push(0x80 | 127);
-            out.extend_from_slice(&(n as u64).to_be_bytes());
-        }
-    }
-    out.extend_from_slice(&mask);
-    out.extend(payload.iter().zip(mask.iter().cycle()).map(|(b, m)| b ^ m));
-    out
-}
+use super::tests::masked_frame as frame;
 
 /// A message cut into frames at `cuts`, with a Ping or Pong after some of its fragments.
 #[derive(Debug, Clone)]

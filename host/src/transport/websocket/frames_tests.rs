@@ -6,6 +6,12 @@ const MASK: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
 
 /// One client frame: `first` is FIN/RSV/opcode, the payload masked with [`MASK`].
 fn frame(first: u8, payload: &[u8]) -> Vec<u8> {
+    masked_frame(first, payload, MASK)
+}
+
+/// One client frame masked with `mask`, its length in the shortest form (the property tests
+/// build theirs with it too).
+pub(super) fn masked_frame(first: u8, payload: &[u8], mask: [u8; 4]) -> Vec<u8> {
     let mut out = vec![first];
     match payload.len() {
         n @ 0..=125 => out.push(0x80 | n as u8),
@@ -18,8 +24,8 @@ fn frame(first: u8, payload: &[u8]) -> Vec<u8> {
             out.extend_from_slice(&(n as u64).to_be_bytes());
         }
     }
-    out.extend_from_slice(&MASK);
-    out.extend(payload.iter().enumerate().map(|(i, b)| b ^ MASK[i % 4]));
+    out.extend_from_slice(&mask);
+    out.extend(payload.iter().zip(mask.iter().cycle()).map(|(b, m)| b ^ m));
     out
 }
 
