@@ -25,7 +25,8 @@ process.on('exit', () => {
   }
 });
 
-function freePort() {
+/** A free port on 127.0.0.1 (free when asked; a process may still take it before it is used). */
+export function freePort() {
   return new Promise((resolve, reject) => {
     const srv = net.createServer();
     srv.once('error', reject);
@@ -36,7 +37,8 @@ function freePort() {
   });
 }
 
-function canConnect(port) {
+/** Whether something accepts TCP connections on 127.0.0.1:`port`. */
+export function canConnect(port) {
   return new Promise((resolve) => {
     const socket = net.connect(port, '127.0.0.1');
     socket.once('connect', () => {

@@ -1,0 +1,65 @@
+// A Switchboard cluster for the end-to-end tests: a real nats-server (or a cluster of three)
+// with JetStream and `size` `switchboard serve --nats` nodes, each waited for until its
+// `/readyz` answers 200 (bounded). The test stops it with `close()`.
+
+import { setTimeout as sleep } from 'node:timers/promises';
+import { startNats, startNatsCluster } from './nats.js';
+import { parsePrometheus, select } from './prometheus.js';
+import { startServer, withTimeout } from './server.js';
+
+/** Waits until `node` answers `/readyz` with 200 (it has announced itself to the cluster). */
+export function waitReady(node, timeoutMs = 20_000) {
+  return withTimeout(
+    (async () => {
+      while ((await fetch(`${node.url}/readyz`).then((r) => r.status, () => 0)) !== 200) await sleep(50);
+    })(),
+    timeoutMs,
+    `${node.url}/readyz`,
+  );
+}
+
+/**
+ * Starts NATS (one server, or `natsServers` of them in a JetStream cluster) and `size` nodes
+ * with the TOML `config` (plus `serverOptions` for startServer), all ready.
+ * @returns {Promise<{nats: object, nodes: object[], startNode: () => Promise<object>, close: () => Promise<void>}>}
+ */
+export async function startCluster({ size = 3, config, natsServers = 1, serverOptions = {} } = {}) {
+  const nats = natsServers > 1 ? await startNatsCluster(natsServers) : await startNats();
+  const started = [];
+  /** Starts one more node of the cluster (ready), e.g. to replace a killed one. */
+  const startNode = async () => {
+    const node = await startServer({ ...serverOptions, config, args: ['--nats', nats.url, ...(serverOptions.args ?? [])] });
+    started.push(node);
+    await waitReady(node);
+    return node;
+  };
+  try {
+    const nodes = await Promise.all(Array.from({ length: size }, startNode));
+    return {
+      nats,
+      nodes,
+      startNode,
+      async close() {
+        await Promise.all(started.map((n) => n.stop()));
+        await nats.close();
+      },
+    };
+  } catch (err) {
+    await Promise.all(started.map((n) => n.stop()));
+    await nats.close();
+    throw err;
+  }
+}
+
+/**
+ * The sum of metric `name` (samples matching `labels`) over the `nodes` that are running
+ * (a node that does not answer within 5 s counts as an error).
+ */
+export async function metricSum(nodes, name, labels = {}) {
+  let total = 0;
+  for (const node of nodes.filter((n) => n.running())) {
+    const text = await (await fetch(`${node.url}/metrics`, { signal: AbortSignal.timeout(5_000) })).text();
+    for (const sample of select(parsePrometheus(text), name, labels)) total += sample.value;
+  }
+  return total;
+}
