@@ -21,7 +21,7 @@ use switchboard::backplane::{Backplane, Envelope, Inbox, Receipt};
 use switchboard::config::NatsConfig;
 use switchboard::connection::{ConnectionHandle, Detached};
 use switchboard::protocol::Protocol;
-use switchboard::router::{HubKey, OutboundInvocation, Router, Target};
+use switchboard::router::{HubKey, OutboundInvocation, RouteError, Router, Target};
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -289,13 +289,20 @@ mod specs {
         c.expect_quiet(0, &mut carol).await;
     }
 
+    /// A group change or close is valid, and stored for the other nodes.
+    async fn stored(change: Result<Receipt, RouteError>) {
+        change
+            .expect("a valid change")
+            .wait()
+            .await
+            .expect("stored");
+    }
+
     pub async fn group_spanning_three_nodes(c: &Cluster) {
         let mut members = Vec::new();
         for i in 0..3 {
             let conn = c.connect(i, &format!("m{i}"), None);
-            c.router(i)
-                .add_to_group(&c.hub, &conn.id, "room")
-                .expect("add");
+            stored(c.router(i).add_to_group(&c.hub, &conn.id, "room")).await;
             members.push(conn);
         }
         let mut outsider = c.connect(1, "outsider", None);
@@ -317,7 +324,7 @@ mod specs {
         let mut me = c.connect(0, "me", None);
         let mut other = c.connect(1, "other", None);
         for (i, id) in [(0, "me"), (1, "other")] {
-            c.router(i).add_to_group(&c.hub, id, "g").expect("add");
+            stored(c.router(i).add_to_group(&c.hub, id, "g")).await;
         }
         c.send(
             0,
@@ -338,7 +345,7 @@ mod specs {
         let mut x = c.connect(1, "x", None);
         let mut y = c.connect(2, "y", None);
         for (i, id) in [(1, "x"), (2, "y")] {
-            c.router(i).add_to_group(&c.hub, id, "g").expect("add");
+            stored(c.router(i).add_to_group(&c.hub, id, "g")).await;
         }
         c.send(
             0,
@@ -354,7 +361,7 @@ mod specs {
 
     pub async fn group_add_for_a_connection_on_another_node(c: &Cluster) {
         let mut b = c.connect(1, "b", None);
-        c.router(0).add_to_group(&c.hub, "b", "g").expect("add");
+        stored(c.router(0).add_to_group(&c.hub, "b", "g")).await;
         // Same sender, same partition: the add is applied before the send.
         c.send(
             0,
@@ -378,10 +385,8 @@ mod specs {
 
     pub async fn group_remove_for_a_connection_on_another_node(c: &Cluster) {
         let mut b = c.connect(1, "b", None);
-        c.router(1).add_to_group(&c.hub, "b", "g").expect("add");
-        c.router(0)
-            .remove_from_group(&c.hub, "b", "g")
-            .expect("remove");
+        stored(c.router(1).add_to_group(&c.hub, "b", "g")).await;
+        stored(c.router(0).remove_from_group(&c.hub, "b", "g")).await;
         c.send(
             0,
             Target::Groups {
@@ -397,9 +402,7 @@ mod specs {
         let mut near = c.connect(0, "u-near", Some("ug"));
         let mut far = c.connect(1, "u-far", Some("ug"));
         let mut other = c.connect(2, "not-u", Some("someone-else"));
-        c.router(2)
-            .add_user_to_group(&c.hub, "ug", "g")
-            .expect("add");
+        stored(c.router(2).add_user_to_group(&c.hub, "ug", "g")).await;
         let to_group = || Target::Groups {
             groups: conns(&["g"]),
             except: vec![],
@@ -408,9 +411,7 @@ mod specs {
         assert_eq!(near.next().await, "to-user-group");
         assert_eq!(far.next().await, "to-user-group");
         c.expect_quiet(2, &mut other).await;
-        c.router(2)
-            .remove_user_from_group(&c.hub, "ug", "g")
-            .expect("remove");
+        stored(c.router(2).remove_user_from_group(&c.hub, "ug", "g")).await;
         c.send(2, to_group(), "after-remove");
         c.expect_quiet(2, &mut near).await;
         c.expect_quiet(2, &mut far).await;
@@ -419,11 +420,13 @@ mod specs {
     pub async fn close_a_connection_on_another_node(c: &Cluster) {
         let _doomed = c.connect(1, "doomed", None);
         let mut bystander = c.connect(1, "bystander", None);
-        assert!(
-            !c.router(0)
-                .close_connection(&c.hub, "doomed", Some("moved")),
-            "node 0 does not hold it"
-        );
+        // Node 0 does not hold it: the close goes to node 1 over the backplane.
+        stored(Ok(c.router(0).close_connection(
+            &c.hub,
+            "doomed",
+            Some("moved"),
+        )))
+        .await;
         let deadline = tokio::time::Instant::now() + WAIT;
         while c
             .router(1)
@@ -440,7 +443,7 @@ mod specs {
     pub async fn several_groups_deliver_once(c: &Cluster) {
         let mut b = c.connect(1, "b", None);
         for g in ["g1", "g2"] {
-            c.router(1).add_to_group(&c.hub, "b", g).expect("add");
+            stored(c.router(1).add_to_group(&c.hub, "b", g)).await;
         }
         c.send(
             0,
@@ -457,7 +460,7 @@ mod specs {
     pub async fn disconnected_connection_gets_nothing(c: &Cluster) {
         let mut gone = c.connect(1, "gone", Some("u"));
         let mut witness = c.connect(1, "witness", None);
-        c.router(1).add_to_group(&c.hub, "gone", "g").expect("add");
+        stored(c.router(1).add_to_group(&c.hub, "gone", "g")).await;
         c.router(1).unregister(&c.hub, "gone");
         c.send(0, Target::Connections(conns(&["gone"])), "1");
         c.send(0, Target::Users(conns(&["u"])), "2");
@@ -485,7 +488,7 @@ mod specs {
 
     pub async fn groups_die_with_their_connection(c: &Cluster) {
         let _old = c.connect(1, "b", None);
-        c.router(1).add_to_group(&c.hub, "b", "g").expect("add");
+        stored(c.router(1).add_to_group(&c.hub, "b", "g")).await;
         c.router(1).unregister(&c.hub, "b");
         let mut again = c.connect(1, "b", None);
         c.send(
@@ -538,11 +541,9 @@ mod specs {
             except: vec![],
         };
         for round in 0..20 {
-            c.router(0).add_to_group(&c.hub, "b", "g").expect("add");
+            stored(c.router(0).add_to_group(&c.hub, "b", "g")).await;
             c.send(0, group.clone(), &format!("in-{round}"));
-            c.router(0)
-                .remove_from_group(&c.hub, "b", "g")
-                .expect("remove");
+            stored(c.router(0).remove_from_group(&c.hub, "b", "g")).await;
             c.send(0, group.clone(), &format!("out-{round}"));
         }
         for round in 0..20 {
@@ -567,13 +568,11 @@ mod specs {
     pub async fn hostile_group_and_user_names(c: &Cluster) {
         let names = hostile_names();
         let mut plain = c.connect(2, "plain", Some("plain-user"));
-        c.router(2).add_to_group(&c.hub, "plain", "g").expect("add");
+        stored(c.router(2).add_to_group(&c.hub, "plain", "g")).await;
         let mut by_name = Vec::new();
         for (i, name) in names.iter().enumerate() {
             let conn = c.connect(1, &format!("c{i}"), Some(name));
-            c.router(1)
-                .add_to_group(&c.hub, &conn.id, name)
-                .expect("add");
+            stored(c.router(1).add_to_group(&c.hub, &conn.id, name)).await;
             by_name.push(conn);
         }
         for (i, name) in names.iter().enumerate() {
@@ -614,11 +613,9 @@ mod specs {
         let mut witness = c.connect(2, "w", None);
         let mut theirs = c.connect_to(1, &other_tenant, "x", Some("u"));
         let mut next_door = c.connect_to(2, &other_hub, "x", Some("u"));
-        c.router(1).add_to_group(&c.hub, "x", "g").expect("add");
-        c.router(1)
-            .add_to_group(&other_tenant, "x", "g")
-            .expect("add");
-        c.router(2).add_to_group(&other_hub, "x", "g").expect("add");
+        stored(c.router(1).add_to_group(&c.hub, "x", "g")).await;
+        stored(c.router(1).add_to_group(&other_tenant, "x", "g")).await;
+        stored(c.router(2).add_to_group(&other_hub, "x", "g")).await;
         c.send(0, Target::All { except: vec![] }, "all");
         c.send(0, Target::Users(conns(&["u"])), "user");
         c.send(
@@ -651,7 +648,7 @@ mod specs {
         let mut b = c.connect(1, "b", None);
         let unknown = HubKey::new("t1", "nowhere");
         let _ = c.send_in(0, &unknown, Target::All { except: vec![] }, "lost");
-        c.router(0).add_to_group(&unknown, "zz", "g").expect("add");
+        stored(c.router(0).add_to_group(&unknown, "zz", "g")).await;
         c.send(0, Target::Connections(conns(&["b"])), "still-fine");
         assert_eq!(b.next().await, "still-fine");
     }

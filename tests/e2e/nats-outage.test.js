@@ -9,10 +9,10 @@
 
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
-import { connect, inbox } from './lib/client.js';
+import { connect, inbox, invoke } from './lib/client.js';
 import { startNats, startNatsCluster } from './lib/nats.js';
 import { parsePrometheus, select } from './lib/prometheus.js';
-import { hubUrl, mintToken, startServer, unique, withTimeout } from './lib/server.js';
+import { hubUrl, mintToken, pluginWasm, startServer, unique, withTimeout } from './lib/server.js';
 
 const KEY = 'nats-outage-api-key-0123456789abcdef';
 const MESSAGE = 'addNewMessageToPage';
@@ -23,7 +23,7 @@ const PACE_MS = 90;
 /** The longest one send may wait for its answer (the queue's age limit is 15 s). */
 const SEND_MS = 40_000;
 
-const config = (replicas) => `
+const config = (replicas, nats = '') => `
 [tenants.demo]
 allow_anonymous = true
 signing_keys = ["switchboard-demo-development-key-not-secret"]
@@ -33,7 +33,7 @@ api_keys = ["${KEY}"]
 partitions = 4
 replicas = ${replicas}
 registry_ttl_secs = 3
-`;
+${nats}`;
 
 const cleanup = [];
 after(async () => {
@@ -63,14 +63,16 @@ async function metric(node, name, labels = {}) {
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /**
- * Starts three nodes, node i on NATS at `urls[i]` (or `urls` for all), waits until they are
- * ready; stopped after the file.
+ * Starts `count` nodes (three by default), node i on NATS at `urls[i]` (or `urls` for all), with
+ * `nats` added to their `[nats]` section and `plugins` loaded; waits until they are ready;
+ * stopped after the file.
  */
-async function startNodes(urls, replicas) {
+async function startNodes(urls, replicas, { count = 3, nats = '', plugins } = {}) {
   const nodes = await Promise.all(
-    [0, 1, 2].map((i) =>
+    Array.from({ length: count }, (_, i) =>
       startServer({
-        config: config(replicas),
+        config: config(replicas, nats),
+        plugins,
         args: ['--nats', Array.isArray(urls) ? urls[i] : urls],
         env: { RUST_LOG: 'info' },
       }),
@@ -230,6 +232,84 @@ describe('a NATS outage loses no acknowledged send', { timeout: 600_000 }, () =>
     assert.match(nodes[1].log(), /NATS disconnected/, 'the sender lost its server');
     for (const node of nodes) {
       assert.equal(await metric(node, 'switchboard_backplane_lost_messages_total'), 0);
+    }
+  });
+
+  test('group changes outlasting the queue age are refused, never answered and then dropped', async (t) => {
+    const AGE_MS = 1_500;
+    const nats = await startNats();
+    cleanup.push(() => nats.close());
+    const [near, far] = await startNodes(nats.url, 1, {
+      count: 2,
+      nats: `queue_max_age_ms = ${AGE_MS}\n`,
+      plugins: { 'demo/testhub.wasm': pluginWasm('testhub') },
+    });
+    const user = unique('member-');
+    const member = await connect(t, hubUrl(far, 'demo', 'testhub'), { token: await mintToken({ user }) });
+    const box = inbox(member, 'message');
+    const caller = await connect(t, hubUrl(near, 'demo', 'testhub'));
+    const api = `${near.url}/api/v1/tenants/demo/hubs/testhub`;
+    const rest = async (method, path, body) => {
+      const headers = { 'x-api-key': KEY, 'content-type': 'application/json' };
+      const init = { method, headers, body: body && JSON.stringify(body), signal: AbortSignal.timeout(SEND_MS) };
+      const r = await fetch(`${api}${path}`, init);
+      return { status: r.status, body: await r.text() };
+    };
+    const id = encodeURIComponent(member.connectionId);
+    // Each change names its own group; the member is on `far`, the change is made on `near`.
+    const changes = {
+      'REST connection add': (g) => rest('PUT', `/groups/${g}/connections/${id}`),
+      'REST user add': (g) => rest('PUT', `/users/${encodeURIComponent(user)}/groups/${g}`),
+      'hub addToGroup': (g) =>
+        invoke(caller, 'addToGroup', member.connectionId, g).then(
+          () => ({ status: 200, body: '' }),
+          (e) => ({ status: 0, body: String(e.message ?? e) }),
+        ),
+    };
+    const outcomes = [];
+    const attempt = async (phase) => {
+      for (const [what, change] of Object.entries(changes)) {
+        const group = unique(`${phase}-`);
+        outcomes.push({ phase, what, group, ...(await change(group)) });
+      }
+    };
+
+    await nats.stop('SIGKILL');
+    await attempt('outage');
+    await sleep(AGE_MS + 1_000); // NATS stays down longer than the queue keeps what waits for it
+    await nats.start();
+    await waitReady(near);
+    await waitReady(far);
+    await attempt('after');
+
+    // A change answered as made is in effect: a group send from `near` reaches the member.
+    const reached = [];
+    for (const o of outcomes) {
+      const sent = await rest('POST', `/groups/${o.group}/:send`, { target: 'message', arguments: [o.group] });
+      assert.equal(sent.status, 202, `send to ${o.group}: ${sent.body}`);
+    }
+    await sleep(1_000);
+    const got = new Set(box.messages.map((m) => m[0]));
+    for (const o of outcomes) {
+      if (got.has(o.group)) reached.push(o.group);
+    }
+    t.diagnostic(JSON.stringify(outcomes.map(({ phase, what, status, group }) => ({ phase, what, status, applied: reached.includes(group) }))));
+    for (const o of outcomes) {
+      const applied = reached.includes(o.group);
+      if (o.status === 200) assert.ok(applied, `${o.phase}: ${o.what} answered 200 but never applied`);
+    }
+    for (const o of outcomes.filter((x) => x.phase === 'outage')) {
+      if (o.what.startsWith('REST')) {
+        assert.equal(o.status, 503, `${o.what} during the outage: ${o.body}`);
+        assert.match(o.body, /"code":"Unavailable".*the group change was not made/, o.what);
+      } else {
+        // The plugin's host call fails at once, or its invocation when the receipt is refused later.
+        assert.notEqual(o.status, 200, `${o.what} during the outage succeeded`);
+        assert.match(o.body, /NATS/, o.what);
+      }
+    }
+    for (const o of outcomes.filter((x) => x.phase === 'after')) {
+      assert.equal(o.status, 200, `${o.what} once NATS is back: ${o.body}`);
     }
   });
 });

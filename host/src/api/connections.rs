@@ -7,7 +7,7 @@ use axum::response::Response;
 
 use super::error::ApiError;
 use super::payload::parse_payload;
-use super::{Call, done, sent};
+use super::{Call, applied, done, sent};
 use crate::router::Target;
 
 /// `POST .../connections/{connection}/:send`, wherever the connection is.
@@ -37,7 +37,8 @@ pub(super) async fn exists(call: &Call) -> Result<Response, ApiError> {
 
 /// `DELETE .../connections/{connection}?reason=...`: closes it, on whichever
 /// node holds it; the client gets a Close message with `reason` as its error
-/// (none without a reason). 404 when no node holds it.
+/// (none without a reason). 404 when no node holds it, 503 when the
+/// cluster refused to carry the close to the node that does.
 pub(super) async fn close(call: &Call) -> Result<Response, ApiError> {
     let id = call.param("connection");
     let reason = call.query_one("reason");
@@ -45,8 +46,7 @@ pub(super) async fn close(call: &Call) -> Result<Response, ApiError> {
     if router.local_connection(&call.hub, id).is_none() && !held_elsewhere(call, id).await? {
         return Err(ApiError::NoConnection(id.to_owned()));
     }
-    router.close_connection(&call.hub, id, reason);
-    done(StatusCode::OK)
+    applied(router.close_connection(&call.hub, id, reason), "the close").await
 }
 
 /// Whether, in a cluster, the registry lists `id` on another node.

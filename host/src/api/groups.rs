@@ -8,7 +8,7 @@ use axum::response::Response;
 
 use super::error::ApiError;
 use super::payload::parse_payload;
-use super::{Call, done, sent};
+use super::{Call, applied, done, sent};
 use crate::router::Target;
 
 /// `POST .../groups/{group}/:send?excluded=...`: every member but the excluded.
@@ -39,20 +39,23 @@ pub(super) async fn exists(call: &Call) -> Result<Response, ApiError> {
     Err(ApiError::NoGroup(group.to_owned()))
 }
 
-/// `PUT .../groups/{group}/connections/{connection}`.
-pub(super) fn add_connection(call: &Call) -> Result<Response, ApiError> {
-    call.node
+/// `PUT .../groups/{group}/connections/{connection}`: 200 once the node
+/// holding the connection will apply it, 503 when the cluster refused it.
+pub(super) async fn add_connection(call: &Call) -> Result<Response, ApiError> {
+    let receipt = call
+        .node
         .router
         .add_to_group(&call.hub, call.param("connection"), call.param("group"))
         .map_err(|e| ApiError::BadRequest(e.to_string()))?;
-    done(StatusCode::OK)
+    applied(receipt, "the group change").await
 }
 
-/// `DELETE .../groups/{group}/connections/{connection}`.
-pub(super) fn remove_connection(call: &Call) -> Result<Response, ApiError> {
-    call.node
+/// `DELETE .../groups/{group}/connections/{connection}` (answered as an add).
+pub(super) async fn remove_connection(call: &Call) -> Result<Response, ApiError> {
+    let receipt = call
+        .node
         .router
         .remove_from_group(&call.hub, call.param("connection"), call.param("group"))
         .map_err(|e| ApiError::BadRequest(e.to_string()))?;
-    done(StatusCode::OK)
+    applied(receipt, "the group change").await
 }

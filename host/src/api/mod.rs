@@ -149,12 +149,12 @@ async fn dispatch(node: Arc<Node>, request: Request) -> Result<Response, ApiErro
         Action::Invoke => hub::invoke(&call).await,
         Action::SendUser => users::send(&call).await,
         Action::UserExists => users::exists(&call).await,
-        Action::AddUserToGroup => users::add_to_group(&call),
-        Action::RemoveUserFromGroup => users::remove_from_group(&call),
+        Action::AddUserToGroup => users::add_to_group(&call).await,
+        Action::RemoveUserFromGroup => users::remove_from_group(&call).await,
         Action::SendGroup => groups::send(&call).await,
         Action::GroupExists => groups::exists(&call).await,
-        Action::AddConnectionToGroup => groups::add_connection(&call),
-        Action::RemoveConnectionFromGroup => groups::remove_connection(&call),
+        Action::AddConnectionToGroup => groups::add_connection(&call).await,
+        Action::RemoveConnectionFromGroup => groups::remove_connection(&call).await,
         Action::SendConnection => connections::send(&call).await,
         Action::ConnectionExists => connections::exists(&call).await,
         Action::CloseConnection => connections::close(&call).await,
@@ -198,4 +198,15 @@ async fn sent(receipt: crate::backplane::Receipt) -> Result<Response, ApiError> 
         .await
         .map_err(|e| ApiError::Unavailable(format!("the message was not sent: {e}")))?;
     done(StatusCode::ACCEPTED)
+}
+
+/// The answer to a group change or a close: 200 once every node it concerns
+/// will apply it, 503 with the reason when the cluster refused to carry
+/// `what`, so that a change is never answered and then dropped.
+async fn applied(receipt: crate::backplane::Receipt, what: &str) -> Result<Response, ApiError> {
+    receipt
+        .wait()
+        .await
+        .map_err(|e| ApiError::Unavailable(format!("{what} was not made: {e}")))?;
+    done(StatusCode::OK)
 }

@@ -7,7 +7,7 @@ use axum::response::Response;
 
 use super::error::ApiError;
 use super::payload::parse_payload;
-use super::{Call, done, sent};
+use super::{Call, applied, done, sent};
 use crate::router::Target;
 
 /// `POST .../users/{user}/:send`: every connection of the user, on every node.
@@ -39,21 +39,24 @@ pub(super) async fn exists(call: &Call) -> Result<Response, ApiError> {
 
 /// `PUT .../users/{user}/groups/{group}`: adds the user's current
 /// connections, on every node, to the group (Azure's `ttl=0`); later
-/// connections are not added.
-pub(super) fn add_to_group(call: &Call) -> Result<Response, ApiError> {
-    call.node
+/// connections are not added. 200 once every node will apply it, 503 when
+/// the cluster refused it.
+pub(super) async fn add_to_group(call: &Call) -> Result<Response, ApiError> {
+    let receipt = call
+        .node
         .router
         .add_user_to_group(&call.hub, call.param("user"), call.param("group"))
         .map_err(|e| ApiError::BadRequest(e.to_string()))?;
-    done(StatusCode::OK)
+    applied(receipt, "the group change").await
 }
 
 /// `DELETE .../users/{user}/groups/{group}`: removes the user's connections,
-/// on every node, from the group.
-pub(super) fn remove_from_group(call: &Call) -> Result<Response, ApiError> {
-    call.node
+/// on every node, from the group (answered as an add).
+pub(super) async fn remove_from_group(call: &Call) -> Result<Response, ApiError> {
+    let receipt = call
+        .node
         .router
         .remove_user_from_group(&call.hub, call.param("user"), call.param("group"))
         .map_err(|e| ApiError::BadRequest(e.to_string()))?;
-    done(StatusCode::OK)
+    applied(receipt, "the group change").await
 }

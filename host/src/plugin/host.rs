@@ -55,6 +55,18 @@ pub struct HostState {
 }
 
 impl HostState {
+    /// Keeps the receipt of a send or group change to other nodes for the
+    /// call to await before it reports success; a refusal known now is the
+    /// host call's error.
+    fn collect(&self, receipt: crate::backplane::Receipt) -> Result<(), String> {
+        let refused = match receipt.ready() {
+            Some(Err(e)) => Some(e.to_string()),
+            _ => None,
+        };
+        self.env.receipts.push(receipt);
+        refused.map_or(Ok(()), Err)
+    }
+
     /// Guest time so far: time since the call started, less host waits.
     pub(super) fn guest_time(&self) -> Duration {
         self.started.elapsed().saturating_sub(self.waited)
@@ -210,12 +222,7 @@ impl clients::Host for HostState {
             self.env
                 .router
                 .send(&self.env.hub, &to_route_target(target), Arc::new(message));
-        let refused = match receipt.ready() {
-            Some(Err(e)) => Some(e.to_string()),
-            _ => None,
-        };
-        self.env.receipts.push(receipt);
-        refused.map_or(Ok(()), Err)
+        self.collect(receipt)
     }
 
     async fn invoke(
@@ -239,17 +246,21 @@ impl clients::Host for HostState {
 
 impl groups::Host for HostState {
     async fn add(&mut self, connection_id: String, group: String) -> Result<(), String> {
-        self.env
+        let receipt = self
+            .env
             .router
             .add_to_group(&self.env.hub, &connection_id, &group)
-            .map_err(|e| e.to_string())
+            .map_err(|e| e.to_string())?;
+        self.collect(receipt)
     }
 
     async fn remove(&mut self, connection_id: String, group: String) -> Result<(), String> {
-        self.env
+        let receipt = self
+            .env
             .router
             .remove_from_group(&self.env.hub, &connection_id, &group)
-            .map_err(|e| e.to_string())
+            .map_err(|e| e.to_string())?;
+        self.collect(receipt)
     }
 }
 

@@ -254,62 +254,66 @@ impl Router {
         }
     }
 
-    /// Adds a connection to a group, wherever the connection is.
+    /// Adds a connection to a group, wherever the connection is. Like a
+    /// send's, the receipt says when another node holding the connection
+    /// will apply the change (ready at once when this node holds it).
     pub fn add_to_group(
         &self,
         hub: &HubKey,
         connection_id: &str,
         group: &str,
-    ) -> Result<(), RouteError> {
+    ) -> Result<Receipt, RouteError> {
         check_name(group)?;
         let index = self.index(hub);
         let mut index = index.write();
         if index.connection(connection_id).is_some() {
-            return self.add_held(&mut index, hub, connection_id, group);
+            return self
+                .add_held(&mut index, hub, connection_id, group)
+                .map(|()| Receipt::done());
         }
         drop(index);
-        let _ = self.backplane.publish(Envelope::new(
+        Ok(self.backplane.publish(Envelope::new(
             hub.clone(),
             EnvelopeKind::GroupAdd {
                 connection: connection_id.to_owned(),
                 group: group.to_owned(),
             },
-        ));
-        Ok(())
+        )))
     }
 
-    /// Removes a connection from a group, wherever the connection is.
+    /// Removes a connection from a group, wherever the connection is (the
+    /// receipt as for [`Router::add_to_group`]).
     pub fn remove_from_group(
         &self,
         hub: &HubKey,
         connection_id: &str,
         group: &str,
-    ) -> Result<(), RouteError> {
+    ) -> Result<Receipt, RouteError> {
         check_name(group)?;
         if let Some(index) = self.existing_index(hub) {
             let mut index = index.write();
             if index.connection(connection_id).is_some() {
                 index.remove_from_group(connection_id, group);
-                return Ok(());
+                return Ok(Receipt::done());
             }
         }
-        let _ = self.backplane.publish(Envelope::new(
+        Ok(self.backplane.publish(Envelope::new(
             hub.clone(),
             EnvelopeKind::GroupRemove {
                 connection: connection_id.to_owned(),
                 group: group.to_owned(),
             },
-        ));
-        Ok(())
+        )))
     }
 
-    /// Adds every connection `user` has now, on every node, to `group`.
+    /// Adds every connection `user` has now, on every node, to `group`; the
+    /// receipt says when the other nodes will apply it.
     pub fn add_user_to_group(
         &self,
         hub: &HubKey,
         user: &str,
         group: &str,
-    ) -> Result<(), RouteError> {
+    ) -> Result<Receipt, RouteError> {
         self.change_user_group(hub, user, group, true)
     }
 
@@ -319,7 +323,7 @@ impl Router {
         hub: &HubKey,
         user: &str,
         group: &str,
-    ) -> Result<(), RouteError> {
+    ) -> Result<Receipt, RouteError> {
         self.change_user_group(hub, user, group, false)
     }
 
@@ -330,7 +334,7 @@ impl Router {
         user: &str,
         group: &str,
         add: bool,
-    ) -> Result<(), RouteError> {
+    ) -> Result<Receipt, RouteError> {
         check_name(group)?;
         self.apply_user_group(hub, user, group, add);
         let (user, group) = (user.to_owned(), group.to_owned());
@@ -339,8 +343,7 @@ impl Router {
         } else {
             EnvelopeKind::UserGroupRemove { user, group }
         };
-        let _ = self.backplane.publish(Envelope::new(hub.clone(), kind));
-        Ok(())
+        Ok(self.backplane.publish(Envelope::new(hub.clone(), kind)))
     }
 
     /// A user-group change for the connections of `user` this node holds.
@@ -365,22 +368,22 @@ impl Router {
         }
     }
 
-    /// Closes a connection this node holds (true) or, when it holds none by
-    /// that id, asks the other nodes to (false). `reason` becomes the error
-    /// of the client's Close message; without one the close is clean.
-    pub fn close_connection(&self, hub: &HubKey, id: &str, reason: Option<&str>) -> bool {
+    /// Closes a connection this node holds or, when it holds none by that
+    /// id, asks the other nodes to; the receipt says when they will (ready
+    /// at once for a local close). `reason` becomes the error of the
+    /// client's Close message; without one the close is clean.
+    pub fn close_connection(&self, hub: &HubKey, id: &str, reason: Option<&str>) -> Receipt {
         if let Some(connection) = self.local_connection(hub, id) {
             close_held(&connection, reason);
-            return true;
+            return Receipt::done();
         }
-        let _ = self.backplane.publish(Envelope::new(
+        self.backplane.publish(Envelope::new(
             hub.clone(),
             EnvelopeKind::Close {
                 connection: id.to_owned(),
                 reason: reason.map(str::to_owned),
             },
-        ));
-        false
+        ))
     }
 
     /// Applies what another node published.
