@@ -6,7 +6,7 @@
 
 import { expect, sequenceReport, sleep, within } from '../lib/harness.mjs';
 import { demoTenant, hubUrl } from '../lib/node.mjs';
-import { startNatsCluster } from '../lib/nats.mjs';
+import { startNatsCluster } from '../../e2e/lib/nats.js';
 import { buildConnection } from '../../e2e/lib/client.js';
 
 export const name = 'nats-outage';
@@ -214,7 +214,7 @@ export async function run(ctx) {
   };
 
   // (a) One nats-server (R1), stopped with SIGTERM, then with SIGKILL.
-  const single = await startNatsCluster({ size: 1, label: 'single' });
+  const single = await startNatsCluster(1, { label: 'single' });
   ctx.defer(() => single.close());
   const a = await cluster(ctx, single.urls, 'single', 1, RECEIVERS);
   for (const signal of ['SIGTERM', 'SIGKILL']) {
@@ -224,7 +224,7 @@ export async function run(ctx) {
   }
 
   // (b) Three nats-servers, streams with 3 replicas; one server stopped during traffic.
-  const r3 = await startNatsCluster({ size: 3, label: 'r3' });
+  const r3 = await startNatsCluster(3, { label: 'r3' });
   ctx.defer(() => r3.close());
   const b = await cluster(ctx, r3.urls, 'r3', 3, RECEIVERS);
   ctx.figure('r3_first_server_of_nodes', { 'node 1 (receivers)': r3.servers[0].name, 'node 2 (sender)': r3.servers[1].name, 'node 3': r3.servers[2].name });
