@@ -14,7 +14,7 @@
 # cluster, Debian's redis-server if missing. With two or more cores the servers run on the first
 # half of them and the load generator on the rest (taskset). Every server listens on 127.0.0.1,
 # every run is bounded by `timeout`, and every process started here is stopped on exit.
-# Prints a table of absolute figures and ratios against issue 7's targets.
+# Prints a table of absolute figures and ratios against the project's performance targets.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"

@@ -1,5 +1,5 @@
 // Turns run.sh's results.jsonl into a Markdown table of absolute figures and ratios against
-// issue 7's targets. Usage: node table.mjs results.jsonl [mode]
+// the project's performance targets. Usage: node table.mjs results.jsonl [mode]
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
