@@ -356,13 +356,16 @@ impl Limits {
         if self.invocation_cpu_ms == 0 {
             return Err("limits.invocation_cpu_ms must be positive".into());
         }
-        if self.concurrent_invocations == 0
-            || self.connections == 0
-            || self.messages_per_second == 0
-            || self.burst() == 0
-            || self.groups_per_connection == 0
-        {
-            return Err("limits.concurrent_invocations, connections, messages_per_second, messages_burst and groups_per_connection must be positive".into());
+        for (name, value) in [
+            ("concurrent_invocations", self.concurrent_invocations as u64),
+            ("connections", self.connections as u64),
+            ("messages_per_second", u64::from(self.messages_per_second)),
+            ("messages_burst", u64::from(self.burst())),
+            ("groups_per_connection", self.groups_per_connection as u64),
+        ] {
+            if value == 0 {
+                return Err(format!("limits.{name} must be positive"));
+            }
         }
         if !(1024..=MAX_MESSAGE_SIZE_CEILING).contains(&self.max_message_size) {
             return Err(format!(
@@ -496,39 +499,67 @@ pub enum ConfigError {
         path: String,
         source: std::io::Error,
     },
-    #[error("invalid config file {path}: {source}")]
-    Parse {
-        path: String,
-        source: Box<toml::de::Error>,
-    },
+    /// A problem at a place: `FILE:LINE:COLUMN`, `FILE`, or an environment variable.
+    #[error("{at}: {message}")]
+    At { at: String, message: String },
+    #[error("{0}")]
+    Env(#[from] crate::config_source::EnvError),
     #[error("invalid config: {0}")]
     Invalid(String),
+}
+
+/// The config's top-level keys: the first segment of every config variable
+/// (see [`crate::config_source`]).
+pub const TOP_LEVEL_KEYS: &[&str] = &[
+    "max_message_size",
+    "keep_alive_secs",
+    "client_timeout_secs",
+    "handshake_timeout_secs",
+    "disconnect_timeout_secs",
+    "outbound_queue",
+    "write_timeout_secs",
+    "websocket_read_buffer_bytes",
+    "long_poll_timeout_secs",
+    "stateful_reconnect",
+    "stateful_reconnect_buffer_bytes",
+    "request_headers_timeout_secs",
+    "max_request_head_bytes",
+    "max_connections",
+    "limits",
+    "tenants",
+    "public_url",
+    "nats",
+    "admin",
+];
+
+/// A setting out of range: the key's dotted path, and what is wrong.
+#[derive(Debug)]
+struct Problem {
+    key: String,
+    message: String,
+}
+
+fn problem(key: &str, message: impl Into<String>) -> Problem {
+    Problem {
+        key: key.to_owned(),
+        message: message.into(),
+    }
+}
+
+/// The built-in configuration as TOML: what the node serves without `--config`.
+fn builtin_toml() -> String {
+    format!(
+        "[tenants.{DEMO_TENANT}]\nallow_anonymous = true\nsigning_keys = [\"{DEMO_SIGNING_KEY}\"]\n\
+         api_keys = [\"{DEMO_API_KEY}\"]\n"
+    )
 }
 
 impl Config {
     /// The configuration used when no file is given: the `demo` tenant,
     /// anonymous connections allowed, the public development key.
     pub fn builtin() -> Config {
-        let mut tenants = BTreeMap::new();
-        tenants.insert(
-            DEMO_TENANT.to_owned(),
-            TenantConfig {
-                allow_anonymous: true,
-                signing_keys: vec![DEMO_SIGNING_KEY.to_owned()],
-                user_claim: default_user_claim(),
-                api_keys: vec![DEMO_API_KEY.to_owned()],
-                public_keys: Vec::new(),
-                jwks_file: None,
-                audience: None,
-                issuer: None,
-                verify_keys: Default::default(),
-                limits: Limits::default(),
-            },
-        );
-        Config {
-            tenants,
-            ..Config::parse("").unwrap_or_else(|_| unreachable!("the empty config is valid"))
-        }
+        Config::parse(&builtin_toml())
+            .unwrap_or_else(|_| unreachable!("the built-in config is valid"))
     }
 
     /// Checks one tenant's settings as the config file's tenants are
@@ -540,98 +571,209 @@ impl Config {
     }
 
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.display().to_string(),
-            source,
+        Config::load_layered(Some(path), &[])
+    }
+
+    /// The config of the file at `path` (or the built-in one), with the
+    /// values of `env` (see [`crate::config_source`]) over it, checked.
+    /// Errors say where the offending value is: `FILE:LINE:COLUMN` or the
+    /// environment variable. Without a file and with tenants in `env`, the
+    /// built-in `demo` tenant is left out.
+    pub fn load_layered(
+        path: Option<&Path>,
+        env: &[crate::config_source::EnvValue],
+    ) -> Result<Config, ConfigError> {
+        use crate::config_source::{key_span, overlay, position};
+        let (text, name) = match path {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.display().to_string(),
+                    source,
+                })?;
+                (text, path.display().to_string())
+            }
+            None if env.iter().any(|v| v.path[0] == "tenants") => {
+                (String::new(), "<built-in>".to_owned())
+            }
+            None => (builtin_toml(), "<built-in>".to_owned()),
+        };
+        let at_span = |span: Option<std::ops::Range<usize>>| match span {
+            Some(span) => {
+                let p = position(&text, span.start);
+                format!("{name}:{}:{}", p.line, p.column)
+            }
+            None => name.clone(),
+        };
+        let located = |e: toml::de::Error| ConfigError::At {
+            at: at_span(e.span()),
+            message: e.message().trim_end().to_owned(),
+        };
+        // The file alone first: its syntax, unknown keys and types, with positions.
+        let mut table: toml::Table = toml::from_str(&text).map_err(located)?;
+        toml::from_str::<Config>(&text).map_err(located)?;
+        for value in env {
+            overlay(&mut table, value).map_err(|message| ConfigError::At {
+                at: value.var.clone(),
+                message,
+            })?;
+        }
+        let mut config = Config::from_table(table).map_err(|e| {
+            // Name the first variable whose value the config refuses.
+            let mut partial: toml::Table = toml::from_str(&text).unwrap_or_default();
+            for value in env {
+                let _ = overlay(&mut partial, value);
+                if let Err(e) = Config::from_table(partial.clone()) {
+                    return ConfigError::At {
+                        at: value.var.clone(),
+                        message: e.message().trim_end().to_owned(),
+                    };
+                }
+            }
+            ConfigError::At {
+                at: name.clone(),
+                message: e.message().trim_end().to_owned(),
+            }
         })?;
-        let mut config = Config::from_toml(&text).map_err(|source| ConfigError::Parse {
-            path: path.display().to_string(),
-            source: Box::new(source),
+        config.check().map_err(|p| {
+            let key: Vec<&str> = p.key.split('.').filter(|s| !s.is_empty()).collect();
+            let from_env = env.iter().rev().find(|v| {
+                let n = v.path.len().min(key.len());
+                n > 0 && v.path[..n].iter().zip(&key[..n]).all(|(a, b)| a == b)
+            });
+            let at = match from_env {
+                Some(v) => v.var.clone(),
+                None => at_span(key_span(&text, &key)),
+            };
+            ConfigError::At {
+                at,
+                message: p.message,
+            }
         })?;
-        config.validate()?;
-        let base = path.parent().unwrap_or_else(|| Path::new("."));
-        crate::tenant::auth::load_verify_keys(&mut config.tenants, base)
-            .map_err(ConfigError::Invalid)?;
+        let base = path
+            .and_then(Path::parent)
+            .unwrap_or_else(|| Path::new("."));
+        crate::tenant::auth::load_verify_keys(&mut config.tenants, base).map_err(|message| {
+            ConfigError::At {
+                at: name.clone(),
+                message,
+            }
+        })?;
         Ok(config)
     }
 
     /// Deserializes a config, tenants' limits inheriting the node-wide ones.
     fn from_toml(text: &str) -> Result<Config, toml::de::Error> {
-        let mut table: toml::Table = toml::from_str(text)?;
+        Config::from_table(toml::from_str(text)?)
+    }
+
+    fn from_table(mut table: toml::Table) -> Result<Config, toml::de::Error> {
         inherit_limits(&mut table);
         toml::Value::Table(table).try_into()
     }
 
     fn parse(text: &str) -> Result<Config, ConfigError> {
-        Config::from_toml(text).map_err(|source| ConfigError::Parse {
-            path: "<inline>".to_owned(),
-            source: Box::new(source),
+        Config::from_toml(text).map_err(|e| ConfigError::At {
+            at: "<inline>".to_owned(),
+            message: e.message().trim_end().to_owned(),
         })
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
+        self.check().map_err(|p| ConfigError::Invalid(p.message))
+    }
+
+    /// Whether every setting is in range; if not, which key is not.
+    fn check(&self) -> Result<(), Problem> {
         if self.max_message_size < 1024 {
-            return Err(ConfigError::Invalid(
-                "max_message_size must be at least 1024 bytes".into(),
+            return Err(problem(
+                "max_message_size",
+                "max_message_size must be at least 1024 bytes",
             ));
         }
         if self.client_timeout_secs <= self.keep_alive_secs {
-            return Err(ConfigError::Invalid(
-                "client_timeout_secs must be larger than keep_alive_secs".into(),
+            return Err(problem(
+                "client_timeout_secs",
+                "client_timeout_secs must be larger than keep_alive_secs",
             ));
         }
         if self.stateful_reconnect_buffer_bytes < 1024 {
-            return Err(ConfigError::Invalid(
-                "stateful_reconnect_buffer_bytes must be at least 1024".into(),
+            return Err(problem(
+                "stateful_reconnect_buffer_bytes",
+                "stateful_reconnect_buffer_bytes must be at least 1024",
             ));
         }
         if !(1..=3600).contains(&self.write_timeout_secs) {
-            return Err(ConfigError::Invalid(
-                "write_timeout_secs must be 1..=3600".into(),
+            return Err(problem(
+                "write_timeout_secs",
+                "write_timeout_secs must be 1..=3600",
             ));
         }
         if !(1..100).contains(&self.long_poll_timeout_secs) {
-            return Err(ConfigError::Invalid(
-                "long_poll_timeout_secs must be 1..=99 (clients give up on a poll after 100 s)"
-                    .into(),
+            return Err(problem(
+                "long_poll_timeout_secs",
+                "long_poll_timeout_secs must be 1..=99 (clients give up on a poll after 100 s)",
             ));
         }
-        self.validate_edge().map_err(ConfigError::Invalid)?;
+        self.validate_edge().map_err(|m| keyed("", m))?;
         if let Some(nats) = &self.nats {
-            nats.validate().map_err(ConfigError::Invalid)?;
+            nats.validate().map_err(|m| keyed("", m))?;
         }
         if self.admin.keys.iter().any(|k| k.len() < 16) {
-            return Err(ConfigError::Invalid(
-                "admin.keys must be at least 16 characters each".into(),
+            return Err(problem(
+                "admin.keys",
+                "admin.keys must be at least 16 characters each",
             ));
         }
         if !(1..=1000).contains(&self.admin.keep_versions) {
-            return Err(ConfigError::Invalid(
-                "admin.keep_versions must be 1..=1000".into(),
+            return Err(problem(
+                "admin.keep_versions",
+                "admin.keep_versions must be 1..=1000",
             ));
         }
-        self.limits.validate().map_err(ConfigError::Invalid)?;
+        self.limits.validate().map_err(|m| keyed("", m))?;
         for (name, tenant) in &self.tenants {
+            let at = format!("tenants.{name}");
             if !crate::tenant::is_valid_name(name) {
-                return Err(ConfigError::Invalid(format!(
-                    "tenant name '{name}' must be 1-64 characters of a-z, 0-9, '-' or '_'"
-                )));
+                return Err(problem(
+                    &at,
+                    format!("tenant name '{name}' must be 1-64 characters of a-z, 0-9, '-' or '_'"),
+                ));
             }
             if !tenant.allow_anonymous
                 && tenant.signing_keys.is_empty()
                 && tenant.public_keys.is_empty()
                 && tenant.jwks_file.is_none()
             {
-                return Err(ConfigError::Invalid(format!(
-                    "tenant '{name}' allows no anonymous connections and has no signing_keys, public_keys or jwks_file"
-                )));
+                return Err(problem(
+                    &at,
+                    format!(
+                        "tenant '{name}' allows no anonymous connections and has no signing_keys, public_keys or jwks_file"
+                    ),
+                ));
             }
             tenant
                 .limits
                 .validate()
-                .map_err(|e| ConfigError::Invalid(format!("tenant '{name}': {e}")))?;
+                .map_err(|e| keyed(&format!("{at}."), format!("tenant '{name}': {e}")))?;
         }
         Ok(())
+    }
+}
+
+/// A problem whose message starts with its key (`nats.partitions must ...`),
+/// after `prefix`'s own words, if any (`tenant 'a': limits.connections ...`).
+fn keyed(prefix: &str, message: String) -> Problem {
+    let words = message
+        .split_once(": ")
+        .map_or(message.as_str(), |(_, rest)| rest);
+    let key = words
+        .split([' ', ','])
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    Problem {
+        key: format!("{prefix}{key}"),
+        message,
     }
 }
 
@@ -694,6 +836,15 @@ impl NatsConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn top_level_keys_are_the_config_fields() {
+        // serde lists the fields it expects when it meets an unknown one.
+        let err = toml::from_str::<Config>("zz_not_a_key = 1").expect_err("unknown");
+        let message = err.message();
+        let listed: Vec<&str> = message.split('`').skip(3).step_by(2).collect();
+        assert_eq!(listed, TOP_LEVEL_KEYS, "{message}");
+    }
 
     #[test]
     fn builtin_has_demo_with_anonymous() {

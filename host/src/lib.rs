@@ -22,6 +22,7 @@
 pub mod api;
 pub mod backplane;
 pub mod config;
+pub mod config_source;
 pub mod connection;
 pub mod hub;
 pub mod metrics;

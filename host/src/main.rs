@@ -27,30 +27,44 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run a node. A repeated option overrides the earlier one.
+    /// Run a node. A repeated option overrides the earlier one. Every config
+    /// key can also be set by an environment variable: SWITCHBOARD_ and the
+    /// key's path joined by `__` (SWITCHBOARD_NATS__URL), or its secret read
+    /// from a file with a _FILE suffix (SWITCHBOARD_ADMIN__KEYS_FILE).
     #[command(args_override_self = true)]
     Serve {
         /// Address to listen on (port 0 picks a free port).
-        #[arg(long, default_value = "127.0.0.1:5000")]
+        #[arg(long, env = "SWITCHBOARD_LISTEN", default_value = "127.0.0.1:5000")]
         listen: SocketAddr,
         /// Folder of plugins as DIR/{tenant}/{hub}.wasm; adds to or replaces bundled hubs.
-        #[arg(long)]
+        #[arg(long, env = "SWITCHBOARD_PLUGINS")]
         plugins: Option<PathBuf>,
         /// TOML file with tenants, keys and limits (default: the `demo` tenant).
-        #[arg(long)]
+        #[arg(long, env = "SWITCHBOARD_CONFIG")]
         config: Option<PathBuf>,
         /// Join a cluster over NATS JetStream at this URL (overrides `[nats] url`).
-        #[arg(long, value_name = "URL")]
+        #[arg(long, value_name = "URL", env = "SWITCHBOARD_NATS")]
         nats: Option<String>,
+    },
+    /// Check a config file (with the SWITCHBOARD_* environment over it, as
+    /// `serve` reads it) without starting a node: prints "ok" and exits 0, or
+    /// prints where the problem is (FILE:LINE:COLUMN or the variable) and exits 1.
+    CheckConfig {
+        /// The TOML file (without it: the built-in config and the environment).
+        #[arg(env = "SWITCHBOARD_CONFIG")]
+        file: Option<PathBuf>,
     },
     /// Print a client token (HS256 JWT) signed with the tenant's first key,
     /// or with --api an API token signed with its first api_keys entry.
     Token {
+        /// The tenant whose key signs the token.
         #[arg(long)]
         tenant: String,
+        /// The user id the token names (its `sub`, or the tenant's user_claim).
         #[arg(long, required_unless_present = "api")]
         user: Option<String>,
-        #[arg(long)]
+        /// The config file with the tenant's keys (default: the built-in `demo` tenant).
+        #[arg(long, env = "SWITCHBOARD_CONFIG")]
         config: Option<PathBuf>,
         /// How long the token is valid, in seconds (default: a day for client
         /// tokens; 5 minutes for API tokens, which may last at most an hour).
@@ -73,8 +87,10 @@ enum Command {
         /// The node (or load balancer) URL.
         #[arg(long, default_value = "http://127.0.0.1:5000")]
         url: String,
+        /// The tenant the hub belongs to.
         #[arg(long)]
         tenant: String,
+        /// The hub whose clients receive it.
         #[arg(long)]
         hub: String,
         #[command(flatten)]
@@ -86,7 +102,8 @@ enum Command {
         /// first api_keys entry of the tenant in --config.
         #[arg(long, env = "SWITCHBOARD_API_KEY", hide_env_values = true)]
         api_key: Option<String>,
-        #[arg(long)]
+        /// The config file with the tenant's api_keys (without --api-key).
+        #[arg(long, env = "SWITCHBOARD_CONFIG")]
         config: Option<PathBuf>,
         /// The client method (or with --invoke, the hub method).
         method: String,
@@ -100,8 +117,10 @@ enum Command {
     Deploy {
         #[command(flatten)]
         admin: AdminArgs,
+        /// The tenant the hub belongs to.
         #[arg(long)]
         tenant: String,
+        /// The hub.
         #[arg(long)]
         hub: String,
         /// The component (`.wasm`).
@@ -111,8 +130,10 @@ enum Command {
     Rollback {
         #[command(flatten)]
         admin: AdminArgs,
+        /// The tenant the hub belongs to.
         #[arg(long)]
         tenant: String,
+        /// The hub.
         #[arg(long)]
         hub: String,
         /// Roll back to this version instead of the previous one.
@@ -123,6 +144,7 @@ enum Command {
     Plugins {
         #[command(flatten)]
         admin: AdminArgs,
+        /// The tenant whose hubs to list.
         #[arg(long)]
         tenant: String,
         /// Print the admin API's JSON answer instead of a table.
@@ -171,12 +193,16 @@ fn admin_request(
 #[derive(clap::Args)]
 #[group(required = true, multiple = false)]
 struct SendTo {
+    /// Every connection of this user.
     #[arg(long)]
     user: Option<String>,
+    /// Every connection in this group.
     #[arg(long)]
     group: Option<String>,
+    /// This one connection id.
     #[arg(long)]
     connection: Option<String>,
+    /// Every connection of the hub.
     #[arg(long)]
     all: bool,
     /// Invoke a hub method of the tenant's plugin instead.
@@ -184,10 +210,37 @@ struct SendTo {
     invoke: bool,
 }
 
-fn load_config(path: Option<&PathBuf>) -> anyhow::Result<Config> {
-    match path {
-        Some(path) => Ok(Config::load(path)?),
-        None => Ok(Config::builtin()),
+/// The config the commands run with: the file (or the built-in one) with the
+/// `SWITCHBOARD_*` environment variables over it. The variables the command
+/// line itself reads are not config keys.
+fn load_serve_config(path: Option<&PathBuf>) -> anyhow::Result<Config> {
+    use clap::CommandFactory;
+    let command = Cli::command();
+    let mut ignored: Vec<String> = Vec::new();
+    for sub in command.get_subcommands() {
+        for arg in sub.get_arguments() {
+            if let Some(env) = arg.get_env() {
+                ignored.push(env.to_string_lossy().into_owned());
+            }
+        }
+    }
+    let env = switchboard::config_source::from_env(
+        std::env::vars(),
+        switchboard::config::TOP_LEVEL_KEYS,
+        &ignored,
+        |file| std::fs::read_to_string(file),
+    )?;
+    Ok(Config::load_layered(path.map(PathBuf::as_path), &env)?)
+}
+
+/// The config, or its error printed once (where it is, what is wrong) and exit code 1.
+fn config_or_exit(config: anyhow::Result<Config>) -> Config {
+    match config {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::exit(1);
+        }
     }
 }
 
@@ -209,13 +262,23 @@ fn main() -> anyhow::Result<()> {
                 .init();
             // Every connection is a file: take all the system allows, before anything opens one.
             switchboard::server::files::raise_open_file_limit();
-            let mut config = load_config(config.as_ref())?;
+            let mut config = config_or_exit(load_serve_config(config.as_ref()));
             if let Some(url) = nats {
                 config.nats.get_or_insert_with(Default::default).url = url;
             }
             let runtime =
                 tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
             runtime.block_on(serve(config, listen, plugins))
+        }
+        Command::CheckConfig { file } => {
+            let config = config_or_exit(load_serve_config(file.as_ref()));
+            println!(
+                "ok: {} ({} tenants)",
+                file.as_deref()
+                    .map_or("<built-in>".into(), |f| f.display().to_string()),
+                config.tenants.len()
+            );
+            Ok(())
         }
         Command::Token {
             tenant,
@@ -226,7 +289,7 @@ fn main() -> anyhow::Result<()> {
             hub,
             url,
         } => {
-            let config = load_config(config.as_ref())?;
+            let config = config_or_exit(load_serve_config(config.as_ref()));
             let Some(tenant_config) = config.tenants.get(&tenant) else {
                 bail!("unknown tenant '{tenant}'");
             };
@@ -275,7 +338,7 @@ fn main() -> anyhow::Result<()> {
             let credentials = match api_key {
                 Some(key) => Credentials::ApiKey(key),
                 None => {
-                    let config = load_config(config.as_ref())?;
+                    let config = config_or_exit(load_serve_config(config.as_ref()));
                     let Some(key) = config.tenants.get(&tenant).and_then(|t| t.api_keys.first())
                     else {
                         bail!("tenant '{tenant}' has no api_keys in the config; pass --api-key");
@@ -403,4 +466,30 @@ async fn shutdown_signal() {
         () = terminate => {},
     }
     tracing::info!("shutting down");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Cli;
+    use clap::CommandFactory;
+
+    #[test]
+    fn every_option_has_help_text() {
+        let command = Cli::command();
+        command.clone().debug_assert();
+        for sub in command.get_subcommands() {
+            assert!(sub.get_about().is_some(), "{} has no help", sub.get_name());
+            for arg in sub.get_arguments() {
+                let id = arg.get_id().as_str();
+                if id == "help" || id == "version" {
+                    continue;
+                }
+                assert!(
+                    arg.get_help().is_some(),
+                    "{} --{id} has no help",
+                    sub.get_name()
+                );
+            }
+        }
+    }
 }
