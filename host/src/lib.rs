@@ -17,6 +17,7 @@
 //! - [`tenant`]: tenants, their keys, limits and key-value store.
 //! - [`api`]: the backend REST API (send, groups, presence, invoke).
 //! - [`metrics`]: the Prometheus recorder behind `/metrics`.
+//! - [`web`]: the demo page and the dashboard, embedded.
 //! - [`node`], [`server`], [`config`]: putting it together.
 
 pub mod api;
@@ -33,3 +34,4 @@ pub mod router;
 pub mod server;
 pub mod tenant;
 pub mod transport;
+pub mod web;

@@ -47,6 +47,7 @@ pub fn app(node: Arc<Node>) -> Router {
     Router::new()
         .merge(crate::transport::routes())
         .merge(crate::api::routes())
+        .merge(crate::web::routes())
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
