@@ -18,6 +18,7 @@
 //! - [`api`]: the backend REST API (send, groups, presence, invoke).
 //! - [`metrics`]: the Prometheus recorder behind `/metrics`.
 //! - [`web`]: the demo page and the dashboard, embedded.
+//! - [`dashboard`]: the dashboard's live feed, a built-in admin hub.
 //! - [`node`], [`server`], [`config`]: putting it together.
 
 pub mod api;
@@ -25,6 +26,7 @@ pub mod backplane;
 pub mod config;
 pub mod config_source;
 pub mod connection;
+pub mod dashboard;
 pub mod hub;
 pub mod metrics;
 pub mod node;

@@ -42,6 +42,8 @@ pub struct Node {
     pub(crate) draining: tokio_util::sync::CancellationToken,
     /// What each tenant uses now (connections, running invocations), against its limits.
     pub usage: crate::tenant::limits::Usage,
+    /// The live feed of open dashboards (idle when none is open).
+    pub dashboard: crate::dashboard::Feed,
 }
 
 impl std::fmt::Debug for Node {
@@ -121,6 +123,7 @@ impl Node {
             tenant_store,
             draining: tokio_util::sync::CancellationToken::new(),
             usage: Default::default(),
+            dashboard: crate::dashboard::Feed::new(),
         });
 
         router.set_group_limits(Box::new(crate::tenant::limits::NodeGroupLimits(

@@ -108,6 +108,22 @@ impl HttpConnections {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// How many SSE and long-polling connections each hub (tenant, hub) has.
+    pub fn http_transports_by_hub(
+        &self,
+    ) -> std::collections::BTreeMap<(String, String), (usize, usize)> {
+        let mut counts = std::collections::BTreeMap::<_, (usize, usize)>::new();
+        for c in self.by_key.lock().values() {
+            let key = (c.hub.tenant.to_string(), c.hub.hub.to_string());
+            match c.kind {
+                TransportKind::WebSockets => {}
+                TransportKind::ServerSentEvents => counts.entry(key).or_default().0 += 1,
+                TransportKind::LongPolling => counts.entry(key).or_default().1 += 1,
+            }
+        }
+        counts
+    }
 }
 
 // === impl HttpConnection ===

@@ -54,7 +54,7 @@ const fn file(
 /// The vendored SignalR bundle; its name carries the package version.
 pub const SIGNALR: &str = "vendor/signalr-10.0.11.min.js";
 
-static ASSETS: [Asset; 5] = [
+static ASSETS: [Asset; 7] = [
     file(
         "index.html",
         HTML,
@@ -80,6 +80,18 @@ static ASSETS: [Asset; 5] = [
         "vendor/signalr.LICENSE.txt",
         TEXT,
         include_bytes!("../../assets/vendor/signalr.LICENSE.txt"),
+        false,
+    ),
+    file(
+        "dashboard.html",
+        HTML,
+        include_bytes!("../../assets/dashboard.html"),
+        true,
+    ),
+    file(
+        "dashboard.js",
+        JS,
+        include_bytes!("../../assets/dashboard.js"),
         false,
     ),
 ];

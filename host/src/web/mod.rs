@@ -37,7 +37,9 @@ pub const DEMO_HUB: &str = "chat";
 pub fn routes() -> Router<Arc<Node>> {
     Router::new()
         .route("/", get(demo))
+        .route("/dashboard", get(dashboard))
         .route("/assets/{*file}", get(asset))
+        .merge(crate::dashboard::routes())
 }
 
 /// The demo chat, where the node serves the `demo` tenant's `chat` hub.
@@ -46,6 +48,10 @@ async fn demo(State(node): State<Arc<Node>>, headers: HeaderMap) -> Response {
         return not_found();
     }
     serve(assets::page("index.html"), &headers)
+}
+
+async fn dashboard(headers: HeaderMap) -> Response {
+    serve(assets::page("dashboard.html"), &headers)
 }
 
 async fn asset(Path(file): Path<String>, headers: HeaderMap) -> Response {
