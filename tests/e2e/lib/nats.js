@@ -118,6 +118,8 @@ function natsProcess({ name, ports, store, clusterName, routes }) {
     name,
     url: `nats://127.0.0.1:${ports.client}`,
     port: ports.client,
+    /** Its monitoring endpoints (`/jsz`, `/varz`, `/healthz`). */
+    monitorUrl: `http://127.0.0.1:${ports.monitor}`,
     spawnChild,
     whenHealthy,
     /** The server process id (it changes on restart). */
