@@ -79,6 +79,10 @@ pub struct Config {
     /// hard limit at start) less the files already open and a reserve for NATS and plugins.
     #[serde(default)]
     pub max_connections: Option<usize>,
+    /// On SIGTERM, how long the node waits for its connections to finish what is in
+    /// flight and close (each told to reconnect elsewhere) before it exits anyway.
+    #[serde(default = "default_drain_timeout_secs")]
+    pub drain_timeout_secs: u64,
     /// Node-wide defaults of every tenant's limits (`[limits]`); a tenant's
     /// own `limits` override them field by field.
     #[serde(default)]
@@ -422,6 +426,9 @@ fn inherit_limits(root: &mut toml::Table) {
     }
 }
 
+fn default_drain_timeout_secs() -> u64 {
+    30
+}
 fn default_max_message_size() -> usize {
     32 * 1024
 }
@@ -525,6 +532,7 @@ pub const TOP_LEVEL_KEYS: &[&str] = &[
     "request_headers_timeout_secs",
     "max_request_head_bytes",
     "max_connections",
+    "drain_timeout_secs",
     "limits",
     "tenants",
     "public_url",
@@ -706,6 +714,12 @@ impl Config {
             return Err(problem(
                 "write_timeout_secs",
                 "write_timeout_secs must be 1..=3600",
+            ));
+        }
+        if !(1..=3600).contains(&self.drain_timeout_secs) {
+            return Err(problem(
+                "drain_timeout_secs",
+                "drain_timeout_secs must be 1..=3600",
             ));
         }
         if !(1..100).contains(&self.long_poll_timeout_secs) {

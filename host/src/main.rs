@@ -262,13 +262,16 @@ fn main() -> anyhow::Result<()> {
                 .init();
             // Every connection is a file: take all the system allows, before anything opens one.
             switchboard::server::files::raise_open_file_limit();
-            let mut config = config_or_exit(load_serve_config(config.as_ref()));
+            let config_path = config;
+            let mut config = config_or_exit(load_serve_config(config_path.as_ref()));
             if let Some(url) = nats {
                 config.nats.get_or_insert_with(Default::default).url = url;
             }
             let runtime =
                 tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-            runtime.block_on(serve(config, listen, plugins))
+            runtime.block_on(serve(config, listen, plugins, move || {
+                load_serve_config(config_path.as_ref())
+            }))
         }
         Command::CheckConfig { file } => {
             let config = config_or_exit(load_serve_config(file.as_ref()));
@@ -431,8 +434,14 @@ fn run_admin(command: Command) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn serve(config: Config, listen: SocketAddr, plugins: Option<PathBuf>) -> anyhow::Result<()> {
+async fn serve(
+    config: Config,
+    listen: SocketAddr,
+    plugins: Option<PathBuf>,
+    reload: impl Fn() -> anyhow::Result<Config> + Send + 'static,
+) -> anyhow::Result<()> {
     let node = Node::start(config, plugins.as_deref()).await?;
+    reload_on_hangup(node.clone(), reload)?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
@@ -440,9 +449,47 @@ async fn serve(config: Config, listen: SocketAddr, plugins: Option<PathBuf>) -> 
     let draining = node.clone();
     let shutdown = async move {
         shutdown_signal().await;
-        draining.drain(Duration::from_secs(30)).await;
+        let timeout = Duration::from_secs(draining.config.drain_timeout_secs);
+        draining.drain(timeout).await;
     };
     switchboard::server::serve(node, listener, shutdown).await?;
+    Ok(())
+}
+
+/// Reloads the configuration on every SIGHUP; a config that does not load
+/// (or that the node refuses) is logged, and the running one stays.
+fn reload_on_hangup(
+    node: std::sync::Arc<Node>,
+    reload: impl Fn() -> anyhow::Result<Config> + Send + 'static,
+) -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        // Installed before the node listens: from then on SIGHUP never kills it.
+        let mut hangups = signal(SignalKind::hangup()).context("cannot handle SIGHUP")?;
+        tokio::spawn(async move {
+            while hangups.recv().await.is_some() {
+                let applied = reload()
+                    .map_err(|e| format!("{e:#}"))
+                    .and_then(|config| node.reload(config));
+                match applied {
+                    Ok(done) => tracing::info!(
+                        added = ?done.added,
+                        removed = ?done.removed,
+                        keys = ?done.keys,
+                        replaced = ?done.replaced,
+                        "config reloaded"
+                    ),
+                    Err(error) => tracing::error!(
+                        %error,
+                        "config reload refused; the running config stays"
+                    ),
+                }
+            }
+        });
+    }
+    #[cfg(not(unix))]
+    let _ = (node, reload);
     Ok(())
 }
 

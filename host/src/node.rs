@@ -18,11 +18,25 @@ use crate::router::{HubKey, Router};
 use crate::tenant::KvStore;
 use crate::tenant::Tenants;
 
+/// The largest memory limit of any tenant: what the plugin engine is built for.
+fn max_memory_mb(config: &Config) -> u64 {
+    config
+        .tenants
+        .values()
+        .map(|t| t.limits.memory_mb)
+        .max()
+        .unwrap_or(64)
+}
+
 /// Most negotiated connections waiting for their transport at once.
 const MAX_PENDING: usize = 100_000;
 
 pub struct Node {
+    /// The config the node started with. What a reload (SIGHUP) can change
+    /// is read from [`Node::live_config`] instead.
     pub config: Config,
+    /// The config as last reloaded: tenants, `[limits]`, `[admin]` keys, `public_url`.
+    live: arc_swap::ArcSwap<Config>,
     pub tenants: Tenants,
     pub router: Arc<Router>,
     pub engine: Arc<PluginEngine>,
@@ -74,14 +88,9 @@ impl Node {
             cluster.start_registry(Arc::downgrade(&router));
             cluster.start_presence(Arc::downgrade(&router));
         }
-        let max_memory_mb = config
-            .tenants
-            .values()
-            .map(|t| t.limits.memory_mb)
-            .max()
-            .unwrap_or(64);
         let engine = Arc::new(
-            PluginEngine::new(max_memory_mb).context("cannot start the WebAssembly engine")?,
+            PluginEngine::new(max_memory_mb(&config))
+                .context("cannot start the WebAssembly engine")?,
         );
         let tenants = match &cluster {
             Some(cluster) => {
@@ -111,6 +120,7 @@ impl Node {
             )));
         }
         let node = Arc::new(Node {
+            live: arc_swap::ArcSwap::from_pointee(config.clone()),
             config,
             tenants,
             router: router.clone(),
@@ -280,6 +290,37 @@ impl Node {
         if left > 0 {
             tracing::warn!(left, "connections still open after the drain timeout");
         }
+    }
+
+    /// The config as last reloaded (the start-time one until a reload).
+    pub fn live_config(&self) -> Arc<Config> {
+        self.live.load_full()
+    }
+
+    /// Applies a reloaded config: the file's tenants (keys, limits, new and
+    /// removed tenants), the node's `[limits]`, `[admin]` keys and
+    /// `public_url`. Open connections are kept. Settings of the listener,
+    /// the transports and NATS apply at the next start. Refused as a whole
+    /// (nothing changes) when the tenants conflict or a tenant's `memory_mb`
+    /// is above what the plugin engine was started for.
+    pub fn reload(&self, config: Config) -> Result<crate::tenant::Reloaded, String> {
+        let engine_mb = max_memory_mb(&self.config);
+        if let Some((name, t)) = config
+            .tenants
+            .iter()
+            .find(|(_, t)| t.limits.memory_mb > engine_mb)
+        {
+            return Err(format!(
+                "tenant '{name}': limits.memory_mb {} is above the {engine_mb} MiB the node started with (restart to raise it)",
+                t.limits.memory_mb
+            ));
+        }
+        let done = self
+            .tenants
+            .reload_file(&config.tenants)
+            .map_err(|e| e.to_string())?;
+        self.live.store(Arc::new(config));
+        Ok(done)
     }
 
     pub async fn load_plugin(

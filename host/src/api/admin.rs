@@ -155,7 +155,8 @@ impl FromRequestParts<Arc<Node>> for Admin {
 /// No keys configured: 403 (the API is off). No key or a wrong one: 401. A
 /// tenant's API key: 403 (a real credential, of the wrong kind).
 pub fn authorize(node: &Node, headers: &HeaderMap) -> Result<(), AdminError> {
-    let keys = &node.config.admin.keys;
+    let live = node.live_config();
+    let keys = &live.admin.keys;
     if keys.is_empty() {
         return Err(AdminError::new(
             StatusCode::FORBIDDEN,
@@ -354,8 +355,9 @@ async fn create_tenant(
         ));
     }
     // Limits it leaves out are the node's `[limits]`, as in the config file.
-    let limits = Limits::from_json_over(&node.config.limits, fields.remove("limits").as_ref())
-        .map_err(|e| AdminError::bad_request(format!("invalid tenant limits: {e}")))?;
+    let limits =
+        Limits::from_json_over(&node.live_config().limits, fields.remove("limits").as_ref())
+            .map_err(|e| AdminError::bad_request(format!("invalid tenant limits: {e}")))?;
     let mut config: TenantConfig = serde_json::from_value(body)
         .map_err(|e| AdminError::bad_request(format!("invalid tenant settings: {e}")))?;
     config.limits = limits;

@@ -119,7 +119,7 @@ async fn dispatch(node: Arc<Node>, request: Request) -> Result<Response, ApiErro
         &tenant.keys().api_keys,
         &parts.headers,
         path,
-        node.config.public_url.as_deref(),
+        node.live_config().public_url.as_deref(),
     )?;
     let hub = HubKey::new(&tenant.name, &matched.hub);
     if node.registry.get(&hub).is_none() {

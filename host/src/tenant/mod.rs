@@ -60,7 +60,8 @@ pub struct Tenant {
     /// The tenant's settings. Its `signing_keys` and `api_keys` are empty:
     /// the keys in force are [`Tenant::keys`], which rotate.
     pub config: TenantConfig,
-    pub kv: KvStore,
+    /// Shared with the tenant's replacement when a reload changes its settings.
+    pub kv: Arc<KvStore>,
     pub origin: Origin,
     keys: ArcSwap<TenantKeys>,
     /// The revision of the cluster's tenant store entry these settings
@@ -74,7 +75,11 @@ impl Tenant {
         Tenant::with_origin(name, config, kv, Origin::File)
     }
 
-    fn with_origin(name: &str, mut config: TenantConfig, kv: KvStore, origin: Origin) -> Tenant {
+    fn with_origin(name: &str, config: TenantConfig, kv: KvStore, origin: Origin) -> Tenant {
+        Tenant::sharing(name, config, Arc::new(kv), origin)
+    }
+
+    fn sharing(name: &str, mut config: TenantConfig, kv: Arc<KvStore>, origin: Origin) -> Tenant {
         let keys = TenantKeys {
             signing_keys: std::mem::take(&mut config.signing_keys),
             api_keys: std::mem::take(&mut config.api_keys),
@@ -156,6 +161,17 @@ pub enum Applied {
     Stale,
     /// A tenant of this node's config file has the name; it stays as it is.
     FileTenant,
+}
+
+/// What [`Tenants::reload_file`] changed, by tenant name.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Reloaded {
+    pub added: Vec<String>,
+    pub removed: Vec<String>,
+    /// Only the keys changed, in place.
+    pub keys: Vec<String>,
+    /// Other settings changed: new connections get the new ones.
+    pub replaced: Vec<String>,
 }
 
 /// Makes a tenant's key-value store (memory alone, JetStream in a cluster).
@@ -304,6 +320,71 @@ impl Tenants {
         Ok(Applied::Replaced)
     }
 
+    /// Makes the tenants of the config file those of `configs` (a reloaded
+    /// file): new ones are added, those no longer in it removed (their open
+    /// connections stay until they end), a tenant whose keys alone changed
+    /// gets them in place, and one whose other settings changed is replaced
+    /// (open connections keep the old settings; its key-value store is kept).
+    /// Tenants of the admin API stay, unless the file now names one. Checked
+    /// first as a whole (no two tenants share a key); refused, nothing changes.
+    pub fn reload_file(
+        &self,
+        configs: &BTreeMap<String, TenantConfig>,
+    ) -> Result<Reloaded, TenantError> {
+        let mut by_name = self.by_name.write();
+        let mut all: BTreeMap<String, TenantConfig> = by_name
+            .iter()
+            .filter(|(name, t)| t.origin == Origin::Admin && !configs.contains_key(*name))
+            .map(|(name, t)| (name.clone(), t.current_config()))
+            .collect();
+        all.extend(configs.iter().map(|(n, c)| (n.clone(), c.clone())));
+        auth::check_tenants_apart(&all).map_err(TenantError::Invalid)?;
+        let mut done = Reloaded::default();
+        let gone: Vec<String> = by_name
+            .iter()
+            .filter(|(name, t)| t.origin == Origin::File && !configs.contains_key(*name))
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in gone {
+            by_name.remove(&name);
+            done.removed.push(name);
+        }
+        for (name, config) in configs {
+            let Some(tenant) = by_name.get(name).cloned() else {
+                let tenant =
+                    Tenant::with_origin(name, config.clone(), (self.kv)(name), Origin::File);
+                by_name.insert(name.clone(), Arc::new(tenant));
+                done.added.push(name.clone());
+                continue;
+            };
+            // Keys read from files (public_keys, jwks_file) may have changed
+            // behind the same paths: such a tenant is always replaced.
+            let file_keys = !config.public_keys.is_empty() || config.jwks_file.is_some();
+            let mut without_keys = config.clone();
+            without_keys.signing_keys = Vec::new();
+            without_keys.api_keys = Vec::new();
+            if tenant.origin == Origin::File
+                && !file_keys
+                && settings_json(&tenant.config) == settings_json(&without_keys)
+            {
+                let keys = TenantKeys {
+                    signing_keys: config.signing_keys.clone(),
+                    api_keys: config.api_keys.clone(),
+                };
+                if *tenant.keys() != keys {
+                    tenant.keys.store(Arc::new(keys));
+                    done.keys.push(name.clone());
+                }
+                continue;
+            }
+            let replacement =
+                Tenant::sharing(name, config.clone(), tenant.kv.clone(), Origin::File);
+            by_name.insert(name.clone(), Arc::new(replacement));
+            done.replaced.push(name.clone());
+        }
+        Ok(done)
+    }
+
     /// Removes a tenant; its live connections are the caller's to close.
     pub fn remove(&self, name: &str) -> Result<Arc<Tenant>, TenantError> {
         self.by_name
@@ -395,6 +476,49 @@ fn current_configs(by_name: &HashMap<String, Arc<Tenant>>) -> BTreeMap<String, T
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reload_rotates_keys_in_place_and_replaces_changed_tenants() {
+        let configs = |entries: &[(&str, &[&str], usize)]| {
+            entries
+                .iter()
+                .map(|(name, keys, connections)| {
+                    let mut c = tenant_config(keys, &[]);
+                    c.limits.connections = *connections;
+                    ((*name).to_owned(), c)
+                })
+                .collect::<BTreeMap<_, _>>()
+        };
+        let mut config = Config::builtin();
+        config.tenants = configs(&[("a", &["ka"], 5), ("b", &["kb"], 5), ("gone", &["kg"], 5)]);
+        let tenants = Tenants::from_config(&config);
+        let (a, b) = (tenants.get("a").expect("a"), tenants.get("b").expect("b"));
+        let done = tenants
+            .reload_file(&configs(&[
+                ("a", &["ka2"], 5),
+                ("b", &["kb"], 1),
+                ("new", &["kn"], 5),
+            ]))
+            .expect("valid");
+        assert_eq!(done.keys, ["a"]);
+        assert_eq!(done.replaced, ["b"]);
+        assert_eq!(
+            (done.added.as_slice(), done.removed.as_slice()),
+            (&["new".to_owned()][..], &["gone".to_owned()][..])
+        );
+        assert!(
+            Arc::ptr_eq(&a, &tenants.get("a").expect("a")),
+            "keys rotate in place"
+        );
+        assert_eq!(a.keys().signing_keys, ["ka2"]);
+        let b2 = tenants.get("b").expect("b");
+        assert_eq!((b.limits().connections, b2.limits().connections), (5, 1));
+        assert!(Arc::ptr_eq(&b.kv, &b2.kv), "the key-value store is kept");
+        // Two tenants sharing a key: refused, nothing changes.
+        let clash = tenants.reload_file(&configs(&[("a", &["same"], 5), ("b", &["same"], 5)]));
+        assert!(clash.is_err());
+        assert_eq!(tenants.names(), ["a", "b", "new"]);
+    }
 
     #[test]
     fn names() {

@@ -204,6 +204,8 @@ export async function startServer({ config, plugins, args = [], env = {}, wrap =
     log: () => output,
     waitForLog,
     running: () => child.exitCode === null && child.signalCode === null,
+    /** Resolves with `{code, signal}` when the process has exited. */
+    exited,
     stop,
     /** Kills the process with `signal` (SIGKILL: no drain, no goodbye) and waits until it is gone. */
     async kill(signal = 'SIGKILL') {
