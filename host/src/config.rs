@@ -255,6 +255,12 @@ pub struct TenantConfig {
     /// The `iss` that client tokens verified with a public key must carry.
     #[serde(default)]
     pub issuer: Option<String>,
+    /// Origins whose browser pages may connect (CORS and the WebSocket `Origin`
+    /// check): exact (`https://app.example.com`), subdomains
+    /// (`https://*.example.com`), or `*` (anonymous tenants only; never with
+    /// credentials). Empty: only pages of the server's own origin.
+    #[serde(default)]
+    pub allowed_origins: Vec<String>,
     /// The keys loaded from `public_keys` and `jwks_file` by [`Config::load`].
     #[serde(skip)]
     pub verify_keys: crate::tenant::auth::VerifyKeys,
@@ -558,7 +564,7 @@ fn problem(key: &str, message: impl Into<String>) -> Problem {
 fn builtin_toml() -> String {
     format!(
         "[tenants.{DEMO_TENANT}]\nallow_anonymous = true\nsigning_keys = [\"{DEMO_SIGNING_KEY}\"]\n\
-         api_keys = [\"{DEMO_API_KEY}\"]\n"
+         api_keys = [\"{DEMO_API_KEY}\"]\nallowed_origins = [\"*\"]\n"
     )
 }
 
@@ -765,6 +771,10 @@ impl Config {
                     ),
                 ));
             }
+            crate::cors::origins::validate(&tenant.allowed_origins, tenant.allow_anonymous)
+                .map_err(|e| {
+                    ConfigError::Invalid(format!("tenant '{name}': allowed_origins: {e}"))
+                })?;
             tenant
                 .limits
                 .validate()

@@ -15,6 +15,7 @@
 //! - [`router`]: where a send goes; the local index of connections.
 //! - [`backplane`]: reaching other nodes.
 //! - [`tenant`]: tenants, their keys, limits and key-value store.
+//! - [`cors`]: which browser origins may reach a tenant's client routes.
 //! - [`api`]: the backend REST API (send, groups, presence, invoke).
 //! - [`metrics`]: the Prometheus recorder behind `/metrics`.
 //! - [`web`]: the demo page and the dashboard, embedded.
@@ -26,6 +27,7 @@ pub mod backplane;
 pub mod config;
 pub mod config_source;
 pub mod connection;
+pub mod cors;
 pub mod dashboard;
 pub mod hub;
 pub mod metrics;

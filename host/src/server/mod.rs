@@ -44,8 +44,14 @@ use slots::{Held, Slots};
 const RESERVED_HEADERS_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub fn app(node: Arc<Node>) -> Router {
+    let clients = crate::transport::routes()
+        .layer(crate::cors::layer(node.clone()))
+        .layer(axum::middleware::from_fn_with_state(
+            node.clone(),
+            crate::cors::guard,
+        ));
     Router::new()
-        .merge(crate::transport::routes())
+        .merge(clients)
         .merge(crate::api::routes())
         .merge(crate::web::routes())
         .route("/healthz", get(|| async { "ok" }))

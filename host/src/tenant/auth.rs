@@ -380,6 +380,7 @@ mod tests {
             jwks_file: None,
             audience: None,
             issuer: None,
+            allowed_origins: Vec::new(),
             verify_keys: VerifyKeys::default(),
             limits: Limits::default(),
         }

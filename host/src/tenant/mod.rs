@@ -532,6 +532,7 @@ mod tests {
     fn tenant_config(signing: &[&str], api: &[&str]) -> TenantConfig {
         let mut config = Config::builtin().tenants[crate::config::DEMO_TENANT].clone();
         config.allow_anonymous = false;
+        config.allowed_origins = Vec::new();
         config.signing_keys = signing.iter().map(|k| k.to_string()).collect();
         config.api_keys = api.iter().map(|k| k.to_string()).collect();
         config
