@@ -101,6 +101,20 @@ pub struct Config {
     /// The admin API (`[admin]`): operator keys, kept plugin versions.
     #[serde(default)]
     pub admin: AdminConfig,
+    /// TLS at the node (`[tls]`, or `serve --tls-cert/--tls-key`): without it, plain HTTP.
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
+}
+
+/// The `[tls]` section: the node terminates TLS itself with these PEM files,
+/// reloaded when they change. Relative paths are relative to the config file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// The certificate chain, leaf first (PEM).
+    pub cert_file: std::path::PathBuf,
+    /// Its private key (PEM: PKCS#8, PKCS#1 or SEC1).
+    pub key_file: std::path::PathBuf,
 }
 
 /// The `[admin]` section: who may call the admin API (`/admin/v1`) and how
@@ -666,6 +680,10 @@ impl Config {
         let base = path
             .and_then(Path::parent)
             .unwrap_or_else(|| Path::new("."));
+        if let Some(tls) = &mut config.tls {
+            tls.cert_file = base.join(&tls.cert_file);
+            tls.key_file = base.join(&tls.key_file);
+        }
         crate::tenant::auth::load_verify_keys(&mut config.tenants, base).map_err(|message| {
             ConfigError::At {
                 at: name.clone(),
@@ -773,7 +791,10 @@ impl Config {
             }
             crate::cors::origins::validate(&tenant.allowed_origins, tenant.allow_anonymous)
                 .map_err(|e| {
-                    ConfigError::Invalid(format!("tenant '{name}': allowed_origins: {e}"))
+                    problem(
+                        &format!("{at}.allowed_origins"),
+                        format!("tenant '{name}': allowed_origins: {e}"),
+                    )
                 })?;
             tenant
                 .limits

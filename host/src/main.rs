@@ -45,6 +45,23 @@ enum Command {
         /// Join a cluster over NATS JetStream at this URL (overrides `[nats] url`).
         #[arg(long, value_name = "URL", env = "SWITCHBOARD_NATS")]
         nats: Option<String>,
+        /// Serve HTTPS with this certificate chain (PEM; with --tls-key; overrides `[tls]`).
+        /// Reloaded when the file changes.
+        #[arg(
+            long,
+            value_name = "FILE",
+            env = "SWITCHBOARD_TLS_CERT",
+            requires = "tls_key"
+        )]
+        tls_cert: Option<PathBuf>,
+        /// The private key of --tls-cert (PEM).
+        #[arg(
+            long,
+            value_name = "FILE",
+            env = "SWITCHBOARD_TLS_KEY",
+            requires = "tls_cert"
+        )]
+        tls_key: Option<PathBuf>,
     },
     /// Check a config file (with the SWITCHBOARD_* environment over it, as
     /// `serve` reads it) without starting a node: prints "ok" and exits 0, or
@@ -102,6 +119,9 @@ enum Command {
         /// first api_keys entry of the tenant in --config.
         #[arg(long, env = "SWITCHBOARD_API_KEY", hide_env_values = true)]
         api_key: Option<String>,
+        /// Also trust this CA certificate (PEM) for an https:// URL (a self-signed or private CA).
+        #[arg(long, value_name = "FILE", env = "SWITCHBOARD_CA_CERT")]
+        ca_cert: Option<PathBuf>,
         /// The config file with the tenant's api_keys (without --api-key).
         #[arg(long, env = "SWITCHBOARD_CONFIG")]
         config: Option<PathBuf>,
@@ -162,6 +182,9 @@ struct AdminArgs {
     /// One of the config's `[admin] keys`.
     #[arg(long, env = "SWITCHBOARD_ADMIN_KEY", hide_env_values = true)]
     admin_key: String,
+    /// Also trust this CA certificate (PEM) for an https:// URL (a self-signed or private CA).
+    #[arg(long, value_name = "FILE", env = "SWITCHBOARD_CA_CERT")]
+    ca_cert: Option<PathBuf>,
 }
 
 /// Sends one admin request; prints the error body and fails on a 4xx or 5xx.
@@ -171,7 +194,11 @@ fn admin_request(
     path: &str,
     body: Option<(&str, bytes::Bytes)>,
 ) -> anyhow::Result<serde_json::Value> {
-    let client = ApiClient::new(&admin.url, Credentials::AdminKey(admin.admin_key.clone()))?;
+    let client = ApiClient::with_ca_cert(
+        &admin.url,
+        Credentials::AdminKey(admin.admin_key.clone()),
+        admin.ca_cert.as_deref(),
+    )?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -252,6 +279,8 @@ fn main() -> anyhow::Result<()> {
             plugins,
             config,
             nats,
+            tls_cert,
+            tls_key,
         } => {
             tracing_subscriber::fmt()
                 .with_env_filter(
@@ -266,6 +295,12 @@ fn main() -> anyhow::Result<()> {
             let mut config = config_or_exit(load_serve_config(config_path.as_ref()));
             if let Some(url) = nats {
                 config.nats.get_or_insert_with(Default::default).url = url;
+            }
+            if let (Some(cert_file), Some(key_file)) = (tls_cert, tls_key) {
+                config.tls = Some(switchboard::config::TlsConfig {
+                    cert_file,
+                    key_file,
+                });
             }
             let runtime =
                 tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
@@ -334,6 +369,7 @@ fn main() -> anyhow::Result<()> {
             to,
             excluded,
             api_key,
+            ca_cert,
             config,
             method,
             args,
@@ -366,7 +402,7 @@ fn main() -> anyhow::Result<()> {
             }
             let body = serde_json::json!({ "target": method, "arguments": arguments }).to_string();
             let path = send_path(&tenant, &hub, &to, &excluded);
-            let client = ApiClient::new(&url, credentials)?;
+            let client = ApiClient::with_ca_cert(&url, credentials, ca_cert.as_deref())?;
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()

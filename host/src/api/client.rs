@@ -1,6 +1,7 @@
 //! A small HTTP/1.1 client for the REST API, for the `switchboard send` CLI
-//! and tests: plain `http://` only (run it next to the node or inside the
-//! cluster network), authenticated with an API key or a per-request token.
+//! and tests: `http://` or `https://` (the system's trusted roots, plus a CA
+//! given with `--ca-cert` for a private or self-signed certificate),
+//! authenticated with an API key or a per-request token.
 
 use std::time::Duration;
 
@@ -8,6 +9,7 @@ use axum::body::Bytes;
 use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
 use axum::http::{Method, Request};
 use http_body_util::{BodyExt, Full};
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -35,8 +37,10 @@ pub struct ApiResponse {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    #[error("the URL must start with http:// (got '{0}')")]
+    #[error("the URL must start with http:// or https:// (got '{0}')")]
     Url(String),
+    #[error("cannot use the CA certificate {path}: {reason}")]
+    CaCert { path: String, reason: String },
     #[error("cannot sign a token: {0}")]
     Token(#[from] jsonwebtoken::errors::Error),
     #[error("request failed: {0}")]
@@ -96,18 +100,75 @@ pub fn send_path(tenant: &str, hub: &str, to: &Destination, excluded: &[String])
 pub struct ApiClient {
     base: String,
     credentials: Credentials,
-    http: Client<HttpConnector, Full<Bytes>>,
+    http: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+}
+
+/// The roots an `https://` URL's certificate is checked against: the
+/// system's, and the PEM certificates of `ca_cert` if given.
+fn roots(ca_cert: Option<&std::path::Path>) -> Result<rustls::RootCertStore, ClientError> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    let (_, _) = roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
+    if let Some(path) = ca_cert {
+        let error = |reason: String| ClientError::CaCert {
+            path: path.display().to_string(),
+            reason,
+        };
+        let certs = CertificateDer::pem_file_iter(path)
+            .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| error(e.to_string()))?;
+        if certs.is_empty() {
+            return Err(error("no certificate in it".into()));
+        }
+        for cert in certs {
+            roots.add(cert).map_err(|e| error(e.to_string()))?;
+        }
+    }
+    Ok(roots)
+}
+
+/// An error with its causes (a TLS failure is the cause of a connect error).
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 impl ApiClient {
     pub fn new(base_url: &str, credentials: Credentials) -> Result<ApiClient, ClientError> {
-        if !base_url.starts_with("http://") {
+        ApiClient::with_ca_cert(base_url, credentials, None)
+    }
+
+    /// A client that also trusts the CA certificate(s) in `ca_cert` (PEM) for `https://`.
+    pub fn with_ca_cert(
+        base_url: &str,
+        credentials: Credentials,
+        ca_cert: Option<&std::path::Path>,
+    ) -> Result<ApiClient, ClientError> {
+        if !base_url.starts_with("http://") && !base_url.starts_with("https://") {
             return Err(ClientError::Url(base_url.to_owned()));
         }
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let tls = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| ClientError::Http(e.to_string()))?
+            .with_root_certificates(roots(ca_cert)?)
+            .with_no_client_auth();
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .build();
         Ok(ApiClient {
             base: base_url.trim_end_matches('/').to_owned(),
             credentials,
-            http: Client::builder(TokioExecutor::new()).build_http(),
+            http: Client::builder(TokioExecutor::new()).build(connector),
         })
     }
 
@@ -155,7 +216,7 @@ impl ApiClient {
                 .http
                 .request(request)
                 .await
-                .map_err(|e| ClientError::Http(format!("{url}: {e}")))?;
+                .map_err(|e| ClientError::Http(format!("{url}: {}", chain(&e))))?;
             let status = response.status().as_u16();
             let bytes = response
                 .into_body()

@@ -16,6 +16,7 @@ pub mod backoff;
 pub mod files;
 pub mod reserved;
 pub mod slots;
+pub mod tls;
 
 use std::future::Future;
 use std::pin::pin;
@@ -29,6 +30,7 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tower::ServiceExt;
@@ -108,10 +110,14 @@ struct Edge {
     reserved: Arc<Reserved>,
     http1: http1::Builder,
     reserved_http1: http1::Builder,
+    /// TLS at the node (`[tls]`), or plain HTTP.
+    tls: Option<Arc<tls::Tls>>,
+    /// How long a TLS handshake may take (the header timeout).
+    handshake_timeout: Duration,
 }
 
 impl Edge {
-    fn new(node: Arc<Node>) -> Edge {
+    fn new(node: Arc<Node>, tls: Option<Arc<tls::Tls>>) -> Edge {
         let config = &node.config;
         let max = max_connections(config);
         let headers_timeout = Duration::from_secs(config.request_headers_timeout_secs);
@@ -123,6 +129,8 @@ impl Edge {
             reserved: Reserved::new(RESERVED_CONNECTIONS),
             http1,
             reserved_http1,
+            tls,
+            handshake_timeout: headers_timeout,
         }
     }
 }
@@ -169,9 +177,18 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let edge = Arc::new(Edge::new(node.clone()));
+    let tls = match &node.config.tls {
+        Some(files) => Some(
+            tls::Tls::load(&files.cert_file, &files.key_file)
+                .map_err(|e| std::io::Error::other(format!("TLS: {e}")))?,
+        ),
+        None => None,
+    };
+    let watcher = tls.clone().map(tls::Tls::watch);
+    let edge = Arc::new(Edge::new(node.clone(), tls));
     info!(
         addr = %listener.local_addr()?,
+        tls = edge.tls.is_some(),
         max_connections = edge.slots.max(),
         request_headers_timeout_secs = node.config.request_headers_timeout_secs,
         "listening"
@@ -217,24 +234,120 @@ pub async fn serve(
         let task = (edge.clone(), signal_tx.clone(), close_rx.clone());
         match edge.slots.try_take() {
             Some(slot) => {
-                tokio::spawn(serve_connection(Held::new(stream, slot), task));
+                tokio::spawn(with_tls(Held::new(stream, slot), task, serve_connection));
             }
             None => {
-                tokio::spawn(serve_reserved(stream, task));
+                tokio::spawn(with_tls(stream, task, serve_reserved));
             }
         }
     }
     drop(close_rx);
     drop(listener);
+    if let Some(watcher) = watcher {
+        watcher.abort();
+    }
     close_tx.closed().await;
     Ok(())
 }
 
 type Task = (Arc<Edge>, watch::Sender<()>, watch::Receiver<()>);
 
+/// Runs `serve` on `stream`, through a TLS handshake first when the node
+/// terminates TLS (bounded by the header timeout; a failed handshake is only
+/// logged at debug: scanners and plain-HTTP clients cause them).
+async fn with_tls<S, F, Fut>(stream: S, task: Task, serve: F)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    F: FnOnce(Io<S>, Task) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let Some(tls) = task.0.tls.clone() else {
+        return serve(Io::Plain(stream), task).await;
+    };
+    let handshake = tls.acceptor().accept(stream);
+    match tokio::time::timeout(task.0.handshake_timeout, handshake).await {
+        Ok(Ok(stream)) => serve(Io::Tls(Box::new(stream)), task).await,
+        Ok(Err(e)) => debug!(error = %e, "TLS handshake failed"),
+        Err(_) => {
+            metrics::counter!(crate::metrics::HTTP_HEADER_TIMEOUTS).increment(1);
+            debug!("TLS handshake timed out");
+        }
+    }
+}
+
+/// A connection's byte stream: plain, or TLS over it.
+enum Io<S> {
+    Plain(S),
+    Tls(Box<tokio_rustls::server::TlsStream<S>>),
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for Io<S> {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Io::Plain(s) => std::pin::Pin::new(s).poll_read(cx, buf),
+            Io::Tls(s) => std::pin::Pin::new(s).poll_read(cx, buf),
+        }
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Io<S> {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            Io::Plain(s) => std::pin::Pin::new(s).poll_write(cx, buf),
+            Io::Tls(s) => std::pin::Pin::new(s).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            Io::Plain(s) => std::pin::Pin::new(s).poll_write_vectored(cx, bufs),
+            Io::Tls(s) => std::pin::Pin::new(s).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            Io::Plain(s) => s.is_write_vectored(),
+            Io::Tls(s) => s.is_write_vectored(),
+        }
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Io::Plain(s) => std::pin::Pin::new(s).poll_flush(cx),
+            Io::Tls(s) => std::pin::Pin::new(s).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Io::Plain(s) => std::pin::Pin::new(s).poll_shutdown(cx),
+            Io::Tls(s) => std::pin::Pin::new(s).poll_shutdown(cx),
+        }
+    }
+}
+
 /// A connection with a slot: every route, WebSocket upgrades included. The
 /// slot stays with the socket (through an upgrade) until it is dropped.
-async fn serve_connection(stream: Held<TcpStream, slots::Slot>, task: Task) {
+async fn serve_connection(stream: Io<Held<TcpStream, slots::Slot>>, task: Task) {
     let (edge, signal, _close) = task;
     let service = TowerToHyperService::new(edge.app.clone());
     let conn = edge
@@ -260,7 +373,7 @@ async fn serve_connection(stream: Held<TcpStream, slots::Slot>, task: Task) {
 
 /// A connection accepted above the cap: one request, answered only for the
 /// operator's routes; closed early when a newer one needs its place.
-async fn serve_reserved(stream: TcpStream, task: Task) {
+async fn serve_reserved(stream: Io<TcpStream>, task: Task) {
     let (edge, signal, _close) = task;
     let (place, evicted_another) = edge.reserved.enter();
     if evicted_another {
