@@ -558,6 +558,7 @@ pub const TOP_LEVEL_KEYS: &[&str] = &[
     "public_url",
     "nats",
     "admin",
+    "tls",
 ];
 
 /// A setting out of range: the key's dotted path, and what is wrong.

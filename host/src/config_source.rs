@@ -34,7 +34,7 @@ const LIST_KEYS: &[&str] = &[
 ];
 
 /// Keys whose own name ends in `_file`: a path, never "read from a file".
-const PATH_KEYS: &[&str] = &["jwks_file"];
+const PATH_KEYS: &[&str] = &["jwks_file", "cert_file", "key_file"];
 
 /// One config value taken from the environment.
 #[derive(Debug, Clone, PartialEq)]
