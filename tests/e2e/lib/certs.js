@@ -2,16 +2,18 @@
 // for 127.0.0.1, so a client that trusts the CA (NODE_EXTRA_CA_CERTS, `--ca-cert`) accepts
 // every leaf, and a rotation from one leaf to another can be told apart by fingerprint.
 
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import tls from 'node:tls';
+import { createInterface } from 'node:readline';
 import { promisify } from 'node:util';
-import { withTimeout } from './server.js';
+import { REPO_ROOT, withTimeout } from './server.js';
 
 const run = promisify(execFile);
 const OPENSSL_MS = 15_000;
+const STEP_MS = 15_000;
 
 async function openssl(args, cwd) {
   await run('openssl', args, { cwd, timeout: OPENSSL_MS });
@@ -65,3 +67,70 @@ export function servedName(port, ca) {
     `TLS handshake with 127.0.0.1:${port}`,
   );
 }
+
+/** Connects over each transport, echoes, waits for a line on stdin, then echoes again on the same connections. */
+const CLIENT = `
+import { HubConnectionBuilder, HttpTransportType, LogLevel } from '@microsoft/signalr';
+const conns = [];
+for (const t of ['WebSockets', 'ServerSentEvents', 'LongPolling']) {
+  const c = new HubConnectionBuilder().withUrl(process.env.HUB_URL, { transport: HttpTransportType[t] })
+    .configureLogging(LogLevel.Error).build();
+  c.onclose(() => console.log(JSON.stringify({ t, closed: true })));
+  await c.start();
+  const who = await c.invoke('whoami');
+  conns.push([t, c]);
+  console.log(JSON.stringify({ t, phase: 'before', id: who.connectionId, echo: await c.invoke('echo', t) }));
+}
+console.log(JSON.stringify({ ready: true }));
+process.stdin.once('data', async () => {
+  for (const [t, c] of conns) {
+    const who = await c.invoke('whoami');
+    console.log(JSON.stringify({ t, phase: 'after', id: who.connectionId, echo: await c.invoke('echo', t) }));
+  }
+  for (const [, c] of conns) await c.stop();
+  process.exit(0);
+});
+`;
+
+/** Runs the client script; `lines()` are its JSON lines so far, `next(pred)` waits for one. */
+export function startClient(hubUrl, caCert) {
+  const child = spawn(process.execPath, ['--input-type=module', '-e', CLIENT], {
+    cwd: path.join(REPO_ROOT, 'tests', 'e2e'),
+    env: { ...process.env, HUB_URL: hubUrl, NODE_EXTRA_CA_CERTS: caCert },
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  const lines = [];
+  let stderr = '';
+  const waiters = new Set();
+  createInterface({ input: child.stdout }).on('line', (line) => {
+    try {
+      lines.push(JSON.parse(line));
+    } catch {
+      lines.push({ text: line });
+    }
+    for (const w of waiters) w();
+  });
+  child.stderr.on('data', (d) => {
+    stderr += d;
+  });
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  const next = (pred, what) => {
+    let check;
+    return withTimeout(
+      new Promise((resolve, reject) => {
+        check = () => {
+          const found = lines.find(pred);
+          if (found) resolve(found);
+          else if (child.exitCode !== null) reject(new Error(`client exited before ${what}: ${stderr}`));
+        };
+        waiters.add(check);
+        exited.then(check);
+        check();
+      }),
+      STEP_MS,
+      `${what}; client stderr: ${stderr}`,
+    ).finally(() => waiters.delete(check));
+  };
+  return { child, lines, next, exited, stderr: () => stderr };
+}
+

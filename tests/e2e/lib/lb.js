@@ -39,7 +39,7 @@ process.on('exit', () => {
  * to `retries` times, each on another node (`option redispatch 1`); WebSockets and SSE stay open
  * for `tunnelSecs`.
  */
-export function haproxyConfig({ port, nodes, retries = 3, tunnelSecs = 3600, maxconn = 8000 }) {
+export function haproxyConfig({ port, nodes, retries = 3, tunnelSecs = 3600, maxconn = 8000, tls }) {
   const servers = nodes
     .map((node, i) => `  server node${i} 127.0.0.1:${node.port} check inter 500 fall 2 rise 1`)
     .join('\n');
@@ -61,7 +61,7 @@ defaults
   option redispatch 1
 
 frontend switchboard
-  bind 127.0.0.1:${port}
+  bind 127.0.0.1:${port}${tls ? ` ssl crt ${tls.pem}` : ''}
   default_backend nodes
 
 backend nodes
@@ -77,7 +77,7 @@ ${servers}
  * timeout tried on the next node (`proxy_next_upstream error timeout`), at most `tries` nodes.
  * `dir` holds its pid file and temp folders.
  */
-export function nginxConfig({ port, nodes, dir, tries = 3, tunnelSecs = 3600, user }) {
+export function nginxConfig({ port, nodes, dir, tries = 3, tunnelSecs = 3600, user, tls }) {
   const servers = nodes.map((node) => `    server 127.0.0.1:${node.port};`).join('\n');
   return `${user ? `user ${user};\n` : ''}daemon off;
 worker_processes 1;
@@ -104,8 +104,8 @@ ${servers}
   }
 
   server {
-    listen 127.0.0.1:${port} reuseport;
-    location / {
+    listen 127.0.0.1:${port} reuseport${tls ? ' ssl' : ''};
+${tls ? `    ssl_certificate ${tls.cert};\n    ssl_certificate_key ${tls.key};\n` : ''}    location / {
       proxy_pass http://switchboard;
       proxy_http_version 1.1;
       proxy_set_header Host $host;
@@ -210,7 +210,7 @@ async function startProcess({ name, bin, dir, port, config, argv, accessLog, unb
   current = await spawnOne();
   return {
     name,
-    url: `http://127.0.0.1:${port}`,
+    url: `${/ ssl|ssl_certificate/.test(config) ? 'https' : 'http'}://127.0.0.1:${port}`,
     port,
     configPath,
     config,
