@@ -1,0 +1,226 @@
+// The Switchboard hub SDK for JavaScript: what a hub module imports. A hub is an ES module
+// whose exported functions are its methods (see README.md); `build.mjs` turns it into a
+// component of the switchboard:hub world with componentize-js.
+//
+// Host calls that fail throw a HostError; a method that throws a HubError fails the
+// invocation with exactly its message.
+
+import * as hostClients from 'switchboard:hub/clients@0.1.0';
+import * as hostGroups from 'switchboard:hub/groups@0.1.0';
+import * as hostKv from 'switchboard:hub/kv@0.1.0';
+import * as hostStreaming from 'switchboard:hub/streaming@0.1.0';
+import * as hostConnection from 'switchboard:hub/connection@0.1.0';
+import * as hostLog from 'switchboard:hub/log@0.1.0';
+
+/** An error whose message is what the calling client sees, word for word. */
+export class HubError extends Error {}
+
+/** A host call failed (the host's text is the message). A HubError, so it reaches the client. */
+export class HostError extends HubError {}
+
+/** Runs a host call, turning its `err` into a HostError. */
+function host(call) {
+  try {
+    return call();
+  } catch (e) {
+    throw new HostError(e?.payload !== undefined ? String(e.payload) : String(e?.message ?? e));
+  }
+}
+
+const json = (value) => JSON.stringify(value === undefined ? null : value);
+
+/** Where a send goes: every target has `send(method, ...args)`. */
+class Target {
+  constructor(target) {
+    this.target = target;
+  }
+
+  /** Invokes `method(...args)` on every connection of the target. */
+  send(method, ...args) {
+    host(() => hostClients.send(this.target, method, json(args)));
+  }
+}
+
+/** One connection: can also be asked for a client result. */
+class Connection extends Target {
+  constructor(id) {
+    super({ tag: 'connections', val: [id] });
+    this.id = id;
+  }
+
+  /** Calls `method(...args)` on the client and returns its result (SignalR client results). */
+  invoke(method, args = [], { timeoutMs = 10_000 } = {}) {
+    return JSON.parse(host(() => hostClients.invoke(this.id, method, json(args), timeoutMs)));
+  }
+}
+
+const list = (v) => (Array.isArray(v) ? v : [v]);
+
+export const clients = {
+  all: (except = []) => new Target({ tag: 'all', val: list(except) }),
+  others: (ctx) => new Target({ tag: 'all', val: [ctx.connectionId] }),
+  caller: (ctx) => new Connection(ctx.connectionId),
+  connection: (id) => new Connection(id),
+  connections: (ids) => new Target({ tag: 'connections', val: list(ids) }),
+  user: (id) => new Target({ tag: 'users', val: [id] }),
+  users: (ids) => new Target({ tag: 'users', val: list(ids) }),
+  group: (group, except = []) => new Target({ tag: 'groups', val: { groups: [group], except: list(except) } }),
+  groups: (groups, except = []) => new Target({ tag: 'groups', val: { groups: list(groups), except: list(except) } }),
+  othersInGroup: (ctx, group) => clients.group(group, [ctx.connectionId]),
+};
+
+export const groups = {
+  add: (connectionId, group) => host(() => hostGroups.add(connectionId, group)),
+  remove: (connectionId, group) => host(() => hostGroups.remove(connectionId, group)),
+};
+
+const ttl = (ttlMs) => (ttlMs === undefined ? undefined : BigInt(Math.max(0, Math.floor(ttlMs))));
+
+/** The tenant's key-value store (strings; shared by every node of a cluster). */
+export const kv = {
+  get: (key) => host(() => hostKv.get(key)) ?? null,
+  set: (key, value, { ttlMs } = {}) => host(() => hostKv.set(key, value, ttl(ttlMs))),
+  delete: (key) => host(() => hostKv.delete(key)),
+  compareAndSet: (key, expected, value, { ttlMs } = {}) =>
+    host(() => hostKv.compareAndSet(key, expected ?? undefined, value, ttl(ttlMs))),
+};
+
+/** The caller's connection: the request that opened it, and its items. */
+export const connection = {
+  query: () => hostConnection.query(),
+  header: (name) => hostConnection.header(name) ?? null,
+  getItem: (key) => hostConnection.getItem(key) ?? null,
+  setItem: (key, value) => host(() => hostConnection.setItem(key, value ?? undefined)),
+};
+
+const write = (level) => (...parts) => hostLog.log(level, parts.map(String).join(' '));
+export const log = {
+  trace: write('trace'),
+  debug: write('debug'),
+  info: write('info'),
+  warn: write('warn'),
+  error: write('error'),
+};
+
+/**
+ * Marks a method whose last `count` parameters are client-to-server streams: each is an
+ * iterable of the client's items (it waits for the next one).
+ */
+export function uploads(count, method) {
+  method.uploadStreams = count;
+  return method;
+}
+
+/** The items of the caller's `index`-th upload stream. */
+function* upload(index) {
+  for (;;) {
+    const item = host(() => hostStreaming.nextUpload(index));
+    if (item === undefined || item === null) return;
+    yield JSON.parse(item);
+  }
+}
+
+/** What a handler gets as its first parameter. */
+class Context {
+  constructor(raw) {
+    this.tenant = raw.tenant;
+    this.hub = raw.hub;
+    this.connectionId = raw.connectionId;
+    this.userId = raw.userId ?? null;
+    this.claimsJson = raw.claimsJson;
+  }
+
+  /** The token's claims as an object ({} when anonymous). */
+  get claims() {
+    return JSON.parse(this.claimsJson);
+  }
+}
+
+const LIFECYCLE = new Set(['onConnected', 'onDisconnected']);
+const isGenerator = (f) => Object.getPrototypeOf(f)?.[Symbol.toStringTag] === 'GeneratorFunction';
+
+/** The hub's methods from its module: every exported function but the lifecycle hooks. */
+function collect(module) {
+  const methods = new Map();
+  for (const [name, value] of Object.entries(module)) {
+    if (typeof value !== 'function' || LIFECYCLE.has(name)) continue;
+    const key = name.toLowerCase();
+    if (methods.has(key)) throw new Error(`hub method '${name}' is exported twice (names match case-insensitively)`);
+    methods.set(key, { name, fn: value, stream: isGenerator(value), uploads: value.uploadStreams ?? 0 });
+  }
+  return methods;
+}
+
+/** The text a client sees for an error the method did not mean to show. */
+function failure(method, e) {
+  if (e instanceof HubError) return e.message;
+  log.error(`hub method '${method}' threw: ${e?.stack ?? e}`);
+  return `An unexpected error occurred invoking '${method}' on the server.`;
+}
+
+/** The four exports of the hub world, for a hub module. `build.mjs` wires them up. */
+export function exportHub(module, version) {
+  const methods = collect(module);
+  return {
+    describe() {
+      return {
+        sdkVersion: `switchboard-hub-js ${version}`,
+        methods: [...methods.values()].map((m) => ({
+          name: m.name,
+          kind: m.stream ? 'server-stream' : 'unary',
+          uploadStreams: m.uploads,
+        })),
+      };
+    },
+
+    onConnected(ctx) {
+      try {
+        module.onConnected?.(new Context(ctx));
+      } catch (e) {
+        throw failure('onConnected', e);
+      }
+    },
+
+    onDisconnected(ctx, error) {
+      try {
+        module.onDisconnected?.(new Context(ctx), error ?? null);
+      } catch (e) {
+        failure('onDisconnected', e);
+      }
+    },
+
+    invoke(ctx, name, argsJson) {
+      const method = methods.get(name.toLowerCase());
+      if (!method) throw `Unknown hub method '${name}'`;
+      let args;
+      try {
+        args = JSON.parse(argsJson);
+      } catch (e) {
+        throw `Failed to invoke '${method.name}': invalid arguments: ${e.message}`;
+      }
+      const expected = method.fn.length - 1;
+      if (!Array.isArray(args) || args.length !== expected) {
+        throw `Failed to invoke '${method.name}': invalid arguments: expected ${expected} argument(s), got ${Array.isArray(args) ? args.length : 'no array'}`;
+      }
+      for (let i = 0; i < method.uploads; i++) args.push(upload(i));
+      try {
+        const result = method.fn(new Context(ctx), ...args);
+        if (method.stream) {
+          for (const item of result) {
+            try {
+              hostStreaming.emit(json(item));
+            } catch {
+              // The client cancelled the stream or left: stop the generator.
+              result.return?.();
+              break;
+            }
+          }
+          return undefined;
+        }
+        return result === undefined ? undefined : json(result);
+      } catch (e) {
+        throw failure(method.name, e);
+      }
+    },
+  };
+}

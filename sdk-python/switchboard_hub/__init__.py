@@ -1,0 +1,315 @@
+"""The Switchboard hub SDK for Python: what a hub module imports.
+
+A hub is a Python module whose public functions are its methods (see README.md);
+``build.py`` turns it into a component of the switchboard:hub world with
+componentize-py. A function ``register_client`` is the SignalR method
+``registerClient`` (clients match names case-insensitively); a generator function
+is a server-to-client stream; ``@uploads(n)`` marks client-to-server streams.
+
+Host calls that fail raise ``HostError``; a method that raises ``HubError`` fails
+the invocation with exactly its message.
+"""
+
+import inspect
+import json
+import traceback
+from typing import Any, Iterator, Optional
+
+from componentize_py_types import Err
+from wit_world.imports import clients as _clients
+from wit_world.imports import connection as _connection
+from wit_world.imports import groups as _groups
+from wit_world.imports import kv as _kv
+from wit_world.imports import log as _log
+from wit_world.imports import streaming as _streaming
+from wit_world.imports import types as _types
+
+__all__ = ["HubError", "HostError", "Context", "clients", "groups", "kv", "connection", "log", "uploads", "method"]
+
+
+class HubError(Exception):
+    """An error whose message is what the calling client sees, word for word."""
+
+
+class HostError(HubError):
+    """A host call failed; the host's text is the message."""
+
+
+def _host(call, *args):
+    try:
+        return call(*args)
+    except Err as e:
+        raise HostError(str(e.value)) from None
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
+class _Target:
+    def __init__(self, target):
+        self._target = target
+
+    def send(self, method: str, *args: Any) -> None:
+        """Invokes ``method(*args)`` on every connection of the target."""
+        _host(_clients.send, self._target, method, _json(list(args)))
+
+
+class _Connection(_Target):
+    def __init__(self, connection_id: str):
+        super().__init__(_types.Target_Connections([connection_id]))
+        self.id = connection_id
+
+    def invoke(self, method: str, *args: Any, timeout_ms: int = 10_000) -> Any:
+        """Calls ``method(*args)`` on the client and returns its result (a client result)."""
+        return json.loads(_host(_clients.invoke, self.id, method, _json(list(args)), timeout_ms))
+
+
+class clients:  # noqa: N801 - a namespace, used as ``clients.all()``
+    @staticmethod
+    def all(except_: list = ()) -> _Target:
+        return _Target(_types.Target_All(list(except_)))
+
+    @staticmethod
+    def others(ctx: "Context") -> _Target:
+        return _Target(_types.Target_All([ctx.connection_id]))
+
+    @staticmethod
+    def caller(ctx: "Context") -> _Connection:
+        return _Connection(ctx.connection_id)
+
+    @staticmethod
+    def connection(connection_id: str) -> _Connection:
+        return _Connection(connection_id)
+
+    @staticmethod
+    def connections(ids: list) -> _Target:
+        return _Target(_types.Target_Connections(list(ids)))
+
+    @staticmethod
+    def user(user_id: str) -> _Target:
+        return _Target(_types.Target_Users([user_id]))
+
+    @staticmethod
+    def users(ids: list) -> _Target:
+        return _Target(_types.Target_Users(list(ids)))
+
+    @staticmethod
+    def group(group: str, except_: list = ()) -> _Target:
+        return _Target(_types.Target_Groups(_types.GroupTarget([group], list(except_))))
+
+    @staticmethod
+    def groups(groups: list, except_: list = ()) -> _Target:
+        return _Target(_types.Target_Groups(_types.GroupTarget(list(groups), list(except_))))
+
+    @staticmethod
+    def others_in_group(ctx: "Context", group: str) -> _Target:
+        return clients.group(group, [ctx.connection_id])
+
+
+class groups:  # noqa: N801
+    @staticmethod
+    def add(connection_id: str, group: str) -> None:
+        _host(_groups.add, connection_id, group)
+
+    @staticmethod
+    def remove(connection_id: str, group: str) -> None:
+        _host(_groups.remove, connection_id, group)
+
+
+class kv:  # noqa: N801
+    """The tenant's key-value store (strings; shared by every node of a cluster)."""
+
+    @staticmethod
+    def get(key: str) -> Optional[str]:
+        return _host(_kv.get, key)
+
+    @staticmethod
+    def set(key: str, value: str, ttl_ms: Optional[int] = None) -> None:
+        _host(_kv.set, key, value, ttl_ms)
+
+    @staticmethod
+    def delete(key: str) -> None:
+        _host(_kv.delete, key)
+
+    @staticmethod
+    def compare_and_set(key: str, expected: Optional[str], value: str, ttl_ms: Optional[int] = None) -> bool:
+        return _host(_kv.compare_and_set, key, expected, value, ttl_ms)
+
+
+class connection:  # noqa: N801
+    """The caller's connection: the request that opened it, and its items."""
+
+    @staticmethod
+    def query() -> list:
+        return _connection.query()
+
+    @staticmethod
+    def header(name: str) -> Optional[str]:
+        return _connection.header(name)
+
+    @staticmethod
+    def get_item(key: str) -> Optional[str]:
+        return _connection.get_item(key)
+
+    @staticmethod
+    def set_item(key: str, value: Optional[str]) -> None:
+        _host(_connection.set_item, key, value)
+
+
+def _writer(level):
+    return lambda *parts: _log.log(level, " ".join(str(p) for p in parts))
+
+
+class log:  # noqa: N801
+    trace = staticmethod(_writer(_types.LogLevel.TRACE))
+    debug = staticmethod(_writer(_types.LogLevel.DEBUG))
+    info = staticmethod(_writer(_types.LogLevel.INFO))
+    warn = staticmethod(_writer(_types.LogLevel.WARN))
+    error = staticmethod(_writer(_types.LogLevel.ERROR))
+
+
+class Context:
+    """What a handler gets as its first parameter."""
+
+    def __init__(self, raw):
+        self.tenant: str = raw.tenant
+        self.hub: str = raw.hub
+        self.connection_id: str = raw.connection_id
+        self.user_id: Optional[str] = raw.user_id
+        self.claims_json: str = raw.claims_json
+
+    @property
+    def claims(self) -> dict:
+        """The token's claims ({} when anonymous)."""
+        return json.loads(self.claims_json)
+
+
+def uploads(count: int):
+    """Marks a method whose last ``count`` parameters are client-to-server streams:
+    each is an iterator over the client's items (it waits for the next one)."""
+
+    def mark(fn):
+        fn._switchboard_uploads = count
+        return fn
+
+    return mark
+
+
+def method(name: str):
+    """Gives a method its SignalR name, instead of the camelCase of the function's."""
+
+    def mark(fn):
+        fn._switchboard_name = name
+        return fn
+
+    return mark
+
+
+def _upload(index: int) -> Iterator[Any]:
+    while True:
+        item = _host(_streaming.next_upload, index)
+        if item is None:
+            return
+        yield json.loads(item)
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part[:1].upper() + part[1:] for part in rest)
+
+
+_LIFECYCLE = {"on_connected", "on_disconnected"}
+
+
+class _Method:
+    def __init__(self, fn):
+        self.fn = fn
+        self.name = getattr(fn, "_switchboard_name", None) or _camel(fn.__name__)
+        self.stream = inspect.isgeneratorfunction(fn)
+        self.uploads = getattr(fn, "_switchboard_uploads", 0)
+        params = list(inspect.signature(fn).parameters.values())
+        self.arity = len(params) - 1 - self.uploads
+
+
+def _collect(module) -> dict:
+    methods = {}
+    for attr, fn in vars(module).items():
+        if attr.startswith("_") or attr in _LIFECYCLE or not inspect.isfunction(fn):
+            continue
+        if fn.__module__ != module.__name__:
+            continue  # imported, not defined by the hub
+        m = _Method(fn)
+        key = m.name.lower()
+        if key in methods:
+            raise ValueError(f"hub method '{m.name}' is defined twice (names match case-insensitively)")
+        methods[key] = m
+    return methods
+
+
+def _failure(name: str, e: BaseException) -> str:
+    if isinstance(e, HubError):
+        return str(e)
+    log.error(f"hub method '{name}' raised: {''.join(traceback.format_exception(e))}")
+    return f"An unexpected error occurred invoking '{name}' on the server."
+
+
+def export_hub(module, version: str):
+    """The class implementing the hub world for a hub module. ``build.py`` wires it up."""
+    methods = _collect(module)
+
+    class Exports:
+        def describe(self):
+            return _types.HubInfo(
+                f"switchboard-hub-python {version}",
+                [
+                    _types.MethodInfo(
+                        m.name, _types.MethodKind.SERVER_STREAM if m.stream else _types.MethodKind.UNARY, m.uploads
+                    )
+                    for m in methods.values()
+                ],
+            )
+
+        def on_connected(self, ctx) -> None:
+            hook = getattr(module, "on_connected", None)
+            if hook is not None:
+                try:
+                    hook(Context(ctx))
+                except Exception as e:
+                    raise Err(_failure("on_connected", e))
+
+        def on_disconnected(self, ctx, error: Optional[str]) -> None:
+            hook = getattr(module, "on_disconnected", None)
+            if hook is not None:
+                try:
+                    hook(Context(ctx), error)
+                except Exception as e:
+                    _failure("on_disconnected", e)
+
+        def invoke(self, ctx, name: str, args_json: str) -> Optional[str]:
+            m = methods.get(name.lower())
+            if m is None:
+                raise Err(f"Unknown hub method '{name}'")
+            try:
+                args = json.loads(args_json)
+            except ValueError as e:
+                raise Err(f"Failed to invoke '{m.name}': invalid arguments: {e}")
+            if not isinstance(args, list) or len(args) != m.arity:
+                got = len(args) if isinstance(args, list) else "no array"
+                raise Err(f"Failed to invoke '{m.name}': invalid arguments: expected {m.arity} argument(s), got {got}")
+            args.extend(_upload(i) for i in range(m.uploads))
+            try:
+                result = m.fn(Context(ctx), *args)
+                if m.stream:
+                    for item in result:
+                        try:
+                            _streaming.emit(_json(item))
+                        except Err:
+                            result.close()  # the client cancelled the stream or left
+                            break
+                    return None
+                return None if result is None else _json(result)
+            except Exception as e:
+                raise Err(_failure(m.name, e))
+
+    return Exports
