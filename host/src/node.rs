@@ -13,7 +13,7 @@ use crate::backplane::nats::NatsBackplane;
 use crate::backplane::{Backplane, Inbox};
 use crate::config::{Config, DEMO_TENANT};
 use crate::connection::PendingConnections;
-use crate::plugin::{PluginEngine, Registry, registry};
+use crate::plugin::{CompileCache, PluginEngine, Registry, registry};
 use crate::router::{HubKey, Router};
 use crate::tenant::KvStore;
 use crate::tenant::Tenants;
@@ -89,7 +89,7 @@ impl Node {
             cluster.start_presence(Arc::downgrade(&router));
         }
         let engine = Arc::new(
-            PluginEngine::new(max_memory_mb(&config))
+            PluginEngine::new(max_memory_mb(&config), &compile_cache(&config))
                 .context("cannot start the WebAssembly engine")?,
         );
         let tenants = match &cluster {
@@ -341,5 +341,14 @@ impl Node {
         )
         .await
         .map(|_| ())
+    }
+}
+
+/// The compile cache the config asks for.
+fn compile_cache(config: &Config) -> CompileCache {
+    match (&config.compile_cache, &config.compile_cache_dir) {
+        (false, _) => CompileCache::Off,
+        (true, None) => CompileCache::UserDefault,
+        (true, Some(dir)) => CompileCache::Dir(dir.clone()),
     }
 }

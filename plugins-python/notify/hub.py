@@ -1,6 +1,8 @@
 """The notify hub in Python: register_client(id) maps an identifier to the caller's
 connection for 24 h; notify_client(id, status) sends addMessage(text) to that connection only."""
 
+import json
+
 from switchboard_hub import HubError, clients, kv
 
 DAY_MS = 24 * 60 * 60 * 1000
@@ -9,17 +11,19 @@ STATUSES = ["confirmed", "failed"]
 
 
 def _key(id) -> str:
-    if isinstance(id, bool) or not (isinstance(id, int) or (isinstance(id, float) and id.is_integer())):
-        raise HubError(f"specificIdentifier must be an integer, got {id!r}")
+    """The key of an identifier: an integral JSON number, in canonical form."""
+    if type(id) not in (int, float) or id != int(id):
+        raise HubError(f"specificIdentifier must be an integer, got {json.dumps(id)}")
     return f"notify:client:{int(id)}"
 
 
 def _message(status) -> str:
-    name = status.lower() if isinstance(status, str) else None
-    index = STATUSES.index(name) if name in STATUSES else status if status in (0, 1) and not isinstance(status, (bool, str)) else None
-    if index is None:
-        raise HubError(f'Unknown status {status!r}: expected "Confirmed" (0) or "Failed" (1)')
-    return MESSAGES[int(index)]
+    """The text for a status sent by name (any case) or by number."""
+    if isinstance(status, str) and status.lower() in STATUSES:
+        return MESSAGES[STATUSES.index(status.lower())]
+    if type(status) in (int, float) and status in (0, 1):
+        return MESSAGES[int(status)]
+    raise HubError(f'Unknown status {json.dumps(status)}: expected "Confirmed" (0) or "Failed" (1)')
 
 
 def register_client(ctx, id) -> None:

@@ -198,7 +198,7 @@ export function exportHub(module, version) {
       } catch (e) {
         throw `Failed to invoke '${method.name}': invalid arguments: ${e.message}`;
       }
-      const expected = method.fn.length - 1;
+      const expected = method.fn.length - 1 - method.uploads;
       if (!Array.isArray(args) || args.length !== expected) {
         throw `Failed to invoke '${method.name}': invalid arguments: expected ${expected} argument(s), got ${Array.isArray(args) ? args.length : 'no array'}`;
       }

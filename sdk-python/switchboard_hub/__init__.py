@@ -230,6 +230,10 @@ class _Method:
         self.uploads = getattr(fn, "_switchboard_uploads", 0)
         params = list(inspect.signature(fn).parameters.values())
         self.arity = len(params) - 1 - self.uploads
+        # None is a void completion, unless the return annotation says the method returns
+        # a value (`-> Any`, `-> Optional[int]`): then it is JSON null.
+        returns = inspect.signature(fn).return_annotation
+        self.void = returns in (inspect.Signature.empty, None, type(None), "None")
 
 
 def _collect(module) -> dict:
@@ -308,7 +312,7 @@ def export_hub(module, version: str):
                             result.close()  # the client cancelled the stream or left
                             break
                     return None
-                return None if result is None else _json(result)
+                return None if result is None and m.void else _json(result)
             except Exception as e:
                 raise Err(_failure(m.name, e))
 

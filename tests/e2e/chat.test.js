@@ -1,180 +1,192 @@
-// The bundled `chat` hub through the official client: broadcast, groups, users, echo, whoami.
+// The `chat` hub through the official client: broadcast, groups, users, echo, whoami; against
+// the bundled Rust build and the JavaScript and Python builds of the same hub.
 
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { connect, inbox, invoke, WAIT_MS } from './lib/client.js';
-import { hubUrl, mintToken, startServer, unique, withTimeout } from './lib/server.js';
+import {
+  BUILDS,
+  POLYGLOT_START_MS,
+  hubUrl,
+  mintToken,
+  polyglotPlugins,
+  startServer,
+  unique,
+  withTimeout,
+} from './lib/server.js';
 
 const MESSAGE = 'addNewMessageToPage';
 
 let server;
-let chat;
 before(async () => {
-  server = await startServer();
-  chat = hubUrl(server, 'demo', 'chat');
+  server = await startServer({ plugins: polyglotPlugins(['chat']), startTimeoutMs: POLYGLOT_START_MS });
 });
 after(() => server?.stop());
 
-/** Connects to chat and records its `addNewMessageToPage` calls. */
-async function member(t, options) {
-  const connection = await connect(t, chat, options);
-  return { connection, box: inbox(connection, MESSAGE) };
-}
+for (const build of BUILDS) {
+  const chat = () => hubUrl(server, 'demo', `chat${build.suffix}`);
 
-/** True for a message whose text (second argument) is `text`. */
-const text = (value) => (args) => args[1] === value;
+  /** Connects to chat and records its `addNewMessageToPage` calls. */
+  async function member(t, options) {
+    const connection = await connect(t, chat(), options);
+    return { connection, box: inbox(connection, MESSAGE) };
+  }
 
-/**
- * Makes sure `who` has received everything `sender` sent before: `sender` broadcasts a
- * fresh marker and `who` waits for it (delivery is in order per sender and target).
- */
-async function barrier(sender, ...who) {
-  const marker = unique('barrier-');
-  await invoke(sender.connection, 'send', 'barrier', marker);
-  await Promise.all(who.map((m) => m.box.next(text(marker))));
-}
+  /** True for a message whose text (second argument) is `text`. */
+  const text = (value) => (args) => args[1] === value;
 
-describe('chat', { timeout: 60_000 }, () => {
-  test('send reaches every connection, the caller included, with name and message', async (t) => {
-    const [a, b, c] = await Promise.all([member(t), member(t), member(t)]);
-    const hello = unique('hello-');
-    assert.equal(await invoke(a.connection, 'send', 'alice', hello), undefined, 'send is void');
-    for (const m of [a, b, c]) {
-      assert.deepEqual(await m.box.next(text(hello)), ['alice', hello]);
-    }
+  /**
+   * Makes sure `who` has received everything `sender` sent before: `sender` broadcasts a
+   * fresh marker and `who` waits for it (delivery is in order per sender and target).
+   */
+  async function barrier(sender, ...who) {
+    const marker = unique('barrier-');
+    await invoke(sender.connection, 'send', 'barrier', marker);
+    await Promise.all(who.map((m) => m.box.next(text(marker))));
+  }
 
-    // Fire-and-forget (no invocationId) is delivered too.
-    const quiet = unique('fire-and-forget-');
-    await withTimeout(b.connection.send('send', 'bob', quiet), WAIT_MS, 'send()');
-    for (const m of [a, b, c]) {
-      assert.deepEqual(await m.box.next(text(quiet)), ['bob', quiet]);
-    }
-    // Each message arrived exactly once.
-    for (const m of [a, b, c]) {
-      assert.equal(m.box.messages.filter(text(hello)).length, 1);
-      assert.equal(m.box.messages.filter(text(quiet)).length, 1);
-    }
-  });
+  describe(`chat (${build.lang})`, { timeout: 60_000 }, () => {
+    test('send reaches every connection, the caller included, with name and message', async (t) => {
+      const [a, b, c] = await Promise.all([member(t), member(t), member(t)]);
+      const hello = unique('hello-');
+      assert.equal(await invoke(a.connection, 'send', 'alice', hello), undefined, 'send is void');
+      for (const m of [a, b, c]) {
+        assert.deepEqual(await m.box.next(text(hello)), ['alice', hello]);
+      }
 
-  test('groups: members receive sendToGroup, non-members and leavers do not', async (t) => {
-    const [a, b, c] = await Promise.all([member(t), member(t), member(t)]);
-    const group = unique('room-');
-    await invoke(a.connection, 'joinGroup', group);
-    await invoke(b.connection, 'joinGroup', group);
+      // Fire-and-forget (no invocationId) is delivered too.
+      const quiet = unique('fire-and-forget-');
+      await withTimeout(b.connection.send('send', 'bob', quiet), WAIT_MS, 'send()');
+      for (const m of [a, b, c]) {
+        assert.deepEqual(await m.box.next(text(quiet)), ['bob', quiet]);
+      }
+      // Each message arrived exactly once.
+      for (const m of [a, b, c]) {
+        assert.equal(m.box.messages.filter(text(hello)).length, 1);
+        assert.equal(m.box.messages.filter(text(quiet)).length, 1);
+      }
+    });
 
-    // c is not a member; it can still send to the group.
-    const first = unique('to-group-');
-    await invoke(c.connection, 'sendToGroup', group, 'carol', first);
-    assert.deepEqual(await a.box.next(text(first)), ['carol', first]);
-    assert.deepEqual(await b.box.next(text(first)), ['carol', first]);
-    await barrier(c, c);
-    assert.equal(c.box.has(first), false, 'a non-member received a group message');
+    test('groups: members receive sendToGroup, non-members and leavers do not', async (t) => {
+      const [a, b, c] = await Promise.all([member(t), member(t), member(t)]);
+      const group = unique('room-');
+      await invoke(a.connection, 'joinGroup', group);
+      await invoke(b.connection, 'joinGroup', group);
 
-    // b leaves; only a receives the next one.
-    await invoke(b.connection, 'leaveGroup', group);
-    const second = unique('after-leave-');
-    await invoke(a.connection, 'sendToGroup', group, 'alice', second);
-    assert.deepEqual(await a.box.next(text(second)), ['alice', second]);
-    await barrier(a, b, c);
-    assert.equal(b.box.has(second), false, 'a connection that left the group still received its message');
-    assert.equal(c.box.has(second), false, 'a non-member received a group message');
+      // c is not a member; it can still send to the group.
+      const first = unique('to-group-');
+      await invoke(c.connection, 'sendToGroup', group, 'carol', first);
+      assert.deepEqual(await a.box.next(text(first)), ['carol', first]);
+      assert.deepEqual(await b.box.next(text(first)), ['carol', first]);
+      await barrier(c, c);
+      assert.equal(c.box.has(first), false, 'a non-member received a group message');
 
-    // A group nobody joined reaches nobody, and is not an error.
-    const nobody = unique('nobody-');
-    await invoke(a.connection, 'sendToGroup', unique('empty-'), 'alice', nobody);
-    await barrier(a, a, b, c);
-    for (const m of [a, b, c]) assert.equal(m.box.has(nobody), false);
-  });
+      // b leaves; only a receives the next one.
+      await invoke(b.connection, 'leaveGroup', group);
+      const second = unique('after-leave-');
+      await invoke(a.connection, 'sendToGroup', group, 'alice', second);
+      assert.deepEqual(await a.box.next(text(second)), ['alice', second]);
+      await barrier(a, b, c);
+      assert.equal(b.box.has(second), false, 'a connection that left the group still received its message');
+      assert.equal(c.box.has(second), false, 'a non-member received a group message');
 
-  test('sendToUser reaches every connection of that user only, named after the sender', async (t) => {
-    const alice = unique('alice-');
-    const bob = unique('bob-');
-    const [aliceToken, bobToken] = await Promise.all([mintToken({ user: alice }), mintToken({ user: bob })]);
-    const [a1, a2, b, anon] = await Promise.all([
-      member(t, { token: aliceToken }),
-      member(t, { token: aliceToken }),
-      member(t, { token: bobToken }),
-      member(t),
-    ]);
+      // A group nobody joined reaches nobody, and is not an error.
+      const nobody = unique('nobody-');
+      await invoke(a.connection, 'sendToGroup', unique('empty-'), 'alice', nobody);
+      await barrier(a, a, b, c);
+      for (const m of [a, b, c]) assert.equal(m.box.has(nobody), false);
+    });
 
-    // From an anonymous connection: the sender name is `anonymous`.
-    const fromAnon = unique('from-anon-');
-    await invoke(anon.connection, 'sendToUser', alice, fromAnon);
-    assert.deepEqual(await a1.box.next(text(fromAnon)), ['anonymous', fromAnon]);
-    assert.deepEqual(await a2.box.next(text(fromAnon)), ['anonymous', fromAnon]);
-    await barrier(anon, b, anon);
-    assert.equal(b.box.has(fromAnon), false, "another user's connection received a user message");
-    assert.equal(anon.box.has(fromAnon), false, 'the sender received its own user message');
+    test('sendToUser reaches every connection of that user only, named after the sender', async (t) => {
+      const alice = unique('alice-');
+      const bob = unique('bob-');
+      const [aliceToken, bobToken] = await Promise.all([mintToken({ user: alice }), mintToken({ user: bob })]);
+      const [a1, a2, b, anon] = await Promise.all([
+        member(t, { token: aliceToken }),
+        member(t, { token: aliceToken }),
+        member(t, { token: bobToken }),
+        member(t),
+      ]);
 
-    // From a connection with a token: the sender name is its user id.
-    const fromBob = unique('from-bob-');
-    await invoke(b.connection, 'sendToUser', alice, fromBob);
-    assert.deepEqual(await a1.box.next(text(fromBob)), [bob, fromBob]);
-    assert.deepEqual(await a2.box.next(text(fromBob)), [bob, fromBob]);
-    await barrier(b, b, anon);
-    assert.equal(b.box.has(fromBob), false);
-    assert.equal(anon.box.has(fromBob), false);
+      // From an anonymous connection: the sender name is `anonymous`.
+      const fromAnon = unique('from-anon-');
+      await invoke(anon.connection, 'sendToUser', alice, fromAnon);
+      assert.deepEqual(await a1.box.next(text(fromAnon)), ['anonymous', fromAnon]);
+      assert.deepEqual(await a2.box.next(text(fromAnon)), ['anonymous', fromAnon]);
+      await barrier(anon, b, anon);
+      assert.equal(b.box.has(fromAnon), false, "another user's connection received a user message");
+      assert.equal(anon.box.has(fromAnon), false, 'the sender received its own user message');
 
-    // Exactly once per connection.
-    for (const m of [a1, a2]) {
-      assert.equal(m.box.messages.filter(text(fromAnon)).length, 1);
-      assert.equal(m.box.messages.filter(text(fromBob)).length, 1);
-    }
+      // From a connection with a token: the sender name is its user id.
+      const fromBob = unique('from-bob-');
+      await invoke(b.connection, 'sendToUser', alice, fromBob);
+      assert.deepEqual(await a1.box.next(text(fromBob)), [bob, fromBob]);
+      assert.deepEqual(await a2.box.next(text(fromBob)), [bob, fromBob]);
+      await barrier(b, b, anon);
+      assert.equal(b.box.has(fromBob), false);
+      assert.equal(anon.box.has(fromBob), false);
 
-    // A user with no connections: nothing is delivered and the call still succeeds.
-    await invoke(b.connection, 'sendToUser', unique('nobody-'), unique('lost-'));
-  });
+      // Exactly once per connection.
+      for (const m of [a1, a2]) {
+        assert.equal(m.box.messages.filter(text(fromAnon)).length, 1);
+        assert.equal(m.box.messages.filter(text(fromBob)).length, 1);
+      }
 
-  test('echo returns its argument unchanged for every JSON type', async (t) => {
-    const { connection } = await member(t);
-    const values = [
-      'hello',
-      '',
-      0,
-      42,
-      -7,
-      0.1,
-      -2.5e-3,
-      9007199254740991,
-      true,
-      false,
-      null,
-      [],
-      {},
-      [1, 'two', null, [3, [4, { five: 5 }]], false],
-      { a: { b: { c: [1, { d: 'deep', e: null, f: [] }] } }, g: true },
-      'héllo wörld ✓ 日本語 한국어 العربية 🚀 👩‍👩‍👧 e\u0301',
-      'quotes " backslash \\ slash / newline \n tab \t nul \u0000 unit \u001f',
-      { 'ключ': 'значение', '🔑': ['🚪'], '': 'empty key' },
-      'x'.repeat(16 * 1024),
-    ];
-    for (const value of values) {
-      assert.deepEqual(await invoke(connection, 'echo', value), value, `echo(${JSON.stringify(value).slice(0, 80)})`);
-    }
-  });
+      // A user with no connections: nothing is delivered and the call still succeeds.
+      await invoke(b.connection, 'sendToUser', unique('nobody-'), unique('lost-'));
+    });
 
-  test('hub method names match case-insensitively', async (t) => {
-    const { connection } = await member(t);
-    assert.equal(await invoke(connection, 'ECHO', 'upper'), 'upper');
-    assert.equal(await invoke(connection, 'Echo', 'title'), 'title');
-  });
+    test('echo returns its argument unchanged for every JSON type', async (t) => {
+      const { connection } = await member(t);
+      const values = [
+        'hello',
+        '',
+        0,
+        42,
+        -7,
+        0.1,
+        -2.5e-3,
+        9007199254740991,
+        true,
+        false,
+        null,
+        [],
+        {},
+        [1, 'two', null, [3, [4, { five: 5 }]], false],
+        { a: { b: { c: [1, { d: 'deep', e: null, f: [] }] } }, g: true },
+        'héllo wörld ✓ 日本語 한국어 العربية 🚀 👩‍👩‍👧 e\u0301',
+        'quotes " backslash \\ slash / newline \n tab \t nul \u0000 unit \u001f',
+        { 'ключ': 'значение', '🔑': ['🚪'], '': 'empty key' },
+        'x'.repeat(16 * 1024),
+      ];
+      for (const value of values) {
+        assert.deepEqual(await invoke(connection, 'echo', value), value, `echo(${JSON.stringify(value).slice(0, 80)})`);
+      }
+    });
 
-  test('whoami returns the connection id and user id', async (t) => {
-    const user = unique('dana-');
-    const token = await mintToken({ user });
-    const [anon, anon2, named] = await Promise.all([member(t), member(t), member(t, { token })]);
+    test('hub method names match case-insensitively', async (t) => {
+      const { connection } = await member(t);
+      assert.equal(await invoke(connection, 'ECHO', 'upper'), 'upper');
+      assert.equal(await invoke(connection, 'Echo', 'title'), 'title');
+    });
 
-    const me = await invoke(anon.connection, 'whoami');
-    assert.equal(me.connectionId, anon.connection.connectionId, 'whoami connectionId = negotiate connectionId');
-    assert.equal(me.userId ?? null, null, 'an anonymous connection has no user id');
+    test('whoami returns the connection id and user id', async (t) => {
+      const user = unique('dana-');
+      const token = await mintToken({ user });
+      const [anon, anon2, named] = await Promise.all([member(t), member(t), member(t, { token })]);
 
-    const other = await invoke(anon2.connection, 'whoami');
-    assert.equal(other.connectionId, anon2.connection.connectionId);
-    assert.notEqual(other.connectionId, me.connectionId, 'connection ids are unique');
+      const me = await invoke(anon.connection, 'whoami');
+      assert.equal(me.connectionId, anon.connection.connectionId, 'whoami connectionId = negotiate connectionId');
+      assert.equal(me.userId ?? null, null, 'an anonymous connection has no user id');
 
-    assert.deepEqual(await invoke(named.connection, 'whoami'), {
-      connectionId: named.connection.connectionId,
-      userId: user,
+      const other = await invoke(anon2.connection, 'whoami');
+      assert.equal(other.connectionId, anon2.connection.connectionId);
+      assert.notEqual(other.connectionId, me.connectionId, 'connection ids are unique');
+
+      assert.deepEqual(await invoke(named.connection, 'whoami'), {
+        connectionId: named.connection.connectionId,
+        userId: user,
+      });
     });
   });
-});
+}

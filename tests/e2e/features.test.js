@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { HttpTransportType, HubConnectionBuilder, LogLevel, Subject } from '@microsoft/signalr';
 import { MessagePackHubProtocol } from '@microsoft/signalr-protocol-msgpack';
-import { WAIT_MS, inbox, invoke } from './lib/client.js';
+import { WAIT_MS, collect, inbox, invoke } from './lib/client.js';
 import { hubUrl, mintToken, pluginWasm, startServer, withTimeout } from './lib/server.js';
 
 const TRANSPORTS = (process.env.E2E_TRANSPORTS ?? 'WebSockets,ServerSentEvents,LongPolling').split(',');
@@ -32,22 +32,6 @@ async function open(t, { transport, protocol, token, query } = {}) {
   t.after(() => withTimeout(connection.stop(), WAIT_MS, 'stop'));
   await withTimeout(connection.start(), WAIT_MS, `start ${transport}/${protocol}`);
   return connection;
-}
-
-/** Collects a server stream until it completes or fails. */
-function collect(stream) {
-  return withTimeout(
-    new Promise((resolve, reject) => {
-      const items = [];
-      stream.subscribe({
-        next: (item) => items.push(item),
-        complete: () => resolve(items),
-        error: (err) => reject(Object.assign(err, { items })),
-      });
-    }),
-    WAIT_MS,
-    'stream',
-  );
 }
 
 const VALUES = [

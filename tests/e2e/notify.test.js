@@ -1,19 +1,18 @@
-// The bundled `notify` hub: a client registers an identifier, another notifies it by that
-// identifier, and only the registered connection receives `addMessage`.
+// The `notify` hub: a client registers an identifier, another notifies it by that identifier,
+// and only the registered connection receives `addMessage`. Against the bundled Rust build and
+// the JavaScript and Python builds of the same hub.
 
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { connect, inbox, invoke } from './lib/client.js';
-import { hubUrl, startServer } from './lib/server.js';
+import { BUILDS, POLYGLOT_START_MS, hubUrl, polyglotPlugins, startServer } from './lib/server.js';
 
 const CONFIRMED = "Here's the message for confirmation";
 const FAILED = "Here's the message for failure";
 
 let server;
-let notify;
 before(async () => {
-  server = await startServer();
-  notify = hubUrl(server, 'demo', 'notify');
+  server = await startServer({ plugins: polyglotPlugins(['notify']), startTimeoutMs: POLYGLOT_START_MS });
 });
 after(() => server?.stop());
 
@@ -21,7 +20,7 @@ let nextId = Math.floor(Math.random() * 1_000_000) * 1000;
 /** A fresh numeric identifier (the server is shared by this file's tests). */
 const freshId = () => ++nextId;
 
-async function client(t) {
+async function connectTo(t, notify) {
   const connection = await connect(t, notify);
   return { connection, box: inbox(connection, 'addMessage') };
 }
@@ -40,70 +39,74 @@ async function barrier(sender, who) {
   assert.deepEqual(who.box.messages.slice(before, before + 1), [[FAILED]], 'the marker was not the next message');
 }
 
-describe('notify', { timeout: 60_000 }, () => {
-  test('only the registered connection receives addMessage, for every status form', async (t) => {
-    const [a, b, c] = await Promise.all([client(t), client(t), client(t)]);
-    const id = freshId();
-    await invoke(a.connection, 'registerClient', id);
+for (const build of BUILDS) {
+  describe(`notify (${build.lang})`, { timeout: 60_000 }, () => {
+    const client = (t) => connectTo(t, hubUrl(server, 'demo', `notify${build.suffix}`));
 
-    const cases = [
-      ['Confirmed', CONFIRMED],
-      ['Failed', FAILED],
-      [0, CONFIRMED],
-      [1, FAILED],
-    ];
-    for (const [status, expected] of cases) {
-      const before = a.box.messages.length;
-      await invoke(b.connection, 'notifyClient', id, status);
-      await a.box.next(() => a.box.messages.length > before);
-      assert.deepEqual(a.box.messages.slice(before), [[expected]], `notifyClient(id, ${JSON.stringify(status)})`);
-    }
+    test('only the registered connection receives addMessage, for every status form', async (t) => {
+      const [a, b, c] = await Promise.all([client(t), client(t), client(t)]);
+      const id = freshId();
+      await invoke(a.connection, 'registerClient', id);
 
-    // Neither the notifier nor a bystander received anything but their own markers.
-    await barrier(b, b);
-    await barrier(b, c);
-    assert.deepEqual(b.box.messages, [[FAILED]]);
-    assert.deepEqual(c.box.messages, [[FAILED]]);
-    // And the registered connection got exactly the four messages.
-    assert.equal(a.box.messages.length, cases.length);
-  });
+      const cases = [
+        ['Confirmed', CONFIRMED],
+        ['Failed', FAILED],
+        [0, CONFIRMED],
+        [1, FAILED],
+      ];
+      for (const [status, expected] of cases) {
+        const before = a.box.messages.length;
+        await invoke(b.connection, 'notifyClient', id, status);
+        await a.box.next(() => a.box.messages.length > before);
+        assert.deepEqual(a.box.messages.slice(before), [[expected]], `notifyClient(id, ${JSON.stringify(status)})`);
+      }
 
-  test('registering an identifier again moves it to the new connection', async (t) => {
-    const [first, second, sender] = await Promise.all([client(t), client(t), client(t)]);
-    const id = freshId();
-    await invoke(first.connection, 'registerClient', id);
-    await invoke(second.connection, 'registerClient', id);
-
-    await invoke(sender.connection, 'notifyClient', id, 'Confirmed');
-    assert.deepEqual(await second.box.next(), [CONFIRMED]);
-    await barrier(sender, first);
-    assert.deepEqual(first.box.messages, [[FAILED]], 'the replaced registration still received the message');
-
-    // The same connection registering again keeps working.
-    await invoke(second.connection, 'registerClient', id);
-    await invoke(sender.connection, 'notifyClient', id, 1);
-    await second.box.next(() => second.box.messages.length === 2);
-    assert.deepEqual(second.box.messages, [[CONFIRMED], [FAILED]]);
-  });
-
-  test('a connection can notify itself', async (t) => {
-    const a = await client(t);
-    const id = freshId();
-    await invoke(a.connection, 'registerClient', id);
-    await invoke(a.connection, 'notifyClient', id, 'Confirmed');
-    assert.deepEqual(await a.box.next(), [CONFIRMED]);
-  });
-
-  test('an unknown identifier fails the invocation with "Unable to find connection"', async (t) => {
-    const b = await client(t);
-    await assert.rejects(invoke(b.connection, 'notifyClient', freshId(), 'Confirmed'), (err) => {
-      assert.equal(err.message, 'Unable to find connection');
-      return true;
+      // Neither the notifier nor a bystander received anything but their own markers.
+      await barrier(b, b);
+      await barrier(b, c);
+      assert.deepEqual(b.box.messages, [[FAILED]]);
+      assert.deepEqual(c.box.messages, [[FAILED]]);
+      // And the registered connection got exactly the four messages.
+      assert.equal(a.box.messages.length, cases.length);
     });
-    // The connection is still usable afterwards.
-    const id = freshId();
-    await invoke(b.connection, 'registerClient', id);
-    await invoke(b.connection, 'notifyClient', id, 0);
-    assert.deepEqual(await b.box.next(), [CONFIRMED]);
+
+    test('registering an identifier again moves it to the new connection', async (t) => {
+      const [first, second, sender] = await Promise.all([client(t), client(t), client(t)]);
+      const id = freshId();
+      await invoke(first.connection, 'registerClient', id);
+      await invoke(second.connection, 'registerClient', id);
+
+      await invoke(sender.connection, 'notifyClient', id, 'Confirmed');
+      assert.deepEqual(await second.box.next(), [CONFIRMED]);
+      await barrier(sender, first);
+      assert.deepEqual(first.box.messages, [[FAILED]], 'the replaced registration still received the message');
+
+      // The same connection registering again keeps working.
+      await invoke(second.connection, 'registerClient', id);
+      await invoke(sender.connection, 'notifyClient', id, 1);
+      await second.box.next(() => second.box.messages.length === 2);
+      assert.deepEqual(second.box.messages, [[CONFIRMED], [FAILED]]);
+    });
+
+    test('a connection can notify itself', async (t) => {
+      const a = await client(t);
+      const id = freshId();
+      await invoke(a.connection, 'registerClient', id);
+      await invoke(a.connection, 'notifyClient', id, 'Confirmed');
+      assert.deepEqual(await a.box.next(), [CONFIRMED]);
+    });
+
+    test('an unknown identifier fails the invocation with "Unable to find connection"', async (t) => {
+      const b = await client(t);
+      await assert.rejects(invoke(b.connection, 'notifyClient', freshId(), 'Confirmed'), (err) => {
+        assert.equal(err.message, 'Unable to find connection');
+        return true;
+      });
+      // The connection is still usable afterwards.
+      const id = freshId();
+      await invoke(b.connection, 'registerClient', id);
+      await invoke(b.connection, 'notifyClient', id, 0);
+      assert.deepEqual(await b.box.next(), [CONFIRMED]);
+    });
   });
-});
+}

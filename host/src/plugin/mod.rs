@@ -147,14 +147,14 @@ impl Drop for PluginEngine {
 
 impl PluginEngine {
     /// Builds the engine; `max_memory_mb` is the largest memory limit of any tenant.
-    pub fn new(max_memory_mb: u64) -> anyhow::Result<PluginEngine> {
-        let engine = match Engine::new(&config(Some(max_memory_mb))) {
+    pub fn new(max_memory_mb: u64, cache: &CompileCache) -> anyhow::Result<PluginEngine> {
+        let engine = match Engine::new(&config(Some(max_memory_mb), cache)) {
             Ok(engine) => engine,
             Err(e) => {
                 // The pool reserves address space up front; where that is not
                 // allowed, allocate on demand (slower instantiation) instead.
                 tracing::warn!(error = %e, "pooling allocator unavailable; using on-demand allocation");
-                Engine::new(&config(None)).map_err(|e| anyhow::anyhow!("{e:#}"))?
+                Engine::new(&config(None, cache)).map_err(|e| anyhow::anyhow!("{e:#}"))?
             }
         };
         let mut linker = Linker::new(&engine);
@@ -282,6 +282,27 @@ impl PluginEngine {
         self.finish(plugin, call, result, limits)
     }
 
+    /// The linear memory a fresh instance of `plugin` holds after one call of
+    /// `method`, in bytes (for measurements: what each instance costs).
+    pub async fn memory_after_call(
+        &self,
+        plugin: &HubPlugin,
+        env: CallEnv,
+        ctx: &Context,
+        method: &str,
+        args_json: &str,
+    ) -> Result<usize, CallError> {
+        let limits = env.tenant.limits();
+        let mut call = self.fresh_instance(plugin, env, None).await?;
+        let result = call
+            .hub
+            .call_invoke(&mut call.store, ctx, method, args_json)
+            .await;
+        let memory = call.store.data().limits.memory_high;
+        result.map_err(|e| classify(&call.store, &e, limits))?;
+        Ok(memory)
+    }
+
     /// An instance for one call with the tenant's CPU and memory limits: a
     /// warm one when the version has one idle, else a fresh one.
     async fn instance(
@@ -305,6 +326,20 @@ impl PluginEngine {
             warm.store.set_epoch_deadline(1);
             return Ok(warm);
         }
+        self.fresh_instance(plugin, env, stream).await
+    }
+
+    /// A new instance from the pooling allocator, with the tenant's limits.
+    async fn fresh_instance(
+        &self,
+        plugin: &HubPlugin,
+        env: CallEnv,
+        stream: Option<StreamSink>,
+    ) -> Result<Instance, CallError> {
+        let limits = env.tenant.limits();
+        let memory_bytes =
+            usize::try_from(limits.memory_mb.saturating_mul(1 << 20)).unwrap_or(usize::MAX);
+        let cpu_budget = Duration::from_millis(limits.invocation_cpu_ms);
         let permit = self
             .instances
             .clone()
@@ -417,8 +452,41 @@ fn sha256_hex(bytes: &[u8]) -> String {
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn config(pool_memory_mb: Option<u64>) -> Config {
+/// Whether and where compiled components are kept on disk.
+#[derive(Debug, Clone, Default)]
+pub enum CompileCache {
+    /// Every load compiles.
+    #[default]
+    Off,
+    /// In the user's cache folder.
+    UserDefault,
+    /// In this folder.
+    Dir(std::path::PathBuf),
+}
+
+/// The on-disk cache of compiled components, when it can be had: a cache that
+/// cannot start (no home folder, a folder not writable) only costs compile time.
+fn compile_cache(setting: &CompileCache) -> Option<wasmtime::Cache> {
+    let mut cache = wasmtime::CacheConfig::new();
+    match setting {
+        CompileCache::Off => return None,
+        CompileCache::UserDefault => {}
+        CompileCache::Dir(dir) => {
+            cache.with_directory(dir);
+        }
+    }
+    match wasmtime::Cache::new(cache) {
+        Ok(cache) => Some(cache),
+        Err(e) => {
+            tracing::warn!(error = %format!("{e:#}"), "compile cache unavailable; plugins compile on every load");
+            None
+        }
+    }
+}
+
+fn config(pool_memory_mb: Option<u64>, cache: &CompileCache) -> Config {
     let mut c = Config::new();
+    c.cache(compile_cache(cache));
     c.wasm_component_model(true);
     c.epoch_interruption(true);
     // Synchronous component calls cost 2-3x more with it on (WASM.md §0).

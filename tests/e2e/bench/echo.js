@@ -4,10 +4,13 @@
 //
 //   node tests/e2e/bench/echo.js [--seconds 5] [--window 32] [--url http://127.0.0.1:5000]
 //        [--transport WebSockets|ServerSentEvents|LongPolling|all] [--protocol json|messagepack|all]
-//        [--stateful]
+//        [--stateful] [--hub chat|chat-js|chat-py]
 //
 // `--stateful` builds the client with `withStatefulReconnect()` (WebSockets only): every message
 // is numbered, buffered until acknowledged, and acknowledged once a second.
+//
+// `--hub chat-js` / `chat-py` measure the JavaScript and Python builds of the chat hub (built by
+// `./dev test`), which a server started here loads beside the bundled Rust one.
 //
 // `all` runs every combination the client allows (MessagePack never runs over SSE).
 //
@@ -17,7 +20,7 @@
 import { parseArgs } from 'node:util';
 import { HttpTransportType, HubConnectionBuilder, LogLevel } from '@microsoft/signalr';
 import { MessagePackHubProtocol } from '@microsoft/signalr-protocol-msgpack';
-import { hubUrl, startServer, withTimeout } from '../lib/server.js';
+import { POLYGLOT_START_MS, hubUrl, polyglotPlugins, startServer, withTimeout } from '../lib/server.js';
 import { buildHub, MATRIX, transportOf } from '../lib/transports.js';
 
 const { values } = parseArgs({
@@ -28,6 +31,7 @@ const { values } = parseArgs({
     transport: { type: 'string', default: 'WebSockets' },
     protocol: { type: 'string', default: 'json' },
     stateful: { type: 'boolean', default: false },
+    hub: { type: 'string', default: 'chat' },
   },
 });
 const runs = MATRIX.filter(
@@ -88,11 +92,15 @@ function buildStateful(url, protocol) {
   return builder.build();
 }
 
-const server = values.url ? undefined : await startServer();
+const server = values.url
+  ? undefined
+  : await startServer(
+      values.hub === 'chat' ? {} : { plugins: polyglotPlugins(['chat']), startTimeoutMs: POLYGLOT_START_MS },
+    );
 const base = values.url ?? server.url;
 try {
   for (const { transport, protocol } of runs) {
-    const url = hubUrl({ url: base }, 'demo', 'chat');
+    const url = hubUrl({ url: base }, 'demo', values.hub);
     const connection = values.stateful ? buildStateful(url, protocol) : buildHub(url, { transport, protocol });
     try {
       await withTimeout(connection.start(), 10_000, 'start');
@@ -103,6 +111,7 @@ try {
       console.log(
         JSON.stringify({
           bench: 'echo',
+          hub: values.hub,
           client: '@microsoft/signalr',
           transport,
           protocol,

@@ -71,4 +71,20 @@ export function inbox(connection, target) {
   };
 }
 
+/** Collects a stream's items until it completes (bounded); rejects with `items` on error. */
+export function collect(stream, timeoutMs = WAIT_MS) {
+  return withTimeout(
+    new Promise((resolve, reject) => {
+      const items = [];
+      stream.subscribe({
+        next: (item) => items.push(item),
+        complete: () => resolve(items),
+        error: (err) => reject(Object.assign(err, { items })),
+      });
+    }),
+    timeoutMs,
+    'stream',
+  );
+}
+
 export { HttpTransportType, LogLevel };

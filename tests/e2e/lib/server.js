@@ -56,6 +56,37 @@ for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
   process.on(signal, onSignal);
 }
 
+/**
+ * The builds of each example hub: Rust (the bundled plugin), JavaScript and Python (deployed
+ * under the hub name `NAME-js` / `NAME-py` by `polyglotPlugins`).
+ */
+export const BUILDS = [
+  { lang: 'Rust', suffix: '' },
+  { lang: 'JavaScript', suffix: '-js', dir: 'plugins-js' },
+  { lang: 'Python', suffix: '-py', dir: 'plugins-python' },
+];
+
+/** Path of an example hub built from JavaScript or Python (`./dev test` builds them). */
+export function polyglotWasm(build, name) {
+  const file = path.join(REPO_ROOT, build.dir, 'target', `${name}.wasm`);
+  if (!existsSync(file)) {
+    throw new Error(`${file} is missing: build it with \`./dev test\` (or node sdk-js/build.mjs / python3 sdk-python/build.py)`);
+  }
+  return file;
+}
+
+/** How long a server loading the JavaScript and Python builds may take to start, uncached. */
+export const POLYGLOT_START_MS = 300_000;
+
+/** `--plugins` entries deploying the JavaScript and Python builds of `names` to `tenant`. */
+export function polyglotPlugins(names, tenant = 'demo') {
+  const plugins = {};
+  for (const build of BUILDS.filter((b) => b.dir)) {
+    for (const name of names) plugins[`${tenant}/${name}${build.suffix}.wasm`] = polyglotWasm(build, name);
+  }
+  return plugins;
+}
+
 /** Path of a component built by the plugins workspace; fails clearly when it is missing. */
 export function pluginWasm(name) {
   const file = path.join(PLUGINS_WASM_DIR, `${name}.wasm`);
@@ -90,13 +121,15 @@ const LISTENING = /listening\b.*?\baddr="?((?:127\.0\.0\.1|\[::1\]|localhost):(\
  *   is written as is.
  * @param {string[]} [options.args]  more arguments for `serve`.
  * @param {Record<string, string>} [options.env]  more environment variables (`RUST_LOG`, ...).
+ * @param {number} [options.startTimeoutMs]  how long to wait for the listening line (raise it for
+ *   JavaScript and Python plugins, which take seconds each to compile when not yet cached).
  * @param {string[]} [options.wrap]  a command that execs the server with its arguments, such as
  *   `['prlimit', '--nofile=256:256', '--']` (it must exec, so `pid` stays the server's).
  * @returns {Promise<{url: string, addr: string, port: number, pid: number, configPath?: string,
  *   pluginsDir?: string, log: () => string, waitForLog: Function, running: () => boolean,
  *   stop: () => Promise<void>, kill: (signal?: string) => Promise<void>}>}
  */
-export async function startServer({ config, plugins, args = [], env = {}, wrap = [] } = {}) {
+export async function startServer({ config, plugins, args = [], env = {}, wrap = [], startTimeoutMs = START_TIMEOUT_MS } = {}) {
   if (!existsSync(SWITCHBOARD_BIN)) {
     throw new Error(`${SWITCHBOARD_BIN} is missing: run \`cargo build --release\` (or set SWITCHBOARD_BIN)`);
   }
@@ -187,7 +220,7 @@ export async function startServer({ config, plugins, args = [], env = {}, wrap =
 
   let match;
   try {
-    match = await waitForLog(LISTENING, START_TIMEOUT_MS);
+    match = await waitForLog(LISTENING, startTimeoutMs);
   } catch (err) {
     await stop();
     throw err;

@@ -1,0 +1,18 @@
+"""A hub that misbehaves on purpose, for the limit tests: spin() never returns, allocate()
+keeps memory until the host's limit stops it; ping() shows the hub still serves after that."""
+
+
+def ping(ctx) -> str:
+    return "pong"
+
+
+def spin(ctx):
+    turns = 0
+    while True:
+        turns += 1
+
+
+def allocate(ctx):
+    hoard = []
+    while True:
+        hoard.append(bytearray(b"\xa5" * (1 << 20)))
