@@ -56,7 +56,14 @@ async fn echo_time(node: &Node, key: &HubKey, reuse: bool) -> Duration {
         }
         let out = node
             .engine
-            .invoke(&plugin, env.clone(), &ctx, "echo", r#"[{"n":42,"text":"hello"}]"#, None)
+            .invoke(
+                &plugin,
+                env.clone(),
+                &ctx,
+                "echo",
+                r#"[{"n":42,"text":"hello"}]"#,
+                None,
+            )
             .await
             .expect("call")
             .expect("ok");
@@ -87,7 +94,8 @@ fn main() {
         ("JavaScript", "plugins-js/target/chat.wasm"),
         ("Python", "plugins-python/target/chat.wasm"),
     ];
-    let cache = std::env::temp_dir().join(format!("switchboard-bench-cache-{}", std::process::id()));
+    let cache =
+        std::env::temp_dir().join(format!("switchboard-bench-cache-{}", std::process::id()));
     runtime.block_on(async {
         let cold = start(None).await;
         let cached = start(Some(&cache)).await;

@@ -299,7 +299,8 @@ impl PluginEngine {
             .call_invoke(&mut call.store, ctx, method, args_json)
             .await;
         let memory = call.store.data().limits.memory_high;
-        result.map_err(|e| classify(&call.store, &e, limits))?;
+        // The plugin's own error still completed the call.
+        let _ = result.map_err(|e| classify(&call.store, &e, limits))?;
         Ok(memory)
     }
 
