@@ -254,8 +254,8 @@ fn as_websocket(
 proptest! {
     #![proptest_config(config(256))]
 
-    /// Frames read in any pieces give the same events and violation as read at once, and
-    /// never more than a control frame stays buffered.
+    /// Frames read in any pieces give the events and violation of one read (streamed ahead of a
+    /// violation, see below), and never more than a control frame stays buffered.
     #[test]
     fn frame_split_feeding_matches_one_read(
         (messages, tail) in wire(),
@@ -264,7 +264,25 @@ proptest! {
         let data = encode(&messages, &tail);
         let whole = read_in_pieces(&data, &[]);
         let pieces = read_in_pieces(&data, &offsets(&cuts, data.len()));
-        prop_assert_eq!(whole, pieces);
+        if whole.1.is_ok() {
+            prop_assert_eq!(whole, pieces);
+        } else {
+            // The same violation either way. Before it, the reader streams: fed in pieces, it
+            // hands out the valid start of a text message whose bad end it has not seen yet,
+            // which one read refuses whole. So the events of one read come first, the last
+            // data of it possibly shorter.
+            prop_assert_eq!(&whole.1, &pieces.1);
+            let (one, split) = (&whole.0, &pieces.0);
+            prop_assert!(split.len() >= one.len(), "{one:?} vs {split:?}");
+            for (i, (a, b)) in one.iter().zip(split).enumerate() {
+                match (a, b) {
+                    (Event::Data(a), Event::Data(b)) if i + 1 == one.len() => {
+                        prop_assert!(b.starts_with(a), "{a:?} vs {b:?}");
+                    }
+                    _ => prop_assert_eq!(a, b),
+                }
+            }
+        }
     }
 
     /// Valid frames carry exactly their payloads: the data of every message in order, each
