@@ -29,6 +29,7 @@ pub mod config_source;
 pub mod connection;
 pub mod cors;
 pub mod dashboard;
+pub mod durable;
 pub mod hub;
 pub mod metrics;
 pub mod node;

@@ -1,0 +1,303 @@
+//! A durable connection's session: what a node needs to take it over, kept in
+//! the cluster's KV under a hash of the reconnect token (never the token).
+//! Ownership is its `owner` and `epoch`, changed only by a compare-and-set of
+//! the entry (the KV revision read), so of two nodes claiming at once exactly
+//! one wins; no clock or TTL decides it.
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::Mark;
+use super::honest::Unrecoverable;
+
+/// The numbering rules' version: a session written under other rules is not
+/// resumed (the ids could differ), it fails honestly.
+pub const VERSION: u32 = 1;
+
+/// Most bytes of an encoded session (the request info is capped already).
+pub const MAX_SESSION_BYTES: usize = 64 * 1024;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Session {
+    pub version: u32,
+    pub connection: String,
+    pub tenant: String,
+    pub hub: String,
+    pub user: Option<String>,
+    /// The hub protocol's name ("json", "messagepack").
+    pub protocol: String,
+    /// The node serving the connection, and the epoch of its claim.
+    pub owner: String,
+    pub epoch: u64,
+    /// The identity of the partition stream the cursors are in (its creation
+    /// time): a recreated stream numbers from 1 again.
+    pub stream: String,
+    pub checkpoint: Checkpoint,
+    /// The connection ended: a late resume is refused.
+    pub ended: bool,
+}
+
+/// Where a taker starts: the connection's state after `cursor`, whose last
+/// record (`id`) the client has acknowledged.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    pub id: u64,
+    pub cursor: u64,
+    pub epoch: u64,
+    pub inbound: u64,
+    pub groups: Vec<String>,
+    pub open: Vec<String>,
+}
+
+impl From<&Mark> for Checkpoint {
+    fn from(mark: &Mark) -> Checkpoint {
+        Checkpoint {
+            id: mark.id,
+            cursor: mark.cursor,
+            epoch: mark.epoch,
+            inbound: mark.inbound,
+            groups: mark.groups.iter().cloned().collect(),
+            open: mark.open.iter().cloned().collect(),
+        }
+    }
+}
+
+impl Checkpoint {
+    pub fn to_mark(&self) -> Mark {
+        Mark {
+            id: self.id,
+            cursor: self.cursor,
+            epoch: self.epoch,
+            inbound: self.inbound,
+            groups: std::sync::Arc::new(self.groups.iter().cloned().collect()),
+            open: std::sync::Arc::new(self.open.iter().cloned().collect()),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SessionError {
+    #[error("the session is {0} bytes, more than {MAX_SESSION_BYTES}")]
+    TooLarge(usize),
+    #[error("the session cannot be read: {0}")]
+    Malformed(String),
+    #[error("the session was written under numbering version {0}, this node uses {VERSION}")]
+    Version(u32),
+}
+
+impl SessionError {
+    /// Why a resume of this session fails.
+    pub fn unrecoverable(&self) -> Unrecoverable {
+        match self {
+            SessionError::Version(_) => Unrecoverable::Version,
+            SessionError::TooLarge(_) | SessionError::Malformed(_) => Unrecoverable::Missing,
+        }
+    }
+}
+
+/// The KV key of the session a reconnect token resumes: base64url of its
+/// SHA-256, so neither the key nor the entry lets anyone resume.
+pub fn key(token: &str) -> String {
+    use base64::Engine as _;
+    let digest = Sha256::digest(token.as_bytes());
+    format!(
+        "s.{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest)
+    )
+}
+
+pub fn encode(session: &Session) -> Result<Vec<u8>, SessionError> {
+    let bytes =
+        rmp_serde::to_vec_named(session).map_err(|e| SessionError::Malformed(e.to_string()))?;
+    if bytes.len() > MAX_SESSION_BYTES {
+        return Err(SessionError::TooLarge(bytes.len()));
+    }
+    Ok(bytes)
+}
+
+pub fn decode(bytes: &[u8]) -> Result<Session, SessionError> {
+    if bytes.len() > MAX_SESSION_BYTES {
+        return Err(SessionError::TooLarge(bytes.len()));
+    }
+    /// Only the version first: a later version may have changed the rest.
+    #[derive(Deserialize)]
+    struct Versioned {
+        version: u32,
+    }
+    let versioned: Versioned =
+        rmp_serde::from_slice(bytes).map_err(|e| SessionError::Malformed(e.to_string()))?;
+    if versioned.version != VERSION {
+        return Err(SessionError::Version(versioned.version));
+    }
+    rmp_serde::from_slice(bytes).map_err(|e| SessionError::Malformed(e.to_string()))
+}
+
+/// What a node does with a resuming request for a durable connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Resume {
+    /// This node owns it: resume on the live connection, as without durability.
+    Local,
+    /// Another node owns it and answers: forward the request there.
+    Forward { owner: String },
+    /// Its owner is gone: claim it with this epoch (compare-and-set against
+    /// the revision read), then replay from the checkpoint.
+    Claim { epoch: u64 },
+    /// The request's user is not the connection's: refused as an unknown
+    /// connection, telling nothing about it.
+    NotFound,
+    /// It cannot be resumed: the client is told so.
+    Fail(Unrecoverable),
+}
+
+/// Decides a resume from the session read (None: no entry), this node's id,
+/// the request's user and whether the owner answered.
+pub fn decide(
+    session: Result<Option<&Session>, &SessionError>,
+    me: &str,
+    user: Option<&str>,
+    owner_answers: bool,
+) -> Resume {
+    let session = match session {
+        Ok(Some(session)) => session,
+        Ok(None) => return Resume::Fail(Unrecoverable::Missing),
+        Err(e) => return Resume::Fail(e.unrecoverable()),
+    };
+    if session.user.as_deref() != user {
+        return Resume::NotFound;
+    }
+    if session.ended {
+        return Resume::Fail(Unrecoverable::Ended);
+    }
+    if session.owner == me {
+        Resume::Local
+    } else if owner_answers {
+        Resume::Forward {
+            owner: session.owner.clone(),
+        }
+    } else {
+        Resume::Claim {
+            epoch: session.epoch + 1,
+        }
+    }
+}
+
+impl Session {
+    /// The session as this node's claim with `epoch` writes it.
+    pub fn claimed(&self, me: &str, epoch: u64) -> Session {
+        Session {
+            owner: me.to_owned(),
+            epoch,
+            ..self.clone()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn session() -> Session {
+        Session {
+            version: VERSION,
+            connection: "c1".into(),
+            tenant: "demo".into(),
+            hub: "chat".into(),
+            user: Some("ann".into()),
+            protocol: "json".into(),
+            owner: "node-a".into(),
+            epoch: 3,
+            stream: "2026-12-06T04:00:00Z".into(),
+            checkpoint: Checkpoint {
+                id: 7,
+                cursor: 120,
+                epoch: 3,
+                inbound: 4,
+                groups: vec!["g".into()],
+                open: vec!["2".into()],
+            },
+            ended: false,
+        }
+    }
+
+    #[test]
+    fn a_session_survives_encoding_and_its_checkpoint_its_mark() {
+        let s = session();
+        let back = decode(&encode(&s).expect("encodes")).expect("decodes");
+        assert_eq!(back, s);
+        assert_eq!(Checkpoint::from(&s.checkpoint.to_mark()), s.checkpoint);
+    }
+
+    #[test]
+    fn another_version_or_garbage_is_refused_with_its_reason() {
+        let mut s = session();
+        s.version = VERSION + 1;
+        let bytes = encode(&s).expect("encodes");
+        assert_eq!(decode(&bytes), Err(SessionError::Version(VERSION + 1)));
+        assert_eq!(
+            SessionError::Version(2).unrecoverable(),
+            Unrecoverable::Version
+        );
+        assert!(matches!(decode(b"\xc1"), Err(SessionError::Malformed(_))));
+        let big = vec![0u8; MAX_SESSION_BYTES + 1];
+        assert_eq!(
+            decode(&big),
+            Err(SessionError::TooLarge(MAX_SESSION_BYTES + 1))
+        );
+    }
+
+    #[test]
+    fn the_key_hides_the_token_and_is_a_valid_kv_key() {
+        let k = key("secret-token.node1");
+        assert!(!k.contains("secret"));
+        assert_eq!(k, key("secret-token.node1"));
+        assert_ne!(k, key("secret-token.node2"));
+        assert!(
+            k.bytes()
+                .all(|c| c.is_ascii_alphanumeric() || b"-_.".contains(&c))
+        );
+    }
+
+    #[test]
+    fn a_resume_goes_to_the_owner_or_claims_the_next_epoch() {
+        let s = session();
+        let ann = Some("ann");
+        assert_eq!(decide(Ok(Some(&s)), "node-a", ann, true), Resume::Local);
+        assert_eq!(
+            decide(Ok(Some(&s)), "node-b", ann, true),
+            Resume::Forward {
+                owner: "node-a".into()
+            }
+        );
+        assert_eq!(
+            decide(Ok(Some(&s)), "node-b", ann, false),
+            Resume::Claim { epoch: 4 }
+        );
+        assert_eq!(
+            decide(Ok(Some(&s)), "node-b", Some("bob"), false),
+            Resume::NotFound
+        );
+        assert_eq!(
+            decide(Ok(Some(&s)), "node-b", None, false),
+            Resume::NotFound
+        );
+        let ended = Session {
+            ended: true,
+            ..s.clone()
+        };
+        assert_eq!(
+            decide(Ok(Some(&ended)), "node-b", ann, false),
+            Resume::Fail(Unrecoverable::Ended)
+        );
+        assert_eq!(
+            decide(Ok(None), "node-b", ann, false),
+            Resume::Fail(Unrecoverable::Missing)
+        );
+        assert_eq!(
+            decide(Err(&SessionError::Version(9)), "node-b", ann, false),
+            Resume::Fail(Unrecoverable::Version)
+        );
+        let claimed = s.claimed("node-b", 4);
+        assert_eq!((claimed.owner.as_str(), claimed.epoch), ("node-b", 4));
+        assert_eq!(claimed.checkpoint, s.checkpoint);
+    }
+}

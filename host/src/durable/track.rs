@@ -1,0 +1,569 @@
+//! The sequence ids of one durable connection as a pure function of its
+//! hub's stream. A live owner and a node taking the connection over apply the
+//! same records in the same (stream) order through a [`Track`], so they give
+//! every record the same id; the owner pushes each delivered record into the
+//! connection's outbox, whose writer numbers in push order.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use super::Mark;
+use crate::backplane::EnvelopeKind;
+use crate::router::{OutboundInvocation, Target};
+
+/// One record of a hub's stream, as far as a durable connection is concerned.
+#[derive(Debug, Clone, Copy)]
+pub enum Record<'a> {
+    /// An envelope as every node publishes it (sends, group changes, closes).
+    Envelope(&'a EnvelopeKind),
+    /// A takeover: from here on the owner of `epoch` speaks for `connection`.
+    Claim { connection: &'a str, epoch: u64 },
+    /// A record for one connection only (a Completion, StreamItem or client
+    /// invocation), published by its owner of `epoch`; `completes` names the
+    /// client invocation it ends, if it does.
+    Direct {
+        connection: &'a str,
+        epoch: u64,
+        completes: Option<&'a str>,
+    },
+    /// The owner of `epoch` stored what the client sent, up to its sequence
+    /// id `up_to`, before handling it; `opens` are the invocations among it
+    /// that expect a Completion.
+    Receipt {
+        connection: &'a str,
+        epoch: u64,
+        up_to: u64,
+        opens: &'a [String],
+    },
+}
+
+/// What one record means for a connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// Not about this connection.
+    Skip,
+    /// At or before the last cursor applied: already done.
+    Repeat,
+    /// A record for the connection, with this sequence id.
+    Deliver { id: u64 },
+    /// Its group memberships changed.
+    Changed,
+    /// The stream closes it; `reason` is its Close error.
+    Close { reason: Option<String> },
+    /// A node claimed it with this (newer) epoch. An owner of an older epoch
+    /// stops serving it at once, without writing to it.
+    Claimed { epoch: u64 },
+    /// A direct record or receipt of an owner that was superseded: ignored.
+    Stale,
+    /// The client's messages up to this sequence id are stored.
+    Received { up_to: u64 },
+    /// A record the rules cannot explain (a newer epoch than any claim): the
+    /// numbering can no longer be trusted, and the resume fails honestly.
+    Inconsistent,
+}
+
+/// The connection's groups; shared with checkpoint marks until it changes.
+pub type Membership = Arc<BTreeSet<String>>;
+
+/// One durable connection's place in its hub's stream.
+#[derive(Debug, Clone)]
+pub struct Track {
+    connection: Arc<str>,
+    user: Option<Arc<str>>,
+    max_groups: usize,
+    groups: Membership,
+    /// Client invocations stored but not completed.
+    open: Arc<BTreeSet<String>>,
+    epoch: u64,
+    /// The id of the last record delivered.
+    last_id: u64,
+    /// The stream sequence of the last record applied.
+    cursor: u64,
+    /// The client's highest sequence id stored in a receipt.
+    inbound: u64,
+    ended: bool,
+}
+
+impl Track {
+    /// A new connection, registered when the stream's last applied sequence
+    /// was `cursor`, owned by `epoch`.
+    pub fn new(
+        connection: &str,
+        user: Option<&str>,
+        max_groups: usize,
+        epoch: u64,
+        cursor: u64,
+    ) -> Track {
+        Track {
+            connection: Arc::from(connection),
+            user: user.map(Arc::from),
+            max_groups,
+            groups: Membership::default(),
+            open: Arc::default(),
+            epoch,
+            last_id: 0,
+            cursor,
+            inbound: 0,
+            ended: false,
+        }
+    }
+
+    /// A connection taken over from the checkpoint `mark`.
+    pub fn resume(connection: &str, user: Option<&str>, max_groups: usize, mark: &Mark) -> Track {
+        Track {
+            connection: Arc::from(connection),
+            user: user.map(Arc::from),
+            max_groups,
+            groups: mark.groups.clone(),
+            open: mark.open.clone(),
+            epoch: mark.epoch,
+            last_id: mark.id,
+            cursor: mark.cursor,
+            inbound: mark.inbound,
+            ended: false,
+        }
+    }
+
+    /// Where the connection stands now, as a checkpoint candidate.
+    pub fn mark(&self) -> Mark {
+        Mark {
+            id: self.last_id,
+            cursor: self.cursor,
+            epoch: self.epoch,
+            inbound: self.inbound,
+            groups: self.groups.clone(),
+            open: self.open.clone(),
+        }
+    }
+
+    pub fn groups(&self) -> &BTreeSet<String> {
+        &self.groups
+    }
+
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    pub fn last_id(&self) -> u64 {
+        self.last_id
+    }
+
+    pub fn cursor(&self) -> u64 {
+        self.cursor
+    }
+
+    pub fn is_ended(&self) -> bool {
+        self.ended
+    }
+
+    /// Whether a send to `target` reaches this connection (the same rule as
+    /// the router's index).
+    pub fn targets(&self, target: &Target) -> bool {
+        let me = &*self.connection;
+        let named = |ids: &[String]| ids.iter().any(|id| id == me);
+        match target {
+            Target::All { except } => !named(except),
+            Target::Connections(ids) => named(ids),
+            Target::Users(users) => self
+                .user
+                .as_deref()
+                .is_some_and(|user| users.iter().any(|u| u == user)),
+            Target::Groups { groups, except } => {
+                !named(except) && groups.iter().any(|g| self.groups.contains(g))
+            }
+        }
+    }
+
+    /// Applies the record at stream sequence `cursor`. A send is delivered
+    /// when it targets the connection and `encodes` (the protocol can carry
+    /// it: a message that cannot be encoded is dropped, on every node alike).
+    pub fn apply(
+        &mut self,
+        cursor: u64,
+        record: Record<'_>,
+        encodes: impl FnOnce(&OutboundInvocation) -> bool,
+    ) -> Step {
+        if cursor <= self.cursor {
+            return Step::Repeat;
+        }
+        self.cursor = cursor;
+        if self.ended {
+            return Step::Skip;
+        }
+        let me = &*self.connection;
+        match record {
+            Record::Envelope(kind) => self.apply_envelope(kind, encodes),
+            Record::Claim { connection, epoch } if connection == me => {
+                if epoch > self.epoch {
+                    self.epoch = epoch;
+                    Step::Claimed { epoch }
+                } else {
+                    Step::Stale
+                }
+            }
+            Record::Direct {
+                connection,
+                epoch,
+                completes,
+            } if connection == me => match self.fence(epoch) {
+                Some(step) => step,
+                None => {
+                    if let Some(id) = completes
+                        && self.open.contains(id)
+                    {
+                        Arc::make_mut(&mut self.open).remove(id);
+                    }
+                    self.last_id += 1;
+                    Step::Deliver { id: self.last_id }
+                }
+            },
+            Record::Receipt {
+                connection,
+                epoch,
+                up_to,
+                opens,
+            } if connection == me => match self.fence(epoch) {
+                Some(step) => step,
+                None if up_to <= self.inbound => Step::Skip,
+                None => {
+                    self.inbound = up_to;
+                    if !opens.is_empty() {
+                        Arc::make_mut(&mut self.open).extend(opens.iter().cloned());
+                    }
+                    Step::Received { up_to }
+                }
+            },
+            Record::Claim { .. } | Record::Direct { .. } | Record::Receipt { .. } => Step::Skip,
+        }
+    }
+
+    /// The step for a record of an owner of `epoch` other than the current one.
+    fn fence(&self, epoch: u64) -> Option<Step> {
+        match epoch.cmp(&self.epoch) {
+            std::cmp::Ordering::Less => Some(Step::Stale),
+            std::cmp::Ordering::Equal => None,
+            std::cmp::Ordering::Greater => Some(Step::Inconsistent),
+        }
+    }
+
+    fn apply_envelope(
+        &mut self,
+        kind: &EnvelopeKind,
+        encodes: impl FnOnce(&OutboundInvocation) -> bool,
+    ) -> Step {
+        let me = &*self.connection;
+        let mine = |user: &str| self.user.as_deref() == Some(user);
+        match kind {
+            EnvelopeKind::Send { target, message } => {
+                if self.targets(target) && encodes(message) {
+                    self.last_id += 1;
+                    Step::Deliver { id: self.last_id }
+                } else {
+                    Step::Skip
+                }
+            }
+            EnvelopeKind::GroupAdd { connection, group } if connection == me => self.join(group),
+            EnvelopeKind::UserGroupAdd { user, group } if mine(user) => self.join(group),
+            EnvelopeKind::GroupRemove { connection, group } if connection == me => {
+                self.leave(group)
+            }
+            EnvelopeKind::UserGroupRemove { user, group } if mine(user) => self.leave(group),
+            EnvelopeKind::Close { connection, reason } if connection == me => {
+                self.ended = true;
+                Step::Close {
+                    reason: reason.clone(),
+                }
+            }
+            _ => Step::Skip,
+        }
+    }
+
+    /// Joins a group, unless in it already or in the most groups allowed
+    /// (refused alike by the router).
+    fn join(&mut self, group: &str) -> Step {
+        if self.groups.contains(group) || self.groups.len() >= self.max_groups {
+            return Step::Skip;
+        }
+        Arc::make_mut(&mut self.groups).insert(group.to_owned());
+        Step::Changed
+    }
+
+    fn leave(&mut self, group: &str) -> Step {
+        if !self.groups.contains(group) {
+            return Step::Skip;
+        }
+        Arc::make_mut(&mut self.groups).remove(group);
+        Step::Changed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::durable::Ring;
+
+    fn send(target: Target) -> EnvelopeKind {
+        EnvelopeKind::Send {
+            target,
+            message: Arc::new(OutboundInvocation::new(
+                "m".into(),
+                serde_json::value::RawValue::from_string("[]".into()).expect("json"),
+            )),
+        }
+    }
+
+    fn group_add(connection: &str, group: &str) -> EnvelopeKind {
+        EnvelopeKind::GroupAdd {
+            connection: connection.into(),
+            group: group.into(),
+        }
+    }
+
+    fn to_group(group: &str) -> EnvelopeKind {
+        send(Target::Groups {
+            groups: vec![group.into()],
+            except: Vec::new(),
+        })
+    }
+
+    fn apply(track: &mut Track, cursor: u64, kind: &EnvelopeKind) -> Step {
+        track.apply(cursor, Record::Envelope(kind), |_| true)
+    }
+
+    #[test]
+    fn targets_follow_the_routers_rules() {
+        let mut track = Track::new("c1", Some("ann"), 10, 1, 0);
+        apply(&mut track, 1, &group_add("c1", "g"));
+        let all_but = |ids: &[&str]| Target::All {
+            except: ids.iter().map(|s| s.to_string()).collect(),
+        };
+        assert!(track.targets(&all_but(&[])));
+        assert!(!track.targets(&all_but(&["c1"])));
+        assert!(track.targets(&Target::Connections(vec!["c2".into(), "c1".into()])));
+        assert!(!track.targets(&Target::Connections(vec!["c2".into()])));
+        assert!(track.targets(&Target::Users(vec!["ann".into()])));
+        assert!(!track.targets(&Target::Users(vec!["bob".into()])));
+        let groups = |except: &[&str]| Target::Groups {
+            groups: vec!["x".into(), "g".into()],
+            except: except.iter().map(|s| s.to_string()).collect(),
+        };
+        assert!(track.targets(&groups(&[])));
+        assert!(!track.targets(&groups(&["c1"])));
+        let anonymous = Track::new("c1", None, 10, 1, 0);
+        assert!(!anonymous.targets(&Target::Users(vec!["ann".into()])));
+    }
+
+    #[test]
+    fn membership_changes_at_its_cursor_and_ids_count_deliveries_only() {
+        let mut track = Track::new("c1", Some("ann"), 10, 1, 100);
+        assert_eq!(apply(&mut track, 101, &to_group("g")), Step::Skip);
+        assert_eq!(apply(&mut track, 102, &group_add("c2", "g")), Step::Skip);
+        assert_eq!(apply(&mut track, 103, &group_add("c1", "g")), Step::Changed);
+        assert_eq!(
+            apply(&mut track, 104, &to_group("g")),
+            Step::Deliver { id: 1 }
+        );
+        let to_ann = send(Target::Users(vec!["ann".into()]));
+        assert_eq!(apply(&mut track, 105, &to_ann), Step::Deliver { id: 2 });
+        let leave = EnvelopeKind::UserGroupRemove {
+            user: "ann".into(),
+            group: "g".into(),
+        };
+        assert_eq!(apply(&mut track, 106, &leave), Step::Changed);
+        assert_eq!(apply(&mut track, 107, &to_group("g")), Step::Skip);
+        assert_eq!(track.last_id(), 2);
+        assert_eq!(track.cursor(), 107);
+    }
+
+    #[test]
+    fn repeats_and_records_before_registration_are_not_applied() {
+        let mut track = Track::new("c1", None, 10, 1, 50);
+        let all = send(Target::All { except: Vec::new() });
+        assert_eq!(apply(&mut track, 50, &all), Step::Repeat);
+        assert_eq!(apply(&mut track, 51, &all), Step::Deliver { id: 1 });
+        assert_eq!(apply(&mut track, 51, &all), Step::Repeat);
+        assert_eq!(apply(&mut track, 52, &all), Step::Deliver { id: 2 });
+    }
+
+    #[test]
+    fn a_message_the_protocol_cannot_carry_takes_no_id() {
+        let mut track = Track::new("c1", None, 10, 1, 0);
+        let all = send(Target::All { except: Vec::new() });
+        assert_eq!(
+            track.apply(1, Record::Envelope(&all), |_| false),
+            Step::Skip
+        );
+        assert_eq!(apply(&mut track, 2, &all), Step::Deliver { id: 1 });
+    }
+
+    #[test]
+    fn the_group_limit_refuses_like_the_router() {
+        let mut track = Track::new("c1", None, 1, 1, 0);
+        assert_eq!(apply(&mut track, 1, &group_add("c1", "a")), Step::Changed);
+        assert_eq!(apply(&mut track, 2, &group_add("c1", "b")), Step::Skip);
+        assert_eq!(apply(&mut track, 3, &to_group("b")), Step::Skip);
+        assert_eq!(apply(&mut track, 4, &group_add("c1", "a")), Step::Skip);
+    }
+
+    #[test]
+    fn a_close_ends_the_track() {
+        let mut track = Track::new("c1", None, 10, 1, 0);
+        let close = EnvelopeKind::Close {
+            connection: "c1".into(),
+            reason: Some("bye".into()),
+        };
+        assert_eq!(
+            apply(&mut track, 1, &close),
+            Step::Close {
+                reason: Some("bye".into())
+            }
+        );
+        assert!(track.is_ended());
+        let all = send(Target::All { except: Vec::new() });
+        assert_eq!(apply(&mut track, 2, &all), Step::Skip);
+    }
+
+    #[test]
+    fn a_claim_fences_the_older_owners_later_records() {
+        let mut track = Track::new("c1", None, 10, 1, 0);
+        let direct = |epoch| Record::Direct {
+            connection: "c1",
+            epoch,
+            completes: None,
+        };
+        assert_eq!(track.apply(1, direct(1), |_| true), Step::Deliver { id: 1 });
+        let claim = Record::Claim {
+            connection: "c1",
+            epoch: 2,
+        };
+        assert_eq!(track.apply(2, claim, |_| true), Step::Claimed { epoch: 2 });
+        // The paused old owner wakes and publishes: ignored, no id taken.
+        assert_eq!(track.apply(3, direct(1), |_| true), Step::Stale);
+        let receipt = Record::Receipt {
+            connection: "c1",
+            epoch: 1,
+            up_to: 9,
+            opens: &[],
+        };
+        assert_eq!(track.apply(4, receipt, |_| true), Step::Stale);
+        assert_eq!(track.apply(5, direct(2), |_| true), Step::Deliver { id: 2 });
+        // A second, older or equal claim changes nothing.
+        assert_eq!(track.apply(6, claim, |_| true), Step::Stale);
+        // An epoch no claim announced cannot be explained.
+        assert_eq!(track.apply(7, direct(3), |_| true), Step::Inconsistent);
+        // Records for other connections are not its business.
+        let other = Record::Direct {
+            connection: "c2",
+            epoch: 9,
+            completes: None,
+        };
+        assert_eq!(track.apply(8, other, |_| true), Step::Skip);
+    }
+
+    #[test]
+    fn receipts_keep_the_inbound_high_water_and_the_open_invocations() {
+        let mut track = Track::new("c1", None, 10, 1, 0);
+        let opens = ["1".to_owned(), "2".to_owned()];
+        let receipt = |up_to, opens| Record::Receipt {
+            connection: "c1",
+            epoch: 1,
+            up_to,
+            opens,
+        };
+        assert_eq!(
+            track.apply(1, receipt(3, &opens), |_| true),
+            Step::Received { up_to: 3 }
+        );
+        assert_eq!(track.apply(2, receipt(2, &[]), |_| true), Step::Skip);
+        let completion = Record::Direct {
+            connection: "c1",
+            epoch: 1,
+            completes: Some("1"),
+        };
+        assert_eq!(
+            track.apply(3, completion, |_| true),
+            Step::Deliver { id: 1 }
+        );
+        let mark = track.mark();
+        assert_eq!(mark.inbound, 3);
+        assert_eq!(mark.open.iter().collect::<Vec<_>>(), ["2"]);
+    }
+
+    /// The property the design rests on: a node that takes over from any
+    /// checkpoint the client has acknowledged gives every later record the
+    /// id the owner gave it.
+    #[test]
+    fn a_taker_from_any_acknowledged_checkpoint_numbers_like_the_owner() {
+        let kinds = [
+            group_add("c1", "g"),
+            to_group("g"),
+            send(Target::All {
+                except: vec!["c1".into()],
+            }),
+            to_group("h"),
+            send(Target::Users(vec!["ann".into()])),
+            EnvelopeKind::UserGroupAdd {
+                user: "ann".into(),
+                group: "h".into(),
+            },
+            to_group("h"),
+            EnvelopeKind::GroupRemove {
+                connection: "c1".into(),
+                group: "g".into(),
+            },
+            to_group("g"),
+            send(Target::Connections(vec!["c1".into()])),
+        ];
+        // Records at cursors 11.. ; the stream repeats the pattern with
+        // direct records mixed in.
+        let mut stream: Vec<(u64, usize)> = Vec::new();
+        for round in 0..5u64 {
+            for k in 0..kinds.len() {
+                stream.push((11 + round * 20 + 2 * k as u64, k));
+            }
+        }
+        let run = |track: &mut Track, from: u64, ring: Option<&mut Ring>| {
+            let mut ids = Vec::new();
+            let mut ring = ring;
+            for &(cursor, k) in stream.iter().filter(|(c, _)| *c > from) {
+                if let Step::Deliver { id } = apply(track, cursor, &kinds[k]) {
+                    ids.push((cursor, id));
+                }
+                let direct = Record::Direct {
+                    connection: "c1",
+                    epoch: 1,
+                    completes: None,
+                };
+                if k % 3 == 0
+                    && let Step::Deliver { id } = track.apply(cursor + 1, direct, |_| true)
+                {
+                    ids.push((cursor + 1, id));
+                }
+                if let Some(ring) = ring.as_deref_mut() {
+                    ring.push(track.mark());
+                }
+            }
+            ids
+        };
+        let mut owner = Track::new("c1", Some("ann"), 10, 1, 10);
+        let mut ring = Ring::new(8);
+        let owned = run(&mut owner, 0, Some(&mut ring));
+        let ids: Vec<u64> = owned.iter().map(|(_, id)| *id).collect();
+        assert_eq!(ids, (1..=ids.len() as u64).collect::<Vec<_>>());
+        for acked in [0, 1, 5, 17, ids.len() as u64 / 2, ids.len() as u64] {
+            let Some(mark) = ring.at_or_below(acked) else {
+                continue;
+            };
+            assert!(mark.id <= acked);
+            let mut taker = Track::resume("c1", Some("ann"), 10, mark);
+            let replayed = run(&mut taker, mark.cursor, None);
+            let expected: Vec<_> = owned
+                .iter()
+                .filter(|(cursor, _)| *cursor > mark.cursor)
+                .cloned()
+                .collect();
+            assert_eq!(replayed, expected, "from the mark at or below {acked}");
+            assert!(replayed.first().is_none_or(|(_, id)| *id == mark.id + 1));
+        }
+    }
+}
