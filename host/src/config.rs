@@ -195,6 +195,11 @@ pub struct NatsConfig {
     /// requests for connections it holds. Default: the listen address, when it names one IP.
     #[serde(default)]
     pub advertise_url: Option<String>,
+    /// Durable resume (in progress, off by default): stateful-reconnect
+    /// connections get every record through the backplane stream, in stream
+    /// order, so their sequence ids are a function of the stream.
+    #[serde(default)]
+    pub durable_resume: bool,
 }
 
 impl Default for NatsConfig {
@@ -211,6 +216,7 @@ impl Default for NatsConfig {
             queue_max_bytes: default_nats_queue_max_bytes(),
             queue_max_age_ms: default_nats_queue_max_age_ms(),
             advertise_url: None,
+            durable_resume: false,
         }
     }
 }

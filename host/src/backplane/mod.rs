@@ -26,6 +26,10 @@ pub struct Envelope {
     /// from NATS, None on the memory backplane and on the way out.
     #[serde(skip)]
     pub cursor: Option<Cursor>,
+    /// Published by this node: read back only for its durable connections,
+    /// which get everything in stream order (see `crate::durable`).
+    #[serde(skip)]
+    pub own: bool,
 }
 
 impl Envelope {
@@ -35,6 +39,7 @@ impl Envelope {
             hub,
             kind,
             cursor: None,
+            own: false,
         }
     }
 }
@@ -77,6 +82,14 @@ pub enum EnvelopeKind {
     UserGroupRemove {
         user: String,
         group: String,
+    },
+    /// One encoded record (a Completion, StreamItem or client invocation) for
+    /// a durable connection, from its owner of `epoch`: it reaches the
+    /// connection in stream order, so its sequence id is the same on any node.
+    Direct {
+        connection: String,
+        epoch: u64,
+        record: bytes::Bytes,
     },
 }
 

@@ -14,6 +14,8 @@ use tracing::warn;
 
 use super::RequestInfo;
 use super::outbox::{Bound, Outbox, PushError};
+use crate::backplane::{Backplane, Envelope, EnvelopeKind};
+use crate::durable::{Record, Step, Track};
 use crate::protocol::{CompletionOutcome, HubMessage, Protocol};
 use crate::router::{HubKey, OutboundInvocation};
 
@@ -39,7 +41,32 @@ pub struct ConnectionHandle {
     pub request: RequestInfo,
     /// The connection's items (SignalR's `Context.Items`), kept across invocations.
     items: Mutex<HashMap<String, String>>,
+    /// Set for a durable connection: every record reaches it through the
+    /// backplane stream (see `crate::durable`).
+    durable: Option<Box<Durable>>,
 }
+
+/// What a durable connection adds: its place in its hub's stream, and where
+/// its direct records are published.
+pub struct Durable {
+    track: Mutex<Track>,
+    backplane: Arc<dyn Backplane>,
+    epoch: u64,
+    /// The backplane partition of its hub.
+    partition: u32,
+}
+
+impl std::fmt::Debug for Durable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Durable")
+            .field("epoch", &self.epoch)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The Close error of a durable connection whose records the cluster did not store.
+pub const NOT_STORED: &str =
+    "The cluster did not store a message for this connection; it must reconnect.";
 
 /// Most items one connection may hold, and the largest item, in bytes.
 pub const MAX_ITEMS: usize = 256;
@@ -110,7 +137,78 @@ impl ConnectionHandle {
             next_invocation: AtomicU64::new(0),
             request,
             items: Mutex::new(HashMap::new()),
+            durable: None,
         }
+    }
+
+    /// Makes the connection durable: `track` starts where the node's read of
+    /// the hub's stream is, and direct records are published on `backplane`.
+    pub(super) fn make_durable(
+        &mut self,
+        track: Track,
+        backplane: Arc<dyn Backplane>,
+        partition: u32,
+    ) {
+        let epoch = track.epoch();
+        self.durable = Some(Box::new(Durable {
+            track: Mutex::new(track),
+            backplane,
+            epoch,
+            partition,
+        }));
+    }
+
+    /// The backplane partition of a durable connection's hub.
+    pub fn durable_partition(&self) -> Option<u32> {
+        self.durable.as_ref().map(|d| d.partition)
+    }
+
+    /// Starts a durable connection after stream sequence `cursor`, the last
+    /// one applied when it is registered.
+    pub(crate) fn begin_durable(&self, cursor: u64) {
+        if let Some(durable) = &self.durable {
+            durable.track.lock().begin(cursor);
+        }
+    }
+
+    /// Whether every record reaches this connection through the stream.
+    pub fn is_durable(&self) -> bool {
+        self.durable.is_some()
+    }
+
+    /// Applies the stream record at `cursor` to a durable connection: what
+    /// targets it is queued, in stream order, so its sequence ids follow the
+    /// stream. The step says what else the record did (membership, close).
+    pub fn apply_durable(&self, cursor: u64, kind: &EnvelopeKind) -> Step {
+        let Some(durable) = &self.durable else {
+            return Step::Skip;
+        };
+        let protocol = self.protocol;
+        let record = match kind {
+            EnvelopeKind::Direct {
+                connection, epoch, ..
+            } => Record::Direct {
+                connection,
+                epoch: *epoch,
+                completes: None,
+            },
+            other => Record::Envelope(other),
+        };
+        let step = durable
+            .track
+            .lock()
+            .apply(cursor, record, |message| message.encoded(protocol).is_ok());
+        if let Step::Deliver { .. } = step {
+            let queued = match kind {
+                EnvelopeKind::Send { message, .. } => self.deliver(message),
+                EnvelopeKind::Direct { record, .. } => self.send_frame(record.clone()),
+                _ => Ok(()),
+            };
+            if let Err(slow) = queued {
+                self.close_slow(slow);
+            }
+        }
+        step
     }
 
     pub fn item(&self, key: &str) -> Option<String> {
@@ -155,6 +253,30 @@ impl ConnectionHandle {
             DETACHED_BUDGET,
             super::RequestInfo::default(),
         ));
+        (handle.clone(), Detached(handle))
+    }
+
+    /// A durable connection no transport serves (tests, tools): see
+    /// [`ConnectionHandle::new_detached`] and [`ConnectionHandle::apply_durable`].
+    pub fn new_detached_durable(
+        id: &str,
+        hub: HubKey,
+        user: Option<&str>,
+        protocol: Protocol,
+        track: Track,
+        backplane: Arc<dyn Backplane>,
+    ) -> (Arc<ConnectionHandle>, Detached) {
+        let mut handle = ConnectionHandle::new(
+            Arc::from(id),
+            hub,
+            user.map(Arc::from),
+            protocol,
+            1024,
+            DETACHED_BUDGET,
+            super::RequestInfo::default(),
+        );
+        handle.make_durable(track, backplane, 0);
+        let handle = Arc::new(handle);
         (handle.clone(), Detached(handle))
     }
 
@@ -220,14 +342,37 @@ impl ConnectionHandle {
         self.outbox.push(frame).await.map_err(|_| ())
     }
 
-    /// Encodes and queues one hub message, waiting for room.
+    /// Encodes and queues one hub message, waiting for room. A durable
+    /// connection's message goes through the stream: this waits until it is
+    /// stored, and a message the cluster did not store ends the connection.
     pub async fn send_message(&self, message: &HubMessage) -> Result<(), ()> {
         let mut out = Vec::new();
         if let Err(e) = self.protocol.write_message(message, &mut out) {
             warn!(connection = %self.id, error = %e, "cannot encode message; dropped");
             return Ok(());
         }
-        self.send_frame_waiting(Bytes::from(out)).await
+        let Some(durable) = &self.durable else {
+            return self.send_frame_waiting(Bytes::from(out)).await;
+        };
+        if self.is_closed() {
+            return Err(());
+        }
+        let envelope = Envelope::new(
+            self.hub.clone(),
+            EnvelopeKind::Direct {
+                connection: self.id.to_string(),
+                epoch: durable.epoch,
+                record: Bytes::from(out),
+            },
+        );
+        match durable.backplane.publish(envelope).wait().await {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                warn!(connection = %self.id, error = %e, "a record for a durable connection was not stored; closing it");
+                self.abort_allow_reconnect(NOT_STORED);
+                Err(())
+            }
+        }
     }
 
     /// Ends the connection, telling the client `error` in a Close message.

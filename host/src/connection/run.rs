@@ -165,7 +165,7 @@ async fn start(
         .user_id
         .as_deref()
         .map(Arc::from);
-    let handle = Arc::new(ConnectionHandle::new(
+    let mut handle = ConnectionHandle::new(
         id.clone(),
         accepted.negotiated.hub.clone(),
         user,
@@ -173,7 +173,25 @@ async fn start(
         config.outbound_queue,
         accepted.tenant.limits().outbound_buffer_bytes,
         accepted.negotiated.request.clone(),
-    ));
+    );
+    // A stateful connection in a cluster with durable resume gets every
+    // record from the stream, from where this node's read of it is now.
+    if token.is_some()
+        && let Some(cluster) = node.cluster.as_ref()
+        && config.nats.as_ref().is_some_and(|nats| nats.durable_resume)
+    {
+        let hub = &accepted.negotiated.hub;
+        // Its start in the stream is set when the router registers it.
+        let track = crate::durable::Track::new(
+            &id,
+            handle.user.as_deref(),
+            node.router.max_groups(hub),
+            1,
+            0,
+        );
+        handle.make_durable(track, node.router.backplane(), cluster.partition_of(hub));
+    }
+    let handle = Arc::new(handle);
     // Registered before the client learns the handshake succeeded, so that anything the client
     // does next (a REST lookup, a send from another connection) already finds it. Messages routed
     // here in between wait in the queue until the writer starts, after the handshake response.

@@ -124,6 +124,14 @@ impl Track {
         }
     }
 
+    /// Sets where a new connection starts in the stream: the last sequence
+    /// applied when it was registered (set once, before any record).
+    pub fn begin(&mut self, cursor: u64) {
+        if self.last_id == 0 && self.inbound == 0 {
+            self.cursor = cursor;
+        }
+    }
+
     /// Where the connection stands now, as a checkpoint candidate.
     pub fn mark(&self) -> Mark {
         Mark {

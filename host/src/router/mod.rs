@@ -12,10 +12,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use parking_lot::RwLock;
-use tracing::debug;
+use tracing::{debug, warn};
 
 use crate::backplane::{Backplane, Envelope, EnvelopeKind, Receipt};
 use crate::connection::ConnectionHandle;
+use crate::durable::Step;
 
 pub use index::Index;
 pub use message::OutboundInvocation;
@@ -111,6 +112,9 @@ pub trait GroupLimits: Send + Sync {
 /// The node's routing layer: local delivery plus the backplane.
 pub struct Router {
     hubs: RwLock<HashMap<HubKey, Arc<RwLock<Index>>>>,
+    /// The durable connections of each hub (also in its index), which get
+    /// every record from the stream, in stream order (see `crate::durable`).
+    durable: RwLock<Durables>,
     backplane: Arc<dyn Backplane>,
     /// Per-tenant group limits, once the node's tenants exist; until then
     /// (and in tests) [`MAX_GROUPS_PER_CONNECTION`].
@@ -127,6 +131,7 @@ impl Router {
     pub fn new(backplane: Arc<dyn Backplane>) -> Router {
         Router {
             hubs: RwLock::new(HashMap::new()),
+            durable: RwLock::new(Durables::default()),
             backplane,
             group_limits: std::sync::OnceLock::new(),
         }
@@ -137,7 +142,13 @@ impl Router {
         let _ = self.group_limits.set(limits);
     }
 
-    fn max_groups(&self, hub: &HubKey) -> usize {
+    /// The backplane, for durable connections' direct records.
+    pub fn backplane(&self) -> Arc<dyn Backplane> {
+        self.backplane.clone()
+    }
+
+    /// The most groups one connection of `hub` may be in.
+    pub fn max_groups(&self, hub: &HubKey) -> usize {
         self.group_limits
             .get()
             .map_or(MAX_GROUPS_PER_CONNECTION, |l| l.groups_per_connection(hub))
@@ -179,13 +190,37 @@ impl Router {
     /// Makes a connection reachable. Called once its handshake succeeded.
     pub fn register(&self, handle: Arc<ConnectionHandle>) {
         let index = self.index(&handle.hub);
+        if let Some(partition) = handle.durable_partition() {
+            // Under the lock the apply task takes per record: the connection
+            // starts right after the last record applied, and gets every later one.
+            let mut durable = self.durable.write();
+            let applied = durable.applied.get(&partition).copied().unwrap_or(0);
+            handle.begin_durable(applied);
+            durable
+                .by_hub
+                .entry(handle.hub.clone())
+                .or_default()
+                .push(handle.clone());
+        }
         index.write().insert(handle);
     }
 
     /// Removes a connection and its group memberships (they die with it).
     pub fn unregister(&self, hub: &HubKey, connection_id: &str) {
-        if let Some(index) = self.existing_index(hub) {
-            index.write().remove(connection_id);
+        let Some(index) = self.existing_index(hub) else {
+            return;
+        };
+        let removed = index.write().remove(connection_id);
+        if let Some(removed) = removed
+            && removed.is_durable()
+        {
+            let mut durable = self.durable.write();
+            if let Some(held) = durable.by_hub.get_mut(hub) {
+                held.retain(|c| !Arc::ptr_eq(c, &removed));
+                if held.is_empty() {
+                    durable.by_hub.remove(hub);
+                }
+            }
         }
     }
 
@@ -241,7 +276,10 @@ impl Router {
             Some(index) => {
                 let index = index.read();
                 deliver(hub, &index, target, &message);
-                decide(target, |id| index.connection(id).is_some())
+                // A durable connection held here gets the send on read-back.
+                decide(target, |id| {
+                    index.connection(id).is_some_and(|c| !c.is_durable())
+                })
             }
             None => decide(target, |_| false),
         };
@@ -266,7 +304,10 @@ impl Router {
         check_name(group)?;
         let index = self.index(hub);
         let mut index = index.write();
-        if index.connection(connection_id).is_some() {
+        if index
+            .connection(connection_id)
+            .is_some_and(|c| !c.is_durable())
+        {
             return self
                 .add_held(&mut index, hub, connection_id, group)
                 .map(|()| Receipt::done());
@@ -292,7 +333,10 @@ impl Router {
         check_name(group)?;
         if let Some(index) = self.existing_index(hub) {
             let mut index = index.write();
-            if index.connection(connection_id).is_some() {
+            if index
+                .connection(connection_id)
+                .is_some_and(|c| !c.is_durable())
+            {
                 index.remove_from_group(connection_id, group);
                 return Ok(Receipt::done());
             }
@@ -336,7 +380,7 @@ impl Router {
         add: bool,
     ) -> Result<Receipt, RouteError> {
         check_name(group)?;
-        self.apply_user_group(hub, user, group, add);
+        self.apply_user_group(hub, user, group, add, Held::Plain);
         let (user, group) = (user.to_owned(), group.to_owned());
         let kind = if add {
             EnvelopeKind::UserGroupAdd { user, group }
@@ -347,7 +391,7 @@ impl Router {
     }
 
     /// A user-group change for the connections of `user` this node holds.
-    fn apply_user_group(&self, hub: &HubKey, user: &str, group: &str, add: bool) {
+    fn apply_user_group(&self, hub: &HubKey, user: &str, group: &str, add: bool, which: Held) {
         let Some(index) = self.existing_index(hub) else {
             return;
         };
@@ -355,6 +399,7 @@ impl Router {
         let ids: Vec<Arc<str>> = index
             .resolve(&Target::Users(vec![user.to_owned()]))
             .iter()
+            .filter(|c| which.includes(c))
             .map(|c| c.id.clone())
             .collect();
         for id in ids {
@@ -386,11 +431,25 @@ impl Router {
         ))
     }
 
-    /// Applies what another node published.
+    /// Applies what the stream brought: another node's envelope to every
+    /// connection held here, and this node's own (read back) to its durable
+    /// connections only, which get every record in stream order.
     pub fn apply_remote(&self, envelope: Envelope) {
+        let durable = envelope.cursor.and_then(|cursor| {
+            let mut durable = self.durable.write();
+            durable.applied.insert(cursor.partition, cursor.sequence);
+            let held = durable.by_hub.get(&envelope.hub).cloned()?;
+            Some((cursor.sequence, held))
+        });
         let Some(index) = self.existing_index(&envelope.hub) else {
             return;
         };
+        if let Some((cursor, held)) = durable {
+            self.apply_durable(&envelope, cursor, &held, &index);
+        }
+        if envelope.own {
+            return;
+        }
         match envelope.kind {
             EnvelopeKind::Send { target, message } => {
                 deliver(&envelope.hub, &index.read(), &target, &message);
@@ -414,12 +473,88 @@ impl Router {
             }
             EnvelopeKind::UserGroupAdd { user, group } => {
                 drop(index);
-                self.apply_user_group(&envelope.hub, &user, &group, true);
+                self.apply_user_group(&envelope.hub, &user, &group, true, Held::All);
             }
             EnvelopeKind::UserGroupRemove { user, group } => {
                 drop(index);
-                self.apply_user_group(&envelope.hub, &user, &group, false);
+                self.apply_user_group(&envelope.hub, &user, &group, false, Held::All);
             }
+            // Applied above, to the durable connection it is for.
+            EnvelopeKind::Direct { .. } => {}
+        }
+    }
+
+    /// Applies a stream record to the hub's durable connections held here.
+    /// Their own index entries follow their membership (for presence
+    /// questions and lookups); another node's group change is mirrored by
+    /// the caller, as for any connection.
+    fn apply_durable(
+        &self,
+        envelope: &Envelope,
+        cursor: u64,
+        held: &[Arc<ConnectionHandle>],
+        index: &RwLock<Index>,
+    ) {
+        for connection in held {
+            match connection.apply_durable(cursor, &envelope.kind) {
+                Step::Changed if envelope.own => {
+                    self.mirror_membership(&envelope.hub, index, connection, &envelope.kind)
+                }
+                Step::Close { reason } => close_held(connection, reason.as_deref()),
+                Step::Inconsistent => {
+                    warn!(connection = %connection.id, cursor, "durable connection's stream cannot be explained; closing it");
+                    connection.abort_allow_reconnect(crate::durable::honest::UNRECOVERABLE);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Follows a durable connection's own group change in the index.
+    fn mirror_membership(
+        &self,
+        hub: &HubKey,
+        index: &RwLock<Index>,
+        connection: &ConnectionHandle,
+        kind: &EnvelopeKind,
+    ) {
+        let mut index = index.write();
+        match kind {
+            EnvelopeKind::GroupAdd { group, .. } | EnvelopeKind::UserGroupAdd { group, .. } => {
+                let _ = self.add_held(&mut index, hub, &connection.id, group);
+            }
+            EnvelopeKind::GroupRemove { group, .. }
+            | EnvelopeKind::UserGroupRemove { group, .. } => {
+                index.remove_from_group(&connection.id, group)
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The durable connections held here, and where the stream's apply is.
+#[derive(Debug, Default)]
+struct Durables {
+    by_hub: HashMap<HubKey, Vec<Arc<ConnectionHandle>>>,
+    /// The last sequence applied from each partition.
+    applied: HashMap<u32, u64>,
+}
+
+/// Which connections held here a change applies to.
+#[derive(Debug, Clone, Copy)]
+enum Held {
+    /// All of them (another node's change).
+    All,
+    /// Those that are not durable (a change made here: durable connections
+    /// get it from the stream).
+    Plain,
+}
+
+impl Held {
+    fn includes(self, connection: &ConnectionHandle) -> bool {
+        match self {
+            Held::All => true,
+            Held::Plain => !connection.is_durable(),
         }
     }
 }
@@ -446,6 +581,10 @@ fn check_name(name: &str) -> Result<(), RouteError> {
 fn deliver(hub: &HubKey, index: &Index, target: &Target, message: &Arc<OutboundInvocation>) {
     let mut delivered = 0u64;
     index.for_each(target, |connection| {
+        if connection.is_durable() {
+            // It gets the send from the stream, in stream order.
+            return;
+        }
         delivered += 1;
         if let Err(slow) = connection.deliver(message) {
             connection.close_slow(slow);

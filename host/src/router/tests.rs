@@ -179,3 +179,142 @@ fn decide_keeps_local_connection_sends_local() {
         assert_eq!(decide(&t, local), Remote::Publish(t.clone()));
     }
 }
+
+use crate::backplane::Cursor;
+
+/// The backplane as durable connections see it: what is published, kept.
+#[derive(Default)]
+struct Captured(parking_lot::Mutex<Vec<Envelope>>);
+
+impl Backplane for Captured {
+    fn publish(&self, envelope: Envelope) -> Receipt {
+        self.0.lock().push(envelope);
+        Receipt::done()
+    }
+}
+
+fn texts(rx: &mut crate::connection::Detached) -> Vec<String> {
+    std::iter::from_fn(|| rx.try_recv())
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .collect()
+}
+
+/// What was published, read back as the stream gives it (own, with cursors).
+fn read_back(captured: &Captured, router: &Router, next: &mut u64) {
+    let published: Vec<Envelope> = std::mem::take(&mut *captured.0.lock());
+    for mut envelope in published {
+        *next += 1;
+        envelope.own = true;
+        envelope.cursor = Some(Cursor {
+            partition: 0,
+            sequence: *next,
+        });
+        router.apply_remote(envelope);
+    }
+}
+
+#[test]
+fn durable_connections_get_local_sends_and_group_changes_only_from_the_stream() {
+    use crate::protocol::Protocol;
+    let captured = Arc::new(Captured::default());
+    let router = Router::new(captured.clone());
+    let hub = HubKey::new("t", "h");
+    let track = crate::durable::Track::new("d1", Some("ann"), 10, 1, 0);
+    let (durable, mut durable_rx) = ConnectionHandle::new_detached_durable(
+        "d1",
+        hub.clone(),
+        Some("ann"),
+        Protocol::Json,
+        track,
+        captured.clone(),
+    );
+    let (plain, mut plain_rx) =
+        ConnectionHandle::new_detached("p1", hub.clone(), Some("ann"), Protocol::Json, 64);
+    router.register(durable.clone());
+    router.register(plain.clone());
+    let mut seq = 0;
+
+    // A group change for the durable connection is published, not applied here.
+    router.add_to_group(&hub, "d1", "g").expect("valid");
+    router.add_to_group(&hub, "p1", "g").expect("valid");
+    assert_eq!(
+        captured.0.lock().len(),
+        1,
+        "only the durable join is published"
+    );
+    let to_group = Target::Groups {
+        groups: vec!["g".into()],
+        except: Vec::new(),
+    };
+    let message =
+        |n: &str| Arc::new(OutboundInvocation::from_json("m", &format!("[{n}]")).expect("json"));
+    // Sent after the join was published, before it is read back.
+    let _ = router.send(&hub, &to_group, message("1"));
+    assert_eq!(
+        texts(&mut plain_rx).len(),
+        1,
+        "the plain connection gets it in place"
+    );
+    assert!(
+        texts(&mut durable_rx).is_empty(),
+        "never in place for a durable one"
+    );
+    read_back(&captured, &router, &mut seq);
+    let got = texts(&mut durable_rx);
+    assert_eq!(
+        got.len(),
+        1,
+        "the join precedes the send in the stream: {got:?}"
+    );
+    assert!(got[0].contains("[1]"), "{got:?}");
+
+    let _ = router.send(&hub, &to_group, message("2"));
+    let _ = router.send(&hub, &Target::Connections(vec!["d1".into()]), message("3"));
+    assert_eq!(
+        captured.0.lock().len(),
+        2,
+        "a send to a local durable connection is published"
+    );
+    assert_eq!(texts(&mut plain_rx).len(), 1);
+    read_back(&captured, &router, &mut seq);
+    let got = texts(&mut durable_rx);
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert!(got[0].contains("[2]") && got[1].contains("[3]"), "{got:?}");
+    assert!(
+        texts(&mut plain_rx).is_empty(),
+        "own envelopes are not applied twice to plain ones"
+    );
+
+    // The durable connection leaves the group: published, in effect on read-back.
+    router.remove_from_group(&hub, "d1", "g").expect("valid");
+    read_back(&captured, &router, &mut seq);
+    let _ = router.send(&hub, &to_group, message("5"));
+    read_back(&captured, &router, &mut seq);
+    assert!(texts(&mut durable_rx).is_empty(), "left before the send");
+    assert_eq!(texts(&mut plain_rx).len(), 1);
+
+    // Another node's send reaches both, the durable one through its track.
+    let to_group = Target::Connections(vec!["d1".into(), "p1".into()]);
+    // Another node's send reaches both, the durable one through its track.
+    let mut remote = Envelope::new(
+        hub.clone(),
+        EnvelopeKind::Send {
+            target: to_group,
+            message: message("4"),
+        },
+    );
+    seq += 1;
+    remote.cursor = Some(Cursor {
+        partition: 0,
+        sequence: seq,
+    });
+    router.apply_remote(remote.clone());
+    assert_eq!(texts(&mut durable_rx).len(), 1);
+    assert_eq!(texts(&mut plain_rx).len(), 1);
+    // Redelivered by the stream: not again.
+    router.apply_remote(remote);
+    assert!(texts(&mut durable_rx).is_empty());
+
+    router.unregister(&hub, "d1");
+    assert!(router.durable.read().by_hub.get(&hub).is_none());
+}

@@ -47,6 +47,42 @@ enum Out<'a> {
         user: &'a str,
         group: &'a str,
     },
+    Direct {
+        connection: &'a str,
+        epoch: u64,
+        record: Bin<'a>,
+    },
+}
+
+/// Bytes as MessagePack `bin` (serde's default for a slice is an array).
+struct Bin<'a>(&'a [u8]);
+
+impl Serialize for Bin<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_bytes(self.0)
+    }
+}
+
+/// Owned bytes read from MessagePack `bin`.
+struct BinBuf(Vec<u8>);
+
+impl<'de> Deserialize<'de> for BinBuf {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<BinBuf, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = BinBuf;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("bytes")
+            }
+            fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<BinBuf, E> {
+                Ok(BinBuf(v.to_vec()))
+            }
+            fn visit_byte_buf<E: serde::de::Error>(self, v: Vec<u8>) -> Result<BinBuf, E> {
+                Ok(BinBuf(v))
+            }
+        }
+        deserializer.deserialize_byte_buf(Visitor)
+    }
 }
 
 #[derive(Deserialize)]
@@ -76,6 +112,11 @@ enum In {
         user: String,
         group: String,
     },
+    Direct {
+        connection: String,
+        epoch: u64,
+        record: BinBuf,
+    },
 }
 
 /// The payload of an envelope (its hub goes in the subject).
@@ -94,6 +135,15 @@ pub fn encode(kind: &EnvelopeKind) -> Result<Vec<u8>, CodecError> {
         },
         EnvelopeKind::UserGroupAdd { user, group } => Out::UserGroupAdd { user, group },
         EnvelopeKind::UserGroupRemove { user, group } => Out::UserGroupRemove { user, group },
+        EnvelopeKind::Direct {
+            connection,
+            epoch,
+            record,
+        } => Out::Direct {
+            connection,
+            epoch: *epoch,
+            record: Bin(record),
+        },
     };
     Ok(rmp_serde::to_vec(&out)?)
 }
@@ -117,6 +167,15 @@ pub fn decode(hub: HubKey, payload: &[u8]) -> Result<Envelope, CodecError> {
         In::Close { connection, reason } => EnvelopeKind::Close { connection, reason },
         In::UserGroupAdd { user, group } => EnvelopeKind::UserGroupAdd { user, group },
         In::UserGroupRemove { user, group } => EnvelopeKind::UserGroupRemove { user, group },
+        In::Direct {
+            connection,
+            epoch,
+            record,
+        } => EnvelopeKind::Direct {
+            connection,
+            epoch,
+            record: bytes::Bytes::from(record.0),
+        },
     };
     Ok(Envelope::new(hub, kind))
 }
@@ -165,6 +224,11 @@ mod tests {
             EnvelopeKind::UserGroupRemove {
                 user: "u".into(),
                 group: "g".into(),
+            },
+            EnvelopeKind::Direct {
+                connection: "c".into(),
+                epoch: 7,
+                record: bytes::Bytes::from_static(b"\x00\xff{\"type\":3}\x1e"),
             },
         ];
         for kind in kinds {

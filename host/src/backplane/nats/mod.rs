@@ -300,6 +300,11 @@ impl NatsBackplane {
             .collect()
     }
 
+    /// The backplane partition (stream) of `hub`.
+    pub fn partition_of(&self, hub: &crate::router::HubKey) -> u32 {
+        subject::partition(hub, self.lanes.len() as u32)
+    }
+
     /// The tenant's plugin key-value store in this cluster.
     pub fn kv_store(&self, tenant: &str) -> kv::JetStreamKv {
         kv::JetStreamKv::new(

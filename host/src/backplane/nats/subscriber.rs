@@ -273,7 +273,9 @@ async fn consume(
             .as_ref()
             .and_then(|h| h.get(NODE_HEADER))
             .is_some_and(|node| node.as_str() == shared.node_id);
-        if own {
+        // A node's own envelopes were applied where it sent them, except for
+        // durable connections, which get everything in stream order.
+        if own && !shared.config.durable_resume {
             shared.stats.own_skipped.fetch_add(1, Ordering::Relaxed);
             continue;
         }
@@ -284,6 +286,7 @@ async fn consume(
         match codec::decode(hub, &message.payload) {
             Ok(mut envelope) => {
                 envelope.cursor = Some(cursor);
+                envelope.own = own;
                 shared.stats.received.fetch_add(1, Ordering::Relaxed);
                 metrics.received.increment(1);
                 inbox
