@@ -11,9 +11,9 @@ import { after, before, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { HttpTransportType, HubConnectionBuilder, LogLevel } from '@microsoft/signalr';
 import { WAIT_MS } from './lib/client.js';
-import { startNats } from './lib/nats.js';
+import { metricSum, startCluster } from './lib/cluster.js';
 import { startProxy } from './lib/proxy.js';
-import { startServer, unique, withTimeout } from './lib/server.js';
+import { unique, withTimeout } from './lib/server.js';
 
 const MESSAGE = 'addNewMessageToPage';
 const CONFIG = `
@@ -26,27 +26,13 @@ registry_ttl_secs = 3
 durable_resume = true
 `;
 
-let nats;
+let cluster;
 let nodes = [];
 before(async () => {
-  nats = await startNats();
-  nodes = await Promise.all([0, 1].map(() => startServer({ config: CONFIG, args: ['--nats', nats.url] })));
-  await Promise.all(
-    nodes.map((node) =>
-      withTimeout(
-        (async () => {
-          while ((await fetch(`${node.url}/readyz`).then((r) => r.status, () => 0)) !== 200) await sleep(50);
-        })(),
-        20_000,
-        `${node.url}/readyz`,
-      ),
-    ),
-  );
+  cluster = await startCluster({ size: 2, config: CONFIG });
+  nodes = cluster.nodes;
 });
-after(async () => {
-  await Promise.all(nodes.map((n) => n.stop()));
-  await nats?.close();
-});
+after(() => cluster?.close());
 
 async function until(condition, what, timeoutMs = 15_000) {
   const deadline = Date.now() + timeoutMs;
@@ -64,13 +50,7 @@ function plainClient(node) {
 }
 
 /** The node's count of envelopes read from the stream (its own included, when durable). */
-async function received(node) {
-  const text = await (await fetch(`${node.url}/metrics`)).text();
-  return text
-    .split('\n')
-    .filter((line) => line.startsWith('switchboard_backplane_received_total'))
-    .reduce((sum, line) => sum + Number(line.split(' ').pop()), 0);
-}
+const received = (node) => metricSum([node], 'switchboard_backplane_received_total');
 
 test('a durable connection gets sends from its own node and others, its completions and stream items, in order across cuts', { timeout: 90_000 }, async (t) => {
   const proxy = await startProxy(nodes[0].port);
