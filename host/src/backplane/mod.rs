@@ -30,6 +30,11 @@ pub struct Envelope {
     /// which get everything in stream order (see `crate::durable`).
     #[serde(skip)]
     pub own: bool,
+    /// The stream lost records just before this one (they expired before
+    /// this node read them, or the stream was recreated): what durable
+    /// connections of its partition got can no longer be told by the stream.
+    #[serde(skip)]
+    pub broken: bool,
 }
 
 impl Envelope {
@@ -40,6 +45,7 @@ impl Envelope {
             kind,
             cursor: None,
             own: false,
+            broken: false,
         }
     }
 }

@@ -437,6 +437,9 @@ impl Router {
     pub fn apply_remote(&self, envelope: Envelope) {
         let durable = envelope.cursor.and_then(|cursor| {
             let mut durable = self.durable.write();
+            if envelope.broken {
+                durable.break_partition(cursor.partition);
+            }
             durable.applied.insert(cursor.partition, cursor.sequence);
             let held = durable.by_hub.get(&envelope.hub).cloned()?;
             Some((cursor.sequence, held))
@@ -538,6 +541,27 @@ struct Durables {
     by_hub: HashMap<HubKey, Vec<Arc<ConnectionHandle>>>,
     /// The last sequence applied from each partition.
     applied: HashMap<u32, u64>,
+}
+
+impl Durables {
+    /// The stream of `partition` lost records: its durable connections may
+    /// have missed some, so each is told it cannot go on (honestly, with a
+    /// reconnect allowed) rather than left with a silent gap.
+    fn break_partition(&mut self, partition: u32) {
+        for held in self.by_hub.values() {
+            for connection in held {
+                if connection.durable_partition() == Some(partition) {
+                    warn!(connection = %connection.id, partition, "backplane records lost; closing the durable connection");
+                    metrics::counter!(
+                        crate::durable::honest::METRIC,
+                        "reason" => crate::durable::honest::Unrecoverable::Retention.as_str()
+                    )
+                    .increment(1);
+                    connection.abort_allow_reconnect(crate::durable::honest::UNRECOVERABLE);
+                }
+            }
+        }
+    }
 }
 
 /// Which connections held here a change applies to.

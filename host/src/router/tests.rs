@@ -235,8 +235,8 @@ fn durable_connections_get_local_sends_and_group_changes_only_from_the_stream() 
     let mut seq = 0;
 
     // A group change for the durable connection is published, not applied here.
-    router.add_to_group(&hub, "d1", "g").expect("valid");
-    router.add_to_group(&hub, "p1", "g").expect("valid");
+    let _ = router.add_to_group(&hub, "d1", "g").expect("valid");
+    let _ = router.add_to_group(&hub, "p1", "g").expect("valid");
     assert_eq!(
         captured.0.lock().len(),
         1,
@@ -286,7 +286,7 @@ fn durable_connections_get_local_sends_and_group_changes_only_from_the_stream() 
     );
 
     // The durable connection leaves the group: published, in effect on read-back.
-    router.remove_from_group(&hub, "d1", "g").expect("valid");
+    let _ = router.remove_from_group(&hub, "d1", "g").expect("valid");
     read_back(&captured, &router, &mut seq);
     let _ = router.send(&hub, &to_group, message("5"));
     read_back(&captured, &router, &mut seq);
@@ -317,4 +317,49 @@ fn durable_connections_get_local_sends_and_group_changes_only_from_the_stream() 
 
     router.unregister(&hub, "d1");
     assert!(!router.durable.read().by_hub.contains_key(&hub));
+}
+
+#[test]
+fn a_gap_in_the_stream_closes_durable_connections_honestly_and_spares_plain_ones() {
+    use crate::protocol::Protocol;
+    let captured = Arc::new(Captured::default());
+    let router = Router::new(captured.clone());
+    let hub = HubKey::new("t", "h");
+    let track = crate::durable::Track::new("d1", None, 10, 1, 0);
+    let (durable, _durable_rx) = ConnectionHandle::new_detached_durable(
+        "d1",
+        hub.clone(),
+        None,
+        Protocol::Json,
+        track,
+        captured.clone(),
+    );
+    let (plain, _plain_rx) =
+        ConnectionHandle::new_detached("p1", hub.clone(), None, Protocol::Json, 64);
+    router.register(durable.clone());
+    router.register(plain.clone());
+    let message = Arc::new(OutboundInvocation::from_json("m", "[1]").expect("json"));
+    let send = |sequence, broken| {
+        let mut envelope = Envelope::new(
+            hub.clone(),
+            EnvelopeKind::Send {
+                target: Target::All { except: Vec::new() },
+                message: message.clone(),
+            },
+        );
+        envelope.cursor = Some(Cursor {
+            partition: 0,
+            sequence,
+        });
+        envelope.broken = broken;
+        envelope
+    };
+    router.apply_remote(send(1, false));
+    assert!(!durable.is_closed());
+    router.apply_remote(send(5, true));
+    assert!(
+        durable.is_closed(),
+        "records 2 to 4 are gone: the durable connection cannot go on"
+    );
+    assert!(!plain.is_closed(), "a plain connection never promised them");
 }

@@ -46,10 +46,12 @@ pub(super) async fn run(
 ) {
     let mut tracker = Tracker::default();
     let mut failures: u32 = 0;
+    // Records were lost since the last envelope handed on (see `Envelope::broken`).
+    let mut broken = false;
     loop {
         let outcome = tokio::select! {
             () = shared.cancel.cancelled() => return,
-            outcome = consume(&shared, partition, &mut tracker, &inbox) => outcome,
+            outcome = consume(&shared, partition, &mut tracker, &mut broken, &inbox) => outcome,
         };
         set_live(&shared, partition, false);
         match outcome {
@@ -145,6 +147,7 @@ async fn consume(
     shared: &Shared,
     partition: u32,
     tracker: &mut Tracker,
+    broken: &mut bool,
     inbox: &mpsc::UnboundedSender<Envelope>,
 ) -> Result<(), ConsumeError> {
     let mut reconnects = shared.link.reconnects.subscribe();
@@ -169,6 +172,7 @@ async fn consume(
                         last, "backplane stream was recreated; reading it from its end"
                     );
                     tracker.reset();
+                    *broken = true;
                     DeliverPolicy::New
                 }
                 Resume::From(start_sequence) => {
@@ -247,6 +251,7 @@ async fn consume(
                 continue;
             }
             Observed::Gap(missed) => {
+                *broken = true;
                 shared.stats.gaps.fetch_add(1, Ordering::Relaxed);
                 shared.stats.missed.fetch_add(missed, Ordering::Relaxed);
                 metrics.gaps.increment(1);
@@ -287,6 +292,7 @@ async fn consume(
             Ok(mut envelope) => {
                 envelope.cursor = Some(cursor);
                 envelope.own = own;
+                envelope.broken = std::mem::take(broken);
                 shared.stats.received.fetch_add(1, Ordering::Relaxed);
                 metrics.received.increment(1);
                 inbox
