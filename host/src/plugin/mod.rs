@@ -312,10 +312,7 @@ impl PluginEngine {
         env: CallEnv,
         stream: Option<StreamSink>,
     ) -> Result<Instance, CallError> {
-        let limits = env.tenant.limits();
-        let memory_bytes =
-            usize::try_from(limits.memory_mb.saturating_mul(1 << 20)).unwrap_or(usize::MAX);
-        let cpu_budget = Duration::from_millis(limits.invocation_cpu_ms);
+        let (memory_bytes, cpu_budget) = call_budget(&env.tenant.limits());
         let warm = match self.reuse.load(Ordering::Relaxed) {
             true => plugin.warm.take(),
             false => None,
@@ -338,9 +335,7 @@ impl PluginEngine {
         stream: Option<StreamSink>,
     ) -> Result<Instance, CallError> {
         let limits = env.tenant.limits();
-        let memory_bytes =
-            usize::try_from(limits.memory_mb.saturating_mul(1 << 20)).unwrap_or(usize::MAX);
-        let cpu_budget = Duration::from_millis(limits.invocation_cpu_ms);
+        let (memory_bytes, cpu_budget) = call_budget(&limits);
         let permit = self
             .instances
             .clone()
@@ -581,3 +576,13 @@ pub const BUNDLED: &[(&str, &[u8])] = &[
         include_bytes!(concat!(env!("OUT_DIR"), "/notify.wasm")),
     ),
 ];
+
+/// A call's memory cap in bytes and CPU budget, from its tenant's limits.
+fn call_budget(limits: &crate::config::Limits) -> (usize, Duration) {
+    let memory_bytes =
+        usize::try_from(limits.memory_mb.saturating_mul(1 << 20)).unwrap_or(usize::MAX);
+    (
+        memory_bytes,
+        Duration::from_millis(limits.invocation_cpu_ms),
+    )
+}
