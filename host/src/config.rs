@@ -36,7 +36,9 @@ pub struct Config {
     /// Forget a negotiated connection no transport picked up after this many seconds.
     #[serde(default = "default_disconnect_timeout_secs")]
     pub disconnect_timeout_secs: u64,
-    /// Messages queued for one connection before it counts as too slow and is closed.
+    /// Messages queued for one connection before it counts as too slow and is closed: a
+    /// backstop, as each queued message also counts 64 bytes against the byte budget
+    /// (`limits.outbound_buffer_bytes`), which small messages reach first.
     #[serde(default = "default_outbound_queue")]
     pub outbound_queue: usize,
     /// Close a connection as too slow when one write to its transport (a frame of at most
@@ -486,7 +488,7 @@ fn default_websocket_read_buffer_bytes() -> usize {
 }
 
 fn default_outbound_queue() -> usize {
-    4096
+    65_536
 }
 fn default_write_timeout_secs() -> u64 {
     10

@@ -11,7 +11,9 @@
 //! back for more without being told).
 //!
 //! Bounded twice: by records and by bytes (the bytes are counted under the
-//! same lock). Senders that must not lose a record (server streams, client
+//! same lock). A record's bytes include [`RECORD_COST`], what holding it
+//! costs besides its payload, so a flood of tiny records meets the byte
+//! budget too and the record bound is only a backstop. Senders that must not lose a record (server streams, client
 //! results, completions) wait instead of failing, and only while the queue is
 //! below half of either bound: the upper half is left to senders that cannot
 //! wait (broadcasts), so a stream that yields as fast as it can is paced by the
@@ -31,6 +33,18 @@ use std::task::{Context, Poll, Waker};
 use bytes::Bytes;
 use parking_lot::Mutex;
 use tokio::sync::Notify;
+
+/// What a queued record costs besides its payload: its `Bytes` handle in
+/// the queue and a share of the allocation behind it.
+pub const RECORD_COST: usize = 64;
+
+/// Slots an emptied queue keeps allocated; a larger one (a burst) is freed.
+const KEPT_SLOTS: usize = 256;
+
+/// A record's share of the byte budget.
+fn cost(record: &Bytes) -> usize {
+    record.len() + RECORD_COST
+}
 
 /// Why a record was not queued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,7 +84,7 @@ pub struct Outbox {
 #[derive(Debug, Default)]
 struct State {
     records: VecDeque<Bytes>,
-    /// The bytes of `records`.
+    /// The bytes of `records`, each with its [`RECORD_COST`].
     bytes: usize,
     closed: bool,
     /// Closed by [`Outbox::discard`]: what was queued is gone.
@@ -133,7 +147,7 @@ impl Outbox {
                 };
                 let full = if state.records.len() >= capacity {
                     Some(Bound::Records)
-                } else if state.bytes + record.len() > budget {
+                } else if state.bytes + cost(&record) > budget {
                     Some(Bound::Bytes)
                 } else {
                     None
@@ -143,7 +157,7 @@ impl Outbox {
                     return Err((PushError::Full(bound), record));
                 }
             }
-            state.bytes += record.len();
+            state.bytes += cost(&record);
             state.records.push_back(record);
             // A writer that has records in hand comes back for more by itself.
             if state.records.len() == 1 {
@@ -183,13 +197,17 @@ impl Outbox {
             let mut taken = 0;
             while let Some(record) = state.records.pop_front() {
                 size += record.len();
-                taken += record.len();
+                taken += cost(&record);
                 batch.push(record);
                 if size >= max_bytes {
                     break;
                 }
             }
             state.bytes -= taken;
+            // A burst's slots go back once it is sent; a small queue keeps its own.
+            if state.records.is_empty() && state.records.capacity() > KEPT_SLOTS {
+                state.records = VecDeque::new();
+            }
             std::mem::take(&mut state.waiting)
         };
         if waiting {
@@ -211,7 +229,7 @@ impl Outbox {
             let mut state = self.state.lock();
             let record = state.records.pop_front();
             if let Some(record) = &record {
-                state.bytes -= record.len();
+                state.bytes -= cost(record);
             }
             (record, std::mem::take(&mut state.waiting))
         };
@@ -256,10 +274,16 @@ impl Outbox {
         self.state.lock().discarded
     }
 
-    /// Bytes queued now.
+    /// Bytes queued now, with each record's [`RECORD_COST`].
     #[cfg(test)]
     pub fn queued_bytes(&self) -> usize {
         self.state.lock().bytes
+    }
+
+    /// Record slots allocated now.
+    #[cfg(test)]
+    fn slots(&self) -> usize {
+        self.state.lock().records.capacity()
     }
 }
 
@@ -356,27 +380,65 @@ mod tests {
         );
     }
 
+    /// What `n` records of `len` bytes count for in the budget.
+    const fn costs(n: usize, len: usize) -> usize {
+        n * (len + RECORD_COST)
+    }
+
     #[test]
     fn the_byte_budget_bounds_the_queue_but_an_empty_queue_takes_any_record() {
-        let outbox = Outbox::new(100, 100);
-        assert_eq!(outbox.try_push(Bytes::from(vec![0u8; 300])), Ok(()));
+        let budget = costs(10, 10);
+        let outbox = Outbox::new(100, budget);
+        assert_eq!(outbox.try_push(Bytes::from(vec![0u8; 3000])), Ok(()));
         assert_eq!(
             outbox.try_push(Bytes::from_static(b"x")),
             Err(PushError::Full(Bound::Bytes))
         );
-        assert_eq!(outbox.try_pop().map(|r| r.len()), Some(300));
+        assert_eq!(outbox.try_pop().map(|r| r.len()), Some(3000));
         assert_eq!(outbox.queued_bytes(), 0);
         for _ in 0..10 {
             outbox.try_push(Bytes::from(vec![0u8; 10])).expect("room");
         }
-        assert_eq!(outbox.queued_bytes(), 100);
+        assert_eq!(outbox.queued_bytes(), budget);
         assert_eq!(
             outbox.try_push(Bytes::from_static(b"x")),
             Err(PushError::Full(Bound::Bytes))
         );
         let waker = Arc::new(CountingWaker::default());
         assert!(take(&outbox, &waker, 25).is_ready());
-        assert_eq!(outbox.queued_bytes(), 70);
+        assert_eq!(outbox.queued_bytes(), costs(7, 10));
+    }
+
+    #[test]
+    fn an_emptied_queue_gives_back_a_bursts_slots() {
+        let outbox = Outbox::new(1 << 20, 1 << 20);
+        let waker = Arc::new(CountingWaker::default());
+        for _ in 0..1000 {
+            outbox.try_push(Bytes::from_static(b"x")).expect("room");
+        }
+        assert!(outbox.slots() >= 1000);
+        while let Poll::Ready((Taken::Records, _)) = take(&outbox, &waker, 100) {}
+        assert_eq!(outbox.slots(), 0, "the burst's slots are freed");
+        for _ in 0..10 {
+            outbox.try_push(Bytes::from_static(b"x")).expect("room");
+        }
+        assert!(take(&outbox, &waker, 1 << 16).is_ready());
+        assert!(outbox.slots() > 0, "a small queue keeps its slots");
+    }
+
+    #[test]
+    fn tiny_records_meet_the_byte_budget_before_the_record_bound() {
+        let outbox = Outbox::new(1 << 20, 64 << 10);
+        let mut queued = 0;
+        while outbox.try_push(Bytes::from_static(b"{}")).is_ok() {
+            queued += 1;
+            assert!(queued <= 1 << 20, "bounded");
+        }
+        assert_eq!(queued, (64 << 10) / (2 + RECORD_COST));
+        assert_eq!(
+            outbox.try_push(Bytes::from_static(b"{}")),
+            Err(PushError::Full(Bound::Bytes))
+        );
     }
 
     #[test]
@@ -396,7 +458,7 @@ mod tests {
 
     #[tokio::test]
     async fn waiting_senders_leave_the_upper_half_to_the_others() {
-        let outbox = Arc::new(Outbox::new(1000, 100));
+        let outbox = Arc::new(Outbox::new(1000, costs(10, 10)));
         // A stream fills half the budget, then waits.
         let stream = tokio::spawn({
             let outbox = outbox.clone();
@@ -411,7 +473,7 @@ mod tests {
             tokio::task::yield_now().await;
         }
         assert!(!stream.is_finished());
-        assert_eq!(outbox.queued_bytes(), 50);
+        assert_eq!(outbox.queued_bytes(), costs(5, 10));
         // A broadcast still fits in the other half.
         for _ in 0..5 {
             outbox.try_push(Bytes::from(vec![2u8; 10])).expect("room");
