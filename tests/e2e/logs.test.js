@@ -5,10 +5,10 @@
 // output is searched for each secret (and for each token's signature on its own).
 
 import assert from 'node:assert/strict';
-import { createHmac } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import WebSocket from 'ws';
 import { connect, invoke, WAIT_MS } from './lib/client.js';
+import { hs256 } from './lib/jwt.js';
 import { startNats } from './lib/nats.js';
 import { parsePrometheus, select } from './lib/prometheus.js';
 import { RS } from './lib/raw.js';
@@ -46,13 +46,6 @@ before(async () => {
   });
 });
 after(() => server?.stop());
-
-/** An HS256 JWT, for an API token and a forged client token. */
-function hs256(claims, secret) {
-  const b64 = (value) => Buffer.from(JSON.stringify(value)).toString('base64url');
-  const body = `${b64({ alg: 'HS256', typ: 'JWT' })}.${b64(claims)}`;
-  return `${body}.${createHmac('sha256', secret).update(body).digest('base64url')}`;
-}
 
 async function post(url, headers = {}, body = '') {
   const r = await fetch(url, { method: 'POST', headers, body, signal: AbortSignal.timeout(WAIT_MS) });

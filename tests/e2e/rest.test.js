@@ -6,12 +6,13 @@
 
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { createHmac, generateKeyPairSync, sign as cryptoSign } from 'node:crypto';
+import { generateKeyPairSync, sign as cryptoSign } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { buildConnection, connect, inbox, invoke, WAIT_MS } from './lib/client.js';
+import { hs256 } from './lib/jwt.js';
 import { negotiate } from './lib/raw.js';
 import {
   hubUrl,
@@ -97,13 +98,6 @@ async function api(method, urlPath, { key = DEMO_KEY, token, body, contentType =
     // not JSON
   }
   return { status: response.status, body: parsed, headers: response.headers };
-}
-
-/** An HS256 JWT with `claims`, signed with `secret`. */
-function hs256(claims, secret) {
-  const b64 = (value) => Buffer.from(JSON.stringify(value)).toString('base64url');
-  const body = `${b64({ alg: 'HS256', typ: 'JWT' })}.${b64(claims)}`;
-  return `${body}.${createHmac('sha256', secret).update(body).digest('base64url')}`;
 }
 
 /** An RS256 or ES256 JWT with `claims`, signed with `privateKey`. */
@@ -388,17 +382,20 @@ describe('REST API', { timeout: 120_000 }, () => {
     }
   });
 
-  test('the OpenAPI document matches the live routes', async (t) => {
+  test('the OpenAPI document matches the live routes, in both path styles', async (t) => {
     const doc = await api('GET', '/api/openapi.json', { key: null });
     assert.equal(doc.status, 200);
     assert.match(doc.body.openapi, /^3\./);
     const user = unique('oa-');
     const token = await mintToken({ user, config: server.configPath });
-    const [a, doomed] = await Promise.all([member(t, 'msg', { token }), member(t)]);
+    const a = await member(t, 'msg', { token });
     const group = unique('oag-');
-    assert.equal((await api('PUT', apiPath('demo', 'chat', `/groups/${group}/connections/${enc(a.id)}`))).status, 200);
-    const values = { tenant: 'demo', hub: 'chat', user, group, connection: a.id };
+    const values = { tenant: 'demo', hub: 'chat', user, group };
     const bodyFor = (template) => (template.endsWith('/:invoke') ? { target: 'echo', arguments: [1] } : { target: 'msg', arguments: ['openapi'] });
+    // Closing and leaving every group change what later calls find: they run last, each on
+    // a connection of its own.
+    const destructive = (template, method) =>
+      template.endsWith('/:closeConnections') || (method === 'delete' && /\/connections\/\{connection\}(\/groups)?$|\/users\/\{user\}\/groups$/.test(template));
 
     const operations = [];
     for (const [template, item] of Object.entries(doc.body.paths)) {
@@ -407,13 +404,15 @@ describe('REST API', { timeout: 120_000 }, () => {
         operations.push([template, method]);
       }
     }
-    // Closing runs last, on a connection of its own.
-    operations.sort((x, y) => (x[1] === 'delete' && x[0].endsWith('{connection}')) - (y[1] === 'delete' && y[0].endsWith('{connection}')));
-    assert.ok(operations.length >= 14, `only ${operations.length} operations documented`);
+    operations.sort((x, y) => destructive(...x) - destructive(...y));
+    assert.ok(operations.length >= 40, `only ${operations.length} operations documented`);
+    const styles = new Set(operations.map(([template]) => template.split('/')[2]));
+    assert.deepEqual([...styles].sort(), ['health', 'hubs', 'openapi.json', 'v1']);
     for (const [template, method] of operations) {
-      const closing = method === 'delete' && template.endsWith('/connections/{connection}');
+      const own = destructive(template, method) ? await member(t, 'msg', { token }) : a;
+      assert.equal((await api('PUT', apiPath('demo', 'chat', `/groups/${group}/connections/${enc(own.id)}`))).status, 200);
       const urlPath = template.replace(/\{(\w+)\}/g, (_, name) => {
-        const value = closing && name === 'connection' ? doomed.id : values[name];
+        const value = name === 'connection' ? own.id : values[name];
         assert.ok(value !== undefined, `no value for {${name}} in ${template}`);
         return enc(value);
       });

@@ -13,7 +13,8 @@
 //!   are not what the node sees. With `public_url` configured, the scheme
 //!   and host must equal it too. An `aud` of the tenant
 //!   (`.../api/v1/tenants/{t}`) or hub (`.../hubs/{h}`) URL covers every
-//!   route below it, so one token can serve many calls.
+//!   route below it, so one token can serve many calls. In Azure's path
+//!   style the hub URL (`.../api/hubs/{h}`) is such a scope too.
 //!
 //! Refusals: no credentials, a malformed, forged or expired token, or an
 //! unknown key -> 401; a valid token for another URL (another tenant or hub),
@@ -69,6 +70,33 @@ pub fn authorize(
     };
     let claims = verify_token(tenant, api_keys, token)?;
     check_audience(&claims, path, public_url)
+}
+
+/// Whether the request's credentials are one of `api_keys`: the key itself
+/// or a token it signed (nothing else is checked here). This finds the
+/// tenant of a request in Azure's path style, which names none; tenants
+/// never share API keys, so at most one tenant matches. [`authorize`] then
+/// checks the request as for any other.
+pub fn signed_with_one_of(api_keys: &[String], headers: &HeaderMap) -> bool {
+    if let Some(key) = headers.get(API_KEY_HEADER) {
+        let key = key.as_bytes();
+        return api_keys.iter().any(|k| same_secret(k.as_bytes(), key));
+    }
+    let Some(token) = bearer(headers) else {
+        return false;
+    };
+    let mut validation = Validation::new(Algorithm::HS256);
+    validation.validate_aud = false;
+    validation.validate_exp = false;
+    validation.set_required_spec_claims::<&str>(&[]);
+    api_keys.iter().any(|key| {
+        jsonwebtoken::decode::<Map<String, Value>>(
+            token,
+            &DecodingKey::from_secret(key.as_bytes()),
+            &validation,
+        )
+        .is_ok()
+    })
 }
 
 fn bearer(headers: &HeaderMap) -> Option<&str> {
@@ -200,6 +228,13 @@ pub fn audience_covers(aud: &str, path: &str, public_url: Option<&str>) -> bool 
         return true;
     }
     // A scope: the tenant or one of its hubs, never less.
+    if let Some(hub) = aud_path.strip_prefix(super::routes::AZURE_PREFIX) {
+        return !hub.is_empty()
+            && !hub.contains('/')
+            && path
+                .strip_prefix(aud_path)
+                .is_some_and(|r| r.starts_with('/'));
+    }
     let Some(scope) = aud_path.strip_prefix(super::routes::PREFIX) else {
         return false;
     };
@@ -301,6 +336,48 @@ mod tests {
                 assert_eq!(check(&with_bearer(&token)), Ok(()), "{aud}");
             }
         }
+    }
+
+    #[test]
+    fn azure_style_audiences_and_the_key_tells_the_tenant() {
+        let path = "/api/hubs/orders/users/u1/:send";
+        for aud in [
+            // What Azure's management SDK signs: the request URL, query and all.
+            format!("https://x.service.signalr.net{path}?application=acme&api-version=2022-06-01"),
+            "http://lb/api/hubs/orders".to_owned(),
+            path.to_owned(),
+        ] {
+            let token = mint_api_token(KEYS[1], &aud, Duration::from_secs(60)).expect("mint");
+            let headers = with_bearer(&token);
+            assert!(signed_with_one_of(&keys(), &headers));
+            assert!(!signed_with_one_of(
+                &["other-key-0123456789".into()],
+                &headers
+            ));
+            assert_eq!(
+                authorize("acme", &keys(), &headers, path, None),
+                Ok(()),
+                "{aud}"
+            );
+        }
+        for aud in [
+            "http://lb/api/hubs/other",
+            "http://lb/api/hubs",
+            "/api/hubs/orders/users",
+        ] {
+            let token = mint_api_token(KEYS[0], aud, Duration::from_secs(60)).expect("mint");
+            assert!(
+                matches!(
+                    authorize("acme", &keys(), &with_bearer(&token), path, None),
+                    Err(ApiError::Forbidden(_))
+                ),
+                "{aud}"
+            );
+        }
+        let mut plain = HeaderMap::new();
+        plain.insert(API_KEY_HEADER, HeaderValue::from_static(KEYS[0]));
+        assert!(signed_with_one_of(&keys(), &plain));
+        assert!(!signed_with_one_of(&keys(), &HeaderMap::new()));
     }
 
     #[test]

@@ -49,6 +49,16 @@ pub(super) async fn close(call: &Call) -> Result<Response, ApiError> {
     applied(router.close_connection(&call.hub, id, reason), "the close").await
 }
 
+/// `DELETE .../connections/{connection}/groups`: removes it from every
+/// group, wherever it is (200, as Azure).
+pub(super) async fn leave_all_groups(call: &Call) -> Result<Response, ApiError> {
+    let receipt = call
+        .node
+        .router
+        .connection_leave_all_groups(&call.hub, call.param("connection"));
+    applied(receipt, "the group change").await
+}
+
 /// Whether, in a cluster, the registry lists `id` on another node.
 async fn held_elsewhere(call: &Call, id: &str) -> Result<bool, ApiError> {
     let Some(cluster) = &call.node.cluster else {

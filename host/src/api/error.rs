@@ -26,6 +26,8 @@ pub enum ApiError {
     NoUser(String),
     #[error("no group '{0}' with connections on this hub")]
     NoGroup(String),
+    #[error("user '{user}' has no connection in group '{group}' on this hub")]
+    NoUserInGroup { user: String, group: String },
     #[error("{0}")]
     Unauthorized(String),
     #[error("{0}")]
@@ -59,6 +61,7 @@ impl ApiError {
             ApiError::NoConnection(_) => "NoConnection",
             ApiError::NoUser(_) => "NoUser",
             ApiError::NoGroup(_) => "NoGroup",
+            ApiError::NoUserInGroup { .. } => "NoUserInGroup",
             ApiError::Unauthorized(_) => "Unauthorized",
             ApiError::Forbidden(_) => "Forbidden",
             ApiError::BadRequest(_) => "BadRequest",
@@ -79,7 +82,8 @@ impl ApiError {
             | ApiError::UnknownMethod(_)
             | ApiError::NoConnection(_)
             | ApiError::NoUser(_)
-            | ApiError::NoGroup(_) => StatusCode::NOT_FOUND,
+            | ApiError::NoGroup(_)
+            | ApiError::NoUserInGroup { .. } => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,

@@ -39,6 +39,15 @@ pub(super) async fn exists(call: &Call) -> Result<Response, ApiError> {
     Err(ApiError::NoGroup(group.to_owned()))
 }
 
+/// `POST .../groups/{group}/:closeConnections?excluded=...&reason=...`.
+pub(super) async fn close(call: &Call) -> Result<Response, ApiError> {
+    let target = Target::Groups {
+        groups: vec![call.param("group").to_owned()],
+        except: Vec::new(),
+    };
+    super::hub::close_target(call, target).await
+}
+
 /// `PUT .../groups/{group}/connections/{connection}`: 200 once the node
 /// holding the connection will apply it, 503 when the cluster refused it.
 pub(super) async fn add_connection(call: &Call) -> Result<Response, ApiError> {

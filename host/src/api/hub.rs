@@ -10,7 +10,7 @@ use tracing::warn;
 
 use super::error::ApiError;
 use super::payload::parse_payload;
-use super::{Call, sent};
+use super::{Call, applied_as, sent};
 use crate::plugin::{CallEnv, Context, MethodKind};
 use crate::router::Target;
 
@@ -24,6 +24,26 @@ pub(super) async fn send_all(call: &Call) -> Result<Response, ApiError> {
         except: call.query_all("excluded"),
     };
     sent(call.node.router.send(&call.hub, &target, Arc::new(message))).await
+}
+
+/// `POST .../:closeConnections?excluded=...&reason=...`: closes every
+/// connection of the hub, on every node, but the excluded (204).
+pub(super) async fn close_all(call: &Call) -> Result<Response, ApiError> {
+    let target = Target::All { except: Vec::new() };
+    close_target(call, target).await
+}
+
+/// Closes every connection `target` reaches but the `excluded` ones, on
+/// every node; each client's Close carries `reason` (204 once the cluster
+/// has the close).
+pub(super) async fn close_target(call: &Call, target: Target) -> Result<Response, ApiError> {
+    let except = call.query_all("excluded");
+    let reason = call.query_one("reason");
+    let receipt = call
+        .node
+        .router
+        .close_many(&call.hub, target, except, reason);
+    applied_as(receipt, "the close", StatusCode::NO_CONTENT).await
 }
 
 /// `POST .../:invoke`: calls a hub method as a client would, but with no

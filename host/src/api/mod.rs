@@ -1,8 +1,10 @@
 //! The backend REST API: send to clients, manage groups, check presence,
 //! close connections and invoke hub methods, in the shape of the Azure
 //! SignalR Service data-plane API (2022-06-01), below
-//! `/api/v1/tenants/{tenant}/hubs/{hub}`. `openapi.json` documents it and is
-//! served at `/api/openapi.json`.
+//! `/api/v1/tenants/{tenant}/hubs/{hub}` and, for backends written for
+//! Azure, below Azure's own `/api/hubs/{hub}` (the tenant then comes from
+//! the `application` query or from the key). `openapi.json` documents both
+//! and is served at `/api/openapi.json`.
 //!
 //! - [`routes`]: the route table and the pure path matcher.
 //! - [`auth`]: API keys and API tokens.
@@ -57,7 +59,26 @@ pub fn routes() -> Router<Arc<Node>> {
     Router::new()
         .route("/api/openapi.json", get(openapi))
         .route("/api/v1/tenants/{*rest}", any(handle))
+        .route("/api/hubs/{*rest}", any(handle))
+        .route(routes::HEALTH_PATH, any(health))
         .merge(admin::routes())
+}
+
+/// `HEAD /api/health` (Azure's service health): 200 while the node takes
+/// traffic, 503 otherwise (as `/readyz`). It needs no credentials.
+async fn health(State(node): State<Arc<Node>>, request: Request) -> Response {
+    if request.method() != axum::http::Method::HEAD {
+        return ApiError::MethodNotAllowed {
+            method: request.method().to_string(),
+            allow: "HEAD".into(),
+        }
+        .into_response();
+    }
+    if node.is_ready() {
+        StatusCode::OK.into_response()
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE.into_response()
+    }
 }
 
 async fn openapi() -> Response {
@@ -110,10 +131,16 @@ async fn dispatch(node: Arc<Node>, request: Request) -> Result<Response, ApiErro
     let (parts, body) = request.into_parts();
     let path = parts.uri.path();
     let matched = routes::parse(&parts.method, path)?;
+    let Query(query) = Query::<Vec<(String, String)>>::try_from_uri(&parts.uri)
+        .map_err(|e| ApiError::BadRequest(format!("invalid query string: {e}")))?;
+    let tenant_name = match &matched.tenant {
+        Some(name) => name.clone(),
+        None => azure_tenant(&node, &query, &parts.headers)?,
+    };
     let tenant = node
         .tenants
-        .get(&matched.tenant)
-        .ok_or_else(|| ApiError::UnknownTenant(matched.tenant.clone()))?;
+        .get(&tenant_name)
+        .ok_or_else(|| ApiError::UnknownTenant(tenant_name.clone()))?;
     auth::authorize(
         &tenant.name,
         &tenant.keys().api_keys,
@@ -124,12 +151,10 @@ async fn dispatch(node: Arc<Node>, request: Request) -> Result<Response, ApiErro
     let hub = HubKey::new(&tenant.name, &matched.hub);
     if node.registry.get(&hub).is_none() {
         return Err(ApiError::UnknownHub {
-            tenant: matched.tenant.clone(),
+            tenant: tenant.name.to_string(),
             hub: matched.hub.clone(),
         });
     }
-    let Query(query) = Query::<Vec<(String, String)>>::try_from_uri(&parts.uri)
-        .map_err(|e| ApiError::BadRequest(format!("invalid query string: {e}")))?;
     let body = if takes_body(matched.action) {
         read_body(&parts.headers, body).await?
     } else {
@@ -158,7 +183,45 @@ async fn dispatch(node: Arc<Node>, request: Request) -> Result<Response, ApiErro
         Action::SendConnection => connections::send(&call).await,
         Action::ConnectionExists => connections::exists(&call).await,
         Action::CloseConnection => connections::close(&call).await,
+        Action::ConnectionLeaveAll => connections::leave_all_groups(&call).await,
+        Action::CloseAll => hub::close_all(&call).await,
+        Action::CloseGroup => groups::close(&call).await,
+        Action::CloseUser => users::close(&call).await,
+        Action::UserLeaveAll => users::leave_all_groups(&call).await,
+        Action::UserInGroup => users::in_group(&call).await,
     }
+}
+
+/// The tenant of a request in Azure's path style: the `application` query
+/// (Azure's name for a scope inside one service) or else the tenant whose
+/// API key the credentials are.
+fn azure_tenant(
+    node: &Node,
+    query: &[(String, String)],
+    headers: &HeaderMap,
+) -> Result<String, ApiError> {
+    if let Some((_, application)) = query
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("application"))
+        .filter(|(_, v)| !v.is_empty())
+    {
+        return Ok(application.to_ascii_lowercase());
+    }
+    node.tenants
+        .names()
+        .into_iter()
+        .find(|name| {
+            node.tenants
+                .get(name)
+                .is_some_and(|t| auth::signed_with_one_of(&t.keys().api_keys, headers))
+        })
+        .ok_or_else(|| {
+            ApiError::Unauthorized(
+                "the credentials are not an API key of any tenant (an X-Api-Key or a Bearer \
+                 token signed with one is required; ?application=TENANT names the tenant)"
+                    .into(),
+            )
+        })
 }
 
 fn takes_body(action: Action) -> bool {
@@ -204,9 +267,18 @@ async fn sent(receipt: crate::backplane::Receipt) -> Result<Response, ApiError> 
 /// will apply it, 503 with the reason when the cluster refused to carry
 /// `what`, so that a change is never answered and then dropped.
 async fn applied(receipt: crate::backplane::Receipt, what: &str) -> Result<Response, ApiError> {
+    applied_as(receipt, what, StatusCode::OK).await
+}
+
+/// [`applied`] with another success status (Azure answers some with 204).
+async fn applied_as(
+    receipt: crate::backplane::Receipt,
+    what: &str,
+    status: StatusCode,
+) -> Result<Response, ApiError> {
     receipt
         .wait()
         .await
         .map_err(|e| ApiError::Unavailable(format!("{what} was not made: {e}")))?;
-    done(StatusCode::OK)
+    done(status)
 }

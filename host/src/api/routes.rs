@@ -3,8 +3,12 @@
 //! (still percent-encoded) path, so a user id or group name may contain any
 //! character, `/` included, when the caller encodes it.
 //!
-//! Every route lives under `/api/v1/tenants/{tenant}/hubs/{hub}`; the table
-//! holds the rest. `openapi.json` documents exactly this table (tested).
+//! Every route lives under a hub, in either of two path styles: ours,
+//! `/api/v1/tenants/{tenant}/hubs/{hub}`, and Azure SignalR Service's,
+//! `/api/hubs/{hub}` (the tenant then comes from the `application` query or
+//! from the key). The table holds the rest of the path, the same for both.
+//! `openapi.json` documents exactly this table under both styles, plus
+//! `HEAD /api/health` (tested).
 
 use axum::http::Method;
 use percent_encoding::percent_decode_str;
@@ -12,8 +16,14 @@ use percent_encoding::percent_decode_str;
 use super::error::ApiError;
 use crate::router::MAX_NAME_LEN;
 
-/// Where every route starts.
+/// Where every route of our path style starts.
 pub const PREFIX: &str = "/api/v1/tenants/";
+
+/// Where every route of Azure's path style starts.
+pub const AZURE_PREFIX: &str = "/api/hubs/";
+
+/// Azure's health check (`HEAD`), outside any hub.
+pub const HEALTH_PATH: &str = "/api/health";
 
 /// What a request asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,6 +41,12 @@ pub enum Action {
     RemoveConnectionFromGroup,
     AddUserToGroup,
     RemoveUserFromGroup,
+    CloseAll,
+    CloseGroup,
+    CloseUser,
+    ConnectionLeaveAll,
+    UserLeaveAll,
+    UserInGroup,
 }
 
 /// One route: a method and a path below the hub, with `{name}` captures.
@@ -92,12 +108,36 @@ pub const ROUTES: &[Route] = &[
         "/users/{user}/groups/{group}",
         Action::RemoveUserFromGroup,
     ),
+    route(
+        Method::HEAD,
+        "/users/{user}/groups/{group}",
+        Action::UserInGroup,
+    ),
+    route(Method::POST, "/:closeConnections", Action::CloseAll),
+    route(
+        Method::POST,
+        "/groups/{group}/:closeConnections",
+        Action::CloseGroup,
+    ),
+    route(
+        Method::POST,
+        "/users/{user}/:closeConnections",
+        Action::CloseUser,
+    ),
+    route(
+        Method::DELETE,
+        "/connections/{connection}/groups",
+        Action::ConnectionLeaveAll,
+    ),
+    route(Method::DELETE, "/users/{user}/groups", Action::UserLeaveAll),
 ];
 
 /// A request matched against the table, with its names decoded.
 #[derive(Debug, PartialEq)]
 pub struct Matched {
-    pub tenant: String,
+    /// The tenant named in the path; none in Azure's style, where the
+    /// `application` query or the key tells it.
+    pub tenant: Option<String>,
     pub hub: String,
     pub action: Action,
     params: Vec<(&'static str, String)>,
@@ -114,19 +154,29 @@ impl Matched {
     }
 }
 
-/// Matches `method` and the raw `path` against [`ROUTES`].
+/// Matches `method` and the raw `path`, in either path style, against [`ROUTES`].
 pub fn parse(method: &Method, path: &str) -> Result<Matched, ApiError> {
     let no_route = || ApiError::NoRoute(path.to_owned());
-    let rest = path.strip_prefix(PREFIX).ok_or_else(no_route)?;
-    let rest = rest.strip_suffix('/').unwrap_or(rest);
-    let segments: Vec<&str> = rest.split('/').collect();
-    let [tenant, hubs, hub, below @ ..] = segments.as_slice() else {
+    let (tenant, rest) = if let Some(rest) = path.strip_prefix(PREFIX) {
+        let (tenant, rest) = rest.split_once('/').ok_or_else(no_route)?;
+        let rest = rest.strip_prefix("hubs/").ok_or_else(no_route)?;
+        if tenant.is_empty() {
+            return Err(no_route());
+        }
+        (Some(decode(tenant)?.to_ascii_lowercase()), rest)
+    } else if let Some(rest) = path.strip_prefix(AZURE_PREFIX) {
+        (None, rest)
+    } else {
         return Err(no_route());
     };
-    if *hubs != "hubs" || tenant.is_empty() || hub.is_empty() {
+    let rest = rest.strip_suffix('/').unwrap_or(rest);
+    let segments: Vec<&str> = rest.split('/').collect();
+    let [hub, below @ ..] = segments.as_slice() else {
+        return Err(no_route());
+    };
+    if hub.is_empty() {
         return Err(no_route());
     }
-    let tenant = decode(tenant)?.to_ascii_lowercase();
     let hub = decode(hub)?.to_ascii_lowercase();
     let mut allowed: Vec<&Method> = Vec::new();
     for route in ROUTES {
@@ -201,9 +251,12 @@ fn decode(segment: &str) -> Result<String, ApiError> {
         .map_err(|_| ApiError::BadRequest("a path segment is not valid UTF-8".into()))
 }
 
-/// The OpenAPI path of a route: the full path with `{tenant}` and `{hub}`.
-pub fn full_pattern(route: &Route) -> String {
-    format!("/api/v1/tenants/{{tenant}}/hubs/{{hub}}{}", route.pattern)
+/// The OpenAPI paths of a route, one per path style.
+pub fn full_patterns(route: &Route) -> [String; 2] {
+    [
+        format!("/api/v1/tenants/{{tenant}}/hubs/{{hub}}{}", route.pattern),
+        format!("/api/hubs/{{hub}}{}", route.pattern),
+    ]
 }
 
 #[cfg(test)]
@@ -219,7 +272,10 @@ mod tests {
     #[test]
     fn matches_every_route_and_decodes_names() {
         let m = ok(Method::POST, "/:send");
-        assert_eq!((m.tenant.as_str(), m.hub.as_str()), ("acme", "orders"));
+        assert_eq!(
+            (m.tenant.as_deref(), m.hub.as_str()),
+            (Some("acme"), "orders")
+        );
         assert_eq!(m.action, Action::SendAll);
         let m = ok(Method::POST, "/users/a%2Fb%20c/:send");
         assert_eq!(m.action, Action::SendUser);
@@ -239,6 +295,44 @@ mod tests {
         );
         assert_eq!(ok(Method::POST, "/%3Asend").action, Action::SendAll);
         assert_eq!(ok(Method::POST, "/:invoke").action, Action::Invoke);
+    }
+
+    #[test]
+    fn azure_paths_name_no_tenant() {
+        let m = parse(&Method::POST, "/api/hubs/Chat/users/a%2Fb/:send").expect("route");
+        assert_eq!((m.tenant.as_deref(), m.hub.as_str()), (None, "chat"));
+        assert_eq!((m.action, m.param("user")), (Action::SendUser, "a/b"));
+        for (method, rest, action) in [
+            (Method::POST, "/:closeConnections", Action::CloseAll),
+            (
+                Method::POST,
+                "/groups/g/:closeConnections",
+                Action::CloseGroup,
+            ),
+            (
+                Method::POST,
+                "/users/u/:closeConnections",
+                Action::CloseUser,
+            ),
+            (
+                Method::DELETE,
+                "/connections/c/groups",
+                Action::ConnectionLeaveAll,
+            ),
+            (Method::DELETE, "/users/u/groups", Action::UserLeaveAll),
+            (Method::HEAD, "/users/u/groups/g", Action::UserInGroup),
+            (Method::DELETE, "/connections/c", Action::CloseConnection),
+        ] {
+            assert_eq!(ok(method.clone(), rest).action, action, "{rest}");
+            let azure = parse(&method, &format!("/api/hubs/h{rest}")).expect("azure route");
+            assert_eq!(azure.action, action, "{rest}");
+        }
+        for path in ["/api/hubs/", "/api/hubs//:send", "/api/hubsx/h/:send"] {
+            assert!(
+                matches!(parse(&Method::POST, path), Err(ApiError::NoRoute(_))),
+                "{path}"
+            );
+        }
     }
 
     #[test]
@@ -295,7 +389,7 @@ mod tests {
         assert!(doc["openapi"].as_str().is_some_and(|v| v.starts_with("3.")));
         let mut documented = Vec::new();
         for (path, item) in doc["paths"].as_object().expect("paths") {
-            if !path.starts_with(PREFIX.trim_end_matches('/')) {
+            if !path.starts_with("/api/") || path == "/api/openapi.json" {
                 continue;
             }
             for method in item.as_object().expect("path item").keys() {
@@ -306,8 +400,9 @@ mod tests {
         }
         let mut routed: Vec<(String, String)> = ROUTES
             .iter()
-            .map(|r| (r.method.to_string(), full_pattern(r)))
+            .flat_map(|r| full_patterns(r).map(|p| (r.method.to_string(), p)))
             .collect();
+        routed.push(("HEAD".into(), HEALTH_PATH.into()));
         documented.sort();
         routed.sort();
         assert_eq!(documented, routed);

@@ -7,7 +7,7 @@ use axum::response::Response;
 
 use super::error::ApiError;
 use super::payload::parse_payload;
-use super::{Call, applied, done, sent};
+use super::{Call, applied, applied_as, done, sent};
 use crate::router::Target;
 
 /// `POST .../users/{user}/:send`: every connection of the user, on every node.
@@ -59,4 +59,45 @@ pub(super) async fn remove_from_group(call: &Call) -> Result<Response, ApiError>
         .remove_user_from_group(&call.hub, call.param("user"), call.param("group"))
         .map_err(|e| ApiError::BadRequest(e.to_string()))?;
     applied(receipt, "the group change").await
+}
+
+/// `POST .../users/{user}/:closeConnections?excluded=...&reason=...`.
+pub(super) async fn close(call: &Call) -> Result<Response, ApiError> {
+    let target = Target::Users(vec![call.param("user").to_owned()]);
+    super::hub::close_target(call, target).await
+}
+
+/// `DELETE .../users/{user}/groups`: removes the user's connections, on
+/// every node, from every group they are in (204, as Azure).
+pub(super) async fn leave_all_groups(call: &Call) -> Result<Response, ApiError> {
+    let receipt = call
+        .node
+        .router
+        .user_leave_all_groups(&call.hub, call.param("user"));
+    applied_as(receipt, "the group change", StatusCode::NO_CONTENT).await
+}
+
+/// `HEAD .../users/{user}/groups/{group}`: 200 when a connection of the
+/// user is in the group, on this node or (asked) on another.
+pub(super) async fn in_group(call: &Call) -> Result<Response, ApiError> {
+    let (user, group) = (call.param("user"), call.param("group"));
+    if call
+        .node
+        .router
+        .has_local_user_in_group(&call.hub, user, group)
+    {
+        return done(StatusCode::OK);
+    }
+    if let Some(cluster) = &call.node.cluster
+        && cluster
+            .user_in_group_elsewhere(&call.hub, user, group)
+            .await
+            .map_err(|e| ApiError::Unavailable(e.to_string()))?
+    {
+        return done(StatusCode::OK);
+    }
+    Err(ApiError::NoUserInGroup {
+        user: user.to_owned(),
+        group: group.to_owned(),
+    })
 }

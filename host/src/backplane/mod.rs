@@ -79,6 +79,21 @@ pub enum EnvelopeKind {
         connection: String,
         reason: Option<String>,
     },
+    /// Closes every connection `target` reaches but those in `except`, on
+    /// every node; `reason` as for [`EnvelopeKind::Close`].
+    CloseMany {
+        target: Target,
+        except: Vec<String>,
+        reason: Option<String>,
+    },
+    /// Removes a connection from every group it is in.
+    LeaveAllGroups {
+        connection: String,
+    },
+    /// Removes every connection of a user, on every node, from every group.
+    UserLeaveAllGroups {
+        user: String,
+    },
     /// Adds every connection a user has now, on every node, to a group.
     UserGroupAdd {
         user: String,

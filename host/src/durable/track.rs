@@ -282,6 +282,18 @@ impl Track {
                     reason: reason.clone(),
                 }
             }
+            EnvelopeKind::CloseMany {
+                target,
+                except,
+                reason,
+            } if self.targets(target) && !except.iter().any(|id| id == me) => {
+                self.ended = true;
+                Step::Close {
+                    reason: reason.clone(),
+                }
+            }
+            EnvelopeKind::LeaveAllGroups { connection } if connection == me => self.leave_all(),
+            EnvelopeKind::UserLeaveAllGroups { user } if mine(user) => self.leave_all(),
             _ => Step::Skip,
         }
     }
@@ -293,6 +305,14 @@ impl Track {
             return Step::Skip;
         }
         Arc::make_mut(&mut self.groups).insert(group.to_owned());
+        Step::Changed
+    }
+
+    fn leave_all(&mut self) -> Step {
+        if self.groups.is_empty() {
+            return Step::Skip;
+        }
+        Arc::make_mut(&mut self.groups).clear();
         Step::Changed
     }
 

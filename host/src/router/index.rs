@@ -64,14 +64,7 @@ impl<C: Routable> Index<C> {
                 self.users.remove(user);
             }
         }
-        for group in self.member_of.remove(id).unwrap_or_default() {
-            if let Some(set) = self.groups.get_mut(&group) {
-                set.remove(id);
-                if set.is_empty() {
-                    self.groups.remove(&group);
-                }
-            }
-        }
+        self.leave_all(id);
         Some(connection)
     }
 
@@ -134,6 +127,26 @@ impl<C: Routable> Index<C> {
                 self.groups.remove(group);
             }
         }
+    }
+
+    /// Removes a held connection from every group it is in.
+    pub fn leave_all(&mut self, id: &str) {
+        for group in self.member_of.remove(id).unwrap_or_default() {
+            if let Some(set) = self.groups.get_mut(&group) {
+                set.remove(id);
+                if set.is_empty() {
+                    self.groups.remove(&group);
+                }
+            }
+        }
+    }
+
+    /// Whether a held connection of `user` is in `group`.
+    pub fn user_in_group(&self, user: &str, group: &str) -> bool {
+        let (Some(ids), Some(members)) = (self.users.get(user), self.groups.get(group)) else {
+            return false;
+        };
+        ids.iter().any(|id| members.contains(id))
     }
 
     /// The held connections `target` reaches, each once.

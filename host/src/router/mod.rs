@@ -261,6 +261,12 @@ impl Router {
             .is_some_and(|index| index.read().has_user(user))
     }
 
+    /// Whether a connection of `user` this node holds is in `group`.
+    pub fn has_local_user_in_group(&self, hub: &HubKey, user: &str, group: &str) -> bool {
+        self.existing_index(hub)
+            .is_some_and(|index| index.read().user_in_group(user, group))
+    }
+
     /// Whether this node holds a member of `group`.
     pub fn has_local_group(&self, hub: &HubKey, group: &str) -> bool {
         self.existing_index(hub)
@@ -431,6 +437,93 @@ impl Router {
         ))
     }
 
+    /// Closes every connection `target` reaches but those in `except`: the
+    /// ones held here now, and on the other nodes (the receipt says when
+    /// they will). `reason` as for [`Router::close_connection`].
+    pub fn close_many(
+        &self,
+        hub: &HubKey,
+        target: Target,
+        except: Vec<String>,
+        reason: Option<&str>,
+    ) -> Receipt {
+        self.close_held_many(hub, &target, &except, reason);
+        self.backplane.publish(Envelope::new(
+            hub.clone(),
+            EnvelopeKind::CloseMany {
+                target,
+                except,
+                reason: reason.map(str::to_owned),
+            },
+        ))
+    }
+
+    fn close_held_many(
+        &self,
+        hub: &HubKey,
+        target: &Target,
+        except: &[String],
+        reason: Option<&str>,
+    ) {
+        let Some(index) = self.existing_index(hub) else {
+            return;
+        };
+        let held = index.read().resolve(target);
+        for connection in held {
+            if !except.iter().any(|id| *id == *connection.id) {
+                close_held(&connection, reason);
+            }
+        }
+    }
+
+    /// Removes a connection from every group it is in, wherever it is (the
+    /// receipt as for [`Router::add_to_group`]).
+    pub fn connection_leave_all_groups(&self, hub: &HubKey, connection_id: &str) -> Receipt {
+        if let Some(index) = self.existing_index(hub) {
+            let mut index = index.write();
+            if index
+                .connection(connection_id)
+                .is_some_and(|c| !c.is_durable())
+            {
+                index.leave_all(connection_id);
+                return Receipt::done();
+            }
+        }
+        self.backplane.publish(Envelope::new(
+            hub.clone(),
+            EnvelopeKind::LeaveAllGroups {
+                connection: connection_id.to_owned(),
+            },
+        ))
+    }
+
+    /// Removes every connection of `user`, on every node, from every group.
+    pub fn user_leave_all_groups(&self, hub: &HubKey, user: &str) -> Receipt {
+        self.apply_user_leave_all(hub, user, Held::Plain);
+        self.backplane.publish(Envelope::new(
+            hub.clone(),
+            EnvelopeKind::UserLeaveAllGroups {
+                user: user.to_owned(),
+            },
+        ))
+    }
+
+    fn apply_user_leave_all(&self, hub: &HubKey, user: &str, which: Held) {
+        let Some(index) = self.existing_index(hub) else {
+            return;
+        };
+        let mut index = index.write();
+        let ids: Vec<Arc<str>> = index
+            .resolve(&Target::Users(vec![user.to_owned()]))
+            .iter()
+            .filter(|c| which.includes(c))
+            .map(|c| c.id.clone())
+            .collect();
+        for id in ids {
+            index.leave_all(&id);
+        }
+    }
+
     /// Applies what the stream brought: another node's envelope to every
     /// connection held here, and this node's own (read back) to its durable
     /// connections only, which get every record in stream order.
@@ -482,6 +575,21 @@ impl Router {
                 drop(index);
                 self.apply_user_group(&envelope.hub, &user, &group, false, Held::All);
             }
+            EnvelopeKind::CloseMany {
+                target,
+                except,
+                reason,
+            } => {
+                drop(index);
+                self.close_held_many(&envelope.hub, &target, &except, reason.as_deref());
+            }
+            EnvelopeKind::LeaveAllGroups { connection } => {
+                index.write().leave_all(&connection);
+            }
+            EnvelopeKind::UserLeaveAllGroups { user } => {
+                drop(index);
+                self.apply_user_leave_all(&envelope.hub, &user, Held::All);
+            }
             // Applied above, to the durable connection it is for.
             EnvelopeKind::Direct { .. } => {}
         }
@@ -529,6 +637,9 @@ impl Router {
             EnvelopeKind::GroupRemove { group, .. }
             | EnvelopeKind::UserGroupRemove { group, .. } => {
                 index.remove_from_group(&connection.id, group)
+            }
+            EnvelopeKind::LeaveAllGroups { .. } | EnvelopeKind::UserLeaveAllGroups { .. } => {
+                index.leave_all(&connection.id)
             }
             _ => {}
         }

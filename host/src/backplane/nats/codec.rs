@@ -52,6 +52,17 @@ enum Out<'a> {
         epoch: u64,
         record: Bin<'a>,
     },
+    CloseMany {
+        target: &'a Target,
+        except: &'a [String],
+        reason: Option<&'a str>,
+    },
+    LeaveAllGroups {
+        connection: &'a str,
+    },
+    UserLeaveAllGroups {
+        user: &'a str,
+    },
 }
 
 /// Bytes as MessagePack `bin` (serde's default for a slice is an array).
@@ -117,6 +128,17 @@ enum In {
         epoch: u64,
         record: BinBuf,
     },
+    CloseMany {
+        target: Target,
+        except: Vec<String>,
+        reason: Option<String>,
+    },
+    LeaveAllGroups {
+        connection: String,
+    },
+    UserLeaveAllGroups {
+        user: String,
+    },
 }
 
 /// The payload of an envelope (its hub goes in the subject).
@@ -144,6 +166,17 @@ pub fn encode(kind: &EnvelopeKind) -> Result<Vec<u8>, CodecError> {
             epoch: *epoch,
             record: Bin(record),
         },
+        EnvelopeKind::CloseMany {
+            target,
+            except,
+            reason,
+        } => Out::CloseMany {
+            target,
+            except,
+            reason: reason.as_deref(),
+        },
+        EnvelopeKind::LeaveAllGroups { connection } => Out::LeaveAllGroups { connection },
+        EnvelopeKind::UserLeaveAllGroups { user } => Out::UserLeaveAllGroups { user },
     };
     Ok(rmp_serde::to_vec(&out)?)
 }
@@ -176,6 +209,17 @@ pub fn decode(hub: HubKey, payload: &[u8]) -> Result<Envelope, CodecError> {
             epoch,
             record: bytes::Bytes::from(record.0),
         },
+        In::CloseMany {
+            target,
+            except,
+            reason,
+        } => EnvelopeKind::CloseMany {
+            target,
+            except,
+            reason,
+        },
+        In::LeaveAllGroups { connection } => EnvelopeKind::LeaveAllGroups { connection },
+        In::UserLeaveAllGroups { user } => EnvelopeKind::UserLeaveAllGroups { user },
     };
     Ok(Envelope::new(hub, kind))
 }
@@ -230,6 +274,23 @@ mod tests {
                 epoch: 7,
                 record: bytes::Bytes::from_static(b"\x00\xff{\"type\":3}\x1e"),
             },
+            EnvelopeKind::CloseMany {
+                target: Target::Groups {
+                    groups: vec!["g".into()],
+                    except: vec![],
+                },
+                except: vec!["c1".into(), "c2".into()],
+                reason: Some("maintenance".into()),
+            },
+            EnvelopeKind::CloseMany {
+                target: Target::All { except: vec![] },
+                except: vec![],
+                reason: None,
+            },
+            EnvelopeKind::LeaveAllGroups {
+                connection: "c".into(),
+            },
+            EnvelopeKind::UserLeaveAllGroups { user: "ü".into() },
         ];
         for kind in kinds {
             let bytes = encode(&kind).expect("encode");

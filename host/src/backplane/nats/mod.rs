@@ -330,7 +330,17 @@ impl NatsBackplane {
         hub: &crate::router::HubKey,
         group: &str,
     ) -> Result<bool, presence::PresenceError> {
-        presence::group_elsewhere(&self.shared, hub, group).await
+        presence::group_elsewhere(&self.shared, hub, group, None).await
+    }
+
+    /// Whether another node holds a connection of `user` in `group`.
+    pub async fn user_in_group_elsewhere(
+        &self,
+        hub: &crate::router::HubKey,
+        user: &str,
+        group: &str,
+    ) -> Result<bool, presence::PresenceError> {
+        presence::group_elsewhere(&self.shared, hub, group, Some(user)).await
     }
 
     /// A reader of the cluster registry.

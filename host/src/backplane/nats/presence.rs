@@ -3,9 +3,10 @@
 //! users are in the registry; group memberships change too often to write
 //! there, so "does this group have a member anywhere" is asked instead.
 //!
-//! Every node listens on `{prefix}.ask.group`. A node holding a member of the
-//! group answers; the others stay silent, so the first answer is a yes and
-//! a no costs [`ASK_TIMEOUT`].
+//! Every node listens on `{prefix}.ask.group`. The question names a group
+//! and, optionally, a user ("is one of this user's connections in it"). A
+//! node holding such a member answers; the others stay silent, so the first
+//! answer is a yes and a no costs [`ASK_TIMEOUT`].
 
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -30,10 +31,23 @@ fn subject(shared: &Shared) -> String {
     format!("{}.ask.group", shared.names.prefix())
 }
 
-fn encode(hub: &HubKey, group: &str) -> Option<Bytes> {
-    rmp_serde::to_vec(&(&hub.tenant, &hub.hub, group))
-        .ok()
-        .map(Bytes::from)
+/// A question: `[tenant, hub, group]` or `[tenant, hub, group, user]`.
+fn encode(hub: &HubKey, group: &str, user: Option<&str>) -> Option<Bytes> {
+    let mut question = vec![&*hub.tenant, &*hub.hub, group];
+    question.extend(user);
+    rmp_serde::to_vec(&question).ok().map(Bytes::from)
+}
+
+/// Whether this node can say yes to a question.
+fn holds(router: &Router, question: &[u8]) -> Option<bool> {
+    let fields = rmp_serde::from_slice::<Vec<String>>(question).ok()?;
+    match fields.as_slice() {
+        [tenant, hub, group] => Some(router.has_local_group(&HubKey::new(tenant, hub), group)),
+        [tenant, hub, group, user] => {
+            Some(router.has_local_user_in_group(&HubKey::new(tenant, hub), user, group))
+        }
+        _ => None,
+    }
 }
 
 /// Answers other nodes' questions until the backplane stops.
@@ -57,30 +71,28 @@ pub(super) async fn answer(shared: Arc<Shared>, router: Weak<Router>) {
         let Some(reply) = question.reply else {
             continue;
         };
-        let Ok((tenant, hub, group)) =
-            rmp_serde::from_slice::<(String, String, String)>(&question.payload)
-        else {
+        let Some(yes) = holds(&router, &question.payload) else {
             debug!("undecodable group question ignored");
             continue;
         };
-        if router.has_local_group(&HubKey::new(&tenant, &hub), &group)
-            && let Err(e) = shared.client.publish(reply, Bytes::from_static(b"1")).await
-        {
+        if yes && let Err(e) = shared.client.publish(reply, Bytes::from_static(b"1")).await {
             debug!(error = %e, "cannot answer a group question");
         }
     }
 }
 
-/// Whether another node holds a member of `group`.
+/// Whether another node holds a member of `group` (one of `user`'s
+/// connections, when a user is named).
 pub(super) async fn group_elsewhere(
     shared: &Shared,
     hub: &HubKey,
     group: &str,
+    user: Option<&str>,
 ) -> Result<bool, PresenceError> {
     if !shared.is_connected() {
         return Err(PresenceError::Unavailable("not connected to NATS".into()));
     }
-    let Some(payload) = encode(hub, group) else {
+    let Some(payload) = encode(hub, group, user) else {
         return Err(PresenceError::Unavailable(
             "cannot encode the question".into(),
         ));
