@@ -112,6 +112,13 @@ pub enum EnvelopeKind {
         epoch: u64,
         record: bytes::Bytes,
     },
+    /// A node took a durable connection over with `epoch`: from here on in
+    /// the stream, only that owner speaks for it, and an older owner that
+    /// reads this drops the connection without writing to it.
+    Claim {
+        connection: String,
+        epoch: u64,
+    },
 }
 
 /// Publishes envelopes to the other nodes. Publishing never blocks the

@@ -15,7 +15,7 @@ use tracing::warn;
 use super::RequestInfo;
 use super::outbox::{Bound, Outbox, PushError};
 use crate::backplane::{Backplane, Envelope, EnvelopeKind};
-use crate::durable::{Record, Step, Track};
+use crate::durable::{Mark, Record, Ring, Step, Track};
 use crate::protocol::{CompletionOutcome, HubMessage, Protocol};
 use crate::router::{HubKey, OutboundInvocation};
 
@@ -54,7 +54,14 @@ pub struct Durable {
     epoch: u64,
     /// The backplane partition of its hub.
     partition: u32,
+    /// Checkpoint candidates: where it stood after each delivery.
+    ring: Mutex<Ring>,
+    /// Another node claimed it: this one writes nothing more to it.
+    fenced: std::sync::atomic::AtomicBool,
 }
+
+/// Checkpoint candidates kept per durable connection.
+const RING_MARKS: usize = 16;
 
 impl std::fmt::Debug for Durable {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -148,14 +155,57 @@ impl ConnectionHandle {
         track: Track,
         backplane: Arc<dyn Backplane>,
         partition: u32,
+        epoch: u64,
     ) {
-        let epoch = track.epoch();
+        let mut ring = Ring::new(RING_MARKS);
+        ring.push(track.mark());
         self.durable = Some(Box::new(Durable {
             track: Mutex::new(track),
             backplane,
             epoch,
             partition,
+            ring: Mutex::new(ring),
+            fenced: Default::default(),
         }));
+    }
+
+    /// The epoch of this node's ownership of a durable connection.
+    pub fn durable_epoch(&self) -> u64 {
+        self.durable.as_ref().map_or(0, |d| d.epoch)
+    }
+
+    /// Where a durable connection stands now.
+    pub fn durable_mark(&self) -> Option<Mark> {
+        Some(self.durable.as_ref()?.track.lock().mark())
+    }
+
+    /// The newest checkpoint candidate the client has everything of, having
+    /// acknowledged `acked`; older candidates are forgotten.
+    pub fn durable_checkpoint(&self, acked: u64) -> Option<Mark> {
+        let durable = self.durable.as_ref()?;
+        let mut ring = durable.ring.lock();
+        let mark = ring.at_or_below(acked).cloned();
+        ring.stored(acked);
+        mark
+    }
+
+    /// Another node took the connection over: it ends here without a word to
+    /// the client (whose socket is the other node's now), what was queued dropped.
+    pub fn fence(&self) {
+        if let Some(durable) = &self.durable {
+            durable
+                .fenced
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        self.outbox.discard();
+        self.closing.cancel();
+    }
+
+    /// Whether another node took the connection over.
+    pub fn is_fenced(&self) -> bool {
+        self.durable
+            .as_ref()
+            .is_some_and(|d| d.fenced.load(std::sync::atomic::Ordering::Relaxed))
     }
 
     /// The backplane partition of a durable connection's hub.
@@ -167,7 +217,12 @@ impl ConnectionHandle {
     /// one applied when it is registered.
     pub(crate) fn begin_durable(&self, cursor: u64) {
         if let Some(durable) = &self.durable {
-            durable.track.lock().begin(cursor);
+            let mark = {
+                let mut track = durable.track.lock();
+                track.begin(cursor);
+                track.mark()
+            };
+            durable.ring.lock().push(mark);
         }
     }
 
@@ -192,12 +247,21 @@ impl ConnectionHandle {
                 epoch: *epoch,
                 completes: None,
             },
+            EnvelopeKind::Claim { connection, epoch } => Record::Claim {
+                connection,
+                epoch: *epoch,
+            },
             other => Record::Envelope(other),
         };
-        let step = durable
-            .track
-            .lock()
-            .apply(cursor, record, |message| message.encoded(protocol).is_ok());
+        let (step, mark) = {
+            let mut track = durable.track.lock();
+            let step = track.apply(cursor, record, |message| message.encoded(protocol).is_ok());
+            let mark = matches!(step, Step::Deliver { .. } | Step::Changed).then(|| track.mark());
+            (step, mark)
+        };
+        if let Some(mark) = mark {
+            durable.ring.lock().push(mark);
+        }
         if let Step::Deliver { .. } = step {
             let queued = match kind {
                 EnvelopeKind::Send { message, .. } => self.deliver(message),
@@ -275,7 +339,7 @@ impl ConnectionHandle {
             DETACHED_BUDGET,
             super::RequestInfo::default(),
         );
-        handle.make_durable(track, backplane, 0);
+        handle.make_durable(track, backplane, 0, 1);
         let handle = Arc::new(handle);
         (handle.clone(), Detached(handle))
     }

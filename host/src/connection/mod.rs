@@ -22,6 +22,7 @@ mod pending;
 pub mod replay;
 mod resume;
 mod run;
+pub mod takeover;
 mod writer;
 
 use bytes::Bytes;
@@ -32,7 +33,7 @@ pub use resume::{
     BoxInbound, BoxOutbound, CloseCode, GoneOnError, ResumableConnections, ResumeLink, Transport,
     TransportGone,
 };
-pub use run::{Accepted, run, run_resumable};
+pub use run::{Accepted, run, run_resumable, run_taken};
 
 /// A chunk of bytes from the client: a WebSocket message or a POST body.
 /// Records may span chunks, and a chunk may hold several records.

@@ -220,6 +220,11 @@ impl PendingConnections {
         (at.elapsed() < self.ttl).then_some(negotiated)
     }
 
+    /// Whether a transport request for `key` would find its connection.
+    pub fn contains(&self, key: &str) -> bool {
+        self.by_key.lock().map.contains_key(key)
+    }
+
     /// Drops expired entries; called periodically.
     pub fn sweep(&self) -> usize {
         let mut pending = self.by_key.lock();

@@ -40,6 +40,15 @@ impl ReplayBuffer {
         }
     }
 
+    /// A buffer whose first message gets id `last + 1`: a connection taken
+    /// over after the client acknowledged up to `last`.
+    pub fn starting_after(limit: usize, last: u64) -> ReplayBuffer {
+        ReplayBuffer {
+            next_id: last + 1,
+            ..ReplayBuffer::new(limit)
+        }
+    }
+
     /// Whether another message may be pushed. As in ASP.NET, the check is made before a push,
     /// so one message larger than the whole limit still goes through (alone).
     pub fn has_room(&self) -> bool {
@@ -129,6 +138,9 @@ pub struct InboundSequence {
     latest: u64,
     /// After a reconnect, until the peer's `Sequence`: everything else is dropped.
     awaiting_sequence: bool,
+    /// Taken over from a node that died: what it handled is not known here,
+    /// so the peer's `Sequence` sets where its messages are.
+    any_sequence: bool,
 }
 
 impl Default for InboundSequence {
@@ -143,6 +155,18 @@ impl InboundSequence {
             next_id: 1,
             latest: 0,
             awaiting_sequence: false,
+            any_sequence: false,
+        }
+    }
+
+    /// The receiving side of a connection taken over from another node: the
+    /// peer's first message is its `Sequence`, and whatever it replays after
+    /// it is handled (the node that got it before is gone).
+    pub fn taken_over() -> InboundSequence {
+        InboundSequence {
+            awaiting_sequence: true,
+            any_sequence: true,
+            ..InboundSequence::new()
         }
     }
 
@@ -155,6 +179,11 @@ impl InboundSequence {
     pub fn admit(&mut self, message: &HubMessage) -> Result<Admit, SequenceGap> {
         if let HubMessage::Sequence { sequence_id } = message {
             self.awaiting_sequence = false;
+            if std::mem::take(&mut self.any_sequence) {
+                self.next_id = (*sequence_id).max(1);
+                self.latest = self.next_id - 1;
+                return Ok(Admit::Sequenced);
+            }
             if *sequence_id > self.next_id {
                 return Err(SequenceGap);
             }
@@ -342,6 +371,21 @@ mod tests {
         assert_eq!(inbound.admit(&invocation("2")), Ok(Admit::Process));
         assert_eq!(inbound.admit(&invocation("3")), Ok(Admit::Process));
         assert_eq!(inbound.latest(), 3);
+    }
+
+    #[test]
+    fn a_taken_over_connection_starts_where_the_peers_sequence_says() {
+        let mut inbound = InboundSequence::taken_over();
+        assert_eq!(inbound.admit(&invocation("early")), Ok(Admit::Drop));
+        assert_eq!(
+            inbound.admit(&HubMessage::Sequence { sequence_id: 7 }),
+            Ok(Admit::Sequenced)
+        );
+        assert_eq!(inbound.admit(&invocation("a")), Ok(Admit::Process));
+        assert_eq!(inbound.latest(), 7);
+        let mut out = ReplayBuffer::starting_after(1000, 41);
+        assert_eq!(out.resend_from(), 42);
+        assert_eq!(out.push(record(3)), 42);
     }
 
     #[test]

@@ -11,8 +11,9 @@ use tracing::{debug, info};
 
 use super::replay::{Admit, InboundSequence, ReplayBuffer};
 use super::resume::{BoxInbound, BoxOutbound, CloseCode, GoneOnError, ResumeLink, Transport};
+use super::takeover::{self, SessionLink, Taken};
 use super::writer::{self, StatefulOut};
-use super::{ConnectionHandle, Inbound, Negotiated, OutFrame};
+use super::{ConnectionHandle, Inbound, Negotiated, OutFrame, RequestInfo};
 use crate::hub::{Flow, HubSession};
 use crate::node::Node;
 use crate::protocol::handshake::{self, HandshakeRequest};
@@ -91,6 +92,121 @@ pub fn run_resumable(
             live.run().await;
         }
     }
+}
+
+/// Runs a durable connection this node took over (see [`takeover::claim`])
+/// on the socket its client resumed with: no handshake, the client's
+/// `Sequence` first; the server's replay is the stream from the checkpoint,
+/// numbered as the old owner numbered it.
+pub fn run_taken(
+    node: Arc<Node>,
+    taken: Taken,
+    transport: Transport,
+) -> impl Future<Output = ()> + Send + 'static {
+    let start = Box::pin(start_taken(node, taken, transport));
+    async move {
+        if let Some(mut live) = start.await {
+            live.run().await;
+        }
+    }
+}
+
+async fn start_taken(node: Arc<Node>, taken: Taken, transport: Transport) -> Option<Live> {
+    let Taken {
+        link,
+        session,
+        negotiated,
+        tenant,
+        protocol,
+        token,
+        partition,
+        target,
+    } = taken;
+    let Transport {
+        inbound,
+        mut outbound,
+        close_code,
+    } = transport;
+    let config = &node.config;
+    let hub = negotiated.hub.clone();
+    let slot = match crate::tenant::limits::admit_connection(&node.usage, &tenant.limits(), &hub) {
+        Ok(slot) => slot,
+        Err(error) => {
+            debug!(connection = %negotiated.connection_id, %error, "takeover refused by the connection limit");
+            let _ = outbound.send(OutFrame::Close).await;
+            return None;
+        }
+    };
+    let user = negotiated.identity.user_id.as_deref().map(Arc::from);
+    let mut handle = ConnectionHandle::new(
+        negotiated.connection_id.clone(),
+        hub.clone(),
+        user,
+        protocol,
+        config.outbound_queue,
+        tenant.limits().outbound_buffer_bytes,
+        RequestInfo::default(),
+    );
+    let mark = session.checkpoint.to_mark();
+    let track = crate::durable::Track::resume(
+        &negotiated.connection_id,
+        handle.user.as_deref(),
+        node.router.max_groups(&hub),
+        &mark,
+    );
+    handle.make_durable(track, node.router.backplane(), partition, session.epoch);
+    let handle = Arc::new(handle);
+    node.router.register_taken(handle.clone());
+    let (stateful_in, stateful_out) = stateful_halves(
+        &node,
+        &negotiated,
+        token,
+        InboundSequence::taken_over(),
+        ReplayBuffer::starting_after(config.stateful_reconnect_buffer_bytes, mark.id),
+        Some(link),
+    );
+    let (Some(stateful_in), Some(stateful_out)) = (stateful_in, stateful_out) else {
+        handle.close();
+        node.router.unregister(&hub, &handle.id);
+        return None;
+    };
+    // The writer starts parked and gets the socket as a resumed one: its
+    // `Sequence` (the checkpoint's next id), then what the catch-up queued.
+    let _ = stateful_in.sinks.try_send(outbound);
+    let writer = tokio::spawn(writer::run(
+        None,
+        handle.clone(),
+        protocol,
+        Some(Duration::from_secs(config.keep_alive_secs)),
+        Duration::from_secs(config.write_timeout_secs),
+        Some(stateful_out),
+    ));
+    let refused = match takeover::catch_up(&node, &handle, partition, mark.cursor, target).await {
+        Ok(()) => None,
+        Err(reason) => {
+            takeover::count_unrecoverable(reason);
+            let error = crate::durable::honest::UNRECOVERABLE;
+            handle.abort_allow_reconnect(error);
+            Some(error.to_owned())
+        }
+    };
+    info!(connection = %handle.id, hub = %hub, protocol = protocol.name(), "taken over");
+    let session = HubSession::new(node.clone(), tenant, handle.clone(), &negotiated);
+    Some(Live {
+        reader: Reader {
+            node,
+            handle,
+            protocol,
+            inbound,
+            close_code,
+            buf: BytesMut::new(),
+            stateful: Some(stateful_in),
+            _slot: slot,
+        },
+        session,
+        writer,
+        refused,
+    })
 }
 
 /// A connection past its handshake, its writer running.
@@ -189,13 +305,18 @@ async fn start(
             1,
             0,
         );
-        handle.make_durable(track, node.router.backplane(), cluster.partition_of(hub));
+        handle.make_durable(track, node.router.backplane(), cluster.partition_of(hub), 1);
     }
     let handle = Arc::new(handle);
     // Registered before the client learns the handshake succeeded, so that anything the client
     // does next (a REST lookup, a send from another connection) already finds it. Messages routed
     // here in between wait in the queue until the writer starts, after the handshake response.
     node.router.register(handle.clone());
+    // Where a node taking it over would start, stored before the client can get anything.
+    let session_link = match token.as_deref() {
+        Some(token) if handle.is_durable() => SessionLink::open(&node, &handle, token).await,
+        _ => None,
+    };
     let binary = protocol.transfer_format() == TransferFormat::Binary;
     let success = Bytes::from_static(handshake::success_response());
     if outbound
@@ -211,14 +332,21 @@ async fn start(
         return None;
     }
     let (stateful_in, stateful_out) = match token {
-        Some(token) => stateful_halves(&node, &accepted, token),
+        Some(token) => stateful_halves(
+            &node,
+            &accepted.negotiated,
+            token,
+            InboundSequence::new(),
+            ReplayBuffer::new(node.config.stateful_reconnect_buffer_bytes),
+            session_link,
+        ),
         None => (None, None),
     };
     let keep_alive = accepted
         .keep_alive
         .then(|| Duration::from_secs(config.keep_alive_secs));
     let writer = tokio::spawn(writer::run(
-        outbound,
+        Some(outbound),
         handle.clone(),
         protocol,
         keep_alive,
@@ -274,9 +402,17 @@ impl Live {
             None => self.reader.read_loop(&mut self.session).await,
             Some(error) => Some(error),
         };
+        let session = self
+            .reader
+            .stateful
+            .as_mut()
+            .and_then(|st| st.session.take());
         self.reader.stateful = None;
         let Reader { node, handle, .. } = &self.reader;
         handle.close();
+        if let Some(session) = session {
+            session.end(handle);
+        }
         node.router.unregister(&handle.hub, &handle.id);
         handle.fail_pending_results();
         Box::pin(self.session.disconnected(error.clone())).await;
@@ -295,10 +431,12 @@ impl Live {
 /// Lists a stateful connection for resuming and links its reader and writer.
 fn stateful_halves(
     node: &Arc<Node>,
-    accepted: &Accepted,
+    negotiated: &Negotiated,
     token: String,
+    sequence: InboundSequence,
+    buffer: ReplayBuffer,
+    session: Option<Arc<SessionLink>>,
 ) -> (Option<StatefulIn>, Option<StatefulOut>) {
-    let negotiated = &accepted.negotiated;
     let Some((link, transports)) = node.resumable.insert(
         token.clone(),
         negotiated.hub.clone(),
@@ -312,7 +450,8 @@ fn stateful_halves(
     let (sinks_tx, sinks_rx) = mpsc::channel(1);
     let ack_now = Arc::new(Notify::new());
     let reader = StatefulIn {
-        sequence: InboundSequence::new(),
+        sequence,
+        session,
         acks: acks_tx,
         received: received_tx,
         ack_now: ack_now.clone(),
@@ -326,7 +465,7 @@ fn stateful_halves(
         },
     };
     let writer = StatefulOut {
-        buffer: ReplayBuffer::new(node.config.stateful_reconnect_buffer_bytes),
+        buffer,
         acks: acks_rx,
         received: received_rx,
         ack_now,
@@ -338,6 +477,8 @@ fn stateful_halves(
 /// The reader's side of stateful reconnect.
 struct StatefulIn {
     sequence: InboundSequence,
+    /// A durable connection's session, whose checkpoint follows the client's Acks.
+    session: Option<Arc<SessionLink>>,
     /// The newest sequence id the client acknowledged, for the writer's buffer.
     acks: watch::Sender<u64>,
     /// The newest sequence id processed, for the writer to acknowledge.
@@ -435,13 +576,16 @@ impl Reader {
                         }
                     }
                     if let HubMessage::Ack { sequence_id } = message {
-                        st.acks.send_if_modified(|acked| {
+                        let newer = st.acks.send_if_modified(|acked| {
                             let newer = sequence_id > *acked;
                             if newer {
                                 *acked = sequence_id;
                             }
                             newer
                         });
+                        if newer && let Some(link) = &st.session {
+                            link.acknowledged(&handle, sequence_id);
+                        }
                         continue;
                     }
                 }

@@ -94,7 +94,7 @@ enum Event {
 /// The writer's future. Not an async fn: that would keep its arguments
 /// beside the `Writer` made of them for the connection's life.
 pub(super) fn run(
-    sink: BoxOutbound,
+    sink: Option<BoxOutbound>,
     handle: Arc<ConnectionHandle>,
     protocol: Protocol,
     keep_alive: Option<Duration>,
@@ -102,7 +102,7 @@ pub(super) fn run(
     stateful: Option<StatefulOut>,
 ) -> impl Future<Output = ()> + Send + 'static {
     let mut writer = Writer {
-        sink: Some(sink),
+        sink,
         handle,
         batch: Vec::new(),
         joined: BytesMut::new(),

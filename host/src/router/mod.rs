@@ -205,6 +205,41 @@ impl Router {
         index.write().insert(handle);
     }
 
+    /// Makes a durable connection taken over from another node reachable for
+    /// lookups; its records come from its catch-up until [`Router::join_durable`].
+    pub fn register_taken(&self, handle: Arc<ConnectionHandle>) {
+        self.index(&handle.hub).write().insert(handle);
+    }
+
+    /// A taken-over connection whose catch-up has applied the stream up to
+    /// `cursor` gets the stream from the router from now on, if the router
+    /// has applied no more of it than that; false: catch up further first.
+    pub fn join_durable(&self, handle: &Arc<ConnectionHandle>, cursor: u64) -> bool {
+        let Some(partition) = handle.durable_partition() else {
+            return true;
+        };
+        let mut durable = self.durable.write();
+        if durable.applied.get(&partition).copied().unwrap_or(0) > cursor {
+            return false;
+        }
+        durable
+            .by_hub
+            .entry(handle.hub.clone())
+            .or_default()
+            .push(handle.clone());
+        drop(durable);
+        // Its groups as the stream left them.
+        if let (Some(index), Some(mark)) = (self.existing_index(&handle.hub), handle.durable_mark())
+        {
+            let mut index = index.write();
+            index.leave_all(&handle.id);
+            for group in mark.groups.iter() {
+                let _ = self.add_held(&mut index, &handle.hub, &handle.id, group);
+            }
+        }
+        true
+    }
+
     /// Removes a connection and its group memberships (they die with it).
     pub fn unregister(&self, hub: &HubKey, connection_id: &str) {
         let Some(index) = self.existing_index(hub) else {
@@ -591,7 +626,7 @@ impl Router {
                 self.apply_user_leave_all(&envelope.hub, &user, Held::All);
             }
             // Applied above, to the durable connection it is for.
-            EnvelopeKind::Direct { .. } => {}
+            EnvelopeKind::Direct { .. } | EnvelopeKind::Claim { .. } => {}
         }
     }
 
@@ -612,6 +647,10 @@ impl Router {
                     self.mirror_membership(&envelope.hub, index, connection, &envelope.kind)
                 }
                 Step::Close { reason } => close_held(connection, reason.as_deref()),
+                Step::Claimed { epoch } if epoch > connection.durable_epoch() => {
+                    warn!(connection = %connection.id, epoch, "another node took the connection over; dropping it here");
+                    connection.fence();
+                }
                 Step::Inconsistent => {
                     warn!(connection = %connection.id, cursor, "durable connection's stream cannot be explained; closing it");
                     connection.abort_allow_reconnect(crate::durable::honest::UNRECOVERABLE);

@@ -41,6 +41,9 @@ pub const FORWARDED_HEADER: &str = "sb-forwarded";
 /// How long a node waits to connect to another before the connection counts as gone.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// How long a node waits for another's answer to a forwarded WebSocket upgrade.
+const UPGRADE_ANSWER_TIMEOUT: Duration = Duration::from_secs(3);
+
 /// Headers that belong to one hop, not to the request (RFC 9110 7.6.1).
 const HOP_BY_HOP: &[HeaderName] = &[
     header::CONNECTION,
@@ -173,7 +176,17 @@ pub async fn proxy(base: &str, from_node: &str, request: Request) -> Result<Resp
     *out.method_mut() = parts.method.clone();
     *out.uri_mut() = uri;
     *out.headers_mut() = headers;
-    let mut response = match CLIENT.request(out).await {
+    // A WebSocket upgrade is answered at once by a live node: one that
+    // accepts the connection but does not answer (a paused process) counts as gone.
+    let answered = if upgrade {
+        tokio::time::timeout(UPGRADE_ANSWER_TIMEOUT, CLIENT.request(out))
+            .await
+            .map_err(|_| "no answer to the upgrade in time".to_owned())
+            .and_then(|r| r.map_err(|e| e.to_string()))
+    } else {
+        CLIENT.request(out).await.map_err(|e| e.to_string())
+    };
+    let mut response = match answered {
         Ok(response) => response,
         Err(e) => {
             metrics::counter!("switchboard_transport_forward_failed_total", "kind" => kind)

@@ -101,6 +101,15 @@ async fn connect(
     let Some((tenant, key)) = resolve_hub(&node, &tenant, &hub) else {
         return not_found_hub();
     };
+    // A resume of a durable connection this node does not hold: its owner
+    // may be gone, and this node takes it over.
+    if let Some(token) = query_param(&query, "id")
+        && request.headers().contains_key(header::UPGRADE)
+        && crate::connection::takeover::may_take_over(&node, token)
+    {
+        let token = token.to_owned();
+        return take_over_websocket(node, tenant, key, token, query, request).await;
+    }
     let (mut parts, _body) = request.into_parts();
     let upgrade = websocket::Upgrade::from_parts(&mut parts);
     let headers = parts.headers;
@@ -296,6 +305,68 @@ fn resume_websocket(
     let connection_id = link.connection_id.clone();
     websocket_limits(upgrade, node)
         .on_upgrade(connection_id, move |socket| websocket::resume(link, socket))
+}
+
+/// A resume no live connection here answers, in a cluster with durable
+/// resume: the connection's owner gets it if it answers; else this node claims
+/// the connection and serves it, or tells the client honestly that it cannot.
+async fn take_over_websocket(
+    node: Arc<Node>,
+    tenant: Arc<Tenant>,
+    key: HubKey,
+    token: String,
+    query: Vec<(String, String)>,
+    request: Request,
+) -> Response {
+    use crate::connection::takeover::{self, Refused};
+    let identity = match authenticate(&tenant, request.headers(), &query) {
+        Ok(identity) => identity,
+        Err(e) => return e.into_response(),
+    };
+    let mut tried = forward::owner(&token).map(str::to_owned);
+    let mut request = request;
+    // The owner is asked at most once more (the session may name a later owner).
+    for _ in 0..2 {
+        let claimed = takeover::claim(
+            &node,
+            tenant.clone(),
+            &key,
+            &token,
+            &identity,
+            tried.as_deref(),
+        )
+        .await;
+        if let Err(Refused::Owner { node: owner, url }) = claimed {
+            let own = node.cluster.as_ref().map_or("", |c| c.node_id());
+            match forward::proxy(&url, own, request).await {
+                Ok(answer) => return answer,
+                Err(back) => {
+                    request = back;
+                    tried = Some(owner);
+                    continue;
+                }
+            }
+        }
+        let (mut parts, _body) = request.into_parts();
+        let Some(upgrade) = websocket::Upgrade::from_parts(&mut parts) else {
+            return no_such_connection();
+        };
+        let upgrade = websocket_limits(upgrade, &node);
+        return match claimed {
+            Ok(taken) => {
+                let connection_id = taken.connection_id();
+                upgrade.on_upgrade(connection_id, move |socket| {
+                    websocket::take_over(node, taken, socket)
+                })
+            }
+            Err(Refused::Unrecoverable(_, protocol)) => upgrade
+                .on_upgrade(Arc::from(token.as_str()), move |socket| {
+                    websocket::goodbye(socket, protocol)
+                }),
+            Err(Refused::NotFound | Refused::Owner { .. }) => no_such_connection(),
+        };
+    }
+    no_such_connection()
 }
 
 /// The read buffer of a WebSocket. Messages have no size limit of their own:

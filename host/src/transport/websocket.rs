@@ -72,6 +72,35 @@ pub async fn resume(link: Arc<ResumeLink>, socket: Socket) {
     }
 }
 
+/// Runs a durable connection this node took over on the socket its client
+/// resumed with.
+pub fn take_over(
+    node: Arc<Node>,
+    taken: connection::takeover::Taken,
+    socket: Socket,
+) -> impl Future<Output = ()> + Send + 'static {
+    let connection: Pin<Box<dyn Future<Output = ()> + Send>> =
+        Box::pin(connection::run_taken(node, taken, transport(socket)));
+    connection
+}
+
+/// Tells a resuming client its connection cannot be resumed (see
+/// `crate::durable::honest`), then closes the socket.
+pub async fn goodbye(socket: Socket, protocol: crate::protocol::Protocol) {
+    let mut outbound = transport(socket).outbound;
+    if let Ok(frames) = crate::durable::honest::goodbye(protocol) {
+        let binary = protocol.transfer_format() == crate::protocol::TransferFormat::Binary;
+        let _ = outbound
+            .send(OutFrame::Data {
+                data: frames.into(),
+                binary,
+            })
+            .await;
+    }
+    let _ = outbound.send(OutFrame::Close).await;
+    let _ = outbound.close().await;
+}
+
 /// The socket as the connection sees it: chunks in, frames out.
 fn transport(socket: Socket) -> Transport {
     let (sink, inbound) = socket.split();

@@ -63,6 +63,10 @@ enum Out<'a> {
     UserLeaveAllGroups {
         user: &'a str,
     },
+    Claim {
+        connection: &'a str,
+        epoch: u64,
+    },
 }
 
 /// Bytes as MessagePack `bin` (serde's default for a slice is an array).
@@ -139,6 +143,10 @@ enum In {
     UserLeaveAllGroups {
         user: String,
     },
+    Claim {
+        connection: String,
+        epoch: u64,
+    },
 }
 
 /// The payload of an envelope (its hub goes in the subject).
@@ -177,6 +185,10 @@ pub fn encode(kind: &EnvelopeKind) -> Result<Vec<u8>, CodecError> {
         },
         EnvelopeKind::LeaveAllGroups { connection } => Out::LeaveAllGroups { connection },
         EnvelopeKind::UserLeaveAllGroups { user } => Out::UserLeaveAllGroups { user },
+        EnvelopeKind::Claim { connection, epoch } => Out::Claim {
+            connection,
+            epoch: *epoch,
+        },
     };
     Ok(rmp_serde::to_vec(&out)?)
 }
@@ -220,6 +232,7 @@ pub fn decode(hub: HubKey, payload: &[u8]) -> Result<Envelope, CodecError> {
         },
         In::LeaveAllGroups { connection } => EnvelopeKind::LeaveAllGroups { connection },
         In::UserLeaveAllGroups { user } => EnvelopeKind::UserLeaveAllGroups { user },
+        In::Claim { connection, epoch } => EnvelopeKind::Claim { connection, epoch },
     };
     Ok(Envelope::new(hub, kind))
 }

@@ -20,6 +20,7 @@
 //! one sender's envelopes to one target stay in order.
 
 mod codec;
+pub mod durable;
 pub mod kv;
 mod outbox;
 pub mod presence;
@@ -123,6 +124,8 @@ pub struct NatsBackplane {
     /// The longest a sender waits for a receipt (a backstop: the publisher
     /// settles each one within the queue's age limit plus an ack timeout).
     receipt_wait: Duration,
+    /// Durable resume's sessions bucket, once opened.
+    sessions: tokio::sync::OnceCell<async_nats::jetstream::kv::Store>,
 }
 
 impl NatsBackplane {
@@ -222,6 +225,7 @@ impl NatsBackplane {
                 shared,
                 lanes,
                 receipt_wait,
+                sessions: tokio::sync::OnceCell::new(),
             }),
             inbox,
         ))

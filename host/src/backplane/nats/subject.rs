@@ -96,6 +96,11 @@ impl Names {
         format!("{}_kv_{}", self.prefix, token(tenant))
     }
 
+    /// Durable resume's sessions (see `crate::durable::session`).
+    pub fn sessions_bucket(&self) -> String {
+        format!("{}_sessions", self.prefix)
+    }
+
     /// The cluster's registry of connections and users.
     pub fn registry_bucket(&self) -> String {
         format!("{}_registry", self.prefix)

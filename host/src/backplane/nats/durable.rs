@@ -1,0 +1,204 @@
+//! What durable resume keeps in NATS (see `crate::durable`): the sessions
+//! bucket, one entry per durable connection under a hash of its reconnect
+//! token, changed only by compare-and-set of its revision; the state of a
+//! partition's stream; and a replay of that stream from a checkpoint, for the
+//! node that takes a connection over.
+
+use std::pin::Pin;
+use std::time::Duration;
+
+use async_nats::jetstream::consumer::{DeliverPolicy, pull};
+use async_nats::jetstream::kv;
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt as _};
+
+use super::{NODE_HEADER, NatsBackplane, codec, subscriber};
+use crate::backplane::{Cursor, Envelope};
+
+/// Longest one sessions-bucket or stream-info operation may take.
+const OP_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[derive(Debug, thiserror::Error)]
+pub enum DurableError {
+    #[error("NATS: {0}")]
+    Nats(String),
+    #[error("NATS did not answer in time")]
+    TimedOut,
+}
+
+fn nats(e: impl std::fmt::Display) -> DurableError {
+    DurableError::Nats(e.to_string())
+}
+
+async fn bounded<T>(op: impl Future<Output = Result<T, DurableError>>) -> Result<T, DurableError> {
+    tokio::time::timeout(OP_TIMEOUT, op)
+        .await
+        .unwrap_or(Err(DurableError::TimedOut))
+}
+
+/// A partition stream as a resume sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamInfo {
+    /// Its identity: when it was created (a recreated stream numbers anew).
+    pub identity: String,
+    pub first: u64,
+    pub last: u64,
+}
+
+/// The records of a partition's stream from a sequence on, in order.
+pub type Replay = Pin<Box<dyn Stream<Item = Result<Envelope, DurableError>> + Send>>;
+
+impl NatsBackplane {
+    async fn sessions(&self) -> Result<&kv::Store, DurableError> {
+        let shared = &self.shared;
+        self.sessions
+            .get_or_try_init(|| async {
+                let bucket = shared.names.sessions_bucket();
+                if let Ok(store) = shared.js.get_key_value(&bucket).await {
+                    return Ok(store);
+                }
+                let created = shared
+                    .js
+                    .create_key_value(kv::Config {
+                        bucket: bucket.clone(),
+                        history: 1,
+                        // A session older than the streams' retention cannot
+                        // be resumed anyway.
+                        max_age: Duration::from_secs(shared.config.max_age_secs.max(60)),
+                        max_value_size: crate::durable::session::MAX_SESSION_BYTES as i32,
+                        num_replicas: shared.config.replicas,
+                        ..Default::default()
+                    })
+                    .await;
+                match created {
+                    Ok(store) => Ok(store),
+                    // Another node created it meanwhile.
+                    Err(e) => shared.js.get_key_value(&bucket).await.map_err(|_| nats(e)),
+                }
+            })
+            .await
+    }
+
+    /// A session and its revision; None when there is none.
+    pub async fn session_read(&self, key: &str) -> Result<Option<(Bytes, u64)>, DurableError> {
+        bounded(async {
+            let store = self.sessions().await?;
+            match store.entry(key).await.map_err(nats)? {
+                Some(entry) if entry.operation == kv::Operation::Put => {
+                    Ok(Some((entry.value, entry.revision)))
+                }
+                _ => Ok(None),
+            }
+        })
+        .await
+    }
+
+    /// Writes a new connection's session; its revision.
+    pub async fn session_write(&self, key: &str, value: Bytes) -> Result<u64, DurableError> {
+        bounded(async {
+            let store = self.sessions().await?;
+            store.put(key, value).await.map_err(nats)
+        })
+        .await
+    }
+
+    /// Replaces the session at `revision`; its new revision, or None when
+    /// another write came first (the compare-and-set lost).
+    pub async fn session_swap(
+        &self,
+        key: &str,
+        value: Bytes,
+        revision: u64,
+    ) -> Result<Option<u64>, DurableError> {
+        bounded(async {
+            let store = self.sessions().await?;
+            match store.update(key, value, revision).await {
+                Ok(revision) => Ok(Some(revision)),
+                Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => Ok(None),
+                Err(e) if e.to_string().contains("wrong last sequence") => Ok(None),
+                Err(e) => Err(nats(e)),
+            }
+        })
+        .await
+    }
+
+    /// Deletes the session if it is still at `revision` (a node that took
+    /// the connection over has its own).
+    pub async fn session_delete(&self, key: &str, revision: u64) -> Result<(), DurableError> {
+        bounded(async {
+            let store = self.sessions().await?;
+            store
+                .delete_expect_revision(key, Some(revision))
+                .await
+                .map_err(nats)
+        })
+        .await
+    }
+
+    /// What the stream of `partition` holds now.
+    pub async fn stream_info(&self, partition: u32) -> Result<StreamInfo, DurableError> {
+        bounded(async {
+            let mut stream = subscriber::ensure_stream(&self.shared, partition)
+                .await
+                .map_err(nats)?;
+            let info = stream.info().await.map_err(nats)?;
+            Ok(StreamInfo {
+                identity: info.created.unix_timestamp_nanos().to_string(),
+                first: info.state.first_sequence,
+                last: info.state.last_sequence,
+            })
+        })
+        .await
+    }
+
+    /// The records of `partition`'s stream from sequence `from` on, as the
+    /// subscriber hands them to the router (cursor and `own` set); it goes on
+    /// with new records until dropped.
+    pub async fn replay(&self, partition: u32, from: u64) -> Result<Replay, DurableError> {
+        let shared = self.shared.clone();
+        let messages = bounded(async {
+            let stream = subscriber::ensure_stream(&shared, partition)
+                .await
+                .map_err(nats)?;
+            let consumer = stream
+                .create_consumer(pull::OrderedConfig {
+                    filter_subject: shared.names.partition_wildcard(partition),
+                    deliver_policy: DeliverPolicy::ByStartSequence {
+                        start_sequence: from.max(1),
+                    },
+                    ..Default::default()
+                })
+                .await
+                .map_err(nats)?;
+            consumer.messages().await.map_err(nats)
+        })
+        .await?;
+        let node_id = shared.node_id.clone();
+        Ok(Box::pin(messages.filter_map(move |message| {
+            let out = (|| {
+                let message = message.map_err(nats)?;
+                let info = message.info().map_err(nats)?;
+                let cursor = Cursor {
+                    partition,
+                    sequence: info.stream_sequence,
+                };
+                let own = message
+                    .headers
+                    .as_ref()
+                    .and_then(|h| h.get(NODE_HEADER))
+                    .is_some_and(|node| node.as_str() == node_id);
+                let Some((_, hub)) = shared.names.parse_subject(message.subject.as_str()) else {
+                    return Ok(None);
+                };
+                // A record this node cannot read is skipped alike by the owner's reader.
+                let Ok(mut envelope) = codec::decode(hub, &message.payload) else {
+                    return Ok(None);
+                };
+                envelope.cursor = Some(cursor);
+                envelope.own = own;
+                Ok(Some(envelope))
+            })();
+            std::future::ready(out.transpose())
+        })))
+    }
+}

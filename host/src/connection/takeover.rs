@@ -1,0 +1,428 @@
+//! Durable resume's I/O (see `crate::durable`): the session a durable
+//! connection's owner keeps in the cluster (written at connect, its
+//! checkpoint moved as the client acknowledges, deleted when it ends), and
+//! the claim of a node that takes a connection over when its resume lands
+//! here and its owner does not answer.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures_util::StreamExt as _;
+use parking_lot::Mutex;
+use tracing::{debug, info, warn};
+
+use super::{ConnectionHandle, Negotiated, RequestInfo};
+use crate::backplane::nats::NatsBackplane;
+use crate::backplane::{Envelope, EnvelopeKind};
+use crate::durable::honest::{self, StreamState, Unrecoverable};
+use crate::durable::session::{self, Checkpoint, Resume, Session};
+use crate::durable::{Mark, Step};
+use crate::node::Node;
+use crate::protocol::Protocol;
+use crate::router::HubKey;
+use crate::tenant::Identity;
+use crate::tenant::Tenant;
+
+/// Least time between two checkpoint writes of one connection.
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
+/// Longest a taker may take to catch up with the stream.
+const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Counts a resume that failed honestly.
+pub(super) fn count_unrecoverable(reason: Unrecoverable) {
+    metrics::counter!(honest::METRIC, "reason" => reason.as_str()).increment(1);
+}
+
+/// A durable connection's session as its owner keeps it.
+pub(super) struct SessionLink {
+    cluster: Arc<NatsBackplane>,
+    key: String,
+    session: Mutex<Session>,
+    /// The revision this owner wrote last; 0 once another node claimed it.
+    revision: AtomicU64,
+    writing: AtomicBool,
+    last_write: Mutex<Instant>,
+}
+
+impl std::fmt::Debug for SessionLink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionLink").finish_non_exhaustive()
+    }
+}
+
+impl SessionLink {
+    /// Writes the session of a new durable connection, starting where the
+    /// router registered it. None (logged) when the cluster did not store it:
+    /// the connection still works, but cannot be taken over.
+    pub(super) async fn open(
+        node: &Node,
+        handle: &ConnectionHandle,
+        token: &str,
+    ) -> Option<Arc<SessionLink>> {
+        let cluster = node.cluster.clone()?;
+        let partition = handle.durable_partition()?;
+        let mark = handle.durable_mark()?;
+        let stream = match cluster.stream_info(partition).await {
+            Ok(info) => info.identity,
+            Err(e) => {
+                warn!(connection = %handle.id, error = %e, "cannot read the stream; the connection cannot be resumed elsewhere");
+                return None;
+            }
+        };
+        let session = Session {
+            version: session::VERSION,
+            connection: handle.id.to_string(),
+            tenant: handle.hub.tenant.to_string(),
+            hub: handle.hub.hub.to_string(),
+            user: handle.user.as_deref().map(str::to_owned),
+            protocol: handle.protocol.name().to_owned(),
+            owner: cluster.node_id().to_owned(),
+            epoch: handle.durable_epoch(),
+            stream,
+            checkpoint: Checkpoint::from(&mark),
+            ended: false,
+        };
+        let key = session::key(token);
+        let bytes = session::encode(&session).ok()?;
+        match cluster.session_write(&key, Bytes::from(bytes)).await {
+            Ok(revision) => Some(Arc::new(SessionLink::new(cluster, key, session, revision))),
+            Err(e) => {
+                warn!(connection = %handle.id, error = %e, "session not stored; the connection cannot be resumed elsewhere");
+                None
+            }
+        }
+    }
+
+    fn new(
+        cluster: Arc<NatsBackplane>,
+        key: String,
+        session: Session,
+        revision: u64,
+    ) -> SessionLink {
+        SessionLink {
+            cluster,
+            key,
+            session: Mutex::new(session),
+            revision: AtomicU64::new(revision),
+            writing: AtomicBool::new(false),
+            last_write: Mutex::new(Instant::now()),
+        }
+    }
+
+    /// The client acknowledged up to `acked`: stores the newest checkpoint at
+    /// or below it, at most once a second, one write at a time, in the
+    /// background. A write that finds the session changed (another node
+    /// claimed it) stops them for good.
+    pub(super) fn acknowledged(self: &Arc<Self>, handle: &ConnectionHandle, acked: u64) {
+        if self.revision.load(Ordering::Relaxed) == 0
+            || self.last_write.lock().elapsed() < CHECKPOINT_EVERY
+            || self.writing.swap(true, Ordering::AcqRel)
+        {
+            return;
+        }
+        let Some(mark) = handle.durable_checkpoint(acked) else {
+            self.writing.store(false, Ordering::Release);
+            return;
+        };
+        *self.last_write.lock() = Instant::now();
+        let link = self.clone();
+        let connection = handle.id.clone();
+        tokio::spawn(async move {
+            link.store(&mark, &connection).await;
+            link.writing.store(false, Ordering::Release);
+        });
+    }
+
+    async fn store(&self, mark: &Mark, connection: &str) {
+        let revision = self.revision.load(Ordering::Acquire);
+        let bytes = {
+            let mut session = self.session.lock();
+            if session.checkpoint.id >= mark.id && session.checkpoint.cursor >= mark.cursor {
+                return;
+            }
+            session.checkpoint = Checkpoint::from(mark);
+            match session::encode(&session) {
+                Ok(bytes) => bytes,
+                Err(_) => return,
+            }
+        };
+        match self
+            .cluster
+            .session_swap(&self.key, Bytes::from(bytes), revision)
+            .await
+        {
+            Ok(Some(revision)) => self.revision.store(revision, Ordering::Release),
+            Ok(None) => {
+                debug!(connection, "session claimed elsewhere; checkpoints stop");
+                self.revision.store(0, Ordering::Release);
+            }
+            Err(e) => debug!(connection, error = %e, "checkpoint not stored"),
+        }
+    }
+
+    /// The connection ended here: its session goes, unless another node
+    /// claimed it meanwhile (then the revision differs and it stays).
+    pub(super) fn end(self: Arc<Self>, handle: &ConnectionHandle) {
+        if handle.is_fenced() {
+            return;
+        }
+        tokio::spawn(async move {
+            // Let a checkpoint write in flight finish, bounded.
+            for _ in 0..50 {
+                if !self.writing.load(Ordering::Acquire) {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            let revision = self.revision.load(Ordering::Acquire);
+            if revision != 0 {
+                let _ = self.cluster.session_delete(&self.key, revision).await;
+            }
+        });
+    }
+}
+
+/// What a node that claimed a connection needs to serve it.
+pub struct Taken {
+    pub(super) link: Arc<SessionLink>,
+    pub(super) session: Session,
+    pub(super) negotiated: Negotiated,
+    pub(super) tenant: Arc<Tenant>,
+    pub(super) protocol: Protocol,
+    pub(super) token: String,
+    pub(super) partition: u32,
+    /// The stream's last sequence when the claim was stored.
+    pub(super) target: u64,
+}
+
+impl Taken {
+    /// The public id of the connection taken over.
+    pub fn connection_id(&self) -> Arc<str> {
+        self.negotiated.connection_id.clone()
+    }
+}
+
+impl std::fmt::Debug for Taken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Taken")
+            .field("connection", &self.session.connection)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a resume was not taken over here.
+#[derive(Debug)]
+pub enum Refused {
+    /// As for any unknown connection (404).
+    NotFound,
+    /// Its owner `node` is registered at `url`: the request goes there.
+    Owner { node: String, url: String },
+    /// It cannot be resumed: the client is told so in its protocol.
+    Unrecoverable(Unrecoverable, Protocol),
+}
+
+/// Whether a resume of `token` this node does not hold may be a durable
+/// connection of another node.
+pub fn may_take_over(node: &Node, token: &str) -> bool {
+    node.cluster.is_some()
+        && node.config.nats.as_ref().is_some_and(|n| n.durable_resume)
+        && !node.pending.contains(token)
+        && node.resumable.get(token).is_none()
+}
+
+/// Claims the durable connection `token` resumes, for a request on `hub` by
+/// `identity`: reads its session, checks the stream still holds what the
+/// client may have missed, takes ownership by compare-and-set (epoch + 1) and
+/// stores a Claim in the stream that fences the old owner. `tried`: the node
+/// the request was forwarded to in vain, if any; an owner not tried yet that
+/// is registered gets the request instead ([`Refused::Owner`]).
+pub async fn claim(
+    node: &Arc<Node>,
+    tenant: Arc<Tenant>,
+    hub: &HubKey,
+    token: &str,
+    identity: &Identity,
+    tried: Option<&str>,
+) -> Result<Taken, Refused> {
+    let cluster = node.cluster.clone().ok_or(Refused::NotFound)?;
+    let key = session::key(token);
+    let (bytes, revision) = match cluster.session_read(&key).await {
+        Ok(Some(found)) => found,
+        Ok(None) => return Err(Refused::NotFound),
+        Err(e) => {
+            warn!(error = %e, "cannot read a resuming connection's session");
+            return Err(Refused::NotFound);
+        }
+    };
+    let session = match session::decode(&bytes) {
+        Ok(session) => session,
+        Err(e) => {
+            warn!(error = %e, "a resuming connection's session cannot be used");
+            count_unrecoverable(e.unrecoverable());
+            return Err(Refused::NotFound);
+        }
+    };
+    if *session.tenant != *hub.tenant || *session.hub != *hub.hub {
+        return Err(Refused::NotFound);
+    }
+    let protocol = Protocol::from_name(&session.protocol).ok_or(Refused::NotFound)?;
+    let me = cluster.node_id();
+    let user = identity.user_id.as_deref();
+    // The owner answers if a request can reach it: not when it was tried already.
+    let owner_url = if tried == Some(session.owner.as_str()) || session.owner == me {
+        None
+    } else {
+        cluster.node_url(&session.owner).await
+    };
+    let epoch = match session::decide(Ok(Some(&session)), me, user, owner_url.is_some()) {
+        Resume::Claim { epoch } => epoch,
+        Resume::Forward { owner } => {
+            return Err(
+                owner_url.map_or(Refused::NotFound, |url| Refused::Owner { node: owner, url })
+            );
+        }
+        Resume::Fail(Unrecoverable::Ended) | Resume::Local | Resume::NotFound => {
+            return Err(Refused::NotFound);
+        }
+        Resume::Fail(reason) => {
+            count_unrecoverable(reason);
+            return Err(Refused::Unrecoverable(reason, protocol));
+        }
+    };
+    let partition = cluster.partition_of(hub);
+    let info = cluster.stream_info(partition).await.map_err(|e| {
+        warn!(error = %e, "cannot read the stream for a resume");
+        Refused::NotFound
+    })?;
+    let state = StreamState {
+        identity: &info.identity,
+        first: info.first,
+        last: info.last,
+    };
+    if let Err(reason) = honest::check_stream(&state, &session.stream, session.checkpoint.cursor) {
+        info!(connection = %session.connection, reason = reason.as_str(), "resume cannot be served: the stream no longer holds what the client missed");
+        count_unrecoverable(reason);
+        return Err(Refused::Unrecoverable(reason, protocol));
+    }
+    let claimed = session.claimed(me, epoch);
+    let encoded = session::encode(&claimed).map_err(|_| Refused::NotFound)?;
+    let revision = match cluster
+        .session_swap(&key, Bytes::from(encoded), revision)
+        .await
+    {
+        Ok(Some(revision)) => revision,
+        Ok(None) => {
+            debug!(connection = %session.connection, "another node claimed the connection first");
+            return Err(Refused::NotFound);
+        }
+        Err(e) => {
+            warn!(error = %e, "cannot claim a resuming connection");
+            return Err(Refused::NotFound);
+        }
+    };
+    let stored = node
+        .router
+        .backplane()
+        .publish(Envelope::new(
+            hub.clone(),
+            EnvelopeKind::Claim {
+                connection: claimed.connection.clone(),
+                epoch,
+            },
+        ))
+        .wait()
+        .await;
+    if let Err(e) = stored {
+        warn!(error = %e, "the claim of a resuming connection was not stored");
+        return Err(Refused::NotFound);
+    }
+    // The claim is in the stream now: the catch-up reads at least up to it.
+    let target = cluster
+        .stream_info(partition)
+        .await
+        .map_or(info.last, |i| i.last);
+    info!(connection = %claimed.connection, from = %session.owner, epoch, "taking a durable connection over");
+    let negotiated = Negotiated {
+        connection_id: Arc::from(claimed.connection.as_str()),
+        hub: hub.clone(),
+        identity: identity.clone(),
+        negotiate_version: 1,
+        stateful_reconnect: true,
+        request: RequestInfo::default(),
+    };
+    Ok(Taken {
+        link: Arc::new(SessionLink::new(cluster, key, claimed.clone(), revision)),
+        session: claimed,
+        negotiated,
+        tenant,
+        protocol,
+        token: token.to_owned(),
+        partition,
+        target,
+    })
+}
+
+/// Replays the stream from the checkpoint into `handle` (as the owner
+/// applied it, so with the same sequence ids) until it has applied at least
+/// `target` and the router has applied no more: then the router goes on.
+pub(super) async fn catch_up(
+    node: &Node,
+    handle: &Arc<ConnectionHandle>,
+    partition: u32,
+    from: u64,
+    target: u64,
+) -> Result<(), Unrecoverable> {
+    let cluster = node.cluster.clone().ok_or(Unrecoverable::Missing)?;
+    let deadline = tokio::time::Instant::now() + CATCH_UP_TIMEOUT;
+    let mut replay = cluster.replay(partition, from + 1).await.map_err(|e| {
+        warn!(error = %e, "cannot replay the stream for a resume");
+        Unrecoverable::Missing
+    })?;
+    let mut cursor = from;
+    let mut first = true;
+    let mut records = 0u64;
+    loop {
+        if cursor >= target && node.router.join_durable(handle, cursor) {
+            debug!(connection = %handle.id, records, cursor, "caught up");
+            metrics::histogram!("switchboard_resume_replayed_records").record(records as f64);
+            return Ok(());
+        }
+        let envelope = match tokio::time::timeout_at(deadline, replay.next()).await {
+            Ok(Some(Ok(envelope))) => envelope,
+            Ok(Some(Err(e))) => {
+                warn!(error = %e, "the replay of a resume failed");
+                return Err(Unrecoverable::Missing);
+            }
+            Ok(None) | Err(_) => return Err(Unrecoverable::Missing),
+        };
+        let Some(at) = envelope.cursor else { continue };
+        if std::mem::take(&mut first) && at.sequence > from + 1 {
+            return Err(Unrecoverable::Retention);
+        }
+        if at.sequence <= cursor {
+            continue;
+        }
+        cursor = at.sequence;
+        records += 1;
+        if envelope.hub != handle.hub {
+            continue;
+        }
+        match handle.apply_durable(cursor, &envelope.kind) {
+            Step::Close { reason } => {
+                match reason.filter(|r| !r.is_empty()) {
+                    Some(reason) => handle.abort(&reason),
+                    None => handle.close(),
+                }
+                return Ok(());
+            }
+            Step::Claimed { epoch } if epoch > handle.durable_epoch() => {
+                handle.fence();
+                return Ok(());
+            }
+            Step::Inconsistent => return Err(Unrecoverable::Inconsistent),
+            _ => {}
+        }
+    }
+}
