@@ -3,8 +3,9 @@
 //!
 //! In the component (`wasm32`) they are the generated WIT imports. In a
 //! native build, where plugin authors run `cargo test`, they are stand-ins
-//! that fail every call with [`native::NO_HOST`] instead of aborting the test
-//! process, so handlers' pure logic stays testable without a host.
+//! that serve the [`crate::testing::TestHost`] running the call, and
+//! otherwise fail with [`native::NO_HOST`] instead of aborting the test
+//! process.
 
 #[cfg(target_arch = "wasm32")]
 pub(crate) use crate::bindings::switchboard::hub::{
@@ -12,7 +13,7 @@ pub(crate) use crate::bindings::switchboard::hub::{
 };
 
 #[cfg(not(target_arch = "wasm32"))]
-mod native;
+pub(crate) mod native;
 
 #[cfg(not(target_arch = "wasm32"))]
 pub(crate) use native::{clients, connection, groups, kv, log, streaming};

@@ -39,9 +39,11 @@
 //!   by name; `codec.rs` maps arguments and results to and from JSON.
 //! - [`Context`] (`context.rs`): the connection a call runs for.
 //! - [`HubError`], [`HostError`] (`error.rs`).
-//! - Host calls: [`clients`], [`groups`], [`kv`], [`streaming`], [`log`],
-//!   through `host.rs` (the WIT imports, or failing stand-ins in a native
-//!   build so that `cargo test` runs without a host).
+//! - Host calls: [`clients`], [`groups`], [`kv`], [`streaming`],
+//!   [`connection`], [`log`], through `host.rs` (the WIT imports, or in a
+//!   native build stand-ins that serve a test host or fail cleanly).
+//! - [`testing`] (native builds only): a test host, so `cargo test` runs a
+//!   hub's methods with an in-memory store and captured sends.
 //! - Behind [`export_hub!`]: `bindings.rs` (the generated WIT bindings),
 //!   `entry.rs` (the world's exports) and `panic_hook.rs` (panic messages to
 //!   the tenant log).
@@ -74,6 +76,8 @@ pub mod groups;
 pub mod kv;
 pub mod log;
 pub mod streaming;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod testing;
 
 pub use context::Context;
 pub use error::{HostError, HubError};
