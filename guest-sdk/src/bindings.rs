@@ -7,7 +7,7 @@
 //! linked.
 
 wit_bindgen::generate!({
-    path: "../wit",
+    path: "wit",
     world: "hub",
     pub_export_macro: true,
     export_macro_name: "__export_hub_world",
