@@ -1,5 +1,5 @@
-// Durable resume, as a user would see it: three nodes and a real nats-server behind haproxy
-// (round robin, no stickiness), official JS clients with `withStatefulReconnect()` (half JSON,
+// Durable resume, as a user would see it: three nodes and a real nats-server behind haproxy, and
+// again behind nginx (round robin, no stickiness), official JS clients with `withStatefulReconnect()` (half JSON,
 // half MessagePack), each in a group of its own, numbered streams to every group from the REST
 // API and from a hub sender on every node, `echo` invocations in flight. Then kill -9 of the node
 // holding most clients: each of its clients resumes on another node with its connection id,
@@ -16,31 +16,12 @@ import { withTimeout } from './lib/server.js';
 
 const CLIENTS = Number(process.env.RESUME_CLIENTS ?? 24);
 
-test('kill -9 of the node with most clients: every client resumes elsewhere with its id, nothing lost, duplicated or reordered', { timeout: 180_000 }, async (t) => {
-  const run = await startResumeCluster({ balancer: 'haproxy' });
-  let clients = [];
-  t.after(async () => {
-    await Promise.all(clients.map((c) => withTimeout(c.connection.stop(), 5_000, 'stop').catch(() => {})));
-    await run.close();
-  });
-  clients = await startClients(run.hubUrl, CLIENTS);
-  const traffic = await startTraffic(run, clients);
-  await sleep(4_000);
-
-  const victim = busiestNode(traffic, clients);
-  const held = clients.filter((c) => tagOf(c.id) === traffic.senders[victim].tag);
-  assert.ok(held.length > 0, 'the busiest node holds clients');
-  await run.nodes[victim].kill('SIGKILL');
-  // The victims notice the dead socket, resume through the balancer on the survivors, and the
-  // traffic goes on meanwhile.
-  await sleep(8_000);
-  await traffic.stop();
-  await waitDelivered(traffic, clients);
+/** The checks every variant makes of what the clients saw; returns verify's result. */
+function checkResumed(t, traffic, clients, held) {
   const r = verify(traffic, clients);
   const text = summary(r);
   t.diagnostic(`victims ${held.length}: ${text}`);
-
-  assert.ok(r.acked > CLIENTS * 20, `enough acked sends to mean something: ${r.acked}`);
+  assert.ok(r.acked > clients.length * 20, `enough acked sends to mean something: ${r.acked}`);
   assert.equal(r.honest.length, 0, `no honest failures: ${text}`);
   assert.deepEqual(r.changedId, [], `every client kept its connection: ${text}`);
   assert.deepEqual(r.reconnecting, [], `no client fell back to a new connection: ${text}`);
@@ -55,4 +36,35 @@ test('kill -9 of the node with most clients: every client resumes elsewhere with
     assert.equal(c.connection.state, 'Connected', `victim ${c.i} is connected`);
     assert.equal(c.connection.connectionId, c.id, `victim ${c.i} kept its id`);
   }
-});
+  return r;
+}
+
+/** A cluster behind `balancer` with clients and traffic running for a few seconds. */
+async function started(t, { balancer = 'haproxy', config } = {}) {
+  const run = await startResumeCluster({ balancer, ...(config ? { config } : {}) });
+  const state = { run, clients: [] };
+  t.after(async () => {
+    await Promise.all(state.clients.map((c) => withTimeout(c.connection.stop(), 5_000, 'stop').catch(() => {})));
+    await run.close();
+  });
+  state.clients = await startClients(run.hubUrl, CLIENTS);
+  state.traffic = await startTraffic(run, state.clients);
+  await sleep(4_000);
+  state.victim = busiestNode(state.traffic, state.clients);
+  state.held = state.clients.filter((c) => tagOf(c.id) === state.traffic.senders[state.victim].tag);
+  assert.ok(state.held.length > 0, 'the busiest node holds clients');
+  return state;
+}
+
+for (const balancer of ['haproxy', 'nginx']) {
+  test(`${balancer}: kill -9 of the node with most clients: every client resumes elsewhere with its id, nothing lost, duplicated or reordered`, { timeout: 180_000 }, async (t) => {
+    const { run, clients, traffic, victim, held } = await started(t, { balancer });
+    await run.nodes[victim].kill('SIGKILL');
+    // The victims notice the dead socket, resume through the balancer on the survivors, and
+    // the traffic goes on meanwhile.
+    await sleep(8_000);
+    await traffic.stop();
+    await waitDelivered(traffic, clients);
+    checkResumed(t, traffic, clients, held);
+  });
+}
