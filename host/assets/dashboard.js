@@ -142,9 +142,33 @@
       nodeFacts.push(["Lost / late", `${fmt(bp.lost_total)} / ${fmt(bp.late_total)}`]);
     }
     facts($("node"), nodeFacts);
+    renderCluster(data.nodes || [], data.cluster_error);
     renderHubs(data.hubs, data.at_ms);
     renderPlugins(data.plugins);
     renderEvents(data.events);
+  }
+
+  function renderCluster(nodes, error) {
+    $("cluster-error").textContent = error ? `Other nodes unknown: ${error}` : "";
+    const rows = nodes.map((n) => {
+      const health = n.down ? `down (silent ${duration(n.seen_secs_ago)})` : n.draining ? "shutting down" : "ok";
+      const tr = el(
+        "tr",
+        {},
+        el("th", { scope: "row", textContent: n.this ? `${n.id} (this node)` : n.id }),
+        el("td", { textContent: health, className: n.down || n.draining ? "bad" : "good" }),
+        el("td", { textContent: n.down ? "–" : n.ready ? "ready" : "not ready", className: !n.down && !n.ready ? "bad" : "" }),
+        el("td", { textContent: duration(n.uptime_secs) }),
+        el("td", { textContent: n.version }),
+        el("td", { className: "connections", textContent: fmt(n.connections) }),
+        el("td", { textContent: n.lag_p99_ms === null ? "–" : `${fmt(n.lag_p99_ms)} ms` }),
+        el("td", { textContent: `${fmt(n.lost)} / ${fmt(n.late)}`, className: n.lost > 0 ? "bad" : "" }),
+      );
+      tr.dataset.node = n.id;
+      tr.dataset.state = n.down ? "down" : n.draining ? "draining" : "up";
+      return tr;
+    });
+    $("cluster").tBodies[0].replaceChildren(...rows);
   }
 
   function seriesOf(id) {
@@ -369,7 +393,11 @@
   });
   $("logout").addEventListener("click", signOut);
 
-  const stored = sessionStorage.getItem(KEY_STORE);
+  // A sign-in link (`/dashboard#key=KEY`, as `./dev serve` prints): the fragment never reaches the
+  // server; it is taken off the address at once so it stays out of history and bookmarks.
+  const linked = new URLSearchParams(location.hash.slice(1)).get("key");
+  if (linked) window.history.replaceState(null, "", location.pathname + location.search);
+  const stored = linked || sessionStorage.getItem(KEY_STORE);
   if (stored) signIn(stored);
   else $("key").focus();
 })();

@@ -282,6 +282,9 @@ impl Node {
         // A client that negotiated just before the drain and connects during it
         // finds the token cancelled and drains at once.
         self.draining.cancel();
+        if let Some(cluster) = &self.cluster {
+            cluster.set_draining();
+        }
         let deadline = tokio::time::Instant::now() + timeout;
         while self.router.connection_count() > 0 && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;

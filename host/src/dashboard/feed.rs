@@ -5,7 +5,7 @@
 //! dashboard through a `watch` channel (a slow page skips snapshots, it never
 //! queues them).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
@@ -15,7 +15,8 @@ use tokio::sync::watch;
 use tracing::debug;
 
 use super::prom;
-use super::snapshot::{HubConnections, Inputs, NodeFacts, Sampler};
+use super::snapshot::{ClusterNode, HubConnections, Inputs, NodeFacts, Sampler};
+use crate::backplane::nats::registry::{DOWN_AFTER, ListedNode};
 use crate::node::Node;
 use crate::plugin::versions::now_ms;
 use crate::protocol::Protocol;
@@ -75,6 +76,7 @@ impl Feed {
 /// Takes a snapshot every [`EVERY`] while anyone watches.
 async fn sample(node: Weak<Node>) {
     let mut sampler = Sampler::default();
+    let mut liveness = Liveness::default();
     let mut tick = tokio::time::interval(EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -88,7 +90,7 @@ async fn sample(node: Weak<Node>) {
                 return;
             }
         }
-        let inputs = gather(&node).await;
+        let inputs = gather(&node, &mut liveness).await;
         let snapshot = sampler.snapshot(inputs);
         node.dashboard.tx.send_replace(Some(record(&snapshot)));
     }
@@ -106,9 +108,62 @@ fn record(snapshot: &serde_json::Value) -> Bytes {
     Bytes::from(out)
 }
 
+/// The longest a snapshot waits for the cluster registry.
+const REGISTRY_WAIT: Duration = Duration::from_millis(500);
+
+/// When each listed node's record last changed, by this node's clock, so a
+/// node whose record stops changing shows as down whatever the clocks say.
+#[derive(Debug, Default)]
+struct Liveness {
+    seen: HashMap<String, (u64, Instant)>,
+}
+
+impl Liveness {
+    /// The other nodes of `listed`, each down when its record has not
+    /// changed for [`DOWN_AFTER`] (or was that old when first read).
+    fn judge(&mut self, listed: Vec<ListedNode>, own: &str) -> Vec<ClusterNode> {
+        let now = Instant::now();
+        let mut seen = HashMap::with_capacity(listed.len());
+        let mut nodes = Vec::with_capacity(listed.len());
+        for node in listed {
+            let record = node.record;
+            if record.id == own {
+                continue;
+            }
+            let changed = match self.seen.get(&record.id) {
+                Some(&(revision, at)) if revision == node.revision => at,
+                // Rewritten since the last reading.
+                Some(_) => now,
+                // First seen: as old as NATS says it is.
+                None => now.checked_sub(node.age).unwrap_or(now),
+            };
+            let quiet = now.saturating_duration_since(changed);
+            seen.insert(record.id.clone(), (node.revision, changed));
+            nodes.push(ClusterNode {
+                down: quiet >= DOWN_AFTER,
+                seen_secs_ago: quiet.as_secs(),
+                id: record.id,
+                version: record.version,
+                url: record.url,
+                uptime_secs: record.uptime_secs,
+                ready: record.ready,
+                draining: record.draining,
+                this: false,
+                connections: record.connections,
+                lag_p99_ms: record.lag_p99_ms,
+                lost: record.lost,
+                late: record.late,
+            });
+        }
+        self.seen = seen;
+        nodes
+    }
+}
+
 /// What the node knows now, through narrow reads: its metrics text, its
-/// connection index, its transports' table and its plugin registry.
-async fn gather(node: &Arc<Node>) -> Inputs {
+/// connection index, its transports' table, its plugin registry, and in a
+/// cluster the other nodes' records.
+async fn gather(node: &Arc<Node>, liveness: &mut Liveness) -> Inputs {
     let samples = crate::metrics::render()
         .map(|text| prom::parse(&text, "switchboard_"))
         .unwrap_or_default();
@@ -153,11 +208,22 @@ async fn gather(node: &Arc<Node>) -> Inputs {
         nats_connected: node.cluster.as_ref().map(|c| c.is_connected()),
         connections: node.router.connection_count(),
     };
+    let others = match &node.cluster {
+        None => Ok(Vec::new()),
+        Some(cluster) => {
+            match tokio::time::timeout(REGISTRY_WAIT, cluster.registry().nodes()).await {
+                Ok(Ok(listed)) => Ok(liveness.judge(listed, &facts.id)),
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(_) => Err("the cluster registry did not answer in time".to_owned()),
+            }
+        }
+    };
     Inputs {
         now_ms: now_ms(),
         node: facts,
         samples,
         connections,
         plugins,
+        others,
     }
 }

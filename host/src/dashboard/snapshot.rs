@@ -28,6 +28,27 @@ pub struct NodeFacts {
     pub connections: usize,
 }
 
+/// One node of the cluster as the page lists it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ClusterNode {
+    pub id: String,
+    pub version: String,
+    pub url: Option<String>,
+    pub uptime_secs: u64,
+    pub ready: bool,
+    pub draining: bool,
+    /// Its record has not been rewritten for a while: it stopped, or lost NATS.
+    pub down: bool,
+    /// The node serving this dashboard.
+    pub this: bool,
+    pub connections: u64,
+    pub lag_p99_ms: Option<f64>,
+    pub lost: u64,
+    pub late: u64,
+    /// Seconds since the node last wrote its record (0 for this node).
+    pub seen_secs_ago: u64,
+}
+
 /// Connections of one hub on this node, by transport and protocol.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct HubConnections {
@@ -45,6 +66,9 @@ pub struct Inputs {
     pub connections: BTreeMap<(String, String), HubConnections>,
     /// Each tenant's hubs, with their plugin versions.
     pub plugins: Vec<(String, Vec<HubListing>)>,
+    /// The other nodes of the cluster, as the registry lists them, or why
+    /// it could not be read (alone: none).
+    pub others: Result<Vec<ClusterNode>, String>,
 }
 
 /// Counters of one hub, summed over methods and outcomes.
@@ -227,9 +251,32 @@ impl Sampler {
                 })
             })
             .collect();
+        let own = ClusterNode {
+            id: inputs.node.id.clone(),
+            version: inputs.node.version.to_owned(),
+            url: None,
+            uptime_secs: inputs.node.uptime_secs,
+            ready: inputs.node.ready,
+            draining: inputs.node.draining,
+            down: false,
+            this: true,
+            connections: inputs.node.connections as u64,
+            lag_p99_ms: lag_p99,
+            lost: totals.lost as u64,
+            late: totals.late as u64,
+            seen_secs_ago: 0,
+        };
+        let (mut nodes, cluster_error) = match &inputs.others {
+            Ok(others) => (others.clone(), None),
+            Err(e) => (Vec::new(), Some(e.clone())),
+        };
+        nodes.retain(|n| n.id != own.id);
+        nodes.insert(0, own);
         let snapshot = json!({
             "at_ms": now,
             "node": inputs.node,
+            "nodes": nodes,
+            "cluster_error": cluster_error,
             "backplane": {
                 "lost_total": totals.lost,
                 "late_total": totals.late,
@@ -381,6 +428,7 @@ mod tests {
             samples: parse(text, "switchboard_"),
             connections: BTreeMap::new(),
             plugins: vec![("demo".into(), vec![plugins])],
+            others: Ok(Vec::new()),
         }
     }
 

@@ -86,6 +86,10 @@ pub(crate) struct Shared {
     pub registry_wake: tokio::sync::Notify,
     /// The registry bucket, once opened.
     pub registry_store: parking_lot::Mutex<Option<async_nats::jetstream::kv::Store>>,
+    /// When the backplane started (the node's uptime, as the registry tells it).
+    pub started: std::time::Instant,
+    /// Whether the node is draining (it says so in its registry record).
+    pub draining: std::sync::atomic::AtomicBool,
     /// Other nodes' URLs as last read from the registry, and when.
     pub node_urls:
         parking_lot::Mutex<std::collections::HashMap<String, (String, std::time::Instant)>>,
@@ -203,6 +207,8 @@ impl NatsBackplane {
             announced: std::sync::atomic::AtomicBool::new(false),
             registry_wake: tokio::sync::Notify::new(),
             registry_store: parking_lot::Mutex::new(None),
+            started: std::time::Instant::now(),
+            draining: std::sync::atomic::AtomicBool::new(false),
             node_urls: Default::default(),
         });
         let (inbox_tx, inbox) = mpsc::unbounded_channel();
@@ -345,6 +351,13 @@ impl NatsBackplane {
         group: &str,
     ) -> Result<bool, presence::PresenceError> {
         presence::group_elsewhere(&self.shared, hub, group, Some(user)).await
+    }
+
+    /// Marks the node draining in its registry record from now on.
+    pub fn set_draining(&self) {
+        self.shared
+            .draining
+            .store(true, std::sync::atomic::Ordering::Release);
     }
 
     /// A reader of the cluster registry.

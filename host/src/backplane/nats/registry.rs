@@ -7,7 +7,10 @@
 //! Keys (every name base64url): `{tenant}.{hub}.c.{connection}` holds the
 //! node id; `{tenant}.{hub}.u.{user}.{connection}` holds the node id;
 //! `node.{node id}` holds the URL other nodes reach the node's HTTP at (for
-//! forwarding a request to the node that holds its connection).
+//! forwarding a request to the node that holds its connection);
+//! `stats.{node id}` holds the node's [`NodeRecord`] (JSON, at most
+//! [`MAX_RECORD_BYTES`]), rewritten every [`STATS_EVERY`], which the
+//! dashboards of every node list.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Weak};
@@ -49,6 +52,110 @@ fn user_key(hub: &HubKey, user: &str, connection: &str) -> String {
 
 fn node_key(node: &str) -> String {
     format!("node.{node}")
+}
+
+fn stats_key(node: &str) -> String {
+    format!("stats.{node}")
+}
+
+/// How often a node rewrites its [`NodeRecord`] (more often when a third of
+/// `registry_ttl_secs` is shorter).
+pub const STATS_EVERY: Duration = Duration::from_secs(2);
+
+/// Ticks come a little early or late; a record due within this is written now.
+const TICK_SLACK: Duration = Duration::from_millis(200);
+
+/// A record not rewritten for this long belongs to a node that is down (or
+/// cut off from NATS); it expires from the bucket after `registry_ttl_secs`.
+pub const DOWN_AFTER: Duration = Duration::from_secs(8);
+
+/// The most a record takes; a longer one is neither written nor read.
+pub const MAX_RECORD_BYTES: usize = 1024;
+
+/// The most nodes a reader lists.
+pub const MAX_NODES: usize = 256;
+
+/// What a node tells the cluster about itself, every [`STATS_EVERY`].
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct NodeRecord {
+    pub id: String,
+    pub version: String,
+    /// Where other nodes reach it (its advertised URL), if it has one.
+    pub url: Option<String>,
+    pub uptime_secs: u64,
+    pub ready: bool,
+    pub draining: bool,
+    pub connections: u64,
+    /// The p99 of its backplane lag since its previous record, if it read any message.
+    pub lag_p99_ms: Option<f64>,
+    /// Backplane messages it missed (gone from the stream before it read them).
+    pub lost: u64,
+    /// Envelopes it published only after waiting for NATS or retrying.
+    pub late: u64,
+}
+
+/// A node's record as read from the registry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListedNode {
+    pub record: NodeRecord,
+    /// The entry's revision: it changes with every rewrite.
+    pub revision: u64,
+    /// How long ago NATS stored it (by this node's clock and NATS's).
+    pub age: Duration,
+}
+
+/// This node's record now; `lag_before` is the lag reading of the previous
+/// record, replaced by the current one.
+fn own_record(shared: &Shared, router: &Router, lag_before: &mut Vec<(f64, f64)>) -> NodeRecord {
+    let stats = shared.stats.snapshot();
+    let lag_now = shared.stats.lag.buckets();
+    let lag_p99_ms = crate::dashboard::prom::quantile(0.99, lag_before, &lag_now)
+        .map(|s| (s * 1e5).round() / 100.0);
+    *lag_before = lag_now;
+    let draining = shared.draining.load(std::sync::atomic::Ordering::Acquire);
+    NodeRecord {
+        id: shared.node_id.clone(),
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        url: shared.advertise.get().cloned(),
+        uptime_secs: shared.started.elapsed().as_secs(),
+        ready: !draining
+            && shared.is_connected()
+            && shared
+                .link
+                .live
+                .iter()
+                .all(|live| live.load(std::sync::atomic::Ordering::Relaxed)),
+        draining,
+        connections: router.connection_count() as u64,
+        lag_p99_ms,
+        lost: stats.missed,
+        late: stats.published_late,
+    }
+}
+
+/// `record` as the bytes of its entry, within [`MAX_RECORD_BYTES`] (a URL
+/// too long to fit is left out).
+fn encode_record(record: &NodeRecord) -> Option<Bytes> {
+    let fits = |r: &NodeRecord| {
+        serde_json::to_vec(r)
+            .ok()
+            .filter(|bytes| bytes.len() <= MAX_RECORD_BYTES)
+    };
+    fits(record)
+        .or_else(|| {
+            fits(&NodeRecord {
+                url: None,
+                ..record.clone()
+            })
+        })
+        .map(Bytes::from)
+}
+
+fn decode_record(value: &[u8]) -> Option<NodeRecord> {
+    if value.len() > MAX_RECORD_BYTES {
+        return None;
+    }
+    serde_json::from_slice(value).ok()
 }
 
 /// How long a node's URL, once read, is used without reading it again.
@@ -101,6 +208,10 @@ pub(super) async fn run(shared: Arc<Shared>, router: Weak<Router>) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut written: HashSet<String> = HashSet::new();
     let mut refreshed: Option<tokio::time::Instant> = None;
+    let mut stats_written: Option<tokio::time::Instant> = None;
+    // Within the TTL, however short, so a live node's record never expires.
+    let stats_every = STATS_EVERY.min(refresh_every);
+    let mut lag_before: Vec<(f64, f64)> = Vec::new();
     loop {
         tokio::select! {
             () = shared.cancel.cancelled() => return,
@@ -128,7 +239,18 @@ pub(super) async fn run(shared: Arc<Shared>, router: Weak<Router>) {
                 now.insert(user_key(&connection.hub, user, &connection.id));
             }
         }
+        let record = stats_written
+            .is_none_or(|at| at.elapsed() + TICK_SLACK >= stats_every)
+            .then(|| own_record(&shared, &router, &mut lag_before));
         drop(router);
+        if let Some(value) = record.as_ref().and_then(encode_record) {
+            match store.put(stats_key(&shared.node_id), value).await {
+                Ok(_) => stats_written = Some(tokio::time::Instant::now()),
+                Err(e) => {
+                    debug!(error = %e, "cannot write this node's record to the cluster registry")
+                }
+            }
+        }
         let full = refreshed.is_none_or(|at| at.elapsed() >= refresh_every);
         if full && let Some(url) = shared.advertise.get() {
             match store
@@ -243,6 +365,49 @@ impl Registry {
         url
     }
 
+    /// Every node's record (at most [`MAX_NODES`]), this one's included:
+    /// the subjects of the records (from the stream's subject index), each
+    /// read unless its last entry is a delete.
+    pub async fn nodes(&self) -> Result<Vec<ListedNode>, RegistryError> {
+        let store = open(&self.shared).await?;
+        let filter = format!("{}{}", store.prefix, stats_key("*"));
+        let mut subjects = store.stream.info_with_subjects(filter).await.map_err(err)?;
+        let mut keys = Vec::new();
+        while let Some(subject) = subjects.next().await {
+            let (subject, _) = subject.map_err(err)?;
+            if let Some(key) = subject.strip_prefix(store.prefix.as_str()) {
+                keys.push(key.to_owned());
+            }
+            if keys.len() >= MAX_NODES {
+                break;
+            }
+        }
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as i128);
+        let mut nodes = Vec::with_capacity(keys.len());
+        for key in keys {
+            let Some(entry) = store.entry(key).await.map_err(err)? else {
+                continue;
+            };
+            if entry.operation != kv::Operation::Put {
+                continue;
+            }
+            let Some(record) = decode_record(&entry.value) else {
+                debug!(key = %entry.key, "ignoring an unreadable node record");
+                continue;
+            };
+            let age_nanos = (now - entry.created.unix_timestamp_nanos()).max(0);
+            nodes.push(ListedNode {
+                record,
+                revision: entry.revision,
+                age: Duration::from_nanos(u64::try_from(age_nanos).unwrap_or(u64::MAX)),
+            });
+        }
+        nodes.sort_by(|a, b| a.record.id.cmp(&b.record.id));
+        Ok(nodes)
+    }
+
     /// How many connections `user` has in `hub` across the cluster: the
     /// subjects of the user's keys (from the stream's subject index), each
     /// counted when its last entry is a put, not a delete.
@@ -268,5 +433,44 @@ impl Registry {
             }
         }
         Ok(live)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(url: Option<String>) -> NodeRecord {
+        NodeRecord {
+            id: "0123456789abcdef".into(),
+            version: "0.1.0".into(),
+            url,
+            uptime_secs: 7,
+            ready: true,
+            draining: false,
+            connections: 3,
+            lag_p99_ms: Some(1.5),
+            lost: 0,
+            late: 2,
+        }
+    }
+
+    #[test]
+    fn records_round_trip_within_their_bound() {
+        let r = record(Some("http://10.0.0.1:5000".into()));
+        let bytes = encode_record(&r).expect("fits");
+        assert!(bytes.len() <= MAX_RECORD_BYTES);
+        assert_eq!(decode_record(&bytes), Some(r));
+    }
+
+    #[test]
+    fn a_url_too_long_is_left_out_and_an_oversized_value_is_not_read() {
+        let long = record(Some(format!("http://{}", "a".repeat(2 * MAX_RECORD_BYTES))));
+        let bytes = encode_record(&long).expect("fits without the URL");
+        assert_eq!(decode_record(&bytes).map(|r| r.url), Some(None));
+        let mut padded = serde_json::to_vec(&record(None)).expect("json");
+        padded.extend(std::iter::repeat_n(b' ', MAX_RECORD_BYTES));
+        assert_eq!(decode_record(&padded), None);
+        assert_eq!(decode_record(b"not json"), None);
     }
 }

@@ -39,6 +39,45 @@ pub struct Stats {
     pub undecodable: AtomicU64,
     /// Times the connection to NATS was lost.
     pub disconnects: AtomicU64,
+    /// Lag of the messages read (see [`Lag`]).
+    pub lag: Lag,
+}
+
+/// Upper bounds (seconds) of the lag buckets this node reports to the cluster.
+pub const LAG_BOUNDS: [f64; 12] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+];
+
+/// How long messages took from JetStream to this node, in fixed buckets (the
+/// last one is everything beyond [`LAG_BOUNDS`]): cumulative counts that a
+/// reader subtracts from an earlier reading, as with a Prometheus histogram.
+#[derive(Debug, Default)]
+pub struct Lag {
+    counts: [AtomicU64; LAG_BOUNDS.len() + 1],
+}
+
+impl Lag {
+    pub fn record(&self, seconds: f64) {
+        let i = LAG_BOUNDS
+            .iter()
+            .position(|&le| seconds <= le)
+            .unwrap_or(LAG_BOUNDS.len());
+        self.counts[i].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Cumulative `(le, count)` pairs, `+Inf` last.
+    pub fn buckets(&self) -> Vec<(f64, f64)> {
+        let mut total = 0;
+        self.counts
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                total += c.load(Ordering::Relaxed);
+                let le = LAG_BOUNDS.get(i).copied().unwrap_or(f64::INFINITY);
+                (le, total as f64)
+            })
+            .collect()
+    }
 }
 
 /// A copy of the counters at one moment.

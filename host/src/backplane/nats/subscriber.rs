@@ -270,9 +270,9 @@ async fn consume(
             *slot = Some(sequence);
         }
         metrics.sequence.set(sequence as f64);
-        metrics
-            .lag
-            .record(lag_seconds(info.published.unix_timestamp_nanos()));
+        let lag = lag_seconds(info.published.unix_timestamp_nanos());
+        metrics.lag.record(lag);
+        shared.stats.lag.record(lag);
         let own = message
             .headers
             .as_ref()
