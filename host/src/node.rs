@@ -293,6 +293,10 @@ impl Node {
         if left > 0 {
             tracing::warn!(left, "connections still open after the drain timeout");
         }
+        // Gone from the cluster at once, not when its registry entries expire.
+        if let Some(cluster) = &self.cluster {
+            cluster.leave().await;
+        }
     }
 
     /// The config as last reloaded (the start-time one until a reload).

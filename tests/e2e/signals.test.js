@@ -1,14 +1,16 @@
 // Operating a running node with signals: SIGHUP reloads the configuration (tenants, keys,
 // limits, admin keys) without dropping a connection, and keeps the running config when the
 // new one is invalid; SIGTERM drains (readiness fails at once, every transport's client is
-// told to reconnect elsewhere, the process exits 0 within the configured drain timeout).
+// told to reconnect elsewhere, the process exits 0 within the configured drain timeout); in a
+// cluster it leaves the registry on the way out, so the other nodes stop listing it at once.
 
 import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
 import { describe, test } from 'node:test';
 import { HttpTransportType, HubConnectionBuilder, LogLevel } from '@microsoft/signalr';
 import { cli } from './lib/admin.js';
-import { WAIT_MS, connect, invoke } from './lib/client.js';
+import { WAIT_MS, buildConnection, connect, invoke } from './lib/client.js';
+import { startCluster } from './lib/cluster.js';
 import { negotiate } from './lib/raw.js';
 import { hubUrl, pluginWasm, startServer, withTimeout } from './lib/server.js';
 
@@ -141,5 +143,45 @@ describe('signals', { timeout: 120_000 }, () => {
     // Every connection gone: the node exits 0 before the drain timeout.
     const exit = await withTimeout(server.exited, 3_000 + WAIT_MS, 'exit after the drain');
     assert.deepEqual(exit, { code: 0, signal: null });
+  });
+
+  test('SIGTERM in a cluster: the node leaves the registry, and the others stop listing it at once', async (t) => {
+    // The default registry TTL (30 s) and the 8 s down mark: only leaving explains a quick exit from the list.
+    const cluster = await startCluster({
+      size: 2,
+      config: `drain_timeout_secs = 3
+[admin]
+keys = ["${ADMIN_1}"]
+[tenants.demo]
+allow_anonymous = true
+`,
+    });
+    t.after(() => cluster.close());
+    const [a, b] = cluster.nodes;
+    const idB = (await b.waitForLog(/NATS backplane started node=([0-9a-f]{16})/))[1];
+    const dashboard = buildConnection(`${a.url}/dashboard/hub`, { token: ADMIN_1 });
+    t.after(() => dashboard.stop());
+    let listed = [];
+    dashboard.on('snapshot', (data) => {
+      listed = data.nodes.map((n) => n.id);
+    });
+    await withTimeout(dashboard.start(), WAIT_MS, 'dashboard hub');
+    const until = (check, what, ms = WAIT_MS) =>
+      withTimeout(
+        (async () => {
+          while (!check()) await new Promise((r) => setTimeout(r, 50));
+        })(),
+        ms,
+        what,
+      );
+    await until(() => listed.includes(idB), 'B listed on A', 10_000);
+
+    process.kill(b.pid, 'SIGTERM');
+    const exit = await withTimeout(b.exited, 3_000 + WAIT_MS, 'B exits after the drain');
+    assert.deepEqual(exit, { code: 0, signal: null });
+    assert.match(b.log(), /node left the cluster registry/);
+    const gone = Date.now();
+    await until(() => !listed.includes(idB), 'B no longer listed on A', 3_000);
+    t.diagnostic(`B left A's list ${Date.now() - gone} ms after it exited`);
   });
 });

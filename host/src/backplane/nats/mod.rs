@@ -90,6 +90,10 @@ pub(crate) struct Shared {
     pub started: std::time::Instant,
     /// Whether the node is draining (it says so in its registry record).
     pub draining: std::sync::atomic::AtomicBool,
+    /// Whether the node left the registry (it writes no more entries).
+    pub left: std::sync::atomic::AtomicBool,
+    /// Held by the registry task while it writes, and by a leave.
+    pub registry_writing: tokio::sync::Mutex<()>,
     /// Other nodes' URLs as last read from the registry, and when.
     pub node_urls:
         parking_lot::Mutex<std::collections::HashMap<String, (String, std::time::Instant)>>,
@@ -209,6 +213,8 @@ impl NatsBackplane {
             registry_store: parking_lot::Mutex::new(None),
             started: std::time::Instant::now(),
             draining: std::sync::atomic::AtomicBool::new(false),
+            left: std::sync::atomic::AtomicBool::new(false),
+            registry_writing: tokio::sync::Mutex::new(()),
             node_urls: Default::default(),
         });
         let (inbox_tx, inbox) = mpsc::unbounded_channel();
@@ -353,11 +359,19 @@ impl NatsBackplane {
         presence::group_elsewhere(&self.shared, hub, group, Some(user)).await
     }
 
-    /// Marks the node draining in its registry record from now on.
+    /// Marks the node draining in its registry record from now on (written at once).
     pub fn set_draining(&self) {
         self.shared
             .draining
             .store(true, std::sync::atomic::Ordering::Release);
+        self.shared.registry_wake.notify_one();
+    }
+
+    /// Leaves the cluster registry: the other nodes stop listing this one and
+    /// forwarding to it now. False when NATS did not confirm (the entries
+    /// then expire after `registry_ttl_secs`).
+    pub async fn leave(&self) -> bool {
+        registry::leave(&self.shared).await
     }
 
     /// A reader of the cluster registry.

@@ -217,11 +217,19 @@ pub(super) async fn run(shared: Arc<Shared>, router: Weak<Router>) {
             () = shared.cancel.cancelled() => return,
             _ = tick.tick() => {}
             // The advertised URL was just set: announce it now, not a tick later.
-            () = shared.registry_wake.notified() => refreshed = None,
+            () = shared.registry_wake.notified() => {
+                refreshed = None;
+                stats_written = None;
+            }
         }
         let Some(router) = router.upgrade() else {
             return;
         };
+        // Held while this round writes, so a leave waits for it to finish.
+        let _writing = shared.registry_writing.lock().await;
+        if shared.left.load(std::sync::atomic::Ordering::Acquire) {
+            return;
+        }
         if !shared.is_connected() {
             continue;
         }
@@ -303,6 +311,44 @@ pub(super) async fn run(shared: Arc<Shared>, router: Weak<Router>) {
         }
         metrics::gauge!("switchboard_cluster_registry_entries").set(now.len() as f64);
         written = now;
+    }
+}
+
+/// The longest a leaving node waits for NATS to delete its entries.
+pub const LEAVE_WAIT: Duration = Duration::from_secs(2);
+
+/// Takes this node out of the registry (its record and its URL), so the
+/// other nodes stop listing and forwarding to it at once rather than when
+/// its entries expire; the refresh task writes nothing after this. Bounded
+/// by [`LEAVE_WAIT`]: NATS being away only means the entries expire instead.
+pub(super) async fn leave(shared: &Shared) -> bool {
+    shared
+        .left
+        .store(true, std::sync::atomic::Ordering::Release);
+    let removed = tokio::time::timeout(LEAVE_WAIT, async {
+        // A round of the refresh task in flight writes nothing after this.
+        let _writing = shared.registry_writing.lock().await;
+        let store = open(shared).await?;
+        store
+            .delete(stats_key(&shared.node_id))
+            .await
+            .map_err(err)?;
+        store.delete(node_key(&shared.node_id)).await.map_err(err)
+    })
+    .await;
+    match removed {
+        Ok(Ok(())) => {
+            info!(node = %shared.node_id, "node left the cluster registry");
+            true
+        }
+        Ok(Err(e)) => {
+            warn!(error = %e, "cannot leave the cluster registry; its entries will expire");
+            false
+        }
+        Err(_) => {
+            warn!("the cluster registry did not answer; this node's entries will expire");
+            false
+        }
     }
 }
 
