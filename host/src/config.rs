@@ -93,6 +93,11 @@ pub struct Config {
     /// Where that cache lives; default: the user's cache folder (`~/.cache/wasmtime` on Linux).
     #[serde(default)]
     pub compile_cache_dir: Option<std::path::PathBuf>,
+    /// Where the example hubs of the built-in `demo` tenant (`chat.wasm`, `notify.wasm`) are;
+    /// relative to the config file. Default: found next to the binary (see
+    /// `plugin::bundled`). Without them the node starts anyway and says so.
+    #[serde(default)]
+    pub bundled_plugins_dir: Option<std::path::PathBuf>,
     /// Node-wide defaults of every tenant's limits (`[limits]`); a tenant's
     /// own `limits` override them field by field.
     #[serde(default)]
@@ -574,6 +579,7 @@ pub const TOP_LEVEL_KEYS: &[&str] = &[
     "drain_timeout_secs",
     "compile_cache",
     "compile_cache_dir",
+    "bundled_plugins_dir",
     "limits",
     "tenants",
     "public_url",
@@ -702,6 +708,9 @@ impl Config {
         let base = path
             .and_then(Path::parent)
             .unwrap_or_else(|| Path::new("."));
+        if let Some(dir) = &mut config.bundled_plugins_dir {
+            *dir = base.join(&*dir);
+        }
         if let Some(tls) = &mut config.tls {
             tls.cert_file = base.join(&tls.cert_file);
             tls.key_file = base.join(&tls.key_file);

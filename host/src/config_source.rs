@@ -128,6 +128,35 @@ pub fn from_env(
     Ok(values)
 }
 
+/// The `SWITCHBOARD_*` names among `vars` that [`from_env`] leaves alone
+/// (their first key is none of `roots`, and they are not in `ignored`):
+/// another tool's, or a misspelt key. Sorted.
+pub fn unused(
+    vars: impl IntoIterator<Item = (String, String)>,
+    roots: &[&str],
+    ignored: &[String],
+) -> Vec<String> {
+    let mut unused: Vec<String> = vars
+        .into_iter()
+        .map(|(name, _)| name)
+        .filter(|name| name.starts_with(PREFIX) && !ignored.contains(name))
+        .filter(|name| {
+            let first = name[PREFIX.len()..]
+                .split("__")
+                .next()
+                .unwrap_or_default()
+                .to_ascii_lowercase();
+            let first = match first.strip_suffix("_file") {
+                Some(key) if !name[PREFIX.len()..].contains("__") => key.to_owned(),
+                _ => first,
+            };
+            !roots.contains(&first.as_str())
+        })
+        .collect();
+    unused.sort();
+    unused
+}
+
 /// `raw` as a TOML value when it is one, else as a string.
 fn parse_value(raw: &str) -> toml::Value {
     match toml::from_str::<toml::Table>(&format!("v = {raw}")) {
@@ -223,6 +252,23 @@ mod tests {
 
     fn no_files(_: &str) -> std::io::Result<String> {
         Err(std::io::Error::other("no files here"))
+    }
+
+    #[test]
+    fn unused_names_are_the_ones_from_env_skips() {
+        let all = vars(&[
+            ("SWITCHBOARD_NATS__URL", "x"),
+            ("SWITCHBOARD_PUBLIC_URL_FILE", "/run/secrets/url"),
+            ("SWITCHBOARD_TENANTS__ACME__API_KEYS_FILE", "/f"),
+            ("SWITCHBOARD_LISTEN", "0.0.0.0:5000"),
+            ("SWITCHBOARD_MAX_MESAGE_SIZE", "1"),
+            ("SWITCHBOARD_BIN", "/bin/x"),
+            ("OTHER", "y"),
+        ]);
+        assert_eq!(
+            unused(all, ROOTS, &["SWITCHBOARD_LISTEN".to_owned()]),
+            ["SWITCHBOARD_BIN", "SWITCHBOARD_MAX_MESAGE_SIZE"]
+        );
     }
 
     #[test]

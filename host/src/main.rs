@@ -241,23 +241,28 @@ struct SendTo {
 /// `SWITCHBOARD_*` environment variables over it. The variables the command
 /// line itself reads are not config keys.
 fn load_serve_config(path: Option<&PathBuf>) -> anyhow::Result<Config> {
-    use clap::CommandFactory;
-    let command = Cli::command();
-    let mut ignored: Vec<String> = Vec::new();
-    for sub in command.get_subcommands() {
-        for arg in sub.get_arguments() {
-            if let Some(env) = arg.get_env() {
-                ignored.push(env.to_string_lossy().into_owned());
-            }
-        }
-    }
     let env = switchboard::config_source::from_env(
         std::env::vars(),
         switchboard::config::TOP_LEVEL_KEYS,
-        &ignored,
+        &command_line_vars(),
         |file| std::fs::read_to_string(file),
     )?;
     Ok(Config::load_layered(path.map(PathBuf::as_path), &env)?)
+}
+
+/// The variables the command line itself reads (`SWITCHBOARD_LISTEN`, ...).
+fn command_line_vars() -> Vec<String> {
+    use clap::CommandFactory;
+    let command = Cli::command();
+    let mut vars: Vec<String> = Vec::new();
+    for sub in command.get_subcommands() {
+        for arg in sub.get_arguments() {
+            if let Some(env) = arg.get_env() {
+                vars.push(env.to_string_lossy().into_owned());
+            }
+        }
+    }
+    vars
 }
 
 /// The config, or its error printed once (where it is, what is wrong) and exit code 1.
@@ -310,6 +315,14 @@ fn main() -> anyhow::Result<()> {
         }
         Command::CheckConfig { file } => {
             let config = config_or_exit(load_serve_config(file.as_ref()));
+            // Left alone by the loader: another tool's variable, or a misspelt key.
+            for var in switchboard::config_source::unused(
+                std::env::vars(),
+                switchboard::config::TOP_LEVEL_KEYS,
+                &command_line_vars(),
+            ) {
+                eprintln!("note: {var} names no config key; ignored");
+            }
             println!(
                 "ok: {} ({} tenants)",
                 file.as_deref()

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 use crate::backplane::memory::MemoryBus;
 use crate::backplane::nats::NatsBackplane;
@@ -69,8 +69,8 @@ impl std::fmt::Debug for Node {
 impl Node {
     /// Starts a node: on the NATS backplane with the cluster's key-value
     /// buckets when the config has `[nats]`, else on the memory backplane;
-    /// then the bundled plugins for the `demo` tenant, and every plugin in
-    /// `plugin_dir`.
+    /// then the bundled example plugins for the `demo` tenant when they are
+    /// found (see `plugin::bundled`), and every plugin in `plugin_dir`.
     pub async fn start(config: Config, plugin_dir: Option<&Path>) -> anyhow::Result<Arc<Node>> {
         crate::metrics::install();
         let (backplane, mut inbox, cluster): (Arc<dyn Backplane>, Inbox, _) = match &config.nats {
@@ -165,15 +165,7 @@ impl Node {
             crate::tenant::cluster::spawn_watch(Arc::downgrade(&node));
         }
         if node.tenants.get(DEMO_TENANT).is_some() {
-            for (hub, wasm) in crate::plugin::BUNDLED {
-                let key = HubKey::new(DEMO_TENANT, hub);
-                if let Err(e) = node
-                    .load_plugin(key, wasm.to_vec(), format!("bundled:{hub}"))
-                    .await
-                {
-                    error!(hub, error = %e, "bundled plugin rejected");
-                }
-            }
+            load_bundled(&node).await;
         }
         if let Some(dir) = plugin_dir {
             let loaded = registry::load_dir(
@@ -349,6 +341,42 @@ impl Node {
         .await
         .map(|_| ())
     }
+}
+
+/// Loads the example hubs for the `demo` tenant from the folder
+/// `crate::plugin::bundled::find` picks. Without them the node serves
+/// everything else; one line says where it looked.
+async fn load_bundled(node: &Node) {
+    use crate::plugin::bundled;
+    let dir = match bundled::find(node.config.bundled_plugins_dir.as_deref()) {
+        Ok(dir) => dir,
+        Err(looked_in) => {
+            let looked_in: Vec<String> =
+                looked_in.iter().map(|d| d.display().to_string()).collect();
+            warn!(
+                looked_in = %looked_in.join(", "),
+                "no bundled example plugins found, so the demo tenant has no hubs: build them with `./dev serve` (or `cd plugins && cargo build --release --target wasm32-wasip2`), or set bundled_plugins_dir (SWITCHBOARD_BUNDLED_PLUGINS_DIR)"
+            );
+            return;
+        }
+    };
+    let mut loaded = 0;
+    for hub in bundled::HUBS {
+        let path = bundled::component(&dir, hub);
+        let wasm = match bundled::read(&path).await {
+            Ok(wasm) => wasm,
+            Err(e) => {
+                warn!(hub, path = %path.display(), error = %e, "bundled plugin not loaded");
+                continue;
+            }
+        };
+        let key = HubKey::new(DEMO_TENANT, hub);
+        match node.load_plugin(key, wasm, format!("bundled:{hub}")).await {
+            Ok(()) => loaded += 1,
+            Err(e) => error!(hub, error = %e, "bundled plugin rejected"),
+        }
+    }
+    info!(dir = %dir.display(), loaded, "bundled example plugins loaded");
 }
 
 /// The compile cache the config asks for.

@@ -8,6 +8,7 @@
 //! finish on the version they pinned.
 
 mod bindings;
+pub mod bundled;
 mod host;
 pub mod pool;
 pub mod registry;
@@ -564,18 +565,6 @@ impl StreamSink {
         }
     }
 }
-
-/// The plugins that ship inside the binary, served for the `demo` tenant.
-pub const BUNDLED: &[(&str, &[u8])] = &[
-    (
-        "chat",
-        include_bytes!(concat!(env!("OUT_DIR"), "/chat.wasm")),
-    ),
-    (
-        "notify",
-        include_bytes!(concat!(env!("OUT_DIR"), "/notify.wasm")),
-    ),
-];
 
 /// A call's memory cap in bytes and CPU budget, from its tenant's limits.
 fn call_budget(limits: &crate::config::Limits) -> (usize, Duration) {
