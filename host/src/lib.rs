@@ -23,6 +23,7 @@
 //! - [`node`], [`server`], [`config`]: putting it together.
 
 pub mod api;
+pub mod authoring;
 pub mod backplane;
 pub mod config;
 pub mod config_source;

@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use switchboard::api::auth::mint_api_token;
+use switchboard::authoring::Lang;
 use switchboard::api::client::{ApiClient, Credentials, Destination, segment, send_path};
 use switchboard::config::Config;
 use switchboard::node::Node;
@@ -160,6 +161,31 @@ enum Command {
         #[arg(long)]
         version: Option<u64>,
     },
+    /// Write a new project from a template: `switchboard new hub NAME`.
+    New {
+        #[command(subcommand)]
+        what: NewWhat,
+    },
+    /// Build the hub project in DIR, deploy it to a running node through its
+    /// admin API, and again on every change to its sources. Build output and
+    /// the node's validation errors are printed; a failed build or a refused
+    /// component leaves the last good version serving.
+    Dev {
+        /// The project folder (with its switchboard.toml).
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+        #[command(flatten)]
+        admin: AdminArgs,
+        /// Deploy to this tenant instead of the project's.
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Deploy as this hub instead of the project's.
+        #[arg(long)]
+        hub: Option<String>,
+        /// Build and deploy once, then exit (non-zero if either failed).
+        #[arg(long)]
+        once: bool,
+    },
     /// List a tenant's hubs with their versions, hashes and deploy times.
     Plugins {
         #[command(flatten)]
@@ -171,6 +197,30 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// What `switchboard new` writes.
+#[derive(Subcommand)]
+enum NewWhat {
+    /// A hub plugin project in NAME/ (or --dir), ready for `switchboard dev`.
+    Hub {
+        /// The hub's name: clients connect to /hubs/{tenant}/NAME.
+        name: String,
+        /// The language: rust, js or python.
+        #[arg(long, default_value = "rust", value_parser = parse_lang)]
+        lang: Lang,
+        /// The folder to write (default: ./NAME). It must be empty or absent.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// The Switchboard folder with the SDKs (default: found above this binary or the
+        /// current folder).
+        #[arg(long, value_name = "DIR", env = "SWITCHBOARD_SDK")]
+        sdk: Option<PathBuf>,
+    },
+}
+
+fn parse_lang(name: &str) -> Result<Lang, String> {
+    Lang::parse(name).ok_or_else(|| format!("`{name}` is not one of rust, js, python"))
 }
 
 /// Where the admin API is, and the operator key for it.
@@ -372,6 +422,47 @@ fn main() -> anyhow::Result<()> {
             println!("{token}");
             Ok(())
         }
+        Command::New {
+            what:
+                NewWhat::Hub {
+                    name,
+                    lang,
+                    dir,
+                    sdk,
+                },
+        } => {
+            use switchboard::authoring::create::{find_sdk, write_project};
+            let dir = dir.unwrap_or_else(|| PathBuf::from(&name));
+            let sdk = find_sdk(sdk.as_deref())?;
+            let files = write_project(&dir, &name, lang, &sdk)?;
+            println!(
+                "wrote a {} hub `{name}` in {}: {}",
+                lang.name(),
+                dir.display(),
+                files.join(", ")
+            );
+            println!("next, with a node running (./dev serve):");
+            println!(
+                "  switchboard dev {} --admin-key KEY   # builds, deploys to tenant `demo`, redeploys on save",
+                dir.display()
+            );
+            Ok(())
+        }
+        Command::Dev {
+            dir,
+            admin,
+            tenant,
+            hub,
+            once,
+        } => switchboard::authoring::dev::run(switchboard::authoring::dev::DevOptions {
+            dir,
+            url: admin.url,
+            admin_key: admin.admin_key,
+            ca_cert: admin.ca_cert,
+            tenant,
+            hub,
+            once,
+        }),
         command @ (Command::Deploy { .. } | Command::Rollback { .. } | Command::Plugins { .. }) => {
             run_admin(command)
         }
