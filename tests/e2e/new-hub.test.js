@@ -5,7 +5,7 @@
 
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -43,7 +43,9 @@ const LANGS = {
 let server;
 let work;
 before(async () => {
-  work = await mkdtemp(path.join(os.tmpdir(), 'switchboard-new-hub-'));
+  // Inside the repository: componentize-js maps one folder that holds both the hub and the SDK.
+  await mkdir(path.join(REPO_ROOT, 'tests', '.tools'), { recursive: true });
+  work = await mkdtemp(path.join(REPO_ROOT, 'tests', '.tools', 'new-hub-'));
   server = await startServer({ config: CONFIG, plugins: { 'demo/.keep': Buffer.alloc(0) } });
 });
 after(async () => {
@@ -110,7 +112,8 @@ describe('new hub and dev', { timeout: 3 * FIRST_DEPLOY_MS }, () => {
       assert.match(created.stdout, new RegExp(`wrote a ${lang} hub`));
 
       const dev = startDev(t, dir);
-      await dev.waitFor(new RegExp(`deployed demo/${hub} version 1 `), FIRST_DEPLOY_MS);
+      const firstRound = await dev.waitFor(new RegExp(`deployed demo/${hub} version 1 |build failed.*`), FIRST_DEPLOY_MS);
+      assert.doesNotMatch(firstRound[0], /build failed/, dev.stderr.slice(-4000));
 
       const url = hubUrl(server, 'demo', hub);
       const first = await connect(t, url);
@@ -140,7 +143,7 @@ describe('new hub and dev', { timeout: 3 * FIRST_DEPLOY_MS }, () => {
 
   test('dev --once shows the node refusing a deploy, and fails', async (t) => {
     const dir = path.join(work, 'refused');
-    const created = await cli(['new', 'hub', 'refused', '--lang', 'js', '--dir', dir]);
+    const created = await cli(['new', 'hub', 'refused', '--lang', 'python', '--dir', dir]);
     assert.equal(created.code, 0, created.stderr);
     const dev = startDev(t, dir, ['--once', '--tenant', 'no-such-tenant']);
     await dev.waitFor(/deploy refused \(4\d\d\): .*no-such-tenant/, NEXT_DEPLOY_MS);
@@ -160,5 +163,17 @@ describe('new hub and dev', { timeout: 3 * FIRST_DEPLOY_MS }, () => {
     const again = await cli(['new', 'hub', 'full', '--dir', full]);
     assert.notEqual(again.code, 0);
     assert.match(again.stderr, /already exists and is not empty/);
+    // componentize-js cannot map a project that shares only / with the SDK: said at once.
+    const top = (p) => p.split(path.sep)[1];
+    const base = ['/tmp', '/var/tmp', os.homedir()].find((d) => top(d) !== top(REPO_ROOT));
+    if (base === undefined) return;
+    const outside = await mkdtemp(path.join(base, 'switchboard-new-hub-'));
+    try {
+      const js = await cli(['new', 'hub', 'far', '--lang', 'js', '--dir', path.join(outside, 'far')]);
+      assert.notEqual(js.code, 0);
+      assert.match(js.stderr, /shares a parent folder/);
+    } finally {
+      await rm(outside, { recursive: true, force: true });
+    }
   });
 });

@@ -21,6 +21,12 @@ pub enum CreateError {
         "cannot find the Switchboard SDKs (a folder with guest-sdk/, sdk-js/ and sdk-python/): pass --sdk DIR or set SWITCHBOARD_SDK"
     )]
     NoSdk,
+    /// componentize-js maps one folder holding both the hub and the SDK into
+    /// the component, and it cannot be the file system's root.
+    #[error(
+        "a JavaScript hub must be in a folder that shares a parent folder (other than /) with the Switchboard folder {0}"
+    )]
+    JsOutsideSdkRoot(PathBuf),
     /// Writing failed.
     #[error("cannot write {path}: {source}")]
     Io {
@@ -59,10 +65,7 @@ pub fn find_sdk(explicit: Option<&Path>) -> Result<PathBuf, CreateError> {
             Err(CreateError::NoSdk)
         };
     }
-    let starts = [
-        std::env::current_exe().ok(),
-        std::env::current_dir().ok(),
-    ];
+    let starts = [std::env::current_exe().ok(), std::env::current_dir().ok()];
     starts
         .into_iter()
         .flatten()
@@ -106,6 +109,15 @@ pub fn write_project(
         path: dir.to_owned(),
         source,
     })?;
+    let shared = absolute(dir)
+        .components()
+        .zip(absolute(sdk).components())
+        .take_while(|(a, b)| a == b)
+        .count();
+    if lang == Lang::Js && shared < 2 {
+        let _ = std::fs::remove_dir(dir);
+        return Err(CreateError::JsOutsideSdkRoot(absolute(sdk)));
+    }
     let sdk_rel = relative_path(&absolute(dir), &absolute(sdk));
     let sdk_dir = sdk_rel.to_string_lossy().replace('\\', "/");
     let values = Values {
@@ -160,7 +172,10 @@ mod tests {
             ])
         );
         let project = Project::load(&dir).ok();
-        assert_eq!(project.and_then(|p| p.sdk), Some(PathBuf::from("../../sdk")));
+        assert_eq!(
+            project.and_then(|p| p.sdk),
+            Some(PathBuf::from("../../sdk"))
+        );
         let again = write_project(&dir, "greeter", Lang::Js, &sdk);
         assert!(matches!(again, Err(CreateError::NotEmpty(_))));
         let _ = std::fs::remove_dir_all(&root);

@@ -65,7 +65,9 @@ fn default_tenant() -> String {
 #[derive(Debug, thiserror::Error)]
 pub enum ProjectError {
     /// No project file in the folder.
-    #[error("{0} has no {PROJECT_FILE}: run `switchboard new hub NAME` first, or name the project folder")]
+    #[error(
+        "{0} has no {PROJECT_FILE}: run `switchboard new hub NAME` first, or name the project folder"
+    )]
     Missing(PathBuf),
     /// The file is not valid.
     #[error("{file}: {message}")]
@@ -206,7 +208,10 @@ pub fn is_source_change(root: &Path, path: &Path) -> bool {
     }
     for part in relative.components() {
         let name = part.as_os_str().to_string_lossy();
-        if name == "target" || name == "node_modules" || name == "__pycache__" || name.starts_with('.')
+        if name == "target"
+            || name == "node_modules"
+            || name == "__pycache__"
+            || name.starts_with('.')
         {
             return false;
         }
@@ -234,7 +239,10 @@ mod tests {
             tenant: "demo".into(),
             sdk: Some("../switchboard".into()),
         };
-        assert_eq!(Project::parse(&project.to_toml(), &file()).ok(), Some(project));
+        assert_eq!(
+            Project::parse(&project.to_toml(), &file()).ok(),
+            Some(project)
+        );
     }
 
     #[test]
