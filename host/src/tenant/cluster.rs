@@ -24,6 +24,7 @@ use tokio::sync::OnceCell;
 use tracing::{debug, info, warn};
 
 use super::{Applied, is_valid_name};
+use crate::backplane::nats::kv::open_or_create;
 use crate::config::TenantConfig;
 use crate::node::Node;
 
@@ -154,29 +155,15 @@ impl TenantStore {
 
     async fn bucket(&self) -> Result<&kv::Store, TenantStoreError> {
         bounded(self.store.get_or_try_init(|| async {
-            if let Ok(store) = self.js.get_key_value(&self.bucket).await {
-                return Ok(store);
-            }
-            let created = self
-                .js
-                .create_key_value(kv::Config {
-                    bucket: self.bucket.clone(),
-                    description: "Switchboard tenants of the admin API".into(),
-                    history: 1,
-                    num_replicas: self.replicas,
-                    max_value_size: MAX_ENTRY,
-                    ..Default::default()
-                })
-                .await;
-            match created {
-                Ok(store) => Ok(store),
-                // Another node created it meanwhile.
-                Err(e) => self
-                    .js
-                    .get_key_value(&self.bucket)
-                    .await
-                    .map_err(|_| unavailable(e)),
-            }
+            let config = kv::Config {
+                bucket: self.bucket.clone(),
+                description: "Switchboard tenants of the admin API".into(),
+                history: 1,
+                num_replicas: self.replicas,
+                max_value_size: MAX_ENTRY,
+                ..Default::default()
+            };
+            open_or_create(&self.js, config).await.map_err(unavailable)
         }))
         .await
     }

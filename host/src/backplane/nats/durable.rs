@@ -12,6 +12,7 @@ use async_nats::jetstream::kv;
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt as _};
 
+use super::kv::open_or_create;
 use super::{NODE_HEADER, NatsBackplane, codec, subscriber};
 use crate::backplane::{Cursor, Envelope};
 
@@ -53,28 +54,17 @@ impl NatsBackplane {
         let shared = &self.shared;
         self.sessions
             .get_or_try_init(|| async {
-                let bucket = shared.names.sessions_bucket();
-                if let Ok(store) = shared.js.get_key_value(&bucket).await {
-                    return Ok(store);
-                }
-                let created = shared
-                    .js
-                    .create_key_value(kv::Config {
-                        bucket: bucket.clone(),
-                        history: 1,
-                        // A session older than the streams' retention cannot
-                        // be resumed anyway.
-                        max_age: Duration::from_secs(shared.config.max_age_secs.max(60)),
-                        max_value_size: crate::durable::session::MAX_SESSION_BYTES as i32,
-                        num_replicas: shared.config.replicas,
-                        ..Default::default()
-                    })
-                    .await;
-                match created {
-                    Ok(store) => Ok(store),
-                    // Another node created it meanwhile.
-                    Err(e) => shared.js.get_key_value(&bucket).await.map_err(|_| nats(e)),
-                }
+                let config = kv::Config {
+                    bucket: shared.names.sessions_bucket(),
+                    history: 1,
+                    // A session older than the streams' retention cannot
+                    // be resumed anyway.
+                    max_age: Duration::from_secs(shared.config.max_age_secs.max(60)),
+                    max_value_size: crate::durable::session::MAX_SESSION_BYTES as i32,
+                    num_replicas: shared.config.replicas,
+                    ..Default::default()
+                };
+                open_or_create(&shared.js, config).await.map_err(nats)
             })
             .await
     }

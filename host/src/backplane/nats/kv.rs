@@ -24,6 +24,24 @@ const OP_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a deletion marker of an expired entry stays (the server's minimum is 1 s).
 const MARKER_TTL: Duration = Duration::from_secs(1);
 
+/// Opens the key-value bucket `config.bucket`, creating it with `config` when
+/// it is missing. Nodes start together, so a create that loses the race to
+/// another node opens the bucket that node made; the create's error is
+/// returned only when the bucket cannot be opened either.
+pub async fn open_or_create(
+    js: &jetstream::Context,
+    config: kv::Config,
+) -> Result<kv::Store, jetstream::context::CreateKeyValueError> {
+    if let Ok(store) = js.get_key_value(&config.bucket).await {
+        return Ok(store);
+    }
+    let bucket = config.bucket.clone();
+    match js.create_key_value(config).await {
+        Ok(store) => Ok(store),
+        Err(e) => js.get_key_value(&bucket).await.map_err(|_| e),
+    }
+}
+
 /// One tenant's bucket; created on first use.
 #[derive(Debug)]
 pub struct JetStreamKv {
@@ -67,29 +85,15 @@ impl JetStreamKv {
         }
         self.store
             .get_or_try_init(|| async {
-                if let Ok(store) = self.js.get_key_value(&self.bucket).await {
-                    return Ok(store);
-                }
-                let created = self
-                    .js
-                    .create_key_value(kv::Config {
-                        bucket: self.bucket.clone(),
-                        history: 1,
-                        num_replicas: self.replicas,
-                        max_value_size: crate::tenant::kv::MAX_VALUE_LEN as i32,
-                        limit_markers: Some(MARKER_TTL),
-                        ..Default::default()
-                    })
-                    .await;
-                match created {
-                    Ok(store) => Ok(store),
-                    // Another node created it meanwhile.
-                    Err(e) => self
-                        .js
-                        .get_key_value(&self.bucket)
-                        .await
-                        .map_err(|_| unavailable(e)),
-                }
+                let config = kv::Config {
+                    bucket: self.bucket.clone(),
+                    history: 1,
+                    num_replicas: self.replicas,
+                    max_value_size: crate::tenant::kv::MAX_VALUE_LEN as i32,
+                    limit_markers: Some(MARKER_TTL),
+                    ..Default::default()
+                };
+                open_or_create(&self.js, config).await.map_err(unavailable)
             })
             .await
     }

@@ -22,6 +22,7 @@ use futures_util::StreamExt as _;
 use tracing::{debug, info, warn};
 
 use super::Shared;
+use super::kv::open_or_create;
 use super::subject::token;
 use crate::router::{HubKey, Router};
 
@@ -177,25 +178,14 @@ async fn open(shared: &Shared) -> Result<kv::Store, RegistryError> {
 const CONCURRENT_WRITES: usize = 64;
 
 async fn open_bucket(shared: &Shared) -> Result<kv::Store, RegistryError> {
-    let bucket = shared.names.registry_bucket();
-    if let Ok(store) = shared.js.get_key_value(&bucket).await {
-        return Ok(store);
-    }
-    let created = shared
-        .js
-        .create_key_value(kv::Config {
-            bucket: bucket.clone(),
-            history: 1,
-            max_age: Duration::from_secs(shared.config.registry_ttl_secs),
-            num_replicas: shared.config.replicas,
-            ..Default::default()
-        })
-        .await;
-    match created {
-        Ok(store) => Ok(store),
-        // Another node created it meanwhile.
-        Err(e) => shared.js.get_key_value(&bucket).await.map_err(|_| err(e)),
-    }
+    let config = kv::Config {
+        bucket: shared.names.registry_bucket(),
+        history: 1,
+        max_age: Duration::from_secs(shared.config.registry_ttl_secs),
+        num_replicas: shared.config.replicas,
+        ..Default::default()
+    };
+    open_or_create(&shared.js, config).await.map_err(err)
 }
 
 /// Keeps this node's entries fresh until the backplane stops: every second
