@@ -141,21 +141,17 @@ impl Project {
                     artifact: cargo_artifact(&target, &crate_name(&self.hub)),
                 }
             }
-            Lang::Js => {
+            Lang::Js | Lang::Python => {
+                // Both build through the SDK's script: SCRIPT SOURCE OUT.
+                let (program, script, source) = match self.lang {
+                    Lang::Js => ("node", "sdk-js/build.mjs", "hub.js"),
+                    _ => ("python3", "sdk-python/build.py", "hub.py"),
+                };
                 let artifact = out_dir.join(format!("{}.wasm", self.hub));
-                let script = sdk.unwrap_or_default().join("sdk-js").join("build.mjs");
+                let script = sdk.unwrap_or_default().join(script);
                 BuildPlan {
-                    program: "node".into(),
-                    args: vec![path_arg(&script), "hub.js".into(), path_arg(&artifact)],
-                    artifact,
-                }
-            }
-            Lang::Python => {
-                let artifact = out_dir.join(format!("{}.wasm", self.hub));
-                let script = sdk.unwrap_or_default().join("sdk-python").join("build.py");
-                BuildPlan {
-                    program: "python3".into(),
-                    args: vec![path_arg(&script), "hub.py".into(), path_arg(&artifact)],
+                    program: program.into(),
+                    args: vec![path_arg(&script), source.into(), path_arg(&artifact)],
                     artifact,
                 }
             }
@@ -202,8 +198,7 @@ pub fn is_source_change(root: &Path, path: &Path) -> bool {
     let Ok(relative) = path.strip_prefix(root) else {
         return false;
     };
-    let mut parts = relative.components().peekable();
-    if parts.peek().is_none() {
+    if relative.as_os_str().is_empty() {
         return false;
     }
     for part in relative.components() {
