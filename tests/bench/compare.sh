@@ -12,6 +12,11 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$ROOT"
 
+# The servers run from a copy of the binary, away from the repository, where the node does not
+# find the example hubs by itself: name their folder (built by ./dev) for it.
+export SWITCHBOARD_BUNDLED_PLUGINS_DIR="${SWITCHBOARD_BUNDLED_PLUGINS_DIR:-$ROOT/plugins/target/wasm32-wasip2/release}"
+[ -f "$SWITCHBOARD_BUNDLED_PLUGINS_DIR/chat.wasm" ] || (cd plugins && cargo build --release --target wasm32-wasip2)
+
 ROUNDS=2; QUICK=0; OUT=""; BINS=()
 while [ $# -gt 0 ]; do
   case "$1" in

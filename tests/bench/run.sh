@@ -69,6 +69,10 @@ if [ "$BUILD_HOST" = 1 ]; then
   cargo build --release --bin switchboard
 fi
 [ -x "$SWITCHBOARD_BIN" ] || { echo "no $SWITCHBOARD_BIN (build it or drop --skip-host-build)" >&2; exit 1; }
+# The servers run from a copy of the binary, away from the repository, where the node does not
+# find the example hubs by itself: name their folder (built by ./dev) for it.
+export SWITCHBOARD_BUNDLED_PLUGINS_DIR="${SWITCHBOARD_BUNDLED_PLUGINS_DIR:-$ROOT/plugins/target/wasm32-wasip2/release}"
+[ -f "$SWITCHBOARD_BUNDLED_PLUGINS_DIR/chat.wasm" ] || (cd plugins && cargo build --release --target wasm32-wasip2)
 # Run a snapshot (hard link, else copy), so that a rebuild during the run changes nothing.
 ln -f "$SWITCHBOARD_BIN" "$OUT/switchboard" 2>/dev/null || cp "$SWITCHBOARD_BIN" "$OUT/switchboard"
 SWITCHBOARD_BIN="$OUT/switchboard"
