@@ -30,6 +30,12 @@ const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 /// Longest a taker may take to catch up with the stream.
 const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Counts connections this node claimed from an owner that did not answer.
+pub const TAKEOVERS: &str = "switchboard_resume_takeovers_total";
+/// Counts connections this node dropped without a word because another node
+/// claimed them (it was paused, or cut off, and woke to a newer claim).
+pub const FENCED: &str = "switchboard_resume_fenced_total";
+
 /// Counts a resume that failed honestly.
 pub(super) fn count_unrecoverable(reason: Unrecoverable) {
     metrics::counter!(honest::METRIC, "reason" => reason.as_str()).increment(1);
@@ -160,6 +166,17 @@ impl SessionLink {
             }
             Err(e) => debug!(connection, error = %e, "checkpoint not stored"),
         }
+    }
+
+    /// A connection taken over whose client never spoke: its session goes
+    /// (unless changed meanwhile), as for a connection that ended.
+    pub(super) fn abandon(self: Arc<Self>) {
+        tokio::spawn(async move {
+            let revision = self.revision.load(Ordering::Acquire);
+            if revision != 0 {
+                let _ = self.cluster.session_delete(&self.key, revision).await;
+            }
+        });
     }
 
     /// The connection ended here: its session goes, unless another node
@@ -303,6 +320,14 @@ pub async fn claim(
     };
     if let Err(reason) = honest::check_stream(&state, &session.stream, session.checkpoint.cursor) {
         info!(connection = %session.connection, reason = reason.as_str(), "resume cannot be served: the stream no longer holds what the client missed");
+        // Ended before the client hears it: the official clients answer the
+        // Close by resuming once more with the same token (their transport's
+        // reconnect runs as it stops), and that attempt must get the 404 of a
+        // connection that is gone, not a second goodbye on a socket they then
+        // abandon and read as their next connection's handshake.
+        if !end_session(&cluster, &key, &session, revision).await {
+            return Err(Refused::NotFound);
+        }
         count_unrecoverable(reason);
         return Err(Refused::Unrecoverable(reason, protocol));
     }
@@ -344,6 +369,7 @@ pub async fn claim(
         .await
         .map_or(info.last, |i| i.last);
     info!(connection = %claimed.connection, from = %session.owner, epoch, "taking a durable connection over");
+    metrics::counter!(TAKEOVERS).increment(1);
     let negotiated = Negotiated {
         connection_id: Arc::from(claimed.connection.as_str()),
         hub: hub.clone(),
@@ -362,6 +388,34 @@ pub async fn claim(
         partition,
         target,
     })
+}
+
+/// Marks a session that cannot be resumed as ended, by compare-and-set of
+/// the revision read; false when another node changed it first (then that
+/// node's view stands).
+async fn end_session(cluster: &NatsBackplane, key: &str, session: &Session, revision: u64) -> bool {
+    let ended = Session {
+        ended: true,
+        ..session.clone()
+    };
+    let Ok(bytes) = session::encode(&ended) else {
+        return false;
+    };
+    match cluster
+        .session_swap(key, Bytes::from(bytes), revision)
+        .await
+    {
+        Ok(Some(_)) => true,
+        Ok(None) => {
+            debug!(connection = %session.connection, "the session changed while its resume failed");
+            false
+        }
+        Err(e) => {
+            // The goodbye is still honest; a second attempt may get it again.
+            warn!(connection = %session.connection, error = %e, "cannot mark an unrecoverable session ended");
+            true
+        }
+    }
 }
 
 /// Replays the stream from the checkpoint into `handle` (as the owner
@@ -418,6 +472,7 @@ pub(super) async fn catch_up(
                 return Ok(());
             }
             Step::Claimed { epoch } if epoch > handle.durable_epoch() => {
+                metrics::counter!(FENCED).increment(1);
                 handle.fence();
                 return Ok(());
             }

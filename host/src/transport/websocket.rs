@@ -84,11 +84,30 @@ pub fn take_over(
     connection
 }
 
+/// How long a resuming client may take to speak first (its `Sequence`).
+const CLIENT_FIRST: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Tells a resuming client its connection cannot be resumed (see
 /// `crate::durable::honest`), then closes the socket.
+///
+/// Only once the client spoke on the socket (a resuming client sends its
+/// `Sequence` first): the JS client may open a resume socket it has already
+/// given up on (its server timeout fired meanwhile), never sends on it, and
+/// reads whatever arrives there as the handshake answer of the new connection
+/// it starts instead. Such a socket gets nothing and is closed.
 pub async fn goodbye(socket: Socket, protocol: crate::protocol::Protocol) {
-    let mut outbound = transport(socket).outbound;
-    if let Ok(frames) = crate::durable::honest::goodbye(protocol) {
+    let connection::Transport {
+        mut inbound,
+        mut outbound,
+        ..
+    } = transport(socket);
+    let spoke = matches!(
+        tokio::time::timeout(CLIENT_FIRST, inbound.next()).await,
+        Ok(Some(connection::Inbound::Data(_)))
+    );
+    if !spoke {
+        debug!("a resuming client said nothing; closing without the goodbye");
+    } else if let Ok(frames) = crate::durable::honest::goodbye(protocol) {
         let binary = protocol.transfer_format() == crate::protocol::TransferFormat::Binary;
         let _ = outbound
             .send(OutFrame::Data {
