@@ -94,6 +94,9 @@ pub fn run_resumable(
     }
 }
 
+/// How long a client resuming on a taken-over connection may take to speak first.
+const CLIENT_FIRST: Duration = Duration::from_secs(10);
+
 /// Runs a durable connection this node took over (see [`takeover::claim`])
 /// on the socket its client resumed with: no handshake, the client's
 /// `Sequence` first; the server's replay is the stream from the checkpoint,
@@ -123,10 +126,25 @@ async fn start_taken(node: Arc<Node>, taken: Taken, transport: Transport) -> Opt
         target,
     } = taken;
     let Transport {
-        inbound,
+        mut inbound,
         mut outbound,
         close_code,
     } = transport;
+    // Nothing is written before the client speaks (its `Sequence` comes
+    // first): the JS client may open a resume socket it has already given up
+    // on (its server timeout fired meanwhile), never send on it, and read
+    // whatever arrives there as the handshake answer of the new connection it
+    // starts instead. Such a socket gets nothing, and the session is let go.
+    let mut first = BytesMut::new();
+    match tokio::time::timeout(CLIENT_FIRST, inbound.next()).await {
+        Ok(Some(Inbound::Data(data))) => first.extend_from_slice(&data),
+        _ => {
+            debug!(connection = %negotiated.connection_id, "the resuming client said nothing; the connection taken over ends");
+            link.abandon();
+            let _ = outbound.send(OutFrame::Close).await;
+            return None;
+        }
+    }
     let config = &node.config;
     let hub = negotiated.hub.clone();
     let slot = match crate::tenant::limits::admit_connection(&node.usage, &tenant.limits(), &hub) {
@@ -199,7 +217,7 @@ async fn start_taken(node: Arc<Node>, taken: Taken, transport: Transport) -> Opt
             protocol,
             inbound,
             close_code,
-            buf: BytesMut::new(),
+            buf: first,
             stateful: Some(stateful_in),
             _slot: slot,
         },
@@ -415,7 +433,11 @@ impl Live {
         }
         node.router.unregister(&handle.hub, &handle.id);
         handle.fail_pending_results();
-        Box::pin(self.session.disconnected(error.clone())).await;
+        // A connection another node took over lives on there: its end here is
+        // no disconnect (nothing a hub does then may reach the cluster).
+        if !handle.is_fenced() {
+            Box::pin(self.session.disconnected(error.clone())).await;
+        }
         // The writer's writes have deadlines; this one is a backstop, after
         // which the writer (and the transport it holds) is dropped, not left running.
         if Box::pin(tokio::time::timeout(WRITER_GRACE, &mut self.writer))

@@ -649,6 +649,7 @@ impl Router {
                 Step::Close { reason } => close_held(connection, reason.as_deref()),
                 Step::Claimed { epoch } if epoch > connection.durable_epoch() => {
                     warn!(connection = %connection.id, epoch, "another node took the connection over; dropping it here");
+                    metrics::counter!(crate::connection::takeover::FENCED).increment(1);
                     connection.fence();
                 }
                 Step::Inconsistent => {
