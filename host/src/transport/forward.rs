@@ -142,7 +142,18 @@ fn forwardable(from: &HeaderMap, upgrade: bool) -> HeaderMap {
 /// connection) is handed back untouched, for this node to handle as its own;
 /// a POST or DELETE, whose body is spent, gets the 404 of an unknown
 /// connection, so the client starts over.
-pub async fn proxy(base: &str, from_node: &str, request: Request) -> Result<Response, Request> {
+///
+/// A forwarded WebSocket on which the owner sends nothing for `silence` is
+/// cut: a live owner pings every keep-alive interval, so the owner hangs (a
+/// paused process), and the client, whose socket drops, resumes elsewhere
+/// (with durable resume, a node takes the connection over). Its own server
+/// timeout would instead make the official client give its connection up.
+pub async fn proxy(
+    base: &str,
+    from_node: &str,
+    silence: Duration,
+    request: Request,
+) -> Result<Response, Request> {
     let kind = kind(&request);
     let path = request
         .uri()
@@ -216,8 +227,7 @@ pub async fn proxy(base: &str, from_node: &str, request: Request) -> Result<Resp
                     return;
                 }
             };
-            let (mut client, mut owner) = (TokioIo::new(client), TokioIo::new(owner));
-            let _ = tokio::io::copy_bidirectional(&mut client, &mut owner).await;
+            tunnel(TokioIo::new(client), TokioIo::new(owner), silence).await;
         });
     }
     let (mut answer, body) = response.into_parts();
@@ -227,6 +237,54 @@ pub async fn proxy(base: &str, from_node: &str, request: Request) -> Result<Resp
         }
     }
     Ok(Response::from_parts(answer, Body::new(body)))
+}
+
+/// The silence after which a forwarded WebSocket counts as hung: three
+/// keep-alive intervals without a byte from its owner.
+pub fn silence(node: &Node) -> Duration {
+    Duration::from_secs(node.config.keep_alive_secs.max(1).saturating_mul(3))
+}
+
+/// Copies a forwarded WebSocket both ways until either side ends, or the
+/// owner says nothing for `silence`.
+async fn tunnel<C, O>(client: C, owner: O, silence: Duration)
+where
+    C: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    O: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let (mut client_read, mut client_write) = tokio::io::split(client);
+    let (mut owner_read, mut owner_write) = tokio::io::split(owner);
+    let up = std::pin::pin!(async {
+        let _ = tokio::io::copy(&mut client_read, &mut owner_write).await;
+        let _ = owner_write.shutdown().await;
+    });
+    let mut down = std::pin::pin!(async {
+        let mut buf = vec![0u8; 16 * 1024];
+        loop {
+            match tokio::time::timeout(silence, owner_read.read(&mut buf)).await {
+                Ok(Ok(0) | Err(_)) => break,
+                Ok(Ok(n)) => {
+                    if client_write.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                }
+                Err(_) => {
+                    metrics::counter!("switchboard_transport_forward_silent_total").increment(1);
+                    debug!(
+                        ?silence,
+                        "the node holding a forwarded WebSocket went silent; cutting it"
+                    );
+                    break;
+                }
+            }
+        }
+        let _ = client_write.shutdown().await;
+    });
+    tokio::select! {
+        () = up => down.await,
+        () = &mut down => {}
+    }
 }
 
 /// What a transport request is, for metrics (a bounded label).

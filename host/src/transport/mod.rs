@@ -202,7 +202,7 @@ async fn forward_to_owner(
         return Err(request);
     };
     let own = node.cluster.as_ref().map_or("", |c| c.node_id());
-    forward::proxy(&owner, own, request).await
+    forward::proxy(&owner, own, forward::silence(node), request).await
 }
 
 /// The WebSocket that carries a negotiated connection, or a new one when the
@@ -338,7 +338,7 @@ async fn take_over_websocket(
         .await;
         if let Err(Refused::Owner { node: owner, url }) = claimed {
             let own = node.cluster.as_ref().map_or("", |c| c.node_id());
-            match forward::proxy(&url, own, request).await {
+            match forward::proxy(&url, own, forward::silence(&node), request).await {
                 Ok(answer) => return answer,
                 Err(back) => {
                     request = back;
