@@ -35,13 +35,16 @@ process.on('exit', () => {
 
 /**
  * haproxy: `balance roundrobin` with no cookie or stick table; `/readyz` health checks every
- * 500 ms (a node is out after 2 failures, back after 1 success); a refused connect is retried up
- * to `retries` times, each on another node (`option redispatch 1`); WebSockets and SSE stay open
- * for `tunnelSecs`.
+ * 500 ms (a node is out after 2 failures, back after 1 success); a refused connect, or a GET
+ * (a WebSocket upgrade, a resume) whose node closed the connection without an answer (it died
+ * meanwhile; a POST is not sent twice), is retried up to `retries` times, each on another node (`option redispatch 1`); WebSockets and SSE stay open
+ * for `tunnelSecs`. `shutdownSessions`: a node marked down has its open connections cut
+ * (`on-marked-down shutdown-sessions`), so the clients of a hung node resume elsewhere.
  */
-export function haproxyConfig({ port, nodes, retries = 3, tunnelSecs = 3600, maxconn = 8000, tls }) {
+export function haproxyConfig({ port, nodes, retries = 3, tunnelSecs = 3600, maxconn = 8000, tls, shutdownSessions = false }) {
+  const markedDown = shutdownSessions ? ' on-marked-down shutdown-sessions' : '';
   const servers = nodes
-    .map((node, i) => `  server node${i} 127.0.0.1:${node.port} check inter 500 fall 2 rise 1`)
+    .map((node, i) => `  server node${i} 127.0.0.1:${node.port} check inter 500 fall 2 rise 1${markedDown}`)
     .join('\n');
   return `global
   maxconn ${maxconn}
@@ -58,6 +61,7 @@ defaults
   timeout http-request 10s
   timeout queue 5s
   retries ${retries}
+  retry-on conn-failure empty-response
   option redispatch 1
 
 frontend switchboard
@@ -66,6 +70,7 @@ frontend switchboard
 
 backend nodes
   balance roundrobin
+  http-request disable-l7-retry if !METH_GET
   option httpchk GET /readyz
 ${servers}
 `;

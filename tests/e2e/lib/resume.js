@@ -8,6 +8,7 @@
 // `n` counts per (stream, client) from 1, `t` is when it was sent (ms). A send is *acked* when
 // the REST API answered 202 or the hub invocation completed; only acked sends must arrive.
 
+import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { HttpTransportType, HubConnectionBuilder, LogLevel } from '@microsoft/signalr';
 import { MessagePackHubProtocol } from '@microsoft/signalr-protocol-msgpack';
@@ -54,13 +55,13 @@ export const tagOf = (id) => id.slice(id.lastIndexOf('.') + 1);
 
 /**
  * NATS (`natsServers`), `size` nodes with `config`, and `balancer` ('haproxy' or 'nginx') in
- * front of them.
+ * front of them (started with `balancerOptions`).
  */
-export async function startResumeCluster({ balancer = 'haproxy', natsServers = 1, size = 3, config = resumeConfig() } = {}) {
+export async function startResumeCluster({ balancer = 'haproxy', natsServers = 1, size = 3, config = resumeConfig(), balancerOptions = {} } = {}) {
   const cluster = await startCluster({ size, config, natsServers });
   let lb;
   try {
-    lb = await BALANCERS[balancer](cluster.nodes);
+    lb = await BALANCERS[balancer](cluster.nodes, balancerOptions);
   } catch (err) {
     await cluster.close();
     throw err;
@@ -94,9 +95,10 @@ export async function restSend(baseUrl, group, args) {
 
 /**
  * A started stateful client in a group of its own, recording what it receives per stream, its
- * socket drops (from the client's trace log) and its connection events.
+ * socket drops (from the client's trace log) and its connection events. `serverTimeoutMs`: how
+ * long it waits for anything from the server before it gives the connection up.
  */
-export async function startClient(hubUrl, i) {
+export async function startClient(hubUrl, i, { serverTimeoutMs = 8_000 } = {}) {
   const protocol = i % 2 === 0 ? 'json' : 'messagepack';
   const c = {
     i,
@@ -123,7 +125,7 @@ export async function startClient(hubUrl, i) {
     .configureLogging(logger);
   if (protocol === 'messagepack') builder = builder.withHubProtocol(new MessagePackHubProtocol());
   const connection = builder.build();
-  connection.serverTimeoutInMilliseconds = 8_000;
+  connection.serverTimeoutInMilliseconds = serverTimeoutMs;
   c.connection = connection;
   connection.onreconnecting((err) => c.reconnecting.push(String(err?.message ?? err)));
   connection.onreconnected(() => c.reconnected++);
@@ -147,11 +149,11 @@ export async function startClient(hubUrl, i) {
   return c;
 }
 
-/** Starts `n` clients through `hubUrl`, `parallel` at a time. */
-export async function startClients(hubUrl, n, parallel = 20) {
+/** Starts `n` clients through `hubUrl`, `parallel` at a time (`options` as for startClient). */
+export async function startClients(hubUrl, n, parallel = 20, options = {}) {
   const clients = [];
   for (let i = 0; i < n; i += parallel) {
-    const batch = Array.from({ length: Math.min(parallel, n - i) }, (_, k) => startClient(hubUrl, i + k));
+    const batch = Array.from({ length: Math.min(parallel, n - i) }, (_, k) => startClient(hubUrl, i + k, options));
     clients.push(...(await Promise.all(batch)));
   }
   return clients;
@@ -272,12 +274,13 @@ export function busiestNode(traffic, clients, among = traffic.senders.map((s) =>
   return [...count.entries()].sort((a, b) => b[1] - a[1])[0][0];
 }
 
-/** Waits (bounded) until every client has received every acked message. */
-export async function waitDelivered(traffic, clients, timeoutMs = 15_000) {
+/** Waits (bounded) until every client (but those in `except`, by index) has received every acked message. */
+export async function waitDelivered(traffic, clients, timeoutMs = 15_000, except = new Set()) {
   const missing = () => {
     let total = 0;
     for (const [src, byClient] of traffic.acked) {
       for (const [i, ns] of byClient) {
+        if (except.has(i)) continue;
         const got = new Set((clients[i].streams.get(src) ?? []).map((m) => m.n));
         for (const n of ns) if (!got.has(n)) total++;
       }
@@ -382,6 +385,76 @@ export function summary(r) {
     null,
     1,
   );
+}
+
+/**
+ * The checks every resume run makes of what the clients saw (the test context `t` gets a
+ * summary): nothing lost, twice or reordered, every client on its first connection, every echo
+ * settled, and each of `held` (the victims' clients) dropped and resumed with its id. Returns
+ * verify's result.
+ */
+export function checkResumed(t, traffic, clients, held) {
+  const r = verify(traffic, clients);
+  const text = summary(r);
+  t.diagnostic(`victims ${held.length}: ${text}`);
+  assert.ok(r.acked > clients.length * 20, `enough acked sends to mean something: ${r.acked}`);
+  assert.equal(r.honest.length, 0, `no honest failures: ${text}`);
+  assert.deepEqual(r.changedId, [], `every client kept its connection: ${text}`);
+  assert.deepEqual(r.reconnecting, [], `no client fell back to a new connection: ${text}`);
+  assert.deepEqual(r.closed, [], `no client closed: ${text}`);
+  assert.deepEqual(r.lost, [], `no acked message lost: ${text}`);
+  assert.deepEqual(r.duplicates, [], `no message twice: ${text}`);
+  assert.deepEqual(r.reordered, [], `no message out of order: ${text}`);
+  assert.equal(r.echoes.hung, 0, `every echo settled: ${text}`);
+  assert.deepEqual(r.echoes.failed, [], `no echo failed otherwise: ${text}`);
+  for (const c of held) {
+    assert.ok(c.drops.length > 0, `victim ${c.i} saw its socket drop`);
+    assert.equal(c.connection.state, 'Connected', `victim ${c.i} is connected`);
+    assert.equal(c.connection.connectionId, c.id, `victim ${c.i} kept its id`);
+  }
+  return r;
+}
+
+/**
+ * A resume cluster behind `balancer` (`config` for the nodes) with `n` clients through
+ * `clientUrl(run)` (the balancer by default; `clientOptions` for startClient) and traffic
+ * running for a few seconds; stopped when the test ends. Resolves with `{ run, clients,
+ * traffic, victim, held }`: `victim` is the index of the node holding most clients, `held` its
+ * clients.
+ */
+export async function startedRun(t, { balancer = 'haproxy', config, size = 3, balancerOptions, n = 24, clientUrl, clientOptions, before } = {}) {
+  const run = await startResumeCluster({ balancer, size, balancerOptions, ...(config ? { config } : {}) });
+  const state = { run, clients: [] };
+  t.after(async () => {
+    await Promise.all(state.clients.map((c) => withTimeout(c.connection.stop(), 5_000, 'stop').catch(() => {})));
+    await state.traffic?.stop().catch(() => {});
+    await state.cleanup?.();
+    await run.close();
+  });
+  if (before) state.cleanup = await before(run);
+  const url = clientUrl ? clientUrl(run) : run.hubUrl;
+  state.clients = await startClients(url, n, 20, clientOptions);
+  state.traffic = await startTraffic(run, state.clients);
+  await sleep(4_000);
+  state.victim = busiestNode(state.traffic, state.clients);
+  state.held = state.clients.filter((c) => tagOf(c.id) === state.traffic.senders[state.victim].tag);
+  assert.ok(state.held.length > 0, 'the busiest node holds clients');
+  return state;
+}
+
+/** Connections each of `nodes` holds now (its `switchboard_connections`; null: not running). */
+export async function connectionsByNode(nodes) {
+  const counts = [];
+  for (const node of nodes) counts.push(node.running() ? await metricSum([node], 'switchboard_connections') : null);
+  return counts;
+}
+
+/** Waits (bounded) until each of `clients` is connected again after a socket drop. */
+export async function waitResumed(clients, timeoutMs = 20_000) {
+  const deadline = Date.now() + timeoutMs;
+  const settled = () => clients.every((c) => c.drops.length > 0 && c.connection.state === 'Connected' && c.connects.at(-1) > c.drops.at(-1));
+  while (!settled() && Date.now() < deadline) await sleep(100);
+  return settled();
 }
 
 export { metricSum };
