@@ -284,6 +284,19 @@ pub struct TenantConfig {
     /// A JWKS file (`{"keys":[...]}`) with more public keys for client tokens.
     #[serde(default)]
     pub jwks_file: Option<std::path::PathBuf>,
+    /// An identity provider's JWKS URL (`https://idp.example/.well-known/jwks.json`):
+    /// its keys verify client tokens beside `public_keys` and `jwks_file`. Fetched
+    /// when first needed, kept as its `Cache-Control: max-age` says (1 min to 24 h),
+    /// fetched again when a token names a `kid` it lacks (key rotation, no restart).
+    #[serde(default)]
+    pub jwks_url: Option<String>,
+    /// Allow a plain `http://` `jwks_url` to a host that is not loopback (anyone
+    /// on the path could then hand the node keys of their choosing).
+    #[serde(default)]
+    pub jwks_allow_http: bool,
+    /// Fetch `jwks_url` for an unknown `kid` at most once per this many seconds.
+    #[serde(default = "default_jwks_min_refresh_secs")]
+    pub jwks_min_refresh_secs: u64,
     /// The `aud` that client tokens verified with a public key must carry.
     #[serde(default)]
     pub audience: Option<String>,
@@ -296,7 +309,8 @@ pub struct TenantConfig {
     /// credentials). Empty: only pages of the server's own origin.
     #[serde(default)]
     pub allowed_origins: Vec<String>,
-    /// The keys loaded from `public_keys` and `jwks_file` by [`Config::load`].
+    /// The keys loaded from `public_keys` and `jwks_file` (and the source of
+    /// `jwks_url`'s) by [`Config::load`].
     #[serde(skip)]
     pub verify_keys: crate::tenant::auth::VerifyKeys,
     #[serde(default)]
@@ -515,6 +529,9 @@ fn default_request_headers_timeout_secs() -> u64 {
 }
 fn default_max_request_head_bytes() -> usize {
     64 * 1024
+}
+fn default_jwks_min_refresh_secs() -> u64 {
+    30
 }
 fn default_user_claim() -> String {
     "sub".to_owned()
@@ -822,12 +839,27 @@ impl Config {
                 && tenant.signing_keys.is_empty()
                 && tenant.public_keys.is_empty()
                 && tenant.jwks_file.is_none()
+                && tenant.jwks_url.is_none()
             {
                 return Err(problem(
                     &at,
                     format!(
-                        "tenant '{name}' allows no anonymous connections and has no signing_keys, public_keys or jwks_file"
+                        "tenant '{name}' allows no anonymous connections and has no signing_keys, public_keys, jwks_file or jwks_url"
                     ),
+                ));
+            }
+            if let Some(url) = &tenant.jwks_url {
+                crate::tenant::jwks::check_url(url, tenant.jwks_allow_http).map_err(|e| {
+                    problem(
+                        &format!("{at}.jwks_url"),
+                        format!("tenant '{name}': jwks_url: {e}"),
+                    )
+                })?;
+            }
+            if !(1..=3600).contains(&tenant.jwks_min_refresh_secs) {
+                return Err(problem(
+                    &format!("{at}.jwks_min_refresh_secs"),
+                    format!("tenant '{name}': jwks_min_refresh_secs must be 1..=3600"),
                 ));
             }
             crate::cors::origins::validate(&tenant.allowed_origins, tenant.allow_anonymous)

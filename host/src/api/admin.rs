@@ -355,6 +355,11 @@ async fn create_tenant(
             "public_keys and jwks_file name files on the node: set them in the config file",
         ));
     }
+    if fields.contains_key("jwks_url") {
+        return Err(AdminError::bad_request(
+            "jwks_url is set in the config file (each node fetches it)",
+        ));
+    }
     // Limits it leaves out are the node's `[limits]`, as in the config file.
     let limits =
         Limits::from_json_over(&node.live_config().limits, fields.remove("limits").as_ref())

@@ -1,7 +1,8 @@
 //! Client authentication: bearer tokens signed with one of the tenant's
 //! HS256 keys, or with an identity provider's key (RS256, ES256, ... verified
-//! against the tenant's `public_keys` PEM files or its `jwks_file`), or
-//! anonymous access where the tenant allows it.
+//! against the tenant's `public_keys` PEM files, its `jwks_file`, or the keys
+//! its `jwks_url` serves, see [`super::jwks`]), or anonymous access where the
+//! tenant allows it.
 //!
 //! A token for one tenant never opens a connection to another: tenants may
 //! not share HS256 secrets, and tenants that trust the same public key must
@@ -12,10 +13,10 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey, EncodingKey, Header, Validation};
 use serde_json::{Map, Value};
 
+use super::jwks::JwksSource;
 use crate::config::TenantConfig;
 
 /// The authenticated caller of a request.
@@ -42,6 +43,38 @@ pub enum AuthError {
     Missing,
     #[error("invalid token: {0}")]
     Invalid(String),
+    /// No key of the tenant has the token's `kid` (or, for a token without
+    /// one, the tenant's JWKS URL has not been fetched yet): fetching the
+    /// JWKS again may find it.
+    #[error("invalid token: the signature key was not found{}", kid_text(.kid.as_deref()))]
+    UnknownKey { kid: Option<String> },
+}
+
+fn kid_text(kid: Option<&str>) -> String {
+    kid.map(|k| format!(" (kid '{k}')")).unwrap_or_default()
+}
+
+impl AuthError {
+    /// The `WWW-Authenticate` value of a 401 for this error (RFC 6750 3, as
+    /// ASP.NET Core's JwtBearer handler answers).
+    pub fn www_authenticate(&self) -> String {
+        match self {
+            AuthError::Missing => "Bearer".to_owned(),
+            other => {
+                let text = other.to_string();
+                let description: String = text
+                    .trim_start_matches("invalid token: ")
+                    .chars()
+                    .map(|c| match c {
+                        '"' | '\\' => '\'',
+                        c if c.is_ascii_graphic() || c == ' ' => c,
+                        _ => '?',
+                    })
+                    .collect();
+                format!("Bearer error=\"invalid_token\", error_description=\"{description}\"")
+            }
+        }
+    }
 }
 
 /// Algorithms accepted for tokens verified with a public key.
@@ -59,10 +92,10 @@ const ASYMMETRIC: &[Algorithm] = &[
 
 /// One public key that verifies client tokens.
 #[derive(Clone)]
-struct PublicKey {
+pub struct PublicKey {
     key: DecodingKey,
     /// The JWKS `kid`, matched against the token header's `kid`.
-    kid: Option<String>,
+    pub(crate) kid: Option<String>,
     /// The JWKS `alg`, when the key set pins one.
     alg: Option<Algorithm>,
     /// Where it came from, for errors.
@@ -71,10 +104,12 @@ struct PublicKey {
     material: String,
 }
 
-/// The public keys of a tenant, loaded once from its config files.
+/// The public keys of a tenant: loaded once from its config files, and
+/// those its `jwks_url` serves (fetched and refreshed while it runs).
 #[derive(Clone, Default)]
 pub struct VerifyKeys {
     keys: Arc<Vec<PublicKey>>,
+    remote: Option<Arc<JwksSource>>,
 }
 
 impl std::fmt::Debug for VerifyKeys {
@@ -82,8 +117,63 @@ impl std::fmt::Debug for VerifyKeys {
         let sources: Vec<&str> = self.keys.iter().map(|k| k.source.as_str()).collect();
         f.debug_struct("VerifyKeys")
             .field("sources", &sources)
+            .field("remote", &self.remote)
             .finish()
     }
+}
+
+/// The keys of a JWKS document. `strict` (a file the operator wrote): every
+/// key must be a usable public key. Otherwise (an identity provider's URL)
+/// keys this server cannot use (encryption keys, shared secrets, unknown
+/// types) are left out, as the provider may publish them for other parties.
+pub(crate) fn parse_jwks(source: &str, text: &str, strict: bool) -> Result<Vec<PublicKey>, String> {
+    #[derive(serde::Deserialize)]
+    struct Document {
+        keys: Vec<Value>,
+    }
+    let document: Document =
+        serde_json::from_str(text).map_err(|e| format!("{source}: not a JWKS document ({e})"))?;
+    let mut keys = Vec::new();
+    for (i, value) in document.keys.into_iter().enumerate() {
+        match jwk_key(source, i, value) {
+            Ok(Some(key)) => keys.push(key),
+            Ok(None) => {}
+            Err(e) if strict => return Err(e),
+            Err(e) => tracing::debug!(error = %e, "JWKS key left out"),
+        }
+    }
+    Ok(keys)
+}
+
+/// Key `i` of a JWKS; None for a key meant for encryption (`"use": "enc"`).
+fn jwk_key(source: &str, i: usize, value: Value) -> Result<Option<PublicKey>, String> {
+    if value.get("use").and_then(Value::as_str) == Some("enc") {
+        return Ok(None);
+    }
+    let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(value)
+        .map_err(|e| format!("{source}: key {i} is not a JWK ({e})"))?;
+    let key =
+        DecodingKey::from_jwk(&jwk).map_err(|e| format!("{source}: key {i} is not usable ({e})"))?;
+    if key.family() == AlgorithmFamily::Hmac {
+        return Err(format!(
+            "{source}: key {i} is a shared secret; put secrets in signing_keys"
+        ));
+    }
+    let alg = match jwk.common.key_algorithm {
+        Some(a) => Some(
+            a.to_string()
+                .parse::<Algorithm>()
+                .map_err(|_| format!("{source}: key {i} has an unsupported alg {a}"))?,
+        ),
+        None => None,
+    };
+    Ok(Some(PublicKey {
+        key,
+        kid: jwk.common.key_id.clone(),
+        alg,
+        source: format!("{source}#{i}"),
+        material: serde_json::to_string(&jwk.algorithm).unwrap_or_default(),
+    }))
 }
 
 impl VerifyKeys {
@@ -111,56 +201,45 @@ impl VerifyKeys {
             });
         }
         if let Some((source, text)) = jwks {
-            let set: JwkSet = serde_json::from_str(&text)
-                .map_err(|e| format!("{source}: not a JWKS document ({e})"))?;
-            for (i, jwk) in set.keys.iter().enumerate() {
-                let key = DecodingKey::from_jwk(jwk)
-                    .map_err(|e| format!("{source}: key {i} is not usable ({e})"))?;
-                if key.family() == AlgorithmFamily::Hmac {
-                    return Err(format!(
-                        "{source}: key {i} is a shared secret; put secrets in signing_keys"
-                    ));
-                }
-                let alg =
-                    match jwk.common.key_algorithm {
-                        Some(a) => Some(a.to_string().parse::<Algorithm>().map_err(|_| {
-                            format!("{source}: key {i} has an unsupported alg {a}")
-                        })?),
-                        None => None,
-                    };
-                keys.push(PublicKey {
-                    key,
-                    kid: jwk.common.key_id.clone(),
-                    alg,
-                    source: format!("{source}#{i}"),
-                    material: serde_json::to_string(&jwk.algorithm).unwrap_or_default(),
-                });
-            }
+            keys.extend(parse_jwks(&source, &text, true)?);
         }
         Ok(VerifyKeys {
             keys: Arc::new(keys),
+            remote: None,
         })
+    }
+
+    /// These keys and those `source` serves.
+    pub fn with_remote(mut self, source: Arc<JwksSource>) -> VerifyKeys {
+        self.remote = Some(source);
+        self
+    }
+
+    /// The tenant's JWKS URL, if it has one.
+    pub fn remote(&self) -> Option<&Arc<JwksSource>> {
+        self.remote.as_ref()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.keys.is_empty()
+        self.keys.is_empty() && self.remote.is_none()
     }
 
-    /// The keys that may have signed a token with `alg` and `kid`.
-    fn candidates<'a>(
-        &'a self,
-        alg: Algorithm,
-        kid: Option<&'a str>,
-    ) -> impl Iterator<Item = &'a PublicKey> + 'a {
-        self.keys.iter().filter(move |k| {
-            k.key.family() == alg.family()
-                && k.alg.is_none_or(|a| a == alg)
-                && match (kid, &k.kid) {
-                    (Some(want), Some(have)) => want == have,
-                    _ => true,
-                }
-        })
-    }
+}
+
+/// The keys of `keys` that may have signed a token with `alg` and `kid`.
+fn candidates<'a>(
+    keys: &'a [PublicKey],
+    alg: Algorithm,
+    kid: Option<&'a str>,
+) -> impl Iterator<Item = &'a PublicKey> + 'a {
+    keys.iter().filter(move |k| {
+        k.key.family() == alg.family()
+            && k.alg.is_none_or(|a| a == alg)
+            && match (kid, &k.kid) {
+                (Some(want), Some(have)) => want == have,
+                _ => true,
+            }
+    })
 }
 
 /// Loads every tenant's `public_keys` and `jwks_file` (relative to `base`)
@@ -182,8 +261,15 @@ pub fn load_verify_keys(
             .map(|p| read(p))
             .collect::<Result<Vec<_>, _>>()?;
         let jwks = tenant.jwks_file.as_deref().map(read).transpose()?;
-        tenant.verify_keys =
+        let mut keys =
             VerifyKeys::from_texts(&pems, jwks).map_err(|e| format!("tenant '{name}': {e}"))?;
+        if let Some(url) = &tenant.jwks_url {
+            let url = super::jwks::check_url(url, tenant.jwks_allow_http)
+                .map_err(|e| format!("tenant '{name}': jwks_url: {e}"))?;
+            let min_refresh = Duration::from_secs(tenant.jwks_min_refresh_secs);
+            keys = keys.with_remote(Arc::new(JwksSource::new(url, min_refresh)));
+        }
+        tenant.verify_keys = keys;
     }
     check_tenants_apart(tenants)
 }
@@ -206,6 +292,8 @@ pub fn check_tenants_apart(tenants: &BTreeMap<String, TenantConfig>) -> Result<(
                 .keys
                 .iter()
                 .any(|k| tb.verify_keys.keys.iter().any(|o| o.material == k.material));
+            let same_url = ta.jwks_url.is_some() && ta.jwks_url == tb.jwks_url;
+            let same_key = same_key || same_url;
             let apart = matches!((&ta.audience, &tb.audience), (Some(x), Some(y)) if x != y);
             if same_key && !apart {
                 return Err(format!(
@@ -267,6 +355,26 @@ pub fn authenticate_with_keys(
     Ok(Identity { user_id, claims })
 }
 
+/// Like [`authenticate_with_keys`], and when the token names a key the
+/// tenant does not have, fetches its JWKS URL again (if it has one; at most
+/// once per `jwks_min_refresh_secs`) and tries once more: how a key the
+/// identity provider rotated in is picked up.
+pub async fn authenticate_fetching(
+    tenant: &TenantConfig,
+    signing_keys: &[String],
+    token: Option<&str>,
+) -> Result<Identity, AuthError> {
+    match authenticate_with_keys(tenant, signing_keys, token) {
+        Err(AuthError::UnknownKey { kid }) => match tenant.verify_keys.remote() {
+            Some(remote) if remote.refresh(kid.as_deref()).await => {
+                authenticate_with_keys(tenant, signing_keys, token)
+            }
+            _ => Err(AuthError::UnknownKey { kid }),
+        },
+        other => other,
+    }
+}
+
 /// Clock skew tolerated on `exp` and `nbf`, in seconds.
 pub const LEEWAY_SECS: u64 = 60;
 
@@ -325,10 +433,26 @@ fn verify_public(
         "no public key of the tenant verifies {alg:?} tokens{}",
         kid.map(|k| format!(" with kid '{k}'")).unwrap_or_default()
     ));
-    for candidate in tenant.verify_keys.candidates(alg, kid) {
+    let keys = &tenant.verify_keys;
+    let remote = keys.remote.as_ref().map(|r| r.keys());
+    let remote_keys: &[PublicKey] = remote.as_deref().map_or(&[], Vec::as_slice);
+    let all = candidates(&keys.keys, alg, kid).chain(candidates(remote_keys, alg, kid));
+    for candidate in all {
         match jsonwebtoken::decode::<Map<String, Value>>(token, &candidate.key, &validation) {
             Ok(data) => return Ok(data.claims),
             Err(e) => last_error = AuthError::Invalid(e.to_string()),
+        }
+    }
+    if keys.remote.is_some() {
+        let has_kid = |k: &PublicKey| kid.is_some() && k.kid.as_deref() == kid;
+        let known = match kid {
+            Some(_) => keys.keys.iter().chain(remote_keys).any(has_kid),
+            None => !remote_keys.is_empty(),
+        };
+        if !known {
+            return Err(AuthError::UnknownKey {
+                kid: kid.map(str::to_owned),
+            });
         }
     }
     Err(last_error)
@@ -378,6 +502,9 @@ mod tests {
             api_keys: Vec::new(),
             public_keys: Vec::new(),
             jwks_file: None,
+            jwks_url: None,
+            jwks_allow_http: false,
+            jwks_min_refresh_secs: 30,
             audience: None,
             issuer: None,
             allowed_origins: Vec::new(),

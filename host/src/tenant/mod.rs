@@ -8,6 +8,7 @@
 
 pub mod auth;
 pub mod cluster;
+pub mod jwks;
 pub mod kv;
 pub mod limits;
 
@@ -80,6 +81,9 @@ impl Tenant {
     }
 
     fn sharing(name: &str, mut config: TenantConfig, kv: Arc<KvStore>, origin: Origin) -> Tenant {
+        if let Some(remote) = config.verify_keys.remote() {
+            remote.warm();
+        }
         let keys = TenantKeys {
             signing_keys: std::mem::take(&mut config.signing_keys),
             api_keys: std::mem::take(&mut config.api_keys),
@@ -128,10 +132,11 @@ impl Tenant {
         config
     }
 
-    /// Who a request is, from its bearer token if it has one.
-    pub fn authenticate(&self, token: Option<&str>) -> Result<Identity, AuthError> {
-        let keys = self.keys.load();
-        auth::authenticate_with_keys(&self.config, &keys.signing_keys, token)
+    /// Who a request is, from its bearer token if it has one (fetching the
+    /// tenant's JWKS URL again when the token names a key it lacks).
+    pub async fn authenticate(&self, token: Option<&str>) -> Result<Identity, AuthError> {
+        let keys = self.keys.load_full();
+        auth::authenticate_fetching(&self.config, &keys.signing_keys, token).await
     }
 }
 
@@ -632,8 +637,8 @@ mod tests {
         assert!(tenants.get("acme").is_none());
     }
 
-    #[test]
-    fn keys_rotate_in_place_with_two_valid_at_once() {
+    #[tokio::test]
+    async fn keys_rotate_in_place_with_two_valid_at_once() {
         let tenants = Tenants::from_config(&Config::builtin());
         let acme = tenants
             .create("acme", tenant_config(&["old-key"], &[]))
@@ -654,16 +659,16 @@ mod tests {
             })
             .expect("added");
         // The same Tenant (held by live connections) sees the new keys.
-        assert!(acme.authenticate(Some(&token("old-key"))).is_ok());
-        assert!(acme.authenticate(Some(&token("new-key"))).is_ok());
+        assert!(acme.authenticate(Some(&token("old-key"))).await.is_ok());
+        assert!(acme.authenticate(Some(&token("new-key"))).await.is_ok());
         tenants
             .update_keys("acme", |k| {
                 k.signing_keys.retain(|x| x != "old-key");
                 Ok(())
             })
             .expect("removed");
-        assert!(acme.authenticate(Some(&token("old-key"))).is_err());
-        assert!(acme.authenticate(Some(&token("new-key"))).is_ok());
+        assert!(acme.authenticate(Some(&token("old-key"))).await.is_err());
+        assert!(acme.authenticate(Some(&token("new-key"))).await.is_ok());
         // A change that leaves no way in is refused, and changes nothing.
         let err = tenants
             .update_keys("acme", |k| {

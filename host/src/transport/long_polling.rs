@@ -99,7 +99,7 @@ pub async fn poll(
 ) -> Result<Response, RequestError> {
     // The user is checked again on every poll, so a revoked or expired token
     // ends the connection at its next poll.
-    let identity = authenticate(&tenant, headers, query)?;
+    let identity = authenticate(&tenant, headers, query).await?;
     let id = connection_id(query)?;
     if let Some(connection) = node.http_connections.get(id) {
         if connection.hub != key {
@@ -153,7 +153,7 @@ pub async fn delete(
     query: &[(String, String)],
     headers: &HeaderMap,
 ) -> Result<Response, RequestError> {
-    let identity = authenticate(&tenant, headers, query)?;
+    let identity = authenticate(&tenant, headers, query).await?;
     let id = connection_id(query)?;
     let connection = node
         .http_connections

@@ -33,7 +33,7 @@ use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use tracing::debug;
+use tracing::{debug, info};
 
 use crate::connection::{Accepted, Negotiated, RequestInfo, new_id};
 use crate::node::Node;
@@ -114,7 +114,7 @@ async fn connect(
     let upgrade = websocket::Upgrade::from_parts(&mut parts);
     let headers = parts.headers;
     let result = match upgrade {
-        Some(upgrade) => return connect_websocket(node, tenant, key, query, headers, upgrade),
+        Some(upgrade) => return connect_websocket(node, tenant, key, query, headers, upgrade).await,
         None if accepts_event_stream(&headers) => {
             sse::connect(node, tenant, key, &query, &headers).await
         }
@@ -144,7 +144,7 @@ async fn send(
     let (parts, body) = request.into_parts();
     let headers = parts.headers;
     let sent = async {
-        let identity = authenticate(&tenant, &headers, &query)?;
+        let identity = authenticate(&tenant, &headers, &query).await?;
         let id = connection_id(&query)?;
         let connection = node
             .http_connections
@@ -207,7 +207,7 @@ async fn forward_to_owner(
 
 /// The WebSocket that carries a negotiated connection, or a new one when the
 /// client skipped negotiation.
-fn connect_websocket(
+async fn connect_websocket(
     node: Arc<Node>,
     tenant: Arc<Tenant>,
     key: HubKey,
@@ -223,9 +223,12 @@ fn connect_websocket(
     {
         return RequestError::TransportMismatch.into_response();
     }
-    let identity = match tenant.authenticate(bearer_token(&headers, &query).as_deref()) {
+    let identity = match tenant
+        .authenticate(bearer_token(&headers, &query).as_deref())
+        .await
+    {
         Ok(identity) => identity,
-        Err(_) => return StatusCode::UNAUTHORIZED.into_response(),
+        Err(e) => return unauthorized(&tenant, &e),
     };
     let negotiated = match query_param(&query, "id") {
         Some(id) => match node.pending.take(id) {
@@ -319,7 +322,7 @@ async fn take_over_websocket(
     request: Request,
 ) -> Response {
     use crate::connection::takeover::{self, Refused};
-    let identity = match authenticate(&tenant, request.headers(), &query) {
+    let identity = match authenticate(&tenant, request.headers(), &query).await {
         Ok(identity) => identity,
         Err(e) => return e.into_response(),
     };
@@ -376,14 +379,32 @@ fn websocket_limits(upgrade: websocket::Upgrade, node: &Node) -> websocket::Upgr
 }
 
 /// Who sent a transport request (the header token, else `access_token`).
-fn authenticate(
+async fn authenticate(
     tenant: &Tenant,
     headers: &HeaderMap,
     query: &[(String, String)],
 ) -> Result<Identity, RequestError> {
     tenant
         .authenticate(bearer_token(headers, query).as_deref())
-        .map_err(|_| RequestError::Unauthorized)
+        .await
+        .map_err(|e| {
+            debug!(tenant = %tenant.name, error = %e, "token refused");
+            RequestError::Unauthorized
+        })
+}
+
+/// The 401 for a refused token: empty, so clients report exactly
+/// "Unauthorized", with why in `WWW-Authenticate` (RFC 6750, as ASP.NET
+/// Core's JwtBearer handler answers) and in the log.
+pub(crate) fn unauthorized(tenant: &Tenant, error: &crate::tenant::AuthError) -> Response {
+    info!(tenant = %tenant.name, error = %error, "client token refused");
+    let mut response = StatusCode::UNAUTHORIZED.into_response();
+    if let Ok(value) = axum::http::HeaderValue::from_str(&error.www_authenticate()) {
+        response
+            .headers_mut()
+            .insert(axum::http::header::WWW_AUTHENTICATE, value);
+    }
+    response
 }
 
 /// The `id` query parameter; every transport request but a WebSocket upgrade needs one.

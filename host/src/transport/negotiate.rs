@@ -40,10 +40,12 @@ pub async fn negotiate(
         // SignalR reports negotiate errors as 200 with an error body.
         Err(error) => return json(StatusCode::OK, negotiate_error(&error)),
     };
-    let identity = match tenant.authenticate(bearer_token(&headers, &query).as_deref()) {
+    let identity = match tenant
+        .authenticate(bearer_token(&headers, &query).as_deref())
+        .await
+    {
         Ok(identity) => identity,
-        // An empty 401, so clients report exactly "Unauthorized".
-        Err(_) => return StatusCode::UNAUTHORIZED.into_response(),
+        Err(e) => return super::unauthorized(&tenant, &e),
     };
     // The tenant's connection limit, as a negotiate error the client reports verbatim.
     if let Err(error) =

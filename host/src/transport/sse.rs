@@ -46,7 +46,7 @@ pub async fn connect(
     query: &[(String, String)],
     headers: &HeaderMap,
 ) -> Result<Response, RequestError> {
-    let identity = authenticate(&tenant, headers, query)?;
+    let identity = authenticate(&tenant, headers, query).await?;
     let id = connection_id(query)?;
     if let Some(active) = node.http_connections.get(id) {
         return Err(if active.hub != key {
