@@ -119,6 +119,11 @@ pub struct Config {
     /// TLS at the node (`[tls]`, or `serve --tls-cert/--tls-key`): without it, plain HTTP.
     #[serde(default)]
     pub tls: Option<TlsConfig>,
+    /// Proxies (addresses or CIDR blocks: `["127.0.0.1/32", "10.0.0.0/8"]`) whose
+    /// `Forwarded` / `X-Forwarded-For` headers tell the client's address. From any
+    /// other peer those headers are ignored. Empty: the socket's peer is the client.
+    #[serde(default)]
+    pub trusted_proxies: crate::server::client_addr::TrustedProxies,
 }
 
 /// The `[tls]` section: the node terminates TLS itself with these PEM files,
@@ -603,6 +608,7 @@ pub const TOP_LEVEL_KEYS: &[&str] = &[
     "nats",
     "admin",
     "tls",
+    "trusted_proxies",
 ];
 
 /// A setting out of range: the key's dotted path, and what is wrong.

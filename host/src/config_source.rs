@@ -31,6 +31,7 @@ const LIST_KEYS: &[&str] = &[
     "keys",
     "public_keys",
     "allowed_origins",
+    "trusted_proxies",
 ];
 
 /// Keys whose own name ends in `_file`: a path, never "read from a file".

@@ -37,6 +37,8 @@ pub struct RequestInfo {
     /// Where each pair's name and value end in `text`: query pairs first.
     ends: Box<[(u32, u32)]>,
     queries: usize,
+    /// The client's address (see `server::client_addr`), when known.
+    client_addr: Option<std::net::IpAddr>,
 }
 
 /// Headers never shown to plugins: they carry credentials.
@@ -48,6 +50,17 @@ const MAX_REQUEST_ITEMS: usize = 64;
 pub const REQUEST_INFO_BYTES: usize = 4096;
 
 impl RequestInfo {
+    /// With the client's address (for logs; see `server::client_addr`).
+    pub fn with_client_addr(mut self, addr: Option<std::net::IpAddr>) -> RequestInfo {
+        self.client_addr = addr;
+        self
+    }
+
+    /// The client's address, when the request that opened the connection had one.
+    pub fn client_addr(&self) -> Option<std::net::IpAddr> {
+        self.client_addr
+    }
+
     /// The query and headers of `request`, without credentials; header names lowercased.
     pub fn capture(query: &[(String, String)], headers: &axum::http::HeaderMap) -> RequestInfo {
         let query = query
@@ -91,6 +104,7 @@ impl RequestInfo {
             text: text.into_boxed_str(),
             ends: ends.into_boxed_slice(),
             queries,
+            client_addr: None,
         }
     }
 

@@ -376,6 +376,7 @@ async fn start(
         hub = %handle.hub,
         protocol = protocol.name(),
         stateful_reconnect = stateful_in.is_some(),
+        client_addr = handle.request.client_addr().map(tracing::field::display),
         "connected"
     );
 

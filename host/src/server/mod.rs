@@ -13,6 +13,7 @@
 //! - a failed accept (out of files) waits before the next ([`backoff`]).
 
 pub mod backoff;
+pub mod client_addr;
 pub mod files;
 pub mod reserved;
 pub mod slots;
@@ -59,7 +60,8 @@ pub fn app(node: Arc<Node>) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .with_state(node)
+        .with_state(node.clone())
+        .layer(axum::middleware::from_fn_with_state(node, client_addr::layer))
 }
 
 /// 200 when the node can serve; 503 while a cluster node has lost NATS
@@ -208,10 +210,10 @@ pub async fn serve(
             accepted = listener.accept() => accepted,
             () = signal_tx.closed() => break,
         };
-        let stream = match accepted {
-            Ok((stream, _)) => {
+        let (stream, peer) = match accepted {
+            Ok(accepted) => {
                 backoff.succeeded();
-                stream
+                accepted
             }
             Err(e) => {
                 metrics::counter!(crate::metrics::ACCEPT_ERRORS).increment(1);
@@ -234,10 +236,14 @@ pub async fn serve(
         let task = (edge.clone(), signal_tx.clone(), close_rx.clone());
         match edge.slots.try_take() {
             Some(slot) => {
-                tokio::spawn(with_tls(Held::new(stream, slot), task, serve_connection));
+                tokio::spawn(with_tls(Held::new(stream, slot), task, move |io, task| {
+                    serve_connection(io, task, peer)
+                }));
             }
             None => {
-                tokio::spawn(with_tls(stream, task, serve_reserved));
+                tokio::spawn(with_tls(stream, task, move |io, task| {
+                    serve_reserved(io, task, peer)
+                }));
             }
         }
     }
@@ -347,9 +353,23 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Io<S> {
 
 /// A connection with a slot: every route, WebSocket upgrades included. The
 /// slot stays with the socket (through an upgrade) until it is dropped.
-async fn serve_connection(stream: Io<Held<TcpStream, slots::Slot>>, task: Task) {
+/// Every request carries the socket's peer (axum's `ConnectInfo`).
+async fn serve_connection(
+    stream: Io<Held<TcpStream, slots::Slot>>,
+    task: Task,
+    peer: std::net::SocketAddr,
+) {
     let (edge, signal, _close) = task;
-    let service = TowerToHyperService::new(edge.app.clone());
+    let app = edge
+        .app
+        .clone()
+        .map_request(move |mut request: hyper::Request<Incoming>| {
+            request
+                .extensions_mut()
+                .insert(axum::extract::ConnectInfo(peer));
+            request
+        });
+    let service = TowerToHyperService::new(app);
     let conn = edge
         .http1
         .serve_connection(TokioIo::new(stream), service)
@@ -373,15 +393,18 @@ async fn serve_connection(stream: Io<Held<TcpStream, slots::Slot>>, task: Task) 
 
 /// A connection accepted above the cap: one request, answered only for the
 /// operator's routes; closed early when a newer one needs its place.
-async fn serve_reserved(stream: Io<TcpStream>, task: Task) {
+async fn serve_reserved(stream: Io<TcpStream>, task: Task, peer: std::net::SocketAddr) {
     let (edge, signal, _close) = task;
     let (place, evicted_another) = edge.reserved.enter();
     if evicted_another {
         metrics::counter!(crate::metrics::HTTP_RESERVED_EVICTED).increment(1);
     }
     let app = edge.app.clone();
-    let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
+    let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
         let app = app.clone();
+        request
+            .extensions_mut()
+            .insert(axum::extract::ConnectInfo(peer));
         async move {
             if is_operator_path(request.uri().path()) {
                 app.oneshot(request).await

@@ -112,9 +112,12 @@ async fn connect(
     }
     let (mut parts, _body) = request.into_parts();
     let upgrade = websocket::Upgrade::from_parts(&mut parts);
+    let client = crate::server::client_addr::of(&parts.extensions);
     let headers = parts.headers;
     let result = match upgrade {
-        Some(upgrade) => return connect_websocket(node, tenant, key, query, headers, upgrade).await,
+        Some(upgrade) => {
+            return connect_websocket(node, tenant, key, query, headers, upgrade, client).await;
+        }
         None if accepts_event_stream(&headers) => {
             sse::connect(node, tenant, key, &query, &headers).await
         }
@@ -214,6 +217,7 @@ async fn connect_websocket(
     query: Vec<(String, String)>,
     headers: HeaderMap,
     upgrade: websocket::Upgrade,
+    client: Option<std::net::IpAddr>,
 ) -> Response {
     if let Some(id) = query_param(&query, "id")
         && node
@@ -244,7 +248,7 @@ async fn connect_websocket(
             identity: identity.clone(),
             negotiate_version: 1,
             stateful_reconnect: false,
-            request: RequestInfo::capture(&query, &headers),
+            request: RequestInfo::capture(&query, &headers).with_client_addr(client),
         },
     };
     // The transport request must come from whoever negotiated.

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use axum::Extension;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -10,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 use super::{QueryList, bearer_token, not_found_hub, query_param, resolve_hub};
 use crate::connection::{Negotiated, RequestInfo};
 use crate::node::Node;
+use crate::server::client_addr::ClientAddr;
 use crate::protocol::negotiate::{
     TransportInfo, negotiate_error, negotiate_response, parse_negotiate_version,
 };
@@ -26,6 +28,7 @@ pub async fn negotiate(
     State(node): State<Arc<Node>>,
     Path((tenant, hub)): Path<(String, String)>,
     Query(query): QueryList,
+    client: Option<Extension<ClientAddr>>,
     headers: HeaderMap,
 ) -> Response {
     let Some((tenant, key)) = resolve_hub(&node, &tenant, &hub) else {
@@ -68,7 +71,7 @@ pub async fn negotiate(
         identity,
         negotiate_version: version,
         stateful_reconnect,
-        request: RequestInfo::capture(&query, &headers),
+        request: RequestInfo::capture(&query, &headers).with_client_addr(client.map(|c| c.0.0)),
     };
     if !node.pending.insert(key_for_client, negotiated) {
         return (

@@ -38,7 +38,8 @@ process.on('exit', () => {
  * 500 ms (a node is out after 2 failures, back after 1 success); a refused connect, or a GET
  * (a WebSocket upgrade, a resume) whose node closed the connection without an answer (it died
  * meanwhile; a POST is not sent twice), is retried up to `retries` times, each on another node (`option redispatch 1`); WebSockets and SSE stay open
- * for `tunnelSecs`. `shutdownSessions`: a node marked down has its open connections cut
+ * for `tunnelSecs`; the client's address appended to X-Forwarded-For (`option forwardfor`).
+ * `shutdownSessions`: a node marked down has its open connections cut
  * (`on-marked-down shutdown-sessions`), so the clients of a hung node resume elsewhere.
  */
 export function haproxyConfig({ port, nodes, retries = 3, tunnelSecs = 3600, maxconn = 8000, tls, shutdownSessions = false }) {
@@ -63,6 +64,7 @@ defaults
   retries ${retries}
   retry-on conn-failure empty-response
   option redispatch 1
+  option forwardfor
 
 frontend switchboard
   bind 127.0.0.1:${port}${tls ? ` ssl crt ${tls.pem}` : ''}
@@ -79,7 +81,8 @@ ${servers}
 /**
  * nginx: round robin (its default) with no stickiness; HTTP/1.1 to the nodes with the Upgrade
  * headers passed on (WebSockets); no response buffering (SSE, long polls); a connect error or
- * timeout tried on the next node (`proxy_next_upstream error timeout`), at most `tries` nodes.
+ * timeout tried on the next node (`proxy_next_upstream error timeout`), at most `tries` nodes;
+ * the client's address appended to X-Forwarded-For.
  * `dir` holds its pid file and temp folders.
  */
 export function nginxConfig({ port, nodes, dir, tries = 3, tunnelSecs = 3600, user, tls }) {
@@ -116,6 +119,7 @@ ${tls ? `    ssl_certificate ${tls.cert};\n    ssl_certificate_key ${tls.key};\n
       proxy_set_header Host $host;
       proxy_set_header Upgrade $http_upgrade;
       proxy_set_header Connection $connection_upgrade;
+      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
       proxy_buffering off;
       proxy_request_buffering off;
       proxy_connect_timeout 2s;
