@@ -21,6 +21,22 @@ pub struct Negotiated {
     pub stateful_reconnect: bool,
     /// The request that opened the connection, as plugins may see it.
     pub request: RequestInfo,
+    /// What the client POSTed before its transport's first request (at most
+    /// [`EARLY_BYTES`]): handed to the connection before anything else.
+    pub early: Vec<bytes::Bytes>,
+}
+
+/// Bytes a client may POST to a negotiated connection before its SSE stream
+/// or first poll starts it (ASP.NET's pipe pauses its writer at 64 KiB).
+pub const EARLY_BYTES: usize = 64 * 1024;
+
+/// Why a POST before the transport started was not kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EarlyRefused {
+    /// No pending connection of that key passes the check (or it expired).
+    Unknown,
+    /// More than [`EARLY_BYTES`], or the pending connections' byte budget.
+    Full,
 }
 
 /// What plugins may read of the request that opened a connection.
@@ -151,7 +167,10 @@ impl Negotiated {
         } else {
             serde_json::to_vec(&self.identity.claims).map_or(0, |v| v.len())
         };
-        ENTRY_BYTES + self.request.heap_bytes() + claims
+        ENTRY_BYTES
+            + self.request.heap_bytes()
+            + claims
+            + self.early.iter().map(|b| b.len()).sum::<usize>()
     }
 }
 
@@ -234,6 +253,34 @@ impl PendingConnections {
         (at.elapsed() < self.ttl).then_some(negotiated)
     }
 
+    /// Keeps `data` for the pending connection `key` names, if `check`
+    /// passes it (its hub and user): a client may POST its handshake before
+    /// its transport's first request, as ASP.NET allows (the connection
+    /// exists from negotiate), and the transport hands it on when it starts.
+    pub fn append_early(
+        &self,
+        key: &str,
+        data: bytes::Bytes,
+        check: impl FnOnce(&Negotiated) -> bool,
+    ) -> Result<(), EarlyRefused> {
+        let mut guard = self.by_key.lock();
+        let pending = &mut *guard;
+        let Some((at, cost, negotiated)) = pending.map.get_mut(key) else {
+            return Err(EarlyRefused::Unknown);
+        };
+        if at.elapsed() >= self.ttl || !check(negotiated) {
+            return Err(EarlyRefused::Unknown);
+        }
+        let held: usize = negotiated.early.iter().map(|b| b.len()).sum();
+        if held + data.len() > EARLY_BYTES || pending.bytes + data.len() > self.max_bytes {
+            return Err(EarlyRefused::Full);
+        }
+        *cost += data.len();
+        pending.bytes += data.len();
+        negotiated.early.push(data);
+        Ok(())
+    }
+
     /// Whether a transport request for `key` would find its connection.
     pub fn contains(&self, key: &str) -> bool {
         self.by_key.lock().map.contains_key(key)
@@ -273,7 +320,33 @@ mod tests {
             negotiate_version: 1,
             stateful_reconnect: false,
             request: RequestInfo::default(),
+            early: Vec::new(),
         }
+    }
+
+    #[test]
+    fn early_posts_are_kept_bounded_for_their_transport() {
+        let pending = PendingConnections::new(Duration::from_secs(60), 10);
+        assert!(pending.insert("k".into(), negotiated()));
+        let data = bytes::Bytes::from_static(b"{\"protocol\":\"json\",\"version\":1}\x1e");
+        assert_eq!(pending.append_early("k", data.clone(), |_| true), Ok(()));
+        assert_eq!(
+            pending.append_early("k", data.clone(), |_| false),
+            Err(EarlyRefused::Unknown),
+            "the check (hub, user) refuses"
+        );
+        assert_eq!(
+            pending.append_early("other", data.clone(), |_| true),
+            Err(EarlyRefused::Unknown)
+        );
+        let big = bytes::Bytes::from(vec![b'x'; EARLY_BYTES]);
+        assert_eq!(
+            pending.append_early("k", big, |_| true),
+            Err(EarlyRefused::Full)
+        );
+        let taken = pending.take("k").expect("pending");
+        assert_eq!(taken.early, vec![data]);
+        assert_eq!(pending.bytes(), 0, "the early bytes were counted and freed");
     }
 
     #[test]

@@ -377,6 +377,7 @@ pub async fn claim(
         negotiate_version: 1,
         stateful_reconnect: true,
         request: RequestInfo::default(),
+        early: Vec::new(),
     };
     Ok(Taken {
         link: Arc::new(SessionLink::new(cluster, key, claimed.clone(), revision)),

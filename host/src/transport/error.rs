@@ -33,6 +33,9 @@ pub enum RequestError {
     /// A bad or missing token, or not the user who negotiated.
     #[error("Unauthorized")]
     Unauthorized,
+    /// More POSTed before the transport started than the server keeps.
+    #[error("Too much data sent before the transport started.")]
+    EarlyTooLarge,
 }
 
 impl RequestError {
@@ -45,6 +48,7 @@ impl RequestError {
             RequestError::AlreadyActive => StatusCode::CONFLICT,
             RequestError::PostToWebSocket => StatusCode::METHOD_NOT_ALLOWED,
             RequestError::Unauthorized => StatusCode::UNAUTHORIZED,
+            RequestError::EarlyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         }
     }
 }

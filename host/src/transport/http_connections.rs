@@ -152,6 +152,7 @@ impl HttpConnection {
         connection_id: Arc<str>,
         user_id: Option<String>,
         long_poll: Option<Arc<LongPoll>>,
+        early: Vec<bytes::Bytes>,
     ) -> (
         HttpConnection,
         impl Stream<Item = Inbound> + Send + Unpin + 'static,
@@ -167,7 +168,8 @@ impl HttpConnection {
             ended: ended.clone(),
             long_poll,
         };
-        (connection, Box::pin(posted(rx, ended)))
+        let early = stream::iter(early.into_iter().map(Inbound::Data));
+        (connection, Box::pin(early.chain(posted(rx, ended))))
     }
 
     /// Refuses a request from anyone but the user who negotiated.
@@ -283,6 +285,7 @@ mod tests {
             Arc::from("c"),
             Some("alice".into()),
             None,
+            Vec::new(),
         )
     }
 

@@ -114,7 +114,7 @@ pub async fn poll(
     }
 
     // The first poll starts the connection and returns at once.
-    let negotiated = take_pending(&node, &key, id)?;
+    let mut negotiated = take_pending(&node, &key, id)?;
     if identity.user_id != negotiated.identity.user_id {
         return Err(RequestError::Unauthorized);
     }
@@ -126,6 +126,7 @@ pub async fn poll(
         negotiated.connection_id.clone(),
         negotiated.identity.user_id.clone(),
         Some(long_poll.clone()),
+        std::mem::take(&mut negotiated.early),
     );
     let Some(registration) = Registration::new(node.clone(), id.to_owned(), Arc::new(connection))
     else {

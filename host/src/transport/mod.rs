@@ -149,11 +149,9 @@ async fn send(
     let sent = async {
         let identity = authenticate(&tenant, &headers, &query).await?;
         let id = connection_id(&query)?;
-        let connection = node
-            .http_connections
-            .get(id)
-            .filter(|c| c.hub == key)
-            .ok_or(RequestError::UnknownConnection)?;
+        let Some(connection) = node.http_connections.get(id).filter(|c| c.hub == key) else {
+            return send_early(&node, &key, id, &identity, body).await;
+        };
         if connection.kind == TransportKind::WebSockets {
             return Err(RequestError::PostToWebSocket);
         }
@@ -169,6 +167,36 @@ async fn send(
             e.into_response()
         }
     }
+}
+
+/// A POST to a negotiated connection whose transport has not started: kept
+/// for it (ASP.NET accepts it, as the connection exists from negotiate; a
+/// long-polling client may send its handshake before its first poll).
+async fn send_early(
+    node: &Node,
+    key: &HubKey,
+    id: &str,
+    identity: &Identity,
+    body: axum::body::Body,
+) -> Result<(), RequestError> {
+    use crate::connection::pending::{EARLY_BYTES, EarlyRefused};
+    use http_body_util::BodyExt;
+    if !node.pending.contains(id) {
+        return Err(RequestError::UnknownConnection);
+    }
+    let data = http_body_util::Limited::new(body, EARLY_BYTES)
+        .collect()
+        .await
+        .map_err(|_| RequestError::EarlyTooLarge)?
+        .to_bytes();
+    node.pending
+        .append_early(id, data, |n| {
+            n.hub == *key && n.identity.user_id == identity.user_id
+        })
+        .map_err(|e| match e {
+            EarlyRefused::Unknown => RequestError::UnknownConnection,
+            EarlyRefused::Full => RequestError::EarlyTooLarge,
+        })
 }
 
 /// `DELETE /hubs/{tenant}/{hub}?id=...`: ends a long-polling connection.
@@ -249,6 +277,7 @@ async fn connect_websocket(
             negotiate_version: 1,
             stateful_reconnect: false,
             request: RequestInfo::capture(&query, &headers).with_client_addr(client),
+            early: Vec::new(),
         },
     };
     // The transport request must come from whoever negotiated.

@@ -72,6 +72,7 @@ pub async fn negotiate(
         negotiate_version: version,
         stateful_reconnect,
         request: RequestInfo::capture(&query, &headers).with_client_addr(client.map(|c| c.0.0)),
+        early: Vec::new(),
     };
     if !node.pending.insert(key_for_client, negotiated) {
         return (

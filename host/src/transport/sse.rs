@@ -57,7 +57,7 @@ pub async fn connect(
             RequestError::TransportMismatch
         });
     }
-    let negotiated = take_pending(&node, &key, id)?;
+    let mut negotiated = take_pending(&node, &key, id)?;
     if identity.user_id != negotiated.identity.user_id {
         return Err(RequestError::Unauthorized);
     }
@@ -67,6 +67,7 @@ pub async fn connect(
         negotiated.connection_id.clone(),
         negotiated.identity.user_id.clone(),
         None,
+        std::mem::take(&mut negotiated.early),
     );
     let ended = connection.ended().clone();
     let Some(registration) = Registration::new(node.clone(), id.to_owned(), Arc::new(connection))

@@ -125,6 +125,7 @@ async fn polls_wait_supersede_time_out_and_end() {
         Arc::from("c"),
         None,
         Some(long_poll.clone()),
+        Vec::new(),
     );
     let connection = Arc::new(connection);
     let timeout = Duration::from_secs(90);
@@ -205,6 +206,7 @@ async fn delete_ends_a_pending_poll_with_204() {
         Arc::from("c"),
         None,
         Some(long_poll.clone()),
+        Vec::new(),
     );
     let connection = Arc::new(connection);
     let pending = tokio::spawn({
