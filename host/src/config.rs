@@ -293,14 +293,17 @@ pub struct TenantConfig {
     /// its keys verify client tokens beside `public_keys` and `jwks_file`. Fetched
     /// when first needed, kept as its `Cache-Control: max-age` says (1 min to 24 h),
     /// fetched again when a token names a `kid` it lacks (key rotation, no restart).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jwks_url: Option<String>,
     /// Allow a plain `http://` `jwks_url` to a host that is not loopback (anyone
     /// on the path could then hand the node keys of their choosing).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub jwks_allow_http: bool,
     /// Fetch `jwks_url` for an unknown `kid` at most once per this many seconds.
-    #[serde(default = "default_jwks_min_refresh_secs")]
+    #[serde(
+        default = "default_jwks_min_refresh_secs",
+        skip_serializing_if = "is_default_jwks_min_refresh_secs"
+    )]
     pub jwks_min_refresh_secs: u64,
     /// The `aud` that client tokens verified with a public key must carry.
     #[serde(default)]
@@ -537,6 +540,11 @@ fn default_max_request_head_bytes() -> usize {
 }
 fn default_jwks_min_refresh_secs() -> u64 {
     30
+}
+/// Left out of a serialized tenant (the cluster's tenant store) when it is the
+/// default, so nodes of an earlier version still read tenants without a JWKS URL.
+fn is_default_jwks_min_refresh_secs(secs: &u64) -> bool {
+    *secs == default_jwks_min_refresh_secs()
 }
 fn default_user_claim() -> String {
     "sub".to_owned()
