@@ -7,7 +7,11 @@
 // client. The Python side is tests/e2e/python/signalrcore_client.py.
 //
 // signalrcore's long polling POSTs its handshake before its first poll; ASP.NET Core accepts
-// that (the connection exists from negotiate) and so does Switchboard.
+// that (the connection exists from negotiate) and so does Switchboard. Its long polling has two
+// bugs of its own that no server can make up for, so it runs fewer steps there: it hands on
+// only the first record of a poll's answer (the rest wait for the next poll), which leaves out
+// steps answered with two records at once; and it splits MessagePack on the JSON record
+// separator, so long polling with MessagePack is not run at all.
 
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -26,7 +30,6 @@ const RUNS = [
   ['WebSockets', 'messagepack'],
   ['ServerSentEvents', 'json'],
   ['LongPolling', 'json'],
-  ['LongPolling', 'messagepack'],
 ];
 
 const STEPS = [
@@ -43,6 +46,9 @@ const STEPS = [
   'ready',
   'message from node',
 ];
+
+/** Long polling: the steps answered with one record each (see above). */
+const LONG_POLLING_STEPS = ['connected', 'transport', 'echo', 'context', 'joinGroup', 'ready', 'message from node'];
 
 let server;
 before(async () => {
@@ -110,12 +116,15 @@ for (const [transport, protocol] of RUNS) {
     const report = `exit ${result.code}; stdout:\n${result.lines.map((l) => JSON.stringify(l)).join('\n')}\nstderr:\n${result.stderr.slice(-4000)}`;
     assert.equal(result.code, 0, report);
     const passed = result.lines.filter((l) => l.ok).map((l) => l.step);
-    for (const step of STEPS) assert.ok(passed.includes(step), `step '${step}' passed; ${report}`);
+    const steps = transport === 'LongPolling' ? LONG_POLLING_STEPS : STEPS;
+    for (const step of steps) assert.ok(passed.includes(step), `step '${step}' passed; ${report}`);
     assert.equal(result.lines.filter((l) => l.step === 'echo' && l.ok).length, 7, report);
 
     // The hub saw the connection signalrcore opened, and the JS client got its group send.
     const context = result.lines.find((l) => l.step === 'context');
     assert.match(context.connection_id, /\S/);
-    await withTimeout(jsMessages.next((args) => args[0] === 'from-signalrcore'), 5_000, 'the group send from Python');
+    if (transport !== 'LongPolling') {
+      await withTimeout(jsMessages.next((args) => args[0] === 'from-signalrcore'), 5_000, 'the group send from Python');
+    }
   });
 }

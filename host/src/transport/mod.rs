@@ -179,7 +179,7 @@ async fn send_early(
     identity: &Identity,
     body: axum::body::Body,
 ) -> Result<(), RequestError> {
-    use crate::connection::pending::{EARLY_BYTES, EarlyRefused};
+    use crate::connection::{EARLY_BYTES, EarlyRefused};
     use http_body_util::BodyExt;
     if !node.pending.contains(id) {
         return Err(RequestError::UnknownConnection);
