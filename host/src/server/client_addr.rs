@@ -183,7 +183,10 @@ mod tests {
         assert!(!t.contains(ip("192.168.1.8")));
         assert!(t.contains(ip("::1")));
         assert!(t.contains(ip("fd12::5")));
-        assert!(t.contains(ip("::ffff:10.0.0.1")), "v4-mapped v6 is the v4 address");
+        assert!(
+            t.contains(ip("::ffff:10.0.0.1")),
+            "v4-mapped v6 is the v4 address"
+        );
         let err = TrustedProxies::try_from(vec!["10.0.0.0/33".to_owned()]).expect_err("bad");
         assert!(err.contains("'10.0.0.0/33'"), "{err}");
         assert!(TrustedProxies::try_from(vec!["proxy.local".to_owned()]).is_err());

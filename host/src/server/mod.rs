@@ -61,7 +61,10 @@ pub fn app(node: Arc<Node>) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .with_state(node.clone())
-        .layer(axum::middleware::from_fn_with_state(node, client_addr::layer))
+        .layer(axum::middleware::from_fn_with_state(
+            node,
+            client_addr::layer,
+        ))
 }
 
 /// 200 when the node can serve; 503 while a cluster node has lost NATS

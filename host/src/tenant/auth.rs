@@ -152,8 +152,8 @@ fn jwk_key(source: &str, i: usize, value: Value) -> Result<Option<PublicKey>, St
     }
     let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(value)
         .map_err(|e| format!("{source}: key {i} is not a JWK ({e})"))?;
-    let key =
-        DecodingKey::from_jwk(&jwk).map_err(|e| format!("{source}: key {i} is not usable ({e})"))?;
+    let key = DecodingKey::from_jwk(&jwk)
+        .map_err(|e| format!("{source}: key {i} is not usable ({e})"))?;
     if key.family() == AlgorithmFamily::Hmac {
         return Err(format!(
             "{source}: key {i} is a shared secret; put secrets in signing_keys"
@@ -223,7 +223,6 @@ impl VerifyKeys {
     pub fn is_empty(&self) -> bool {
         self.keys.is_empty() && self.remote.is_none()
     }
-
 }
 
 /// The keys of `keys` that may have signed a token with `alg` and `kid`.

@@ -56,10 +56,10 @@ pub enum UrlError {
 
 /// Checks a `jwks_url`: https, or http to a loopback host (or with `allow_http`).
 pub fn check_url(url: &str, allow_http: bool) -> Result<Uri, UrlError> {
-    let uri: Uri = url
-        .parse()
-        .map_err(|_| UrlError::NotAUrl(url.to_owned()))?;
-    let host = uri.host().ok_or_else(|| UrlError::NotAUrl(url.to_owned()))?;
+    let uri: Uri = url.parse().map_err(|_| UrlError::NotAUrl(url.to_owned()))?;
+    let host = uri
+        .host()
+        .ok_or_else(|| UrlError::NotAUrl(url.to_owned()))?;
     match uri.scheme_str() {
         Some("https") => Ok(uri),
         Some("http") if allow_http || is_loopback(host) => Ok(uri),
@@ -223,8 +223,8 @@ impl JwksSource {
             .get_or_init(|| {
                 let provider = Arc::new(rustls::crypto::ring::default_provider());
                 let mut roots = rustls::RootCertStore::empty();
-                let (_, _) = roots
-                    .add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
+                let (_, _) =
+                    roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
                 let tls = rustls::ClientConfig::builder_with_provider(provider)
                     .with_safe_default_protocol_versions()
                     .map_err(|e| e.to_string())?

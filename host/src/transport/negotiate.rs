@@ -11,10 +11,10 @@ use axum::response::{IntoResponse, Response};
 use super::{QueryList, bearer_token, not_found_hub, query_param, resolve_hub};
 use crate::connection::{Negotiated, RequestInfo};
 use crate::node::Node;
-use crate::server::client_addr::ClientAddr;
 use crate::protocol::negotiate::{
     TransportInfo, negotiate_error, negotiate_response, parse_negotiate_version,
 };
+use crate::server::client_addr::ClientAddr;
 
 /// In ASP.NET's order, which clients try in turn (negotiating again before
 /// each fallback).
