@@ -207,10 +207,13 @@ pub struct NatsConfig {
     /// requests for connections it holds. Default: the listen address, when it names one IP.
     #[serde(default)]
     pub advertise_url: Option<String>,
-    /// Durable resume (in progress, off by default): stateful-reconnect
-    /// connections get every record through the backplane stream, in stream
-    /// order, so their sequence ids are a function of the stream.
-    #[serde(default)]
+    /// Durable resume (on by default in a cluster): a stateful-reconnect
+    /// connection resumes on any node after its own node died, nothing lost
+    /// or repeated. Such connections get every record through the backplane
+    /// stream, in stream order, so their sequence ids are a function of the
+    /// stream. `false` turns it off for every hub; a tenant turns it off for
+    /// some of its hubs with `durable_resume_except`.
+    #[serde(default = "default_true")]
     pub durable_resume: bool,
 }
 
@@ -228,11 +231,14 @@ impl Default for NatsConfig {
             queue_max_bytes: default_nats_queue_max_bytes(),
             queue_max_age_ms: default_nats_queue_max_age_ms(),
             advertise_url: None,
-            durable_resume: false,
+            durable_resume: true,
         }
     }
 }
 
+fn default_true() -> bool {
+    true
+}
 fn default_nats_url() -> String {
     "nats://127.0.0.1:4222".to_owned()
 }
@@ -317,6 +323,12 @@ pub struct TenantConfig {
     /// credentials). Empty: only pages of the server's own origin.
     #[serde(default)]
     pub allowed_origins: Vec<String>,
+    /// Hubs of the tenant whose stateful-reconnect connections are not
+    /// durable (cannot resume on another node after theirs died) although
+    /// the cluster's `[nats] durable_resume` is on: hubs whose clients
+    /// resync anyway, which then skip its costs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub durable_resume_except: Vec<String>,
     /// The keys loaded from `public_keys` and `jwks_file` (and the source of
     /// `jwks_url`'s) by [`Config::load`].
     #[serde(skip)]
@@ -883,6 +895,18 @@ impl Config {
                         format!("tenant '{name}': allowed_origins: {e}"),
                     )
                 })?;
+            if let Some(hub) = tenant
+                .durable_resume_except
+                .iter()
+                .find(|hub| !crate::tenant::is_valid_name(hub))
+            {
+                return Err(problem(
+                    &format!("{at}.durable_resume_except"),
+                    format!(
+                        "tenant '{name}': durable_resume_except: hub name '{hub}' must be 1-64 characters of a-z, 0-9, '-' or '_'"
+                    ),
+                ));
+            }
             tenant
                 .limits
                 .validate()
@@ -1131,5 +1155,33 @@ mod tests {
         let c: Config = toml::from_str("[nats]\npartitions = 0").expect("toml");
         assert!(c.validate().is_err());
         assert!(Config::builtin().nats.is_none());
+    }
+
+    #[test]
+    fn durable_resume_is_on_in_a_cluster_unless_turned_off_globally_or_per_hub() {
+        let c: Config = toml::from_str("[nats]\nurl = \"nats://h:1\"").expect("toml");
+        assert!(c.nats.expect("nats").durable_resume);
+        assert!(NatsConfig::default().durable_resume, "serve --nats URL too");
+        let c: Config = toml::from_str("[nats]\ndurable_resume = false").expect("toml");
+        assert!(!c.nats.expect("nats").durable_resume);
+        let c: Config = toml::from_str(
+            "[tenants.acme]\nallow_anonymous = true\ndurable_resume_except = [\"ticker\"]",
+        )
+        .expect("toml");
+        c.validate().expect("valid");
+        let acme = crate::tenant::Tenant::new(
+            "acme",
+            c.tenants["acme"].clone(),
+            crate::tenant::KvStore::memory(),
+        );
+        assert!(!acme.durable_resume("ticker", true));
+        assert!(acme.durable_resume("orders", true));
+        assert!(!acme.durable_resume("orders", false), "off for every hub");
+        let c: Config = toml::from_str(
+            "[tenants.acme]\nallow_anonymous = true\ndurable_resume_except = [\"Bad Hub\"]",
+        )
+        .expect("toml");
+        let err = c.validate().expect_err("a bad hub name");
+        assert!(err.to_string().contains("durable_resume_except"), "{err}");
     }
 }

@@ -306,6 +306,7 @@ async fn describe_tenant(node: &Node, tenant: &Tenant) -> Value {
         "allow_anonymous": tenant.config.allow_anonymous,
         "user_claim": tenant.config.user_claim,
         "allowed_origins": tenant.config.allowed_origins,
+        "durable_resume_except": tenant.config.durable_resume_except,
         "signing_keys": ids(&keys.signing_keys),
         "api_keys": ids(&keys.api_keys),
         "public_keys": !tenant.config.verify_keys.is_empty(),

@@ -312,7 +312,10 @@ async fn start(
     // record from the stream, from where this node's read of it is now.
     if token.is_some()
         && let Some(cluster) = node.cluster.as_ref()
-        && config.nats.as_ref().is_some_and(|nats| nats.durable_resume)
+        && accepted.tenant.durable_resume(
+            &accepted.negotiated.hub.hub,
+            config.nats.as_ref().is_some_and(|nats| nats.durable_resume),
+        )
     {
         let hub = &accepted.negotiated.hub;
         // Its start in the stream is set when the router registers it.

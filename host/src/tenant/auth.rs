@@ -507,6 +507,7 @@ mod tests {
             audience: None,
             issuer: None,
             allowed_origins: Vec::new(),
+            durable_resume_except: Vec::new(),
             verify_keys: VerifyKeys::default(),
             limits: Limits::default(),
         }

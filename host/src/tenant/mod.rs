@@ -132,6 +132,13 @@ impl Tenant {
         config
     }
 
+    /// Whether stateful-reconnect connections of `hub` are durable (resume
+    /// on any node), given the cluster's `[nats] durable_resume`: on unless
+    /// the tenant lists the hub in `durable_resume_except`.
+    pub fn durable_resume(&self, hub: &str, cluster_on: bool) -> bool {
+        cluster_on && !self.config.durable_resume_except.iter().any(|h| h == hub)
+    }
+
     /// Who a request is, from its bearer token if it has one (fetching the
     /// tenant's JWKS URL again when the token names a key it lacks).
     pub async fn authenticate(&self, token: Option<&str>) -> Result<Identity, AuthError> {

@@ -5,8 +5,8 @@
 //   node tests/e2e/bench/resume-kill.js [--clients 150] [--balancer haproxy|nginx]
 //     [--durable 0|1] [--nats-servers 1|3] [--warmup 10] [--after 15]
 //
-// `--durable 1` sets `[nats] durable_resume` on the nodes (a server that has it); the default
-// 0 measures stateful reconnect as it is without it.
+// `--durable 1` (the default) runs with `[nats] durable_resume` on, as a cluster runs by
+// default; `--durable 0` turns it off, to measure stateful reconnect without it.
 //
 // Prints one JSON object:
 // - resume: per victim client, from its socket drop to the first message after it (p50, p99,
@@ -39,7 +39,7 @@ const { values } = parseArgs({
   options: {
     clients: { type: 'string', default: '150' },
     balancer: { type: 'string', default: 'haproxy' },
-    durable: { type: 'string', default: '0' },
+    durable: { type: 'string', default: '1' },
     'nats-servers': { type: 'string', default: '1' },
     warmup: { type: 'string', default: '10' },
     after: { type: 'string', default: '15' },

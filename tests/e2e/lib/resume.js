@@ -28,7 +28,7 @@ export const SETTLE_MS = 10_000;
 /**
  * The nodes' config: the demo tenant with an API key, a 15 s disconnect timeout, a Ping every
  * 2 s (the clients' server timeout is 8 s, so a paused node is noticed), a 5 s registry
- * TTL, durable resume on (unless `durable` is false). `maxAgeSecs` is the backplane streams' retention; `extra` more TOML
+ * TTL, durable resume on (the default; off when `durable` is false). `maxAgeSecs` is the backplane streams' retention; `extra` more TOML
  * for `[nats]`.
  */
 export function resumeConfig({ maxAgeSecs = 600, replicas = 1, durable = true, extra = '' } = {}) {
@@ -45,7 +45,7 @@ partitions = 4
 registry_ttl_secs = 5
 replicas = ${replicas}
 max_age_secs = ${maxAgeSecs}
-${durable ? 'durable_resume = true' : ''}
+durable_resume = ${durable}
 ${extra}
 `;
 }
