@@ -58,6 +58,10 @@ pub struct Durable {
     ring: Mutex<Ring>,
     /// Another node claimed it: this one writes nothing more to it.
     fenced: std::sync::atomic::AtomicBool,
+    /// Its session in the cluster, once stored: items are kept there too.
+    session: std::sync::OnceLock<Arc<super::takeover::SessionLink>>,
+    /// One change of its items at a time, each stored before the next.
+    items_gate: tokio::sync::Mutex<()>,
 }
 
 /// Checkpoint candidates kept per durable connection.
@@ -78,6 +82,36 @@ pub const NOT_STORED: &str =
 /// Most items one connection may hold, and the largest item, in bytes.
 pub const MAX_ITEMS: usize = 256;
 pub const MAX_ITEM_BYTES: usize = 64 * 1024;
+
+/// Changes an item of `items`, within the item limits and `max_bytes` of
+/// keys and values in all.
+fn change_item(
+    items: &mut HashMap<String, String>,
+    key: &str,
+    value: Option<String>,
+    max_bytes: usize,
+) -> Result<(), String> {
+    let Some(value) = value else {
+        items.remove(key);
+        return Ok(());
+    };
+    if key.len() + value.len() > MAX_ITEM_BYTES {
+        return Err(format!("an item may hold at most {MAX_ITEM_BYTES} bytes"));
+    }
+    if items.len() >= MAX_ITEMS && !items.contains_key(key) {
+        return Err(format!("a connection may hold at most {MAX_ITEMS} items"));
+    }
+    if max_bytes != usize::MAX {
+        let others = crate::durable::session::items_bytes(items.iter().filter(|(k, _)| *k != key));
+        if others + key.len() + value.len() > max_bytes {
+            return Err(format!(
+                "the items of a connection that can resume on another node may hold at most {max_bytes} bytes of keys and values"
+            ));
+        }
+    }
+    items.insert(key.to_owned(), value);
+    Ok(())
+}
 
 /// Bytes a detached connection (tests, tools) may have queued.
 const DETACHED_BUDGET: usize = 64 << 20;
@@ -166,6 +200,8 @@ impl ConnectionHandle {
             partition,
             ring: Mutex::new(ring),
             fenced: Default::default(),
+            session: std::sync::OnceLock::new(),
+            items_gate: tokio::sync::Mutex::new(()),
         }));
     }
 
@@ -279,23 +315,54 @@ impl ConnectionHandle {
         self.items.lock().get(key).cloned()
     }
 
-    /// Sets or (with none) removes an item.
-    pub fn set_item(&self, key: &str, value: Option<String>) -> Result<(), String> {
-        let mut items = self.items.lock();
-        match value {
-            None => {
-                items.remove(key);
-            }
-            Some(value) => {
-                if key.len() + value.len() > MAX_ITEM_BYTES {
-                    return Err(format!("an item may hold at most {MAX_ITEM_BYTES} bytes"));
-                }
-                if items.len() >= MAX_ITEMS && !items.contains_key(key) {
-                    return Err(format!("a connection may hold at most {MAX_ITEMS} items"));
-                }
-                items.insert(key.to_owned(), value);
-            }
+    /// Every item, sorted by key.
+    pub fn items(&self) -> Vec<(String, String)> {
+        let mut items: Vec<_> = self
+            .items
+            .lock()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        items.sort();
+        items
+    }
+
+    /// The items of a connection taken over, as its session kept them.
+    pub(super) fn restore_items(&self, items: Vec<(String, String)>) {
+        *self.items.lock() = items.into_iter().collect();
+    }
+
+    /// A durable connection's session is stored: its items go there too.
+    pub(super) fn link_session(&self, link: Arc<super::takeover::SessionLink>) {
+        if let Some(durable) = &self.durable {
+            let _ = durable.session.set(link);
         }
+    }
+
+    /// Sets or (with none) removes an item. On a durable connection the
+    /// change is stored in its session in the cluster first, so it survives
+    /// a takeover; its items then hold at most
+    /// [`MAX_ITEMS_BYTES`](crate::durable::session::MAX_ITEMS_BYTES) in all.
+    pub async fn set_item(&self, key: &str, value: Option<String>) -> Result<(), String> {
+        let link = self
+            .durable
+            .as_ref()
+            .and_then(|d| Some((d.session.get()?, d)));
+        let Some((link, durable)) = link else {
+            return change_item(&mut self.items.lock(), key, value, usize::MAX);
+        };
+        let _gate = durable.items_gate.lock().await;
+        let mut next = self.items.lock().clone();
+        change_item(
+            &mut next,
+            key,
+            value,
+            crate::durable::session::MAX_ITEMS_BYTES,
+        )?;
+        let mut sorted: Vec<_> = next.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        sorted.sort();
+        link.store_items(sorted).await.map_err(|e| e.to_string())?;
+        *self.items.lock() = next;
         Ok(())
     }
 

@@ -90,6 +90,15 @@ impl RequestInfo {
         RequestInfo::new(query, headers)
     }
 
+    /// Request info kept elsewhere as its query and header pairs (a durable
+    /// connection's session), bounded as when captured.
+    pub fn from_pairs(query: &[(String, String)], headers: &[(String, String)]) -> RequestInfo {
+        fn pair((k, v): &(String, String)) -> (&str, &str) {
+            (k.as_str(), v.as_str())
+        }
+        RequestInfo::new(query.iter().map(pair), headers.iter().map(pair))
+    }
+
     fn new<'a>(
         mut query: impl Iterator<Item = (&'a str, &'a str)>,
         mut headers: impl Iterator<Item = (&'a str, &'a str)>,

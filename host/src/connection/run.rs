@@ -13,7 +13,7 @@ use super::replay::{Admit, InboundSequence, ReplayBuffer};
 use super::resume::{BoxInbound, BoxOutbound, CloseCode, GoneOnError, ResumeLink, Transport};
 use super::takeover::{self, SessionLink, Taken};
 use super::writer::{self, StatefulOut};
-use super::{ConnectionHandle, Inbound, Negotiated, OutFrame, RequestInfo};
+use super::{ConnectionHandle, Inbound, Negotiated, OutFrame};
 use crate::hub::{Flow, HubSession};
 use crate::node::Node;
 use crate::protocol::handshake::{self, HandshakeRequest};
@@ -163,8 +163,10 @@ async fn start_taken(node: Arc<Node>, taken: Taken, transport: Transport) -> Opt
         protocol,
         config.outbound_queue,
         tenant.limits().outbound_buffer_bytes,
-        RequestInfo::default(),
+        negotiated.request.clone(),
     );
+    // What plugins saw of the connection on its first node.
+    handle.restore_items(session.items.clone());
     let mark = session.checkpoint.to_mark();
     let track = crate::durable::Track::resume(
         &negotiated.connection_id,
@@ -174,6 +176,7 @@ async fn start_taken(node: Arc<Node>, taken: Taken, transport: Transport) -> Opt
     );
     handle.make_durable(track, node.router.backplane(), partition, session.epoch);
     let handle = Arc::new(handle);
+    handle.link_session(link.clone());
     node.router.register_taken(handle.clone());
     let (stateful_in, stateful_out) = stateful_halves(
         &node,
@@ -338,6 +341,9 @@ async fn start(
         Some(token) if handle.is_durable() => SessionLink::open(&node, &handle, token).await,
         _ => None,
     };
+    if let Some(link) = &session_link {
+        handle.link_session(link.clone());
+    }
     let binary = protocol.transfer_format() == TransferFormat::Binary;
     let success = Bytes::from_static(handshake::success_response());
     if outbound

@@ -50,6 +50,18 @@ pub(super) struct SessionLink {
     revision: AtomicU64,
     writing: AtomicBool,
     last_write: Mutex<Instant>,
+    /// One write of the session at a time (checkpoints, items), so each
+    /// compares against the revision of the one before.
+    gate: tokio::sync::Mutex<()>,
+}
+
+/// Why a durable connection's items were not stored.
+#[derive(Debug, thiserror::Error)]
+pub enum ItemsError {
+    #[error("the connection was taken over by another node")]
+    TakenOver,
+    #[error("the connection's items could not be stored in the cluster: {0}")]
+    NotStored(String),
 }
 
 impl std::fmt::Debug for SessionLink {
@@ -89,6 +101,11 @@ impl SessionLink {
             stream,
             checkpoint: Checkpoint::from(&mark),
             ended: false,
+            request: session::SessionRequest {
+                query: pairs(handle.request.query()),
+                headers: pairs(handle.request.headers()),
+            },
+            items: handle.items(),
         };
         let key = session::key(token);
         let bytes = session::encode(&session).ok()?;
@@ -114,6 +131,39 @@ impl SessionLink {
             revision: AtomicU64::new(revision),
             writing: AtomicBool::new(false),
             last_write: Mutex::new(Instant::now()),
+            gate: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// Stores the connection's `items` (all of them) in its session, before
+    /// the plugin that changed them goes on: a node that takes the
+    /// connection over then has them.
+    pub(super) async fn store_items(&self, items: Vec<(String, String)>) -> Result<(), ItemsError> {
+        let _gate = self.gate.lock().await;
+        let revision = self.revision.load(Ordering::Acquire);
+        if revision == 0 {
+            return Err(ItemsError::TakenOver);
+        }
+        let bytes = {
+            let mut next = self.session.lock().clone();
+            next.items = items.clone();
+            session::encode(&next).map_err(|e| ItemsError::NotStored(e.to_string()))?
+        };
+        match self
+            .cluster
+            .session_swap(&self.key, Bytes::from(bytes), revision)
+            .await
+        {
+            Ok(Some(revision)) => {
+                self.revision.store(revision, Ordering::Release);
+                self.session.lock().items = items;
+                Ok(())
+            }
+            Ok(None) => {
+                self.revision.store(0, Ordering::Release);
+                Err(ItemsError::TakenOver)
+            }
+            Err(e) => Err(ItemsError::NotStored(e.to_string())),
         }
     }
 
@@ -142,7 +192,11 @@ impl SessionLink {
     }
 
     async fn store(&self, mark: &Mark, connection: &str) {
+        let _gate = self.gate.lock().await;
         let revision = self.revision.load(Ordering::Acquire);
+        if revision == 0 {
+            return;
+        }
         let bytes = {
             let mut session = self.session.lock();
             if session.checkpoint.id >= mark.id && session.checkpoint.cursor >= mark.cursor {
@@ -193,12 +247,18 @@ impl SessionLink {
                 }
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
+            let _gate = tokio::time::timeout(Duration::from_secs(1), self.gate.lock()).await;
             let revision = self.revision.load(Ordering::Acquire);
             if revision != 0 {
                 let _ = self.cluster.session_delete(&self.key, revision).await;
             }
         });
     }
+}
+
+/// Owned copies of request info pairs.
+fn pairs<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>) -> Vec<(String, String)> {
+    pairs.map(|(k, v)| (k.to_owned(), v.to_owned())).collect()
 }
 
 /// What a node that claimed a connection needs to serve it.
@@ -376,7 +436,7 @@ pub async fn claim(
         identity: identity.clone(),
         negotiate_version: 1,
         stateful_reconnect: true,
-        request: RequestInfo::default(),
+        request: RequestInfo::from_pairs(&claimed.request.query, &claimed.request.headers),
         early: Vec::new(),
     };
     Ok(Taken {

@@ -35,6 +35,31 @@ pub struct Session {
     pub checkpoint: Checkpoint,
     /// The connection ended: a late resume is refused.
     pub ended: bool,
+    /// What plugins see of the request that opened the connection.
+    #[serde(default)]
+    pub request: SessionRequest,
+    /// The connection's items (SignalR's `Context.Items`) as last stored,
+    /// at most [`MAX_ITEMS_BYTES`] of keys and values; an item is stored
+    /// before the plugin that set it goes on, so before any Completion of
+    /// its invocation.
+    #[serde(default)]
+    pub items: Vec<(String, String)>,
+}
+
+/// The request info of a session: query and header pairs, in order.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionRequest {
+    pub query: Vec<(String, String)>,
+    pub headers: Vec<(String, String)>,
+}
+
+/// Most bytes of keys and values the items of a durable connection may
+/// hold: they travel in its session, whose size is bounded.
+pub const MAX_ITEMS_BYTES: usize = 16 * 1024;
+
+/// The bytes of keys and values of `items`.
+pub fn items_bytes<'a>(items: impl IntoIterator<Item = (&'a String, &'a String)>) -> usize {
+    items.into_iter().map(|(k, v)| k.len() + v.len()).sum()
 }
 
 /// Where a taker starts: the connection's state after `cursor`, whose last
@@ -216,7 +241,49 @@ mod tests {
                 open: vec!["2".into()],
             },
             ended: false,
+            request: SessionRequest {
+                query: vec![("room".into(), "7".into())],
+                headers: vec![("user-agent".into(), "test".into())],
+            },
+            items: vec![("nick".into(), "ann".into())],
         }
+    }
+
+    #[test]
+    fn a_session_without_request_or_items_still_decodes() {
+        /// A session as nodes wrote it before request info and items.
+        #[derive(Serialize)]
+        struct Older {
+            version: u32,
+            connection: String,
+            tenant: String,
+            hub: String,
+            user: Option<String>,
+            protocol: String,
+            owner: String,
+            epoch: u64,
+            stream: String,
+            checkpoint: Checkpoint,
+            ended: bool,
+        }
+        let s = session();
+        let older = Older {
+            version: VERSION,
+            connection: s.connection.clone(),
+            tenant: s.tenant.clone(),
+            hub: s.hub.clone(),
+            user: s.user.clone(),
+            protocol: s.protocol.clone(),
+            owner: s.owner.clone(),
+            epoch: s.epoch,
+            stream: s.stream.clone(),
+            checkpoint: s.checkpoint.clone(),
+            ended: false,
+        };
+        let bytes = rmp_serde::to_vec_named(&older).expect("encodes");
+        let back = decode(&bytes).expect("decodes");
+        assert!(back.items.is_empty() && back.request == SessionRequest::default());
+        assert_eq!(back.checkpoint, s.checkpoint);
     }
 
     #[test]

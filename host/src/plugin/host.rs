@@ -355,7 +355,7 @@ impl connection::Host for HostState {
 
     async fn set_item(&mut self, key: String, value: Option<String>) -> Result<(), String> {
         match self.caller() {
-            Some(caller) => caller.set_item(&key, value),
+            Some(caller) => caller.set_item(&key, value).await,
             None => Err("this call has no connection".into()),
         }
     }

@@ -1,0 +1,161 @@
+// Durable resume keeps what a connection carries, not only its messages: three nodes and a
+// real nats-server behind haproxy (round robin, no stickiness), official JS clients with
+// `withStatefulReconnect()` on the `testhub` plugin. A client signed in as a user, opened with a
+// query string, sets connection items and joins a group; then its node is killed with kill -9.
+// On the node that takes it over, the same connection still has its items, its request's query,
+// its group and its user (sends to each reach it), and new items are kept there too. A hub the
+// tenant lists in `durable_resume_except` is plain: its client on the dead node starts over as a
+// new connection. The items of a durable connection are bounded (they travel in its session).
+
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { HttpTransportType, HubConnectionBuilder, LogLevel } from '@microsoft/signalr';
+import { MessagePackHubProtocol } from '@microsoft/signalr-protocol-msgpack';
+import { startCluster } from './lib/cluster.js';
+import { startHaproxy } from './lib/lb.js';
+import { mintToken, pluginWasm, unique, withTimeout } from './lib/server.js';
+
+const WAIT_MS = 10_000;
+const config = `
+disconnect_timeout_secs = 15
+keep_alive_secs = 2
+
+[tenants.demo]
+allow_anonymous = true
+signing_keys = ["switchboard-demo-development-key-not-secret"]
+durable_resume_except = ["plainhub"]
+
+[nats]
+partitions = 4
+registry_ttl_secs = 5
+`;
+
+const tagOf = (id) => id.slice(id.lastIndexOf('.') + 1);
+
+/** A started stateful client of `url`, recording its reconnects and what it receives. */
+async function statefulClient(url, { token, messagePack = false } = {}) {
+  let builder = new HubConnectionBuilder()
+    .withUrl(url, { transport: HttpTransportType.WebSockets, ...(token ? { accessTokenFactory: () => token } : {}) })
+    .withStatefulReconnect()
+    .withAutomaticReconnect([0, 500, 1000])
+    .configureLogging(LogLevel.None);
+  if (messagePack) builder = builder.withHubProtocol(new MessagePackHubProtocol());
+  const connection = builder.build();
+  connection.serverTimeoutInMilliseconds = 8_000;
+  const c = { connection, reconnecting: [], received: [] };
+  connection.onreconnecting((err) => c.reconnecting.push(String(err?.message ?? err)));
+  connection.on('message', (value) => c.received.push(value));
+  await withTimeout(connection.start(), WAIT_MS, `start ${url}`);
+  c.id = connection.connectionId;
+  return c;
+}
+
+/** Each node by the tag its connection ids carry (learnt from a plain connection to it). */
+async function nodeTags(nodes) {
+  const tags = new Map();
+  for (const node of nodes) {
+    const c = new HubConnectionBuilder()
+      .withUrl(`${node.url}/hubs/demo/testhub`, { transport: HttpTransportType.WebSockets })
+      .configureLogging(LogLevel.None)
+      .build();
+    await withTimeout(c.start(), WAIT_MS, `connect to ${node.url}`);
+    tags.set(tagOf(c.connectionId), node);
+    await withTimeout(c.stop(), WAIT_MS, 'stop');
+  }
+  return tags;
+}
+
+const call = (c, method, ...args) => withTimeout(c.connection.invoke(method, ...args), WAIT_MS, method);
+
+/** Waits (bounded) until `c` has received `value`. */
+async function received(c, value, what) {
+  const deadline = Date.now() + WAIT_MS;
+  while (!c.received.includes(value) && Date.now() < deadline) await sleep(50);
+  assert.ok(c.received.includes(value), `${what}: got ${JSON.stringify(c.received)}`);
+}
+
+test('kill -9: items, query, group and user of a durable connection survive the takeover; an excepted hub starts over', { timeout: 120_000 }, async (t) => {
+  const wasm = pluginWasm('testhub');
+  const cluster = await startCluster({
+    size: 3,
+    config,
+    serverOptions: { plugins: { 'demo/testhub.wasm': wasm, 'demo/plainhub.wasm': wasm } },
+  });
+  const clients = [];
+  let lb;
+  t.after(async () => {
+    await Promise.all(clients.map((c) => withTimeout(c.connection.stop(), 5_000, 'stop').catch(() => {})));
+    await lb?.close();
+    await cluster.close();
+  });
+  lb = await startHaproxy(cluster.nodes);
+  const user = unique('ann-');
+  const token = await mintToken({ user });
+  const durable = await statefulClient(`${lb.url}/hubs/demo/testhub?room=7`, { token, messagePack: true });
+  clients.push(durable);
+  const victimTag = tagOf(durable.id);
+  const victim = (await nodeTags(cluster.nodes)).get(victimTag);
+  assert.ok(victim, `the node tagged ${victimTag} is one of the cluster's`);
+
+  await call(durable, 'setItem', 'nick', 'ann');
+  await call(durable, 'setItem', 'theme', 'dark');
+  await call(durable, 'setItem', 'theme', 'light');
+  const group = unique('g-');
+  await call(durable, 'joinGroup', group);
+  // Items travel in the session: bounded, and refused with a clear error beyond the bound.
+  await assert.rejects(call(durable, 'setItem', 'big', 'x'.repeat(20_000)), /can resume on another node may hold at most 16384 bytes/);
+  assert.equal(await call(durable, 'getItem', 'big'), null, 'a refused item is not kept');
+
+  // A plain (excepted) client on the same node: placement is round robin, so connect until one lands there.
+  let plain;
+  for (let i = 0; i < 30 && !plain; i++) {
+    const c = await statefulClient(`${lb.url}/hubs/demo/plainhub`);
+    clients.push(c);
+    if (tagOf(c.id) === victimTag) plain = c;
+  }
+  assert.ok(plain, 'a plainhub client on the victim node');
+  // The excepted hub's items are not bounded by the session's size.
+  await call(plain, 'setItem', 'big', 'x'.repeat(20_000));
+
+  await victim.kill('SIGKILL');
+  // The durable client resumes elsewhere within its single attempt; the plain one starts over.
+  const deadline = Date.now() + 30_000;
+  const moved = async () => {
+    try {
+      return (await durable.connection.invoke('context')).connectionId === durable.id;
+    } catch {
+      return false;
+    }
+  };
+  while (Date.now() < deadline && !(await moved())) await sleep(200);
+  assert.equal(durable.connection.connectionId, durable.id, 'the durable client kept its connection id');
+  assert.deepEqual(durable.reconnecting, [], 'the durable client never fell back to a new connection');
+
+  assert.equal(await call(durable, 'getItem', 'nick'), 'ann', 'items survive the takeover');
+  assert.equal(await call(durable, 'getItem', 'theme'), 'light', 'the last value of an item survives');
+  const ctx = await call(durable, 'context');
+  assert.equal(ctx.connectionId, durable.id);
+  assert.equal(ctx.userId, user, 'the user survives');
+  assert.equal(ctx.query.room, '7', 'the request query survives');
+  assert.ok(!('id' in ctx.query), 'the reconnect token is still hidden from plugins');
+
+  // Group and user routing reach it on its new node, from a client elsewhere.
+  const other = await statefulClient(`${lb.url}/hubs/demo/testhub`);
+  clients.push(other);
+  await call(other, 'sendToGroup', group, 'to-group');
+  await received(durable, 'to-group', 'a group send after the takeover');
+  await call(other, 'sendToUser', user, 'to-user');
+  await received(durable, 'to-user', 'a user send after the takeover');
+
+  // Items set on the new owner are kept in the session too (a later takeover would have them).
+  await call(durable, 'setItem', 'after', 'yes');
+  assert.equal(await call(durable, 'getItem', 'after'), 'yes');
+
+  // The excepted hub's client on the dead node became a new connection, as without durable resume.
+  const plainDeadline = Date.now() + 30_000;
+  while (Date.now() < plainDeadline && plain.connection.connectionId === plain.id) await sleep(200);
+  assert.notEqual(plain.connection.connectionId, plain.id, 'the plainhub client started over');
+  assert.ok(plain.reconnecting.length > 0, 'through onreconnecting');
+  assert.equal(await call(plain, 'getItem', 'big'), null, 'a new connection has no items');
+});
