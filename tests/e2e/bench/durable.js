@@ -1,0 +1,181 @@
+// What durable resume costs, measured in one run (a report, not a test): three `switchboard
+// serve --nats` nodes on one nats-server, the chat hub loaded twice in the demo tenant: `chat`
+// (durable resume on, the cluster's default) and `chatplain` (listed in
+// `durable_resume_except`). Three kinds of client, each with the official JS client over
+// WebSockets and JSON, spread over the three nodes:
+//   - plain: no stateful reconnect;
+//   - stateful: `withStatefulReconnect()` on `chatplain` (buffered and numbered, on one node);
+//   - durable: `withStatefulReconnect()` on `chat` (resumes on any node).
+//
+//   node tests/e2e/bench/durable.js [--subscribers 90] [--messages 1000] [--window 50]
+//     [--callers 12] [--seconds 5] [--idle 300]
+//
+// Fan-out: `--subscribers` clients of one kind; a plain sender on node 0 calls `send` (to all of
+// their hub) `--messages` times, `--window` calls in flight; deliveries per second from the
+// first call to the last delivery. Echo: `--callers` clients of one kind, each one `echo` at a
+// time for `--seconds`; round trips per second, p50 and p99. Memory: `--idle` idle clients of
+// one kind; the nodes' RSS growth per connection (after a settle). Kinds run one after the other
+// on the same nodes, each kind's clients stopped before the next; the ratios against plain are
+// the figures to read (the clients share the machine with the nodes).
+// Every wait is bounded; everything started is stopped at the end.
+
+import { readFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { parseArgs } from 'node:util';
+import { HttpTransportType, HubConnectionBuilder, LogLevel } from '@microsoft/signalr';
+import { startCluster } from '../lib/cluster.js';
+import { pluginWasm, withTimeout } from '../lib/server.js';
+
+const { values } = parseArgs({
+  options: {
+    subscribers: { type: 'string', default: '90' },
+    messages: { type: 'string', default: '1000' },
+    window: { type: 'string', default: '50' },
+    callers: { type: 'string', default: '12' },
+    seconds: { type: 'string', default: '5' },
+    idle: { type: 'string', default: '300' },
+  },
+});
+const SUBSCRIBERS = Number(values.subscribers);
+const MESSAGES = Number(values.messages);
+const WINDOW = Number(values.window);
+const CALLERS = Number(values.callers);
+const SECONDS = Number(values.seconds);
+const IDLE = Number(values.idle);
+const WAIT_MS = 20_000;
+
+const config = `
+[tenants.demo]
+allow_anonymous = true
+durable_resume_except = ["chatplain"]
+
+[nats]
+partitions = 4
+`;
+
+const KINDS = {
+  plain: { hub: 'chat', stateful: false },
+  stateful: { hub: 'chatplain', stateful: true },
+  durable: { hub: 'chat', stateful: true },
+};
+
+const rssOf = (pid) => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))[1]) * 1024;
+const percentile = (sorted, p) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] : null);
+const round = (x, digits = 2) => (x === null ? null : Number(x.toFixed(digits)));
+
+async function client(node, kind, { stateful = KINDS[kind].stateful } = {}) {
+  let builder = new HubConnectionBuilder()
+    .withUrl(`${node.url}/hubs/demo/${KINDS[kind].hub}`, { transport: HttpTransportType.WebSockets })
+    .configureLogging(LogLevel.None);
+  if (stateful) builder = builder.withStatefulReconnect();
+  const connection = builder.build();
+  await withTimeout(connection.start(), WAIT_MS, `start a ${kind} client`);
+  return connection;
+}
+
+async function clients(nodes, kind, n) {
+  const out = [];
+  for (let i = 0; i < n; i += 20) {
+    const batch = Array.from({ length: Math.min(20, n - i) }, (_, k) => client(nodes[(i + k) % nodes.length], kind));
+    out.push(...(await Promise.all(batch)));
+  }
+  return out;
+}
+
+const stopAll = (list) => Promise.all(list.map((c) => withTimeout(c.stop(), WAIT_MS, 'stop').catch(() => {})));
+
+async function fanOut(nodes, kind) {
+  const subs = await clients(nodes, kind, SUBSCRIBERS);
+  let got = 0;
+  let last = 0;
+  for (const s of subs) {
+    s.on('addNewMessageToPage', () => {
+      got++;
+      last = performance.now();
+    });
+  }
+  // A plain sender on the subscribers' hub.
+  const sender = await client(nodes[0], kind, { stateful: false });
+  const send = (m) => withTimeout(sender.invoke('send', 'bench', `m${m}`), WAIT_MS, 'send');
+  // Warm-up: plugin instances, the JIT.
+  for (let m = 0; m < 20; m++) await send(m);
+  const warm = SUBSCRIBERS * 20;
+  const deadline = Date.now() + WAIT_MS;
+  while (got < warm && Date.now() < deadline) await sleep(20);
+  got = 0;
+  const expected = SUBSCRIBERS * MESSAGES;
+  const started = performance.now();
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: WINDOW }, async () => {
+      while (next < MESSAGES) await send(next++);
+    }),
+  );
+  const end = Date.now() + 60_000;
+  while (got < expected && Date.now() < end) await sleep(20);
+  const seconds = (last - started) / 1000;
+  await stopAll([...subs, sender]);
+  return { deliveries: got, expected, seconds: round(seconds, 3), per_second: Math.round(got / seconds) };
+}
+
+async function echo(nodes, kind) {
+  const callers = await clients(nodes, kind, CALLERS);
+  for (const c of callers) for (let i = 0; i < 5; i++) await withTimeout(c.invoke('echo', 'warm'), WAIT_MS, 'echo');
+  const latencies = [];
+  const started = performance.now();
+  const deadline = started + SECONDS * 1000;
+  await Promise.all(
+    callers.map(async (c) => {
+      while (performance.now() < deadline) {
+        const t0 = performance.now();
+        await withTimeout(c.invoke('echo', 'x'), WAIT_MS, 'echo');
+        latencies.push(performance.now() - t0);
+      }
+    }),
+  );
+  const seconds = (performance.now() - started) / 1000;
+  latencies.sort((a, b) => a - b);
+  await stopAll(callers);
+  return {
+    per_second: Math.round(latencies.length / seconds),
+    p50_ms: round(percentile(latencies, 0.5), 3),
+    p99_ms: round(percentile(latencies, 0.99), 3),
+  };
+}
+
+async function memory(nodes, kind) {
+  const before = nodes.reduce((s, n) => s + rssOf(n.pid), 0);
+  const idle = await clients(nodes, kind, IDLE);
+  await sleep(2_000);
+  const after = nodes.reduce((s, n) => s + rssOf(n.pid), 0);
+  await stopAll(idle);
+  await sleep(1_000);
+  return { connections: IDLE, bytes_per_connection: Math.round((after - before) / IDLE) };
+}
+
+const wasm = pluginWasm('chat');
+const cluster = await startCluster({ size: 3, config, serverOptions: { plugins: { 'demo/chatplain.wasm': wasm } } });
+try {
+  const results = {};
+  for (const kind of Object.keys(KINDS)) results[kind] = { fan_out: await fanOut(cluster.nodes, kind) };
+  for (const kind of Object.keys(KINDS)) results[kind].echo = await echo(cluster.nodes, kind);
+  for (const kind of Object.keys(KINDS)) results[kind].memory = await memory(cluster.nodes, kind);
+  const ratio = (kind, key) => round(results[kind][key].per_second / results.plain[key].per_second);
+  console.log(
+    JSON.stringify(
+      {
+        bench: 'durable',
+        setup: { nodes: 3, nats_servers: 1, subscribers: SUBSCRIBERS, messages: MESSAGES, window: WINDOW, callers: CALLERS, seconds: SECONDS, idle: IDLE, node: process.version },
+        results,
+        ratios_to_plain: {
+          stateful: { fan_out: ratio('stateful', 'fan_out'), echo: ratio('stateful', 'echo') },
+          durable: { fan_out: ratio('durable', 'fan_out'), echo: ratio('durable', 'echo') },
+        },
+      },
+      null,
+      1,
+    ),
+  );
+} finally {
+  await cluster.close();
+}
