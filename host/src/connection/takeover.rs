@@ -309,6 +309,26 @@ pub fn may_take_over(node: &Node, token: &str) -> bool {
         && node.resumable.get(token).is_none()
 }
 
+/// Whether the durable connection `token` resumes, listed here, was claimed
+/// by another node meanwhile (this node was paused or cut off and has not
+/// read the claim yet): then the resume must not be served here, but by the
+/// owner the session names. Every local resume of a durable connection reads
+/// the session once for this; an unreadable session leaves it local.
+pub async fn claimed_elsewhere(node: &Node, token: &str) -> bool {
+    let Some(cluster) = node.cluster.as_ref() else {
+        return false;
+    };
+    if !node.config.nats.as_ref().is_some_and(|n| n.durable_resume)
+        || node.resumable.get(token).is_none()
+    {
+        return false;
+    }
+    match cluster.session_read(&session::key(token)).await {
+        Ok(Some((bytes, _))) => session::decode(&bytes).is_ok_and(|s| s.owner != cluster.node_id()),
+        _ => false,
+    }
+}
+
 /// Claims the durable connection `token` resumes, for a request on `hub` by
 /// `identity`: reads its session, checks the stream still holds what the
 /// client may have missed, takes ownership by compare-and-set (epoch + 1) and

@@ -105,7 +105,8 @@ async fn connect(
     // may be gone, and this node takes it over.
     if let Some(token) = query_param(&query, "id")
         && request.headers().contains_key(header::UPGRADE)
-        && crate::connection::takeover::may_take_over(&node, token)
+        && (crate::connection::takeover::may_take_over(&node, token)
+            || crate::connection::takeover::claimed_elsewhere(&node, token).await)
     {
         let token = token.to_owned();
         return take_over_websocket(node, tenant, key, token, query, request).await;
