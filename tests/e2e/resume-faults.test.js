@@ -76,12 +76,7 @@ test('a second node killed after the first takeover: connections fail over again
   assert.ok(r.dropped >= held.length + again.length - twice.length, `${r.dropped} clients saw a drop`);
 });
 
-// Not yet green (passes about one run in two): a resume another node forwarded to the paused
-// node, and gave up on after 3 s, waits in the paused node's accept queue; awake, it resumes the
-// connection locally on that dead socket without checking that it still owns it, and may end it
-// (with an error, running the hub's disconnect) before it reads the claim that fences it. The fix
-// is the design's rule that every resume reads the session first, a local one included.
-test('a paused node (SIGSTOP), then woken: its clients resume elsewhere and it drops them without a word', { timeout: 180_000, todo: 'a stale forwarded resume is served by the woken node before it reads the claim' }, async (t) => {
+test('a paused node (SIGSTOP), then woken: its clients resume elsewhere and it drops them without a word', { timeout: 180_000 }, async (t) => {
   // haproxy cuts the connections of a node it marks down, and a node that forwarded a WebSocket
   // to it cuts that one once it hears nothing for three keep-alive intervals: without that, a
   // hung node's clients only notice through their own server timeout (the official client's
