@@ -9,14 +9,14 @@
 
 #[cfg(target_arch = "wasm32")]
 pub(crate) use crate::bindings::switchboard::hub::{
-    clients, connection, groups, kv, log, streaming,
+    clients, connection, groups, invocation, kv, log, streaming,
 };
 
 #[cfg(not(target_arch = "wasm32"))]
 pub(crate) mod native;
 
 #[cfg(not(target_arch = "wasm32"))]
-pub(crate) use native::{clients, connection, groups, kv, log, streaming};
+pub(crate) use native::{clients, connection, groups, invocation, kv, log, streaming};
 
 #[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests;

@@ -40,7 +40,7 @@
 //! - [`Context`] (`context.rs`): the connection a call runs for.
 //! - [`HubError`], [`HostError`] (`error.rs`).
 //! - Host calls: [`clients`], [`groups`], [`kv`], [`streaming`],
-//!   [`connection`], [`log`], through `host.rs` (the WIT imports, or in a
+//!   [`invocation`], [`connection`], [`log`], through `host.rs` (the WIT imports, or in a
 //!   native build stand-ins that serve a test host or fail cleanly).
 //! - [`testing`] (native builds only): a test host, so `cargo test` runs a
 //!   hub's methods with an in-memory store and captured sends.
@@ -73,6 +73,7 @@ mod panic_hook;
 pub mod clients;
 pub mod connection;
 pub mod groups;
+pub mod invocation;
 pub mod kv;
 pub mod log;
 pub mod streaming;

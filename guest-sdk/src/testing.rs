@@ -192,6 +192,12 @@ impl TestHost {
         Call::new(self, caller, method)
     }
 
+    /// How long the hub's functions have slept ([`crate::invocation::sleep`])
+    /// so far. Time is virtual on the test host: a sleep returns at once.
+    pub fn slept(&self) -> Duration {
+        self.state.borrow().slept
+    }
+
     /// Runs `f` as if `caller`'s hub function did: host calls made inside go
     /// to this host (for testing helpers that are not hub methods).
     pub fn enter<R>(&self, caller: &Caller, f: impl FnOnce() -> R) -> R {

@@ -329,6 +329,11 @@ pub struct TenantConfig {
     /// resync anyway, which then skip its costs.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub durable_resume_except: Vec<String>,
+    /// Whether a failed invocation tells the client why (a panic's message,
+    /// a trap): ASP.NET's `EnableDetailedErrors`. Off, the client reads only
+    /// that the call failed; the plugin's own errors always reach it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub detailed_errors: bool,
     /// The keys loaded from `public_keys` and `jwks_file` (and the source of
     /// `jwks_url`'s) by [`Config::load`].
     #[serde(skip)]
@@ -343,9 +348,18 @@ pub struct TenantConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Limits {
-    /// Wall-clock time a plugin invocation may run guest code, in milliseconds.
+    /// Time a plugin invocation may spend running guest code, in milliseconds.
+    /// Waiting on the host (sleeps, KV, client results) does not count.
     #[serde(default = "default_invocation_cpu_ms")]
     pub invocation_cpu_ms: u64,
+    /// Wall-clock time a plain invocation may take in all, running, sleeping
+    /// and waiting, in milliseconds.
+    #[serde(default = "default_invocation_wall_ms")]
+    pub invocation_wall_ms: u64,
+    /// Wall-clock time a server stream (or a call with upload streams) may
+    /// run, in milliseconds.
+    #[serde(default = "default_stream_wall_ms")]
+    pub stream_wall_ms: u64,
     /// Linear memory one plugin instance may grow to, in MiB.
     #[serde(default = "default_memory_mb")]
     pub memory_mb: u64,
@@ -387,6 +401,8 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             invocation_cpu_ms: default_invocation_cpu_ms(),
+            invocation_wall_ms: default_invocation_wall_ms(),
+            stream_wall_ms: default_stream_wall_ms(),
             memory_mb: default_memory_mb(),
             concurrent_invocations: default_concurrent_invocations(),
             invocation_queue_ms: default_invocation_queue_ms(),
@@ -432,8 +448,14 @@ impl Limits {
         if self.memory_mb == 0 || self.memory_mb > 4096 {
             return Err("limits.memory_mb must be 1..=4096".into());
         }
-        if self.invocation_cpu_ms == 0 {
-            return Err("limits.invocation_cpu_ms must be positive".into());
+        for (name, value) in [
+            ("invocation_cpu_ms", self.invocation_cpu_ms),
+            ("invocation_wall_ms", self.invocation_wall_ms),
+            ("stream_wall_ms", self.stream_wall_ms),
+        ] {
+            if value == 0 {
+                return Err(format!("limits.{name} must be positive"));
+            }
         }
         for (name, value) in [
             ("concurrent_invocations", self.concurrent_invocations as u64),
@@ -563,6 +585,14 @@ fn default_user_claim() -> String {
 }
 fn default_invocation_cpu_ms() -> u64 {
     1000
+}
+/// Half a minute: longer than a client waits for most calls.
+fn default_invocation_wall_ms() -> u64 {
+    30_000
+}
+/// An hour: streams are meant to run long, but not forever unattended.
+fn default_stream_wall_ms() -> u64 {
+    3_600_000
 }
 fn default_memory_mb() -> u64 {
     64

@@ -1,5 +1,8 @@
 """A hub that misbehaves on purpose, for the limit tests: spin() never returns, allocate()
-keeps memory until the host's limit stops it; ping() shows the hub still serves after that."""
+keeps memory until the host's limit stops it; ping() shows the hub still serves after that.
+wait(ms) sleeps, which costs no CPU time but counts against the wall-clock limit."""
+
+from switchboard_hub import invocation
 
 
 def ping(ctx) -> str:
@@ -16,3 +19,8 @@ def allocate(ctx):
     hoard = []
     while True:
         hoard.append(bytearray(b"\xa5" * (1 << 20)))
+
+
+def wait(ctx, ms: int) -> int:
+    invocation.sleep(ms / 1000)
+    return ms

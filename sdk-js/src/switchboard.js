@@ -9,6 +9,7 @@ import * as hostClients from 'switchboard:hub/clients@0.1.0';
 import * as hostGroups from 'switchboard:hub/groups@0.1.0';
 import * as hostKv from 'switchboard:hub/kv@0.1.0';
 import * as hostStreaming from 'switchboard:hub/streaming@0.1.0';
+import * as hostInvocation from 'switchboard:hub/invocation@0.1.0';
 import * as hostConnection from 'switchboard:hub/connection@0.1.0';
 import * as hostLog from 'switchboard:hub/log@0.1.0';
 
@@ -83,6 +84,14 @@ export const kv = {
   delete: (key) => host(() => hostKv.delete(key)),
   compareAndSet: (key, expected, value, { ttlMs } = {}) =>
     host(() => hostKv.compareAndSet(key, expected ?? undefined, value, ttl(ttlMs))),
+};
+
+/** The running call: whether its caller still wants it, and waiting without spending CPU time. */
+export const invocation = {
+  /** Whether the client cancelled this stream or its connection ended. */
+  cancelled: () => hostInvocation.cancelled(),
+  /** Waits `ms` milliseconds (no CPU time); throws a HostError at once when the call is cancelled. */
+  sleep: (ms) => host(() => hostInvocation.sleep(Math.max(0, Math.min(0xffffffff, Math.floor(ms))))),
 };
 
 /** The caller's connection: the request that opened it, and its items. */

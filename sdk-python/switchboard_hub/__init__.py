@@ -19,12 +19,25 @@ from componentize_py_types import Err
 from wit_world.imports import clients as _clients
 from wit_world.imports import connection as _connection
 from wit_world.imports import groups as _groups
+from wit_world.imports import invocation as _invocation
 from wit_world.imports import kv as _kv
 from wit_world.imports import log as _log
 from wit_world.imports import streaming as _streaming
 from wit_world.imports import types as _types
 
-__all__ = ["HubError", "HostError", "Context", "clients", "groups", "kv", "connection", "log", "uploads", "method"]
+__all__ = [
+    "HubError",
+    "HostError",
+    "Context",
+    "clients",
+    "groups",
+    "kv",
+    "invocation",
+    "connection",
+    "log",
+    "uploads",
+    "method",
+]
 
 
 class HubError(Exception):
@@ -115,6 +128,24 @@ class groups:  # noqa: N801
     @staticmethod
     def remove(connection_id: str, group: str) -> None:
         _host(_groups.remove, connection_id, group)
+
+
+class invocation:  # noqa: N801
+    """The running call: whether its caller still wants it, and waiting without spending CPU time."""
+
+    @staticmethod
+    def cancelled() -> bool:
+        """Whether the client cancelled this stream or its connection ended."""
+        return _invocation.cancelled()
+
+    @staticmethod
+    def sleep(seconds: float) -> None:
+        """Waits ``seconds`` (to the millisecond) without counting against the CPU limit.
+
+        Raises ``HostError`` at once when the call is cancelled.
+        """
+        ms = max(0, min(0xFFFFFFFF, int(seconds * 1000)))
+        _host(_invocation.sleep, ms)
 
 
 class kv:  # noqa: N801

@@ -6,11 +6,19 @@ import { after, before, describe, test } from 'node:test';
 import { connect, invoke } from './lib/client.js';
 import { hubUrl, pluginWasm, startServer, withTimeout } from './lib/server.js';
 
-// Small limits keep the test fast: 200 ms of CPU and 32 MiB per instance.
+// Small limits keep the test fast: 200 ms of CPU and 32 MiB per instance. Tenant `demo` asks
+// for detailed errors (the cause of a failure reaches the client); tenant `quiet` does not.
 const CONFIG = `
 [tenants.demo]
 allow_anonymous = true
+detailed_errors = true
 [tenants.demo.limits]
+invocation_cpu_ms = 200
+memory_mb = 32
+
+[tenants.quiet]
+allow_anonymous = true
+[tenants.quiet.limits]
 invocation_cpu_ms = 200
 memory_mb = 32
 `;
@@ -28,7 +36,10 @@ const FAIL_WITHIN_MS = 10_000;
 
 let server;
 before(async () => {
-  server = await startServer({ config: CONFIG, plugins: { 'demo/hostile.wasm': pluginWasm('hostile') } });
+  server = await startServer({
+    config: CONFIG,
+    plugins: { 'demo/hostile.wasm': pluginWasm('hostile'), 'quiet/hostile.wasm': pluginWasm('hostile') },
+  });
 });
 after(() => server?.stop());
 
@@ -77,6 +88,18 @@ describe('hostile plugin', { timeout: 120_000 }, () => {
       assert.ok(server.running(), 'the server process is still running');
     });
   }
+
+  test('without detailed errors a failure names the call, not its cause; a limit still names the limit', async (t) => {
+    const quiet = await connect(t, hubUrl(server, 'quiet', 'hostile'));
+    for (const method of ['panic', 'trap']) {
+      await assert.rejects(withTimeout(quiet.invoke(method), FAIL_WITHIN_MS, method), (err) => {
+        assert.equal(err.message, `An unexpected error occurred invoking '${method}' on the server.`);
+        return true;
+      });
+    }
+    await expectFailure(quiet, 'spin', ['spin', 'CPU time limit of 200 ms']);
+    assert.equal(await invoke(quiet, 'ping'), 'pong');
+  });
 
   test('new connections work after every kind of failure', async (t) => {
     const fresh = await connect(t, hubUrl(server, 'demo', 'hostile'));

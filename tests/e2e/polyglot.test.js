@@ -11,7 +11,7 @@ import { collect, connect, inbox, invoke } from './lib/client.js';
 import { ADMIN_SECTION, deploy } from './lib/admin.js';
 import { BUILDS, POLYGLOT_START_MS, hubUrl, polyglotWasm, startServer, withTimeout } from './lib/server.js';
 
-const LIMITS = { invocation_cpu_ms: 300, memory_mb: 64 };
+const LIMITS = { invocation_cpu_ms: 300, memory_mb: 64, invocation_wall_ms: 3000 };
 
 const CONFIG = `
 ${ADMIN_SECTION}
@@ -23,6 +23,7 @@ allow_anonymous = true
 [tenants.limited.limits]
 invocation_cpu_ms = ${LIMITS.invocation_cpu_ms}
 memory_mb = ${LIMITS.memory_mb}
+invocation_wall_ms = ${LIMITS.invocation_wall_ms}
 
 [tenants.other]
 allow_anonymous = true
@@ -103,6 +104,17 @@ for (const build of LANGS) {
       assert.equal(echoed, 'during spin');
       await rejectsWith(withTimeout(hostile.invoke('allocate'), 20_000, 'allocate'), 'memory limit');
       // A fresh instance serves the next call.
+      assert.equal(await invoke(hostile, 'ping'), 'pong');
+    });
+
+    test('sleeping costs no CPU time; the wall-clock limit stops a call that waits too long', async (t) => {
+      const hostile = await connect(t, url('limited', 'hostile'));
+      // A second of sleep is more than three CPU budgets.
+      assert.equal(await withTimeout(invoke(hostile, 'wait', 1000), 20_000, 'wait 1 s'), 1000);
+      await rejectsWith(
+        withTimeout(hostile.invoke('wait', 10_000), 20_000, 'wait 10 s'),
+        `exceeded its time limit of ${LIMITS.invocation_wall_ms} ms`,
+      );
       assert.equal(await invoke(hostile, 'ping'), 'pong');
     });
 

@@ -124,6 +124,21 @@ pub(crate) mod streaming {
     }
 }
 
+/// On the test host, time is virtual: a sleep returns at once and adds to
+/// [`crate::testing::TestHost::slept`]; a cancelled call's sleep fails.
+pub(crate) mod invocation {
+    use super::on_host;
+    use crate::testing::state;
+
+    pub(crate) fn cancelled() -> bool {
+        state::with(|s| s.cancelled()).unwrap_or(false)
+    }
+
+    pub(crate) fn sleep(ms: u32) -> Result<(), String> {
+        on_host("invocation.sleep", |s| s.sleep(ms))
+    }
+}
+
 pub(crate) mod log {
     use crate::bindings::types::LogLevel;
     use crate::testing::state;

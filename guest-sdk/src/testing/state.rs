@@ -98,6 +98,8 @@ pub(crate) struct State {
     pub(crate) failing: HashMap<String, String>,
     pub(crate) client_results: Option<ClientResults>,
     pub(crate) invocation: Option<Invocation>,
+    /// Time hub functions slept, on the virtual clock.
+    pub(crate) slept: Duration,
 }
 
 impl std::fmt::Debug for State {
@@ -209,14 +211,28 @@ impl State {
         );
     }
 
+    /// Whether the running call's client has cancelled it (its stream got
+    /// the items `cancel_after` allows).
+    pub(crate) fn cancelled(&self) -> bool {
+        self.invocation
+            .as_ref()
+            .is_some_and(|i| i.cancel_after.is_some_and(|n| i.emitted.len() >= n))
+    }
+
+    /// A sleep on the virtual clock: counted, never waited.
+    pub(crate) fn sleep(&mut self, ms: u32) -> Result<(), String> {
+        if self.cancelled() {
+            return Err("the call was cancelled".to_owned());
+        }
+        self.slept += Duration::from_millis(u64::from(ms));
+        Ok(())
+    }
+
     pub(crate) fn emit(&mut self, item_json: &str) -> Result<(), String> {
-        let invocation = self.invocation.as_mut().ok_or(NO_INVOCATION)?;
-        if invocation
-            .cancel_after
-            .is_some_and(|n| invocation.emitted.len() >= n)
-        {
+        if self.cancelled() {
             return Err("the client cancelled the stream".to_owned());
         }
+        let invocation = self.invocation.as_mut().ok_or(NO_INVOCATION)?;
         invocation.emitted.push(parse(item_json));
         Ok(())
     }

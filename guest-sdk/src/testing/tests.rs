@@ -80,6 +80,17 @@ impl Hub for Everything {
             }
             Ok::<_, HubError>(())
         });
+        m.stream("paced", |_: &Context, (n,): (u32,), stream: &Stream| {
+            for i in 0..n {
+                stream.emit(&i)?;
+                if crate::invocation::sleep(Duration::from_millis(100)).is_err() {
+                    // Stopped by the client: say so in an item nobody receives.
+                    assert!(crate::invocation::cancelled());
+                    return Ok(());
+                }
+            }
+            Ok::<_, HubError>(())
+        });
     }
 
     fn on_connected(ctx: &Context) -> Result<(), HubError> {
@@ -322,6 +333,21 @@ fn streams_collect_items_and_can_be_cancelled() {
         e.message(),
         "streaming.emit failed: the client cancelled the stream"
     );
+}
+
+#[test]
+fn sleeps_are_virtual_and_end_when_the_client_cancels() {
+    let host = TestHost::new::<Everything>();
+    let ann = Caller::new("c-1");
+    let paced = host.stream(&ann, "paced", (5,));
+    assert_eq!(paced.items, [json!(0), json!(1), json!(2), json!(3), json!(4)]);
+    assert_eq!(host.slept(), Duration::from_millis(500));
+
+    let cancelled = host.call(&ann, "paced").args((5,)).cancel_after(2).stream();
+    assert_eq!(cancelled.items, [json!(0), json!(1)]);
+    // The second sleep saw the cancellation, and the method returned cleanly.
+    assert_eq!(cancelled.result, Ok(()));
+    assert_eq!(host.slept(), Duration::from_millis(600));
 }
 
 #[test]

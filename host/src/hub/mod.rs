@@ -18,6 +18,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::Poll;
 use std::time::Instant;
 
+mod error;
+
+pub use error::InvocationError;
+
 use parking_lot::Mutex;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -182,7 +186,7 @@ impl HubSession {
         self.shared.usage.hit(
             &self.shared.handle.hub,
             Limit::MessagesPerSecond,
-            &rate_exceeded(limits.messages_per_second),
+            &InvocationError::RateLimited(limits.messages_per_second).to_string(),
         );
         false
     }
@@ -230,7 +234,7 @@ impl HubSession {
     /// past an epoch) goes on in the dispatcher, ahead of any later call.
     async fn dispatch_plain(&mut self, call: Call) {
         let Some(dispatch) = self.dispatcher() else {
-            let error = "Server is shutting down.".to_owned();
+            let error = InvocationError::ShuttingDown;
             complete(&self.shared, call.invocation_id.as_deref(), Err(error)).await;
             return;
         };
@@ -267,11 +271,13 @@ impl HubSession {
 
     /// Ends running streams and runs the plugin's `on-disconnected`.
     pub async fn disconnected(&mut self, error: Option<String>) {
-        self.uploads.clear();
         let s = &self.shared;
+        // Cancelled before their uploads end, so a method reading an upload
+        // sees the cancellation, not a stream the client completed.
         for (_, token) in s.running.lock().drain() {
             token.cancel();
         }
+        self.uploads.clear();
         let Some(plugin) = s.node.registry.get(&s.env.hub) else {
             return;
         };
@@ -303,8 +309,8 @@ impl HubSession {
                 HubMessage::StreamInvocation { invocation_id, .. } => Some(invocation_id.as_str()),
                 _ => None,
             };
-            let error = rate_exceeded(self.shared.env.tenant.limits().messages_per_second);
-            record_invocation(&self.shared, "", "rejected", None);
+            let error = InvocationError::RateLimited(self.shared.env.tenant.limits().messages_per_second);
+            record_invocation(&self.shared, "", error.outcome(), None);
             complete(&self.shared, id, Err(error)).await;
             return Flow::Continue;
         }
@@ -392,8 +398,8 @@ impl HubSession {
         // An upload's items are routed by its stream id: a second stream with
         // a live one's id would take or split its items.
         if let Some(reused) = reused_stream_id(&self.uploads, stream_ids) {
-            let error = format!("Stream ID '{reused}' is already in use.");
             debug!(stream = %reused, "invocation with a stream id in use refused");
+            let error = InvocationError::StreamIdInUse(reused.to_owned());
             complete(&shared, call.invocation_id.as_deref(), Err(error)).await;
             return;
         }
@@ -408,7 +414,7 @@ impl HubSession {
                 in_use
             };
             if in_use {
-                let error = format!("Invocation ID '{id}' is already in use.");
+                let error = InvocationError::InvocationIdInUse(id.clone());
                 complete(&shared, Some(id), Err(error)).await;
                 return;
             }
@@ -499,7 +505,11 @@ async fn forward_items(shared: &Shared, id: Option<&str>, items: Option<mpsc::Re
 }
 
 /// Answers the client, unless the call was fire-and-forget.
-async fn complete(shared: &Shared, id: Option<&str>, result: Result<Option<Json>, String>) {
+async fn complete(
+    shared: &Shared,
+    id: Option<&str>,
+    result: Result<Option<Json>, InvocationError>,
+) {
     let Some(id) = id else {
         if let Err(error) = result {
             debug!(connection = %shared.handle.id, %error, "non-blocking invocation failed");
@@ -509,7 +519,9 @@ async fn complete(shared: &Shared, id: Option<&str>, result: Result<Option<Json>
     let outcome = match result {
         Ok(Some(value)) => CompletionOutcome::Result(value),
         Ok(None) => CompletionOutcome::Void,
-        Err(error) => CompletionOutcome::Error(error),
+        Err(error) => CompletionOutcome::Error(
+            error.client_message(shared.env.tenant.config.detailed_errors),
+        ),
     };
     let message = HubMessage::Completion {
         invocation_id: id.to_owned(),
@@ -522,45 +534,49 @@ async fn complete(shared: &Shared, id: Option<&str>, result: Result<Option<Json>
 }
 
 /// Finds the method and calls it, within the tenant's limit of invocations
-/// running at once. Errors are the text the client sees.
-async fn execute(shared: &Shared, call: Call, upload_streams: u32) -> Result<Option<Json>, String> {
+/// running at once.
+async fn execute(
+    shared: &Shared,
+    call: Call,
+    upload_streams: u32,
+) -> Result<Option<Json>, InvocationError> {
     let node = &shared.node;
     let target = call.target.as_str();
     let plugin = node
         .registry
         .get(&shared.env.hub)
-        .ok_or_else(|| format!("The hub '{}' is not available.", shared.env.hub.hub))?;
+        .ok_or_else(|| InvocationError::HubUnavailable(shared.env.hub.hub.to_string()))?;
     let Some(method) = plugin.method(target) else {
         // No method label: the name is the client's, not the plugin's.
-        record_invocation(shared, "", "unknown_method", None);
-        return Err(format!("Unknown hub method '{target}'"));
+        let error = InvocationError::UnknownMethod(target.to_owned());
+        record_invocation(shared, "", error.outcome(), None);
+        return Err(error);
     };
     let name = method.name.clone();
     let refusal = match (call.streaming, method.kind) {
-        (false, MethodKind::ServerStream) => Some(format!(
-            "The client attempted to invoke the streaming '{target}' method with a non-streaming invocation."
-        )),
-        (true, MethodKind::Unary) => Some(format!(
-            "The client attempted to invoke the non-streaming '{target}' method with a streaming invocation."
-        )),
-        _ if method.upload_streams != upload_streams => Some(format!(
-            "An unexpected error occurred invoking '{target}' on the server. Client sent {upload_streams} stream(s), Hub method expects {}.",
-            method.upload_streams
-        )),
+        (false, MethodKind::ServerStream) => {
+            Some(InvocationError::StreamingMethod(target.to_owned()))
+        }
+        (true, MethodKind::Unary) => Some(InvocationError::NotStreamingMethod(target.to_owned())),
+        _ if method.upload_streams != upload_streams => Some(InvocationError::UploadCount {
+            target: target.to_owned(),
+            sent: upload_streams,
+            expected: method.upload_streams,
+        }),
         _ => None,
     };
     if let Some(error) = refusal {
-        record_invocation(shared, &name, "error", None);
+        record_invocation(shared, &name, error.outcome(), None);
         return Err(error);
     }
     let started = Instant::now();
     let limits = shared.env.tenant.limits();
     let Some(_slot) = shared.usage.invocation_slot(&limits).await else {
-        let error = too_many_invocations(limits.concurrent_invocations);
+        let error = InvocationError::TooManyInvocations(limits.concurrent_invocations);
         shared
             .usage
-            .hit(&shared.env.hub, Limit::ConcurrentInvocations, &error);
-        record_invocation(shared, &name, "rejected", None);
+            .hit(&shared.env.hub, Limit::ConcurrentInvocations, &error.to_string());
+        record_invocation(shared, &name, error.outcome(), None);
         return Err(error);
     };
     let env = CallEnv {
@@ -582,57 +598,43 @@ async fn execute(shared: &Shared, call: Call, upload_streams: u32) -> Result<Opt
         .await;
     // What the call sent to other nodes is stored before it reports success
     // (a non-blocking invocation reports nothing, so it does not wait).
-    let outcome = match outcome {
-        Ok(Ok(_)) if answered => match receipts.settle().await {
-            Ok(()) => outcome,
-            Err(e) => Ok(Err(format!("Invocation of '{target}' failed: {e}"))),
-        },
-        outcome => outcome,
+    let stored = match &outcome {
+        Ok(Ok(_)) if answered => receipts.settle().await,
+        _ => Ok(()),
     };
     let elapsed = Some(started.elapsed());
-    match outcome {
-        Ok(Ok(None)) => {
-            record_invocation(shared, &name, "ok", elapsed);
-            Ok(None)
-        }
+    let result = match outcome {
+        Ok(Ok(_)) if stored.is_err() => Err(InvocationError::NotStored {
+            target: target.to_owned(),
+            cause: stored.err().map(|e| e.to_string()).unwrap_or_default(),
+        }),
+        Ok(Ok(None)) => Ok(None),
         Ok(Ok(Some(text))) if call.streaming => {
-            record_invocation(shared, &name, "ok", elapsed);
             debug!(method = %name, result = %crate::plugin::truncate(&text, 64), "a stream's result is not sent");
             Ok(None)
         }
-        Ok(Ok(Some(text))) => {
-            let parsed = serde_json::from_str::<Json>(&text).map(Some).map_err(|e| {
-                format!("Invocation of '{target}' failed: the plugin returned invalid JSON ({e})")
-            });
-            let outcome = if parsed.is_ok() { "ok" } else { "error" };
-            record_invocation(shared, &name, outcome, elapsed);
-            parsed
+        Ok(Ok(Some(text))) => serde_json::from_str::<Json>(&text)
+            .map(Some)
+            .map_err(|e| InvocationError::InvalidResult {
+                target: target.to_owned(),
+                cause: e.to_string(),
+            }),
+        Ok(Err(error)) => Err(InvocationError::Hub(error)),
+        Err(cause) => {
+            plugin_failed(shared, &cause);
+            warn!(connection = %shared.handle.id, method = %name, error = %cause, "plugin call failed");
+            Err(InvocationError::Plugin {
+                target: target.to_owned(),
+                cause,
+            })
         }
-        Ok(Err(error)) => {
-            record_invocation(shared, &name, "error", elapsed);
-            Err(error)
-        }
-        Err(e) => {
-            let kind = plugin_failed(shared, &e);
-            record_invocation(shared, &name, kind, elapsed);
-            warn!(connection = %shared.handle.id, method = %name, error = %e, "plugin call failed");
-            Err(format!("Invocation of '{target}' failed: {e}"))
-        }
-    }
-}
-
-/// The error of an invocation over the connection's rate.
-fn rate_exceeded(per_second: u32) -> String {
-    format!(
-        "Rate limit exceeded: the tenant allows at most {per_second} invocations per second per connection."
-    )
-}
-
-/// The error of an invocation that found no free slot in time.
-fn too_many_invocations(max: usize) -> String {
-    format!(
-        "Too many concurrent invocations: the tenant allows at most {max} at once on this server."
-    )
+    };
+    let outcome = match &result {
+        Ok(_) => "ok",
+        Err(error) => error.outcome(),
+    };
+    record_invocation(shared, &name, outcome, elapsed);
+    result
 }
 
 /// Counts an invocation by outcome and, when it ran, its latency. `method`
@@ -688,13 +690,7 @@ fn record_invocation(
 /// kind, which is also the invocation's outcome.
 fn plugin_failed(shared: &Shared, error: &CallError) -> &'static str {
     let hub = &shared.env.hub;
-    let kind = match error {
-        CallError::CpuLimit(_) => "timeout",
-        CallError::MemoryLimit(_) => "memory",
-        CallError::Instantiate(_) => "instantiate",
-        // Panics and traps, and whatever else stopped the guest.
-        _ => "trap",
-    };
+    let kind = error.kind();
     metrics::counter!(
         names::PLUGIN_ERRORS,
         "tenant" => hub.tenant.clone(),

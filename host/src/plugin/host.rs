@@ -10,7 +10,9 @@ use wasmtime::component::ResourceTable;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use super::bindings::switchboard::hub::{clients, connection, groups, kv, log, streaming, types};
+use super::bindings::switchboard::hub::{
+    clients, connection, groups, invocation, kv, log, streaming, types,
+};
 use super::bindings::{GroupTarget, LogLevel, Target};
 use crate::connection::ConnectionHandle;
 use crate::router::{self, HubKey, OutboundInvocation, Router};
@@ -78,6 +80,16 @@ impl HostState {
         let out = op.await;
         self.waited += start.elapsed();
         out
+    }
+
+    /// What cancels the call: its stream's token (CancelInvocation or the
+    /// connection's end), else the caller's connection ending; none for a
+    /// call no connection made.
+    fn cancellation(&mut self) -> Option<tokio_util::sync::CancellationToken> {
+        if let Some(stream) = &self.stream {
+            return Some(stream.cancelled.clone());
+        }
+        self.caller().map(|c| c.closing_token().clone())
     }
 
     /// The connection the call is made for, if it is live on this node.
@@ -330,6 +342,31 @@ impl streaming::Host for HostState {
         let result = self.waiting(sink.next_upload(index)).await;
         self.stream = Some(sink);
         result
+    }
+}
+
+/// The error of a host call made after the call was cancelled.
+const CANCELLED: &str = "the call was cancelled";
+
+impl invocation::Host for HostState {
+    async fn cancelled(&mut self) -> bool {
+        self.cancellation().is_some_and(|t| t.is_cancelled())
+    }
+
+    async fn sleep(&mut self, ms: u32) -> Result<(), String> {
+        let wait = tokio::time::sleep(Duration::from_millis(u64::from(ms)));
+        let Some(token) = self.cancellation() else {
+            self.waiting(wait).await;
+            return Ok(());
+        };
+        self.waiting(async {
+            tokio::select! {
+                biased;
+                () = token.cancelled() => Err(CANCELLED.to_owned()),
+                () = wait => Ok(()),
+            }
+        })
+        .await
     }
 }
 

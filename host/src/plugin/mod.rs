@@ -62,18 +62,35 @@ pub enum LoadError {
 }
 
 /// Why a call into a plugin failed, other than the plugin returning an error.
-#[derive(Debug, thiserror::Error, PartialEq)]
+/// The texts are whole sentences: with the tenant's `detailed_errors`, the
+/// client sees them after "An unexpected error occurred invoking ...".
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum CallError {
-    #[error("exceeded the CPU time limit of {0} ms")]
+    #[error("The hub method exceeded the CPU time limit of {0} ms.")]
     CpuLimit(u64),
-    #[error("exceeded the memory limit of {0} MiB")]
+    #[error("The hub method exceeded the memory limit of {0} MiB.")]
     MemoryLimit(u64),
-    #[error("the plugin panicked: {0}")]
+    /// Running, sleeping and waiting together took longer than the tenant allows.
+    #[error("The hub method exceeded its time limit of {0} ms.")]
+    WallLimit(u64),
+    #[error("The plugin panicked: {0}")]
     Panicked(String),
-    #[error("the plugin trapped ({0})")]
+    #[error("The plugin trapped ({0}).")]
     Trapped(String),
-    #[error("the plugin could not be started: {0}")]
+    #[error("The plugin could not be started: {0}")]
     Instantiate(String),
+}
+
+impl CallError {
+    /// The failure's kind, as the metrics and the dashboard name it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            CallError::CpuLimit(_) | CallError::WallLimit(_) => "timeout",
+            CallError::MemoryLimit(_) => "memory",
+            CallError::Instantiate(_) => "instantiate",
+            CallError::Panicked(_) | CallError::Trapped(_) => "trap",
+        }
+    }
 }
 
 /// What a plugin says of itself; read once at load.
@@ -275,12 +292,23 @@ impl PluginEngine {
         stream: Option<StreamSink>,
     ) -> Result<Result<Option<String>, String>, CallError> {
         let limits = env.tenant.limits();
+        // Streams are meant to run long; plain calls are not.
+        let wall_ms = if stream.is_some() {
+            limits.stream_wall_ms
+        } else {
+            limits.invocation_wall_ms
+        };
         let mut call = self.instance(plugin, env, stream).await?;
-        let result = call
+        let running = call
             .hub
-            .call_invoke(&mut call.store, ctx, method, args_json)
-            .await;
-        self.finish(plugin, call, result, limits)
+            .call_invoke(&mut call.store, ctx, method, args_json);
+        // The guest yields every epoch tick and sleeps in the host, so the
+        // deadline is noticed while it runs or waits. A call stopped midway
+        // leaves its instance in an unknown state: it is dropped, not reused.
+        match tokio::time::timeout(Duration::from_millis(wall_ms), running).await {
+            Ok(result) => self.finish(plugin, call, result, limits),
+            Err(_) => Err(CallError::WallLimit(wall_ms)),
+        }
     }
 
     /// The linear memory a fresh instance of `plugin` holds after one call of
@@ -558,10 +586,16 @@ impl StreamSink {
         let Some(upload) = self.uploads.get_mut(index as usize) else {
             return Err(format!("this call has no upload stream {index}"));
         };
-        match upload.recv().await {
-            Some(UploadItem::Item(item)) => Ok(Some(item)),
-            Some(UploadItem::Error(e)) => Err(e),
-            None => Ok(None),
+        // A connection that ends drops the uploads too: that is not the
+        // client completing them, so cancellation is looked at first.
+        tokio::select! {
+            biased;
+            () = self.cancelled.cancelled() => Err("the call was cancelled".into()),
+            item = upload.recv() => match item {
+                Some(UploadItem::Item(item)) => Ok(Some(item)),
+                Some(UploadItem::Error(e)) => Err(e),
+                None => Ok(None),
+            },
         }
     }
 }

@@ -508,6 +508,7 @@ mod tests {
             issuer: None,
             allowed_origins: Vec::new(),
             durable_resume_except: Vec::new(),
+            detailed_errors: false,
             verify_keys: VerifyKeys::default(),
             limits: Limits::default(),
         }

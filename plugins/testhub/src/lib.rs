@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use switchboard_guest::{
-    Context, Hub, HubError, Methods, Stream, clients, connection, groups, kv, streaming,
+    Context, Hub, HubError, Methods, Stream, clients, connection, groups, invocation, kv,
+    streaming,
 };
 
 /// How long `clientResult` waits for the client's answer.
@@ -42,6 +43,9 @@ impl Hub for TestHub {
         m.method("invokeConnection", invoke_connection);
         m.method("kvGet", kv_get);
         m.method("kvSet", kv_set);
+        m.stream("ticks", ticks);
+        m.method("wait", wait);
+        m.method("waitUntilCancelled", wait_until_cancelled);
     }
 }
 
@@ -233,5 +237,34 @@ fn kv_get(_: &Context, (key,): (String,)) -> Result<Option<String>, HubError> {
 /// `kvSet(key, value)`: stores `value` at `key` in the tenant's store.
 fn kv_set(_: &Context, (key, value): (String, String)) -> Result<(), HubError> {
     kv::set(&key, &value)?;
+    Ok(())
+}
+
+/// `ticks(count, intervalMs)`, a stream: `0, 1, ...` one every `intervalMs`,
+/// sleeping in between. When the client cancels, it stores how many items it
+/// sent under `ticks:<connection id>` and returns.
+fn ticks(ctx: &Context, (count, interval_ms): (u32, u64), stream: &Stream) -> Result<(), HubError> {
+    for i in 0..count {
+        stream.emit(&i)?;
+        if invocation::sleep(Duration::from_millis(interval_ms)).is_err() {
+            kv::set(&format!("ticks:{}", ctx.connection_id()), &(i + 1).to_string())?;
+            return Ok(());
+        }
+    }
+    Ok(())
+}
+
+/// `wait(ms)`: sleeps `ms`, then returns it (sleeping costs no CPU time).
+fn wait(_: &Context, (ms,): (u64,)) -> Result<u64, HubError> {
+    invocation::sleep(Duration::from_millis(ms))?;
+    Ok(ms)
+}
+
+/// `waitUntilCancelled()`: sleeps until its connection ends, then stores
+/// whether it saw the cancellation under `waited:<connection id>`.
+fn wait_until_cancelled(ctx: &Context, (): ()) -> Result<(), HubError> {
+    while invocation::sleep(Duration::from_millis(50)).is_ok() {}
+    let seen = if invocation::cancelled() { "cancelled" } else { "not cancelled" };
+    kv::set(&format!("waited:{}", ctx.connection_id()), seen)?;
     Ok(())
 }
