@@ -340,7 +340,10 @@ fn sleeps_are_virtual_and_end_when_the_client_cancels() {
     let host = TestHost::new::<Everything>();
     let ann = Caller::new("c-1");
     let paced = host.stream(&ann, "paced", (5,));
-    assert_eq!(paced.items, [json!(0), json!(1), json!(2), json!(3), json!(4)]);
+    assert_eq!(
+        paced.items,
+        [json!(0), json!(1), json!(2), json!(3), json!(4)]
+    );
     assert_eq!(host.slept(), Duration::from_millis(500));
 
     let cancelled = host.call(&ann, "paced").args((5,)).cancel_after(2).stream();

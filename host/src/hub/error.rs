@@ -135,7 +135,9 @@ mod tests {
 
     #[test]
     fn a_panic_is_hidden_unless_the_tenant_wants_details() {
-        let error = plugin(CallError::Panicked("index out of bounds at src/lib.rs:3".into()));
+        let error = plugin(CallError::Panicked(
+            "index out of bounds at src/lib.rs:3".into(),
+        ));
         let hidden = error.client_message(false);
         assert_eq!(
             hidden,
@@ -186,7 +188,10 @@ mod tests {
     #[test]
     fn outcomes_match_the_metric_labels() {
         assert_eq!(InvocationError::RateLimited(5).outcome(), "rejected");
-        assert_eq!(InvocationError::UnknownMethod("x".into()).outcome(), "unknown_method");
+        assert_eq!(
+            InvocationError::UnknownMethod("x".into()).outcome(),
+            "unknown_method"
+        );
         assert_eq!(plugin(CallError::CpuLimit(1)).outcome(), "timeout");
         assert_eq!(plugin(CallError::Panicked(String::new())).outcome(), "trap");
         assert_eq!(InvocationError::Hub("no".into()).outcome(), "error");

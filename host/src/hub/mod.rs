@@ -309,7 +309,8 @@ impl HubSession {
                 HubMessage::StreamInvocation { invocation_id, .. } => Some(invocation_id.as_str()),
                 _ => None,
             };
-            let error = InvocationError::RateLimited(self.shared.env.tenant.limits().messages_per_second);
+            let error =
+                InvocationError::RateLimited(self.shared.env.tenant.limits().messages_per_second);
             record_invocation(&self.shared, "", error.outcome(), None);
             complete(&self.shared, id, Err(error)).await;
             return Flow::Continue;
@@ -519,9 +520,9 @@ async fn complete(
     let outcome = match result {
         Ok(Some(value)) => CompletionOutcome::Result(value),
         Ok(None) => CompletionOutcome::Void,
-        Err(error) => CompletionOutcome::Error(
-            error.client_message(shared.env.tenant.config.detailed_errors),
-        ),
+        Err(error) => {
+            CompletionOutcome::Error(error.client_message(shared.env.tenant.config.detailed_errors))
+        }
     };
     let message = HubMessage::Completion {
         invocation_id: id.to_owned(),
@@ -573,9 +574,11 @@ async fn execute(
     let limits = shared.env.tenant.limits();
     let Some(_slot) = shared.usage.invocation_slot(&limits).await else {
         let error = InvocationError::TooManyInvocations(limits.concurrent_invocations);
-        shared
-            .usage
-            .hit(&shared.env.hub, Limit::ConcurrentInvocations, &error.to_string());
+        shared.usage.hit(
+            &shared.env.hub,
+            Limit::ConcurrentInvocations,
+            &error.to_string(),
+        );
         record_invocation(shared, &name, error.outcome(), None);
         return Err(error);
     };
@@ -613,12 +616,12 @@ async fn execute(
             debug!(method = %name, result = %crate::plugin::truncate(&text, 64), "a stream's result is not sent");
             Ok(None)
         }
-        Ok(Ok(Some(text))) => serde_json::from_str::<Json>(&text)
-            .map(Some)
-            .map_err(|e| InvocationError::InvalidResult {
+        Ok(Ok(Some(text))) => serde_json::from_str::<Json>(&text).map(Some).map_err(|e| {
+            InvocationError::InvalidResult {
                 target: target.to_owned(),
                 cause: e.to_string(),
-            }),
+            }
+        }),
         Ok(Err(error)) => Err(InvocationError::Hub(error)),
         Err(cause) => {
             plugin_failed(shared, &cause);

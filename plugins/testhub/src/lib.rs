@@ -6,8 +6,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use switchboard_guest::{
-    Context, Hub, HubError, Methods, Stream, clients, connection, groups, invocation, kv,
-    streaming,
+    Context, Hub, HubError, Methods, Stream, clients, connection, groups, invocation, kv, streaming,
 };
 
 /// How long `clientResult` waits for the client's answer.
@@ -247,7 +246,10 @@ fn ticks(ctx: &Context, (count, interval_ms): (u32, u64), stream: &Stream) -> Re
     for i in 0..count {
         stream.emit(&i)?;
         if invocation::sleep(Duration::from_millis(interval_ms)).is_err() {
-            kv::set(&format!("ticks:{}", ctx.connection_id()), &(i + 1).to_string())?;
+            kv::set(
+                &format!("ticks:{}", ctx.connection_id()),
+                &(i + 1).to_string(),
+            )?;
             return Ok(());
         }
     }
@@ -264,7 +266,11 @@ fn wait(_: &Context, (ms,): (u64,)) -> Result<u64, HubError> {
 /// whether it saw the cancellation under `waited:<connection id>`.
 fn wait_until_cancelled(ctx: &Context, (): ()) -> Result<(), HubError> {
     while invocation::sleep(Duration::from_millis(50)).is_ok() {}
-    let seen = if invocation::cancelled() { "cancelled" } else { "not cancelled" };
+    let seen = if invocation::cancelled() {
+        "cancelled"
+    } else {
+        "not cancelled"
+    };
     kv::set(&format!("waited:{}", ctx.connection_id()), seen)?;
     Ok(())
 }
