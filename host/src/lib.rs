@@ -18,6 +18,7 @@
 //! - [`cors`]: which browser origins may reach a tenant's client routes.
 //! - [`api`]: the backend REST API (send, groups, presence, invoke).
 //! - [`metrics`]: the Prometheus recorder behind `/metrics`.
+//! - [`telemetry`]: logs (text or JSON), the access log, spans and their OTLP export.
 //! - [`web`]: the demo page and the dashboard, embedded.
 //! - [`dashboard`]: the dashboard's live feed, a built-in admin hub.
 //! - [`node`], [`server`], [`config`]: putting it together.
@@ -38,6 +39,7 @@ pub mod plugin;
 pub mod protocol;
 pub mod router;
 pub mod server;
+pub mod telemetry;
 pub mod tenant;
 pub mod transport;
 pub mod web;

@@ -1,6 +1,5 @@
 //! The `switchboard` command: run a node, or mint a development token.
 
-use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -13,7 +12,8 @@ use switchboard::authoring::Lang;
 use switchboard::config::Config;
 use switchboard::node::Node;
 use switchboard::tenant::auth::mint_token;
-use tracing_subscriber::EnvFilter;
+use switchboard::telemetry::LogFormat;
+use switchboard::telemetry::otlp::{Encoding, Export};
 
 #[derive(Parser)]
 #[command(
@@ -63,6 +63,18 @@ enum Command {
             requires = "tls_cert"
         )]
         tls_key: Option<PathBuf>,
+        /// How log lines are written to stderr: text, or one JSON object per line.
+        /// RUST_LOG filters them (default `info`; `switchboard::access=off` drops
+        /// the access log).
+        #[arg(long, value_enum, env = "SWITCHBOARD_LOG_FORMAT", default_value = "text")]
+        log_format: LogFormat,
+        /// Export spans over OTLP/HTTP to this collector (a base URL; spans go to
+        /// URL/v1/traces). OTEL_EXPORTER_OTLP_ENDPOINT also turns export on.
+        #[arg(long, value_name = "URL", env = "SWITCHBOARD_OTLP_ENDPOINT")]
+        otlp_endpoint: Option<String>,
+        /// The OTLP encoding (default: OTEL_EXPORTER_OTLP_PROTOCOL, else http-protobuf).
+        #[arg(long, value_enum, value_name = "ENCODING", env = "SWITCHBOARD_OTLP_PROTOCOL")]
+        otlp_protocol: Option<Encoding>,
     },
     /// Check a config file (with the SWITCHBOARD_* environment over it, as
     /// `serve` reads it) without starting a node: prints "ok" and exits 0, or
@@ -336,14 +348,18 @@ fn main() -> anyhow::Result<()> {
             nats,
             tls_cert,
             tls_key,
+            log_format,
+            otlp_endpoint,
+            otlp_protocol,
         } => {
-            tracing_subscriber::fmt()
-                .with_env_filter(
-                    EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-                )
-                .with_writer(std::io::stderr)
-                .with_ansi(std::io::stderr().is_terminal())
-                .init();
+            let otlp = Export::configured(otlp_endpoint, otlp_protocol, |var| {
+                std::env::var(var).ok()
+            });
+            // Flushes the last spans when `serve` returns.
+            let _telemetry = switchboard::telemetry::init(&switchboard::telemetry::Options {
+                log_format,
+                otlp,
+            })?;
             // Every connection is a file: take all the system allows, before anything opens one.
             switchboard::server::files::raise_open_file_limit();
             let config_path = config;

@@ -44,6 +44,17 @@ pub const HTTP_HEADER_TIMEOUTS: &str = "switchboard_http_header_timeouts_total";
 /// Failed `accept` calls (out of files, out of memory), each followed by a wait.
 pub const ACCEPT_ERRORS: &str = "switchboard_accept_errors_total";
 
+/// Always 1, labelled with the build: `version`, `os`, `arch`.
+pub const BUILD_INFO: &str = "switchboard_build_info";
+
+/// The series without labels, zero until their first event.
+const UNLABELLED_COUNTERS: &[&str] = &[
+    HTTP_REFUSED,
+    HTTP_RESERVED_EVICTED,
+    HTTP_HEADER_TIMEOUTS,
+    ACCEPT_ERRORS,
+];
+
 /// Upper bounds of the latency buckets, in seconds.
 const LATENCY_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
@@ -53,6 +64,8 @@ const LATENCY_BUCKETS: &[f64] = &[
 const UPKEEP_EVERY: Duration = Duration::from_secs(5);
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+/// The `process_*` series (CPU, memory, open files, start time), read on each scrape.
+static PROCESS: OnceLock<metrics_process::Collector> = OnceLock::new();
 
 /// Installs the Prometheus recorder as the process's global recorder, once.
 /// False when another recorder was installed first (then `/metrics` is empty).
@@ -74,6 +87,7 @@ fn build() -> Option<PrometheusHandle> {
         }
     };
     describe();
+    start_series();
     let upkeep = handle.clone();
     let spawned = std::thread::Builder::new()
         .name("metrics-upkeep".into())
@@ -91,7 +105,40 @@ fn build() -> Option<PrometheusHandle> {
 
 /// The current values in Prometheus text format; none without a recorder.
 pub fn render() -> Option<String> {
-    HANDLE.get().and_then(Option::as_ref).map(|h| h.render())
+    let handle = HANDLE.get().and_then(Option::as_ref)?;
+    if let Some(process) = PROCESS.get() {
+        process.collect();
+    }
+    Some(handle.render())
+}
+
+/// The series that exist from the start, so that a scrape before the first
+/// event shows them (at zero) rather than nothing: the node's own counters,
+/// `build_info`, and the `process_*` series.
+fn start_series() {
+    for name in UNLABELLED_COUNTERS {
+        metrics::counter!(*name).increment(0);
+    }
+    metrics::gauge!(
+        BUILD_INFO,
+        "version" => env!("CARGO_PKG_VERSION"),
+        "os" => std::env::consts::OS,
+        "arch" => std::env::consts::ARCH
+    )
+    .set(1.0);
+    let process = PROCESS.get_or_init(metrics_process::Collector::default);
+    process.describe();
+    process.collect();
+}
+
+/// The series of a hub, at zero, from when the node first has it: its
+/// connections and messages in and out. (Per-method invocation series
+/// appear with each method's first call.)
+pub fn start_hub_series(tenant: &str, hub: &str) {
+    let (tenant, hub) = (tenant.to_owned(), hub.to_owned());
+    metrics::gauge!(CONNECTIONS, "tenant" => tenant.clone(), "hub" => hub.clone()).increment(0.0);
+    metrics::counter!(MESSAGES_IN, "tenant" => tenant.clone(), "hub" => hub.clone()).increment(0);
+    metrics::counter!(MESSAGES_OUT, "tenant" => tenant, "hub" => hub).increment(0);
 }
 
 fn describe() {
@@ -143,6 +190,10 @@ fn describe() {
         ACCEPT_ERRORS,
         "Failed accepts (out of files or memory); each waits before the next accept."
     );
+    describe_gauge!(
+        BUILD_INFO,
+        "Always 1; its labels name the build (version, os, arch)."
+    );
     describe_counter!(
         SLOW_CONSUMERS_CLOSED,
         "Connections closed because their client was too slow: queue_bytes (outbound byte budget), queue_records, write_timeout."
@@ -172,5 +223,37 @@ mod tests {
             text.contains(r#"switchboard_invocation_duration_seconds_bucket{tenant="t1",hub="h1",method="m",le="0.005"} 1"#),
             "{text}"
         );
+    }
+
+    #[test]
+    fn series_exist_before_their_first_event() {
+        assert!(install());
+        start_hub_series("t2", "h2");
+        let text = render().expect("a recorder");
+        for line in [
+            "switchboard_http_refused_total 0",
+            "switchboard_accept_errors_total 0",
+            r#"switchboard_connections{tenant="t2",hub="h2"} 0"#,
+            r#"switchboard_messages_in_total{tenant="t2",hub="h2"} 0"#,
+        ] {
+            assert!(text.lines().any(|l| l == line), "no `{line}` in\n{text}");
+        }
+        let build = format!(
+            r#"switchboard_build_info{{version="{}","#,
+            env!("CARGO_PKG_VERSION")
+        );
+        assert!(text.contains(&build), "{text}");
+        #[cfg(target_os = "linux")]
+        for series in [
+            "process_cpu_seconds_total",
+            "process_resident_memory_bytes",
+            "process_open_fds",
+            "process_start_time_seconds",
+        ] {
+            assert!(
+                text.lines().any(|l| l.starts_with(series)),
+                "no {series} in\n{text}"
+            );
+        }
     }
 }

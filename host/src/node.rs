@@ -142,7 +142,14 @@ impl Node {
         let remote_router = router.clone();
         tokio::spawn(async move {
             while let Some(envelope) = inbox.recv().await {
-                remote_router.apply_remote(envelope);
+                let span = tracing::debug_span!(
+                    "backplane.deliver",
+                    tenant = %envelope.hub.tenant,
+                    hub = %envelope.hub.hub,
+                    partition = envelope.cursor.map(|c| c.partition),
+                    sequence = envelope.cursor.map(|c| c.sequence),
+                );
+                span.in_scope(|| remote_router.apply_remote(envelope));
             }
         });
 

@@ -4,6 +4,7 @@
 // same hub name keep separate series; no label ever holds a connection or user id.
 
 import assert from 'node:assert/strict';
+import { readdir, readFile } from 'node:fs/promises';
 import { after, before, describe, test } from 'node:test';
 import { connect, inbox, invoke, WAIT_MS } from './lib/client.js';
 import { startNats } from './lib/nats.js';
@@ -56,6 +57,52 @@ async function scrapeUntil(check, what, node = server) {
 }
 
 describe('/metrics', { timeout: 60_000 }, () => {
+  // First, before any client has connected: nothing has happened yet, and still every series
+  // is there, at zero, with the process's own and the build's.
+  test('every series is there from the start, with process_* and build_info', async () => {
+    const m = await scrape();
+    // The one sample of `name` with exactly these labels (valueOf would say 0 for a missing one).
+    const present = (name, labels = {}) => {
+      const keys = Object.keys(labels).sort().join(',');
+      const hits = select(m, name, labels).filter((x) => Object.keys(x.labels).sort().join(',') === keys);
+      assert.equal(hits.length, 1, `${name}${JSON.stringify(labels)} is there`);
+      return hits[0].value;
+    };
+    for (const hub of [M1, M2, { tenant: 'm1', hub: 'hostile' }]) {
+      assert.equal(present('switchboard_connections', hub), 0, `connections of ${JSON.stringify(hub)}`);
+      assert.equal(present('switchboard_messages_in_total', hub), 0);
+      assert.equal(present('switchboard_messages_out_total', hub), 0);
+    }
+    for (const name of [
+      'switchboard_http_refused_total',
+      'switchboard_http_reserved_evicted_total',
+      'switchboard_http_header_timeouts_total',
+      'switchboard_accept_errors_total',
+    ]) {
+      assert.equal(m.types.get(name), 'counter', `${name} TYPE`);
+      assert.equal(present(name), 0, name);
+    }
+    const build = select(m, 'switchboard_build_info');
+    assert.equal(build.length, 1);
+    assert.equal(build[0].value, 1);
+    assert.match(build[0].labels.version, /^\d+\.\d+\.\d+/);
+    assert.equal(build[0].labels.os, process.platform === 'darwin' ? 'macos' : process.platform);
+
+    // The process figures agree with what the kernel says of the server's process.
+    const status = await readFile(`/proc/${server.pid}/status`, 'utf8');
+    const rss = Number(status.match(/^VmRSS:\s+(\d+) kB/m)[1]) * 1024;
+    const reported = present('process_resident_memory_bytes');
+    assert.ok(reported > rss / 2 && reported < rss * 2, `RSS ${reported} vs /proc ${rss}`);
+    const fds = (await readdir(`/proc/${server.pid}/fd`)).length;
+    const openFds = present('process_open_fds');
+    assert.ok(openFds > 0 && Math.abs(openFds - fds) <= 10, `open fds ${openFds} vs /proc ${fds}`);
+    assert.ok(present('process_max_fds') >= openFds);
+    assert.ok(present('process_cpu_seconds_total') > 0, 'CPU time (compiling the plugins took some)');
+    const started = present('process_start_time_seconds');
+    assert.ok(started > 0 && started <= Date.now() / 1000, `start time ${started}`);
+    assert.ok(present('process_threads') >= 1);
+  });
+
   test('counts connections, messages, invocations, latency, plugin errors and limit hits', async (t) => {
     const before = await scrape();
     const [a, b] = await Promise.all([connect(t, hubUrl(server, 'm1', 'testhub')), connect(t, hubUrl(server, 'm1', 'testhub'))]);

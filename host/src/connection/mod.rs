@@ -33,7 +33,7 @@ pub use resume::{
     BoxInbound, BoxOutbound, CloseCode, GoneOnError, ResumableConnections, ResumeLink, Transport,
     TransportGone,
 };
-pub use run::{Accepted, run, run_resumable, run_taken};
+pub use run::{Accepted, run, run_resumable, run_taken, span};
 
 /// A chunk of bytes from the client: a WebSocket message or a POST body.
 /// Records may span chunks, and a chunk may hold several records.

@@ -7,7 +7,7 @@ use bytes::{Bytes, BytesMut};
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use metrics::counter;
 use tokio::sync::{Notify, mpsc, watch};
-use tracing::{debug, info};
+use tracing::{Instrument, debug, info};
 
 use super::replay::{Admit, InboundSequence, ReplayBuffer};
 use super::resume::{BoxInbound, BoxOutbound, CloseCode, GoneOnError, ResumeLink, Transport};
@@ -43,6 +43,22 @@ pub struct Accepted {
     pub formats: &'static [TransferFormat],
     /// Whether the transport needs hub pings (long polling does not).
     pub keep_alive: bool,
+    /// The connection's span ([`span`]), made where the transport request
+    /// was handled so that it is a child of that request's span.
+    pub span: tracing::Span,
+}
+
+/// The span of a connection's life: `tenant`, `hub`, `connection.id`,
+/// `transport`, and `protocol` once the handshake picked it.
+pub fn span(transport: &'static str, negotiated: &Negotiated) -> tracing::Span {
+    tracing::info_span!(
+        "connection",
+        tenant = %negotiated.hub.tenant,
+        hub = %negotiated.hub.hub,
+        connection.id = %negotiated.connection_id,
+        transport,
+        protocol = tracing::field::Empty,
+    )
 }
 
 /// Runs one connection until it ends. Its transport cannot be replaced: when
@@ -86,12 +102,14 @@ pub fn run_resumable(
     token: Option<String>,
     transport: Transport,
 ) -> impl Future<Output = ()> + Send + 'static {
+    let span = accepted.span.clone();
     let start = Box::pin(start(node, accepted, token, transport));
     async move {
         if let Some(mut live) = start.await {
             live.run().await;
         }
     }
+    .instrument(span)
 }
 
 /// How long a client resuming on a taken-over connection may take to speak first.
@@ -106,12 +124,15 @@ pub fn run_taken(
     taken: Taken,
     transport: Transport,
 ) -> impl Future<Output = ()> + Send + 'static {
+    let span = span("webSockets", &taken.negotiated);
+    span.record("protocol", taken.protocol.name());
     let start = Box::pin(start_taken(node, taken, transport));
     async move {
         if let Some(mut live) = start.await {
             live.run().await;
         }
     }
+    .instrument(span)
 }
 
 async fn start_taken(node: Arc<Node>, taken: Taken, transport: Transport) -> Option<Live> {
@@ -276,6 +297,7 @@ async fn start(
             return None;
         }
     };
+    tracing::Span::current().record("protocol", protocol.name());
     // Negotiate agreed, and the client speaks version 2 of the hub protocol,
     // which it asks for only when it will resume (SIGNALR.md 3.9).
     let token = token.filter(|_| {

@@ -25,7 +25,7 @@ pub use error::InvocationError;
 use parking_lot::Mutex;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, warn};
+use tracing::{Instrument, debug, warn};
 
 use crate::connection::{ConnectionHandle, Negotiated};
 use crate::metrics as names;
@@ -69,6 +69,9 @@ struct Shared {
     /// Each method's invocation series, looked up once per connection (the
     /// methods are the plugin's, so few).
     method_metrics: Mutex<HashMap<String, MethodMetrics>>,
+    /// The connection's span, the parent of its `invoke` spans (which run on
+    /// tasks of their own).
+    span: tracing::Span,
 }
 
 /// The invocation series of one method of one hub.
@@ -147,6 +150,7 @@ impl HubSession {
             handle,
             running: Mutex::new(HashMap::new()),
             queued: AtomicUsize::new(0),
+            span: tracing::Span::current(),
         });
         HubSession {
             shared,
@@ -534,9 +538,39 @@ async fn complete(
     }
 }
 
+/// Calls a hub method in an `invoke` span (a child of the connection's):
+/// tenant, hub, method, the plugin's digest, outcome and duration. At debug
+/// level, so that it costs nothing unless spans are exported or logged.
+async fn execute(
+    shared: &Shared,
+    call: Call,
+    upload_streams: u32,
+) -> Result<Option<Json>, InvocationError> {
+    let span = tracing::debug_span!(
+        parent: &shared.span,
+        "invoke",
+        tenant = %shared.env.hub.tenant,
+        hub = %shared.env.hub.hub,
+        method = %call.target,
+        plugin.sha256 = tracing::field::Empty,
+        outcome = tracing::field::Empty,
+        duration_ms = tracing::field::Empty,
+    );
+    run_method(shared, call, upload_streams)
+        .instrument(span)
+        .await
+}
+
+/// Records `value` on the current `invoke` span, when debug spans are on at all.
+fn note_on_span<V: tracing::Value>(field: &str, value: V) {
+    if tracing::level_enabled!(tracing::Level::DEBUG) {
+        tracing::Span::current().record(field, value);
+    }
+}
+
 /// Finds the method and calls it, within the tenant's limit of invocations
 /// running at once.
-async fn execute(
+async fn run_method(
     shared: &Shared,
     call: Call,
     upload_streams: u32,
@@ -554,6 +588,10 @@ async fn execute(
         return Err(error);
     };
     let name = method.name.clone();
+    note_on_span(
+        "plugin.sha256",
+        plugin.digest.get(..12).unwrap_or(&plugin.digest),
+    );
     let refusal = match (call.streaming, method.kind) {
         (false, MethodKind::ServerStream) => {
             Some(InvocationError::StreamingMethod(target.to_owned()))
@@ -648,6 +686,10 @@ fn record_invocation(
     outcome: &'static str,
     elapsed: Option<std::time::Duration>,
 ) {
+    note_on_span("outcome", outcome);
+    if let Some(elapsed) = elapsed {
+        note_on_span("duration_ms", elapsed.as_secs_f64() * 1000.0);
+    }
     let hub = &shared.env.hub;
     let mut cache = shared.method_metrics.lock();
     if !cache.contains_key(method) {

@@ -166,7 +166,14 @@ impl Registry {
         if let Some(slot) = self.hubs.read().get(hub) {
             return slot.clone();
         }
-        self.hubs.write().entry(hub.clone()).or_default().clone()
+        self.hubs
+            .write()
+            .entry(hub.clone())
+            .or_insert_with(|| {
+                crate::metrics::start_hub_series(&hub.tenant, &hub.hub);
+                Arc::default()
+            })
+            .clone()
     }
 
     fn existing_slot(&self, hub: &HubKey) -> Option<Arc<HubSlot>> {

@@ -60,7 +60,9 @@ pub fn app(node: Arc<Node>) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .layer(axum::middleware::from_fn(crate::telemetry::access::log))
         .with_state(node.clone())
+        // Outside the access log, so that its line carries the resolved address.
         .layer(axum::middleware::from_fn_with_state(
             node,
             client_addr::layer,

@@ -72,6 +72,11 @@ impl<T, G> Held<T, G> {
     pub fn new(io: T, guard: G) -> Held<T, G> {
         Held { io, _guard: guard }
     }
+
+    /// The stream inside.
+    pub fn get_ref(&self) -> &T {
+        &self.io
+    }
 }
 
 impl<T: AsyncRead + Unpin, G: Unpin> AsyncRead for Held<T, G> {

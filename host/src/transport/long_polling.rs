@@ -133,6 +133,7 @@ pub async fn poll(
         return Err(RequestError::AlreadyActive);
     };
     let accepted = Accepted {
+        span: connection::span("longPolling", &negotiated),
         negotiated,
         tenant,
         formats: LONG_POLLING_FORMATS,

@@ -298,6 +298,7 @@ async fn connect_websocket(
         Registration::new(node.clone(), id.to_owned(), Arc::new(connection))
     });
     let accepted = Accepted {
+        span: crate::connection::span("webSockets", &negotiated),
         negotiated,
         tenant,
         formats: WEBSOCKET_FORMATS,

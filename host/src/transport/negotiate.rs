@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use axum::Extension;
+use tracing::Instrument;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -31,20 +32,41 @@ pub async fn negotiate(
     client: Option<Extension<ClientAddr>>,
     headers: HeaderMap,
 ) -> Response {
-    let Some((tenant, key)) = resolve_hub(&node, &tenant, &hub) else {
+    let span = tracing::info_span!(
+        "negotiate",
+        tenant = %tenant,
+        hub = %hub,
+        connection.id = tracing::field::Empty,
+    );
+    let client = client.map(|Extension(c)| c.0);
+    answer(&node, &tenant, &hub, &query, &headers, client)
+        .instrument(span)
+        .await
+}
+
+/// The negotiate answer, in the `negotiate` span.
+async fn answer(
+    node: &Arc<Node>,
+    tenant: &str,
+    hub: &str,
+    query: &[(String, String)],
+    headers: &HeaderMap,
+    client: Option<std::net::IpAddr>,
+) -> Response {
+    let Some((tenant, key)) = resolve_hub(node, tenant, hub) else {
         return not_found_hub();
     };
     if node.is_draining() {
         // Clients retry negotiate after their reconnect delay, by then on another node.
         return (StatusCode::SERVICE_UNAVAILABLE, "Server is shutting down.").into_response();
     }
-    let version = match parse_negotiate_version(query_param(&query, "negotiateVersion")) {
+    let version = match parse_negotiate_version(query_param(query, "negotiateVersion")) {
         Ok(version) => version,
         // SignalR reports negotiate errors as 200 with an error body.
         Err(error) => return json(StatusCode::OK, negotiate_error(&error)),
     };
     let identity = match tenant
-        .authenticate(bearer_token(&headers, &query).as_deref())
+        .authenticate(bearer_token(headers, query).as_deref())
         .await
     {
         Ok(identity) => identity,
@@ -64,14 +86,15 @@ pub async fn negotiate(
     } else {
         connection_id.clone()
     };
-    let stateful_reconnect = wants_stateful_reconnect(&node, version, &query);
+    let stateful_reconnect = wants_stateful_reconnect(node, version, query);
+    tracing::Span::current().record("connection.id", connection_id.as_str());
     let negotiated = Negotiated {
         connection_id: Arc::from(connection_id.as_str()),
         hub: key,
         identity,
         negotiate_version: version,
         stateful_reconnect,
-        request: RequestInfo::capture(&query, &headers).with_client_addr(client.map(|c| c.0.0)),
+        request: RequestInfo::capture(query, headers).with_client_addr(client),
         early: Vec::new(),
     };
     if !node.pending.insert(key_for_client, negotiated) {

@@ -75,6 +75,7 @@ pub async fn connect(
         return Err(RequestError::AlreadyActive);
     };
     let accepted = Accepted {
+        span: connection::span("serverSentEvents", &negotiated),
         negotiated,
         tenant,
         formats: SSE_FORMATS,

@@ -109,7 +109,8 @@ export function withTimeout(promise, ms, what) {
 }
 
 const ANSI = /\x1b\[[0-9;]*m/g;
-const LISTENING = /listening\b.*?\baddr="?((?:127\.0\.0\.1|\[::1\]|localhost):(\d+))/;
+// Text (`listening addr=...`) or JSON (`"message":"listening","addr":"..."`) logs.
+const LISTENING = /listening\b.*?\baddr(?:=|":)"?((?:127\.0\.0\.1|\[::1\]|localhost):(\d+))/;
 
 /**
  * Starts `switchboard serve --listen 127.0.0.1:0` and waits for its listening line.

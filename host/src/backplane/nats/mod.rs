@@ -391,12 +391,23 @@ impl Backplane for NatsBackplane {
     /// for longer than the queue's age limit, not encodable).
     fn publish(&self, envelope: Envelope) -> Receipt {
         let partition = subject::partition(&envelope.hub, self.lanes.len() as u32);
+        let span = tracing::debug_span!(
+            "backplane.publish",
+            tenant = %envelope.hub.tenant,
+            hub = %envelope.hub.hub,
+            partition,
+            bytes = tracing::field::Empty,
+        )
+        .entered();
         let Some(metrics) = self.shared.metrics.get(partition as usize) else {
             return Receipt::refused(PublishError::Stopped);
         };
         let stats = &self.shared.stats;
         let payload = match codec::encode(&envelope.kind) {
-            Ok(payload) => Bytes::from(payload),
+            Ok(payload) => {
+                span.record("bytes", payload.len());
+                Bytes::from(payload)
+            }
             Err(e) => {
                 warn!(hub = %envelope.hub, error = %e, "cannot encode envelope");
                 let error = PublishError::Encode(e.to_string());
