@@ -72,7 +72,8 @@ enum Command {
         /// URL/v1/traces). OTEL_EXPORTER_OTLP_ENDPOINT also turns export on.
         #[arg(long, value_name = "URL", env = "SWITCHBOARD_OTLP_ENDPOINT")]
         otlp_endpoint: Option<String>,
-        /// The OTLP encoding (default: OTEL_EXPORTER_OTLP_PROTOCOL, else http-protobuf).
+        /// The OTLP encoding (default: OTEL_EXPORTER_OTLP_PROTOCOL, http/json or
+        /// http/protobuf, else http-protobuf).
         #[arg(long, value_enum, value_name = "ENCODING", env = "SWITCHBOARD_OTLP_PROTOCOL")]
         otlp_protocol: Option<Encoding>,
     },

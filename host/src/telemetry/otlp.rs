@@ -30,12 +30,13 @@ pub enum Encoding {
 pub struct Export {
     /// The collector's base URL; none: the standard `OTEL_EXPORTER_OTLP_*` variables say.
     pub endpoint: Option<String>,
-    /// None: `OTEL_EXPORTER_OTLP_PROTOCOL`, else protobuf.
-    pub encoding: Option<Encoding>,
+    pub encoding: Encoding,
 }
 
 impl Export {
-    /// Export when an endpoint is given, or the standard variables name one.
+    /// Export when an endpoint is given, or the standard variables name one;
+    /// in `encoding`, else as `OTEL_EXPORTER_OTLP_PROTOCOL` says (`http/json`
+    /// or `http/protobuf`), else protobuf.
     pub fn configured(
         endpoint: Option<String>,
         encoding: Option<Encoding>,
@@ -45,6 +46,10 @@ impl Export {
             .iter()
             .any(|var| env(var).is_some_and(|v| !v.is_empty()));
         let endpoint = endpoint.filter(|e| !e.is_empty());
+        let encoding = encoding.unwrap_or_else(|| match env("OTEL_EXPORTER_OTLP_PROTOCOL") {
+            Some(p) if p.trim().eq_ignore_ascii_case("http/json") => Encoding::HttpJson,
+            _ => Encoding::HttpProtobuf,
+        });
         (endpoint.is_some() || standard).then_some(Export { endpoint, encoding })
     }
 
@@ -69,12 +74,11 @@ where
     if let Some(url) = export.traces_url() {
         builder = builder.with_endpoint(url);
     }
-    if let Some(encoding) = export.encoding {
-        builder = builder.with_protocol(match encoding {
-            Encoding::HttpProtobuf => Protocol::HttpBinary,
-            Encoding::HttpJson => Protocol::HttpJson,
-        });
-    }
+    // Always said: with both encodings built in, the exporter's own default is JSON.
+    builder = builder.with_protocol(match export.encoding {
+        Encoding::HttpProtobuf => Protocol::HttpBinary,
+        Encoding::HttpJson => Protocol::HttpJson,
+    });
     let exporter = builder.build()?;
     let resource = Resource::builder()
         .with_service_name(service_name())
@@ -132,5 +136,25 @@ mod tests {
             (var == "OTEL_EXPORTER_OTLP_ENDPOINT").then(|| "http://c:4318".to_owned())
         });
         assert!(standard.is_some_and(|e| e.traces_url().is_none()));
+    }
+
+    #[test]
+    fn protobuf_unless_json_is_asked_for() {
+        let url = || Some("http://c:4318".to_owned());
+        let encoding = |given, env: Option<&str>| {
+            Export::configured(url(), given, |var| {
+                (var == "OTEL_EXPORTER_OTLP_PROTOCOL")
+                    .then(|| env.map(str::to_owned))
+                    .flatten()
+            })
+            .map(|e| e.encoding)
+        };
+        assert_eq!(encoding(None, None), Some(Encoding::HttpProtobuf));
+        assert_eq!(encoding(None, Some("http/json")), Some(Encoding::HttpJson));
+        assert_eq!(encoding(None, Some("grpc")), Some(Encoding::HttpProtobuf));
+        assert_eq!(
+            encoding(Some(Encoding::HttpProtobuf), Some("http/json")),
+            Some(Encoding::HttpProtobuf)
+        );
     }
 }
