@@ -11,9 +11,9 @@ use switchboard::api::client::{ApiClient, Credentials, Destination, segment, sen
 use switchboard::authoring::Lang;
 use switchboard::config::Config;
 use switchboard::node::Node;
-use switchboard::tenant::auth::mint_token;
 use switchboard::telemetry::LogFormat;
 use switchboard::telemetry::otlp::{Encoding, Export};
+use switchboard::tenant::auth::mint_token;
 
 #[derive(Parser)]
 #[command(
@@ -66,7 +66,12 @@ enum Command {
         /// How log lines are written to stderr: text, or one JSON object per line.
         /// RUST_LOG filters them (default `info`; `switchboard::access=off` drops
         /// the access log).
-        #[arg(long, value_enum, env = "SWITCHBOARD_LOG_FORMAT", default_value = "text")]
+        #[arg(
+            long,
+            value_enum,
+            env = "SWITCHBOARD_LOG_FORMAT",
+            default_value = "text"
+        )]
         log_format: LogFormat,
         /// Export spans over OTLP/HTTP to this collector (a base URL; spans go to
         /// URL/v1/traces). OTEL_EXPORTER_OTLP_ENDPOINT also turns export on.
@@ -74,7 +79,12 @@ enum Command {
         otlp_endpoint: Option<String>,
         /// The OTLP encoding (default: OTEL_EXPORTER_OTLP_PROTOCOL, http/json or
         /// http/protobuf, else http-protobuf).
-        #[arg(long, value_enum, value_name = "ENCODING", env = "SWITCHBOARD_OTLP_PROTOCOL")]
+        #[arg(
+            long,
+            value_enum,
+            value_name = "ENCODING",
+            env = "SWITCHBOARD_OTLP_PROTOCOL"
+        )]
         otlp_protocol: Option<Encoding>,
     },
     /// Check a config file (with the SWITCHBOARD_* environment over it, as
@@ -353,9 +363,8 @@ fn main() -> anyhow::Result<()> {
             otlp_endpoint,
             otlp_protocol,
         } => {
-            let otlp = Export::configured(otlp_endpoint, otlp_protocol, |var| {
-                std::env::var(var).ok()
-            });
+            let otlp =
+                Export::configured(otlp_endpoint, otlp_protocol, |var| std::env::var(var).ok());
             // Flushes the last spans when `serve` returns.
             let _telemetry = switchboard::telemetry::init(&switchboard::telemetry::Options {
                 log_format,

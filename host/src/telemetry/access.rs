@@ -11,6 +11,7 @@
 use std::net::SocketAddr;
 use std::time::Instant;
 
+use axum::body::HttpBody;
 use axum::extract::{ConnectInfo, Request};
 use axum::http::header;
 use axum::middleware::Next;
@@ -49,11 +50,13 @@ pub async fn log(request: Request, next: Next) -> Response {
     let response = next.run(request).instrument(span.clone()).await;
     let status = response.status().as_u16();
     span.record("http.response.status_code", status);
+    // The declared length, else the body's own when it is all there (not a stream).
     let bytes = response
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
+        .and_then(|v| v.parse::<u64>().ok())
+        .or_else(|| response.body().size_hint().exact());
     let trace_id = super::context::trace_id(&span);
     tracing::info!(
         target: TARGET,

@@ -18,8 +18,8 @@ pub fn join_caller(span: &tracing::Span, headers: &axum::http::HeaderMap) {
     if !headers.contains_key("traceparent") {
         return;
     }
-    let parent = TraceContextPropagator::new()
-        .extract(&opentelemetry_http::HeaderExtractor(headers));
+    let parent =
+        TraceContextPropagator::new().extract(&opentelemetry_http::HeaderExtractor(headers));
     if parent.span().span_context().is_valid() {
         let _ = span.set_parent(parent);
     }
@@ -54,8 +54,8 @@ mod tests {
                 "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
             ),
         );
-        let context = TraceContextPropagator::new()
-            .extract(&opentelemetry_http::HeaderExtractor(&headers));
+        let context =
+            TraceContextPropagator::new().extract(&opentelemetry_http::HeaderExtractor(&headers));
         let span = context.span();
         assert_eq!(
             span.span_context().trace_id().to_string(),

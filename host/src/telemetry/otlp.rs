@@ -10,8 +10,8 @@ use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::{Protocol, WithExportConfig};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::trace::SdkTracerProvider;
-use tracing_subscriber::Layer;
 use tracing::Level;
+use tracing_subscriber::Layer;
 use tracing_subscriber::registry::LookupSpan;
 
 /// How spans are encoded on the wire.
@@ -42,9 +42,12 @@ impl Export {
         encoding: Option<Encoding>,
         env: impl Fn(&str) -> Option<String>,
     ) -> Option<Export> {
-        let standard = ["OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"]
-            .iter()
-            .any(|var| env(var).is_some_and(|v| !v.is_empty()));
+        let standard = [
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+        ]
+        .iter()
+        .any(|var| env(var).is_some_and(|v| !v.is_empty()));
         let endpoint = endpoint.filter(|e| !e.is_empty());
         let encoding = encoding.unwrap_or_else(|| match env("OTEL_EXPORTER_OTLP_PROTOCOL") {
             Some(p) if p.trim().eq_ignore_ascii_case("http/json") => Encoding::HttpJson,
@@ -66,7 +69,9 @@ impl Export {
 /// exported, not every dependency's: its spans down to debug (the hot-path
 /// ones, `invoke` and `backplane.*`, are debug so that they cost nothing
 /// when not exported), and its events at info and above as span events.
-pub fn layer<S>(export: &Export) -> anyhow::Result<(Box<dyn Layer<S> + Send + Sync>, SdkTracerProvider)>
+pub fn layer<S>(
+    export: &Export,
+) -> anyhow::Result<(Box<dyn Layer<S> + Send + Sync>, SdkTracerProvider)>
 where
     S: tracing::Subscriber + for<'span> LookupSpan<'span> + Send + Sync,
 {
