@@ -4,10 +4,10 @@
 use std::sync::Arc;
 
 use axum::Extension;
-use tracing::Instrument;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use tracing::Instrument;
 
 use super::{QueryList, bearer_token, not_found_hub, query_param, resolve_hub};
 use crate::connection::{Negotiated, RequestInfo};
