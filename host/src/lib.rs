@@ -32,6 +32,7 @@ pub mod connection;
 pub mod cors;
 pub mod dashboard;
 pub mod durable;
+pub mod error_text;
 pub mod hub;
 pub mod metrics;
 pub mod node;

@@ -128,18 +128,6 @@ fn roots(ca_cert: Option<&std::path::Path>) -> Result<rustls::RootCertStore, Cli
     Ok(roots)
 }
 
-/// An error with its causes (a TLS failure is the cause of a connect error).
-fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
-
 impl ApiClient {
     pub fn new(base_url: &str, credentials: Credentials) -> Result<ApiClient, ClientError> {
         ApiClient::with_ca_cert(base_url, credentials, None)
@@ -212,11 +200,9 @@ impl ApiClient {
             .body(body)
             .map_err(|e| ClientError::Http(e.to_string()))?;
         let exchange = async {
-            let response = self
-                .http
-                .request(request)
-                .await
-                .map_err(|e| ClientError::Http(format!("{url}: {}", chain(&e))))?;
+            let response = self.http.request(request).await.map_err(|e| {
+                ClientError::Http(format!("{url}: {}", crate::error_text::with_causes(&e)))
+            })?;
             let status = response.status().as_u16();
             let bytes = response
                 .into_body()

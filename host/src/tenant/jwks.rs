@@ -249,7 +249,10 @@ impl JwksSource {
             .body(Empty::new())
             .map_err(|e| e.to_string())?;
         let work = async {
-            let response = client.request(request).await.map_err(|e| chain(&e))?;
+            let response = client
+                .request(request)
+                .await
+                .map_err(|e| crate::error_text::with_causes(&e))?;
             if response.status() != StatusCode::OK {
                 return Err(format!("the server answered {}", response.status()));
             }
@@ -272,18 +275,6 @@ impl JwksSource {
             .await
             .map_err(|_| format!("no answer within {} s", FETCH_TIMEOUT.as_secs()))?
     }
-}
-
-/// An error with its causes (a refused connection is the cause of a connect error).
-fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]
