@@ -1,61 +1,13 @@
-//! JSON string escaping straight into the output buffer, infallible and allocation-free.
-//!
-//! The output is byte-for-byte what `serde_json::to_string(&str)` produces (the tests check it),
-//! so every JSON text Switchboard writes escapes strings the same way.
-
-/// Something JSON text can be appended to: the wire buffer (`Vec<u8>`) or a `String`.
-pub(crate) trait Sink {
-    fn push_text(&mut self, s: &str);
-}
-
-impl Sink for Vec<u8> {
-    fn push_text(&mut self, s: &str) {
-        self.extend_from_slice(s.as_bytes());
-    }
-}
-
-impl Sink for String {
-    fn push_text(&mut self, s: &str) {
-        self.push_str(s);
-    }
-}
+//! JSON text pieces appended straight to the output buffer: strings escaped by serde_json,
+//! integers by `itoa`, floats by `ryu` (serde_json's own number writer). Every JSON text
+//! Switchboard writes therefore spells strings and numbers exactly as `serde_json::to_vec` does
+//! (the tests here and in `wire_bytes_tests` check it byte for byte).
 
 /// Appends `s` as a quoted, escaped JSON string.
-pub(crate) fn push_json_string<S: Sink>(out: &mut S, s: &str) {
-    out.push_text("\"");
-    let bytes = s.as_bytes();
-    let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        let escape: &str = match b {
-            b'"' => "\\\"",
-            b'\\' => "\\\\",
-            b'\n' => "\\n",
-            b'\r' => "\\r",
-            b'\t' => "\\t",
-            0x08 => "\\b",
-            0x0c => "\\f",
-            0x00..=0x1f => "",
-            _ => continue,
-        };
-        // Every escaped byte is ASCII, so `start..i` and `i + 1..` are char boundaries.
-        out.push_text(s.get(start..i).unwrap_or_default());
-        if escape.is_empty() {
-            push_unicode_escape(out, b);
-        } else {
-            out.push_text(escape);
-        }
-        start = i + 1;
-    }
-    out.push_text(s.get(start..).unwrap_or_default());
-    out.push_text("\"");
-}
-
-fn push_unicode_escape<S: Sink>(out: &mut S, b: u8) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let hi = HEX.get(usize::from(b >> 4)).copied().unwrap_or(b'0');
-    let lo = HEX.get(usize::from(b & 0x0f)).copied().unwrap_or(b'0');
-    let text = [b'\\', b'u', b'0', b'0', hi, lo];
-    out.push_text(std::str::from_utf8(&text).unwrap_or_default());
+pub(crate) fn push_json_string(out: &mut Vec<u8>, s: &str) {
+    // Serializing a `str` into a `Vec` cannot fail: there is no I/O error to meet, and nothing
+    // in a string that serde_json refuses.
+    let _ = serde_json::to_writer(&mut *out, s);
 }
 
 /// The first `\uXXXX` escape in valid JSON text that is half of a UTF-16 surrogate pair without
@@ -104,29 +56,55 @@ pub(crate) fn lone_surrogate(json: &str) -> Option<u16> {
 }
 
 /// Appends the decimal digits of `n`.
-pub(crate) fn push_u64<S: Sink>(out: &mut S, n: u64) {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    let mut rest = n;
-    loop {
-        at -= 1;
-        if let Some(slot) = digits.get_mut(at) {
-            *slot = b'0' + (rest % 10) as u8;
-        }
-        rest /= 10;
-        if rest == 0 {
-            break;
-        }
-    }
-    out.push_text(std::str::from_utf8(digits.get(at..).unwrap_or_default()).unwrap_or_default());
+pub(crate) fn push_u64(out: &mut Vec<u8>, n: u64) {
+    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
 }
 
 /// Appends the decimal digits of `n`, with a `-` when negative.
-pub(crate) fn push_i64<S: Sink>(out: &mut S, n: i64) {
-    if n < 0 {
-        out.push_text("-");
+pub(crate) fn push_i64(out: &mut Vec<u8>, n: i64) {
+    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+}
+
+/// Appends the shortest JSON number that reads back as `v` (`1.5`, `3.0`, `1e300`), as
+/// serde_json writes it, or `null` for NaN and the infinities (as JSON.stringify does).
+pub(crate) fn push_f64(out: &mut Vec<u8>, v: f64) {
+    if v.is_finite() {
+        out.extend_from_slice(ryu::Buffer::new().format_finite(v).as_bytes());
+    } else {
+        out.extend_from_slice(b"null");
     }
-    push_u64(out, n.unsigned_abs());
+}
+
+/// [`push_f64`] for a 32-bit float: the shortest text that reads back as the same `f32`.
+pub(crate) fn push_f32(out: &mut Vec<u8>, v: f32) {
+    if v.is_finite() {
+        out.extend_from_slice(ryu::Buffer::new().format_finite(v).as_bytes());
+    } else {
+        out.extend_from_slice(b"null");
+    }
+}
+
+/// The escaping rule, one character at a time, written independently of any JSON library:
+/// `"` and `\` get a backslash, the seven short escapes are used where they exist, every other
+/// C0 control is `\u00XX` in lowercase hex, and everything else (DEL, non-ASCII) is verbatim.
+#[cfg(test)]
+pub(crate) fn spec_escape(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            c if u32::from(c) < 0x20 => out.push_str(&format!("\\u{:04x}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
 }
 
 #[cfg(test)]
@@ -134,25 +112,21 @@ mod tests {
     use super::*;
 
     fn escaped(s: &str) -> String {
-        let mut out = String::new();
+        let mut out = Vec::new();
         push_json_string(&mut out, s);
-        out
+        String::from_utf8(out).expect("UTF-8")
     }
 
     #[test]
-    fn matches_serde_json_for_every_ascii_byte() {
+    fn escapes_every_ascii_character_by_the_rule() {
         for b in 0u8..=0x7f {
             let s = String::from(char::from(b));
-            assert_eq!(
-                escaped(&s),
-                serde_json::to_string(&s).expect("string"),
-                "byte {b:#x}"
-            );
+            assert_eq!(escaped(&s), spec_escape(&s), "byte {b:#x}");
         }
     }
 
     #[test]
-    fn matches_serde_json_for_mixed_text() {
+    fn escapes_mixed_text_by_the_rule() {
         let samples = [
             "",
             "plain",
@@ -163,10 +137,7 @@ mod tests {
             "\"\"\\\\",
         ];
         for s in samples {
-            assert_eq!(escaped(s), serde_json::to_string(s).expect("string"));
-            let mut bytes = Vec::new();
-            push_json_string(&mut bytes, s);
-            assert_eq!(bytes, serde_json::to_vec(s).expect("string"));
+            assert_eq!(escaped(s), spec_escape(s), "{s:?}");
         }
     }
 
@@ -196,14 +167,39 @@ mod tests {
     #[test]
     fn numbers() {
         for n in [0u64, 1, 9, 10, 99, 100, 12345, u64::MAX] {
-            let mut out = String::new();
+            let mut out = Vec::new();
             push_u64(&mut out, n);
-            assert_eq!(out, n.to_string());
+            assert_eq!(out, n.to_string().into_bytes());
         }
         for n in [0i64, -1, 1, i64::MIN, i64::MAX, -987654321] {
-            let mut out = String::new();
+            let mut out = Vec::new();
             push_i64(&mut out, n);
-            assert_eq!(out, n.to_string());
+            assert_eq!(out, n.to_string().into_bytes());
+        }
+        for v in [
+            0.0f64,
+            -0.0,
+            1.5,
+            3.0,
+            0.1,
+            1e300,
+            1e-7,
+            f64::MAX,
+            f64::MIN_POSITIVE,
+        ] {
+            let mut out = Vec::new();
+            push_f64(&mut out, v);
+            assert_eq!(out, serde_json::to_vec(&v).expect("finite"), "{v}");
+        }
+        for v in [0.1f32, 3.0, 16777216.0, f32::MAX, f32::MIN_POSITIVE] {
+            let mut out = Vec::new();
+            push_f32(&mut out, v);
+            assert_eq!(out, serde_json::to_vec(&v).expect("finite"), "{v}");
+        }
+        for v in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+            let mut out = Vec::new();
+            push_f64(&mut out, v);
+            assert_eq!(out, b"null");
         }
     }
 }

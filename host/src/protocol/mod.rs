@@ -25,6 +25,8 @@ mod varint;
 pub(crate) mod proptests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod wire_bytes_tests;
 
 use bytes::BytesMut;
 pub use serde_json::value::RawValue;

@@ -50,46 +50,51 @@ pub fn negotiate_response(
     transports: &[TransportInfo],
     use_stateful_reconnect: bool,
 ) -> String {
-    let mut out = String::with_capacity(256);
-    out.push_str("{\"negotiateVersion\":");
+    let mut out = Vec::with_capacity(256);
+    out.extend_from_slice(b"{\"negotiateVersion\":");
     push_u64(&mut out, u64::from(version));
-    out.push_str(",\"connectionId\":");
+    out.extend_from_slice(b",\"connectionId\":");
     push_json_string(&mut out, connection_id);
     if version > 0 {
-        out.push_str(",\"connectionToken\":");
+        out.extend_from_slice(b",\"connectionToken\":");
         push_json_string(&mut out, connection_token);
     }
-    out.push_str(",\"availableTransports\":[");
+    out.extend_from_slice(b",\"availableTransports\":[");
     for (i, transport) in transports.iter().enumerate() {
         if i > 0 {
-            out.push(',');
+            out.push(b',');
         }
-        out.push_str("{\"transport\":");
+        out.extend_from_slice(b"{\"transport\":");
         push_json_string(&mut out, transport.transport);
-        out.push_str(",\"transferFormats\":[");
+        out.extend_from_slice(b",\"transferFormats\":[");
         for (j, format) in transport.transfer_formats.iter().enumerate() {
             if j > 0 {
-                out.push(',');
+                out.push(b',');
             }
             push_json_string(&mut out, format);
         }
-        out.push_str("]}");
+        out.extend_from_slice(b"]}");
     }
-    out.push(']');
+    out.push(b']');
     if use_stateful_reconnect {
-        out.push_str(",\"useStatefulReconnect\":true");
+        out.extend_from_slice(b",\"useStatefulReconnect\":true");
     }
-    out.push('}');
-    out
+    out.push(b'}');
+    text(out)
 }
 
 /// A refusal: `{"error":"..."}`, sent with status 200; the client fails with exactly that text.
 pub fn negotiate_error(msg: &str) -> String {
-    let mut out = String::with_capacity(msg.len() + 12);
-    out.push_str("{\"error\":");
+    let mut out = Vec::with_capacity(msg.len() + 12);
+    out.extend_from_slice(b"{\"error\":");
     push_json_string(&mut out, msg);
-    out.push('}');
-    out
+    out.push(b'}');
+    text(out)
+}
+
+/// The body as text: it is UTF-8 by construction (ASCII, `&str` pieces and serde_json's output).
+fn text(out: Vec<u8>) -> String {
+    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 /// The version to answer with, from the `negotiateVersion` query value.

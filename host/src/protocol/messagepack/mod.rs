@@ -22,7 +22,6 @@ mod tests;
 mod value_tests;
 
 use bytes::{Buf, BytesMut};
-use serde_json::value::RawValue;
 
 use super::varint;
 use super::{HubMessage, Json, ProtocolError};
@@ -106,12 +105,12 @@ pub fn write_message(msg: &HubMessage, out: &mut Vec<u8>) -> Result<(), Protocol
 /// described in the module docs.
 pub fn msgpack_to_json(bytes: &[u8]) -> Result<Json, ProtocolError> {
     let mut reader = decode::Reader::new(bytes);
-    let mut text = String::new();
+    let mut text = Vec::new();
     to_json::value_to_json(&mut reader, &mut text, 0)?;
     if !reader.is_empty() {
         return Err(ProtocolError::InvalidMessagePack(
             "Unexpected bytes after the value.".into(),
         ));
     }
-    RawValue::from_string(text).map_err(|e| ProtocolError::InvalidJson(e.to_string()))
+    to_json::into_raw(text)
 }

@@ -6,11 +6,9 @@
 //! must hold exactly one value. Arguments, items and results are converted to JSON text
 //! (see `to_json`). Error texts follow ASP.NET's `MessagePackHubProtocolWorker` where it has one.
 
-use serde_json::value::RawValue;
-
 use super::super::{CompletionOutcome, Headers, HubMessage, Json, ProtocolError, message_type};
 use super::decode::{Reader, Token, utf8};
-use super::to_json::value_to_json;
+use super::to_json::{into_raw, value_to_json};
 
 /// Completion result kinds.
 pub(crate) const ERROR_RESULT: u8 = 1;
@@ -288,8 +286,8 @@ impl Fields<'_> {
 
     fn value_json(&mut self) -> Result<Json, ProtocolError> {
         self.left = self.left.saturating_sub(1);
-        let mut text = String::new();
+        let mut text = Vec::new();
         value_to_json(&mut self.r, &mut text, 1)?;
-        RawValue::from_string(text).map_err(|e| ProtocolError::InvalidJson(e.to_string()))
+        into_raw(text)
     }
 }

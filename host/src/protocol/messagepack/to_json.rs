@@ -17,14 +17,17 @@
 //! - any other extension type is refused (`Unsupported MessagePack extension type N.`), rather
 //!   than inventing a JSON shape for it.
 
-use super::super::ProtocolError;
-use super::super::escape::{push_i64, push_json_string, push_u64};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+
+use super::super::escape::{push_f32, push_f64, push_i64, push_json_string, push_u64};
+use super::super::{Json, ProtocolError, RawValue};
 use super::decode::{MAX_DEPTH, Reader, Token, too_deep, truncated, utf8};
 
 /// Reads one value from `reader` and appends its JSON text to `out`.
 pub(crate) fn value_to_json(
     reader: &mut Reader<'_>,
-    out: &mut String,
+    out: &mut Vec<u8>,
     depth: usize,
 ) -> Result<(), ProtocolError> {
     let token = reader.next()?;
@@ -33,54 +36,61 @@ pub(crate) fn value_to_json(
             if depth >= MAX_DEPTH {
                 return Err(too_deep());
             }
-            out.push('[');
+            out.push(b'[');
             for i in 0..n {
                 if i > 0 {
-                    out.push(',');
+                    out.push(b',');
                 }
                 value_to_json(reader, out, depth + 1)?;
             }
-            out.push(']');
+            out.push(b']');
         }
         Token::Map(n) => {
             if depth >= MAX_DEPTH {
                 return Err(too_deep());
             }
-            out.push('{');
+            out.push(b'{');
             for i in 0..n {
                 if i > 0 {
-                    out.push(',');
+                    out.push(b',');
                 }
                 key_to_json(reader.next()?, out)?;
-                out.push(':');
+                out.push(b':');
                 value_to_json(reader, out, depth + 1)?;
             }
-            out.push('}');
+            out.push(b'}');
         }
         scalar => scalar_to_json(scalar, out)?,
     }
     Ok(())
 }
 
+/// The JSON text [`value_to_json`] wrote, as a [`Json`] value. It is UTF-8 by construction:
+/// ASCII, validated MessagePack strings and serde_json's escapes.
+pub(crate) fn into_raw(text: Vec<u8>) -> Result<Json, ProtocolError> {
+    let text = String::from_utf8(text).map_err(|e| ProtocolError::InvalidJson(e.to_string()))?;
+    RawValue::from_string(text).map_err(|e| ProtocolError::InvalidJson(e.to_string()))
+}
+
 /// Appends the JSON text of a token that is not an array or map header.
-fn scalar_to_json(token: Token<'_>, out: &mut String) -> Result<(), ProtocolError> {
+fn scalar_to_json(token: Token<'_>, out: &mut Vec<u8>) -> Result<(), ProtocolError> {
     match token {
-        Token::Nil => out.push_str("null"),
-        Token::Bool(b) => out.push_str(if b { "true" } else { "false" }),
+        Token::Nil => out.extend_from_slice(b"null"),
+        Token::Bool(b) => out.extend_from_slice(if b { b"true" } else { b"false" }),
         Token::UInt(v) => push_u64(out, v),
         Token::Int(v) => push_i64(out, v),
-        Token::F32(v) => push_float(out, serde_json::to_string(&v), v.is_finite()),
-        Token::F64(v) => push_float(out, serde_json::to_string(&v), v.is_finite()),
+        Token::F32(v) => push_f32(out, v),
+        Token::F64(v) => push_f64(out, v),
         Token::Str(bytes) => push_json_string(out, utf8(bytes)?),
         Token::Bin(bytes) => {
-            out.push('"');
+            out.push(b'"');
             push_base64(out, bytes);
-            out.push('"');
+            out.push(b'"');
         }
         Token::Ext(-1, data) => {
-            out.push('"');
+            out.push(b'"');
             push_timestamp(out, data)?;
-            out.push('"');
+            out.push(b'"');
         }
         Token::Ext(ty, _) => {
             return Err(ProtocolError::InvalidMessage(format!(
@@ -92,15 +102,7 @@ fn scalar_to_json(token: Token<'_>, out: &mut String) -> Result<(), ProtocolErro
     Ok(())
 }
 
-/// serde_json writes the shortest round-trip form (ryu) and `null` for non-finite floats.
-fn push_float(out: &mut String, text: Result<String, serde_json::Error>, finite: bool) {
-    match text {
-        Ok(text) if finite => out.push_str(&text),
-        _ => out.push_str("null"),
-    }
-}
-
-fn key_to_json(key: Token<'_>, out: &mut String) -> Result<(), ProtocolError> {
+fn key_to_json(key: Token<'_>, out: &mut Vec<u8>) -> Result<(), ProtocolError> {
     match key {
         Token::Str(bytes) => push_json_string(out, utf8(bytes)?),
         Token::Bin(_) | Token::Ext(-1, _) => scalar_to_json(key, out)?,
@@ -110,9 +112,10 @@ fn key_to_json(key: Token<'_>, out: &mut String) -> Result<(), ProtocolError> {
         | Token::Int(_)
         | Token::F32(_)
         | Token::F64(_) => {
-            let mut text = String::new();
-            scalar_to_json(key, &mut text)?;
-            push_json_string(out, &text);
+            // Their JSON text (digits, `-`, `.`, `e`, letters) needs no escaping as a string.
+            out.push(b'"');
+            scalar_to_json(key, out)?;
+            out.push(b'"');
         }
         other => {
             return Err(ProtocolError::InvalidMessage(format!(
@@ -127,20 +130,15 @@ fn key_to_json(key: Token<'_>, out: &mut String) -> Result<(), ProtocolError> {
 // === base64 ===
 
 /// Standard base64 (RFC 4648 section 4) with `=` padding.
-pub(crate) fn push_base64(out: &mut String, bytes: &[u8]) {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let sym = |i: u32| char::from(ALPHABET.get((i & 0x3f) as usize).copied().unwrap_or(b'A'));
-    out.reserve(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let b0 = u32::from(chunk.first().copied().unwrap_or(0));
-        let b1 = u32::from(chunk.get(1).copied().unwrap_or(0));
-        let b2 = u32::from(chunk.get(2).copied().unwrap_or(0));
-        let n = (b0 << 16) | (b1 << 8) | b2;
-        out.push(sym(n >> 18));
-        out.push(sym(n >> 12));
-        out.push(if chunk.len() > 1 { sym(n >> 6) } else { '=' });
-        out.push(if chunk.len() > 2 { sym(n) } else { '=' });
-    }
+pub(crate) fn push_base64(out: &mut Vec<u8>, bytes: &[u8]) {
+    let start = out.len();
+    // 4 bytes for every 3 started; the length of a MessagePack bin (below 4 GiB) cannot overflow.
+    out.resize(start + bytes.len().div_ceil(3) * 4, 0);
+    let written = match out.get_mut(start..) {
+        Some(slot) => STANDARD.encode_slice(bytes, slot).unwrap_or(0),
+        None => 0,
+    };
+    out.truncate(start + written);
 }
 
 // === timestamp ===
@@ -178,7 +176,7 @@ pub(crate) fn decode_timestamp(data: &[u8]) -> Result<(i64, u32), ProtocolError>
 }
 
 /// Appends `YYYY-MM-DDTHH:MM:SS[.fraction]Z` for a timestamp payload.
-pub(crate) fn push_timestamp(out: &mut String, data: &[u8]) -> Result<(), ProtocolError> {
+pub(crate) fn push_timestamp(out: &mut Vec<u8>, data: &[u8]) -> Result<(), ProtocolError> {
     let (secs, nanos) = decode_timestamp(data)?;
     let days = secs.div_euclid(86_400);
     let of_day = secs.rem_euclid(86_400);
@@ -186,36 +184,40 @@ pub(crate) fn push_timestamp(out: &mut String, data: &[u8]) -> Result<(), Protoc
     if (0..=9999).contains(&year) {
         push_padded(out, year.unsigned_abs(), 4);
     } else {
-        out.push(if year < 0 { '-' } else { '+' });
+        out.push(if year < 0 { b'-' } else { b'+' });
         push_padded(out, year.unsigned_abs(), 6);
     }
-    out.push('-');
+    out.push(b'-');
     push_padded(out, u64::from(month), 2);
-    out.push('-');
+    out.push(b'-');
     push_padded(out, u64::from(day), 2);
-    out.push('T');
+    out.push(b'T');
     push_padded(out, (of_day / 3600) as u64, 2);
-    out.push(':');
+    out.push(b':');
     push_padded(out, (of_day / 60 % 60) as u64, 2);
-    out.push(':');
+    out.push(b':');
     push_padded(out, (of_day % 60) as u64, 2);
     if nanos > 0 {
-        let mut fraction = String::with_capacity(9);
-        push_padded(&mut fraction, u64::from(nanos), 9);
-        out.push('.');
-        out.push_str(fraction.trim_end_matches('0'));
+        let mut fraction = nanos;
+        let mut width = 9;
+        while fraction.is_multiple_of(10) {
+            fraction /= 10;
+            width -= 1;
+        }
+        out.push(b'.');
+        push_padded(out, u64::from(fraction), width);
     }
-    out.push('Z');
+    out.push(b'Z');
     Ok(())
 }
 
-fn push_padded(out: &mut String, value: u64, width: usize) {
-    let mut digits = String::new();
-    push_u64(&mut digits, value);
+fn push_padded(out: &mut Vec<u8>, value: u64, width: usize) {
+    let mut buffer = itoa::Buffer::new();
+    let digits = buffer.format(value);
     for _ in digits.len()..width {
-        out.push('0');
+        out.push(b'0');
     }
-    out.push_str(&digits);
+    out.extend_from_slice(digits.as_bytes());
 }
 
 /// Days since 1970-01-01 -> (year, month, day) in the proleptic Gregorian calendar
