@@ -1,5 +1,5 @@
 //! JSON text pieces appended straight to the output buffer: strings escaped by serde_json,
-//! integers by `itoa`, floats by `ryu` (serde_json's own number writer). Every JSON text
+//! integers by `itoa`, floats by serde_json. Every JSON text
 //! Switchboard writes therefore spells strings and numbers exactly as `serde_json::to_vec` does
 //! (the tests here and in `wire_bytes_tests` check it byte for byte).
 
@@ -65,11 +65,12 @@ pub(crate) fn push_i64(out: &mut Vec<u8>, n: i64) {
     out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
 }
 
-/// Appends the shortest JSON number that reads back as `v` (`1.5`, `3.0`, `1e300`), as
+/// Appends the shortest JSON number that reads back as `v` (`1.5`, `3.0`, `1e+300`), as
 /// serde_json writes it, or `null` for NaN and the infinities (as JSON.stringify does).
 pub(crate) fn push_f64(out: &mut Vec<u8>, v: f64) {
     if v.is_finite() {
-        out.extend_from_slice(ryu::Buffer::new().format_finite(v).as_bytes());
+        // A finite float into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut *out, &v);
     } else {
         out.extend_from_slice(b"null");
     }
@@ -78,7 +79,7 @@ pub(crate) fn push_f64(out: &mut Vec<u8>, v: f64) {
 /// [`push_f64`] for a 32-bit float: the shortest text that reads back as the same `f32`.
 pub(crate) fn push_f32(out: &mut Vec<u8>, v: f32) {
     if v.is_finite() {
-        out.extend_from_slice(ryu::Buffer::new().format_finite(v).as_bytes());
+        let _ = serde_json::to_writer(&mut *out, &v);
     } else {
         out.extend_from_slice(b"null");
     }
