@@ -1,5 +1,5 @@
 // The documented load balancer setups in front of a cluster: Debian's haproxy and nginx
-// (lib/lb.js writes their configs as the README shows them), one nats-server with JetStream
+// (lib/lb.js writes their configs as docs/cluster.md shows them), one nats-server with JetStream
 // and three `switchboard serve --nats` nodes. Through each balancer: official clients on every
 // transport and protocol talk across nodes while their requests are spread over all three; a
 // connect refused by a dead node is retried on another one (the official client makes a single

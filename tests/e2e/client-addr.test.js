@@ -1,5 +1,5 @@
 // The client's address behind a proxy: taken from X-Forwarded-For only when the socket's peer
-// is in `trusted_proxies`. Real haproxy and nginx (Debian's, set up as the README shows, which
+// is in `trusted_proxies`. Real haproxy and nginx (Debian's, set up as docs/cluster.md shows, which
 // appends the client's address to X-Forwarded-For) in front of a node; the clients connect from
 // other loopback addresses (127.0.0.2, 127.0.0.3: all of 127/8 is the loopback), so the node
 // can tell a direct client from the proxy (127.0.0.1). Every client sends a spoofed

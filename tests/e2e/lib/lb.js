@@ -1,12 +1,12 @@
 // Real load balancers in front of a cluster: Debian's haproxy and nginx (installed by `./dev
 // test`), started on 127.0.0.1 with a config generated into a temp folder, stopped by the test
-// (and killed when the test process exits). Both are set up the way the README documents:
+// (and killed when the test process exits). Both are set up the way docs/cluster.md documents:
 // round robin with no stickiness; WebSocket upgrades, Server-Sent Events (no buffering) and
 // long polls passed through; a connect that is refused (a dead node) retried on another node,
 // because the official SignalR client makes a single attempt to resume a connection.
 //
 // `haproxyConfig` and `nginxConfig` are pure: they return the config text, so a test can check
-// what it runs and the README can show the same settings.
+// what it runs and docs/cluster.md can show the same settings.
 
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
