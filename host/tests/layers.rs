@@ -1,0 +1,155 @@
+//! The import check: a module may use modules on its own floor or below, never above.
+//!
+//! The floors are the layering of `docs/architecture.md`. Imports that break it today are
+//! listed in `KNOWN_UPWARD`, so the check fails on a new one, and also when a listed one is
+//! gone (then it must leave the list: the list only shrinks).
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+/// Each top-level module of the crate and its floor, lowest first.
+const FLOORS: &[(&str, u8)] = &[
+    ("protocol", 1),
+    ("metrics", 1),
+    ("error_text", 1),
+    ("config_source", 2),
+    ("config", 3),
+    ("durable", 4),
+    ("backplane", 4),
+    ("router", 5),
+    ("tenant", 5),
+    ("plugin", 6),
+    ("hub", 7),
+    ("connection", 8),
+    ("cors", 9),
+    ("transport", 9),
+    ("node", 10),
+    ("api", 11),
+    ("dashboard", 11),
+    ("web", 11),
+    ("authoring", 12),
+    ("server", 12),
+    ("telemetry", 12),
+];
+
+/// Upward imports that stand today, as "from -> to". Remove an entry when its import goes.
+const KNOWN_UPWARD: &[&str] = &[
+    "backplane -> dashboard",
+    "backplane -> router",
+    "backplane -> tenant",
+    "config -> connection",
+    "config -> cors",
+    "config -> server",
+    "config -> tenant",
+    "connection -> node",
+    "cors -> node",
+    "durable -> router",
+    "hub -> connection",
+    "hub -> node",
+    "node -> dashboard",
+    "plugin -> api",
+    "plugin -> connection",
+    "plugin -> node",
+    "router -> connection",
+    "router -> plugin",
+    "tenant -> node",
+    "tenant -> plugin",
+    "transport -> node",
+    "transport -> server",
+];
+
+fn floor(module: &str) -> Option<u8> {
+    FLOORS.iter().find(|(m, _)| *m == module).map(|(_, f)| *f)
+}
+
+/// The crate modules a source text names as `crate::module`, comments left out.
+fn named_modules(source: &str) -> BTreeSet<String> {
+    let mut found = BTreeSet::new();
+    for line in source.lines() {
+        let code = line.split("//").next().unwrap_or("");
+        let mut rest = code;
+        while let Some(at) = rest.find("crate::") {
+            rest = &rest[at + "crate::".len()..];
+            let name: String = rest
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            if !name.is_empty() {
+                found.insert(name);
+            }
+        }
+    }
+    found
+}
+
+fn sources(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+    let entries = std::fs::read_dir(dir).expect("source folder readable");
+    for entry in entries {
+        let path = entry.expect("directory entry").path();
+        if path.is_dir() {
+            sources(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+#[test]
+fn no_module_imports_a_higher_floor() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    sources(&root, &mut files);
+    let mut upward = BTreeSet::new();
+    let mut unplaced = BTreeSet::new();
+    for file in &files {
+        let relative = file.strip_prefix(&root).expect("under src");
+        let first = relative
+            .components()
+            .next()
+            .and_then(|c| c.as_os_str().to_str())
+            .unwrap_or_default();
+        let from = first.strip_suffix(".rs").unwrap_or(first);
+        if matches!(from, "lib" | "main") {
+            continue;
+        }
+        let Some(from_floor) = floor(from) else {
+            unplaced.insert(from.to_owned());
+            continue;
+        };
+        let source = std::fs::read_to_string(file).expect("source readable");
+        for to in named_modules(&source) {
+            match floor(&to) {
+                Some(to_floor) if to_floor > from_floor => {
+                    upward.insert(format!("{from} -> {to}"));
+                }
+                Some(_) => {}
+                None => {
+                    unplaced.insert(to);
+                }
+            }
+        }
+    }
+    assert!(
+        unplaced.is_empty(),
+        "modules without a floor (add them to FLOORS and docs/architecture.md): {unplaced:?}"
+    );
+    let known: BTreeSet<String> = KNOWN_UPWARD.iter().map(|s| (*s).to_owned()).collect();
+    let new: Vec<_> = upward.difference(&known).collect();
+    let gone: Vec<_> = known.difference(&upward).collect();
+    assert!(
+        new.is_empty(),
+        "imports from a lower floor to a higher one: {new:?} (pass the lower module a narrow handle instead)"
+    );
+    assert!(
+        gone.is_empty(),
+        "these upward imports are gone: take them out of KNOWN_UPWARD: {gone:?}"
+    );
+}
+
+#[test]
+fn named_modules_reads_paths_not_comments() {
+    let found = named_modules(
+        "use crate::router::{HubKey, Target};\n// crate::node\nlet x = crate::metrics::X; // crate::api",
+    );
+    assert_eq!(found.into_iter().collect::<Vec<_>>(), ["metrics", "router"]);
+}
