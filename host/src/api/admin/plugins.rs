@@ -1,0 +1,99 @@
+//! A tenant's hub plugins: list versions, deploy, roll back.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tracing::warn;
+
+use crate::node::Node;
+use crate::plugin::registry::{self};
+use crate::plugin::versions::{Source, VersionInfo};
+use crate::router::HubKey;
+
+use super::{Admin, AdminError, MAX_JSON_BODY, MAX_PLUGIN_BYTES, ok, read_body, tenant_of};
+
+/// `GET /admin/v1/tenants/{t}/plugins`: hubs, their versions and hashes.
+pub(super) async fn plugins(
+    _: Admin,
+    State(node): State<Arc<Node>>,
+    Path(name): Path<String>,
+) -> Result<Response, AdminError> {
+    tenant_of(&node, &name)?;
+    let hubs = node.registry.listing(&name).await;
+    Ok(ok(StatusCode::OK, json!({ "tenant": name, "hubs": hubs })))
+}
+
+pub(super) fn version_json(hub: &HubKey, info: &VersionInfo) -> Value {
+    json!({
+        "tenant": &*hub.tenant,
+        "hub": &*hub.hub,
+        "version": info.version,
+        "sha256": info.sha256,
+        "size": info.size,
+        "deployed_at": info.deployed_at(),
+        "deployed_at_ms": info.deployed_at_ms,
+        "source": info.source,
+    })
+}
+
+/// `POST /admin/v1/tenants/{t}/hubs/{h}/deploy` with the `.wasm` file as the body.
+pub(super) async fn deploy(
+    _: Admin,
+    State(node): State<Arc<Node>>,
+    Path((tenant, hub)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, AdminError> {
+    let wasm = read_body(&headers, body, MAX_PLUGIN_BYTES).await?;
+    let hub = HubKey::new(&tenant, &hub.to_ascii_lowercase());
+    let deployed = registry::deploy(
+        &node,
+        hub.clone(),
+        wasm.to_vec(),
+        Source::Api,
+        "admin API".into(),
+    )
+    .await
+    .inspect_err(|e| warn!(hub = %hub, error = %e, "deploy rejected"))?;
+    let mut body = version_json(&hub, &deployed.info);
+    body["changed"] = Value::Bool(deployed.changed);
+    if let Some(plugin) = node.registry.get(&hub) {
+        let mut methods: Vec<&str> = plugin.methods().map(|m| m.name.as_str()).collect();
+        methods.sort_unstable();
+        body["methods"] = json!(methods);
+    }
+    Ok(ok(StatusCode::OK, body))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RollbackTo {
+    version: Option<u64>,
+}
+
+/// `POST /admin/v1/tenants/{t}/hubs/{h}/rollback`, optionally with
+/// `{"version": N}`: the previous version (or N) serves again.
+pub(super) async fn rollback(
+    _: Admin,
+    State(node): State<Arc<Node>>,
+    Path((tenant, hub)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, AdminError> {
+    let bytes = read_body(&headers, body, MAX_JSON_BODY).await?;
+    let to: RollbackTo = if bytes.iter().all(u8::is_ascii_whitespace) {
+        RollbackTo::default()
+    } else {
+        serde_json::from_slice(&bytes).map_err(|e| {
+            AdminError::bad_request(format!("expected {{\"version\": N}} or no body: {e}"))
+        })?
+    };
+    let hub = HubKey::new(&tenant, &hub.to_ascii_lowercase());
+    let info = registry::rollback(&node, hub.clone(), to.version).await?;
+    Ok(ok(StatusCode::OK, version_json(&hub, &info)))
+}
