@@ -5,7 +5,9 @@
 // On the node that takes it over, the same connection still has its items, its request's query,
 // its group and its user (sends to each reach it), and new items are kept there too. A hub the
 // tenant lists in `durable_resume_except` is plain: its client on the dead node starts over as a
-// new connection. The items of a durable connection are bounded (they travel in its session).
+// new connection. The items and group names of a durable connection are bounded (they travel in
+// its session). An invocation running on the dead node ends with "outcome unknown" and runs on no
+// other node; invocations sent while the node was dead run exactly once.
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -118,7 +120,32 @@ test('kill -9: items, query, group and user of a durable connection survive the 
   // The excepted hub's items are not bounded by the session's size.
   await call(plain, 'setItem', 'big', 'x'.repeat(20_000));
 
+  // Its group names are bounded in bytes too (its memberships travel in its checkpoint): a join
+  // past the bound fails with a clear error instead of being lost when the checkpoint is written.
+  const big = (i) => `${i}-${'x'.repeat(1000)}`;
+  let joined = 0;
+  let refused;
+  for (let i = 0; i < 40 && !refused; i++) {
+    try {
+      await call(durable, 'joinGroup', big(i));
+      joined++;
+    } catch (err) {
+      refused = err;
+    }
+  }
+  assert.match(String(refused?.message), /can resume on another node may hold at most 16384 bytes/, 'the join past the bound is refused');
+  assert.ok(joined >= 10 && joined < 17, `the joins within the bound succeed (${joined})`);
+
+  // An invocation running on the node when it dies: it must end with "outcome unknown" on the
+  // node that takes over, never hang and never run again there (the client resends it when the
+  // dead node had not acknowledged it yet; the taker knows it was stored and running).
+  const running = durable.connection.invoke('waitUntilCancelled');
+  const outcome = running.then(() => 'completed', (err) => String(err?.message ?? err));
+  await sleep(500);
   await victim.kill('SIGKILL');
+  // Sent while the node is dead: the client keeps them and resends them after the resume; each
+  // must run exactly once.
+  const whileDead = [1, 2, 3].map((i) => durable.connection.invoke('sendToGroup', group, `while-dead-${i}`));
   // The durable client resumes elsewhere within its single attempt; the plain one starts over.
   const deadline = Date.now() + 30_000;
   const moved = async () => {
@@ -132,6 +159,15 @@ test('kill -9: items, query, group and user of a durable connection survive the 
   assert.equal(durable.connection.connectionId, durable.id, 'the durable client kept its connection id');
   assert.deepEqual(durable.reconnecting, [], 'the durable client never fell back to a new connection');
 
+  assert.match(await withTimeout(outcome, WAIT_MS, 'the running invocation settles'), /Invocation outcome unknown/, 'the invocation running on the dead node ends with outcome unknown');
+  await withTimeout(Promise.all(whileDead), WAIT_MS, 'the sends made while the node was dead');
+  for (const i of [1, 2, 3]) await received(durable, `while-dead-${i}`, 'a send made while the node was dead');
+  await sleep(500);
+  for (const i of [1, 2, 3]) {
+    const times = durable.received.filter((v) => v === `while-dead-${i}`).length;
+    assert.equal(times, 1, `the send made while the node was dead ran once (${i})`);
+  }
+  assert.equal((await call(durable, 'context')).connectionId, durable.id);
   assert.equal(await call(durable, 'getItem', 'nick'), 'ann', 'items survive the takeover');
   assert.equal(await call(durable, 'getItem', 'theme'), 'light', 'the last value of an item survives');
   const ctx = await call(durable, 'context');
@@ -158,4 +194,10 @@ test('kill -9: items, query, group and user of a durable connection survive the 
   assert.notEqual(plain.connection.connectionId, plain.id, 'the plainhub client started over');
   assert.ok(plain.reconnecting.length > 0, 'through onreconnecting');
   assert.equal(await call(plain, 'getItem', 'big'), null, 'a new connection has no items');
+
+  // The invocation that was running on the dead node did not run again on the taker: had it,
+  // it would have stored what it saw when its connection ended.
+  await withTimeout(durable.connection.stop(), WAIT_MS, 'stop the durable client');
+  await sleep(1_000);
+  assert.equal(await call(other, 'kvGet', `waited:${durable.id}`), null, 'the running invocation ran on no other node');
 });

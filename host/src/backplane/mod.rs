@@ -107,10 +107,23 @@ pub enum EnvelopeKind {
     /// One encoded record (a Completion, StreamItem or client invocation) for
     /// a durable connection, from its owner of `epoch`: it reaches the
     /// connection in stream order, so its sequence id is the same on any node.
+    /// `completes`: the client invocation a Completion ends.
     Direct {
         connection: String,
         epoch: u64,
         record: bytes::Bytes,
+        completes: Option<String>,
+    },
+    /// The owner of `epoch` of a durable connection stored what its client
+    /// sent up to sequence id `up_to` before handling it; `opens` are the
+    /// invocations among it that expect a Completion. A node taking the
+    /// connection over knows from these what ran already and what was
+    /// running when the owner died.
+    Receipt {
+        connection: String,
+        epoch: u64,
+        up_to: u64,
+        opens: Vec<String>,
     },
     /// A node took a durable connection over with `epoch`: from here on in
     /// the stream, only that owner speaks for it, and an older owner that

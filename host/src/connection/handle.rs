@@ -277,11 +277,25 @@ impl ConnectionHandle {
         let protocol = self.protocol;
         let record = match kind {
             EnvelopeKind::Direct {
-                connection, epoch, ..
+                connection,
+                epoch,
+                completes,
+                ..
             } => Record::Direct {
                 connection,
                 epoch: *epoch,
-                completes: None,
+                completes: completes.as_deref(),
+            },
+            EnvelopeKind::Receipt {
+                connection,
+                epoch,
+                up_to,
+                opens,
+            } => Record::Receipt {
+                connection,
+                epoch: *epoch,
+                up_to: *up_to,
+                opens,
             },
             EnvelopeKind::Claim { connection, epoch } => Record::Claim {
                 connection,
@@ -488,12 +502,17 @@ impl ConnectionHandle {
         if self.is_closed() {
             return Err(());
         }
+        let completes = match message {
+            HubMessage::Completion { invocation_id, .. } => Some(invocation_id.clone()),
+            _ => None,
+        };
         let envelope = Envelope::new(
             self.hub.clone(),
             EnvelopeKind::Direct {
                 connection: self.id.to_string(),
                 epoch: durable.epoch,
                 record: Bytes::from(out),
+                completes,
             },
         );
         match durable.backplane.publish(envelope).wait().await {
@@ -504,6 +523,58 @@ impl ConnectionHandle {
                 Err(())
             }
         }
+    }
+
+    /// Stores, before they are handled, that the client of a durable
+    /// connection sent its messages up to sequence id `up_to`, `opens` being
+    /// the invocations among them that expect a Completion. Err (the
+    /// connection is closed then, with a reconnect allowed) when the cluster
+    /// did not store it: the messages must not run, since a node taking the
+    /// connection over could not know they did. Ok at once for a plain
+    /// connection.
+    pub async fn store_receipt(&self, up_to: u64, opens: Vec<String>) -> Result<(), ()> {
+        let Some(durable) = &self.durable else {
+            return Ok(());
+        };
+        let envelope = Envelope::new(
+            self.hub.clone(),
+            EnvelopeKind::Receipt {
+                connection: self.id.to_string(),
+                epoch: durable.epoch,
+                up_to,
+                opens,
+            },
+        );
+        match durable.backplane.publish(envelope).wait().await {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                warn!(connection = %self.id, error = %e, "what a durable connection's client sent was not stored; closing it");
+                self.abort_allow_reconnect(NOT_STORED);
+                Err(())
+            }
+        }
+    }
+
+    /// A durable connection's client invocations stored and not completed.
+    pub fn durable_open(&self) -> Vec<String> {
+        self.durable.as_ref().map_or_else(Vec::new, |d| {
+            d.track.lock().open().iter().cloned().collect()
+        })
+    }
+
+    /// Whether a durable connection may join `group` (Ok for a plain one,
+    /// whose limit the router's index keeps).
+    pub fn durable_may_join(&self, group: &str) -> Result<(), crate::durable::JoinRefused> {
+        self.durable
+            .as_ref()
+            .map_or(Ok(()), |d| d.track.lock().may_join(group))
+    }
+
+    /// A durable connection's client's highest sequence id stored.
+    pub fn durable_inbound(&self) -> u64 {
+        self.durable
+            .as_ref()
+            .map_or(0, |d| d.track.lock().inbound())
     }
 
     /// Ends the connection, telling the client `error` in a Close message.

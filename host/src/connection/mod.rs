@@ -28,7 +28,9 @@ mod writer;
 use bytes::Bytes;
 
 pub use handle::{ConnectionHandle, Detached, SlowConsumer, TOO_SLOW};
-pub use pending::{EARLY_BYTES, EarlyRefused, Negotiated, PendingConnections, RequestInfo};
+pub use pending::{
+    EARLY_BYTES, EarlyRefused, Negotiated, PendingConnections, REQUEST_INFO_BYTES, RequestInfo,
+};
 pub use resume::{
     BoxInbound, BoxOutbound, CloseCode, GoneOnError, ResumableConnections, ResumeLink, Transport,
     TransportGone,

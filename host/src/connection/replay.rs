@@ -170,6 +170,12 @@ impl InboundSequence {
         }
     }
 
+    /// Taken over: the old owner stored (and handled, or was running) the
+    /// peer's messages up to `id`, so those it resends are dropped.
+    pub fn stored_through(&mut self, id: u64) {
+        self.latest = self.latest.max(id);
+    }
+
     /// A new transport replaced the old one: the peer starts it with `Sequence`.
     pub fn reconnected(&mut self) {
         self.awaiting_sequence = true;
@@ -181,7 +187,7 @@ impl InboundSequence {
             self.awaiting_sequence = false;
             if std::mem::take(&mut self.any_sequence) {
                 self.next_id = (*sequence_id).max(1);
-                self.latest = self.next_id - 1;
+                self.latest = self.latest.max(self.next_id - 1);
                 return Ok(Admit::Sequenced);
             }
             if *sequence_id > self.next_id {
@@ -386,6 +392,29 @@ mod tests {
         let mut out = ReplayBuffer::starting_after(1000, 41);
         assert_eq!(out.resend_from(), 42);
         assert_eq!(out.push(record(3)), 42);
+    }
+
+    #[test]
+    fn a_taker_drops_what_the_old_owner_stored_and_handles_the_rest_once() {
+        let mut inbound = InboundSequence::taken_over();
+        // The old owner stored the client's messages up to 8; the client
+        // heard an Ack up to 6 only, so it resends from 7.
+        inbound.stored_through(8);
+        assert_eq!(
+            inbound.admit(&HubMessage::Sequence { sequence_id: 7 }),
+            Ok(Admit::Sequenced)
+        );
+        assert_eq!(inbound.admit(&invocation("7")), Ok(Admit::Drop));
+        assert_eq!(inbound.admit(&invocation("8")), Ok(Admit::Drop));
+        assert_eq!(inbound.admit(&invocation("9")), Ok(Admit::Process));
+        assert_eq!(inbound.latest(), 9);
+        // Nothing stored beyond what the client resends from: all of it runs.
+        let mut inbound = InboundSequence::taken_over();
+        inbound.stored_through(4);
+        inbound
+            .admit(&HubMessage::Sequence { sequence_id: 5 })
+            .expect("sequenced");
+        assert_eq!(inbound.admit(&invocation("5")), Ok(Admit::Process));
     }
 
     #[test]

@@ -198,6 +198,7 @@ async fn start_taken(node: Arc<Node>, taken: Taken, transport: Transport) -> Opt
     handle.make_durable(track, node.router.backplane(), partition, session.epoch);
     let handle = Arc::new(handle);
     handle.link_session(link.clone());
+    let link_for_end = link.clone();
     node.router.register_taken(handle.clone());
     let (stateful_in, stateful_out) = stateful_halves(
         &node,
@@ -223,10 +224,23 @@ async fn start_taken(node: Arc<Node>, taken: Taken, transport: Transport) -> Opt
         Duration::from_secs(config.write_timeout_secs),
         Some(stateful_out),
     ));
+    let mut stateful_in = stateful_in;
     let refused = match takeover::catch_up(&node, &handle, partition, mark.cursor, target).await {
-        Ok(()) => None,
+        Ok(()) => {
+            // What the old owner stored of the client's messages ran there
+            // (or was running): the client's resend of it is dropped, and
+            // what was running ends with an error, never runs twice.
+            stateful_in
+                .sequence
+                .stored_through(handle.durable_inbound());
+            takeover::end_unknown_outcomes(&handle).await;
+            None
+        }
         Err(reason) => {
             takeover::count_unrecoverable(reason);
+            // Ended before the client hears it, so its follow-up resume gets
+            // a 404, not a second takeover and goodbye.
+            link_for_end.end_unrecoverable().await;
             let error = crate::durable::honest::UNRECOVERABLE;
             handle.abort_allow_reconnect(error);
             Some(error.to_owned())
@@ -617,41 +631,73 @@ impl Reader {
             } else {
                 Ok(())
             };
-            for message in messages.drain(..) {
-                let trackable = message.is_trackable();
-                if let Some(st) = self.stateful.as_mut() {
-                    match st.sequence.admit(&message) {
+            if let Some(st) = self.stateful.as_mut() {
+                // Which of the client's messages are new; its Acks are applied here.
+                let mut gap = None;
+                messages.retain(|message| {
+                    if gap.is_some() {
+                        return false;
+                    }
+                    match st.sequence.admit(message) {
                         Ok(Admit::Process) => {}
-                        Ok(Admit::Drop | Admit::Sequenced) => continue,
-                        Err(gap) => {
-                            let error = gap.to_string();
-                            handle.abort(&error);
-                            return Some(error);
+                        Ok(Admit::Drop | Admit::Sequenced) => return false,
+                        Err(e) => {
+                            gap = Some(e);
+                            return false;
                         }
                     }
-                    if let HubMessage::Ack { sequence_id } = message {
-                        let newer = st.acks.send_if_modified(|acked| {
-                            let newer = sequence_id > *acked;
-                            if newer {
-                                *acked = sequence_id;
-                            }
-                            newer
-                        });
-                        if newer && let Some(link) = &st.session {
-                            link.acknowledged(&handle, sequence_id);
+                    let HubMessage::Ack { sequence_id } = *message else {
+                        return true;
+                    };
+                    let newer = st.acks.send_if_modified(|acked| {
+                        let newer = sequence_id > *acked;
+                        if newer {
+                            *acked = sequence_id;
                         }
-                        continue;
+                        newer
+                    });
+                    if newer && let Some(link) = &st.session {
+                        link.acknowledged(&handle, sequence_id);
                     }
+                    false
+                });
+                if let Some(gap) = gap {
+                    let error = gap.to_string();
+                    handle.abort(&error);
+                    return Some(error);
                 }
+                // A durable connection stores what its client sent before
+                // handling it, one receipt per read (see `crate::durable`):
+                // a node taking it over then knows what ran, and what was
+                // running when this one stopped.
+                if handle.is_durable()
+                    && messages.iter().any(HubMessage::is_trackable)
+                    && handle
+                        .store_receipt(st.sequence.latest(), invocations(&messages))
+                        .await
+                        .is_err()
+                {
+                    return handle.close_reason().map(|r| r.error);
+                }
+            }
+            for message in messages.drain(..) {
                 if matches!(message, HubMessage::Ping) {
                     timeout_armed = true;
                 }
                 if let Flow::Close = Box::pin(session.on_message(message)).await {
                     return None;
                 }
-                if trackable && let Some(st) = self.stateful.as_ref() {
-                    st.received.send_replace(st.sequence.latest());
-                }
+            }
+            if let Some(st) = self.stateful.as_ref() {
+                // What was handled (or dropped as handled before) is acknowledged.
+                let latest = st.sequence.latest();
+                st.received.send_if_modified(|received| {
+                    let newer = latest > *received;
+                    if newer {
+                        *received = latest;
+                    }
+                    newer
+                });
             }
             if let Some(st) = self.stateful.as_mut()
                 && st.unacked_bytes >= EAGER_ACK_BYTES
@@ -806,6 +852,23 @@ impl Reader {
         .increment(1);
         info!(connection = %handle.id, "resumed on a new transport");
     }
+}
+
+/// The ids of the invocations among `messages` that expect a Completion.
+fn invocations(messages: &[HubMessage]) -> Vec<String> {
+    messages
+        .iter()
+        .filter_map(|message| match message {
+            HubMessage::Invocation {
+                invocation_id: Some(id),
+                ..
+            }
+            | HubMessage::StreamInvocation {
+                invocation_id: id, ..
+            } => Some(id.clone()),
+            _ => None,
+        })
+        .collect()
 }
 
 /// Waits for the handshake request. Ok(None): the client left first.

@@ -222,6 +222,25 @@ impl SessionLink {
         }
     }
 
+    /// A connection taken over that cannot go on (its catch-up failed):
+    /// its session is marked ended, by compare-and-set, before the client
+    /// hears why, so that the client's next resume with the same token gets
+    /// the 404 of a connection that is gone.
+    pub(super) async fn end_unrecoverable(&self) {
+        let _gate = self.gate.lock().await;
+        let revision = self.revision.load(Ordering::Acquire);
+        if revision == 0 {
+            return;
+        }
+        let session = self.session.lock().clone();
+        let ended = end_session(&self.cluster, &self.key, &session, revision).await;
+        // Changed meanwhile, or now ended: this node writes it no more.
+        self.revision.store(0, Ordering::Release);
+        if !ended {
+            debug!(connection = %session.connection, "the session changed before its failed takeover ended it");
+        }
+    }
+
     /// A connection taken over whose client never spoke: its session goes
     /// (unless changed meanwhile), as for a connection that ended.
     pub(super) fn abandon(self: Arc<Self>) {
@@ -496,6 +515,32 @@ async fn end_session(cluster: &NatsBackplane, key: &str, session: &Session, revi
             warn!(connection = %session.connection, error = %e, "cannot mark an unrecoverable session ended");
             true
         }
+    }
+}
+
+/// Counts invocations that ended with [`honest::OUTCOME_UNKNOWN`].
+pub const OUTCOME_UNKNOWN: &str = "switchboard_resume_outcome_unknown_total";
+
+/// Ends every client invocation of a connection just taken over that was
+/// running on its old owner (stored, not completed, after the catch-up) with
+/// an error Completion: it will never complete otherwise, since a late
+/// Completion of the old owner is fenced. Each goes through the stream as a
+/// direct record that completes its id, so it takes the same sequence id
+/// whichever node sends it, and a later takeover does not send it again.
+pub(super) async fn end_unknown_outcomes(handle: &ConnectionHandle) {
+    for invocation_id in handle.durable_open() {
+        debug!(connection = %handle.id, invocation = %invocation_id, "invocation outcome unknown after a takeover");
+        let completion = crate::protocol::HubMessage::Completion {
+            invocation_id,
+            outcome: crate::protocol::CompletionOutcome::Error(honest::OUTCOME_UNKNOWN.to_owned()),
+            headers: Vec::new(),
+        };
+        if handle.send_message(&completion).await.is_err() {
+            // Not stored: the connection is closed (with a reconnect allowed),
+            // and the next takeover finds the invocation still open.
+            return;
+        }
+        metrics::counter!(OUTCOME_UNKNOWN).increment(1);
     }
 }
 

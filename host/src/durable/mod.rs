@@ -48,4 +48,4 @@ pub mod session;
 mod track;
 
 pub use ring::{Mark, Ring};
-pub use track::{Membership, Record, Step, Track};
+pub use track::{JoinRefused, MAX_GROUPS_BYTES, Membership, Record, Step, Track};

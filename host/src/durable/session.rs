@@ -12,7 +12,7 @@ use super::honest::Unrecoverable;
 
 /// The numbering rules' version: a session written under other rules is not
 /// resumed (the ids could differ), it fails honestly.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 
 /// Most bytes of an encoded session (the request info is capped already).
 pub const MAX_SESSION_BYTES: usize = 64 * 1024;
@@ -310,6 +310,28 @@ mod tests {
             decode(&big),
             Err(SessionError::TooLarge(MAX_SESSION_BYTES + 1))
         );
+    }
+
+    /// Each part of a session is bounded so that the whole always fits:
+    /// a full membership, full items and a full request info still encode.
+    #[test]
+    fn a_session_at_every_bound_still_fits() {
+        let mut s = session();
+        let group = |i: usize| format!("{i:04}{}", "g".repeat(1020));
+        s.checkpoint.groups = (0..super::super::MAX_GROUPS_BYTES / 1024)
+            .map(group)
+            .collect();
+        let item = |i: usize| (format!("{i:03}"), "v".repeat(1021));
+        s.items = (0..MAX_ITEMS_BYTES / 1024).map(item).collect();
+        let half = crate::connection::REQUEST_INFO_BYTES / 2;
+        s.request = SessionRequest {
+            query: vec![("q".into(), "q".repeat(half - 1))],
+            headers: vec![("h".into(), "h".repeat(half - 1))],
+        };
+        s.checkpoint.open = (0..200).map(|i| i.to_string()).collect();
+        let bytes = encode(&s).expect("fits");
+        assert!(bytes.len() <= MAX_SESSION_BYTES, "{}", bytes.len());
+        assert_eq!(decode(&bytes).expect("decodes"), s);
     }
 
     #[test]

@@ -62,6 +62,20 @@ pub enum Step {
     Inconsistent,
 }
 
+/// Most bytes of group names one durable connection's memberships may hold:
+/// they travel in its checkpoint, inside a session of at most
+/// [`MAX_SESSION_BYTES`](super::session::MAX_SESSION_BYTES).
+pub const MAX_GROUPS_BYTES: usize = 16 * 1024;
+
+/// Why a durable connection may not join one more group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JoinRefused {
+    /// It is in the most groups allowed (this many).
+    Count(usize),
+    /// The names of its groups would take more than this many bytes.
+    Bytes(usize),
+}
+
 /// The connection's groups; shared with checkpoint marks until it changes.
 pub type Membership = Arc<BTreeSet<String>>;
 
@@ -162,6 +176,19 @@ impl Track {
 
     pub fn is_ended(&self) -> bool {
         self.ended
+    }
+
+    /// The client invocations stored and not completed, oldest id first
+    /// (by string order). After a taker's catch-up these were running on the
+    /// old owner: their outcome is unknown.
+    pub fn open(&self) -> &BTreeSet<String> {
+        &self.open
+    }
+
+    /// The client's highest sequence id stored in a receipt: what it resends
+    /// up to there was handled (or was running) already.
+    pub fn inbound(&self) -> u64 {
+        self.inbound
     }
 
     /// Whether a send to `target` reaches this connection (the same rule as
@@ -298,10 +325,27 @@ impl Track {
         }
     }
 
-    /// Joins a group, unless in it already or in the most groups allowed
-    /// (refused alike by the router).
+    /// Whether the connection may join `group`: it is in it already, or in
+    /// fewer groups than allowed whose names, with this one, stay within
+    /// [`MAX_GROUPS_BYTES`] (its groups travel in its checkpoint, whose size
+    /// is bounded). The router refuses a local add alike, with an error.
+    pub fn may_join(&self, group: &str) -> Result<(), JoinRefused> {
+        if self.groups.contains(group) {
+            return Ok(());
+        }
+        if self.groups.len() >= self.max_groups {
+            return Err(JoinRefused::Count(self.max_groups));
+        }
+        let bytes: usize = self.groups.iter().map(String::len).sum();
+        if bytes + group.len() > MAX_GROUPS_BYTES {
+            return Err(JoinRefused::Bytes(MAX_GROUPS_BYTES));
+        }
+        Ok(())
+    }
+
+    /// Joins a group, unless in it already or refused by [`Track::may_join`].
     fn join(&mut self, group: &str) -> Step {
-        if self.groups.contains(group) || self.groups.len() >= self.max_groups {
+        if self.groups.contains(group) || self.may_join(group).is_err() {
             return Step::Skip;
         }
         Arc::make_mut(&mut self.groups).insert(group.to_owned());
@@ -434,6 +478,40 @@ mod tests {
     }
 
     #[test]
+    fn group_names_are_bounded_in_bytes_alike_everywhere() {
+        let mut track = Track::new("c1", None, 1000, 1, 0);
+        let name = |i: usize| format!("{i:04}{}", "x".repeat(1020));
+        let fit = MAX_GROUPS_BYTES / 1024;
+        for i in 0..fit {
+            assert_eq!(track.may_join(&name(i)), Ok(()));
+            assert_eq!(
+                apply(&mut track, i as u64 + 1, &group_add("c1", &name(i))),
+                Step::Changed
+            );
+        }
+        let over = name(fit);
+        assert_eq!(
+            track.may_join(&over),
+            Err(JoinRefused::Bytes(MAX_GROUPS_BYTES))
+        );
+        assert_eq!(track.may_join(&name(0)), Ok(()), "a group it is in");
+        assert_eq!(apply(&mut track, 100, &group_add("c1", &over)), Step::Skip);
+        assert!(!track.groups().contains(&over));
+        // A short name still fits only if the bytes allow it.
+        assert_eq!(
+            track.may_join("s"),
+            Err(JoinRefused::Bytes(MAX_GROUPS_BYTES))
+        );
+        let mut count = Track::new("c1", None, 1, 1, 0);
+        apply(&mut count, 1, &group_add("c1", "a"));
+        assert_eq!(count.may_join("b"), Err(JoinRefused::Count(1)));
+        // What the checkpoint of a full membership holds stays within the session's bound.
+        let checkpoint = crate::durable::session::Checkpoint::from(&track.mark());
+        let names: usize = checkpoint.groups.iter().map(String::len).sum();
+        assert!(names <= MAX_GROUPS_BYTES);
+    }
+
+    #[test]
     fn a_close_ends_the_track() {
         let mut track = Track::new("c1", None, 10, 1, 0);
         let close = EnvelopeKind::Close {
@@ -515,6 +593,71 @@ mod tests {
         let mark = track.mark();
         assert_eq!(mark.inbound, 3);
         assert_eq!(mark.open.iter().collect::<Vec<_>>(), ["2"]);
+    }
+
+    /// What a taker ends with "outcome unknown": the invocations stored and
+    /// not completed before the claim; a Completion that landed before the
+    /// claim closes its id, one after it (a paused owner's) does not; the
+    /// taker's own error Completion closes the id, so a second takeover does
+    /// not send it again, and gives it the same id on any node.
+    #[test]
+    fn open_invocations_end_once_across_takeovers() {
+        let receipt = Record::Receipt {
+            connection: "c1",
+            epoch: 1,
+            up_to: 3,
+            opens: &["1".to_owned(), "2".to_owned(), "3".to_owned()],
+        };
+        let completes = |epoch, id| Record::Direct {
+            connection: "c1",
+            epoch,
+            completes: Some(id),
+        };
+        let claim = |epoch| Record::Claim {
+            connection: "c1",
+            epoch,
+        };
+        // The stream as the old owner (epoch 1) and two takers wrote it.
+        let stream = [
+            (11, receipt),
+            (12, completes(1, "1")),
+            (13, claim(2)),
+            (14, completes(1, "2")),
+            (15, completes(2, "2")),
+            (16, claim(3)),
+        ];
+        let owner = Track::new("c1", None, 10, 1, 10);
+        let start = owner.mark();
+        let replay = |upto: u64| {
+            let mut track = Track::resume("c1", None, 10, &start);
+            let steps: Vec<_> = stream
+                .iter()
+                .filter(|(c, _)| *c <= upto)
+                .map(|(c, r)| track.apply(*c, *r, |_| true))
+                .collect();
+            (track, steps)
+        };
+        // The first taker caught up to its claim: 2 and 3 were running.
+        let (first, steps) = replay(13);
+        assert_eq!(steps[1], Step::Deliver { id: 1 });
+        assert_eq!(first.open().iter().collect::<Vec<_>>(), ["2", "3"]);
+        assert_eq!(first.inbound(), 3);
+        // The old owner's late Completion is fenced: no id, 2 stays open.
+        let (_, steps) = replay(14);
+        assert_eq!(steps[3], Step::Stale);
+        // The first taker's error Completion of 2 made it; then it died.
+        let (second, steps) = replay(16);
+        assert_eq!(steps[4], Step::Deliver { id: 2 });
+        assert_eq!(steps[5], Step::Claimed { epoch: 3 });
+        assert_eq!(
+            second.open().iter().collect::<Vec<_>>(),
+            ["3"],
+            "only what nobody ended yet"
+        );
+        // The checkpoint carries them too.
+        let mark = second.mark();
+        assert_eq!(mark.open.iter().collect::<Vec<_>>(), ["3"]);
+        assert_eq!(mark.inbound, 3);
     }
 
     /// The property the design rests on: a node that takes over from any

@@ -16,7 +16,7 @@ use tracing::{debug, warn};
 
 use crate::backplane::{Backplane, Envelope, EnvelopeKind, Receipt};
 use crate::connection::ConnectionHandle;
-use crate::durable::Step;
+use crate::durable::{JoinRefused, Step};
 
 pub use index::Index;
 pub use message::OutboundInvocation;
@@ -93,6 +93,10 @@ pub enum RouteError {
     BadGroupName,
     #[error("a connection may be in at most {0} groups")]
     TooManyGroups(usize),
+    #[error(
+        "the group names of a connection that can resume on another node may hold at most {0} bytes"
+    )]
+    GroupsTooLarge(usize),
 }
 
 /// Longest user or group name accepted, in bytes.
@@ -345,13 +349,25 @@ impl Router {
         check_name(group)?;
         let index = self.index(hub);
         let mut index = index.write();
-        if index
-            .connection(connection_id)
-            .is_some_and(|c| !c.is_durable())
-        {
-            return self
-                .add_held(&mut index, hub, connection_id, group)
-                .map(|()| Receipt::done());
+        match index.connection(connection_id) {
+            Some(c) if !c.is_durable() => {
+                return self
+                    .add_held(&mut index, hub, connection_id, group)
+                    .map(|()| Receipt::done());
+            }
+            // A durable connection joins on read-back, where a refusal would
+            // be silent: refused here, alike, with an error for the caller.
+            Some(c) => match c.durable_may_join(group) {
+                Ok(()) => {}
+                Err(JoinRefused::Count(max)) => {
+                    if let Some(limits) = self.group_limits.get() {
+                        limits.reached(hub, max);
+                    }
+                    return Err(RouteError::TooManyGroups(max));
+                }
+                Err(JoinRefused::Bytes(max)) => return Err(RouteError::GroupsTooLarge(max)),
+            },
+            None => {}
         }
         drop(index);
         Ok(self.backplane.publish(Envelope::new(
@@ -626,7 +642,9 @@ impl Router {
                 self.apply_user_leave_all(&envelope.hub, &user, Held::All);
             }
             // Applied above, to the durable connection it is for.
-            EnvelopeKind::Direct { .. } | EnvelopeKind::Claim { .. } => {}
+            EnvelopeKind::Direct { .. }
+            | EnvelopeKind::Claim { .. }
+            | EnvelopeKind::Receipt { .. } => {}
         }
     }
 

@@ -51,6 +51,7 @@ enum Out<'a> {
         connection: &'a str,
         epoch: u64,
         record: Bin<'a>,
+        completes: Option<&'a str>,
     },
     CloseMany {
         target: &'a Target,
@@ -66,6 +67,12 @@ enum Out<'a> {
     Claim {
         connection: &'a str,
         epoch: u64,
+    },
+    Receipt {
+        connection: &'a str,
+        epoch: u64,
+        up_to: u64,
+        opens: &'a [String],
     },
 }
 
@@ -131,6 +138,8 @@ enum In {
         connection: String,
         epoch: u64,
         record: BinBuf,
+        #[serde(default)]
+        completes: Option<String>,
     },
     CloseMany {
         target: Target,
@@ -146,6 +155,12 @@ enum In {
     Claim {
         connection: String,
         epoch: u64,
+    },
+    Receipt {
+        connection: String,
+        epoch: u64,
+        up_to: u64,
+        opens: Vec<String>,
     },
 }
 
@@ -169,10 +184,12 @@ pub fn encode(kind: &EnvelopeKind) -> Result<Vec<u8>, CodecError> {
             connection,
             epoch,
             record,
+            completes,
         } => Out::Direct {
             connection,
             epoch: *epoch,
             record: Bin(record),
+            completes: completes.as_deref(),
         },
         EnvelopeKind::CloseMany {
             target,
@@ -188,6 +205,17 @@ pub fn encode(kind: &EnvelopeKind) -> Result<Vec<u8>, CodecError> {
         EnvelopeKind::Claim { connection, epoch } => Out::Claim {
             connection,
             epoch: *epoch,
+        },
+        EnvelopeKind::Receipt {
+            connection,
+            epoch,
+            up_to,
+            opens,
+        } => Out::Receipt {
+            connection,
+            epoch: *epoch,
+            up_to: *up_to,
+            opens,
         },
     };
     Ok(rmp_serde::to_vec(&out)?)
@@ -216,10 +244,12 @@ pub fn decode(hub: HubKey, payload: &[u8]) -> Result<Envelope, CodecError> {
             connection,
             epoch,
             record,
+            completes,
         } => EnvelopeKind::Direct {
             connection,
             epoch,
             record: bytes::Bytes::from(record.0),
+            completes,
         },
         In::CloseMany {
             target,
@@ -233,6 +263,17 @@ pub fn decode(hub: HubKey, payload: &[u8]) -> Result<Envelope, CodecError> {
         In::LeaveAllGroups { connection } => EnvelopeKind::LeaveAllGroups { connection },
         In::UserLeaveAllGroups { user } => EnvelopeKind::UserLeaveAllGroups { user },
         In::Claim { connection, epoch } => EnvelopeKind::Claim { connection, epoch },
+        In::Receipt {
+            connection,
+            epoch,
+            up_to,
+            opens,
+        } => EnvelopeKind::Receipt {
+            connection,
+            epoch,
+            up_to,
+            opens,
+        },
     };
     Ok(Envelope::new(hub, kind))
 }
@@ -286,6 +327,23 @@ mod tests {
                 connection: "c".into(),
                 epoch: 7,
                 record: bytes::Bytes::from_static(b"\x00\xff{\"type\":3}\x1e"),
+                completes: None,
+            },
+            EnvelopeKind::Direct {
+                connection: "c".into(),
+                epoch: 2,
+                record: bytes::Bytes::from_static(b"{}\x1e"),
+                completes: Some("17".into()),
+            },
+            EnvelopeKind::Receipt {
+                connection: "c".into(),
+                epoch: 3,
+                up_to: 42,
+                opens: vec!["1".into(), "ü".into()],
+            },
+            EnvelopeKind::Claim {
+                connection: "c".into(),
+                epoch: 4,
             },
             EnvelopeKind::CloseMany {
                 target: Target::Groups {
