@@ -679,6 +679,11 @@ impl Reader {
                 {
                     return handle.close_reason().map(|r| r.error);
                 }
+                // Claimed by another node meanwhile (this one was paused): the
+                // client resends these there, so they do not run here.
+                if handle.is_fenced() {
+                    return None;
+                }
             }
             for message in messages.drain(..) {
                 if matches!(message, HubMessage::Ping) {
