@@ -11,7 +11,8 @@
 // Prints one JSON object:
 // - resume: per victim client, from its socket drop to the first message after it (p50, p99,
 //   max, ms), and how many messages sent before the drop arrived after it (replayed or late:
-//   mean, max);
+//   mean, max); the survivors' takeovers, stream records each replayed (the
+//   `switchboard_resume_replayed_records` histogram) and invocations ended "outcome unknown";
 // - jetstream: publishes and bytes JetStream stored (nats-server's `/jsz`, loopback monitoring
 //   port; one nats-server only) per message delivered to a client, over the warm-up;
 // - memory: the nodes' RSS growth from before the clients connected to after the warm-up,
@@ -105,6 +106,11 @@ try {
     if (after.length > 0) resumeMs.push(after[0].at - drop);
     replayed.push(after.filter((m) => m.t < drop).length);
   }
+  // The survivors' own count of what each takeover replayed from the stream (records read from
+  // the checkpoint to the claim), and of invocations they ended as "outcome unknown".
+  const takeovers = await metricSum(run.nodes, 'switchboard_resume_replayed_records_count');
+  const replayedRecords = await metricSum(run.nodes, 'switchboard_resume_replayed_records_sum');
+  const outcomeUnknown = await metricSum(run.nodes, 'switchboard_resume_outcome_unknown_total');
   const perDelivery = (key) => (js0 && delivered1 > delivered0 ? round((js1[key] - js0[key]) / (delivered1 - delivered0), 3) : null);
   console.log(
     JSON.stringify({
@@ -120,6 +126,9 @@ try {
         newConnection: held.filter((c) => c.connection.connectionId !== c.id).length,
         honest: r.honest.length,
         ms: { p50: percentile(resumeMs, 0.5), p99: percentile(resumeMs, 0.99), max: percentile(resumeMs, 1), n: resumeMs.length },
+        takeovers,
+        streamRecordsReplayedPerTakeover: takeovers ? round(replayedRecords / takeovers, 1) : null,
+        outcomeUnknown,
         preDropMessagesAfterResume: {
           mean: replayed.length ? round(replayed.reduce((a, b) => a + b, 0) / replayed.length, 1) : null,
           max: replayed.length ? Math.max(...replayed) : null,
