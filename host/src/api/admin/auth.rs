@@ -8,6 +8,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use sha2::{Digest, Sha256};
 
+use crate::api::auth::same_secret;
 use crate::node::Node;
 
 use super::{ADMIN_KEY_HEADER, AdminError};
@@ -77,15 +78,6 @@ pub fn authorize(node: &Node, headers: &HeaderMap) -> Result<(), AdminError> {
         "Unauthorized",
         "the key is not an admin key",
     ))
-}
-
-/// Compares secrets in constant time (as digests, so lengths leak nothing).
-pub(super) fn same_secret(a: &[u8], b: &[u8]) -> bool {
-    let (a, b) = (Sha256::digest(a), Sha256::digest(b));
-    a.iter()
-        .zip(b.iter())
-        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-        == 0
 }
 
 /// How a key is named in answers and in `DELETE .../keys/{id}`: the first
