@@ -1,6 +1,7 @@
-//! The caller's connection: the request that opened it (query string and
-//! headers, never credentials) and its items, which persist across the
-//! connection's invocations like SignalR's `Context.Items`.
+//! The caller's connection: its transport, the request that opened it (query
+//! string, the headers and cookies its tenant lets plugins see, never
+//! credentials) and its items, which persist across the connection's
+//! invocations like SignalR's `Context.Items`.
 //!
 //! ```
 //! use switchboard_guest::{Context, HubError, connection};
@@ -35,6 +36,58 @@ pub fn query_param(name: &str) -> Option<String> {
 /// A header of that request; names match case-insensitively.
 pub fn header(name: &str) -> Option<String> {
     wit::header(name)
+}
+
+/// A cookie of that request, by exact name. Plugins see only the cookies
+/// their tenant lists in `plugin_cookies` (none by default).
+pub fn cookie(name: &str) -> Option<String> {
+    wit::cookie(name)
+}
+
+/// The transport that carries the connection; none for a call no connection
+/// made.
+pub fn transport() -> Option<Transport> {
+    wit::transport().and_then(|name| Transport::from_name(&name))
+}
+
+/// A SignalR transport, as ASP.NET names it (`HttpTransportType`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Transport {
+    /// `WebSockets`.
+    WebSockets,
+    /// `ServerSentEvents`.
+    ServerSentEvents,
+    /// `LongPolling`.
+    LongPolling,
+}
+
+impl Transport {
+    /// ASP.NET's name: `"WebSockets"`, `"ServerSentEvents"` or `"LongPolling"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transport::WebSockets => "WebSockets",
+            Transport::ServerSentEvents => "ServerSentEvents",
+            Transport::LongPolling => "LongPolling",
+        }
+    }
+
+    /// The transport of that name (as [`Transport::as_str`] writes it).
+    pub fn from_name(name: &str) -> Option<Transport> {
+        [
+            Transport::WebSockets,
+            Transport::ServerSentEvents,
+            Transport::LongPolling,
+        ]
+        .into_iter()
+        .find(|t| t.as_str() == name)
+    }
+}
+
+impl std::fmt::Display for Transport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// An item of the connection.

@@ -222,6 +222,8 @@ impl TestHost {
             connection.user_id.clone_from(&caller.user_id);
             connection.query.clone_from(&caller.query);
             connection.headers.clone_from(&caller.headers);
+            connection.cookies.clone_from(&caller.cookies);
+            connection.transport = caller.transport;
             connection.connected = true;
             state.invocation = Some(state::Invocation {
                 connection_id: caller.connection_id.clone(),
@@ -409,6 +411,8 @@ pub struct Caller {
     claims: Map<String, Value>,
     query: Vec<(String, String)>,
     headers: Vec<(String, String)>,
+    cookies: Vec<(String, String)>,
+    transport: Option<crate::connection::Transport>,
 }
 
 impl Caller {
@@ -420,6 +424,8 @@ impl Caller {
             claims: Map::new(),
             query: Vec::new(),
             headers: Vec::new(),
+            cookies: Vec::new(),
+            transport: Some(crate::connection::Transport::WebSockets),
         }
     }
 
@@ -449,6 +455,19 @@ impl Caller {
     /// The same caller with header `name: value` on its request.
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// The same caller with cookie `name=value` on its request (as a cookie
+    /// the tenant's `plugin_cookies` allows).
+    pub fn cookie(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.cookies.push((name.into(), value.into()));
+        self
+    }
+
+    /// The same caller on another transport (WebSockets unless set).
+    pub fn transport(mut self, transport: crate::connection::Transport) -> Self {
+        self.transport = Some(transport);
         self
     }
 

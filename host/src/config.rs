@@ -334,6 +334,16 @@ pub struct TenantConfig {
     /// that the call failed; the plugin's own errors always reach it.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub detailed_errors: bool,
+    /// Request headers hub plugins may read (`connection::header`), matched
+    /// case-insensitively. Unset: every header but `Authorization`, `Cookie`
+    /// and `Proxy-Authorization`, which are never shown. Kept of the request
+    /// that opened the connection (negotiate, or a WebSocket without it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plugin_headers: Option<Vec<String>>,
+    /// Cookies of that request hub plugins may read (`connection::cookie`),
+    /// by exact name. Empty (the default): none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub plugin_cookies: Vec<String>,
     /// The keys loaded from `public_keys` and `jwks_file` (and the source of
     /// `jwks_url`'s) by [`Config::load`].
     #[serde(skip)]

@@ -1,8 +1,11 @@
 """A hub that misbehaves on purpose, for the limit tests: spin() never returns, allocate()
 keeps memory until the host's limit stops it; ping() shows the hub still serves after that.
-wait(ms) sleeps, which costs no CPU time but counts against the wall-clock limit."""
+wait(ms) sleeps, which costs no CPU time but counts against the wall-clock limit.
+upload_outcome(items) says how its upload stream ended, as the SDK's UploadError told it."""
 
-from switchboard_hub import invocation
+from typing import Any
+
+from switchboard_hub import UploadError, invocation, uploads
 
 
 def ping(ctx) -> str:
@@ -24,3 +27,14 @@ def allocate(ctx):
 def wait(ctx, ms: int) -> int:
     invocation.sleep(ms / 1000)
     return ms
+
+
+@uploads(1)
+def upload_outcome(ctx, items) -> Any:
+    seen = []
+    try:
+        for item in items:
+            seen.append(item)
+    except UploadError as e:
+        return {"items": seen, e.kind: str(e)}
+    return {"items": seen}

@@ -98,6 +98,10 @@ export const invocation = {
 export const connection = {
   query: () => hostConnection.query(),
   header: (name) => hostConnection.header(name) ?? null,
+  /** A cookie of that request, if the tenant's `plugin_cookies` lists it; else null. */
+  cookie: (name) => hostConnection.cookie(name) ?? null,
+  /** 'WebSockets', 'ServerSentEvents' or 'LongPolling'; null for a call no connection made. */
+  transport: () => hostConnection.transport() ?? null,
   getItem: (key) => hostConnection.getItem(key) ?? null,
   setItem: (key, value) => host(() => hostConnection.setItem(key, value ?? undefined)),
 };
@@ -120,10 +124,34 @@ export function uploads(count, method) {
   return method;
 }
 
+/**
+ * Why an upload stream failed: `kind` is 'client' (the client completed it with an error; the
+ * message is the client's own text), 'cancelled' (the client cancelled the call or left) or
+ * 'host'. A HubError: left uncaught, the calling client sees its message.
+ */
+export class UploadError extends HubError {
+  constructor(kind, message) {
+    super(message);
+    this.kind = kind;
+  }
+}
+
+/** The next item of upload stream `index` (undefined at its end), or an UploadError. */
+function nextUpload(index) {
+  try {
+    return hostStreaming.nextUploadItem(index);
+  } catch (e) {
+    const reason = e?.payload;
+    if (reason?.tag === 'client') throw new UploadError('client', String(reason.val));
+    if (reason?.tag === 'cancelled') throw new UploadError('cancelled', 'the call was cancelled');
+    throw new UploadError('host', String(reason?.val ?? e?.message ?? e));
+  }
+}
+
 /** The items of the caller's `index`-th upload stream. */
 function* upload(index) {
   for (;;) {
-    const item = host(() => hostStreaming.nextUpload(index));
+    const item = nextUpload(index);
     if (item === undefined || item === null) return;
     yield JSON.parse(item);
   }

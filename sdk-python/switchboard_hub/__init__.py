@@ -28,6 +28,7 @@ from wit_world.imports import types as _types
 __all__ = [
     "HubError",
     "HostError",
+    "UploadError",
     "Context",
     "clients",
     "groups",
@@ -180,6 +181,16 @@ class connection:  # noqa: N801
         return _connection.header(name)
 
     @staticmethod
+    def cookie(name: str) -> Optional[str]:
+        """A cookie of that request, if the tenant's ``plugin_cookies`` lists it."""
+        return _connection.cookie(name)
+
+    @staticmethod
+    def transport() -> Optional[str]:
+        """``"WebSockets"``, ``"ServerSentEvents"`` or ``"LongPolling"``; None for a call no connection made."""
+        return _connection.transport()
+
+    @staticmethod
     def get_item(key: str) -> Optional[str]:
         return _connection.get_item(key)
 
@@ -237,9 +248,31 @@ def method(name: str):
     return mark
 
 
+class UploadError(HubError):
+    """Why an upload stream failed. ``kind`` is ``"client"`` (the client completed it with an
+    error; the message is the client's own text), ``"cancelled"`` (the client cancelled the
+    call or left) or ``"host"``. A HubError: left uncaught, the calling client sees its message."""
+
+    def __init__(self, kind: str, message: str):
+        super().__init__(message)
+        self.kind = kind
+
+
+def _next_upload(index: int) -> Optional[str]:
+    try:
+        return _streaming.next_upload_item(index)
+    except Err as e:
+        reason = e.value
+        if isinstance(reason, _streaming.UploadError_Client):
+            raise UploadError("client", reason.value) from None
+        if isinstance(reason, _streaming.UploadError_Cancelled):
+            raise UploadError("cancelled", "the call was cancelled") from None
+        raise UploadError("host", str(getattr(reason, "value", reason))) from None
+
+
 def _upload(index: int) -> Iterator[Any]:
     while True:
-        item = _host(_streaming.next_upload, index)
+        item = _next_upload(index)
         if item is None:
             return
         yield json.loads(item)

@@ -150,7 +150,36 @@ for (const transport of TRANSPORTS) {
         const result = invoke(c, 'concat', subject);
         subject.next('x');
         subject.error(new Error('upload broke'));
-        await assert.rejects(result, (err) => err.message.includes('upload broke'));
+        // Propagated by the plugin (`?`), the client's own error comes back word for word.
+        await assert.rejects(result, (err) => err.message === 'upload broke');
+      });
+
+      test("the method sees an upload's error as the client's, and a cancellation as such", async (t) => {
+        const c = await open(t, opts);
+        const subject = new Subject();
+        const key = `outcome-${transport}-${protocol}-${Math.random()}`;
+        const result = invoke(c, 'uploadOutcome', key, subject);
+        subject.next(1);
+        subject.error(new Error('client gave up'));
+        assert.deepEqual(await result, { items: [1], client: 'client gave up' });
+
+        const leaving = await open(t, opts);
+        const cancelled = `${key}-cancelled`;
+        const pending = leaving.invoke('uploadOutcome', cancelled, new Subject());
+        pending.catch(() => {});
+        /** The value under `cancelled` once it is not `skip` (bounded). */
+        const stored = async (skip) => {
+          const deadline = Date.now() + 10_000;
+          while (Date.now() < deadline) {
+            const value = await invoke(c, 'kvGet', cancelled);
+            if (value !== null && value !== skip) return value;
+            await new Promise((resolve) => setTimeout(resolve, 50));
+          }
+          assert.fail(`the plugin never stored ${cancelled} past ${skip}`);
+        };
+        assert.equal(await stored(null), 'started');
+        await withTimeout(leaving.stop(), WAIT_MS, 'stop');
+        assert.deepEqual(JSON.parse(await stored('started')), { cancelled: true, items: [] });
       });
 
       test('client results: the value, a client error, no handler', async (t) => {

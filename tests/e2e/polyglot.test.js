@@ -118,6 +118,20 @@ for (const build of LANGS) {
       assert.equal(await invoke(hostile, 'ping'), 'pong');
     });
 
+    test("an upload stream's error reaches the method as the client's, typed", async (t) => {
+      const c = await connect(t, url('limited', 'hostile'));
+      const failing = new Subject();
+      const failed = invoke(c, 'uploadOutcome', failing);
+      failing.next(1);
+      failing.error(new Error('client gave up'));
+      assert.deepEqual(await failed, { items: [1], client: 'client gave up' });
+      const fine = new Subject();
+      const done = invoke(c, 'uploadOutcome', fine);
+      fine.next('a');
+      fine.complete();
+      assert.deepEqual(await done, { items: ['a'] });
+    });
+
     test('tenants are isolated: the same hub and key in another tenant see nothing', async (t) => {
       const mine = await connect(t, url('demo', 'notify'));
       const theirs = await connect(t, url('other', 'notify'));

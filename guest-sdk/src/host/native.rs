@@ -119,8 +119,11 @@ pub(crate) mod streaming {
         on_host("streaming.emit", |s| s.emit(item_json))
     }
 
-    pub(crate) fn next_upload(index: u32) -> Result<Option<String>, String> {
-        on_host("streaming.next-upload", |s| s.next_upload(index))
+    pub(crate) use crate::bindings::switchboard::hub::streaming::UploadError;
+
+    pub(crate) fn next_upload_item(index: u32) -> Result<Option<String>, UploadError> {
+        on_host("streaming.next-upload", |s| Ok(s.next_upload(index)))
+            .unwrap_or_else(|e| Err(UploadError::Host(e)))
     }
 }
 
@@ -173,6 +176,24 @@ pub(crate) mod connection {
                 c.headers
                     .iter()
                     .find(|(n, _)| n.eq_ignore_ascii_case(name))
+                    .map(|(_, v)| v.clone())
+            })
+        })
+        .flatten()
+    }
+
+    pub(crate) fn transport() -> Option<String> {
+        state::with(|s| s.caller().and_then(|c| c.transport))
+            .flatten()
+            .map(|t| t.as_str().to_owned())
+    }
+
+    pub(crate) fn cookie(name: &str) -> Option<String> {
+        state::with(|s| {
+            s.caller().and_then(|c| {
+                c.cookies
+                    .iter()
+                    .find(|(n, _)| n == name)
                     .map(|(_, v)| v.clone())
             })
         })

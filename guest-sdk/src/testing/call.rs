@@ -15,14 +15,15 @@ use crate::HubError;
 ///
 /// ```
 /// use switchboard_guest::testing::{Caller, TestHost};
-/// use switchboard_guest::{Context, Hub, HubError, Methods, Stream, streaming};
+/// use switchboard_guest::streaming::UploadError;
+/// use switchboard_guest::{Context, Hub, Methods, Stream, streaming};
 ///
 /// struct Numbers;
 ///
 /// impl Hub for Numbers {
 ///     fn methods(m: &mut Methods) {
 ///         m.method("sum", |_: &Context, (): ()| {
-///             streaming::upload::<i64>(0).sum::<Result<i64, HubError>>()
+///             streaming::upload::<i64>(0).sum::<Result<i64, UploadError>>()
 ///         })
 ///         .uploads(1);
 ///         m.stream("count", |_: &Context, (n,): (u32,), s: &Stream| {

@@ -13,6 +13,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::{ClientResults, GroupChange, Invoked, LogLine, Message, Sent, To};
+use crate::bindings::switchboard::hub::streaming::UploadError as WitUploadError;
 use crate::bindings::types::{LogLevel, Target};
 
 thread_local! {
@@ -58,6 +59,8 @@ pub(crate) struct Connection {
     pub(crate) user_id: Option<String>,
     pub(crate) query: Vec<(String, String)>,
     pub(crate) headers: Vec<(String, String)>,
+    pub(crate) cookies: Vec<(String, String)>,
+    pub(crate) transport: Option<crate::connection::Transport>,
     pub(crate) items: BTreeMap<String, String>,
     /// What it received, in order.
     pub(crate) inbox: Vec<Message>,
@@ -237,18 +240,26 @@ impl State {
         Ok(())
     }
 
-    pub(crate) fn next_upload(&mut self, index: u32) -> Result<Option<String>, String> {
-        let invocation = self.invocation.as_mut().ok_or(NO_INVOCATION)?;
+    pub(crate) fn next_upload(&mut self, index: u32) -> Result<Option<String>, WitUploadError> {
+        if self.cancelled() {
+            return Err(WitUploadError::Cancelled);
+        }
+        let invocation = self
+            .invocation
+            .as_mut()
+            .ok_or_else(|| WitUploadError::Host(NO_INVOCATION.to_owned()))?;
         let Some((items, end)) = usize::try_from(index)
             .ok()
             .and_then(|i| invocation.uploads.get_mut(i))
         else {
-            return Err(format!("the invocation has no upload stream {index}"));
+            return Err(WitUploadError::Host(format!(
+                "the invocation has no upload stream {index}"
+            )));
         };
         match items.pop_front() {
             Some(item) => Ok(Some(item)),
             None => match end.take() {
-                Some(error) => Err(error),
+                Some(error) => Err(WitUploadError::Client(error)),
                 None => Ok(None),
             },
         }

@@ -6,6 +6,7 @@ use serde_json::{Value, json};
 
 use super::{Caller, GroupChange, Invoked, Level, LogLine, Message, Sent, TestHost, To};
 use crate::host::native::NO_HOST;
+use crate::streaming::UploadError;
 use crate::{Context, Hub, HubError, Methods, Stream, clients, connection, groups, kv, log};
 
 /// A hub touching every host interface.
@@ -58,6 +59,8 @@ impl Hub for Everything {
                 "room": connection::query_param("room"),
                 "client": connection::header("X-Client"),
                 "auth": connection::header("authorization"),
+                "session": connection::cookie("session"),
+                "transport": connection::transport().map(|t| t.as_str()),
             }))
         });
         m.method("count", |_: &Context, (): ()| {
@@ -252,7 +255,9 @@ fn the_caller_is_what_the_hub_sees() {
         .claim("role", "admin")
         .query("room", "42")
         .header("x-client", "web")
-        .header("Authorization", "Bearer secret");
+        .header("Authorization", "Bearer secret")
+        .cookie("session", "s-1")
+        .transport(connection::Transport::LongPolling);
     assert_eq!(
         host.invoke(&ann, "whoami", ()),
         Ok(Some(json!({
@@ -264,6 +269,8 @@ fn the_caller_is_what_the_hub_sees() {
             "room": "42",
             "client": "web",
             "auth": null,
+            "session": "s-1",
+            "transport": "LongPolling",
         })))
     );
     assert_eq!(
@@ -359,9 +366,27 @@ fn failed_uploads_and_raw_arguments() {
     impl Hub for Uploads {
         fn methods(m: &mut Methods) {
             m.method("sum", |_: &Context, (): ()| {
-                crate::streaming::upload::<i64>(1).sum::<Result<i64, HubError>>()
+                crate::streaming::upload::<i64>(1).sum::<Result<i64, UploadError>>()
             })
             .uploads(2);
+            // What the method saw of its upload's end, as a value.
+            m.method("outcome", |_: &Context, (): ()| {
+                let mut items = Vec::new();
+                for item in crate::streaming::upload::<i64>(0) {
+                    match item {
+                        Ok(n) => items.push(n),
+                        Err(UploadError::Client(why)) => {
+                            return Ok(json!({"items": items, "client": why}));
+                        }
+                        Err(UploadError::Cancelled) => {
+                            return Ok(json!({"items": items, "cancelled": true}));
+                        }
+                        Err(other) => return Err(HubError::from(other)),
+                    }
+                }
+                Ok::<_, HubError>(json!({"items": items}))
+            })
+            .uploads(1);
         }
     }
     let host = TestHost::new::<Uploads>();
@@ -379,7 +404,30 @@ fn failed_uploads_and_raw_arguments() {
         .invoke();
     assert_eq!(
         failed.unwrap_err().message(),
-        "streaming.next-upload failed: client gave up"
+        "client gave up",
+        "the client's error, propagated with `?`, is its own text"
+    );
+    let seen = host
+        .call(&ann, "outcome")
+        .upload_failing([1, 2], "client gave up")
+        .invoke();
+    assert_eq!(
+        seen,
+        Ok(Some(json!({"items": [1, 2], "client": "client gave up"})))
+    );
+    let seen = host.call(&ann, "outcome").upload([3]).invoke();
+    assert_eq!(seen, Ok(Some(json!({"items": [3]}))));
+    let cancelled = host
+        .call(&ann, "outcome")
+        .upload([3])
+        .cancel_after(0)
+        .invoke();
+    assert_eq!(cancelled, Ok(Some(json!({"items": [], "cancelled": true}))));
+    let bad = host.call(&ann, "outcome").upload(["x"]).invoke();
+    assert!(
+        bad.as_ref()
+            .is_err_and(|e| e.message().starts_with("invalid item in upload stream 0")),
+        "{bad:?}"
     );
     let e = host
         .call(&ann, "sum")

@@ -30,6 +30,7 @@ use bytes::Bytes;
 pub use handle::{ConnectionHandle, Detached, SlowConsumer, TOO_SLOW};
 pub use pending::{
     EARLY_BYTES, EarlyRefused, Negotiated, PendingConnections, REQUEST_INFO_BYTES, RequestInfo,
+    TransportKind, Visible,
 };
 pub use resume::{
     BoxInbound, BoxOutbound, CloseCode, GoneOnError, ResumableConnections, ResumeLink, Transport,

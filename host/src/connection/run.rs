@@ -139,7 +139,7 @@ async fn start_taken(node: Arc<Node>, taken: Taken, transport: Transport) -> Opt
     let Taken {
         link,
         session,
-        negotiated,
+        mut negotiated,
         tenant,
         protocol,
         token,
@@ -177,6 +177,10 @@ async fn start_taken(node: Arc<Node>, taken: Taken, transport: Transport) -> Opt
         }
     };
     let user = negotiated.identity.user_id.as_deref().map(Arc::from);
+    // Taken over on the WebSocket its client resumed with.
+    negotiated
+        .request
+        .set_transport(super::TransportKind::WebSockets);
     let mut handle = ConnectionHandle::new(
         negotiated.connection_id.clone(),
         hub.clone(),

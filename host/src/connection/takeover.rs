@@ -103,7 +103,7 @@ impl SessionLink {
             ended: false,
             request: session::SessionRequest {
                 query: pairs(handle.request.query()),
-                headers: pairs(handle.request.headers()),
+                headers: handle.request.stored_headers().collect(),
             },
             items: handle.items(),
         };

@@ -336,8 +336,17 @@ impl streaming::Host for HostState {
     }
 
     async fn next_upload(&mut self, index: u32) -> Result<Option<String>, String> {
+        self.next_upload_item(index)
+            .await
+            .map_err(streaming::UploadError::into_text)
+    }
+
+    async fn next_upload_item(
+        &mut self,
+        index: u32,
+    ) -> Result<Option<String>, streaming::UploadError> {
         let Some(mut sink) = self.stream.take() else {
-            return Err(format!("this call has no upload stream {index}"));
+            return Err(streaming::UploadError::Host(super::no_upload(index)));
         };
         let result = self.waiting(sink.next_upload(index)).await;
         self.stream = Some(sink);
@@ -384,6 +393,15 @@ impl connection::Host for HostState {
 
     async fn header(&mut self, name: String) -> Option<String> {
         self.caller()?.request.header(&name).map(str::to_owned)
+    }
+
+    async fn transport(&mut self) -> Option<String> {
+        let transport = self.caller()?.request.transport()?;
+        Some(transport.name().to_owned())
+    }
+
+    async fn cookie(&mut self, name: String) -> Option<String> {
+        self.caller()?.request.cookie(&name).map(str::to_owned)
     }
 
     async fn get_item(&mut self, key: String) -> Option<String> {

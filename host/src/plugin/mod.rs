@@ -30,6 +30,7 @@ use wasmtime::{
     UpdateDeadline,
 };
 
+use bindings::switchboard::hub::streaming::UploadError;
 pub use bindings::{Context, MethodKind};
 pub use host::{CallEnv, truncate};
 pub use registry::Registry;
@@ -582,20 +583,36 @@ impl StreamSink {
         }
     }
 
-    async fn next_upload(&mut self, index: u32) -> Result<Option<String>, String> {
+    async fn next_upload(&mut self, index: u32) -> Result<Option<String>, UploadError> {
         let Some(upload) = self.uploads.get_mut(index as usize) else {
-            return Err(format!("this call has no upload stream {index}"));
+            return Err(UploadError::Host(no_upload(index)));
         };
         // A connection that ends drops the uploads too: that is not the
         // client completing them, so cancellation is looked at first.
         tokio::select! {
             biased;
-            () = self.cancelled.cancelled() => Err("the call was cancelled".into()),
+            () = self.cancelled.cancelled() => Err(UploadError::Cancelled),
             item = upload.recv() => match item {
                 Some(UploadItem::Item(item)) => Ok(Some(item)),
-                Some(UploadItem::Error(e)) => Err(e),
+                Some(UploadItem::Error(e)) => Err(UploadError::Client(e)),
                 None => Ok(None),
             },
+        }
+    }
+}
+
+/// The error of a read from an upload stream the call does not have.
+fn no_upload(index: u32) -> String {
+    format!("this call has no upload stream {index}")
+}
+
+impl UploadError {
+    /// The text of the untyped `next-upload`: the client's own error, or
+    /// what the host says.
+    fn into_text(self) -> String {
+        match self {
+            UploadError::Client(text) | UploadError::Host(text) => text,
+            UploadError::Cancelled => "the call was cancelled".into(),
         }
     }
 }

@@ -509,6 +509,8 @@ mod tests {
             allowed_origins: Vec::new(),
             durable_resume_except: Vec::new(),
             detailed_errors: false,
+            plugin_headers: None,
+            plugin_cookies: Vec::new(),
             verify_keys: VerifyKeys::default(),
             limits: Limits::default(),
         }

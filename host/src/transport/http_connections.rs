@@ -29,13 +29,7 @@ use crate::tenant::Identity;
 /// connection's reader drains them, so a fast sender is slowed, not buffered.
 const INBOUND_CHUNKS: usize = 8;
 
-/// Which transport carries a connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TransportKind {
-    WebSockets,
-    ServerSentEvents,
-    LongPolling,
-}
+pub use crate::connection::TransportKind;
 
 /// Active connections by client `id`.
 #[derive(Debug, Default)]

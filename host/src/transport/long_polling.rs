@@ -132,6 +132,7 @@ pub async fn poll(
     else {
         return Err(RequestError::AlreadyActive);
     };
+    negotiated.request.set_transport(TransportKind::LongPolling);
     let accepted = Accepted {
         span: connection::span("longPolling", &negotiated),
         negotiated,

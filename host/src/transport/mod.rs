@@ -35,7 +35,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use tracing::{debug, info};
 
-use crate::connection::{Accepted, Negotiated, RequestInfo, new_id};
+use crate::connection::{Accepted, Negotiated, RequestInfo, Visible, new_id};
 use crate::node::Node;
 use crate::protocol::TransferFormat;
 use crate::router::HubKey;
@@ -263,7 +263,7 @@ async fn connect_websocket(
         Ok(identity) => identity,
         Err(e) => return unauthorized(&tenant, &e),
     };
-    let negotiated = match query_param(&query, "id") {
+    let mut negotiated = match query_param(&query, "id") {
         Some(id) => match node.pending.take(id) {
             Some(n) if n.hub == key => n,
             Some(_) => return no_such_connection(),
@@ -277,7 +277,8 @@ async fn connect_websocket(
             identity: identity.clone(),
             negotiate_version: 1,
             stateful_reconnect: false,
-            request: RequestInfo::capture(&query, &headers).with_client_addr(client),
+            request: RequestInfo::capture(&query, &headers, Visible::of(&tenant.config))
+                .with_client_addr(client),
             early: Vec::new(),
         },
     };
@@ -297,6 +298,7 @@ async fn connect_websocket(
         );
         Registration::new(node.clone(), id.to_owned(), Arc::new(connection))
     });
+    negotiated.request.set_transport(TransportKind::WebSockets);
     let accepted = Accepted {
         span: crate::connection::span("webSockets", &negotiated),
         negotiated,

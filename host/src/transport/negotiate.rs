@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use tracing::Instrument;
 
 use super::{QueryList, bearer_token, not_found_hub, query_param, resolve_hub};
-use crate::connection::{Negotiated, RequestInfo};
+use crate::connection::{Negotiated, RequestInfo, Visible};
 use crate::node::Node;
 use crate::protocol::negotiate::{
     TransportInfo, negotiate_error, negotiate_response, parse_negotiate_version,
@@ -94,7 +94,8 @@ async fn answer(
         identity,
         negotiate_version: version,
         stateful_reconnect,
-        request: RequestInfo::capture(query, headers).with_client_addr(client),
+        request: RequestInfo::capture(query, headers, Visible::of(&tenant.config))
+            .with_client_addr(client),
         early: Vec::new(),
     };
     if !node.pending.insert(key_for_client, negotiated) {

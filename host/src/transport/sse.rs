@@ -74,6 +74,9 @@ pub async fn connect(
     else {
         return Err(RequestError::AlreadyActive);
     };
+    negotiated
+        .request
+        .set_transport(TransportKind::ServerSentEvents);
     let accepted = Accepted {
         span: connection::span("serverSentEvents", &negotiated),
         negotiated,

@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use switchboard_guest::streaming::UploadError;
 use switchboard_guest::{
     Context, Hub, HubError, Methods, Stream, clients, connection, groups, invocation, kv, streaming,
 };
@@ -26,6 +27,7 @@ impl Hub for TestHub {
         m.stream("failingStream", failing_stream);
         m.method("concat", concat).uploads(1);
         m.method("concatTwo", concat_two).uploads(2);
+        m.method("uploadOutcome", upload_outcome).uploads(1);
         m.stream("uploadEcho", upload_echo).uploads(1);
         m.method("clientResult", client_result);
         m.method("joinGroup", join_group);
@@ -35,6 +37,7 @@ impl Hub for TestHub {
         m.method("sendToUser", send_to_user);
         m.method("sendToCaller", send_to_caller);
         m.method("context", context);
+        m.method("request", request);
         m.method("setItem", set_item);
         m.method("getItem", get_item);
         m.method("sendToConnection", send_to_connection);
@@ -126,6 +129,27 @@ fn concat_two(_: &Context, (separator,): (String,)) -> Result<String, HubError> 
     Ok(out)
 }
 
+/// `uploadOutcome(key, items)`: how the upload stream ended, as the plugin
+/// saw it (its items, and the client's error or the cancellation), returned
+/// and also stored under `key` (a cancelled call's result reaches nobody),
+/// where `"started"` stands while it waits.
+fn upload_outcome(_: &Context, (key,): (String,)) -> Result<Value, HubError> {
+    kv::set(&key, "started")?;
+    let mut items = Vec::new();
+    let mut outcome = json!({});
+    for item in streaming::upload::<Value>(0) {
+        match item {
+            Ok(item) => items.push(item),
+            Err(UploadError::Client(error)) => outcome = json!({ "client": error }),
+            Err(UploadError::Cancelled) => outcome = json!({ "cancelled": true }),
+            Err(other) => return Err(other.into()),
+        }
+    }
+    outcome["items"] = Value::Array(items);
+    kv::set(&key, &outcome.to_string())?;
+    Ok(outcome)
+}
+
 /// `uploadEcho(items)`, a stream fed by an upload stream: each item back.
 fn upload_echo(_: &Context, (): (), stream: &Stream) -> Result<(), HubError> {
     for item in streaming::upload::<Value>(0) {
@@ -192,6 +216,25 @@ fn context(ctx: &Context, (): ()) -> Result<Value, HubError> {
         "query": query,
         "userAgent": connection::header("user-agent"),
         "authorization": connection::header("authorization"),
+    }))
+}
+
+/// `request(headers, cookies)`: the caller's transport, and what the hub sees
+/// of each named header and cookie of its request (null when not visible).
+fn request(_: &Context, (headers, cookies): (Vec<String>, Vec<String>)) -> Result<Value, HubError> {
+    let seen = |names: Vec<String>, read: fn(&str) -> Option<String>| {
+        names
+            .into_iter()
+            .map(|name| {
+                let value = read(&name).map_or(Value::Null, Value::String);
+                (name, value)
+            })
+            .collect::<serde_json::Map<_, _>>()
+    };
+    Ok(json!({
+        "transport": connection::transport().map(|t| t.as_str()),
+        "headers": seen(headers, connection::header),
+        "cookies": seen(cookies, connection::cookie),
     }))
 }
 
