@@ -76,6 +76,7 @@ pub mod groups;
 pub mod invocation;
 pub mod kv;
 pub mod log;
+pub mod marked;
 pub mod streaming;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod testing;
@@ -83,6 +84,7 @@ pub mod testing;
 pub use context::Context;
 pub use error::{HostError, HubError};
 pub use hub::Hub;
+pub use marked::{Binary, Timestamp};
 pub use methods::{MethodOptions, Methods};
 pub use serde_json;
 pub use streaming::Stream;

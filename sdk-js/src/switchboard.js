@@ -261,3 +261,61 @@ export function exportHub(module, version) {
     },
   };
 }
+
+// === MessagePack types ===
+// Arguments arrive as JSON: bin from a MessagePack client as base64 text, a timestamp as ISO 8601
+// UTC text. Values marked with `binary()` / `date()` go out as bin and a timestamp to MessagePack
+// clients, and as the plain base64 / ISO text to JSON clients.
+
+const BASE64 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
+
+function toBase64(bytes) {
+  let out = '';
+  for (let i = 0; i < bytes.length; i += 3) {
+    const n = (bytes[i] << 16) | ((bytes[i + 1] ?? 0) << 8) | (bytes[i + 2] ?? 0);
+    out += BASE64[(n >> 18) & 63] + BASE64[(n >> 12) & 63];
+    out += i + 1 < bytes.length ? BASE64[(n >> 6) & 63] : '=';
+    out += i + 2 < bytes.length ? BASE64[n & 63] : '=';
+  }
+  return out;
+}
+
+/** Marks bytes (a Uint8Array, an array of numbers, or base64 text) as binary data. */
+export function binary(bytes) {
+  return { $binary: typeof bytes === 'string' ? bytes : toBase64(Uint8Array.from(bytes)) };
+}
+
+/** Marks a Date (or ISO 8601 text with an offset) as a timestamp. */
+export function date(value) {
+  return { $date: value instanceof Date ? value.toISOString() : String(value) };
+}
+
+/** The bytes of a base64 argument (or of a `binary()` marker). */
+export function bytesOf(value) {
+  const text = typeof value === 'string' ? value : value?.$binary;
+  if (typeof text !== 'string') throw new HubError('expected base64 text');
+  const clean = text.replace(/=+$/, '');
+  const out = new Uint8Array(Math.floor((clean.length * 3) / 4));
+  let bits = 0;
+  let acc = 0;
+  let at = 0;
+  for (const ch of clean) {
+    const v = BASE64.indexOf(ch);
+    if (v < 0) throw new HubError('expected base64 text');
+    acc = (acc << 6) | v;
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out[at++] = (acc >> bits) & 0xff;
+    }
+  }
+  return out;
+}
+
+/** The Date of an ISO 8601 argument (or of a `date()` marker). */
+export function dateOf(value) {
+  const text = typeof value === 'string' ? value : value?.$date;
+  const parsed = new Date(text);
+  if (typeof text !== 'string' || Number.isNaN(parsed.getTime())) throw new HubError('expected an ISO 8601 date');
+  return parsed;
+}

@@ -10,6 +10,8 @@ Host calls that fail raise ``HostError``; a method that raises ``HubError`` fail
 the invocation with exactly its message.
 """
 
+import base64 as _base64
+import datetime as _dt
 import inspect
 import json
 import traceback
@@ -27,6 +29,10 @@ from wit_world.imports import types as _types
 
 __all__ = [
     "HubError",
+    "binary",
+    "date",
+    "bytes_of",
+    "datetime_of",
     "HostError",
     "UploadError",
     "Context",
@@ -381,3 +387,36 @@ def export_hub(module, version: str):
                 raise Err(_failure(m.name, e))
 
     return Exports
+
+
+# === MessagePack types ===
+# Arguments arrive as JSON: bin from a MessagePack client as base64 text, a timestamp as ISO 8601
+# UTC text. Values marked with ``binary()`` / ``date()`` go out as bin and a timestamp to
+# MessagePack clients, and as the plain base64 / ISO text to JSON clients.
+
+
+def binary(data) -> dict:
+    """Marks ``bytes`` (or base64 text) as binary data."""
+    text = data if isinstance(data, str) else _base64.b64encode(bytes(data)).decode("ascii")
+    return {"$binary": text}
+
+
+def date(value) -> dict:
+    """Marks a ``datetime`` (naive ones are taken as UTC) or ISO 8601 text as a timestamp."""
+    if isinstance(value, _dt.datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=_dt.timezone.utc)
+        value = value.astimezone(_dt.timezone.utc).isoformat().replace("+00:00", "Z")
+    return {"$date": str(value)}
+
+
+def bytes_of(value) -> bytes:
+    """The bytes of a base64 argument (or of a ``binary()`` marker)."""
+    text = value.get("$binary") if isinstance(value, dict) else value
+    return _base64.b64decode(text, validate=True)
+
+
+def datetime_of(value) -> "_dt.datetime":
+    """The aware ``datetime`` of an ISO 8601 argument (or of a ``date()`` marker)."""
+    text = value.get("$date") if isinstance(value, dict) else value
+    return _dt.datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))

@@ -19,6 +19,7 @@ pub mod messagepack;
 pub mod negotiate;
 
 mod escape;
+pub(crate) mod marked;
 mod varint;
 
 #[cfg(test)]

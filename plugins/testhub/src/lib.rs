@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use switchboard_guest::streaming::UploadError;
+use switchboard_guest::{Binary, Timestamp};
 use switchboard_guest::{
     Context, Hub, HubError, Methods, Stream, clients, connection, groups, invocation, kv, streaming,
 };
@@ -20,6 +21,7 @@ impl Hub for TestHub {
     fn methods(m: &mut Methods) {
         m.method("echo", echo);
         m.method("echoArgs", echo_args);
+        m.method("echoTyped", echo_typed);
         m.method("throw", throw);
         m.method("void", void);
         m.stream("counter", counter);
@@ -127,6 +129,16 @@ fn concat_two(_: &Context, (separator,): (String,)) -> Result<String, HubError> 
         }
     }
     Ok(out)
+}
+
+/// `echoTyped(data, at)`: a binary value and a timestamp back, in the
+/// caller's own types, as the result and as `typed(data, at)` sent to it.
+fn echo_typed(
+    ctx: &Context,
+    (data, at): (Binary, Timestamp),
+) -> Result<(Binary, Timestamp), HubError> {
+    clients::caller(ctx).send("typed", (&data, &at))?;
+    Ok((data, at))
 }
 
 /// `uploadOutcome(key, items)`: how the upload stream ended, as the plugin

@@ -11,7 +11,7 @@
 use serde_json::value::RawValue;
 
 use super::super::escape::{push_json_string, push_u64};
-use super::super::{CompletionOutcome, Headers, HubMessage, ProtocolError};
+use super::super::{CompletionOutcome, Headers, HubMessage, ProtocolError, marked};
 
 /// Appends the JSON object for `msg` (without the 0x1E) to `out`. On error, `out` may hold a
 /// partial object; [`super::write_message`] truncates it.
@@ -59,7 +59,7 @@ pub fn write_record(msg: &HubMessage, out: &mut Vec<u8>) -> Result<(), ProtocolE
             out.extend_from_slice(b"{\"type\":2");
             write_invocation_id(out, invocation_id);
             out.extend_from_slice(b",\"item\":");
-            out.extend_from_slice(item.get().as_bytes());
+            marked::push_json(out, item.get());
             write_headers(out, headers);
             out.push(b'}');
         }
@@ -74,7 +74,7 @@ pub fn write_record(msg: &HubMessage, out: &mut Vec<u8>) -> Result<(), ProtocolE
                 CompletionOutcome::Void => {}
                 CompletionOutcome::Result(result) => {
                     out.extend_from_slice(b",\"result\":");
-                    out.extend_from_slice(result.get().as_bytes());
+                    marked::push_json(out, result.get());
                 }
                 CompletionOutcome::Error(error) => {
                     out.extend_from_slice(b",\"error\":");
@@ -137,7 +137,7 @@ fn write_call(
     out.extend_from_slice(b",\"target\":");
     push_json_string(out, target);
     out.extend_from_slice(b",\"arguments\":");
-    out.extend_from_slice(arguments.get().as_bytes());
+    marked::push_json(out, arguments.get());
     if !stream_ids.is_empty() {
         out.extend_from_slice(b",\"streamIds\":[");
         for (i, id) in stream_ids.iter().enumerate() {

@@ -12,7 +12,7 @@
 
 use serde_json::value::RawValue;
 
-use super::super::ProtocolError;
+use super::super::{ProtocolError, marked};
 use super::encode::{
     header_bytes, too_long, write_bool, write_f64, write_int, write_nil, write_str, write_uint,
 };
@@ -23,6 +23,7 @@ pub fn json_to_msgpack(json: &RawValue, out: &mut Vec<u8>) -> Result<(), Protoco
     let result = Converter {
         text: json.get(),
         pos: 0,
+        marked: marked::may_have_markers(json.get()),
         out: &mut *out,
     }
     .run();
@@ -44,6 +45,8 @@ struct Open {
 struct Converter<'t, 'o> {
     text: &'t str,
     pos: usize,
+    /// Whether the text may hold `$binary` / `$date` markers (see `marked`).
+    marked: bool,
     out: &'o mut Vec<u8>,
 }
 
@@ -58,6 +61,7 @@ impl Converter<'_, '_> {
             // A value starts here.
             self.skip_whitespace();
             match self.peek() {
+                Some(b'{') if self.marked && self.marker() => {}
                 Some(b'[') => {
                     self.pos += 1;
                     stack.push(self.open(false));
@@ -109,6 +113,17 @@ impl Converter<'_, '_> {
                     _ => return Err(syntax()),
                 }
             }
+        }
+    }
+
+    /// Writes the marked value (bin, timestamp) whose object starts here, if it is one.
+    fn marker(&mut self) -> bool {
+        match marked::write_msgpack(self.text, self.pos, self.out) {
+            Some(end) => {
+                self.pos = end;
+                true
+            }
+            None => false,
         }
     }
 

@@ -6,8 +6,8 @@
 //!
 //! Plugins only see JSON, so values are converted at this boundary: see `to_json` for
 //! MessagePack -> JSON (bin -> base64 string, timestamp -> ISO-8601 string, map keys -> strings)
-//! and `from_json` for JSON -> MessagePack. The conversion is lossy in one direction only: a bin or
-//! timestamp sent by a client reaches the plugin as a string and goes back out as a str.
+//! and `from_json` for JSON -> MessagePack. A bin or timestamp sent by a client reaches the plugin as a
+//! string; it goes back out as bin or a timestamp when the plugin marks it (see `super::marked`).
 
 mod decode;
 mod encode;
@@ -29,6 +29,7 @@ use super::{HubMessage, Json, ProtocolError};
 pub(crate) use decode::MAX_DEPTH;
 pub use from_json::json_to_msgpack;
 pub use read::parse_body;
+pub(crate) use to_json::push_timestamp;
 pub use write::write_body;
 
 /// The exact framed bytes of a Ping: length 2, then `0x91 0x06`.
