@@ -180,7 +180,7 @@ fn sum_adds_an_upload_stream_and_reports_its_error() {
         .upload_failing([1], "client error")
         .invoke()
         .unwrap_err();
-    assert_eq!(e.message(), "streaming.next-upload failed: client error");
+    assert_eq!(e.message(), "client error");
     let e = host
         .call(&ann, "sum")
         .upload([json!("x")])
