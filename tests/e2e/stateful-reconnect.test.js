@@ -1,4 +1,4 @@
-// Stateful reconnect (`withStatefulReconnect()`, SIGNALR.md 3.9): a client whose WebSocket
+// Stateful reconnect (`withStatefulReconnect()`, HubProtocol.md): a client whose WebSocket
 // drops resumes the same connection on a new socket, with nothing lost and nothing repeated.
 //
 // The drops are real: clients reach the server through a TCP proxy on 127.0.0.1 (lib/proxy.js)

@@ -1,4 +1,4 @@
-// Wire details real clients depend on (SIGNALR.md sections 0, 3.1 and 7): negotiate body,
+// Wire details real clients depend on (TransportProtocols.md, HubProtocol.md): negotiate body,
 // handshake variants of other clients, several records in one frame, a record split across
 // frames.
 

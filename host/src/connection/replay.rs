@@ -1,4 +1,4 @@
-//! Stateful reconnect bookkeeping (SIGNALR.md 3.9), pure: no I/O, no clocks.
+//! Stateful reconnect bookkeeping (HubProtocol.md), pure: no I/O, no clocks.
 //!
 //! Each side numbers the trackable messages (types 1–5) it sends from 1, keeps them until the
 //! peer acknowledges them, and after a reconnect sends `Sequence` with the oldest id it still

@@ -317,7 +317,7 @@ async fn start(
     };
     tracing::Span::current().record("protocol", protocol.name());
     // Negotiate agreed, and the client speaks version 2 of the hub protocol,
-    // which it asks for only when it will resume (SIGNALR.md 3.9).
+    // which it asks for only when it will resume (HubProtocol.md).
     let token = token.filter(|_| {
         accepted.negotiated.stateful_reconnect
             && accepted.negotiated.negotiate_version >= 1

@@ -331,7 +331,7 @@ impl Writer {
     }
 
     /// Takes over a new transport: `Sequence`, then every unacknowledged message, in order
-    /// (SIGNALR.md 3.9). A transport that fails meanwhile parks the writer again; one that
+    /// (HubProtocol.md). A transport that fails meanwhile parks the writer again; one that
     /// arrives meanwhile starts the replay over on it.
     async fn install(&mut self, sink: BoxOutbound) {
         let binary = self.binary;

@@ -2,8 +2,8 @@
 //! validated component, and calls into it with a CPU and memory budget.
 //!
 //! Calls reuse a warm instance of the plugin version when one is idle (see
-//! `pool`), else get a fresh one from the pooling allocator (about 16 µs here,
-//! see `shared/WASM.md`). A trapped instance is simply dropped, and a hot
+//! `pool`), else get a fresh one from the pooling allocator (about 16 µs here;
+//! `cargo bench --bench polyglot` measures fresh and warm calls). A trapped instance is simply dropped, and a hot
 //! reload only swaps the `Arc` that new calls pick up while running calls
 //! finish on the version they pinned.
 
@@ -515,7 +515,7 @@ fn config(pool_memory_mb: Option<u64>, cache: &CompileCache) -> Config {
     c.cache(compile_cache(cache));
     c.wasm_component_model(true);
     c.epoch_interruption(true);
-    // Synchronous component calls cost 2-3x more with it on (WASM.md §0).
+    // Synchronous component calls cost 2-3x more with it on (measured here when chosen).
     c.concurrency_support(false);
     if let Some(mb) = pool_memory_mb {
         let mut pool = PoolingAllocationConfig::new();

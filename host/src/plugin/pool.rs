@@ -1,6 +1,6 @@
 //! Warm instances of one plugin version, reused across calls.
 //!
-//! A fresh instance costs ~16 µs here (pooling allocator, see `shared/WASM.md`); a warm
+//! A fresh instance costs ~16 µs here (pooling allocator; `cargo bench --bench polyglot`); a warm
 //! one only the call itself. An instance goes back to its pool only after a call that
 //! finished cleanly (no trap, no limit hit, nothing on stderr) and while its memory is
 //! well under the limit; anything else, including a call dropped half-way, discards it.

@@ -1,5 +1,5 @@
 //! The handshake: the first record of a connection, always JSON + 0x1E, even for MessagePack
-//! (SIGNALR.md 3.1, 3.10).
+//! (HubProtocol.md).
 //!
 //! Request `{"protocol":"json","version":1}` (any whitespace, any field order, unknown fields
 //! ignored); response `{}` + 0x1E on success or `{"error":"..."}` + 0x1E, after which the server

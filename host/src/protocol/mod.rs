@@ -10,7 +10,8 @@
 //! - `varint`: the MessagePack framing length prefix.
 //! - [`fuzz`]: a panic-free entry point that feeds arbitrary bytes to every parser.
 //!
-//! Everything is described in `shared/SIGNALR.md` (sections 1 and 3); the comments cite it.
+//! The comments cite the SignalR specifications of dotnet/aspnetcore (`src/SignalR/docs/specs`):
+//! TransportProtocols.md for negotiate and the transports, HubProtocol.md for the messages.
 
 pub mod fuzz;
 pub mod handshake;
@@ -40,7 +41,7 @@ pub type Json = Box<RawValue>;
 /// Message headers (`headers` object / map). Usually empty; unknown headers are kept in order.
 pub type Headers = Vec<(String, String)>;
 
-/// One hub message, as both protocols carry it (SIGNALR.md 3.2, 3.10).
+/// One hub message, as both protocols carry it (HubProtocol.md).
 #[derive(Debug, Clone)]
 pub enum HubMessage {
     /// Type 1. No `invocation_id` means fire-and-forget: the callee must not reply.
@@ -51,7 +52,7 @@ pub enum HubMessage {
         target: String,
         /// Always a JSON array.
         arguments: Json,
-        /// Ids of client-to-server upload streams (SIGNALR.md 3.5).
+        /// Ids of client-to-server upload streams (HubProtocol.md).
         stream_ids: Vec<String>,
         headers: Headers,
     },
@@ -83,7 +84,7 @@ pub enum HubMessage {
     },
     /// Type 6. JSON `{"type":6}`, MessagePack exactly `0x91 0x06`.
     Ping,
-    /// Type 7. `allow_reconnect` makes a client with automatic reconnect reconnect (SIGNALR.md 3.7).
+    /// Type 7. `allow_reconnect` makes a client with automatic reconnect reconnect (HubProtocol.md).
     Close {
         error: Option<String>,
         allow_reconnect: bool,
@@ -137,7 +138,7 @@ impl HubMessage {
     }
 
     /// Types 1–5 are numbered, buffered and replayed by stateful reconnect; Ping, Close, Ack and
-    /// Sequence never are (SIGNALR.md 3.9, point 5).
+    /// Sequence never are (HubProtocol.md).
     pub fn is_trackable(&self) -> bool {
         (message_type::INVOCATION..=message_type::CANCEL_INVOCATION).contains(&self.message_type())
     }

@@ -1,4 +1,4 @@
-//! The negotiate response body and the `negotiateVersion` rules (SIGNALR.md 1.2, 1.3).
+//! The negotiate response body and the `negotiateVersion` rules (TransportProtocols.md).
 //!
 //! Field names as ASP.NET's NegotiateProtocol writes them. Version 0 has no `connectionToken`
 //! (old clients put the `connectionId` in `id=`), `useStatefulReconnect` appears only when true,

@@ -1,6 +1,6 @@
 //! Why a transport request is refused, and the one place those refusals
 //! become HTTP responses, with ASP.NET's status codes and texts
-//! (SIGNALR.md 1.4 and 2.1).
+//! (TransportProtocols.md).
 
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};

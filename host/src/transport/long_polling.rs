@@ -1,4 +1,4 @@
-//! Long polling (SIGNALR.md 2.4): `GET /hub?id=...` polls, `POST` sends,
+//! Long polling (TransportProtocols.md): `GET /hub?id=...` polls, `POST` sends,
 //! `DELETE` closes.
 //!
 //! - The first poll starts the connection and returns 200 with an empty body
@@ -380,7 +380,7 @@ pub fn drain(
     (body.map_or(first, BytesMut::freeze), over)
 }
 
-/// The response to a poll after the first (SIGNALR.md 2.4; ASP.NET's
+/// The response to a poll after the first (TransportProtocols.md; ASP.NET's
 /// LongPollingServerTransport).
 pub fn respond(outcome: PollOutcome) -> Response {
     let (status, content_type, body) = match outcome {

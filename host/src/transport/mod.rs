@@ -2,7 +2,7 @@
 //! connection.
 //!
 //! Every request after negotiate goes to the hub URL itself, told apart by
-//! method and headers as ASP.NET does (SIGNALR.md 2.1):
+//! method and headers as ASP.NET does (TransportProtocols.md):
 //!
 //! | request | what |
 //! |---|---|
@@ -326,7 +326,7 @@ async fn connect_websocket(
 }
 
 /// A stateful-reconnect client resuming its connection on a new WebSocket:
-/// same `id`, no negotiate, no handshake (SIGNALR.md 3.9). The connection
+/// same `id`, no negotiate, no handshake (HubProtocol.md). The connection
 /// must live (dropped sockets keep it for `disconnect_timeout_secs`), be on
 /// this hub, and belong to the same user.
 fn resume_websocket(

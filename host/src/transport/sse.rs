@@ -1,4 +1,4 @@
-//! Server-Sent Events (SIGNALR.md 2.3): `GET /hub?id=...` with
+//! Server-Sent Events (TransportProtocols.md): `GET /hub?id=...` with
 //! `Accept: text/event-stream` carries everything the server sends, one
 //! event per outbound frame; the client sends by POST. Text (JSON) only.
 //!

@@ -1,5 +1,5 @@
 //! The JSON hub protocol: one JSON object per record, each record ending with 0x1E
-//! (SIGNALR.md 3.1, 3.2).
+//! (HubProtocol.md).
 //!
 //! Input is a byte stream: a WebSocket message or POST body may hold several records, and a
 //! record may be split across them, so [`parse_messages`] works on a growing buffer.

@@ -2,7 +2,7 @@
 //!
 //! The record is read once with serde_json into borrowed [`RawValue`]s per known property, so
 //! `arguments`, `item` and `result` are kept as their exact input text; unknown properties are
-//! skipped (but still validated), in any order. Property names are case-sensitive (SIGNALR.md 3.1).
+//! skipped (but still validated), in any order. Property names are case-sensitive (HubProtocol.md).
 //! Error texts follow ASP.NET's `JsonHubProtocol` ("Missing required property 'target'.").
 
 use std::fmt;
@@ -15,7 +15,7 @@ use super::super::messagepack::MAX_DEPTH;
 use super::super::{CompletionOutcome, Headers, HubMessage, ProtocolError, message_type};
 
 /// Decodes one record. `Ok(None)` means a well-formed record of an unknown `type`, which is
-/// skipped for forward compatibility (SIGNALR.md 3.2).
+/// skipped for forward compatibility (HubProtocol.md).
 pub fn parse_record(record: &[u8]) -> Result<Option<HubMessage>, ProtocolError> {
     let raw: RawRecord<'_> =
         serde_json::from_slice(record).map_err(|e| ProtocolError::InvalidJson(e.to_string()))?;

@@ -1,7 +1,7 @@
 //! Encoding a [`HubMessage`] as one JSON object, written straight into the output buffer.
 //!
 //! [`Json`](super::super::Json) values are copied verbatim; strings go through the shared escaper
-//! (byte-identical to serde_json). What is written, per SIGNALR.md 3.2 and 3.7:
+//! (byte-identical to serde_json). What is written, per HubProtocol.md:
 //! - Invocation always carries `"arguments"`; `invocationId` only when set and non-empty (an
 //!   empty id means non-blocking, as in ASP.NET); `streamIds` and `headers` only when non-empty.
 //! - Completion carries `result` or `error`, never both, and neither for `Void`.

@@ -1,4 +1,4 @@
-//! The MessagePack hub protocol (SIGNALR.md 3.10; HubProtocol.md "MessagePack Encoding").
+//! The MessagePack hub protocol (HubProtocol.md, "MessagePack Encoding").
 //!
 //! Framing: each message is a VarInt length (1–5 bytes, at most 2 GB) followed by that many
 //! bytes of MessagePack. There is no 0x1E. The handshake is still JSON (see

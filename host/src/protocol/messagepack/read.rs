@@ -1,5 +1,5 @@
 //! Decoding one MessagePack message body (after the VarInt prefix) into a [`HubMessage`]
-//! (HubProtocol.md "MessagePack Encoding", SIGNALR.md 3.10).
+//! (HubProtocol.md, "MessagePack Encoding").
 //!
 //! Messages are arrays whose first item is the type. Extra trailing items are skipped (the spec
 //! lets later versions append items), a missing optional item takes its default, and the body
