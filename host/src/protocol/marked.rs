@@ -19,6 +19,8 @@
 //! the plain copy (JSON) or the single conversion pass (MessagePack).
 
 use base64::Engine;
+use time::OffsetDateTime;
+use time::format_description::well_known::Iso8601;
 
 use super::messagepack;
 
@@ -178,98 +180,12 @@ fn timestamp_payload(secs: i64, nanos: u32) -> Vec<u8> {
     payload
 }
 
-/// Reads `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)` into seconds and nanoseconds since the
-/// epoch, UTC; none for anything else or a date that does not exist.
+/// Reads an ISO 8601 date and time with its offset (`Z` or `±HH:MM`; years past 9999 as
+/// `+YYYYYY`) into seconds and nanoseconds since the epoch, UTC; none for anything else or
+/// a date that does not exist.
 fn parse_iso8601(text: &str) -> Option<(i64, u32)> {
-    let mut rest = text.as_bytes();
-    let year = match rest.first()? {
-        sign @ (b'+' | b'-') => {
-            let digits = number(rest.get(1..7)?)?;
-            rest = rest.get(7..)?;
-            if *sign == b'-' { -digits } else { digits }
-        }
-        _ => {
-            let digits = number(rest.get(..4)?)?;
-            rest = rest.get(4..)?;
-            digits
-        }
-    };
-    let mut field = |sep: &[u8]| -> Option<i64> {
-        let (head, tail) = rest.split_at_checked(sep.len())?;
-        if head != sep && !(sep == b"T" && head == b"t") {
-            return None;
-        }
-        let value = number(tail.get(..2)?)?;
-        rest = tail.get(2..)?;
-        Some(value)
-    };
-    let month = field(b"-")?;
-    let day = field(b"-")?;
-    let hour = field(b"T")?;
-    let minute = field(b":")?;
-    let second = field(b":")?;
-    let mut nanos = 0u32;
-    if let Some(fraction) = rest.strip_prefix(b".") {
-        let digits = fraction.iter().take_while(|b| b.is_ascii_digit()).count();
-        if digits == 0 || digits > 9 {
-            return None;
-        }
-        let value = u32::try_from(number(fraction.get(..digits)?)?).ok()?;
-        nanos = value * 10u32.pow(9 - digits as u32);
-        rest = fraction.get(digits..)?;
-    }
-    let offset = match rest {
-        b"Z" | b"z" => 0,
-        [sign @ (b'+' | b'-'), h1, h2, b':', m1, m2] => {
-            let hours = number(&[*h1, *h2])?;
-            let minutes = number(&[*m1, *m2])?;
-            if hours > 23 || minutes > 59 {
-                return None;
-            }
-            let offset = hours * 3600 + minutes * 60;
-            if *sign == b'-' { -offset } else { offset }
-        }
-        _ => return None,
-    };
-    if !(1..=12).contains(&month)
-        || day < 1
-        || day > days_in_month(year, month)
-        || hour > 23
-        || minute > 59
-        || second > 59
-    {
-        return None;
-    }
-    let days = days_from_civil(year, month, day);
-    let secs = days * 86_400 + hour * 3600 + minute * 60 + second - offset;
-    Some((secs, nanos))
-}
-
-/// The value of ASCII digits (at most 6 here); none if any byte is not a digit.
-fn number(digits: &[u8]) -> Option<i64> {
-    digits.iter().try_fold(0i64, |n, &b| {
-        b.is_ascii_digit().then(|| n * 10 + i64::from(b - b'0'))
-    })
-}
-
-fn days_in_month(year: i64, month: i64) -> i64 {
-    match month {
-        2 if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    }
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's `days_from_civil`).
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let year = if month <= 2 { year - 1 } else { year };
-    let era = year.div_euclid(400);
-    let yoe = year.rem_euclid(400);
-    let mp = if month > 2 { month - 3 } else { month + 9 };
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+    let at = OffsetDateTime::parse(text, &Iso8601::DEFAULT).ok()?;
+    Some((at.unix_timestamp(), at.nanosecond()))
 }
 
 #[cfg(test)]

@@ -98,7 +98,6 @@ fn only_exact_markers_are_marked() {
         r#"{"$date":"2024-02-30T00:00:00Z"}"#,
         r#"{"$date":"2024-01-02T03:04:05"}"#,
         r#"{"$date":"2024-01-02"}"#,
-        r#"{"$date":"2024-01-02T03:04:05.1234567890Z"}"#,
         r#"{"$date":"2024-01-02T03:04:05\u005a"}"#,
         r#"{"$other":"x"}"#,
         r#"["{\"$binary\":\"AQID\"}"]"#,
@@ -144,4 +143,12 @@ fn unmarked_payloads_are_copied_as_they_are() {
     let text = r#"{"price":"$5","$date":{"$date":1}}"#;
     assert!(may_have_markers(text));
     assert_eq!(json(text), text);
+}
+
+#[test]
+fn digits_past_nanoseconds_are_cut() {
+    assert_eq!(
+        json(r#"{"$date":"2024-01-02T03:04:05.1234567890Z"}"#),
+        r#""2024-01-02T03:04:05.123456789Z""#
+    );
 }
