@@ -515,14 +515,8 @@ impl ConnectionHandle {
                 completes,
             },
         );
-        match durable.backplane.publish(envelope).wait().await {
-            Ok(()) => Ok(()),
-            Err(e) => {
-                warn!(connection = %self.id, error = %e, "a record for a durable connection was not stored; closing it");
-                self.abort_allow_reconnect(NOT_STORED);
-                Err(())
-            }
-        }
+        self.store_or_close(durable, envelope, "a record for a durable connection")
+            .await
     }
 
     /// Stores, before they are handled, that the client of a durable
@@ -545,14 +539,28 @@ impl ConnectionHandle {
                 opens,
             },
         );
-        match durable.backplane.publish(envelope).wait().await {
-            Ok(()) => Ok(()),
-            Err(e) => {
-                warn!(connection = %self.id, error = %e, "what a durable connection's client sent was not stored; closing it");
+        self.store_or_close(durable, envelope, "what a durable connection's client sent")
+            .await
+    }
+
+    /// Publishes `envelope` of a durable connection and waits until the
+    /// stream stored it; when it was not (`what` names it in the log), the
+    /// connection is closed with a reconnect allowed, and Err.
+    async fn store_or_close(
+        &self,
+        durable: &Durable,
+        envelope: Envelope,
+        what: &str,
+    ) -> Result<(), ()> {
+        durable
+            .backplane
+            .publish(envelope)
+            .wait()
+            .await
+            .map_err(|e| {
+                warn!(connection = %self.id, error = %e, "{what} was not stored; closing it");
                 self.abort_allow_reconnect(NOT_STORED);
-                Err(())
-            }
-        }
+            })
     }
 
     /// A durable connection's client invocations stored and not completed.
