@@ -290,10 +290,13 @@ export function date(value) {
   return { $date: value instanceof Date ? value.toISOString() : String(value) };
 }
 
-/** The bytes of a base64 argument (or of a `binary()` marker). */
+/** Standard base64, padded: what MessagePack clients' bin reads as and the host decodes. */
+const BASE64_TEXT = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+
+/** The bytes of a base64 argument (or of a `binary()` marker); a HubError for anything else. */
 export function bytesOf(value) {
   const text = typeof value === 'string' ? value : value?.$binary;
-  if (typeof text !== 'string') throw new HubError('expected base64 text');
+  if (typeof text !== 'string' || !BASE64_TEXT.test(text)) throw new HubError('expected base64 text');
   const clean = text.replace(/=+$/, '');
   const out = new Uint8Array(Math.floor((clean.length * 3) / 4));
   let bits = 0;
@@ -312,10 +315,18 @@ export function bytesOf(value) {
   return out;
 }
 
-/** The Date of an ISO 8601 argument (or of a `date()` marker). */
+/** An ISO 8601 date and time with its offset (`Z` or `±HH:MM`), as the host reads a `$date`. */
+const ISO_DATE_TIME = /^[+-]?\d{4,6}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:\d\d)$/i;
+
+/**
+ * The Date of an ISO 8601 argument (or of a `date()` marker); a HubError for anything else. A
+ * Date keeps milliseconds: digits past them are dropped (pass the text to `date()` to keep them).
+ */
 export function dateOf(value) {
   const text = typeof value === 'string' ? value : value?.$date;
-  const parsed = new Date(text);
-  if (typeof text !== 'string' || Number.isNaN(parsed.getTime())) throw new HubError('expected an ISO 8601 date');
+  if (typeof text !== 'string' || !ISO_DATE_TIME.test(text)) throw new HubError('expected an ISO 8601 date');
+  // Date.parse reads at most three fraction digits in every engine: cut the rest.
+  const parsed = new Date(text.replace(/(\.\d{3})\d+/, '$1'));
+  if (Number.isNaN(parsed.getTime())) throw new HubError('expected an ISO 8601 date');
   return parsed;
 }

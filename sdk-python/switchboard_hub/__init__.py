@@ -411,12 +411,27 @@ def date(value) -> dict:
 
 
 def bytes_of(value) -> bytes:
-    """The bytes of a base64 argument (or of a ``binary()`` marker)."""
+    """The bytes of a base64 argument (or of a ``binary()`` marker); ``HubError`` for anything else."""
     text = value.get("$binary") if isinstance(value, dict) else value
-    return _base64.b64decode(text, validate=True)
+    if not isinstance(text, str):
+        raise HubError("expected base64 text")
+    try:
+        return _base64.b64decode(text, validate=True)
+    except ValueError:
+        raise HubError("expected base64 text") from None
 
 
 def datetime_of(value) -> "_dt.datetime":
-    """The aware ``datetime`` of an ISO 8601 argument (or of a ``date()`` marker)."""
+    """The aware ``datetime`` of an ISO 8601 argument with its offset (or of a ``date()``
+    marker); ``HubError`` for anything else. A ``datetime`` keeps microseconds: digits past
+    them are dropped (pass the text to ``date()`` to keep them)."""
     text = value.get("$date") if isinstance(value, dict) else value
-    return _dt.datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    if not isinstance(text, str):
+        raise HubError("expected an ISO 8601 date")
+    try:
+        parsed = _dt.datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise HubError("expected an ISO 8601 date") from None
+    if parsed.tzinfo is None:
+        raise HubError("expected an ISO 8601 date with its offset (Z or +HH:MM)")
+    return parsed
