@@ -75,6 +75,11 @@ export function polyglotWasm(build, name) {
   return file;
 }
 
+/** Path of the `name` hub's component in one of the BUILDS: Rust's from the plugins workspace. */
+export function hubWasm(build, name) {
+  return build.dir ? polyglotWasm(build, name) : pluginWasm(name);
+}
+
 /** How long a server loading the JavaScript and Python builds may take to start, uncached. */
 export const POLYGLOT_START_MS = 300_000;
 
