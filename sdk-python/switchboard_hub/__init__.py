@@ -151,7 +151,7 @@ class invocation:  # noqa: N801
 
         Raises ``HostError`` at once when the call is cancelled.
         """
-        ms = max(0, min(0xFFFFFFFF, int(seconds * 1000)))
+        ms = max(0, min(0xFFFFFFFF, round(seconds * 1000)))
         _host(_invocation.sleep, ms)
 
 
