@@ -7,10 +7,10 @@
 use std::sync::Arc;
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use switchboard::address::HubKey;
 use switchboard::config::Config;
 use switchboard::node::Node;
 use switchboard::plugin::{CallEnv, Context};
-use switchboard::router::HubKey;
 
 fn bench_invoke(c: &mut Criterion) {
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -10,10 +10,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use switchboard::address::HubKey;
 use switchboard::config::Config;
 use switchboard::node::Node;
 use switchboard::plugin::{CallEnv, Context};
-use switchboard::router::HubKey;
 
 /// Calls per measured mode (after as many to warm up).
 const CALLS: u32 = 200;

@@ -8,10 +8,11 @@ use std::hint::black_box;
 use bytes::BytesMut;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use serde_json::value::RawValue;
+use switchboard::address::{HubKey, Target};
 use switchboard::connection::ConnectionHandle;
 use switchboard::protocol::messagepack::{json_to_msgpack, msgpack_to_json};
 use switchboard::protocol::{CompletionOutcome, HubMessage, Protocol};
-use switchboard::router::{HubKey, Index, Target};
+use switchboard::router::Index;
 
 /// A chat message as the bench's load generator sends it: 100 bytes of text.
 const MESSAGE: &str = "~~12345~1700000000000~xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx";

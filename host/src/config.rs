@@ -895,7 +895,7 @@ impl Config {
         self.limits.validate().map_err(|m| keyed("", m))?;
         for (name, tenant) in &self.tenants {
             let at = format!("tenants.{name}");
-            if !crate::tenant::is_valid_name(name) {
+            if !crate::address::is_valid_name(name) {
                 return Err(problem(
                     &at,
                     format!("tenant name '{name}' must be 1-64 characters of a-z, 0-9, '-' or '_'"),
@@ -938,7 +938,7 @@ impl Config {
             if let Some(hub) = tenant
                 .durable_resume_except
                 .iter()
-                .find(|hub| !crate::tenant::is_valid_name(hub))
+                .find(|hub| !crate::address::is_valid_name(hub))
             {
                 return Err(problem(
                     &format!("{at}.durable_resume_except"),
@@ -1009,7 +1009,7 @@ impl NatsConfig {
         if !(1..=5).contains(&self.replicas) {
             return Err("nats.replicas must be 1..=5".into());
         }
-        if !crate::tenant::is_valid_name(&self.prefix) {
+        if !crate::address::is_valid_name(&self.prefix) {
             return Err("nats.prefix must be 1-64 characters of a-z, 0-9, '-' or '_'".into());
         }
         if let Some(url) = &self.advertise_url

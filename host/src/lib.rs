@@ -12,6 +12,7 @@
 //! - [`connection`]: one connection's life: handshake, queue, keep-alive.
 //! - [`hub`]: a connection's hub messages become plugin calls.
 //! - [`plugin`]: wasmtime, components per tenant hub, limits.
+//! - [`address`]: hub keys, send targets, invocations and name rules: plain data.
 //! - [`router`]: where a send goes; the local index of connections.
 //! - [`backplane`]: reaching other nodes.
 //! - [`tenant`]: tenants, their keys, limits and key-value store.
@@ -23,6 +24,7 @@
 //! - [`dashboard`]: the dashboard's live feed, a built-in admin hub.
 //! - [`node`], [`server`], [`config`]: putting it together.
 
+pub mod address;
 pub mod api;
 pub mod authoring;
 pub mod backplane;

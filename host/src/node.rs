@@ -8,13 +8,14 @@ use std::time::Duration;
 use anyhow::Context as _;
 use tracing::{error, info, warn};
 
+use crate::address::HubKey;
 use crate::backplane::memory::MemoryBus;
 use crate::backplane::nats::NatsBackplane;
 use crate::backplane::{Backplane, Inbox};
 use crate::config::{Config, DEMO_TENANT};
 use crate::connection::PendingConnections;
 use crate::plugin::{CompileCache, PluginEngine, Registry, registry};
-use crate::router::{HubKey, Router};
+use crate::router::Router;
 use crate::tenant::KvStore;
 use crate::tenant::Tenants;
 

@@ -15,13 +15,14 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use support::nats_server::NatsServer;
+use switchboard::address::{HubKey, OutboundInvocation, Target};
 use switchboard::backplane::memory::MemoryBus;
 use switchboard::backplane::nats::NatsBackplane;
 use switchboard::backplane::{Backplane, Envelope, Inbox, Receipt};
 use switchboard::config::NatsConfig;
 use switchboard::connection::{ConnectionHandle, Detached};
 use switchboard::protocol::Protocol;
-use switchboard::router::{HubKey, OutboundInvocation, RouteError, Router, Target};
+use switchboard::router::{RouteError, Router};
 
 const WAIT: Duration = Duration::from_secs(10);
 

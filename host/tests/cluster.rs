@@ -10,12 +10,13 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use support::nats_server::NatsServer;
+use switchboard::address::{HubKey, OutboundInvocation, Target};
 use switchboard::backplane::nats::NatsBackplane;
 use switchboard::backplane::{Backplane, Inbox, PublishError, Receipt};
 use switchboard::config::NatsConfig;
 use switchboard::connection::{ConnectionHandle, Detached};
 use switchboard::protocol::Protocol;
-use switchboard::router::{HubKey, OutboundInvocation, Router, Target};
+use switchboard::router::Router;
 use switchboard::tenant::KvStore;
 
 const WAIT: Duration = Duration::from_secs(15);

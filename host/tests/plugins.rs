@@ -5,10 +5,10 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use switchboard::address::HubKey;
 use switchboard::config::{Config, Limits};
 use switchboard::node::Node;
 use switchboard::plugin::{CallEnv, CallError, Context};
-use switchboard::router::HubKey;
 
 fn fixture(name: &str) -> Vec<u8> {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))

@@ -8,7 +8,7 @@ use axum::response::Response;
 use super::error::ApiError;
 use super::payload::parse_payload;
 use super::{Call, applied, done, sent};
-use crate::router::Target;
+use crate::address::Target;
 
 /// `POST .../connections/{connection}/:send`, wherever the connection is.
 pub(super) async fn send(call: &Call) -> Result<Response, ApiError> {

@@ -9,7 +9,7 @@ use axum::response::Response;
 use super::error::ApiError;
 use super::payload::parse_payload;
 use super::{Call, applied, done, sent};
-use crate::router::Target;
+use crate::address::Target;
 
 /// `POST .../groups/{group}/:send?excluded=...`: every member but the excluded.
 pub(super) async fn send(call: &Call) -> Result<Response, ApiError> {

@@ -11,8 +11,8 @@ use tracing::warn;
 use super::error::ApiError;
 use super::payload::parse_payload;
 use super::{Call, applied_as, sent};
+use crate::address::Target;
 use crate::plugin::{CallEnv, Context, MethodKind};
-use crate::router::Target;
 
 /// The longest a server-side hub method call may take, host waits included.
 const INVOKE_TIMEOUT: Duration = Duration::from_secs(30);

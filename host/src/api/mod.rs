@@ -43,8 +43,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use tracing::debug;
 
+use crate::address::HubKey;
 use crate::node::Node;
-use crate::router::HubKey;
 use crate::tenant::Tenant;
 use error::ApiError;
 use routes::{Action, Matched};

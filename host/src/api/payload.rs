@@ -8,7 +8,7 @@ use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 
 use super::error::ApiError;
-use crate::router::OutboundInvocation;
+use crate::address::OutboundInvocation;
 
 /// `application/json`, with parameters (`; charset=utf-8`) or a `+json` suffix.
 pub fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {

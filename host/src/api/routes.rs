@@ -14,7 +14,7 @@ use axum::http::Method;
 use percent_encoding::percent_decode_str;
 
 use super::error::ApiError;
-use crate::router::MAX_NAME_LEN;
+use crate::address::MAX_NAME_LEN;
 
 /// Where every route of our path style starts.
 pub const PREFIX: &str = "/api/v1/tenants/";

@@ -8,7 +8,7 @@ use axum::response::Response;
 use super::error::ApiError;
 use super::payload::parse_payload;
 use super::{Call, applied, applied_as, done, sent};
-use crate::router::Target;
+use crate::address::Target;
 
 /// `POST .../users/{user}/:send`: every connection of the user, on every node.
 pub(super) async fn send(call: &Call) -> Result<Response, ApiError> {

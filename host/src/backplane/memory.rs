@@ -62,8 +62,8 @@ impl Backplane for MemoryBackplane {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::address::HubKey;
     use crate::backplane::EnvelopeKind;
-    use crate::router::HubKey;
 
     fn group_add(c: &str) -> Envelope {
         Envelope::new(

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
-use crate::router::{HubKey, OutboundInvocation, Target};
+use crate::address::{HubKey, OutboundInvocation, Target};
 
 /// One message between nodes, scoped to a tenant's hub.
 #[derive(Debug, Clone, Serialize, Deserialize)]

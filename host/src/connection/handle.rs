@@ -14,10 +14,10 @@ use tracing::warn;
 
 use super::RequestInfo;
 use super::outbox::{Bound, Outbox, PushError};
+use crate::address::{HubKey, OutboundInvocation};
 use crate::backplane::{Backplane, Envelope, EnvelopeKind};
 use crate::durable::{Mark, Record, Ring, Step, Track};
 use crate::protocol::{CompletionOutcome, HubMessage, Protocol};
-use crate::router::{HubKey, OutboundInvocation};
 
 type ResultSender = oneshot::Sender<Result<String, String>>;
 

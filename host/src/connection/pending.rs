@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
-use crate::router::HubKey;
+use crate::address::HubKey;
 use crate::tenant::Identity;
 
 /// What negotiate decided for a connection.

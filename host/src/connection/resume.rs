@@ -18,7 +18,7 @@ use parking_lot::Mutex;
 use tokio::sync::mpsc;
 
 use super::{Inbound, OutFrame};
-use crate::router::HubKey;
+use crate::address::HubKey;
 
 /// The transport's inbound half, whatever carries it.
 pub type BoxInbound = Pin<Box<dyn Stream<Item = Inbound> + Send>>;

@@ -14,6 +14,7 @@ use parking_lot::Mutex;
 use tracing::{debug, info, warn};
 
 use super::{ConnectionHandle, Negotiated, RequestInfo};
+use crate::address::HubKey;
 use crate::backplane::nats::NatsBackplane;
 use crate::backplane::{Envelope, EnvelopeKind};
 use crate::durable::honest::{self, StreamState, Unrecoverable};
@@ -21,7 +22,6 @@ use crate::durable::session::{self, Checkpoint, Resume, Session};
 use crate::durable::{Mark, Step};
 use crate::node::Node;
 use crate::protocol::Protocol;
-use crate::router::HubKey;
 use crate::tenant::Identity;
 use crate::tenant::Tenant;
 

@@ -544,7 +544,7 @@ mod tests {
     use super::*;
 
     fn handle() -> Arc<ConnectionHandle> {
-        let hub = crate::router::HubKey::new("t", "h");
+        let hub = crate::address::HubKey::new("t", "h");
         ConnectionHandle::new_detached("c", hub, None, Protocol::Json, 8).0
     }
 

@@ -8,8 +8,8 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use super::Mark;
+use crate::address::{OutboundInvocation, Target};
 use crate::backplane::EnvelopeKind;
-use crate::router::{OutboundInvocation, Target};
 
 /// One record of a hub's stream, as far as a durable connection is concerned.
 #[derive(Debug, Clone, Copy)]

@@ -14,8 +14,9 @@ use super::bindings::switchboard::hub::{
     clients, connection, groups, invocation, kv, log, streaming, types,
 };
 use super::bindings::{GroupTarget, LogLevel, Target};
+use crate::address::{self, HubKey, OutboundInvocation};
 use crate::connection::ConnectionHandle;
-use crate::router::{self, HubKey, OutboundInvocation, Router};
+use crate::router::Router;
 use crate::tenant::Tenant;
 
 /// Largest arguments a plugin may send in one call, in bytes.
@@ -205,12 +206,14 @@ impl ResourceLimiter for InstanceLimits {
     }
 }
 
-fn to_route_target(target: Target) -> router::Target {
+fn to_route_target(target: Target) -> address::Target {
     match target {
-        Target::All(except) => router::Target::All { except },
-        Target::Connections(ids) => router::Target::Connections(ids),
-        Target::Users(users) => router::Target::Users(users),
-        Target::Groups(GroupTarget { groups, except }) => router::Target::Groups { groups, except },
+        Target::All(except) => address::Target::All { except },
+        Target::Connections(ids) => address::Target::Connections(ids),
+        Target::Users(users) => address::Target::Users(users),
+        Target::Groups(GroupTarget { groups, except }) => {
+            address::Target::Groups { groups, except }
+        }
     }
 }
 

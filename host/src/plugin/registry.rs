@@ -24,9 +24,11 @@ use tracing::{error, info, warn};
 use super::store::{PluginStore, StoreError};
 use super::versions::{Deployed, HubVersions, RollbackError, Source, VersionInfo, now_ms};
 use super::{CallEnv, HubPlugin, LoadError, PluginEngine};
+use crate::address::HubKey;
+use crate::address::is_valid_name;
 use crate::node::Node;
-use crate::router::{HubKey, Router};
-use crate::tenant::{Tenants, is_valid_name};
+use crate::router::Router;
+use crate::tenant::Tenants;
 
 /// Components compiled at once; more wait. Compilation is CPU-bound and
 /// itself parallel, so more would only slow down the serving threads.

@@ -23,9 +23,9 @@ use tracing::{debug, info, warn};
 
 use super::registry::{self, sha256_hex};
 use super::versions::HubVersions;
+use crate::address::HubKey;
+use crate::address::is_valid_name;
 use crate::node::Node;
-use crate::router::HubKey;
-use crate::tenant::is_valid_name;
 
 /// Largest manifest read back, in bytes (a manifest lists at most 1000 versions).
 const MAX_MANIFEST: usize = 1 << 20;

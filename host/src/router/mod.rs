@@ -6,7 +6,6 @@
 //! sockets; `Router` applies their decisions to live connections.
 
 mod index;
-mod message;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -14,52 +13,12 @@ use std::sync::Arc;
 use parking_lot::RwLock;
 use tracing::{debug, warn};
 
+use crate::address::{HubKey, MAX_NAME_LEN, OutboundInvocation, Target};
 use crate::backplane::{Backplane, Envelope, EnvelopeKind, Receipt};
 use crate::connection::ConnectionHandle;
 use crate::durable::{JoinRefused, Step};
 
 pub use index::Index;
-pub use message::OutboundInvocation;
-
-/// A tenant's hub: the scope of every connection, user and group name.
-#[derive(
-    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
-)]
-pub struct HubKey {
-    pub tenant: Arc<str>,
-    pub hub: Arc<str>,
-}
-
-impl HubKey {
-    pub fn new(tenant: &str, hub: &str) -> HubKey {
-        HubKey {
-            tenant: Arc::from(tenant),
-            hub: Arc::from(hub),
-        }
-    }
-}
-
-impl std::fmt::Display for HubKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}", self.tenant, self.hub)
-    }
-}
-
-/// Where a send goes, within one hub.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub enum Target {
-    /// Every connection of the hub, except these.
-    All { except: Vec<String> },
-    /// These connections.
-    Connections(Vec<String>),
-    /// Every connection of each of these users, on every node.
-    Users(Vec<String>),
-    /// Every member of these groups, except these connections.
-    Groups {
-        groups: Vec<String>,
-        except: Vec<String>,
-    },
-}
 
 /// What a send must do beyond this node's own connections.
 #[derive(Debug, PartialEq, Eq)]
@@ -99,8 +58,6 @@ pub enum RouteError {
     GroupsTooLarge(usize),
 }
 
-/// Longest user or group name accepted, in bytes.
-pub const MAX_NAME_LEN: usize = 1024;
 /// Most groups one connection may be a member of.
 pub const MAX_GROUPS_PER_CONNECTION: usize = 1000;
 

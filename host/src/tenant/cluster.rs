@@ -23,7 +23,8 @@ use futures_util::StreamExt;
 use tokio::sync::OnceCell;
 use tracing::{debug, info, warn};
 
-use super::{Applied, is_valid_name};
+use super::Applied;
+use crate::address::is_valid_name;
 use crate::backplane::nats::kv::open_or_create;
 use crate::config::TenantConfig;
 use crate::node::Node;

@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use crate::address::HubKey;
 use crate::config::Limits;
-use crate::router::HubKey;
 
 /// A limit that can be reached; its name is the `limit` label of
 /// `switchboard_limit_hits_total` and the `limit` field of the log line.

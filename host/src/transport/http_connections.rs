@@ -20,9 +20,9 @@ use tracing::debug;
 
 use super::error::RequestError;
 use super::long_polling::LongPoll;
+use crate::address::HubKey;
 use crate::connection::Inbound;
 use crate::node::Node;
-use crate::router::HubKey;
 use crate::tenant::Identity;
 
 /// POST body chunks queued for a connection before the POST waits; the

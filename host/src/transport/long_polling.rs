@@ -29,10 +29,10 @@ use tracing::debug;
 use super::error::RequestError;
 use super::http_connections::{HttpConnection, Registration, TransportKind};
 use super::{authenticate, connection_id, take_pending};
+use crate::address::HubKey;
 use crate::connection::{self, Accepted, OutFrame};
 use crate::node::Node;
 use crate::protocol::TransferFormat;
-use crate::router::HubKey;
 use crate::tenant::Tenant;
 
 /// Long polling carries JSON as text and MessagePack as binary bodies.

@@ -35,10 +35,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use tracing::{debug, info};
 
+use crate::address::HubKey;
 use crate::connection::{Accepted, Negotiated, RequestInfo, Visible, new_id};
 use crate::node::Node;
 use crate::protocol::TransferFormat;
-use crate::router::HubKey;
 use crate::tenant::{Identity, Tenant};
 
 pub use auth::bearer_token;

@@ -22,10 +22,10 @@ use tokio_util::sync::{DropGuard, PollSender};
 use super::error::RequestError;
 use super::http_connections::{HttpConnection, Registration, TransportKind};
 use super::{authenticate, connection_id, take_pending};
+use crate::address::HubKey;
 use crate::connection::{self, Accepted, OutFrame};
 use crate::node::Node;
 use crate::protocol::TransferFormat;
-use crate::router::HubKey;
 use crate::tenant::Tenant;
 
 /// SSE carries text only, so MessagePack never uses it.

@@ -10,10 +10,10 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tracing::warn;
 
+use crate::address::HubKey;
 use crate::node::Node;
 use crate::plugin::registry::{self};
 use crate::plugin::versions::{Source, VersionInfo};
-use crate::router::HubKey;
 
 use super::{Admin, AdminError, MAX_JSON_BODY, MAX_PLUGIN_BYTES, ok, read_body, tenant_of};
 

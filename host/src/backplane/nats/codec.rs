@@ -7,8 +7,8 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
+use crate::address::{HubKey, OutboundInvocation, Target};
 use crate::backplane::{Envelope, EnvelopeKind};
-use crate::router::{HubKey, OutboundInvocation, Target};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CodecError {

@@ -317,7 +317,7 @@ impl NatsBackplane {
     }
 
     /// The backplane partition (stream) of `hub`.
-    pub fn partition_of(&self, hub: &crate::router::HubKey) -> u32 {
+    pub fn partition_of(&self, hub: &crate::address::HubKey) -> u32 {
         subject::partition(hub, self.lanes.len() as u32)
     }
 
@@ -343,7 +343,7 @@ impl NatsBackplane {
     /// Whether another node holds a member of `group` (see [`presence`]).
     pub async fn group_elsewhere(
         &self,
-        hub: &crate::router::HubKey,
+        hub: &crate::address::HubKey,
         group: &str,
     ) -> Result<bool, presence::PresenceError> {
         presence::group_elsewhere(&self.shared, hub, group, None).await
@@ -352,7 +352,7 @@ impl NatsBackplane {
     /// Whether another node holds a connection of `user` in `group`.
     pub async fn user_in_group_elsewhere(
         &self,
-        hub: &crate::router::HubKey,
+        hub: &crate::address::HubKey,
         user: &str,
         group: &str,
     ) -> Result<bool, presence::PresenceError> {

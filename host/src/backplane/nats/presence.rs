@@ -16,7 +16,8 @@ use futures_util::StreamExt as _;
 use tracing::{debug, warn};
 
 use super::Shared;
-use crate::router::{HubKey, Router};
+use crate::address::HubKey;
+use crate::router::Router;
 
 /// How long a question waits for a node that holds a member.
 pub const ASK_TIMEOUT: Duration = Duration::from_millis(300);

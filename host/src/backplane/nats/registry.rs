@@ -24,7 +24,8 @@ use tracing::{debug, info, warn};
 use super::Shared;
 use super::kv::open_or_create;
 use super::subject::token;
-use crate::router::{HubKey, Router};
+use crate::address::HubKey;
+use crate::router::Router;
 
 #[derive(Debug, thiserror::Error)]
 #[error("the cluster registry is unavailable: {0}")]

@@ -10,7 +10,7 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
-use crate::router::HubKey;
+use crate::address::HubKey;
 
 /// One name as a subject token (never empty: an empty name becomes `_`).
 pub fn token(name: &str) -> String {

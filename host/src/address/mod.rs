@@ -1,0 +1,76 @@
+//! Addresses: which tenant's hub a connection, user or group name lives in,
+//! where a send goes within it, and the invocation it carries. Plain data
+//! with no I/O, so every layer from the backplane up can name them.
+
+mod invocation;
+
+use std::sync::Arc;
+
+pub use invocation::OutboundInvocation;
+
+/// Longest user or group name accepted, in bytes.
+pub const MAX_NAME_LEN: usize = 1024;
+
+/// Tenant and hub names: short, lowercase, and safe inside a URL, a NATS
+/// subject or a file name without encoding.
+pub fn is_valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+}
+
+/// A tenant's hub: the scope of every connection, user and group name.
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+pub struct HubKey {
+    pub tenant: Arc<str>,
+    pub hub: Arc<str>,
+}
+
+impl HubKey {
+    pub fn new(tenant: &str, hub: &str) -> HubKey {
+        HubKey {
+            tenant: Arc::from(tenant),
+            hub: Arc::from(hub),
+        }
+    }
+}
+
+impl std::fmt::Display for HubKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.tenant, self.hub)
+    }
+}
+
+/// Where a send goes, within one hub.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Target {
+    /// Every connection of the hub, except these.
+    All { except: Vec<String> },
+    /// These connections.
+    Connections(Vec<String>),
+    /// Every connection of each of these users, on every node.
+    Users(Vec<String>),
+    /// Every member of these groups, except these connections.
+    Groups {
+        groups: Vec<String>,
+        except: Vec<String>,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert!(is_valid_name("demo"));
+        assert!(is_valid_name("acme-2_b"));
+        for bad in ["", "Demo", "a.b", "a*", "a>", "a b", "ü", &"x".repeat(65)] {
+            assert!(!is_valid_name(bad), "{bad:?}");
+        }
+    }
+}
