@@ -3,15 +3,13 @@
 //! there, WebSocket upgrades included (browsers apply no CORS to those, so
 //! the server must refuse them itself).
 //!
-//! Each tenant lists its `allowed_origins` ([`origins`]). A request whose
+//! Each tenant lists its `allowed_origins` ([`origins`](crate::config::origins)). A request whose
 //! `Origin` the tenant does not allow is answered 403, preflights included;
 //! an allowed one gets `Access-Control-Allow-Origin` (its own origin, never
 //! `*`), and `Access-Control-Allow-Credentials: true` unless only the
 //! tenant's `*` allowed it. The headers themselves are `tower-http`'s CORS
 //! layer, asked per request through a predicate that finds the tenant in
 //! the path.
-
-pub mod origins;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,8 +22,8 @@ use axum::response::{IntoResponse, Response};
 use tower_http::cors::{AllowCredentials, AllowOrigin, CorsLayer};
 use tracing::info;
 
+use crate::config::origins::{self, Verdict};
 use crate::node::Node;
-use origins::Verdict;
 
 /// Request headers a browser client may send: the official clients'
 /// `X-Requested-With` and `X-SignalR-User-Agent`, tokens, and the body type.

@@ -21,8 +21,8 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::http::HeaderMap;
 use axum::middleware::Next;
 use axum::response::Response;
-use ipnet::IpNet;
 
+use crate::config::proxies::TrustedProxies;
 use crate::node::Node;
 
 /// At most this many hops of a header are looked at.
@@ -31,45 +31,6 @@ const MAX_HOPS: usize = 32;
 /// The resolved address of the client of a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClientAddr(pub IpAddr);
-
-/// The networks whose peers may tell the client's address (`trusted_proxies`).
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
-#[serde(try_from = "Vec<String>")]
-pub struct TrustedProxies(Vec<IpNet>);
-
-impl TryFrom<Vec<String>> for TrustedProxies {
-    type Error = String;
-
-    fn try_from(entries: Vec<String>) -> Result<Self, String> {
-        entries
-            .iter()
-            .map(|entry| {
-                let entry = entry.trim();
-                entry
-                    .parse::<IpNet>()
-                    .or_else(|_| entry.parse::<IpAddr>().map(IpNet::from))
-                    .map(|net| net.trunc())
-                    .map_err(|_| {
-                        format!(
-                            "trusted_proxies: '{entry}' is not an IP address or a CIDR block (10.0.0.0/8, ::1/128)"
-                        )
-                    })
-            })
-            .collect::<Result<Vec<_>, _>>()
-            .map(TrustedProxies)
-    }
-}
-
-impl TrustedProxies {
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    pub fn contains(&self, addr: IpAddr) -> bool {
-        let addr = addr.to_canonical();
-        self.0.iter().any(|net| net.contains(&addr))
-    }
-}
 
 /// The client of a request that came from `peer` with `headers`.
 pub fn resolve(peer: IpAddr, headers: &HeaderMap, trusted: &TrustedProxies) -> IpAddr {

@@ -8,12 +8,18 @@ use std::path::Path;
 
 use serde::Deserialize;
 
+pub mod origins;
+pub mod proxies;
+
 /// The signing key of the built-in `demo` tenant. It is public, so tokens it
 /// signs prove nothing: use it for development only.
 pub const DEMO_SIGNING_KEY: &str = "switchboard-demo-development-key-not-secret";
 
 /// The REST API key of the built-in `demo` tenant; public like [`DEMO_SIGNING_KEY`].
 pub const DEMO_API_KEY: &str = "switchboard-demo-api-key-not-secret";
+
+/// ASP.NET's `StatefulReconnectBufferSize` default, in bytes.
+pub const DEFAULT_STATEFUL_RECONNECT_BUFFER_BYTES: usize = 100_000;
 
 /// The tenant the built-in configuration serves, with the bundled plugins.
 pub const DEMO_TENANT: &str = "demo";
@@ -123,7 +129,7 @@ pub struct Config {
     /// `Forwarded` / `X-Forwarded-For` headers tell the client's address. From any
     /// other peer those headers are ignored. Empty: the socket's peer is the client.
     #[serde(default)]
-    pub trusted_proxies: crate::server::client_addr::TrustedProxies,
+    pub trusted_proxies: proxies::TrustedProxies,
 }
 
 /// The `[tls]` section: the node terminates TLS itself with these PEM files,
@@ -571,7 +577,7 @@ fn default_stateful_reconnect() -> bool {
     true
 }
 fn default_stateful_reconnect_buffer_bytes() -> usize {
-    crate::connection::replay::DEFAULT_BUFFER_BYTES
+    DEFAULT_STATEFUL_RECONNECT_BUFFER_BYTES
 }
 fn default_long_poll_timeout_secs() -> u64 {
     90
@@ -928,13 +934,12 @@ impl Config {
                     format!("tenant '{name}': jwks_min_refresh_secs must be 1..=3600"),
                 ));
             }
-            crate::cors::origins::validate(&tenant.allowed_origins, tenant.allow_anonymous)
-                .map_err(|e| {
-                    problem(
-                        &format!("{at}.allowed_origins"),
-                        format!("tenant '{name}': allowed_origins: {e}"),
-                    )
-                })?;
+            origins::validate(&tenant.allowed_origins, tenant.allow_anonymous).map_err(|e| {
+                problem(
+                    &format!("{at}.allowed_origins"),
+                    format!("tenant '{name}': allowed_origins: {e}"),
+                )
+            })?;
             if let Some(hub) = tenant
                 .durable_resume_except
                 .iter()
