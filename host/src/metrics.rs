@@ -200,6 +200,45 @@ fn describe() {
     );
 }
 
+/// The `q` quantile (0..1) of the observations between two readings of a
+/// histogram's cumulative buckets (`(le, count)`, sorted by `le`), by linear
+/// interpolation inside the bucket, as Prometheus' `histogram_quantile`.
+/// None when nothing was observed in between.
+pub fn quantile(q: f64, before: &[(f64, f64)], after: &[(f64, f64)]) -> Option<f64> {
+    let delta: Vec<(f64, f64)> = after
+        .iter()
+        .map(|&(le, n)| {
+            let was = before
+                .iter()
+                .find(|(b, _)| *b == le)
+                .map_or(0.0, |(_, n)| *n);
+            (le, (n - was).max(0.0))
+        })
+        .collect();
+    let total = delta.last()?.1;
+    if total <= 0.0 {
+        return None;
+    }
+    let rank = q * total;
+    let mut lower = (0.0, 0.0);
+    for &(le, n) in &delta {
+        if n >= rank {
+            if le.is_infinite() {
+                return Some(lower.0);
+            }
+            let in_bucket = n - lower.1;
+            let share = if in_bucket > 0.0 {
+                (rank - lower.1) / in_bucket
+            } else {
+                1.0
+            };
+            return Some(lower.0 + (le - lower.0) * share);
+        }
+        lower = (le, n);
+    }
+    Some(lower.0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -255,5 +294,30 @@ mod tests {
                 "no {series} in\n{text}"
             );
         }
+    }
+
+    #[test]
+    fn quantiles_of_the_observations_in_between() {
+        let before = [
+            (0.001, 10.0),
+            (0.01, 10.0),
+            (0.1, 10.0),
+            (f64::INFINITY, 10.0),
+        ];
+        // 100 more, 90 of them under 1 ms, 10 between 1 and 10 ms.
+        let after = [
+            (0.001, 100.0),
+            (0.01, 110.0),
+            (0.1, 110.0),
+            (f64::INFINITY, 110.0),
+        ];
+        let p50 = quantile(0.5, &before, &after).expect("observations");
+        assert!(p50 > 0.0 && p50 <= 0.001, "{p50}");
+        let p99 = quantile(0.99, &before, &after).expect("observations");
+        assert!(p99 > 0.001 && p99 <= 0.01, "{p99}");
+        assert_eq!(quantile(0.99, &after, &after), None);
+        // Everything above the last finite bound: that bound.
+        let slow = [(0.001, 0.0), (f64::INFINITY, 5.0)];
+        assert_eq!(quantile(0.99, &[], &slow), Some(0.001));
     }
 }

@@ -2,13 +2,14 @@
 //! backplane, started together and shared by every request.
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use anyhow::Context as _;
 use tracing::{error, info, warn};
 
 use crate::address::HubKey;
+use crate::backplane::kv::KvStore;
 use crate::backplane::memory::MemoryBus;
 use crate::backplane::nats::NatsBackplane;
 use crate::backplane::{Backplane, Inbox};
@@ -16,7 +17,6 @@ use crate::config::{Config, DEMO_TENANT};
 use crate::connection::PendingConnections;
 use crate::plugin::{CompileCache, PluginEngine, Registry, registry};
 use crate::router::Router;
-use crate::tenant::KvStore;
 use crate::tenant::Tenants;
 
 /// The largest memory limit of any tenant: what the plugin engine is built for.
@@ -86,8 +86,9 @@ impl Node {
         };
         let router = Arc::new(Router::new(backplane));
         if let Some(cluster) = &cluster {
-            cluster.start_registry(Arc::downgrade(&router));
-            cluster.start_presence(Arc::downgrade(&router));
+            let local: Weak<Router> = Arc::downgrade(&router);
+            cluster.start_registry(local.clone());
+            cluster.start_presence(local);
         }
         let engine = Arc::new(
             PluginEngine::new(max_memory_mb(&config), &compile_cache(&config))

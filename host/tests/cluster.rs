@@ -11,13 +11,13 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use support::nats_server::NatsServer;
 use switchboard::address::{HubKey, OutboundInvocation, Target};
+use switchboard::backplane::kv::KvStore;
 use switchboard::backplane::nats::NatsBackplane;
 use switchboard::backplane::{Backplane, Inbox, PublishError, Receipt};
 use switchboard::config::NatsConfig;
 use switchboard::connection::{ConnectionHandle, Detached};
 use switchboard::protocol::Protocol;
 use switchboard::router::Router;
-use switchboard::tenant::KvStore;
 
 const WAIT: Duration = Duration::from_secs(15);
 
@@ -165,7 +165,8 @@ async fn registry_lists_connections_and_forgets_a_dead_node() {
     let one_id = one.node_id().to_owned();
     let router1 = router(one.clone(), in1);
     let _router2 = router(two, in2);
-    one.start_registry(Arc::downgrade(&router1));
+    let local: std::sync::Weak<Router> = Arc::downgrade(&router1);
+    one.start_registry(local);
     let (a, _rx_a) =
         ConnectionHandle::new_detached("a.b*", hub.clone(), Some("alice"), Protocol::Json, 8);
     let (b, _rx_b) =

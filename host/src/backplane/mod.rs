@@ -6,6 +6,7 @@
 //! may be elsewhere, and group changes for connections another node holds.
 //! It never echoes a node's own envelopes back to it.
 
+pub mod kv;
 pub mod memory;
 pub mod nats;
 mod receipt;
@@ -16,6 +17,20 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
 use crate::address::{HubKey, OutboundInvocation, Target};
+
+/// What the backplane asks of this node's own connections: the cluster
+/// registry lists them, and other nodes ask whether a group has a member
+/// here. The router implements it, so the backplane never names the router.
+pub trait LocalIndex: Send + Sync {
+    /// How many connections this node holds.
+    fn connection_count(&self) -> usize;
+    /// Calls `visit` with the hub, id and user of every connection this node holds.
+    fn each_connection(&self, visit: &mut dyn FnMut(&HubKey, &str, Option<&str>));
+    /// Whether this node holds a member of `group`.
+    fn has_group(&self, hub: &HubKey, group: &str) -> bool;
+    /// Whether a connection of `user` this node holds is in `group`.
+    fn has_user_in_group(&self, hub: &HubKey, user: &str, group: &str) -> bool;
+}
 
 /// One message between nodes, scoped to a tenant's hub.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -1217,7 +1217,7 @@ mod tests {
         let acme = crate::tenant::Tenant::new(
             "acme",
             c.tenants["acme"].clone(),
-            crate::tenant::KvStore::memory(),
+            crate::backplane::kv::KvStore::memory(),
         );
         assert!(!acme.durable_resume("ticker", true));
         assert!(acme.durable_resume("orders", true));

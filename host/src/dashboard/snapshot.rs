@@ -8,7 +8,8 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::prom::{Sample, quantile};
+use super::prom::Sample;
+use crate::metrics::quantile;
 use crate::plugin::registry::HubListing;
 
 /// Events kept for the page, newest last.

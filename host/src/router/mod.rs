@@ -14,7 +14,7 @@ use parking_lot::RwLock;
 use tracing::{debug, warn};
 
 use crate::address::{HubKey, MAX_NAME_LEN, OutboundInvocation, Target};
-use crate::backplane::{Backplane, Envelope, EnvelopeKind, Receipt};
+use crate::backplane::{Backplane, Envelope, EnvelopeKind, LocalIndex, Receipt};
 use crate::connection::ConnectionHandle;
 use crate::durable::{JoinRefused, Step};
 
@@ -724,6 +724,26 @@ fn check_name(name: &str) -> Result<(), RouteError> {
         return Err(RouteError::BadGroupName);
     }
     Ok(())
+}
+
+impl LocalIndex for Router {
+    fn connection_count(&self) -> usize {
+        Router::connection_count(self)
+    }
+
+    fn each_connection(&self, visit: &mut dyn FnMut(&HubKey, &str, Option<&str>)) {
+        for connection in self.local_connections() {
+            visit(&connection.hub, &connection.id, connection.user.as_deref());
+        }
+    }
+
+    fn has_group(&self, hub: &HubKey, group: &str) -> bool {
+        self.has_local_group(hub, group)
+    }
+
+    fn has_user_in_group(&self, hub: &HubKey, user: &str, group: &str) -> bool {
+        self.has_local_user_in_group(hub, user, group)
+    }
 }
 
 /// Queues `message` on each connection; a connection whose queue is full is

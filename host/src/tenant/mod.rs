@@ -9,7 +9,6 @@
 pub mod auth;
 pub mod cluster;
 pub mod jwks;
-pub mod kv;
 pub mod limits;
 
 use std::collections::{BTreeMap, HashMap};
@@ -19,10 +18,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use arc_swap::ArcSwap;
 use parking_lot::RwLock;
 
+use crate::backplane::kv::KvStore;
 use crate::config::{Config, Limits, TenantConfig};
 
 pub use auth::{AuthError, Identity};
-pub use kv::KvStore;
 
 /// The secrets of a tenant that rotate while it serves: any key of a list
 /// is accepted, so a key is replaced by adding the new one first and

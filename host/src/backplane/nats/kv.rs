@@ -16,7 +16,7 @@ use bytes::Bytes;
 use tokio::sync::OnceCell;
 
 use super::subject::token;
-use crate::tenant::kv::KvError;
+use crate::backplane::kv::KvError;
 
 /// Longest a key-value operation may take before it fails as unavailable.
 const OP_TIMEOUT: Duration = Duration::from_secs(5);
@@ -89,7 +89,7 @@ impl JetStreamKv {
                     bucket: self.bucket.clone(),
                     history: 1,
                     num_replicas: self.replicas,
-                    max_value_size: crate::tenant::kv::MAX_VALUE_LEN as i32,
+                    max_value_size: crate::backplane::kv::MAX_VALUE_LEN as i32,
                     limit_markers: Some(MARKER_TTL),
                     ..Default::default()
                 };

@@ -331,13 +331,13 @@ impl NatsBackplane {
     }
 
     /// Starts keeping this node's connections in the cluster registry.
-    pub fn start_registry(&self, router: std::sync::Weak<crate::router::Router>) {
-        tokio::spawn(registry::run(self.shared.clone(), router));
+    pub fn start_registry(&self, local: std::sync::Weak<dyn super::LocalIndex>) {
+        tokio::spawn(registry::run(self.shared.clone(), local));
     }
 
     /// Starts answering other nodes' questions about this node's groups.
-    pub fn start_presence(&self, router: std::sync::Weak<crate::router::Router>) {
-        tokio::spawn(presence::answer(self.shared.clone(), router));
+    pub fn start_presence(&self, local: std::sync::Weak<dyn super::LocalIndex>) {
+        tokio::spawn(presence::answer(self.shared.clone(), local));
     }
 
     /// Whether another node holds a member of `group` (see [`presence`]).

@@ -17,7 +17,7 @@ use tracing::{debug, warn};
 
 use super::Shared;
 use crate::address::HubKey;
-use crate::router::Router;
+use crate::backplane::LocalIndex;
 
 /// How long a question waits for a node that holds a member.
 pub const ASK_TIMEOUT: Duration = Duration::from_millis(300);
@@ -40,19 +40,19 @@ fn encode(hub: &HubKey, group: &str, user: Option<&str>) -> Option<Bytes> {
 }
 
 /// Whether this node can say yes to a question.
-fn holds(router: &Router, question: &[u8]) -> Option<bool> {
+fn holds(local: &dyn LocalIndex, question: &[u8]) -> Option<bool> {
     let fields = rmp_serde::from_slice::<Vec<String>>(question).ok()?;
     match fields.as_slice() {
-        [tenant, hub, group] => Some(router.has_local_group(&HubKey::new(tenant, hub), group)),
+        [tenant, hub, group] => Some(local.has_group(&HubKey::new(tenant, hub), group)),
         [tenant, hub, group, user] => {
-            Some(router.has_local_user_in_group(&HubKey::new(tenant, hub), user, group))
+            Some(local.has_user_in_group(&HubKey::new(tenant, hub), user, group))
         }
         _ => None,
     }
 }
 
 /// Answers other nodes' questions until the backplane stops.
-pub(super) async fn answer(shared: Arc<Shared>, router: Weak<Router>) {
+pub(super) async fn answer(shared: Arc<Shared>, local: Weak<dyn LocalIndex>) {
     let mut questions = match shared.client.subscribe(subject(&shared)).await {
         Ok(subscriber) => subscriber,
         Err(e) => {
@@ -66,13 +66,13 @@ pub(super) async fn answer(shared: Arc<Shared>, router: Weak<Router>) {
             question = questions.next() => question,
         };
         let Some(question) = question else { return };
-        let Some(router) = router.upgrade() else {
+        let Some(index) = local.upgrade() else {
             return;
         };
         let Some(reply) = question.reply else {
             continue;
         };
-        let Some(yes) = holds(&router, &question.payload) else {
+        let Some(yes) = holds(&*index, &question.payload) else {
             debug!("undecodable group question ignored");
             continue;
         };

@@ -25,7 +25,7 @@ use super::Shared;
 use super::kv::open_or_create;
 use super::subject::token;
 use crate::address::HubKey;
-use crate::router::Router;
+use crate::backplane::LocalIndex;
 
 #[derive(Debug, thiserror::Error)]
 #[error("the cluster registry is unavailable: {0}")]
@@ -108,11 +108,15 @@ pub struct ListedNode {
 
 /// This node's record now; `lag_before` is the lag reading of the previous
 /// record, replaced by the current one.
-fn own_record(shared: &Shared, router: &Router, lag_before: &mut Vec<(f64, f64)>) -> NodeRecord {
+fn own_record(
+    shared: &Shared,
+    local: &dyn LocalIndex,
+    lag_before: &mut Vec<(f64, f64)>,
+) -> NodeRecord {
     let stats = shared.stats.snapshot();
     let lag_now = shared.stats.lag.buckets();
-    let lag_p99_ms = crate::dashboard::prom::quantile(0.99, lag_before, &lag_now)
-        .map(|s| (s * 1e5).round() / 100.0);
+    let lag_p99_ms =
+        crate::metrics::quantile(0.99, lag_before, &lag_now).map(|s| (s * 1e5).round() / 100.0);
     *lag_before = lag_now;
     let draining = shared.draining.load(std::sync::atomic::Ordering::Acquire);
     NodeRecord {
@@ -128,7 +132,7 @@ fn own_record(shared: &Shared, router: &Router, lag_before: &mut Vec<(f64, f64)>
                 .iter()
                 .all(|live| live.load(std::sync::atomic::Ordering::Relaxed)),
         draining,
-        connections: router.connection_count() as u64,
+        connections: local.connection_count() as u64,
         lag_p99_ms,
         lost: stats.missed,
         late: stats.published_late,
@@ -193,7 +197,7 @@ async fn open_bucket(shared: &Shared) -> Result<kv::Store, RegistryError> {
 /// it adds the entries of new connections and deletes those of ended ones;
 /// every third of the TTL it rewrites them all (and the node's own entry), so
 /// they outlive the TTL only while the node lives.
-pub(super) async fn run(shared: Arc<Shared>, router: Weak<Router>) {
+pub(super) async fn run(shared: Arc<Shared>, local: Weak<dyn LocalIndex>) {
     let refresh_every = Duration::from_secs(shared.config.registry_ttl_secs) / 3;
     let mut tick = tokio::time::interval(refresh_every.min(Duration::from_secs(1)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -213,7 +217,7 @@ pub(super) async fn run(shared: Arc<Shared>, router: Weak<Router>) {
                 stats_written = None;
             }
         }
-        let Some(router) = router.upgrade() else {
+        let Some(index) = local.upgrade() else {
             return;
         };
         // Held while this round writes, so a leave waits for it to finish.
@@ -232,16 +236,16 @@ pub(super) async fn run(shared: Arc<Shared>, router: Weak<Router>) {
             }
         };
         let mut now = HashSet::new();
-        for connection in router.local_connections() {
-            now.insert(connection_key(&connection.hub, &connection.id));
-            if let Some(user) = &connection.user {
-                now.insert(user_key(&connection.hub, user, &connection.id));
+        index.each_connection(&mut |hub, id, user| {
+            now.insert(connection_key(hub, id));
+            if let Some(user) = user {
+                now.insert(user_key(hub, user, id));
             }
-        }
+        });
         let record = stats_written
             .is_none_or(|at| at.elapsed() + TICK_SLACK >= stats_every)
-            .then(|| own_record(&shared, &router, &mut lag_before));
-        drop(router);
+            .then(|| own_record(&shared, &*index, &mut lag_before));
+        drop(index);
         if let Some(value) = record.as_ref().and_then(encode_record) {
             match store.put(stats_key(&shared.node_id), value).await {
                 Ok(_) => stats_written = Some(tokio::time::Instant::now()),

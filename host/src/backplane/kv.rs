@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
-use crate::backplane::nats::kv::JetStreamKv;
+use super::nats::kv::JetStreamKv;
 
 /// Largest key and value a plugin may store, in bytes.
 pub const MAX_KEY_LEN: usize = 1024;
