@@ -10,6 +10,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { connect, inbox, invoke, WAIT_MS } from './lib/client.js';
+import { readyz, waitReadyz } from './lib/cluster.js';
 import { startNats } from './lib/nats.js';
 import { parsePrometheus, select } from './lib/prometheus.js';
 import { startProxy } from './lib/proxy.js';
@@ -61,22 +62,8 @@ after(async () => {
   await nats?.close();
 });
 
-async function readyz(node) {
-  try {
-    return (await fetch(`${node.url}/readyz`, { signal: AbortSignal.timeout(WAIT_MS) })).status;
-  } catch {
-    return 0;
-  }
-}
-
 /** Waits (bounded) until the node's /readyz is 200 (`ready`) or 503. */
-function waitReady(node, ready, ms = 30_000) {
-  const want = ready ? 200 : 503;
-  const poll = (async () => {
-    while ((await readyz(node)) !== want) await new Promise((r) => setTimeout(r, 50));
-  })();
-  return withTimeout(poll, ms, `${node.url}/readyz == ${want}`);
-}
+const waitReady = (node, ready, ms = 30_000) => waitReadyz(node, ready ? 200 : 503, ms);
 
 /** Waits (bounded) until `check()` resolves truthy. */
 async function eventually(what, check, ms = 20_000) {

@@ -9,8 +9,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { connect, inbox, invoke, WAIT_MS } from './lib/client.js';
 import { startBalancer } from './lib/balancer.js';
-import { startNats } from './lib/nats.js';
-import { hubUrl, mintToken, startServer, unique, withTimeout } from './lib/server.js';
+import { startCluster } from './lib/cluster.js';
+import { hubUrl, mintToken, unique, withTimeout } from './lib/server.js';
 import { connectHub, MATRIX, request, transportOf } from './lib/transports.js';
 import { parsePrometheus, select } from './lib/prometheus.js';
 
@@ -25,31 +25,17 @@ partitions = 4
 registry_ttl_secs = 3
 `;
 
-let nats;
+let cluster;
 let nodes = [];
 let balancer;
 before(async () => {
-  nats = await startNats();
-  nodes = await Promise.all([0, 1, 2].map(() => startServer({ config: CONFIG, args: ['--nats', nats.url] })));
-  await Promise.all(
-    nodes.map((node) =>
-      withTimeout(
-        (async () => {
-          while ((await fetch(`${node.url}/readyz`).then((r) => r.status, () => 0)) !== 200) {
-            await new Promise((resolve) => setTimeout(resolve, 50));
-          }
-        })(),
-        20_000,
-        `${node.url}/readyz`,
-      ),
-    ),
-  );
+  cluster = await startCluster({ config: CONFIG });
+  nodes = cluster.nodes;
   balancer = await startBalancer(nodes);
 });
 after(async () => {
   await balancer?.close();
-  await Promise.all(nodes.map((n) => n.stop()));
-  await nats?.close();
+  await cluster?.close();
 });
 
 const text = (value) => (args) => args[1] === value;

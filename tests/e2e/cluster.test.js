@@ -6,8 +6,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { connect, inbox, invoke } from './lib/client.js';
-import { startNats } from './lib/nats.js';
-import { hubUrl, mintToken, startServer, unique, withTimeout } from './lib/server.js';
+import { startCluster } from './lib/cluster.js';
+import { hubUrl, mintToken, unique, withTimeout } from './lib/server.js';
 
 const CONFIRMED = "Here's the message for confirmation";
 const FAILED = "Here's the message for failure";
@@ -21,36 +21,13 @@ partitions = 4
 registry_ttl_secs = 3
 `;
 
-let nats;
+let cluster;
 let nodes = [];
-const startNode = () => startServer({ config: CONFIG, args: ['--nats', nats.url] });
-
 before(async () => {
-  nats = await startNats();
-  nodes = await Promise.all([startNode(), startNode(), startNode()]);
-  await Promise.all(nodes.map((n) => waitReady(n, true)));
+  cluster = await startCluster({ config: CONFIG });
+  nodes = cluster.nodes;
 });
-after(async () => {
-  await Promise.all(nodes.map((n) => n.stop()));
-  await nats?.close();
-});
-
-async function readyz(node) {
-  try {
-    return (await fetch(`${node.url}/readyz`)).status;
-  } catch {
-    return 0;
-  }
-}
-
-/** Waits (bounded) until the node's /readyz says `ready`. */
-function waitReady(node, ready, ms = 20_000) {
-  const want = ready ? 200 : 503;
-  const poll = (async () => {
-    while ((await readyz(node)) !== want) await new Promise((r) => setTimeout(r, 50));
-  })();
-  return withTimeout(poll, ms, `${node.url}/readyz == ${want}`);
-}
+after(() => cluster?.close());
 
 let nextId = Math.floor(Math.random() * 1_000_000) * 1000;
 const freshId = () => ++nextId;

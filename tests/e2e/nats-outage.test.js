@@ -10,6 +10,7 @@
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
 import { connect, inbox, invoke } from './lib/client.js';
+import { waitReadyz } from './lib/cluster.js';
 import { startNats, startNatsCluster } from './lib/nats.js';
 import { parsePrometheus, select } from './lib/prometheus.js';
 import { hubUrl, mintToken, pluginWasm, startServer, unique, withTimeout } from './lib/server.js';
@@ -40,20 +41,7 @@ after(async () => {
   for (const fn of cleanup.reverse()) await fn();
 });
 
-async function readyz(node) {
-  try {
-    return (await fetch(`${node.url}/readyz`, { signal: AbortSignal.timeout(2_000) })).status;
-  } catch {
-    return 0;
-  }
-}
-
-async function waitReady(node, ms = 60_000) {
-  const poll = (async () => {
-    while ((await readyz(node)) !== 200) await new Promise((r) => setTimeout(r, 100));
-  })();
-  await withTimeout(poll, ms, `${node.url}/readyz == 200`);
-}
+const waitReady = (node, ms = 60_000) => waitReadyz(node, 200, ms);
 
 async function metric(node, name, labels = {}) {
   const text = await (await fetch(`${node.url}/metrics`, { signal: AbortSignal.timeout(5_000) })).text();

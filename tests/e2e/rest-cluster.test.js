@@ -8,8 +8,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { connect, inbox, invoke, WAIT_MS } from './lib/client.js';
-import { startNats } from './lib/nats.js';
-import { hubUrl, mintToken, startServer, unique, withTimeout } from './lib/server.js';
+import { startCluster } from './lib/cluster.js';
+import { hubUrl, mintToken, unique, withTimeout } from './lib/server.js';
 
 const KEY = 'cluster-api-key-0123456789';
 const CONFIRMED = "Here's the message for confirmation";
@@ -24,31 +24,13 @@ partitions = 4
 registry_ttl_secs = 3
 `;
 
-let nats;
+let cluster;
 let nodes = [];
 before(async () => {
-  nats = await startNats();
-  nodes = await Promise.all([0, 1].map(() => startServer({ config: CONFIG, args: ['--nats', nats.url] })));
-  await Promise.all(
-    nodes.map((node) =>
-      withTimeout(
-        (async () => {
-          for (;;) {
-            const status = await fetch(`${node.url}/readyz`).then((r) => r.status, () => 0);
-            if (status === 200) return;
-            await new Promise((resolve) => setTimeout(resolve, 50));
-          }
-        })(),
-        20_000,
-        `${node.url}/readyz`,
-      ),
-    ),
-  );
+  cluster = await startCluster({ size: 2, config: CONFIG });
+  nodes = cluster.nodes;
 });
-after(async () => {
-  await Promise.all(nodes.map((n) => n.stop()));
-  await nats?.close();
-});
+after(() => cluster?.close());
 
 const enc = encodeURIComponent;
 const apiPath = (hub, rest) => `/api/v1/tenants/demo/hubs/${hub}${rest}`;

@@ -11,9 +11,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { HttpTransportType, HubConnectionBuilder, LogLevel } from '@microsoft/signalr';
 import { WAIT_MS } from './lib/client.js';
 import { startBalancer } from './lib/balancer.js';
-import { startNats } from './lib/nats.js';
+import { startCluster } from './lib/cluster.js';
 import { startProxy } from './lib/proxy.js';
-import { startServer, unique, withTimeout } from './lib/server.js';
+import { unique, withTimeout } from './lib/server.js';
 
 const MESSAGE = 'addNewMessageToPage';
 const CONFIG = `
@@ -25,29 +25,17 @@ partitions = 4
 registry_ttl_secs = 3
 `;
 
-let nats;
+let cluster;
 let nodes = [];
 let balancer;
 before(async () => {
-  nats = await startNats();
-  nodes = await Promise.all([0, 1, 2].map(() => startServer({ config: CONFIG, args: ['--nats', nats.url] })));
-  await Promise.all(
-    nodes.map((node) =>
-      withTimeout(
-        (async () => {
-          while ((await fetch(`${node.url}/readyz`).then((r) => r.status, () => 0)) !== 200) await sleep(50);
-        })(),
-        20_000,
-        `${node.url}/readyz`,
-      ),
-    ),
-  );
+  cluster = await startCluster({ config: CONFIG });
+  nodes = cluster.nodes;
   balancer = await startBalancer(nodes);
 });
 after(async () => {
   await balancer?.close();
-  await Promise.all(nodes.map((n) => n.stop()));
-  await nats?.close();
+  await cluster?.close();
 });
 
 async function until(condition, what, timeoutMs = 15_000) {

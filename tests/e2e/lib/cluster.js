@@ -3,19 +3,34 @@
 // `/readyz` answers 200 (bounded). The test stops it with `close()`.
 
 import { setTimeout as sleep } from 'node:timers/promises';
+import { WAIT_MS } from './client.js';
 import { startNats, startNatsCluster } from './nats.js';
 import { parsePrometheus, select } from './prometheus.js';
 import { startServer, withTimeout } from './server.js';
 
-/** Waits until `node` answers `/readyz` with 200 (it has announced itself to the cluster). */
-export function waitReady(node, timeoutMs = 20_000) {
+/** The status `node`'s `/readyz` answers, or 0 when it does not answer within `timeoutMs`. */
+export async function readyz(node, timeoutMs = WAIT_MS) {
+  try {
+    return (await fetch(`${node.url}/readyz`, { signal: AbortSignal.timeout(timeoutMs) })).status;
+  } catch {
+    return 0;
+  }
+}
+
+/** Waits (bounded) until `node`'s `/readyz` answers `want`: 200 ready, 503 not (yet). */
+export function waitReadyz(node, want, timeoutMs = 20_000) {
   return withTimeout(
     (async () => {
-      while ((await fetch(`${node.url}/readyz`).then((r) => r.status, () => 0)) !== 200) await sleep(50);
+      while ((await readyz(node, 2_000)) !== want) await sleep(50);
     })(),
     timeoutMs,
-    `${node.url}/readyz`,
+    `${node.url}/readyz == ${want}`,
   );
+}
+
+/** Waits until `node` answers `/readyz` with 200 (it has announced itself to the cluster). */
+export function waitReady(node, timeoutMs = 20_000) {
+  return waitReadyz(node, 200, timeoutMs);
 }
 
 /**
