@@ -25,7 +25,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
 use jsonwebtoken::errors::ErrorKind;
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
@@ -251,22 +251,16 @@ pub fn mint_api_token(
     aud: &str,
     ttl: Duration,
 ) -> Result<String, jsonwebtoken::errors::Error> {
-    let now = now_secs();
     let mut claims = Map::new();
     claims.insert("aud".into(), Value::String(aud.to_owned()));
-    claims.insert("iat".into(), Value::from(now));
-    claims.insert("exp".into(), Value::from(now + ttl.as_secs()));
-    jsonwebtoken::encode(
-        &Header::new(Algorithm::HS256),
-        &claims,
-        &EncodingKey::from_secret(key.as_bytes())?,
-    )
+    crate::tenant::auth::mint_hs256(key, claims, ttl)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use axum::http::HeaderValue;
+    use jsonwebtoken::{EncodingKey, Header};
 
     const PATH: &str = "/api/v1/tenants/acme/hubs/orders/users/u1/:send";
     const KEYS: &[&str] = &["old-key-0123456789", "new-key-0123456789"];

@@ -473,12 +473,22 @@ pub fn mint_token(
     ttl: Duration,
     extra: Map<String, Value>,
 ) -> Result<String, jsonwebtoken::errors::Error> {
+    let mut claims = extra;
+    claims.insert("sub".into(), Value::String(user.to_owned()));
+    mint_hs256(key, claims, ttl)
+}
+
+/// Signs `claims` with `key` (HS256), issued now and valid for `ttl`: the
+/// one way the server mints a token, for clients and for the REST API.
+pub fn mint_hs256(
+    key: &str,
+    mut claims: Map<String, Value>,
+    ttl: Duration,
+) -> Result<String, jsonwebtoken::errors::Error> {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default()
         .as_secs();
-    let mut claims = extra;
-    claims.insert("sub".into(), Value::String(user.to_owned()));
     claims.insert("iat".into(), Value::from(now));
     claims.insert("exp".into(), Value::from(now + ttl.as_secs()));
     jsonwebtoken::encode(
