@@ -15,7 +15,6 @@ pub mod registry;
 pub mod store;
 mod validate;
 pub mod versions;
-pub mod watch;
 
 use std::collections::HashMap;
 use std::sync::Arc;

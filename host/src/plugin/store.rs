@@ -19,7 +19,7 @@ use async_nats::jetstream::{self, object_store};
 use futures_util::StreamExt;
 use tokio::io::AsyncReadExt;
 use tokio::sync::OnceCell;
-use tracing::{debug, info, warn};
+use tracing::{info, warn};
 
 use super::registry::{self, sha256_hex};
 use super::versions::HubVersions;
@@ -237,25 +237,9 @@ pub async fn sync_all(node: &Node, tenant: Option<&str>) -> Result<usize, StoreE
     Ok(applied)
 }
 
-/// Watches the bucket for changed manifests for as long as the node lives,
-/// and applies them; restarts the watch when NATS comes back.
-pub fn spawn_watch(node: Weak<Node>) {
-    tokio::spawn(async move {
-        loop {
-            let Some(store) = node.upgrade().and_then(|n| n.registry.store().cloned()) else {
-                return;
-            };
-            match watch_once(&node, &store).await {
-                Ok(()) => debug!("plugin store watch ended; restarting"),
-                Err(e) => debug!(error = %e, "plugin store watch failed; retrying"),
-            }
-            drop(store);
-            tokio::time::sleep(Duration::from_secs(1)).await;
-        }
-    });
-}
-
-async fn watch_once(node: &Weak<Node>, store: &Arc<PluginStore>) -> Result<(), StoreError> {
+/// Watches the bucket for changed manifests and applies them until the watch
+/// ends or fails (`node::watch` starts it again).
+pub async fn watch_once(node: &Weak<Node>, store: &Arc<PluginStore>) -> Result<(), StoreError> {
     // With history: a watch restarted after an outage catches up on what
     // changed meanwhile (applying a manifest already applied does nothing).
     let mut watch = store

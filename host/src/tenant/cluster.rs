@@ -21,7 +21,7 @@ use async_nats::jetstream::{self, kv};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use tokio::sync::OnceCell;
-use tracing::{debug, info, warn};
+use tracing::{info, warn};
 
 use super::Applied;
 use crate::address::is_valid_name;
@@ -345,25 +345,12 @@ pub async fn sync_all(node: &Node) -> Result<usize, TenantStoreError> {
     Ok(count)
 }
 
-/// Watches the bucket for as long as the node lives and applies its
-/// changes; restarts the watch when NATS comes back.
-pub fn spawn_watch(node: Weak<Node>) {
-    tokio::spawn(async move {
-        loop {
-            let Some(store) = node.upgrade().and_then(|n| n.tenant_store.clone()) else {
-                return;
-            };
-            match watch_once(&node, &store).await {
-                Ok(()) => debug!("tenant store watch ended; restarting"),
-                Err(e) => debug!(error = %e, "tenant store watch failed; retrying"),
-            }
-            drop(store);
-            tokio::time::sleep(Duration::from_secs(1)).await;
-        }
-    });
-}
-
-async fn watch_once(node: &Weak<Node>, store: &Arc<TenantStore>) -> Result<(), TenantStoreError> {
+/// Watches the bucket and applies its changes until the watch ends or fails
+/// (`node::watch` starts it again).
+pub async fn watch_once(
+    node: &Weak<Node>,
+    store: &Arc<TenantStore>,
+) -> Result<(), TenantStoreError> {
     // The last entry of every tenant first, then every change: a watch
     // restarted after an outage catches up (entries already applied are
     // older than or equal to the tenants' revisions, and change nothing).

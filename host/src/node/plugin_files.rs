@@ -18,9 +18,9 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tracing::{error, info, warn};
 
-use super::registry::{self, hub_of_file};
-use super::versions::Source;
-use crate::node::Node;
+use super::Node;
+use crate::plugin::registry::{self, hub_of_file};
+use crate::plugin::versions::Source;
 
 /// How long a file must stay unchanged before it is read.
 pub const QUIET: Duration = Duration::from_millis(200);

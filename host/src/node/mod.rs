@@ -1,6 +1,9 @@
 //! One Switchboard node: its configuration, tenants, plugins, router and
 //! backplane, started together and shared by every request.
 
+pub mod plugin_files;
+pub mod watch;
+
 use std::path::Path;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -171,7 +174,7 @@ impl Node {
                     error!("the cluster's tenant store did not answer in time; watching for it")
                 }
             }
-            crate::tenant::cluster::spawn_watch(Arc::downgrade(&node));
+            watch::tenants(Arc::downgrade(&node));
         }
         if node.tenants.get(DEMO_TENANT).is_some() {
             load_bundled(&node).await;
@@ -204,10 +207,10 @@ impl Node {
                     error!("the cluster's plugin store did not answer in time; watching for it")
                 }
             }
-            crate::plugin::store::spawn_watch(Arc::downgrade(&node));
+            watch::plugins(Arc::downgrade(&node));
         }
         if let Some(dir) = plugin_dir {
-            crate::plugin::watch::spawn(Arc::downgrade(&node), dir.to_path_buf())
+            plugin_files::spawn(Arc::downgrade(&node), dir.to_path_buf())
                 .with_context(|| format!("cannot watch plugin folder {}", dir.display()))?;
         }
 
