@@ -1,4 +1,4 @@
-//! Errors as one line of text for logs and clients.
+//! Errors as one line of text for logs and clients, cut to a length.
 
 /// An error followed by its causes, `: `-separated (a refused connection or a
 /// TLS failure is only named in the cause of a connect error).
@@ -11,4 +11,16 @@ pub fn with_causes(error: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+/// The longest prefix of `s` of at most `max` bytes that ends on a character boundary.
+pub fn truncate(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
 }

@@ -27,7 +27,7 @@ pub fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
     } else {
         Err(ApiError::UnsupportedMediaType(format!(
             "'{}'",
-            crate::plugin::truncate(text, 100)
+            crate::error_text::truncate(text, 100)
         )))
     }
 }

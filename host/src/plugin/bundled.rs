@@ -22,7 +22,7 @@ pub const HUBS: &[&str] = &["chat", "notify"];
 pub const WORKSPACE_OUTPUT: &str = "plugins/target/wasm32-wasip2/release";
 
 /// Largest component read from the folder (the admin API's limit too).
-const MAX_BYTES: u64 = crate::api::admin::MAX_PLUGIN_BYTES as u64;
+const MAX_BYTES: u64 = super::MAX_PLUGIN_BYTES as u64;
 
 /// How many of the binary's parent folders may hold the plugins workspace.
 const PARENTS: usize = 3;

@@ -423,7 +423,7 @@ impl log::Host for HostState {
     async fn log(&mut self, level: LogLevel, message: String) {
         let tenant = &*self.env.hub.tenant;
         let hub = &*self.env.hub.hub;
-        let message = truncate(&message, 4096);
+        let message = crate::error_text::truncate(&message, 4096);
         match level {
             LogLevel::Trace => trace!(tenant, hub, plugin_log = message),
             LogLevel::Debug => debug!(tenant, hub, plugin_log = message),
@@ -437,16 +437,4 @@ impl log::Host for HostState {
             }
         }
     }
-}
-
-/// The longest prefix of `s` of at most `max` bytes that ends on a character boundary.
-pub fn truncate(s: &str, max: usize) -> &str {
-    if s.len() <= max {
-        return s;
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
 }

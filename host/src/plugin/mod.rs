@@ -29,14 +29,18 @@ use wasmtime::{
     UpdateDeadline,
 };
 
+pub use crate::error_text::truncate;
 use bindings::switchboard::hub::streaming::UploadError;
 pub use bindings::{Context, MethodKind};
-pub use host::{CallEnv, truncate};
+pub use host::CallEnv;
 pub use registry::Registry;
 
 use bindings::{Hub, HubPre};
 use host::HostState;
 use pool::{AfterCall, IdleBudget, WarmPool};
+
+/// Largest plugin a deploy accepts, in bytes.
+pub const MAX_PLUGIN_BYTES: usize = 32 << 20;
 
 /// How often the epoch advances: the granularity of CPU limits, and of the
 /// time slices a running plugin yields to other tasks.

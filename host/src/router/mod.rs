@@ -714,7 +714,7 @@ const MAX_CLOSE_REASON: usize = 1024;
 
 fn close_held(connection: &ConnectionHandle, reason: Option<&str>) {
     match reason.filter(|r| !r.is_empty()) {
-        Some(reason) => connection.abort(crate::plugin::truncate(reason, MAX_CLOSE_REASON)),
+        Some(reason) => connection.abort(crate::error_text::truncate(reason, MAX_CLOSE_REASON)),
         None => connection.close(),
     }
 }

@@ -45,9 +45,7 @@ use tenants::{create_tenant, delete_tenant, list_tenants, show_tenant};
 /// The header that may carry an admin key (else `Authorization: Bearer`).
 pub const ADMIN_KEY_HEADER: &str = "x-admin-key";
 
-/// Largest plugin a deploy accepts, in bytes.
-pub const MAX_PLUGIN_BYTES: usize = 32 << 20;
-/// Largest JSON body of the other admin requests, in bytes.
+/// Largest JSON body of an admin request other than a deploy, in bytes.
 const MAX_JSON_BODY: usize = 64 << 10;
 
 pub fn routes() -> Router<Arc<Node>> {

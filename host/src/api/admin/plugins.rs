@@ -15,7 +15,8 @@ use crate::node::Node;
 use crate::plugin::registry::{self};
 use crate::plugin::versions::{Source, VersionInfo};
 
-use super::{Admin, AdminError, MAX_JSON_BODY, MAX_PLUGIN_BYTES, ok, read_body, tenant_of};
+use super::{Admin, AdminError, MAX_JSON_BODY, ok, read_body, tenant_of};
+use crate::plugin::MAX_PLUGIN_BYTES;
 
 /// `GET /admin/v1/tenants/{t}/plugins`: hubs, their versions and hashes.
 pub(super) async fn plugins(

@@ -147,7 +147,7 @@ pub(super) async fn delete_tenant(
         .reason
         .filter(|r| !r.is_empty())
         .unwrap_or_else(|| cluster::deleted_reason(&name));
-    let reason = crate::plugin::truncate(&reason, 512).to_owned();
+    let reason = crate::error_text::truncate(&reason, 512).to_owned();
     let scope = scope(&node, &tenant);
     if let Some(store) = cluster_store(&node, &tenant) {
         // This node removes it itself below: its watch must leave it alone.
