@@ -94,12 +94,9 @@ async fn connect(
     Query(query): QueryList,
     request: Request,
 ) -> Response {
-    let request = match forward_to_owner(&node, &query, request).await {
-        Ok(answer) => return answer,
-        Err(request) => request,
-    };
-    let Some((tenant, key)) = resolve_hub(&node, &tenant, &hub) else {
-        return not_found_hub();
+    let (request, tenant, key) = match open(&node, &tenant, &hub, &query, request).await {
+        Ok(opened) => opened,
+        Err(answer) => return answer,
     };
     // A resume of a durable connection this node does not hold: its owner
     // may be gone, and this node takes it over.
@@ -138,12 +135,9 @@ async fn send(
     Query(query): QueryList,
     request: Request,
 ) -> Response {
-    let request = match forward_to_owner(&node, &query, request).await {
-        Ok(answer) => return answer,
-        Err(request) => request,
-    };
-    let Some((tenant, key)) = resolve_hub(&node, &tenant, &hub) else {
-        return not_found_hub();
+    let (request, tenant, key) = match open(&node, &tenant, &hub, &query, request).await {
+        Ok(opened) => opened,
+        Err(answer) => return answer,
     };
     let (parts, body) = request.into_parts();
     let headers = parts.headers;
@@ -207,12 +201,9 @@ async fn close(
     Query(query): QueryList,
     request: Request,
 ) -> Response {
-    let request = match forward_to_owner(&node, &query, request).await {
-        Ok(answer) => return answer,
-        Err(request) => request,
-    };
-    let Some((tenant, key)) = resolve_hub(&node, &tenant, &hub) else {
-        return not_found_hub();
+    let (request, tenant, key) = match open(&node, &tenant, &hub, &query, request).await {
+        Ok(opened) => opened,
+        Err(answer) => return answer,
     };
     let headers = request.headers().clone();
     long_polling::delete(node, tenant, key, &query, &headers)
@@ -221,6 +212,26 @@ async fn close(
             debug!(error = %e, "delete refused");
             e.into_response()
         })
+}
+
+/// The opening of every route of a connection (connect, send, close): a
+/// request for a connection another node holds gets that node's answer;
+/// else the tenant and hub the path names, or a 404 when there is none.
+async fn open(
+    node: &Node,
+    tenant: &str,
+    hub: &str,
+    query: &[(String, String)],
+    request: Request,
+) -> Result<(Request, Arc<Tenant>, HubKey), Response> {
+    let request = match forward_to_owner(node, query, request).await {
+        Ok(answer) => return Err(answer),
+        Err(request) => request,
+    };
+    let Some((tenant, key)) = resolve_hub(node, tenant, hub) else {
+        return Err(not_found_hub());
+    };
+    Ok((request, tenant, key))
 }
 
 /// In a cluster, forwards a request for a connection another node holds to
