@@ -6,7 +6,7 @@ import { createHmac } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { buildConnection, connect, invoke, LogLevel, WAIT_MS } from './lib/client.js';
 import { negotiate } from './lib/raw.js';
-import { hubUrl, mintToken, pluginWasm, startServer, unique, withTimeout } from './lib/server.js';
+import { hubUrl, mintToken, pluginWasm, startChatServer, startServer, unique, withTimeout } from './lib/server.js';
 
 const ACME_SECRET = 'acme-secret';
 const ACME_CONFIG = `
@@ -46,10 +46,7 @@ async function expectUnauthorized(url, token) {
 describe('tenant demo (built-in config, anonymous allowed)', { timeout: 60_000 }, () => {
   let server;
   let chat;
-  before(async () => {
-    server = await startServer();
-    chat = hubUrl(server, 'demo', 'chat');
-  });
+  before(async () => ({ server, chat } = await startChatServer()));
   after(() => server?.stop());
 
   test('switchboard token prints an HS256 JWT whose sub is the user', async () => {

@@ -8,26 +8,20 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { azureBackend } from './lib/azure-backend.js';
 import { connect, inbox, WAIT_MS } from './lib/client.js';
-import { startCluster } from './lib/cluster.js';
+import { clusterConfig, startCluster } from './lib/cluster.js';
 import { hubUrl, mintToken, pluginWasm, unique, withTimeout } from './lib/server.js';
 
 const DEMO_KEY = 'azure-demo-access-key-0123456789';
 const ACME_KEY = 'azure-acme-access-key-0123456789';
-const CONFIG = `
-[tenants.demo]
-allow_anonymous = true
-signing_keys = ["switchboard-demo-development-key-not-secret"]
-api_keys = ["${DEMO_KEY}"]
-
+const CONFIG = clusterConfig({
+  apiKeys: [DEMO_KEY],
+  tenants: `
 [tenants.acme]
 allow_anonymous = true
 signing_keys = ["acme-signing-key-0123456789"]
 api_keys = ["${ACME_KEY}"]
-
-[nats]
-partitions = 4
-registry_ttl_secs = 3
-`;
+`,
+});
 
 let cluster;
 let front; // the node the backend calls

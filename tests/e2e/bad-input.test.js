@@ -7,14 +7,11 @@ import { randomBytes } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { buildConnection, connect, invoke, LogLevel, WAIT_MS } from './lib/client.js';
 import { negotiate, openRaw, openSession, record, RS } from './lib/raw.js';
-import { hubUrl, pluginWasm, startServer, withTimeout } from './lib/server.js';
+import { hubUrl, pluginWasm, startChatServer, startServer, withTimeout } from './lib/server.js';
 
 let server;
 let chat;
-before(async () => {
-  server = await startServer();
-  chat = hubUrl(server, 'demo', 'chat');
-});
+before(async () => ({ server, chat } = await startChatServer()));
 after(() => server?.stop());
 
 /** Asserts that the next frame is exactly one handshake error record, then that the socket closes. */

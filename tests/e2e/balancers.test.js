@@ -14,22 +14,14 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { HttpTransportType, HubConnectionBuilder, LogLevel } from '@microsoft/signalr';
 import { MessagePackHubProtocol } from '@microsoft/signalr-protocol-msgpack';
 import { inbox, invoke, WAIT_MS } from './lib/client.js';
-import { metricSum, startCluster } from './lib/cluster.js';
+import { clusterConfig, metricSum, startCluster } from './lib/cluster.js';
 import { BALANCERS } from './lib/lb.js';
-import { unique, withTimeout } from './lib/server.js';
+import { unique, until, withTimeout } from './lib/server.js';
 import { connectHub, MATRIX, transportOf } from './lib/transports.js';
 
 const MESSAGE = 'addNewMessageToPage';
 const KEY = 'balancers-api-key-0123456789';
-const CONFIG = `
-[tenants.demo]
-allow_anonymous = true
-api_keys = ["${KEY}"]
-
-[nats]
-partitions = 4
-registry_ttl_secs = 3
-`;
+const CONFIG = clusterConfig({ signing: false, apiKeys: [KEY] });
 
 let cluster;
 before(async () => {
@@ -49,14 +41,6 @@ async function restSend(node, group, n) {
   });
   await response.arrayBuffer();
   return response.status;
-}
-
-async function until(condition, what, timeoutMs = 15_000) {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(10);
-  }
 }
 
 /** The nodes (0, 1, 2 in the cluster's order) a balancer's log says it sent requests to. */

@@ -8,35 +8,19 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { connect, inbox, invoke, WAIT_MS } from './lib/client.js';
-import { startBalancer } from './lib/balancer.js';
-import { startCluster } from './lib/cluster.js';
+import { clusterConfig, startCluster } from './lib/cluster.js';
 import { hubUrl, mintToken, unique, withTimeout } from './lib/server.js';
 import { connectHub, MATRIX, request, transportOf } from './lib/transports.js';
 import { parsePrometheus, select } from './lib/prometheus.js';
 
 const MESSAGE = 'addNewMessageToPage';
-const CONFIG = `
-[tenants.demo]
-allow_anonymous = true
-signing_keys = ["switchboard-demo-development-key-not-secret"]
-
-[nats]
-partitions = 4
-registry_ttl_secs = 3
-`;
+const CONFIG = clusterConfig();
 
 let cluster;
 let nodes = [];
 let balancer;
-before(async () => {
-  cluster = await startCluster({ config: CONFIG });
-  nodes = cluster.nodes;
-  balancer = await startBalancer(nodes);
-});
-after(async () => {
-  await balancer?.close();
-  await cluster?.close();
-});
+before(async () => ({ nodes, balancer } = cluster = await startCluster({ config: CONFIG, balanced: true })));
+after(() => cluster?.close());
 
 const text = (value) => (args) => args[1] === value;
 const chatVia = (server) => `${server.url}/hubs/demo/chat`;

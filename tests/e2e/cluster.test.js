@@ -6,27 +6,16 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { connect, inbox, invoke } from './lib/client.js';
-import { startCluster } from './lib/cluster.js';
+import { clusterConfig, startCluster } from './lib/cluster.js';
 import { hubUrl, mintToken, unique, withTimeout } from './lib/server.js';
 
 const CONFIRMED = "Here's the message for confirmation";
 const FAILED = "Here's the message for failure";
-const CONFIG = `
-[tenants.demo]
-allow_anonymous = true
-signing_keys = ["switchboard-demo-development-key-not-secret"]
-
-[nats]
-partitions = 4
-registry_ttl_secs = 3
-`;
+const CONFIG = clusterConfig();
 
 let cluster;
 let nodes = [];
-before(async () => {
-  cluster = await startCluster({ config: CONFIG });
-  nodes = cluster.nodes;
-});
+before(async () => ({ nodes } = cluster = await startCluster({ config: CONFIG })));
 after(() => cluster?.close());
 
 let nextId = Math.floor(Math.random() * 1_000_000) * 1000;

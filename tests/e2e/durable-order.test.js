@@ -11,36 +11,18 @@ import { after, before, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { HttpTransportType, HubConnectionBuilder, LogLevel } from '@microsoft/signalr';
 import { WAIT_MS } from './lib/client.js';
-import { metricSum, startCluster } from './lib/cluster.js';
+import { clusterConfig, metricSum, startCluster } from './lib/cluster.js';
 import { startProxy } from './lib/proxy.js';
-import { unique, withTimeout } from './lib/server.js';
+import { statefulReceiver } from './lib/resume.js';
+import { unique, until, withTimeout } from './lib/server.js';
 
 const MESSAGE = 'addNewMessageToPage';
-const CONFIG = `
-[tenants.demo]
-allow_anonymous = true
-
-[nats]
-partitions = 2
-registry_ttl_secs = 3
-durable_resume = true
-`;
+const CONFIG = clusterConfig({ signing: false, partitions: 2, nats: 'durable_resume = true' });
 
 let cluster;
 let nodes = [];
-before(async () => {
-  cluster = await startCluster({ size: 2, config: CONFIG });
-  nodes = cluster.nodes;
-});
+before(async () => ({ nodes } = cluster = await startCluster({ size: 2, config: CONFIG })));
 after(() => cluster?.close());
-
-async function until(condition, what, timeoutMs = 15_000) {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(10);
-  }
-}
 
 function plainClient(node) {
   return new HubConnectionBuilder()
@@ -55,17 +37,9 @@ const received = (node) => metricSum([node], 'switchboard_backplane_received_tot
 test('a durable connection gets sends from its own node and others, its completions and stream items, in order across cuts', { timeout: 90_000 }, async (t) => {
   const proxy = await startProxy(nodes[0].port);
   t.after(() => proxy.close());
-  const receiver = new HubConnectionBuilder()
-    .withUrl(`${proxy.url}/hubs/demo/chat`, { transport: HttpTransportType.WebSockets })
-    .withStatefulReconnect()
-    .withAutomaticReconnect([0, 200, 500, 1000])
-    .configureLogging(LogLevel.None)
-    .build();
-  let reconnecting = 0;
-  receiver.onreconnecting(() => reconnecting++);
+  const { connection: receiver, reconnecting } = statefulReceiver(t, `${proxy.url}/hubs/demo/chat`);
   const got = { local: [], remote: [] };
   receiver.on(MESSAGE, (source, n) => got[source]?.push(Number(n)));
-  t.after(() => withTimeout(receiver.stop(), WAIT_MS, 'stop receiver'));
   await withTimeout(receiver.start(), WAIT_MS, 'start receiver');
   const id = receiver.connectionId;
   const group = unique('durable-');
@@ -121,7 +95,7 @@ test('a durable connection gets sends from its own node and others, its completi
   assert.equal(items.length, 40, `every stream item once: ${JSON.stringify(items)}`);
   assert.deepEqual(items, [...items].sort((a, b) => a - b), 'stream items in order');
   assert.equal(receiver.connectionId, id, 'the same connection');
-  assert.equal(reconnecting, 0, 'every resume succeeded');
+  assert.equal(reconnecting(), 0, 'every resume succeeded');
   // The receiver's node read its own sends back from the stream: at least the local sender's.
   assert.ok((await received(nodes[0])) - readBefore >= 2 * N, 'its node read both senders from the stream');
 });

@@ -6,15 +6,12 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { HttpTransportType, LogLevel } from '@microsoft/signalr';
 import { invoke } from './lib/client.js';
-import { hubUrl, startServer } from './lib/server.js';
+import { startChatServer } from './lib/server.js';
 import { buildHub, connectHub, transportOf } from './lib/transports.js';
 
 let server;
 let chat;
-before(async () => {
-  server = await startServer();
-  chat = hubUrl(server, 'demo', 'chat');
-});
+before(async () => ({ server, chat } = await startChatServer()));
 after(() => server?.stop());
 
 /**

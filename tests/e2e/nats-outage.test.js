@@ -10,7 +10,7 @@
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
 import { connect, inbox, invoke } from './lib/client.js';
-import { waitReadyz } from './lib/cluster.js';
+import { clusterConfig, waitReadyz } from './lib/cluster.js';
 import { startNats, startNatsCluster } from './lib/nats.js';
 import { parsePrometheus, select } from './lib/prometheus.js';
 import { hubUrl, mintToken, pluginWasm, startServer, unique, withTimeout } from './lib/server.js';
@@ -24,17 +24,7 @@ const PACE_MS = 90;
 /** The longest one send may wait for its answer (the queue's age limit is 15 s). */
 const SEND_MS = 40_000;
 
-const config = (replicas, nats = '') => `
-[tenants.demo]
-allow_anonymous = true
-signing_keys = ["switchboard-demo-development-key-not-secret"]
-api_keys = ["${KEY}"]
-
-[nats]
-partitions = 4
-replicas = ${replicas}
-registry_ttl_secs = 3
-${nats}`;
+const config = (replicas, nats = '') => clusterConfig({ apiKeys: [KEY], nats: `replicas = ${replicas}\n${nats}` });
 
 const cleanup = [];
 after(async () => {

@@ -8,28 +8,16 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { connect, inbox, invoke, WAIT_MS } from './lib/client.js';
-import { startCluster } from './lib/cluster.js';
+import { clusterConfig, startCluster } from './lib/cluster.js';
 import { hubUrl, mintToken, unique, withTimeout } from './lib/server.js';
 
 const KEY = 'cluster-api-key-0123456789';
 const CONFIRMED = "Here's the message for confirmation";
-const CONFIG = `
-[tenants.demo]
-allow_anonymous = true
-signing_keys = ["switchboard-demo-development-key-not-secret"]
-api_keys = ["${KEY}"]
-
-[nats]
-partitions = 4
-registry_ttl_secs = 3
-`;
+const CONFIG = clusterConfig({ apiKeys: [KEY] });
 
 let cluster;
 let nodes = [];
-before(async () => {
-  cluster = await startCluster({ size: 2, config: CONFIG });
-  nodes = cluster.nodes;
-});
+before(async () => ({ nodes } = cluster = await startCluster({ size: 2, config: CONFIG })));
 after(() => cluster?.close());
 
 const enc = encodeURIComponent;

@@ -14,24 +14,16 @@ import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { HttpTransportType, HubConnectionBuilder, LogLevel } from '@microsoft/signalr';
 import { MessagePackHubProtocol } from '@microsoft/signalr-protocol-msgpack';
-import { startCluster } from './lib/cluster.js';
+import { clusterConfig, startCluster } from './lib/cluster.js';
 import { startHaproxy } from './lib/lb.js';
 import { mintToken, pluginWasm, unique, withTimeout } from './lib/server.js';
 
 const WAIT_MS = 10_000;
-const config = `
-disconnect_timeout_secs = 15
-keep_alive_secs = 2
-
-[tenants.demo]
-allow_anonymous = true
-signing_keys = ["switchboard-demo-development-key-not-secret"]
-durable_resume_except = ["plainhub"]
-
-[nats]
-partitions = 4
-registry_ttl_secs = 5
-`;
+const config = clusterConfig({
+  top: 'disconnect_timeout_secs = 15\nkeep_alive_secs = 2',
+  demo: 'durable_resume_except = ["plainhub"]',
+  ttl: 5,
+});
 
 const tagOf = (id) => id.slice(id.lastIndexOf('.') + 1);
 

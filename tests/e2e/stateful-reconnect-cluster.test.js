@@ -10,56 +10,26 @@ import { after, before, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { HttpTransportType, HubConnectionBuilder, LogLevel } from '@microsoft/signalr';
 import { WAIT_MS } from './lib/client.js';
-import { startBalancer } from './lib/balancer.js';
-import { startCluster } from './lib/cluster.js';
+import { clusterConfig, startCluster } from './lib/cluster.js';
 import { startProxy } from './lib/proxy.js';
-import { unique, withTimeout } from './lib/server.js';
+import { statefulReceiver } from './lib/resume.js';
+import { unique, until, withTimeout } from './lib/server.js';
 
 const MESSAGE = 'addNewMessageToPage';
-const CONFIG = `
-[tenants.demo]
-allow_anonymous = true
-
-[nats]
-partitions = 4
-registry_ttl_secs = 3
-`;
+const CONFIG = clusterConfig({ signing: false });
 
 let cluster;
 let nodes = [];
 let balancer;
-before(async () => {
-  cluster = await startCluster({ config: CONFIG });
-  nodes = cluster.nodes;
-  balancer = await startBalancer(nodes);
-});
-after(async () => {
-  await balancer?.close();
-  await cluster?.close();
-});
-
-async function until(condition, what, timeoutMs = 15_000) {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(10);
-  }
-}
+before(async () => ({ nodes, balancer } = cluster = await startCluster({ config: CONFIG, balanced: true })));
+after(() => cluster?.close());
 
 test('a resume that lands on another node is forwarded to the owner: nothing lost or repeated', { timeout: 60_000 }, async (t) => {
   const proxy = await startProxy(balancer.port);
   t.after(() => proxy.close());
-  const receiver = new HubConnectionBuilder()
-    .withUrl(`${proxy.url}/hubs/demo/chat`, { transport: HttpTransportType.WebSockets })
-    .withStatefulReconnect()
-    .withAutomaticReconnect([0, 200, 500, 1000])
-    .configureLogging(LogLevel.None)
-    .build();
-  let reconnecting = 0;
-  receiver.onreconnecting(() => reconnecting++);
+  const { connection: receiver, reconnecting } = statefulReceiver(t, `${proxy.url}/hubs/demo/chat`);
   const received = [];
   receiver.on(MESSAGE, (_name, n) => received.push(Number(n)));
-  t.after(() => withTimeout(receiver.stop(), WAIT_MS, 'stop receiver'));
   await withTimeout(receiver.start(), WAIT_MS, 'start receiver');
   const id = receiver.connectionId;
   const group = unique('cluster-stream-');
@@ -94,7 +64,7 @@ test('a resume that lands on another node is forwarded to the owner: nothing los
   await withTimeout(receiver.invoke('echo', 'sync'), WAIT_MS, 'echo');
   assert.deepEqual(received, Array.from({ length: N }, (_, i) => i + 1), 'each message exactly once, in order');
   assert.equal(receiver.connectionId, id, 'the same connection');
-  assert.equal(reconnecting, 0, 'no onreconnecting: every resume succeeded');
+  assert.equal(reconnecting(), 0, 'no onreconnecting: every resume succeeded');
   // The resumes went through the balancer, which spreads them over the nodes.
   const resumes = balancer.log.slice(resumesBefore).filter((r) => r.url.includes(`id=`));
   assert.ok(resumes.length >= 3, `three resumes through the balancer: ${JSON.stringify(resumes)}`);

@@ -14,7 +14,7 @@ import { MessagePackHubProtocol } from '@microsoft/signalr-protocol-msgpack';
 import { WAIT_MS } from './lib/client.js';
 import { startProxy } from './lib/proxy.js';
 import { RS, RawSocket, record } from './lib/raw.js';
-import { hubUrl, pluginWasm, startServer, unique, withTimeout } from './lib/server.js';
+import { hubUrl, pluginWasm, startServer, unique, until, withTimeout } from './lib/server.js';
 
 const PROTOCOLS = ['json', 'messagepack'];
 /** Reconnect delays of the automatic reconnect these clients also have (it must stay unused). */
@@ -25,15 +25,6 @@ before(async () => {
   server = await startServer({ plugins: { 'demo/testhub.wasm': pluginWasm('testhub') } });
 });
 after(() => server?.stop());
-
-/** Polls `condition` every 10 ms until it holds; fails after `timeoutMs`. */
-async function until(condition, what, timeoutMs = 10_000) {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(10);
-  }
-}
 
 const range = (from, to) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
 

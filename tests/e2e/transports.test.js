@@ -5,17 +5,14 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { inbox, invoke, LogLevel, WAIT_MS } from './lib/client.js';
-import { hubUrl, mintToken, startServer, unique, withTimeout } from './lib/server.js';
+import { mintToken, startChatServer, unique, withTimeout } from './lib/server.js';
 import { buildHub, connectHub, MATRIX, transportOf } from './lib/transports.js';
 
 const MESSAGE = 'addNewMessageToPage';
 
 let server;
 let chat;
-before(async () => {
-  server = await startServer();
-  chat = hubUrl(server, 'demo', 'chat');
-});
+before(async () => ({ server, chat } = await startChatServer()));
 after(() => server?.stop());
 
 /** True for a message whose text (second argument) is `text`. */

@@ -5,14 +5,11 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { negotiate, openRaw, openSession, record, RS } from './lib/raw.js';
-import { hubUrl, startServer } from './lib/server.js';
+import { startChatServer } from './lib/server.js';
 
 let server;
 let chat;
-before(async () => {
-  server = await startServer();
-  chat = hubUrl(server, 'demo', 'chat');
-});
+before(async () => ({ server, chat } = await startChatServer()));
 after(() => server?.stop());
 
 describe('wire', { timeout: 30_000 }, () => {

@@ -4,9 +4,24 @@
 
 import { setTimeout as sleep } from 'node:timers/promises';
 import { WAIT_MS } from './client.js';
+import { startBalancer } from './balancer.js';
 import { startNats, startNatsCluster } from './nats.js';
 import { parsePrometheus, select } from './prometheus.js';
 import { startServer, withTimeout } from './server.js';
+
+/**
+ * The TOML of a cluster node: `top` (node-wide keys), the demo tenant (anonymous connections
+ * allowed, the demo signing key unless `signing` is false, `apiKeys`, then the `demo` lines),
+ * `tenants` (more tenants' sections), and `[nats]` with `partitions`, `ttl` as
+ * `registry_ttl_secs` and the `nats` lines.
+ */
+export function clusterConfig({ top = '', signing = true, apiKeys = [], demo = '', tenants = '', partitions = 4, ttl = 3, nats = '' } = {}) {
+  const lines = [top, '[tenants.demo]', 'allow_anonymous = true'];
+  if (signing) lines.push('signing_keys = ["switchboard-demo-development-key-not-secret"]');
+  if (apiKeys.length > 0) lines.push(`api_keys = ${JSON.stringify(apiKeys)}`);
+  lines.push(demo, tenants, '[nats]', `partitions = ${partitions}`, `registry_ttl_secs = ${ttl}`, nats);
+  return `${lines.join('\n')}\n`;
+}
 
 /** The status `node`'s `/readyz` answers, or 0 when it does not answer within `timeoutMs`. */
 export async function readyz(node, timeoutMs = WAIT_MS) {
@@ -35,10 +50,11 @@ export function waitReady(node, timeoutMs = 20_000) {
 
 /**
  * Starts NATS (one server, or `natsServers` of them in a JetStream cluster) and `size` nodes
- * with the TOML `config` (plus `serverOptions` for startServer), all ready.
- * @returns {Promise<{nats: object, nodes: object[], startNode: () => Promise<object>, close: () => Promise<void>}>}
+ * with the TOML `config` (plus `serverOptions` for startServer), all ready; with `balanced`, a
+ * round-robin `balancer` (lib/balancer.js) in front of them.
+ * @returns {Promise<{nats: object, nodes: object[], balancer?: object, startNode: () => Promise<object>, close: () => Promise<void>}>}
  */
-export async function startCluster({ size = 3, config, natsServers = 1, serverOptions = {} } = {}) {
+export async function startCluster({ size = 3, config, natsServers = 1, serverOptions = {}, balanced = false } = {}) {
   const nats = natsServers > 1 ? await startNatsCluster(natsServers) : await startNats();
   const started = [];
   /** Starts one more node of the cluster (ready), e.g. to replace a killed one. */
@@ -50,11 +66,14 @@ export async function startCluster({ size = 3, config, natsServers = 1, serverOp
   };
   try {
     const nodes = await Promise.all(Array.from({ length: size }, startNode));
+    const balancer = balanced ? await startBalancer(nodes) : undefined;
     return {
       nats,
       nodes,
+      balancer,
       startNode,
       async close() {
+        await balancer?.close();
         await Promise.all(started.map((n) => n.stop()));
         await nats.close();
       },

@@ -12,6 +12,7 @@ import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { HttpTransportType, HubConnectionBuilder, LogLevel } from '@microsoft/signalr';
 import { MessagePackHubProtocol } from '@microsoft/signalr-protocol-msgpack';
+import { WAIT_MS } from './client.js';
 import { metricSum, startCluster } from './cluster.js';
 import { BALANCERS } from './lb.js';
 import { unique, withTimeout } from './server.js';
@@ -48,6 +49,24 @@ max_age_secs = ${maxAgeSecs}
 durable_resume = ${durable}
 ${extra}
 `;
+}
+
+/**
+ * A WebSocket client of the hub at `url` with stateful reconnect (and automatic reconnect after
+ * 0, 200, 500 and 1000 ms should a resume fail), stopped after test `t`; `reconnecting()` counts
+ * its onreconnecting events, each a resume that did not succeed.
+ */
+export function statefulReceiver(t, url) {
+  const connection = new HubConnectionBuilder()
+    .withUrl(url, { transport: HttpTransportType.WebSockets })
+    .withStatefulReconnect()
+    .withAutomaticReconnect([0, 200, 500, 1000])
+    .configureLogging(LogLevel.None)
+    .build();
+  let reconnecting = 0;
+  connection.onreconnecting(() => reconnecting++);
+  t.after(() => withTimeout(connection.stop(), WAIT_MS, 'stop receiver'));
+  return { connection, reconnecting: () => reconnecting };
 }
 
 /** The node tag of a connection id or token (`….{node}`). */

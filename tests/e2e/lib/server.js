@@ -259,6 +259,21 @@ export function hubUrl(server, tenant, hub) {
   return `${server.url}/hubs/${tenant}/${hub}`;
 }
 
+/** Polls `condition` every 10 ms until it holds; fails after `timeoutMs`. */
+export async function until(condition, what, timeoutMs = 15_000) {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+/** Starts a server (`startServer` options) and gives it with the URL of its demo tenant's chat hub. */
+export async function startChatServer(options) {
+  const server = await startServer(options);
+  return { server, chat: hubUrl(server, 'demo', 'chat') };
+}
+
 /**
  * Mints a client token with `switchboard token --tenant T --user U [--config F] [--ttl-secs N]`.
  */
