@@ -271,7 +271,8 @@ fn admin_request(
         &admin.url,
         Credentials::AdminKey(admin.admin_key.clone()),
         admin.ca_cert.as_deref(),
-    )?;
+    )?
+    .with_timeout(switchboard::api::admin_client::DEPLOY_TIMEOUT);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -1,9 +1,16 @@
 //! What the `switchboard deploy`, `rollback` and `plugins` commands send to
 //! the admin API, and how they print its answers. Pure: no I/O.
 
+use std::time::Duration;
+
 use serde_json::Value;
 
 use super::client::segment;
+
+/// The longest a deploy or rollback may take: the node compiles the component first, which for
+/// a JavaScript or Python one (megabytes, an embedded engine) takes tens of seconds, more on a
+/// busy machine.
+pub const DEPLOY_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// `/admin/v1/tenants/{t}/hubs/{h}/{action}`.
 pub fn hub_path(tenant: &str, hub: &str, action: &str) -> String {

@@ -51,7 +51,7 @@ pub enum ClientError {
 
 /// Lifetime of the per-request tokens.
 const TOKEN_TTL: Duration = Duration::from_secs(60);
-/// The longest one request may take.
+/// The longest one request may take, unless the client is given another limit.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Characters escaped in a path segment: all but unreserved ones.
@@ -101,6 +101,8 @@ pub struct ApiClient {
     base: String,
     credentials: Credentials,
     http: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    /// The longest one request may take.
+    timeout: Duration,
 }
 
 /// The roots an `https://` URL's certificate is checked against: the
@@ -157,7 +159,14 @@ impl ApiClient {
             base: base_url.trim_end_matches('/').to_owned(),
             credentials,
             http: Client::builder(TokioExecutor::new()).build(connector),
+            timeout: REQUEST_TIMEOUT,
         })
+    }
+
+    /// The same client with another limit on one request (30 s by default): a deploy waits
+    /// while the node compiles the component.
+    pub fn with_timeout(self, timeout: Duration) -> ApiClient {
+        ApiClient { timeout, ..self }
     }
 
     /// `method` on `path` (escaped, starting with `/`, query allowed), with a JSON body.
@@ -215,9 +224,9 @@ impl ApiClient {
                 body: String::from_utf8_lossy(&bytes).into_owned(),
             })
         };
-        tokio::time::timeout(REQUEST_TIMEOUT, exchange)
+        tokio::time::timeout(self.timeout, exchange)
             .await
-            .map_err(|_| ClientError::Timeout(REQUEST_TIMEOUT.as_secs()))?
+            .map_err(|_| ClientError::Timeout(self.timeout.as_secs()))?
     }
 }
 
