@@ -21,6 +21,7 @@ pub mod negotiate;
 
 mod escape;
 pub(crate) mod marked;
+pub use marked::{push_json, push_json_walked};
 mod varint;
 
 #[cfg(test)]

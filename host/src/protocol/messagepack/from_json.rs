@@ -19,11 +19,37 @@ use super::encode::{
 
 /// Appends the MessagePack form of one JSON value; on error `out` is unchanged.
 pub fn json_to_msgpack(json: &RawValue, out: &mut Vec<u8>) -> Result<(), ProtocolError> {
+    json_to_msgpack_with(json, out, Markers::Check)
+}
+
+/// Where [`json_to_msgpack_with`] looks for `$binary` / `$date` markers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Markers {
+    /// Only in text that may hold one (what [`json_to_msgpack`] does): a payload without `"$`
+    /// is converted without looking at its objects.
+    Check,
+    /// Nowhere: every object is a map.
+    Never,
+    /// At every object, whatever the text holds.
+    Always,
+}
+
+/// [`json_to_msgpack`] with a choice of where markers are looked for, so the benchmarks can
+/// weigh the marker check against the plain conversion and against looking everywhere.
+pub fn json_to_msgpack_with(
+    json: &RawValue,
+    out: &mut Vec<u8>,
+    markers: Markers,
+) -> Result<(), ProtocolError> {
     let start = out.len();
     let result = Converter {
         text: json.get(),
         pos: 0,
-        marked: marked::may_have_markers(json.get()),
+        marked: match markers {
+            Markers::Check => marked::may_have_markers(json.get()),
+            Markers::Never => false,
+            Markers::Always => true,
+        },
         out: &mut *out,
     }
     .run();

@@ -27,7 +27,7 @@ use super::varint;
 use super::{HubMessage, Json, ProtocolError};
 
 pub(crate) use decode::MAX_DEPTH;
-pub use from_json::json_to_msgpack;
+pub use from_json::{Markers, json_to_msgpack, json_to_msgpack_with};
 pub use read::parse_body;
 pub(crate) use to_json::push_timestamp;
 pub use write::write_body;
