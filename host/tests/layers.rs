@@ -48,7 +48,6 @@ const KNOWN_UPWARD: &[&str] = &[
     "tenant -> node",
     "tenant -> plugin",
     "transport -> node",
-    "transport -> server",
 ];
 
 fn floor(module: &str) -> Option<u8> {

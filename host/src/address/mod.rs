@@ -2,6 +2,7 @@
 //! where a send goes within it, and the invocation it carries. Plain data
 //! with no I/O, so every layer from the backplane up can name them.
 
+pub mod client;
 mod invocation;
 
 use std::sync::Arc;

@@ -22,15 +22,12 @@ use axum::http::HeaderMap;
 use axum::middleware::Next;
 use axum::response::Response;
 
+use crate::address::client::ClientAddr;
 use crate::config::proxies::TrustedProxies;
 use crate::node::Node;
 
 /// At most this many hops of a header are looked at.
 const MAX_HOPS: usize = 32;
-
-/// The resolved address of the client of a request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ClientAddr(pub IpAddr);
 
 /// The client of a request that came from `peer` with `headers`.
 pub fn resolve(peer: IpAddr, headers: &HeaderMap, trusted: &TrustedProxies) -> IpAddr {
@@ -108,11 +105,6 @@ pub async fn layer(State(node): State<Arc<Node>>, mut request: Request, next: Ne
         request.extensions_mut().insert(ClientAddr(client));
     }
     next.run(request).await
-}
-
-/// The client address [`layer`] recorded on a request (for the access log).
-pub fn of(extensions: &axum::http::Extensions) -> Option<IpAddr> {
-    extensions.get::<ClientAddr>().map(|c| c.0)
 }
 
 #[cfg(test)]

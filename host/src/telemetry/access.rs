@@ -33,7 +33,7 @@ pub async fn log(request: Request, next: Next) -> Response {
     let path = request.uri().path().to_owned();
     let query = request.uri().query().map(redact_query);
     // The client's address as trusted proxies report it, else the socket's peer.
-    let remote = crate::server::client_addr::of(request.extensions()).or_else(|| {
+    let remote = crate::address::client::of(request.extensions()).or_else(|| {
         request
             .extensions()
             .get::<ConnectInfo<SocketAddr>>()

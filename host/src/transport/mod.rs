@@ -110,7 +110,7 @@ async fn connect(
     }
     let (mut parts, _body) = request.into_parts();
     let upgrade = websocket::Upgrade::from_parts(&mut parts);
-    let client = crate::server::client_addr::of(&parts.extensions);
+    let client = crate::address::client::of(&parts.extensions);
     let headers = parts.headers;
     let result = match upgrade {
         Some(upgrade) => {

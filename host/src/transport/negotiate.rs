@@ -10,12 +10,12 @@ use axum::response::{IntoResponse, Response};
 use tracing::Instrument;
 
 use super::{QueryList, bearer_token, not_found_hub, query_param, resolve_hub};
+use crate::address::client::ClientAddr;
 use crate::connection::{Negotiated, RequestInfo, Visible};
 use crate::node::Node;
 use crate::protocol::negotiate::{
     TransportInfo, negotiate_error, negotiate_response, parse_negotiate_version,
 };
-use crate::server::client_addr::ClientAddr;
 
 /// In ASP.NET's order, which clients try in turn (negotiating again before
 /// each fallback).
