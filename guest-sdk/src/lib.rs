@@ -39,6 +39,8 @@
 //!   by name; `codec.rs` maps arguments and results to and from JSON.
 //! - [`Context`] (`context.rs`): the connection a call runs for.
 //! - [`HubError`], [`HostError`] (`error.rs`).
+//! - [`args`]: argument types for what clients send ([`args::Integer`],
+//!   [`hub_enum!`] for enums by name or number).
 //! - Host calls: [`clients`], [`groups`], [`kv`], [`streaming`],
 //!   [`invocation`], [`connection`], [`log`], through `host.rs` (the WIT imports, or in a
 //!   native build stand-ins that serve a test host or fail cleanly).
@@ -70,6 +72,7 @@ mod hub;
 mod methods;
 mod panic_hook;
 
+pub mod args;
 pub mod clients;
 pub mod connection;
 pub mod groups;
@@ -141,6 +144,7 @@ macro_rules! export_hub {
 /// What [`export_hub!`] expands to needs; not part of the API.
 #[doc(hidden)]
 pub mod __private {
+    pub use serde;
     pub use wit_bindgen;
 
     /// The generated bindings' root, as the export glue expects it.
