@@ -1,32 +1,17 @@
-//! The notify hub: the motivating problem of Switchboard.
-//!
-//! A client calls `registerClient(specificIdentifier)`; later a backend (or
-//! another client), on any node, calls `notifyClient(specificIdentifier,
-//! status)` and exactly that client receives `addMessage(text)`.
-//!
-//! The identifier maps to the registering connection in the tenant's
-//! key-value store, shared by every node, so register and notify may land
-//! on different servers. Registrations expire after [`REGISTRATION_TTL`];
-//! registering the same identifier again moves it to the new connection.
+//! The notify hub: `registerClient(id)` maps an identifier to the caller's connection for 24 h,
+//! on any node; `notifyClient(id, status)` sends `addMessage(text)` to that connection only.
 
-use std::time::Duration;
+use switchboard_guest::{Context, HostError, Hub, HubError, Methods, args::Integer, clients, kv};
 
-use switchboard_guest::{Context, Hub, HubError, Methods, clients, kv};
+/// How long a registration lasts; registering again renews it, or moves it to a new connection.
+pub const TTL: std::time::Duration = std::time::Duration::from_secs(24 * 60 * 60);
 
-mod identifier;
-mod status;
+switchboard_guest::hub_enum! {
+    /// The outcome `notifyClient` reports, by name (any case) or number, as .NET clients send it.
+    enum Status { Confirmed, Failed }
+}
 
-use identifier::SpecificIdentifier;
-use status::Status;
-
-/// How long a registration lasts without being renewed.
-pub const REGISTRATION_TTL: Duration = Duration::from_secs(24 * 60 * 60);
-
-/// The error text when nobody registered the identifier (or it expired).
-/// Part of the public contract: clients match on it.
-pub const NOT_FOUND: &str = "Unable to find connection";
-
-/// The notify hub.
+/// The hub: a registration is a key in the tenant's key-value store, which every node shares.
 pub struct Notify;
 
 impl Hub for Notify {
@@ -38,20 +23,17 @@ impl Hub for Notify {
 
 switchboard_guest::export_hub!(Notify);
 
-/// `registerClient(specificIdentifier)`: this connection now receives the
-/// identifier's notifications.
-fn register_client(ctx: &Context, (id,): (SpecificIdentifier,)) -> Result<(), HubError> {
-    kv::set_with_ttl(&id.key(), ctx.connection_id(), REGISTRATION_TTL)?;
-    Ok(())
+fn register_client(ctx: &Context, (id,): (Integer,)) -> Result<(), HostError> {
+    kv::set_with_ttl(&format!("notify:client:{id}"), ctx.connection_id(), TTL)
 }
 
-/// `notifyClient(specificIdentifier, status)`: sends `addMessage(text)` to
-/// the connection registered for the identifier, and to no one else. An
-/// unknown status fails while decoding the arguments, before any host call.
-fn notify_client(_: &Context, (id, status): (SpecificIdentifier, Status)) -> Result<(), HubError> {
-    let connection = kv::get(&id.key())?.ok_or(NOT_FOUND)?;
-    clients::connection(&connection).send("addMessage", (status.message(),))?;
-    Ok(())
+fn notify_client(_: &Context, (id, status): (Integer, Status)) -> Result<(), HubError> {
+    let connection = kv::get(&format!("notify:client:{id}"))?.ok_or("Unable to find connection")?;
+    let text = match status {
+        Status::Confirmed => "Here's the message for confirmation",
+        Status::Failed => "Here's the message for failure",
+    };
+    Ok(clients::connection(&connection).send("addMessage", (text,))?)
 }
 
 #[cfg(test)]
