@@ -128,6 +128,10 @@ pub enum EnvelopeKind {
         epoch: u64,
         record: bytes::Bytes,
         completes: Option<String>,
+        /// What the client sent before this record and no receipt stored
+        /// yet: stored with it, as a [`EnvelopeKind::Receipt`] just before
+        /// it would have been (one publish instead of two for a call).
+        received: Option<Received>,
     },
     /// The owner of `epoch` of a durable connection stored what its client
     /// sent up to sequence id `up_to` before handling it; `opens` are the
@@ -147,6 +151,15 @@ pub enum EnvelopeKind {
         connection: String,
         epoch: u64,
     },
+}
+
+/// A receipt carried by a [`EnvelopeKind::Direct`] record: the client's
+/// messages up to sequence id `up_to` are stored, `opens` being the
+/// invocations among them that expect a Completion.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Received {
+    pub up_to: u64,
+    pub opens: Vec<String>,
 }
 
 /// Publishes envelopes to the other nodes. Publishing never blocks the

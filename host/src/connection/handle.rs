@@ -14,8 +14,9 @@ use tracing::warn;
 
 use super::RequestInfo;
 use super::outbox::{Bound, Outbox, PushError};
+use super::receipts::{self, Receipts};
 use crate::address::{HubKey, OutboundInvocation};
-use crate::backplane::{Backplane, Envelope, EnvelopeKind};
+use crate::backplane::{Backplane, Envelope, EnvelopeKind, Received};
 use crate::durable::{Mark, Record, Ring, Step, Track};
 use crate::protocol::{CompletionOutcome, HubMessage, Protocol};
 
@@ -62,6 +63,8 @@ pub struct Durable {
     session: std::sync::OnceLock<Arc<super::takeover::SessionLink>>,
     /// One change of its items at a time, each stored before the next.
     items_gate: tokio::sync::Mutex<()>,
+    /// What its client sent, stored before anyone sees an effect of it.
+    receipts: Receipts,
 }
 
 /// Checkpoint candidates kept per durable connection.
@@ -202,6 +205,7 @@ impl ConnectionHandle {
             fenced: Default::default(),
             session: std::sync::OnceLock::new(),
             items_gate: tokio::sync::Mutex::new(()),
+            receipts: Receipts::new(0),
         }));
     }
 
@@ -280,11 +284,13 @@ impl ConnectionHandle {
                 connection,
                 epoch,
                 completes,
+                received,
                 ..
             } => Record::Direct {
                 connection,
                 epoch: *epoch,
                 completes: completes.as_deref(),
+                received: received.as_ref().map(|r| (r.up_to, r.opens.as_slice())),
             },
             EnvelopeKind::Receipt {
                 connection,
@@ -490,6 +496,7 @@ impl ConnectionHandle {
     /// Encodes and queues one hub message, waiting for room. A durable
     /// connection's message goes through the stream: this waits until it is
     /// stored, and a message the cluster did not store ends the connection.
+    /// It carries the receipt of what the client sent meanwhile, if any.
     pub async fn send_message(&self, message: &HubMessage) -> Result<(), ()> {
         let mut out = Vec::new();
         if let Err(e) = self.protocol.write_message(message, &mut out) {
@@ -506,6 +513,8 @@ impl ConnectionHandle {
             HubMessage::Completion { invocation_id, .. } => Some(invocation_id.clone()),
             _ => None,
         };
+        let received = durable.receipts.take();
+        let up_to = received.as_ref().map(|r| r.up_to);
         let envelope = Envelope::new(
             self.hub.clone(),
             EnvelopeKind::Direct {
@@ -513,34 +522,137 @@ impl ConnectionHandle {
                 epoch: durable.epoch,
                 record: Bytes::from(out),
                 completes,
+                received,
             },
         );
         self.store_or_close(durable, envelope, "a record for a durable connection")
-            .await
+            .await?;
+        if let Some(up_to) = up_to {
+            durable.receipts.stored(up_to);
+        }
+        Ok(())
     }
 
     /// Stores, before they are handled, that the client of a durable
     /// connection sent its messages up to sequence id `up_to`, `opens` being
-    /// the invocations among them that expect a Completion. Err (the
-    /// connection is closed then, with a reconnect allowed) when the cluster
-    /// did not store it: the messages must not run, since a node taking the
-    /// connection over could not know they did. Ok at once for a plain
-    /// connection.
+    /// the invocations among them that expect a Completion (with whatever
+    /// receipt was waiting for an effect). Err (the connection is closed
+    /// then, with a reconnect allowed) when the cluster did not store it:
+    /// the messages must not run, since a node taking the connection over
+    /// could not know they did. Ok at once for a plain connection.
     pub async fn store_receipt(&self, up_to: u64, opens: Vec<String>) -> Result<(), ()> {
         let Some(durable) = &self.durable else {
             return Ok(());
         };
-        let envelope = Envelope::new(
+        let received = durable.receipts.take_with(up_to, opens);
+        let up_to = received.up_to;
+        self.store_or_close(
+            durable,
+            self.receipt_envelope(durable, received),
+            "what a durable connection's client sent",
+        )
+        .await?;
+        durable.receipts.stored(up_to);
+        Ok(())
+    }
+
+    /// A durable connection's client sent messages up to `up_to` that only
+    /// invoke methods (`opens` expect a Completion): they run now, and their
+    /// receipt waits for their first effect (see [`receipts`]).
+    pub fn defer_receipt(self: &Arc<Self>, up_to: u64, opens: Vec<String>) {
+        let Some(durable) = &self.durable else {
+            return;
+        };
+        if durable.receipts.defer(up_to, opens) {
+            // Weak: a timer does not keep an ended connection alive.
+            let handle = Arc::downgrade(self);
+            tokio::spawn(async move {
+                tokio::time::sleep(receipts::LINGER).await;
+                let Some(handle) = handle.upgrade() else {
+                    return;
+                };
+                if let Some(durable) = &handle.durable
+                    && let Some(received) = durable.receipts.timer_fired()
+                {
+                    handle.publish_received(durable, received);
+                }
+            });
+        }
+    }
+
+    /// Before an effect other nodes may see through the stream (a send, a
+    /// group change, a client invocation): publishes the receipt waiting for
+    /// one, on the same lane, so the stream stores it first.
+    pub fn publish_receipt(self: &Arc<Self>) {
+        if let Some(durable) = &self.durable
+            && let Some(received) = durable.receipts.take()
+        {
+            self.publish_received(durable, received);
+        }
+    }
+
+    /// Before an effect outside the stream (a KV write, items): waits until
+    /// every receipt of the connection is stored. Err when the connection
+    /// ended first.
+    pub async fn receipt_stored(self: &Arc<Self>) -> Result<(), ()> {
+        let Some(durable) = &self.durable else {
+            return Ok(());
+        };
+        self.publish_receipt();
+        let up_to = durable.receipts.published();
+        tokio::select! {
+            () = durable.receipts.wait_stored(up_to) => Ok(()),
+            () = self.closing.cancelled() => Err(()),
+        }
+    }
+
+    /// The client of a taken-over connection sent up to `up_to` before.
+    pub(super) fn receipts_stored_through(&self, up_to: u64) {
+        if let Some(durable) = &self.durable {
+            durable.receipts.stored(up_to);
+        }
+    }
+
+    /// From now on `acks` (what the writer acknowledges) follows what the
+    /// stream stored of what the client sent.
+    pub(super) fn link_acks(&self, acks: Arc<tokio::sync::watch::Sender<u64>>) {
+        if let Some(durable) = &self.durable {
+            durable.receipts.link_acks(acks);
+        }
+    }
+
+    fn receipt_envelope(&self, durable: &Durable, received: Received) -> Envelope {
+        Envelope::new(
             self.hub.clone(),
             EnvelopeKind::Receipt {
                 connection: self.id.to_string(),
                 epoch: durable.epoch,
-                up_to,
-                opens,
+                up_to: received.up_to,
+                opens: received.opens,
             },
-        );
-        self.store_or_close(durable, envelope, "what a durable connection's client sent")
-            .await
+        )
+    }
+
+    /// Publishes a receipt now and settles it in the background.
+    fn publish_received(self: &Arc<Self>, durable: &Durable, received: Received) {
+        let up_to = received.up_to;
+        let receipt = durable
+            .backplane
+            .publish(self.receipt_envelope(durable, received));
+        let handle = self.clone();
+        tokio::spawn(async move {
+            match receipt.wait().await {
+                Ok(()) => {
+                    if let Some(durable) = &handle.durable {
+                        durable.receipts.stored(up_to);
+                    }
+                }
+                Err(e) => {
+                    warn!(connection = %handle.id, error = %e, "what a durable connection's client sent was not stored; closing it");
+                    handle.abort_allow_reconnect(NOT_STORED);
+                }
+            }
+        });
     }
 
     /// Publishes `envelope` of a durable connection and waits until the

@@ -19,6 +19,7 @@
 mod handle;
 mod outbox;
 mod pending;
+mod receipts;
 pub mod replay;
 mod resume;
 mod run;

@@ -217,6 +217,7 @@ async fn start_taken(node: Arc<Node>, taken: Taken, transport: Transport) -> Opt
         node.router.unregister(&hub, &handle.id);
         return None;
     };
+    handle.link_acks(stateful_in.received.clone());
     // The writer starts parked and gets the socket as a resumed one: its
     // `Sequence` (the checkpoint's next id), then what the catch-up queued.
     let _ = stateful_in.sinks.try_send(outbound);
@@ -237,6 +238,7 @@ async fn start_taken(node: Arc<Node>, taken: Taken, transport: Transport) -> Opt
             stateful_in
                 .sequence
                 .stored_through(handle.durable_inbound());
+            handle.receipts_stored_through(handle.durable_inbound());
             takeover::end_unknown_outcomes(&handle).await;
             None
         }
@@ -409,6 +411,9 @@ async fn start(
         ),
         None => (None, None),
     };
+    if let Some(st) = &stateful_in {
+        handle.link_acks(st.received.clone());
+    }
     let keep_alive = accepted
         .keep_alive
         .then(|| Duration::from_secs(config.keep_alive_secs));
@@ -519,6 +524,7 @@ fn stateful_halves(
     };
     let (acks_tx, acks_rx) = watch::channel(0);
     let (received_tx, received_rx) = watch::channel(0);
+    let received_tx = Arc::new(received_tx);
     let (sinks_tx, sinks_rx) = mpsc::channel(1);
     let ack_now = Arc::new(Notify::new());
     let reader = StatefulIn {
@@ -553,8 +559,9 @@ struct StatefulIn {
     session: Option<Arc<SessionLink>>,
     /// The newest sequence id the client acknowledged, for the writer's buffer.
     acks: watch::Sender<u64>,
-    /// The newest sequence id processed, for the writer to acknowledge.
-    received: watch::Sender<u64>,
+    /// The newest sequence id processed, for the writer to acknowledge (for
+    /// a durable connection: the newest stored, set by its receipts).
+    received: Arc<watch::Sender<u64>>,
     /// Asks the writer to acknowledge at once.
     ack_now: Arc<Notify>,
     /// Bytes received since the writer was last asked to acknowledge.
@@ -671,22 +678,30 @@ impl Reader {
                     return Some(error);
                 }
                 // A durable connection stores what its client sent before
-                // handling it, one receipt per read (see `crate::durable`):
-                // a node taking it over then knows what ran, and what was
-                // running when this one stopped.
-                if handle.is_durable()
-                    && messages.iter().any(HubMessage::is_trackable)
-                    && handle
-                        .store_receipt(st.sequence.latest(), invocations(&messages))
+                // anyone sees an effect of it (see `crate::durable`): a node
+                // taking it over then knows what ran, and what was running
+                // when this one stopped. Invocations run at once, their
+                // receipt carried by their first effect; anything else waits
+                // until its receipt is stored.
+                if handle.is_durable() && messages.iter().any(HubMessage::is_trackable) {
+                    // Claimed by another node meanwhile (this one was paused):
+                    // the client resends these there, so they do not run here.
+                    if handle.is_fenced() {
+                        return None;
+                    }
+                    let up_to = st.sequence.latest();
+                    if messages.iter().all(answered_later) {
+                        handle.defer_receipt(up_to, invocations(&messages));
+                    } else if handle
+                        .store_receipt(up_to, invocations(&messages))
                         .await
                         .is_err()
-                {
-                    return handle.close_reason().map(|r| r.error);
-                }
-                // Claimed by another node meanwhile (this one was paused): the
-                // client resends these there, so they do not run here.
-                if handle.is_fenced() {
-                    return None;
+                    {
+                        return handle.close_reason().map(|r| r.error);
+                    }
+                    if handle.is_fenced() {
+                        return None;
+                    }
                 }
             }
             for message in messages.drain(..) {
@@ -697,8 +712,11 @@ impl Reader {
                     return None;
                 }
             }
-            if let Some(st) = self.stateful.as_ref() {
-                // What was handled (or dropped as handled before) is acknowledged.
+            if let Some(st) = self.stateful.as_ref()
+                && !handle.is_durable()
+            {
+                // What was handled (or dropped as handled before) is
+                // acknowledged; a durable connection's receipts do that.
                 let latest = st.sequence.latest();
                 st.received.send_if_modified(|received| {
                     let newer = latest > *received;
@@ -864,6 +882,17 @@ impl Reader {
 }
 
 /// The ids of the invocations among `messages` that expect a Completion.
+/// Whether a durable connection's message may run before its receipt is
+/// stored: a method invocation, whose effects carry or follow the receipt.
+/// Uploads, cancellations and client results wait for theirs.
+fn answered_later(message: &HubMessage) -> bool {
+    match message {
+        HubMessage::Invocation { stream_ids, .. }
+        | HubMessage::StreamInvocation { stream_ids, .. } => stream_ids.is_empty(),
+        other => !other.is_trackable(),
+    }
+}
+
 fn invocations(messages: &[HubMessage]) -> Vec<String> {
     messages
         .iter()

@@ -20,11 +20,13 @@ pub enum Record<'a> {
     Claim { connection: &'a str, epoch: u64 },
     /// A record for one connection only (a Completion, StreamItem or client
     /// invocation), published by its owner of `epoch`; `completes` names the
-    /// client invocation it ends, if it does.
+    /// client invocation it ends, if it does. `received`: a receipt stored
+    /// with it, `(up_to, opens)` as in [`Record::Receipt`], applied first.
     Direct {
         connection: &'a str,
         epoch: u64,
         completes: Option<&'a str>,
+        received: Option<(u64, &'a [String])>,
     },
     /// The owner of `epoch` stored what the client sent, up to its sequence
     /// id `up_to`, before handling it; `opens` are the invocations among it
@@ -240,9 +242,13 @@ impl Track {
                 connection,
                 epoch,
                 completes,
+                received,
             } if connection == me => match self.fence(epoch) {
                 Some(step) => step,
                 None => {
+                    if let Some((up_to, opens)) = received {
+                        self.receive(up_to, opens);
+                    }
                     if let Some(id) = completes
                         && self.open.contains(id)
                     {
@@ -261,14 +267,22 @@ impl Track {
                 Some(step) => step,
                 None if up_to <= self.inbound => Step::Skip,
                 None => {
-                    self.inbound = up_to;
-                    if !opens.is_empty() {
-                        Arc::make_mut(&mut self.open).extend(opens.iter().cloned());
-                    }
+                    self.receive(up_to, opens);
                     Step::Received { up_to }
                 }
             },
             Record::Claim { .. } | Record::Direct { .. } | Record::Receipt { .. } => Step::Skip,
+        }
+    }
+
+    /// What the client sent up to `up_to` is stored; `opens` are running.
+    fn receive(&mut self, up_to: u64, opens: &[String]) {
+        if up_to <= self.inbound {
+            return;
+        }
+        self.inbound = up_to;
+        if !opens.is_empty() {
+            Arc::make_mut(&mut self.open).extend(opens.iter().cloned());
         }
     }
 
@@ -536,6 +550,7 @@ mod tests {
             connection: "c1",
             epoch,
             completes: None,
+            received: None,
         };
         assert_eq!(track.apply(1, direct(1), |_| true), Step::Deliver { id: 1 });
         let claim = Record::Claim {
@@ -562,6 +577,7 @@ mod tests {
             connection: "c2",
             epoch: 9,
             completes: None,
+            received: None,
         };
         assert_eq!(track.apply(8, other, |_| true), Step::Skip);
     }
@@ -585,6 +601,7 @@ mod tests {
             connection: "c1",
             epoch: 1,
             completes: Some("1"),
+            received: None,
         };
         assert_eq!(
             track.apply(3, completion, |_| true),
@@ -612,6 +629,7 @@ mod tests {
             connection: "c1",
             epoch,
             completes: Some(id),
+            received: None,
         };
         let claim = |epoch| Record::Claim {
             connection: "c1",
@@ -704,6 +722,7 @@ mod tests {
                     connection: "c1",
                     epoch: 1,
                     completes: None,
+                    received: None,
                 };
                 if k % 3 == 0
                     && let Step::Deliver { id } = track.apply(cursor + 1, direct, |_| true)
@@ -736,5 +755,39 @@ mod tests {
             assert_eq!(replayed, expected, "from the mark at or below {acked}");
             assert!(replayed.first().is_none_or(|(_, id)| *id == mark.id + 1));
         }
+    }
+
+    #[test]
+    fn a_receipt_carried_by_a_direct_record_counts_as_one_stored_before_it() {
+        let mut track = Track::new("c1", None, 10, 1, 0);
+        let opens = ["a".to_owned(), "b".to_owned()];
+        let answer = |epoch, up_to, completes| Record::Direct {
+            connection: "c1",
+            epoch,
+            completes,
+            received: Some((up_to, &opens[..])),
+        };
+        // Both calls stored with the first answer, which completes one of them.
+        assert_eq!(
+            track.apply(1, answer(1, 2, Some("a")), |_| true),
+            Step::Deliver { id: 1 }
+        );
+        assert_eq!(track.inbound(), 2);
+        assert_eq!(track.open().iter().collect::<Vec<_>>(), ["b"]);
+        // A receipt already applied (a lower or equal up_to) opens nothing again.
+        assert_eq!(
+            track.apply(2, answer(1, 2, Some("b")), |_| true),
+            Step::Deliver { id: 2 }
+        );
+        assert!(track.open().is_empty());
+        // An older owner's record carries nothing, receipt included.
+        let claim = Record::Claim {
+            connection: "c1",
+            epoch: 2,
+        };
+        assert_eq!(track.apply(3, claim, |_| true), Step::Claimed { epoch: 2 });
+        assert_eq!(track.apply(4, answer(1, 9, None), |_| true), Step::Stale);
+        assert_eq!(track.inbound(), 2);
+        assert!(track.open().is_empty());
     }
 }

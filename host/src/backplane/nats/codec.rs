@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use crate::address::{HubKey, OutboundInvocation, Target};
-use crate::backplane::{Envelope, EnvelopeKind};
+use crate::backplane::{Envelope, EnvelopeKind, Received};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CodecError {
@@ -52,6 +52,8 @@ enum Out<'a> {
         epoch: u64,
         record: Bin<'a>,
         completes: Option<&'a str>,
+        /// `(up_to, opens)` of a carried receipt.
+        received: Option<(u64, &'a [String])>,
     },
     CloseMany {
         target: &'a Target,
@@ -140,6 +142,8 @@ enum In {
         record: BinBuf,
         #[serde(default)]
         completes: Option<String>,
+        #[serde(default)]
+        received: Option<(u64, Vec<String>)>,
     },
     CloseMany {
         target: Target,
@@ -185,11 +189,13 @@ pub fn encode(kind: &EnvelopeKind) -> Result<Vec<u8>, CodecError> {
             epoch,
             record,
             completes,
+            received,
         } => Out::Direct {
             connection,
             epoch: *epoch,
             record: Bin(record),
             completes: completes.as_deref(),
+            received: received.as_ref().map(|r| (r.up_to, r.opens.as_slice())),
         },
         EnvelopeKind::CloseMany {
             target,
@@ -245,11 +251,13 @@ pub fn decode(hub: HubKey, payload: &[u8]) -> Result<Envelope, CodecError> {
             epoch,
             record,
             completes,
+            received,
         } => EnvelopeKind::Direct {
             connection,
             epoch,
             record: bytes::Bytes::from(record.0),
             completes,
+            received: received.map(|(up_to, opens)| Received { up_to, opens }),
         },
         In::CloseMany {
             target,
@@ -328,12 +336,17 @@ mod tests {
                 epoch: 7,
                 record: bytes::Bytes::from_static(b"\x00\xff{\"type\":3}\x1e"),
                 completes: None,
+                received: None,
             },
             EnvelopeKind::Direct {
                 connection: "c".into(),
                 epoch: 2,
                 record: bytes::Bytes::from_static(b"{}\x1e"),
                 completes: Some("17".into()),
+                received: Some(Received {
+                    up_to: 9,
+                    opens: vec!["17".into(), "18".into()],
+                }),
             },
             EnvelopeKind::Receipt {
                 connection: "c".into(),
