@@ -23,8 +23,14 @@
 //!   to the outbox when read back; publish order within a partition keeps a
 //!   send an invocation made before its Completion.
 //! - **Inbound receipts**: the trackable messages of one socket read are
-//!   published as one receipt, dispatched once stored; an Ack goes out only
-//!   for what is stored. The receipts carry the open invocation ids.
+//!   covered by one receipt, carrying the open invocation ids; an Ack goes
+//!   out only for what is stored. Uploads, cancellations and client results
+//!   run once their receipt is stored. Method invocations run at once, and
+//!   their receipt rides on their first effect: in the Completion or stream
+//!   item record itself, published just before a send or group change on the
+//!   same lane, stored before a KV write (`connection::receipts`). A call
+//!   that died before any effect left no trace, so the client's resend runs
+//!   it on the new owner, once as far as anyone can tell.
 //! - **Ownership** ([`session`]): a KV entry per connection, keyed by a hash
 //!   of its reconnect token, holds the owner node and an epoch. A takeover is
 //!   a compare-and-set of that entry, then a `Claim` envelope in S that
