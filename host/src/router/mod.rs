@@ -616,7 +616,17 @@ impl Router {
         held: &[Arc<ConnectionHandle>],
         index: &RwLock<Index>,
     ) {
-        for connection in held {
+        // A record for one connection is applied to that one only.
+        let named = match &envelope.kind {
+            EnvelopeKind::Direct { connection, .. }
+            | EnvelopeKind::Receipt { connection, .. }
+            | EnvelopeKind::Claim { connection, .. } => Some(connection.as_str()),
+            _ => None,
+        };
+        for connection in held
+            .iter()
+            .filter(|held| named.is_none_or(|id| *held.id == *id))
+        {
             match connection.apply_durable(cursor, &envelope.kind) {
                 Step::Changed if envelope.own => {
                     self.mirror_membership(&envelope.hub, index, connection, &envelope.kind)

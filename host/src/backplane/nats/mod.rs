@@ -40,7 +40,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use super::{Backplane, Envelope, Inbox, PublishError, Receipt};
+use super::{Backplane, Envelope, EnvelopeKind, Inbox, PublishError, Receipt};
 use crate::config::NatsConfig;
 
 pub use codec::CodecError;
@@ -418,7 +418,14 @@ impl Backplane for NatsBackplane {
         let Some(lane) = self.lanes.get(partition as usize) else {
             return Receipt::refused(PublishError::Stopped);
         };
-        let subject = self.shared.names.subject(partition, &envelope.hub);
+        // Only the owner applies a durable connection's own records live.
+        let subject = match envelope.kind {
+            EnvelopeKind::Direct { .. } | EnvelopeKind::Receipt { .. } => self
+                .shared
+                .names
+                .owned_subject(partition, &envelope.hub, &self.shared.node_id),
+            _ => self.shared.names.subject(partition, &envelope.hub),
+        };
         let (receipt, settle) = Receipt::pending(self.receipt_wait);
         match publisher::enqueue(&self.shared, lane, partition, subject, payload, settle) {
             Ok(()) => receipt,

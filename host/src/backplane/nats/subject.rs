@@ -6,6 +6,11 @@
 //! Backplane subjects: `{prefix}.bp.{partition}.{tenant}.{hub}` in stream
 //! `{PREFIX}_BP_{partition}`. Partitions are chosen by hub (a stable hash),
 //! so every send of one sender to one target lands in one stream, in order.
+//! A durable connection's own records (its Completions, stream items and
+//! receipts), which only its owner applies live, go to
+//! `{prefix}.bp.{partition}.{tenant}.{hub}.n.{node}`, `node` being the
+//! owner's id (hex): each node's live consumer filters for the hub subjects
+//! and its own, so the stream does not hand every node every such record.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -68,6 +73,21 @@ impl Names {
         format!("{}.bp.{partition}.>", self.prefix)
     }
 
+    /// What a node's live consumer of `partition` reads: every hub's
+    /// subject, and the records of the durable connections `node` owns.
+    pub fn live_filters(&self, partition: u32, node: &str) -> Vec<String> {
+        vec![
+            format!("{}.bp.{partition}.*.*", self.prefix),
+            format!("{}.bp.{partition}.*.*.n.{node}", self.prefix),
+        ]
+    }
+
+    /// The subject of a record only the durable connection's owner `node`
+    /// applies live (others read it only when they take the connection over).
+    pub fn owned_subject(&self, partition: u32, hub: &HubKey, node: &str) -> String {
+        format!("{}.n.{node}", self.subject(partition, hub))
+    }
+
     /// The subject of an envelope for `hub`.
     pub fn subject(&self, partition: u32, hub: &HubKey) -> String {
         format!(
@@ -85,8 +105,10 @@ impl Names {
         let partition = parts.next()?.parse().ok()?;
         let tenant = untoken(parts.next()?)?;
         let hub = untoken(parts.next()?)?;
-        if parts.next().is_some() {
-            return None;
+        match (parts.next(), parts.next(), parts.next()) {
+            (None, _, _) => {}
+            (Some("n"), Some(node), None) if !node.is_empty() => {}
+            _ => return None,
         }
         Some((partition, HubKey::new(&tenant, &hub)))
     }
@@ -151,6 +173,14 @@ mod tests {
             assert!(subject.starts_with("sb.bp.3.YWNtZQ."));
             assert_eq!(names.parse_subject(&subject), Some((3, hub)));
         }
+        let hub = HubKey::new("acme", "chat");
+        let owned = names.owned_subject(2, &hub, "00ff");
+        assert_eq!(names.parse_subject(&owned), Some((2, hub)));
+        let [all, mine] = names.live_filters(2, "00ff").try_into().expect("two");
+        assert!(all.ends_with(".*.*") && mine.ends_with(".n.00ff"));
+        assert_eq!(names.parse_subject("sb.bp.1.YQ.Yg.n"), None);
+        assert_eq!(names.parse_subject("sb.bp.1.YQ.Yg.x.00ff"), None);
+        assert_eq!(names.parse_subject("sb.bp.1.YQ.Yg.n.00ff.z"), None);
         assert_eq!(names.parse_subject("sb.bp.1.a.b.c"), None);
         assert_eq!(names.parse_subject("other.bp.1.YQ.Yg"), None);
     }

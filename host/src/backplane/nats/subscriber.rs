@@ -189,11 +189,25 @@ async fn consume(
             }
         }
     };
+    // With durable resume, each node reads the hubs' subjects and the records
+    // of its own durable connections only (see `subject`): the stream's
+    // sequence then skips what others own, so a jump is no gap.
+    let filtered = shared.config.durable_resume;
+    let filter = if filtered {
+        pull::OrderedConfig {
+            filter_subjects: shared.names.live_filters(partition, &shared.node_id),
+            ..Default::default()
+        }
+    } else {
+        pull::OrderedConfig {
+            filter_subject: shared.names.partition_wildcard(partition),
+            ..Default::default()
+        }
+    };
     let consumer = stream
         .create_consumer(pull::OrderedConfig {
-            filter_subject: shared.names.partition_wildcard(partition),
             deliver_policy,
-            ..Default::default()
+            ..filter
         })
         .await
         .map_err(|e| ConsumeError::Consumer(e.to_string()))?;
@@ -215,10 +229,15 @@ async fn consume(
             _ = reconnects.changed() => return Err(ConsumeError::Reconnected),
             _ = stall_check.tick() => {
                 let Some(read) = tracker.last() else { continue };
-                let Ok(Ok(info)) = tokio::time::timeout(STALL_CHECK, stream.info()).await else {
-                    continue;
+                let ahead = if filtered {
+                    next_for_me(shared, &stream, partition, read).await
+                } else {
+                    let Ok(Ok(info)) = tokio::time::timeout(STALL_CHECK, stream.info()).await else {
+                        continue;
+                    };
+                    Some(info.state.last_sequence)
                 };
-                let in_stream = info.state.last_sequence;
+                let Some(in_stream) = ahead else { continue };
                 if in_stream <= read {
                     behind_at = None;
                 } else if behind_at == Some(read) {
@@ -243,7 +262,21 @@ async fn consume(
             sequence: info.stream_sequence,
         };
         let sequence = cursor.sequence;
-        match tracker.observe(sequence) {
+        let observed = if filtered {
+            // A consumer (re)starts after the last sequence read; what it
+            // skips is another node's, unless the stream dropped it since.
+            let previous = tracker.last();
+            match tracker.observe(sequence) {
+                Observed::Gap(_) if info.consumer_sequence == 1 => {
+                    dropped_since(&stream, previous.unwrap_or(0), sequence).await
+                }
+                Observed::Gap(_) => Observed::Next,
+                observed => observed,
+            }
+        } else {
+            tracker.observe(sequence)
+        };
+        match observed {
             Observed::Duplicate => {
                 shared.stats.duplicates.fetch_add(1, Ordering::Relaxed);
                 metrics.duplicates.increment(1);
@@ -307,6 +340,44 @@ async fn consume(
         }
     }
     Ok(())
+}
+
+/// The first sequence after `read` that this node's filtered consumer of
+/// `partition` should deliver, if the stream holds one; None when it holds
+/// none, or NATS did not answer in time.
+async fn next_for_me(
+    shared: &Shared,
+    stream: &stream::Stream,
+    partition: u32,
+    read: u64,
+) -> Option<u64> {
+    for filter in shared.names.live_filters(partition, &shared.node_id) {
+        let next = stream
+            .raw_message_builder()
+            .sequence(read + 1)
+            .next_by_subject(filter)
+            .send();
+        if let Ok(Ok(message)) = tokio::time::timeout(STALL_CHECK, next).await {
+            return Some(message.sequence);
+        }
+    }
+    None
+}
+
+/// What a jump from `last` to `sequence` at the start of a filtered
+/// consumer means: a gap if the stream no longer holds all of what lay
+/// between (some of it may have been this node's), else nothing missed.
+/// A stream that cannot be asked counts as a gap: honest rather than silent.
+async fn dropped_since(stream: &stream::Stream, last: u64, sequence: u64) -> Observed {
+    let first = match tokio::time::timeout(STALL_CHECK, stream.get_info()).await {
+        Ok(Ok(info)) => info.state.first_sequence,
+        _ => sequence,
+    };
+    if first > last + 1 {
+        Observed::Gap(first.min(sequence) - last - 1)
+    } else {
+        Observed::Next
+    }
 }
 
 /// Seconds from `published` (Unix nanoseconds, JetStream's clock) until now
