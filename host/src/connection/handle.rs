@@ -67,6 +67,10 @@ pub struct Durable {
     receipts: Receipts,
 }
 
+/// Longest a durable connection's receipt may take to come back from the
+/// stream before an effect or a message that waits for it.
+const APPLY_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Checkpoint candidates kept per durable connection.
 const RING_MARKS: usize = 16;
 
@@ -318,6 +322,19 @@ impl ConnectionHandle {
         if let Some(mark) = mark {
             durable.ring.lock().push(mark);
         }
+        // A receipt read back in stream order: any claim stored before it
+        // has been applied by now (see `receipt_applied`).
+        match (&step, kind) {
+            (Step::Received { up_to }, _) => durable.receipts.stored(*up_to),
+            (
+                Step::Deliver { .. },
+                EnvelopeKind::Direct {
+                    received: Some(received),
+                    ..
+                },
+            ) => durable.receipts.stored(received.up_to),
+            _ => {}
+        }
         if let Step::Deliver { .. } = step {
             let queued = match kind {
                 EnvelopeKind::Send { message, .. } => self.deliver(message),
@@ -514,7 +531,6 @@ impl ConnectionHandle {
             _ => None,
         };
         let received = durable.receipts.take();
-        let up_to = received.as_ref().map(|r| r.up_to);
         let envelope = Envelope::new(
             self.hub.clone(),
             EnvelopeKind::Direct {
@@ -526,11 +542,7 @@ impl ConnectionHandle {
             },
         );
         self.store_or_close(durable, envelope, "a record for a durable connection")
-            .await?;
-        if let Some(up_to) = up_to {
-            durable.receipts.stored(up_to);
-        }
-        Ok(())
+            .await
     }
 
     /// Stores, before they are handled, that the client of a durable
@@ -552,8 +564,7 @@ impl ConnectionHandle {
             "what a durable connection's client sent",
         )
         .await?;
-        durable.receipts.stored(up_to);
-        Ok(())
+        self.wait_applied(durable, up_to).await
     }
 
     /// A durable connection's client sent messages up to `up_to` that only
@@ -580,30 +591,38 @@ impl ConnectionHandle {
         }
     }
 
-    /// Before an effect other nodes may see through the stream (a send, a
-    /// group change, a client invocation): publishes the receipt waiting for
-    /// one, on the same lane, so the stream stores it first.
-    pub fn publish_receipt(self: &Arc<Self>) {
-        if let Some(durable) = &self.durable
-            && let Some(received) = durable.receipts.take()
-        {
-            self.publish_received(durable, received);
-        }
-    }
-
-    /// Before an effect outside the stream (a KV write, items): waits until
-    /// every receipt of the connection is stored. Err when the connection
-    /// ended first.
-    pub async fn receipt_stored(self: &Arc<Self>) -> Result<(), ()> {
+    /// Before an effect anyone else may see (a send, a group change, a
+    /// client invocation, a KV write, items): publishes the receipt waiting
+    /// for one and waits until this node has read every receipt of the
+    /// connection back from the stream. A claim of another node stored
+    /// before them has been applied by then, so a paused owner that woke up
+    /// learns it was fenced here, before the effect, not after. Err when the
+    /// connection ended (or was fenced) first, or the stream did not come
+    /// back in time.
+    pub async fn receipt_applied(self: &Arc<Self>) -> Result<(), ()> {
         let Some(durable) = &self.durable else {
             return Ok(());
         };
-        self.publish_receipt();
-        let up_to = durable.receipts.published();
-        tokio::select! {
-            () = durable.receipts.wait_stored(up_to) => Ok(()),
-            () = self.closing.cancelled() => Err(()),
+        if let Some(received) = durable.receipts.take() {
+            self.publish_received(durable, received);
         }
+        self.wait_applied(durable, durable.receipts.published())
+            .await
+    }
+
+    /// Waits until the connection's receipts up to `up_to` are read back in
+    /// stream order, then checks it is still this node's.
+    async fn wait_applied(&self, durable: &Durable, up_to: u64) -> Result<(), ()> {
+        let applied = tokio::select! {
+            applied = tokio::time::timeout(APPLY_TIMEOUT, durable.receipts.wait_stored(up_to)) => applied,
+            () = self.closing.cancelled() => return Err(()),
+        };
+        if applied.is_err() {
+            warn!(connection = %self.id, "what a durable connection's client sent did not come back from the stream in time; closing it");
+            self.abort_allow_reconnect(NOT_STORED);
+            return Err(());
+        }
+        if self.is_fenced() { Err(()) } else { Ok(()) }
     }
 
     /// The client of a taken-over connection sent up to `up_to` before.
@@ -640,17 +659,11 @@ impl ConnectionHandle {
             .backplane
             .publish(self.receipt_envelope(durable, received));
         let handle = self.clone();
+        // Read back, it counts as stored (see `apply_durable`).
         tokio::spawn(async move {
-            match receipt.wait().await {
-                Ok(()) => {
-                    if let Some(durable) = &handle.durable {
-                        durable.receipts.stored(up_to);
-                    }
-                }
-                Err(e) => {
-                    warn!(connection = %handle.id, error = %e, "what a durable connection's client sent was not stored; closing it");
-                    handle.abort_allow_reconnect(NOT_STORED);
-                }
+            if let Err(e) = receipt.wait().await {
+                warn!(connection = %handle.id, error = %e, up_to, "what a durable connection's client sent was not stored; closing it");
+                handle.abort_allow_reconnect(NOT_STORED);
             }
         });
     }

@@ -2,16 +2,20 @@
 //! `crate::durable`): a node taking the connection over must know what ran.
 //!
 //! A read of only invocations does not wait for its receipt before the
-//! invocations run. The receipt waits here until the first effect any other
-//! node could see: a record for the connection (its Completion, a stream
-//! item) carries it in the same publish; a send or group change is published
-//! after it on the same lane, so the stream stores the receipt first; a write
-//! outside the stream (KV, items) waits until it is stored. An invocation
-//! that ran without any such effect may run again after a takeover, which
-//! nobody can tell from once. A receipt no effect took is published after
-//! [`LINGER`], so the client's Acks do not wait on a quiet call.
+//! invocations run. The receipt waits here until the first effect: a record
+//! for the connection (its Completion, a stream item) carries it in the same
+//! publish, which costs nothing more, since a record of an owner that was
+//! fenced meanwhile is ignored by every node anyway. Before any other effect
+//! (a send, a group change, a client invocation, a KV write) the receipt is
+//! published and the effect waits until this node has read it back from
+//! the stream, in order: a claim stored before it is applied by then, so a
+//! paused owner learns there that it was fenced. An invocation that ran
+//! without any effect may run again after a takeover, which nobody can tell
+//! from once. A receipt no effect took is published after [`LINGER`], so
+//! the client's Acks do not wait on a quiet call.
 //!
-//! The client is acknowledged only what the stream stored.
+//! What counts as stored is what came back from the stream; the client is
+//! acknowledged only that.
 
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -27,7 +31,7 @@ pub(super) const LINGER: Duration = Duration::from_millis(5);
 #[derive(Debug)]
 pub(super) struct Receipts {
     state: Mutex<State>,
-    /// The client's highest sequence id the stream stored.
+    /// The client's highest sequence id the stream stored (read back).
     stored: watch::Sender<u64>,
     /// What the writer acknowledges to the client, once the reader linked it.
     acks: OnceLock<Arc<watch::Sender<u64>>>,

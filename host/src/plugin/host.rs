@@ -93,24 +93,18 @@ impl HostState {
         self.caller().map(|c| c.closing_token().clone())
     }
 
-    /// Before an effect other nodes may see through the stream: a durable
-    /// caller's receipt goes out first (see `crate::durable`).
-    fn receipt_first(&mut self) {
-        if let Some(caller) = self.caller() {
-            caller.publish_receipt();
-        }
-    }
-
-    /// Before an effect outside the stream (KV): a durable caller's receipt
-    /// is stored first, so a node taking it over knows the call ran.
-    async fn receipt_stored(&mut self) -> Result<(), String> {
+    /// Before an effect anyone else may see (a send, a group change, a
+    /// client invocation, a KV write): a durable caller's receipt is stored
+    /// and read back first, so a node taking the connection over knows the
+    /// call ran, and an owner that was fenced meanwhile has no effect.
+    async fn receipt_first(&mut self) -> Result<(), String> {
         let Some(caller) = self.caller().cloned() else {
             return Ok(());
         };
-        caller
-            .receipt_stored()
-            .await
-            .map_err(|()| "the connection ended before its message was stored".to_owned())
+        caller.receipt_applied().await.map_err(|()| {
+            "the connection ended, or another node took it over, before its message was stored"
+                .to_owned()
+        })
     }
 
     /// The connection the call is made for, if it is live on this node.
@@ -253,7 +247,7 @@ impl clients::Host for HostState {
             return Err(format!("arguments are larger than {MAX_SEND_ARGS} bytes"));
         }
         let message = OutboundInvocation::from_json(&method, &args_json)?;
-        self.receipt_first();
+        self.receipt_first().await?;
         let receipt =
             self.env
                 .router
@@ -274,7 +268,7 @@ impl clients::Host for HostState {
             .local_connection(&self.env.hub, &connection_id)
             .ok_or_else(|| format!("connection '{connection_id}' not found"))?;
         let message = OutboundInvocation::from_json(&method, &args_json)?;
-        self.receipt_first();
+        self.receipt_first().await?;
         let timeout = Duration::from_millis(u64::from(timeout_ms.clamp(1, 300_000)));
         self.waiting(connection.invoke_client(message, timeout))
             .await
@@ -283,7 +277,7 @@ impl clients::Host for HostState {
 
 impl groups::Host for HostState {
     async fn add(&mut self, connection_id: String, group: String) -> Result<(), String> {
-        self.receipt_first();
+        self.receipt_first().await?;
         let receipt = self
             .env
             .router
@@ -293,7 +287,7 @@ impl groups::Host for HostState {
     }
 
     async fn remove(&mut self, connection_id: String, group: String) -> Result<(), String> {
-        self.receipt_first();
+        self.receipt_first().await?;
         let receipt = self
             .env
             .router
@@ -314,7 +308,7 @@ impl kv::Host for HostState {
     }
 
     async fn set(&mut self, key: String, value: String, ttl_ms: Option<u64>) -> Result<(), String> {
-        self.receipt_stored().await?;
+        self.receipt_first().await?;
         self.env
             .tenant
             .kv
@@ -324,7 +318,7 @@ impl kv::Host for HostState {
     }
 
     async fn delete(&mut self, key: String) -> Result<(), String> {
-        self.receipt_stored().await?;
+        self.receipt_first().await?;
         self.env
             .tenant
             .kv
@@ -340,7 +334,7 @@ impl kv::Host for HostState {
         value: String,
         ttl_ms: Option<u64>,
     ) -> Result<bool, String> {
-        self.receipt_stored().await?;
+        self.receipt_first().await?;
         self.env
             .tenant
             .kv
@@ -439,7 +433,7 @@ impl connection::Host for HostState {
     }
 
     async fn set_item(&mut self, key: String, value: Option<String>) -> Result<(), String> {
-        self.receipt_stored().await?;
+        self.receipt_first().await?;
         match self.caller() {
             Some(caller) => caller.set_item(&key, value).await,
             None => Err("this call has no connection".into()),
