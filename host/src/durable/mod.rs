@@ -27,16 +27,21 @@
 //!   out only for what is stored. Uploads, cancellations and client results
 //!   run once their receipt is stored. Method invocations run at once, and
 //!   their receipt rides on their first effect: in the Completion or stream
-//!   item record itself, published just before a send or group change on the
-//!   same lane, stored before a KV write (`connection::receipts`). A call
-//!   that died before any effect left no trace, so the client's resend runs
-//!   it on the new owner, once as far as anyone can tell.
+//!   item record itself, or, before a send, group change or KV write,
+//!   published and read back first (`connection::receipts`). A call that
+//!   died before any effect left no trace, so the client's resend runs it on
+//!   the new owner, once as far as anyone can tell.
+//! - **Live reads**: a durable connection's own records go to a subject of
+//!   its owner node (`backplane::nats::subject`), so only the owner reads
+//!   them live; a taker replays the whole partition.
 //! - **Ownership** ([`session`]): a KV entry per connection, keyed by a hash
 //!   of its reconnect token, holds the owner node and an epoch. A takeover is
 //!   a compare-and-set of that entry, then a `Claim` envelope in S that
 //!   fences: direct records and receipts of an older epoch that come after
 //!   it are ignored by every node, and an owner that reads a newer claim
-//!   drops the connection without writing to it. No clock decides ownership.
+//!   drops the connection without writing to it. An owner reads its own
+//!   receipt back before any effect of a call, so a claim stored before the
+//!   receipt stops the effect. No clock decides ownership.
 //! - **Checkpoints** ([`Ring`]): the owner keeps a few (id, cursor,
 //!   membership) marks and stores the newest one at or below the client's
 //!   Ack, so a taker replays from a point the client has seen.
