@@ -14,9 +14,6 @@ use bytes::Bytes;
 
 use crate::protocol::HubMessage;
 
-/// ASP.NET's `StatefulReconnectBufferSize` default, in bytes.
-pub const DEFAULT_BUFFER_BYTES: usize = 100_000;
-
 /// The messages sent to the peer and not yet acknowledged, oldest first.
 #[derive(Debug)]
 pub struct ReplayBuffer {

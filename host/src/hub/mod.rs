@@ -651,7 +651,7 @@ async fn run_method(
         }),
         Ok(Ok(None)) => Ok(None),
         Ok(Ok(Some(text))) if call.streaming => {
-            debug!(method = %name, result = %crate::plugin::truncate(&text, 64), "a stream's result is not sent");
+            debug!(method = %name, result = %crate::error_text::truncate(&text, 64), "a stream's result is not sent");
             Ok(None)
         }
         Ok(Ok(Some(text))) => serde_json::from_str::<Json>(&text).map(Some).map_err(|e| {

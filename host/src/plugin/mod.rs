@@ -29,7 +29,7 @@ use wasmtime::{
     UpdateDeadline,
 };
 
-pub use crate::error_text::truncate;
+use crate::error_text::truncate;
 use bindings::switchboard::hub::streaming::UploadError;
 pub use bindings::{Context, MethodKind};
 pub use host::CallEnv;
