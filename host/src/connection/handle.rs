@@ -200,6 +200,9 @@ impl ConnectionHandle {
     ) {
         let mut ring = Ring::new(RING_MARKS);
         ring.push(track.mark());
+        // What the client sent up to the checkpoint is stored already (for a
+        // taker; a new connection starts at 0); a catch-up applies the rest.
+        let receipts = Receipts::new(track.inbound());
         self.durable = Some(Box::new(Durable {
             track: Mutex::new(track),
             backplane,
@@ -209,7 +212,7 @@ impl ConnectionHandle {
             fenced: Default::default(),
             session: std::sync::OnceLock::new(),
             items_gate: tokio::sync::Mutex::new(()),
-            receipts: Receipts::new(0),
+            receipts,
         }));
     }
 
@@ -623,13 +626,6 @@ impl ConnectionHandle {
             return Err(());
         }
         if self.is_fenced() { Err(()) } else { Ok(()) }
-    }
-
-    /// The client of a taken-over connection sent up to `up_to` before.
-    pub(super) fn receipts_stored_through(&self, up_to: u64) {
-        if let Some(durable) = &self.durable {
-            durable.receipts.stored(up_to);
-        }
     }
 
     /// From now on `acks` (what the writer acknowledges) follows what the

@@ -238,7 +238,6 @@ async fn start_taken(node: Arc<Node>, taken: Taken, transport: Transport) -> Opt
             stateful_in
                 .sequence
                 .stored_through(handle.durable_inbound());
-            handle.receipts_stored_through(handle.durable_inbound());
             takeover::end_unknown_outcomes(&handle).await;
             None
         }
