@@ -150,8 +150,19 @@ impl MemoryKv {
         ttl: Option<Duration>,
         now: Instant,
     ) -> Result<(), KvError> {
-        let mut entries = self.entries.lock();
-        self.make_room(&mut entries, key, now)?;
+        self.put(&mut self.entries.lock(), key, value, ttl, now)
+    }
+
+    /// Stores `value` under `key` in `entries` (locked), room permitting.
+    fn put(
+        &self,
+        entries: &mut HashMap<String, Entry>,
+        key: &str,
+        value: &str,
+        ttl: Option<Duration>,
+        now: Instant,
+    ) -> Result<(), KvError> {
+        self.make_room(entries, key, now)?;
         entries.insert(
             key.to_owned(),
             Entry {
@@ -182,14 +193,7 @@ impl MemoryKv {
         if current != expected {
             return Ok(false);
         }
-        self.make_room(&mut entries, key, now)?;
-        entries.insert(
-            key.to_owned(),
-            Entry {
-                value: value.to_owned(),
-                expires: ttl.map(|t| now + t),
-            },
-        );
+        self.put(&mut entries, key, value, ttl, now)?;
         Ok(true)
     }
 
