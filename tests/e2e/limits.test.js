@@ -160,6 +160,41 @@ describe('tenant limits', { timeout: 120_000 }, () => {
     assert.equal(await invoke(conn, 'echo', 'later'), 'later');
   });
 
+  test('streams per connection: one past 64 fails, its neighbours and the tenant go on', async (t) => {
+    // 64 paced streams (an item a second, sleeping) of one connection run; the 65th is
+    // refused with the reason, so one client cannot take all of its tenant's slots.
+    const conn = await connect(t, hubUrl(server, 'roomy', 'testhub'));
+    const streams = [];
+    const first = [];
+    for (let i = 0; i < 64; i += 1) {
+      let started;
+      first.push(new Promise((r) => {
+        started = r;
+      }));
+      streams.push(conn.stream('ticks', 1000, 1000).subscribe({ next: () => started(), error: () => {}, complete: () => {} }));
+    }
+    await withTimeout(Promise.all(first), WAIT_MS, 'every stream sent its first item');
+    const refused = new Promise((resolve, reject) => {
+      conn.stream('ticks', 1, 1).subscribe({ next: () => reject(new Error('the 65th stream ran')), error: resolve, complete: () => reject(new Error('the 65th stream completed')) });
+    });
+    const error = await withTimeout(refused, WAIT_MS, 'the 65th stream refused');
+    assert.ok(error.message.includes('Too many streaming invocations: a connection may run at most 64 at once.'), error.message);
+    assert.equal(await invoke(conn, 'echo', 'plain calls go on'), 'plain calls go on');
+    await neighbourServes(t);
+
+    // A stream that ends frees its place.
+    streams[0].dispose();
+    let ran = false;
+    for (let attempt = 0; attempt < 50 && !ran; attempt += 1) {
+      ran = await new Promise((resolve) => {
+        conn.stream('ticks', 1, 1).subscribe({ next: () => {}, error: () => resolve(false), complete: () => resolve(true) });
+      });
+      if (!ran) await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.ok(ran, 'a stream runs again once one ended');
+    for (const s of streams) s.dispose();
+  });
+
   test('groups per connection: the plugin gets an error for one group too many', async (t) => {
     const conn = await connect(t, hubUrl(server, 'groups', 'testhub'));
     await invoke(conn, 'joinGroup', 'g1');

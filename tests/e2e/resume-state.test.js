@@ -17,6 +17,7 @@ import { MessagePackHubProtocol } from '@microsoft/signalr-protocol-msgpack';
 import { clusterConfig, startCluster } from './lib/cluster.js';
 import { startHaproxy } from './lib/lb.js';
 import { mintToken, pluginWasm, unique, withTimeout } from './lib/server.js';
+import { openSession, record } from './lib/raw.js';
 
 const WAIT_MS = 10_000;
 const config = clusterConfig({
@@ -192,4 +193,28 @@ test('kill -9: items, query, group and user of a durable connection survive the 
   await withTimeout(durable.connection.stop(), WAIT_MS, 'stop the durable client');
   await sleep(1_000);
   assert.equal(await call(other, 'kvGet', `waited:${durable.id}`), null, 'the running invocation ran on no other node');
+});
+
+test("a durable connection's invocation ids are bounded: a longer one fails with the reason, the connection goes on", { timeout: 60_000 }, async (t) => {
+  const cluster = await startCluster({ size: 1, config, serverOptions: { plugins: { 'demo/testhub.wasm': pluginWasm('testhub') } } });
+  t.after(() => cluster.close());
+  const token = await mintToken({ user: unique('ids-') });
+  const socket = await openSession(t, `${cluster.nodes[0].url}/hubs/demo/testhub`, { token, stateful: true });
+  const completion = async (id) => {
+    const message = await socket.nextRecord({ timeoutMs: WAIT_MS });
+    assert.equal(message.type, 3, `a Completion, got ${JSON.stringify(message)}`);
+    assert.equal(message.invocationId, id);
+    return message;
+  };
+  const longest = 'i'.repeat(64);
+  socket.send(record({ type: 1, invocationId: longest, target: 'echo', arguments: ['fits'] }));
+  assert.equal((await completion(longest)).result, 'fits');
+  const tooLong = 'i'.repeat(65);
+  socket.send(record({ type: 1, invocationId: tooLong, target: 'echo', arguments: ['refused'] }));
+  assert.equal(
+    (await completion(tooLong)).error,
+    "Invocation ID is 65 bytes: a resumable connection's invocation ids are at most 64 bytes.",
+  );
+  socket.send(record({ type: 1, invocationId: '7', target: 'echo', arguments: ['after'] }));
+  assert.equal((await completion('7')).result, 'after', 'the connection goes on');
 });

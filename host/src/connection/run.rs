@@ -905,6 +905,8 @@ fn invocations(messages: &[HubMessage]) -> Vec<String> {
             } => Some(id.clone()),
             _ => None,
         })
+        // A longer id is refused by the hub, never runs: nothing to end.
+        .filter(|id| id.len() <= crate::durable::MAX_INVOCATION_ID_BYTES)
         .collect()
 }
 

@@ -60,3 +60,8 @@ mod track;
 
 pub use ring::{Mark, Ring};
 pub use track::{JoinRefused, MAX_GROUPS_BYTES, Membership, Record, Step, Track};
+
+/// Longest invocation id a durable connection takes: the ids of its running
+/// invocations travel in its session, whose size is bounded (the official
+/// clients number their calls; the Python ones use 36-byte UUIDs).
+pub const MAX_INVOCATION_ID_BYTES: usize = 64;

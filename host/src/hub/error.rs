@@ -48,6 +48,16 @@ pub enum InvocationError {
     /// An invocation id that a running call already has.
     #[error("Invocation ID '{0}' is already in use.")]
     InvocationIdInUse(String),
+    /// The connection runs as many streaming calls as it may.
+    #[error("Too many streaming invocations: a connection may run at most {0} at once.")]
+    TooManyStreams(usize),
+    /// A resumable connection's invocation id is longer than its session
+    /// keeps: a node taking the connection over must know it.
+    #[error(
+        "Invocation ID is {0} bytes: a resumable connection's invocation ids are at most {max} bytes.",
+        max = crate::durable::MAX_INVOCATION_ID_BYTES
+    )]
+    InvocationIdTooLong(usize),
     /// The connection is over the tenant's invocation rate.
     #[error(
         "Rate limit exceeded: the tenant allows at most {0} invocations per second per connection."
@@ -102,7 +112,9 @@ impl InvocationError {
     /// ran and failed this way.
     pub fn outcome(&self) -> &'static str {
         match self {
-            InvocationError::RateLimited(_) | InvocationError::TooManyInvocations(_) => "rejected",
+            InvocationError::RateLimited(_)
+            | InvocationError::TooManyInvocations(_)
+            | InvocationError::TooManyStreams(_) => "rejected",
             InvocationError::UnknownMethod(_) => "unknown_method",
             InvocationError::Plugin { cause, .. } => cause.kind(),
             _ => "error",

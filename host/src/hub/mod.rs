@@ -42,6 +42,10 @@ const UPLOAD_BUFFER: usize = 10;
 const STREAM_BUFFER: usize = 16;
 /// Plain invocations queued behind the running one before reading pauses.
 const DISPATCH_QUEUE: usize = 32;
+/// Streaming calls (and calls with upload streams) one connection may run at
+/// once: each holds a task, its buffers and, on a durable connection, a place
+/// in the session; a client opening more gets an error for each extra one.
+pub const MAX_BACKGROUND_CALLS: usize = 64;
 
 /// What the connection should do after a message.
 #[derive(Debug, PartialEq, Eq)]
@@ -61,6 +65,8 @@ struct Shared {
     running: Mutex<HashMap<String, CancellationToken>>,
     /// Plain invocations handed to the dispatcher and not finished yet.
     queued: AtomicUsize,
+    /// Streaming calls and calls with upload streams running.
+    background: AtomicUsize,
     /// The tenant's use of the node, for its concurrent-invocation limit.
     usage: Arc<TenantUsage>,
     /// Counted per message; handles made once per connection.
@@ -150,6 +156,7 @@ impl HubSession {
             handle,
             running: Mutex::new(HashMap::new()),
             queued: AtomicUsize::new(0),
+            background: AtomicUsize::new(0),
             span: tracing::Span::current(),
         });
         HubSession {
@@ -319,6 +326,15 @@ impl HubSession {
             complete(&self.shared, id, Err(error)).await;
             return Flow::Continue;
         }
+        if is_call
+            && self.shared.handle.is_durable()
+            && let Some(long) = long_invocation_id(&message)
+        {
+            let error = InvocationError::InvocationIdTooLong(long.len());
+            record_invocation(&self.shared, "", error.outcome(), None);
+            complete(&self.shared, Some(long), Err(error)).await;
+            return Flow::Continue;
+        }
         match message {
             HubMessage::Invocation {
                 invocation_id,
@@ -408,6 +424,12 @@ impl HubSession {
             complete(&shared, call.invocation_id.as_deref(), Err(error)).await;
             return;
         }
+        if shared.background.load(Ordering::Acquire) >= MAX_BACKGROUND_CALLS {
+            let error = InvocationError::TooManyStreams(MAX_BACKGROUND_CALLS);
+            record_invocation(&shared, "", error.outcome(), None);
+            complete(&shared, call.invocation_id.as_deref(), Err(error)).await;
+            return;
+        }
         let cancelled = shared.handle_token();
         if let Some(id) = &call.invocation_id {
             let in_use = {
@@ -442,6 +464,7 @@ impl HubSession {
             uploads,
         });
         let upload_streams = stream_ids_len(stream_ids);
+        shared.background.fetch_add(1, Ordering::AcqRel);
         tokio::spawn(async move {
             let id = call.invocation_id.clone();
             let forward = forward_items(&shared, id.as_deref(), items_rx);
@@ -449,9 +472,21 @@ impl HubSession {
             if let Some(id) = &id {
                 shared.running.lock().remove(id);
             }
+            shared.background.fetch_sub(1, Ordering::AcqRel);
             complete(&shared, id.as_deref(), result).await;
         });
     }
+}
+
+/// The invocation id of a call, when it is longer than a durable connection
+/// keeps.
+fn long_invocation_id(message: &HubMessage) -> Option<&str> {
+    let id = match message {
+        HubMessage::Invocation { invocation_id, .. } => invocation_id.as_deref()?,
+        HubMessage::StreamInvocation { invocation_id, .. } => invocation_id,
+        _ => return None,
+    };
+    (id.len() > crate::durable::MAX_INVOCATION_ID_BYTES).then_some(id)
 }
 
 /// A stream id of `ids` that a live upload has, or that `ids` names twice.

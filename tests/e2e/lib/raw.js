@@ -11,10 +11,11 @@ export const RS = '\x1e';
  * `POST {hubUrl}/negotiate?negotiateVersion=1` with an empty body, as the JS client sends it.
  * Resolves with `{status, body}` (body parsed as JSON when it is JSON, else text).
  */
-export async function negotiate(hubUrl, { token } = {}) {
+export async function negotiate(hubUrl, { token, stateful = false } = {}) {
   const headers = { 'X-Requested-With': 'XMLHttpRequest' };
   if (token !== undefined) headers.Authorization = `Bearer ${token}`;
-  const response = await fetch(`${hubUrl}/negotiate?negotiateVersion=1`, {
+  const query = stateful ? 'negotiateVersion=1&useStatefulReconnect=true' : 'negotiateVersion=1';
+  const response = await fetch(`${hubUrl}/negotiate?${query}`, {
     method: 'POST',
     headers,
     signal: AbortSignal.timeout(WAIT_MS),
@@ -155,8 +156,8 @@ export class RawSocket {
  * Negotiates, opens the WebSocket at `{hubUrl}?id=TOKEN` and returns the socket before any
  * handshake. Closes it when the test `t` ends.
  */
-export async function openRaw(t, hubUrl, { token } = {}) {
-  const { status, body } = await negotiate(hubUrl, { token });
+export async function openRaw(t, hubUrl, { token, stateful = false } = {}) {
+  const { status, body } = await negotiate(hubUrl, { token, stateful });
   if (status !== 200 || typeof body !== 'object' || !body.connectionToken) {
     throw new Error(`negotiate ${hubUrl} gave ${status} ${JSON.stringify(body)}`);
   }
@@ -171,10 +172,11 @@ export async function openRaw(t, hubUrl, { token } = {}) {
 
 /**
  * `openRaw` plus the JSON handshake; asserts that the first frame is exactly `{}` + 0x1E.
+ * With `stateful`, negotiates stateful reconnect and shakes hands with version 2.
  */
 export async function openSession(t, hubUrl, options = {}) {
   const socket = await openRaw(t, hubUrl, options);
-  socket.send(`{"protocol":"json","version":1}${RS}`);
+  socket.send(`{"protocol":"json","version":${options.stateful ? 2 : 1}}${RS}`);
   const first = await socket.nextRecord({ pings: true });
   if (JSON.stringify(first) !== '{}') {
     throw new Error(`expected the handshake response {} first, got ${JSON.stringify(first)}`);
