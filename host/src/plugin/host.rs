@@ -401,6 +401,10 @@ impl invocation::Host for HostState {
         })
         .await
     }
+
+    async fn detailed_errors(&mut self) -> bool {
+        self.env.tenant.config.detailed_errors
+    }
 }
 
 impl connection::Host for HostState {
