@@ -4,11 +4,14 @@
 //   node sdk-js/build.mjs HUB.js OUT.wasm
 //
 // HUB.js exports its methods as plain functions (see README.md). This writes a small entry
-// module that wires them to the switchboard:hub world's exports, then runs componentize-js,
-// which embeds the JS engine and pre-initialises it (Wizer) with the hub already loaded.
+// module that hands the SDK the switchboard:hub world's imports and wires the hub to its
+// exports, then runs componentize-js, which embeds the JS engine and pre-initialises it
+// (Wizer) with the hub already loaded.
 // componentize-js is found in $SWITCHBOARD_JS_TOOLS (its node_modules folder's parent),
-// else next to this file.
+// else next to this file (`npm ci` in sdk-js), else in tests/.tools/componentize-js, where
+// `./dev serve` and `./dev test` install it.
 
+import { existsSync } from 'node:fs';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { pathToFileURL, fileURLToPath } from 'node:url';
@@ -24,7 +27,13 @@ if (!hubArg || !outArg) {
 }
 const hub = path.resolve(hubArg);
 const out = path.resolve(outArg);
-const tools = process.env.SWITCHBOARD_JS_TOOLS ?? SDK_DIR;
+/** Where componentize-js is: $SWITCHBOARD_JS_TOOLS, else `npm ci` here, else where `./dev` puts it. */
+function toolsDir() {
+  if (process.env.SWITCHBOARD_JS_TOOLS) return process.env.SWITCHBOARD_JS_TOOLS;
+  const installed = path.join(SDK_DIR, '..', 'tests', '.tools', 'componentize-js');
+  return existsSync(path.join(SDK_DIR, 'node_modules')) || !existsSync(installed) ? SDK_DIR : installed;
+}
+const tools = toolsDir();
 const { componentize } = await import(
   pathToFileURL(path.join(tools, 'node_modules', '@bytecodealliance', 'componentize-js', 'src', 'componentize.js'))
 );
@@ -47,8 +56,16 @@ const rel = (to) => {
 };
 await writeFile(
   entry,
-  `import * as hub from ${JSON.stringify(rel(hub))};
-import { exportHub } from ${JSON.stringify(rel(sdk))};
+  `import * as clients from 'switchboard:hub/clients@0.1.0';
+import * as groups from 'switchboard:hub/groups@0.1.0';
+import * as kv from 'switchboard:hub/kv@0.1.0';
+import * as streaming from 'switchboard:hub/streaming@0.1.0';
+import * as invocation from 'switchboard:hub/invocation@0.1.0';
+import * as connection from 'switchboard:hub/connection@0.1.0';
+import * as log from 'switchboard:hub/log@0.1.0';
+import * as hub from ${JSON.stringify(rel(hub))};
+import { bindHost, exportHub } from ${JSON.stringify(rel(sdk))};
+bindHost({ clients, groups, kv, streaming, invocation, connection, log });
 const exported = exportHub(hub, ${JSON.stringify(SDK_VERSION)});
 export const describe = () => exported.describe();
 export const onConnected = (ctx) => exported.onConnected(ctx);

@@ -7,7 +7,8 @@ HUB.py defines its methods as plain functions (see README.md). This writes a sma
 entry module that wires them to the switchboard:hub world's exports, then runs
 componentize-py, which embeds CPython and pre-initialises it (Wizer) with the hub
 already imported. componentize-py is found on $SWITCHBOARD_PY_TOOLS (a
-``pip install --target`` folder), else on the normal Python path.
+``pip install --target`` folder), else on the normal Python path, else in
+tests/.tools/componentize-py, where ``./dev serve`` and ``./dev test`` install it.
 """
 
 import os
@@ -45,6 +46,12 @@ def main() -> int:
 
     env = dict(os.environ)
     tools = env.get("SWITCHBOARD_PY_TOOLS")
+    installed = SDK_DIR.parent / "tests" / ".tools" / "componentize-py"
+    if not tools and installed.is_dir():
+        try:
+            import componentize_py  # noqa: F401 - installed with pip: use that one
+        except ImportError:
+            tools = str(installed)
     if tools:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [tools, env.get("PYTHONPATH")]))
     started = time.monotonic()

@@ -4,14 +4,28 @@
 //
 // Host calls that fail throw a HostError; a method that throws a HubError fails the
 // invocation with exactly its message.
+//
+// The module imports nothing of the component: `build.mjs`'s entry module hands it the
+// world's imports (`bindHost`), and `testing.js` hands it a test host's, so the same hub code
+// runs in the component and natively under `node --test`.
 
-import * as hostClients from 'switchboard:hub/clients@0.1.0';
-import * as hostGroups from 'switchboard:hub/groups@0.1.0';
-import * as hostKv from 'switchboard:hub/kv@0.1.0';
-import * as hostStreaming from 'switchboard:hub/streaming@0.1.0';
-import * as hostInvocation from 'switchboard:hub/invocation@0.1.0';
-import * as hostConnection from 'switchboard:hub/connection@0.1.0';
-import * as hostLog from 'switchboard:hub/log@0.1.0';
+/** The host's imports (`switchboard:hub/<interface>@0.1.0`, by interface name), once bound. */
+let imports = null;
+
+/** Which host calls go where: the world's imports in the component, a TestHost's natively. */
+export function bindHost(host) {
+  const previous = imports;
+  imports = host;
+  return previous;
+}
+
+/** The bound imports, or a HostError saying there is no host. */
+function bound() {
+  if (imports === null) {
+    throw new HostError('no Switchboard host: run the hub in a component, or on a TestHost (testing.js)');
+  }
+  return imports;
+}
 
 /** An error whose message is what the calling client sees, word for word. */
 export class HubError extends Error {}
@@ -38,7 +52,7 @@ class Target {
 
   /** Invokes `method(...args)` on every connection of the target. */
   send(method, ...args) {
-    host(() => hostClients.send(this.target, method, json(args)));
+    host(() => bound().clients.send(this.target, method, json(args)));
   }
 }
 
@@ -51,7 +65,7 @@ class Connection extends Target {
 
   /** Calls `method(...args)` on the client and returns its result (SignalR client results). */
   invoke(method, args = [], { timeoutMs = 10_000 } = {}) {
-    return JSON.parse(host(() => hostClients.invoke(this.id, method, json(args), timeoutMs)));
+    return JSON.parse(host(() => bound().clients.invoke(this.id, method, json(args), timeoutMs)));
   }
 }
 
@@ -71,42 +85,42 @@ export const clients = {
 };
 
 export const groups = {
-  add: (connectionId, group) => host(() => hostGroups.add(connectionId, group)),
-  remove: (connectionId, group) => host(() => hostGroups.remove(connectionId, group)),
+  add: (connectionId, group) => host(() => bound().groups.add(connectionId, group)),
+  remove: (connectionId, group) => host(() => bound().groups.remove(connectionId, group)),
 };
 
 const ttl = (ttlMs) => (ttlMs === undefined ? undefined : BigInt(Math.max(0, Math.floor(ttlMs))));
 
 /** The tenant's key-value store (strings; shared by every node of a cluster). */
 export const kv = {
-  get: (key) => host(() => hostKv.get(key)) ?? null,
-  set: (key, value, { ttlMs } = {}) => host(() => hostKv.set(key, value, ttl(ttlMs))),
-  delete: (key) => host(() => hostKv.delete(key)),
+  get: (key) => host(() => bound().kv.get(key)) ?? null,
+  set: (key, value, { ttlMs } = {}) => host(() => bound().kv.set(key, value, ttl(ttlMs))),
+  delete: (key) => host(() => bound().kv.delete(key)),
   compareAndSet: (key, expected, value, { ttlMs } = {}) =>
-    host(() => hostKv.compareAndSet(key, expected ?? undefined, value, ttl(ttlMs))),
+    host(() => bound().kv.compareAndSet(key, expected ?? undefined, value, ttl(ttlMs))),
 };
 
 /** The running call: whether its caller still wants it, and waiting without spending CPU time. */
 export const invocation = {
   /** Whether the client cancelled this stream or its connection ended. */
-  cancelled: () => hostInvocation.cancelled(),
+  cancelled: () => bound().invocation.cancelled(),
   /** Waits `ms` milliseconds (no CPU time); throws a HostError at once when the call is cancelled. */
-  sleep: (ms) => host(() => hostInvocation.sleep(Math.max(0, Math.min(0xffffffff, Math.floor(ms))))),
+  sleep: (ms) => host(() => bound().invocation.sleep(Math.max(0, Math.min(0xffffffff, Math.floor(ms))))),
 };
 
 /** The caller's connection: the request that opened it, and its items. */
 export const connection = {
-  query: () => hostConnection.query(),
-  header: (name) => hostConnection.header(name) ?? null,
+  query: () => bound().connection.query(),
+  header: (name) => bound().connection.header(name) ?? null,
   /** A cookie of that request, if the tenant's `plugin_cookies` lists it; else null. */
-  cookie: (name) => hostConnection.cookie(name) ?? null,
+  cookie: (name) => bound().connection.cookie(name) ?? null,
   /** 'WebSockets', 'ServerSentEvents' or 'LongPolling'; null for a call no connection made. */
-  transport: () => hostConnection.transport() ?? null,
-  getItem: (key) => hostConnection.getItem(key) ?? null,
-  setItem: (key, value) => host(() => hostConnection.setItem(key, value ?? undefined)),
+  transport: () => bound().connection.transport() ?? null,
+  getItem: (key) => bound().connection.getItem(key) ?? null,
+  setItem: (key, value) => host(() => bound().connection.setItem(key, value ?? undefined)),
 };
 
-const write = (level) => (...parts) => hostLog.log(level, parts.map(String).join(' '));
+const write = (level) => (...parts) => bound().log.log(level, parts.map(String).join(' '));
 export const log = {
   trace: write('trace'),
   debug: write('debug'),
@@ -139,7 +153,7 @@ export class UploadError extends HubError {
 /** The next item of upload stream `index` (undefined at its end), or an UploadError. */
 function nextUpload(index) {
   try {
-    return hostStreaming.nextUploadItem(index);
+    return bound().streaming.nextUploadItem(index);
   } catch (e) {
     const reason = e?.payload;
     if (reason?.tag === 'client') throw new UploadError('client', String(reason.val));
@@ -183,16 +197,52 @@ function collect(module) {
     if (typeof value !== 'function' || LIFECYCLE.has(name)) continue;
     const key = name.toLowerCase();
     if (methods.has(key)) throw new Error(`hub method '${name}' is exported twice (names match case-insensitively)`);
-    methods.set(key, { name, fn: value, stream: isGenerator(value), uploads: value.uploadStreams ?? 0 });
+    methods.set(key, {
+      name,
+      fn: value,
+      stream: isGenerator(value),
+      uploads: value.uploadStreams ?? 0,
+      // A rest parameter takes any number of arguments (before the upload streams).
+      variadic: hasRest(value),
+    });
   }
   return methods;
 }
 
-/** The text a client sees for an error the method did not mean to show. */
+/** `Name: message` of what a method threw, as ASP.NET's detailed errors word an exception. */
+function describeThrown(e) {
+  return e instanceof Error ? `${e.name}: ${e.message}` : String(e);
+}
+
+/** Whether the tenant shows clients why a call failed (`detailed_errors`). */
+function detailedErrors() {
+  try {
+    return bound().invocation.detailedErrors() === true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The text a client sees for what `method` threw: a HubError's message; for anything else,
+ * ASP.NET's "unexpected error" sentence, followed by what was thrown only when the tenant
+ * shows detailed errors. The stack always goes to the tenant log.
+ */
 function failure(method, e) {
   if (e instanceof HubError) return e.message;
-  log.error(`hub method '${method}' threw: ${e?.stack ?? e}`);
-  return `An unexpected error occurred invoking '${method}' on the server.`;
+  try {
+    log.error(`hub method '${method}' threw: ${e?.stack ?? e}`);
+  } catch {
+    // No host to log to (a call outside a component or test host).
+  }
+  const text = `An unexpected error occurred invoking '${method}' on the server.`;
+  return detailedErrors() ? `${text} ${describeThrown(e)}` : text;
+}
+
+/** Whether a function's last parameter is a rest parameter (`(ctx, ...args)`). */
+function hasRest(fn) {
+  const params = /^[^(]*\(([^)]*)\)/.exec(Function.prototype.toString.call(fn));
+  return params !== null && params[1].includes('...');
 }
 
 /** The four exports of the hub world, for a hub module. `build.mjs` wires them up. */
@@ -236,8 +286,10 @@ export function exportHub(module, version) {
         throw `Failed to invoke '${method.name}': invalid arguments: ${e.message}`;
       }
       const expected = method.fn.length - 1 - method.uploads;
-      if (!Array.isArray(args) || args.length !== expected) {
-        throw `Failed to invoke '${method.name}': invalid arguments: expected ${expected} argument(s), got ${Array.isArray(args) ? args.length : 'no array'}`;
+      const fits = Array.isArray(args) && (method.variadic ? args.length >= expected : args.length === expected);
+      if (!fits) {
+        const wanted = `${method.variadic ? 'at least ' : ''}${expected} argument(s)`;
+        throw `Failed to invoke '${method.name}': invalid arguments: expected ${wanted}, got ${Array.isArray(args) ? args.length : 'no array'}`;
       }
       for (let i = 0; i < method.uploads; i++) args.push(upload(i));
       try {
@@ -245,7 +297,7 @@ export function exportHub(module, version) {
         if (method.stream) {
           for (const item of result) {
             try {
-              hostStreaming.emit(json(item));
+              bound().streaming.emit(json(item));
             } catch {
               // The client cancelled the stream or left: stop the generator.
               result.return?.();

@@ -17,16 +17,6 @@ import json
 import traceback
 from typing import Any, Iterator, Optional
 
-from componentize_py_types import Err
-from wit_world.imports import clients as _clients
-from wit_world.imports import connection as _connection
-from wit_world.imports import groups as _groups
-from wit_world.imports import invocation as _invocation
-from wit_world.imports import kv as _kv
-from wit_world.imports import log as _log
-from wit_world.imports import streaming as _streaming
-from wit_world.imports import types as _types
-
 __all__ = [
     "HubError",
     "binary",
@@ -44,6 +34,7 @@ __all__ = [
     "log",
     "uploads",
     "method",
+    "bind_host",
 ]
 
 
@@ -55,11 +46,24 @@ class HostError(HubError):
     """A host call failed; the host's text is the message."""
 
 
-def _host(call, *args):
-    try:
-        return call(*args)
-    except Err as e:
-        raise HostError(str(e.value)) from None
+# The host's imports. The module imports nothing of the component: in the component,
+# ``export_hub`` binds the switchboard:hub world's imports (``_wit.WitHost``); natively, a
+# ``testing.TestHost`` binds its own while it runs a hub function. Either serves the calls
+# below and raises ``HostError`` (``UploadError`` for uploads) when the host refuses one.
+_bound = None
+
+
+def bind_host(host):
+    """Makes ``host`` serve the SDK's host calls; returns the one bound before (or None)."""
+    global _bound
+    previous, _bound = _bound, host
+    return previous
+
+
+def _host():
+    if _bound is None:
+        raise HostError("no Switchboard host: run the hub in a component, or on a TestHost (switchboard_hub.testing)")
+    return _bound
 
 
 def _json(value: Any) -> str:
@@ -72,27 +76,27 @@ class _Target:
 
     def send(self, method: str, *args: Any) -> None:
         """Invokes ``method(*args)`` on every connection of the target."""
-        _host(_clients.send, self._target, method, _json(list(args)))
+        _host().send(self._target, method, _json(list(args)))
 
 
 class _Connection(_Target):
     def __init__(self, connection_id: str):
-        super().__init__(_types.Target_Connections([connection_id]))
+        super().__init__(("connections", [connection_id]))
         self.id = connection_id
 
     def invoke(self, method: str, *args: Any, timeout_ms: int = 10_000) -> Any:
         """Calls ``method(*args)`` on the client and returns its result (a client result)."""
-        return json.loads(_host(_clients.invoke, self.id, method, _json(list(args)), timeout_ms))
+        return json.loads(_host().invoke(self.id, method, _json(list(args)), timeout_ms))
 
 
 class clients:  # noqa: N801 - a namespace, used as ``clients.all()``
     @staticmethod
     def all(except_: list = ()) -> _Target:
-        return _Target(_types.Target_All(list(except_)))
+        return _Target(("all", list(except_)))
 
     @staticmethod
     def others(ctx: "Context") -> _Target:
-        return _Target(_types.Target_All([ctx.connection_id]))
+        return _Target(("all", [ctx.connection_id]))
 
     @staticmethod
     def caller(ctx: "Context") -> _Connection:
@@ -104,23 +108,23 @@ class clients:  # noqa: N801 - a namespace, used as ``clients.all()``
 
     @staticmethod
     def connections(ids: list) -> _Target:
-        return _Target(_types.Target_Connections(list(ids)))
+        return _Target(("connections", list(ids)))
 
     @staticmethod
     def user(user_id: str) -> _Target:
-        return _Target(_types.Target_Users([user_id]))
+        return _Target(("users", [user_id]))
 
     @staticmethod
     def users(ids: list) -> _Target:
-        return _Target(_types.Target_Users(list(ids)))
+        return _Target(("users", list(ids)))
 
     @staticmethod
     def group(group: str, except_: list = ()) -> _Target:
-        return _Target(_types.Target_Groups(_types.GroupTarget([group], list(except_))))
+        return _Target(("groups", [group], list(except_)))
 
     @staticmethod
     def groups(groups: list, except_: list = ()) -> _Target:
-        return _Target(_types.Target_Groups(_types.GroupTarget(list(groups), list(except_))))
+        return _Target(("groups", list(groups), list(except_)))
 
     @staticmethod
     def others_in_group(ctx: "Context", group: str) -> _Target:
@@ -130,11 +134,11 @@ class clients:  # noqa: N801 - a namespace, used as ``clients.all()``
 class groups:  # noqa: N801
     @staticmethod
     def add(connection_id: str, group: str) -> None:
-        _host(_groups.add, connection_id, group)
+        _host().group_add(connection_id, group)
 
     @staticmethod
     def remove(connection_id: str, group: str) -> None:
-        _host(_groups.remove, connection_id, group)
+        _host().group_remove(connection_id, group)
 
 
 class invocation:  # noqa: N801
@@ -143,7 +147,7 @@ class invocation:  # noqa: N801
     @staticmethod
     def cancelled() -> bool:
         """Whether the client cancelled this stream or its connection ended."""
-        return _invocation.cancelled()
+        return _host().cancelled()
 
     @staticmethod
     def sleep(seconds: float) -> None:
@@ -152,7 +156,7 @@ class invocation:  # noqa: N801
         Raises ``HostError`` at once when the call is cancelled.
         """
         ms = max(0, min(0xFFFFFFFF, round(seconds * 1000)))
-        _host(_invocation.sleep, ms)
+        _host().sleep(ms)
 
 
 class kv:  # noqa: N801
@@ -160,19 +164,19 @@ class kv:  # noqa: N801
 
     @staticmethod
     def get(key: str) -> Optional[str]:
-        return _host(_kv.get, key)
+        return _host().kv_get(key)
 
     @staticmethod
     def set(key: str, value: str, ttl_ms: Optional[int] = None) -> None:
-        _host(_kv.set, key, value, ttl_ms)
+        _host().kv_set(key, value, ttl_ms)
 
     @staticmethod
     def delete(key: str) -> None:
-        _host(_kv.delete, key)
+        _host().kv_delete(key)
 
     @staticmethod
     def compare_and_set(key: str, expected: Optional[str], value: str, ttl_ms: Optional[int] = None) -> bool:
-        return _host(_kv.compare_and_set, key, expected, value, ttl_ms)
+        return _host().kv_compare_and_set(key, expected, value, ttl_ms)
 
 
 class connection:  # noqa: N801
@@ -180,41 +184,41 @@ class connection:  # noqa: N801
 
     @staticmethod
     def query() -> list:
-        return _connection.query()
+        return _host().query()
 
     @staticmethod
     def header(name: str) -> Optional[str]:
-        return _connection.header(name)
+        return _host().header(name)
 
     @staticmethod
     def cookie(name: str) -> Optional[str]:
         """A cookie of that request, if the tenant's ``plugin_cookies`` lists it."""
-        return _connection.cookie(name)
+        return _host().cookie(name)
 
     @staticmethod
     def transport() -> Optional[str]:
         """``"WebSockets"``, ``"ServerSentEvents"`` or ``"LongPolling"``; None for a call no connection made."""
-        return _connection.transport()
+        return _host().transport()
 
     @staticmethod
     def get_item(key: str) -> Optional[str]:
-        return _connection.get_item(key)
+        return _host().get_item(key)
 
     @staticmethod
     def set_item(key: str, value: Optional[str]) -> None:
-        _host(_connection.set_item, key, value)
+        _host().set_item(key, value)
 
 
 def _writer(level):
-    return lambda *parts: _log.log(level, " ".join(str(p) for p in parts))
+    return lambda *parts: _host().log(level, " ".join(str(p) for p in parts))
 
 
 class log:  # noqa: N801
-    trace = staticmethod(_writer(_types.LogLevel.TRACE))
-    debug = staticmethod(_writer(_types.LogLevel.DEBUG))
-    info = staticmethod(_writer(_types.LogLevel.INFO))
-    warn = staticmethod(_writer(_types.LogLevel.WARN))
-    error = staticmethod(_writer(_types.LogLevel.ERROR))
+    trace = staticmethod(_writer("trace"))
+    debug = staticmethod(_writer("debug"))
+    info = staticmethod(_writer("info"))
+    warn = staticmethod(_writer("warn"))
+    error = staticmethod(_writer("error"))
 
 
 class Context:
@@ -264,21 +268,9 @@ class UploadError(HubError):
         self.kind = kind
 
 
-def _next_upload(index: int) -> Optional[str]:
-    try:
-        return _streaming.next_upload_item(index)
-    except Err as e:
-        reason = e.value
-        if isinstance(reason, _streaming.UploadError_Client):
-            raise UploadError("client", reason.value) from None
-        if isinstance(reason, _streaming.UploadError_Cancelled):
-            raise UploadError("cancelled", "the call was cancelled") from None
-        raise UploadError("host", str(getattr(reason, "value", reason))) from None
-
-
 def _upload(index: int) -> Iterator[Any]:
     while True:
-        item = _next_upload(index)
+        item = _host().next_upload(index)
         if item is None:
             return
         yield json.loads(item)
@@ -299,7 +291,10 @@ class _Method:
         self.stream = inspect.isgeneratorfunction(fn)
         self.uploads = getattr(fn, "_switchboard_uploads", 0)
         params = list(inspect.signature(fn).parameters.values())
-        self.arity = len(params) - 1 - self.uploads
+        # ``*args`` takes any number of arguments after the named ones.
+        self.variadic = any(p.kind is inspect.Parameter.VAR_POSITIONAL for p in params)
+        named = [p for p in params if p.kind is not inspect.Parameter.VAR_POSITIONAL]
+        self.arity = len(named) - 1 - self.uploads
         # None is a void completion, unless the return annotation says the method returns
         # a value (`-> Any`, `-> Optional[int]`): then it is JSON null.
         returns = inspect.signature(fn).return_annotation
@@ -321,70 +316,106 @@ def _collect(module) -> dict:
     return methods
 
 
+class _Refused(Exception):
+    """A call fails with this text for the client."""
+
+
 def _failure(name: str, e: BaseException) -> str:
+    """The text a client sees for what ``name`` raised: a HubError's message; for anything else,
+    ASP.NET's "unexpected error" sentence, followed by the exception only when the tenant shows
+    detailed errors. The traceback always goes to the tenant log."""
     if isinstance(e, HubError):
         return str(e)
-    log.error(f"hub method '{name}' raised: {''.join(traceback.format_exception(e))}")
-    return f"An unexpected error occurred invoking '{name}' on the server."
+    try:
+        log.error(f"hub method '{name}' raised: {''.join(traceback.format_exception(e))}")
+        detailed = _host().detailed_errors()
+    except HubError:
+        detailed = False  # no host to log to, or to ask
+    text = f"An unexpected error occurred invoking '{name}' on the server."
+    return f"{text} {type(e).__name__}: {e}" if detailed else text
+
+
+class _Hub:
+    """A hub module's methods, dispatched as the host calls them (names, argument counts,
+    results, errors); the component's exports and the test host both go through it."""
+
+    def __init__(self, module):
+        self.module = module
+        self.methods = _collect(module)
+
+    def on_connected(self, ctx) -> None:
+        hook = getattr(self.module, "on_connected", None)
+        if hook is not None:
+            try:
+                hook(Context(ctx))
+            except Exception as e:
+                raise _Refused(_failure("on_connected", e)) from None
+
+    def on_disconnected(self, ctx, error: Optional[str]) -> None:
+        hook = getattr(self.module, "on_disconnected", None)
+        if hook is not None:
+            try:
+                hook(Context(ctx), error)
+            except Exception as e:
+                _failure("on_disconnected", e)
+
+    def invoke(self, ctx, name: str, args_json: str) -> Optional[str]:
+        m = self.methods.get(name.lower())
+        if m is None:
+            raise _Refused(f"Unknown hub method '{name}'")
+        try:
+            args = json.loads(args_json)
+        except ValueError as e:
+            raise _Refused(f"Failed to invoke '{m.name}': invalid arguments: {e}") from None
+        fits = isinstance(args, list) and (len(args) >= m.arity if m.variadic else len(args) == m.arity)
+        if not fits:
+            got = len(args) if isinstance(args, list) else "no array"
+            wanted = f"{'at least ' if m.variadic else ''}{m.arity} argument(s)"
+            raise _Refused(f"Failed to invoke '{m.name}': invalid arguments: expected {wanted}, got {got}")
+        args.extend(_upload(i) for i in range(m.uploads))
+        try:
+            result = m.fn(Context(ctx), *args)
+            if m.stream:
+                for item in result:
+                    try:
+                        _host().emit(_json(item))
+                    except HostError:
+                        result.close()  # the client cancelled the stream or left
+                        break
+                return None
+            return None if result is None and m.void else _json(result)
+        except Exception as e:
+            raise _Refused(_failure(m.name, e)) from None
 
 
 def export_hub(module, version: str):
-    """The class implementing the hub world for a hub module. ``build.py`` wires it up."""
-    methods = _collect(module)
+    """The class implementing the hub world for a hub module, with the world's imports bound.
+    ``build.py`` wires it up; only the component has the world (``wit_world``)."""
+    from componentize_py_types import Err
+
+    from . import _wit
+
+    bind_host(_wit.WitHost())
+    hub = _Hub(module)
 
     class Exports:
         def describe(self):
-            return _types.HubInfo(
-                f"switchboard-hub-python {version}",
-                [
-                    _types.MethodInfo(
-                        m.name, _types.MethodKind.SERVER_STREAM if m.stream else _types.MethodKind.UNARY, m.uploads
-                    )
-                    for m in methods.values()
-                ],
-            )
+            return _wit.hub_info(f"switchboard-hub-python {version}", hub.methods.values())
 
         def on_connected(self, ctx) -> None:
-            hook = getattr(module, "on_connected", None)
-            if hook is not None:
-                try:
-                    hook(Context(ctx))
-                except Exception as e:
-                    raise Err(_failure("on_connected", e))
+            try:
+                hub.on_connected(ctx)
+            except _Refused as e:
+                raise Err(str(e)) from None
 
         def on_disconnected(self, ctx, error: Optional[str]) -> None:
-            hook = getattr(module, "on_disconnected", None)
-            if hook is not None:
-                try:
-                    hook(Context(ctx), error)
-                except Exception as e:
-                    _failure("on_disconnected", e)
+            hub.on_disconnected(ctx, error)
 
         def invoke(self, ctx, name: str, args_json: str) -> Optional[str]:
-            m = methods.get(name.lower())
-            if m is None:
-                raise Err(f"Unknown hub method '{name}'")
             try:
-                args = json.loads(args_json)
-            except ValueError as e:
-                raise Err(f"Failed to invoke '{m.name}': invalid arguments: {e}")
-            if not isinstance(args, list) or len(args) != m.arity:
-                got = len(args) if isinstance(args, list) else "no array"
-                raise Err(f"Failed to invoke '{m.name}': invalid arguments: expected {m.arity} argument(s), got {got}")
-            args.extend(_upload(i) for i in range(m.uploads))
-            try:
-                result = m.fn(Context(ctx), *args)
-                if m.stream:
-                    for item in result:
-                        try:
-                            _streaming.emit(_json(item))
-                        except Err:
-                            result.close()  # the client cancelled the stream or left
-                            break
-                    return None
-                return None if result is None and m.void else _json(result)
-            except Exception as e:
-                raise Err(_failure(m.name, e))
+                return hub.invoke(ctx, name, args_json)
+            except _Refused as e:
+                raise Err(str(e)) from None
 
     return Exports
 
