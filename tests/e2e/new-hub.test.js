@@ -4,7 +4,7 @@
 // see the build error in the terminal while the last good version keeps serving.
 
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -39,6 +39,18 @@ const LANGS = {
   js: { file: 'hub.js', from: '`Hello, ${name}!`', to: '`Howdy, ${name}!`', broken: '\nexport function (\n' },
   python: { file: 'hub.py', from: 'f"Hello, {name}!"', to: 'f"Howdy, {name}!"', broken: '\ndef broken(:\n' },
 };
+
+/** The unit tests a JavaScript or Python project comes with, run on the SDK's test host. */
+const UNIT_TESTS = { js: ['node', ['--test']], python: ['python3', ['-m', 'unittest', '-v']] };
+
+/** Runs `command args` in `cwd`: its exit code and output. */
+function run(command, args, cwd) {
+  return new Promise((resolve) => {
+    execFile(command, args, { cwd, timeout: 60_000 }, (error, stdout, stderr) => {
+      resolve({ code: error ? (error.code ?? 1) : 0, output: `${stdout}${stderr}` });
+    });
+  });
+}
 
 let server;
 let work;
@@ -113,6 +125,14 @@ describe('new hub and dev', { timeout: 3 * FIRST_DEPLOY_MS }, () => {
       const created = await cli(['new', 'hub', hub, '--lang', lang, '--dir', dir]);
       assert.equal(created.code, 0, created.stderr);
       assert.match(created.stdout, new RegExp(`wrote a ${lang} hub`));
+
+      // The project's own unit test passes as written, natively (no server, no build).
+      if (UNIT_TESTS[lang]) {
+        const [command, args] = UNIT_TESTS[lang];
+        const unit = await run(command, args, dir);
+        assert.equal(unit.code, 0, unit.output);
+        assert.match(unit.output, lang === 'js' ? /# pass 1\b/ : /Ran 1 test\b[\s\S]*\bOK\b/);
+      }
 
       const dev = startDev(t, dir);
       const firstRound = await dev.waitFor(

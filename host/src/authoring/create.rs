@@ -168,6 +168,7 @@ mod tests {
             Some(vec![
                 "switchboard.toml".to_owned(),
                 "hub.js".to_owned(),
+                "hub.test.js".to_owned(),
                 ".gitignore".to_owned()
             ])
         );

@@ -25,15 +25,27 @@ const RUST: &[TemplateFile] = &[
     },
 ];
 
-const JS: &[TemplateFile] = &[TemplateFile {
-    path: "hub.js",
-    text: include_str!("../../../templates/hub-js/hub.js"),
-}];
+const JS: &[TemplateFile] = &[
+    TemplateFile {
+        path: "hub.js",
+        text: include_str!("../../../templates/hub-js/hub.js"),
+    },
+    TemplateFile {
+        path: "hub.test.js",
+        text: include_str!("../../../templates/hub-js/hub.test.js"),
+    },
+];
 
-const PYTHON: &[TemplateFile] = &[TemplateFile {
-    path: "hub.py",
-    text: include_str!("../../../templates/hub-python/hub.py"),
-}];
+const PYTHON: &[TemplateFile] = &[
+    TemplateFile {
+        path: "hub.py",
+        text: include_str!("../../../templates/hub-python/hub.py"),
+    },
+    TemplateFile {
+        path: "test_hub.py",
+        text: include_str!("../../../templates/hub-python/test_hub.py"),
+    },
+];
 
 /// The files of a language's template.
 pub fn files(lang: Lang) -> &'static [TemplateFile] {
@@ -119,6 +131,14 @@ mod tests {
     fn the_js_template_imports_the_sdk_relative_to_the_project() {
         let text = render(files(Lang::Js)[0].text, &values());
         assert!(text.contains("from '../switchboard/sdk-js/src/switchboard.js'"));
+        let test = render(files(Lang::Js)[1].text, &values());
+        assert!(test.contains("from '../switchboard/sdk-js/src/testing.js'"));
+    }
+
+    #[test]
+    fn the_python_test_finds_the_sdk_relative_to_itself() {
+        let test = render(files(Lang::Python)[1].text, &values());
+        assert!(test.contains(r#"parent / "../switchboard" / "sdk-python""#));
     }
 
     #[test]
