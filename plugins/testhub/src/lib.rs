@@ -23,6 +23,7 @@ impl Hub for TestHub {
         m.method("echoArgs", echo_args);
         m.method("echoTyped", echo_typed);
         m.method("throw", throw);
+        m.method("crash", crash);
         m.method("void", void);
         m.stream("counter", counter);
         m.stream("infinite", infinite);
@@ -68,6 +69,12 @@ fn echo_args(_: &Context, args: Vec<Value>) -> Result<Vec<Value>, HubError> {
 /// `throw(message)`: fails with `message` as the client's error text.
 fn throw(_: &Context, (message,): (String,)) -> Result<(), HubError> {
     Err(HubError::new(message))
+}
+
+/// `crash(message)`: panics with `message`, an error the method did not mean
+/// to raise: the client reads it only when the tenant shows detailed errors.
+fn crash(_: &Context, (message,): (String,)) -> Result<(), HubError> {
+    panic!("{message}")
 }
 
 /// `void()`: returns nothing.
