@@ -45,8 +45,10 @@ const UNIT_TESTS = { js: ['node', ['--test']], python: ['python3', ['-m', 'unitt
 
 /** Runs `command args` in `cwd`: its exit code and output. */
 function run(command, args, cwd) {
+  // Not as a test of this runner's: a `node --test` that inherits its context runs no file.
+  const { NODE_TEST_CONTEXT, ...env } = process.env;
   return new Promise((resolve) => {
-    execFile(command, args, { cwd, timeout: 60_000 }, (error, stdout, stderr) => {
+    execFile(command, args, { cwd, env, timeout: 60_000 }, (error, stdout, stderr) => {
       resolve({ code: error ? (error.code ?? 1) : 0, output: `${stdout}${stderr}` });
     });
   });
