@@ -1,5 +1,4 @@
-//! The notify hub: `registerClient(id)` maps an identifier to the caller's connection for 24 h,
-//! on any node; `notifyClient(id, status)` sends `addMessage(text)` to that connection only.
+//! The notify hub: `registerClient(id)`, then `notifyClient(id, status)` messages that connection.
 
 use switchboard_guest::{Context, HostError, Hub, HubError, Methods, args::Integer, clients, kv};
 
