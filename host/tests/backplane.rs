@@ -91,7 +91,8 @@ impl Cluster {
         };
         let mut nodes = Vec::new();
         for _ in 0..n {
-            let (backplane, inbox) = NatsBackplane::connect(&config).await.expect("connect");
+            let backplane = NatsBackplane::connect(&config).await.expect("connect");
+            let inbox = backplane.subscribe();
             assert!(backplane.wait_ready(WAIT).await, "backplane ready");
             nodes.push(node(backplane, inbox));
         }

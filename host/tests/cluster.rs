@@ -38,7 +38,8 @@ async fn backplane(config: &NatsConfig) -> (Arc<NatsBackplane>, Inbox) {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
         .try_init();
-    let (backplane, inbox) = NatsBackplane::connect(config).await.expect("connect");
+    let backplane = NatsBackplane::connect(config).await.expect("connect");
+    let inbox = backplane.subscribe();
     assert!(backplane.wait_ready(WAIT).await, "ready");
     (backplane, inbox)
 }

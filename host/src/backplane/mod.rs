@@ -30,6 +30,10 @@ pub trait LocalIndex: Send + Sync {
     fn has_group(&self, hub: &HubKey, group: &str) -> bool;
     /// Whether a connection of `user` this node holds is in `group`.
     fn has_user_in_group(&self, hub: &HubKey, user: &str, group: &str) -> bool;
+    /// Applies an envelope read from the cluster to this node's connections.
+    /// Called on the task that read it, in its partition's order: it must not
+    /// block (connections that cannot take more are closed, not waited for).
+    fn apply(&self, envelope: Envelope);
 }
 
 /// One message between nodes, scoped to a tenant's hub.

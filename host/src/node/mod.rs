@@ -77,19 +77,23 @@ impl Node {
     /// found (see `plugin::bundled`), and every plugin in `plugin_dir`.
     pub async fn start(config: Config, plugin_dir: Option<&Path>) -> anyhow::Result<Arc<Node>> {
         crate::metrics::install();
-        let (backplane, mut inbox, cluster): (Arc<dyn Backplane>, Inbox, _) = match &config.nats {
+        let (backplane, inbox, cluster): (Arc<dyn Backplane>, Option<Inbox>, _) = match &config.nats
+        {
             Some(nats) => {
-                let (backplane, inbox) = NatsBackplane::connect(nats).await?;
-                (backplane.clone(), inbox, Some(backplane))
+                let backplane = NatsBackplane::connect(nats).await?;
+                (backplane.clone(), None, Some(backplane))
             }
             None => {
                 let (backplane, inbox) = MemoryBus::new().join();
-                (backplane, inbox, None)
+                (backplane, Some(inbox), None)
             }
         };
         let router = Arc::new(Router::new(backplane));
         if let Some(cluster) = &cluster {
             let local: Weak<Router> = Arc::downgrade(&router);
+            // Each partition's reader applies what it reads itself: no queue
+            // between it and the connections, one task hand-off fewer.
+            cluster.start_consumers(local.clone());
             cluster.start_registry(local.clone());
             cluster.start_presence(local);
         }
@@ -144,19 +148,14 @@ impl Node {
         router.set_group_limits(Box::new(crate::tenant::limits::NodeGroupLimits(
             Arc::downgrade(&node),
         )));
-        let remote_router = router.clone();
-        tokio::spawn(async move {
-            while let Some(envelope) = inbox.recv().await {
-                let span = tracing::debug_span!(
-                    "backplane.deliver",
-                    tenant = %envelope.hub.tenant,
-                    hub = %envelope.hub.hub,
-                    partition = envelope.cursor.map(|c| c.partition),
-                    sequence = envelope.cursor.map(|c| c.sequence),
-                );
-                span.in_scope(|| remote_router.apply_remote(envelope));
-            }
-        });
+        if let Some(mut inbox) = inbox {
+            let remote_router = router.clone();
+            tokio::spawn(async move {
+                while let Some(envelope) = inbox.recv().await {
+                    crate::backplane::LocalIndex::apply(&*remote_router, envelope);
+                }
+            });
+        }
 
         if node.tenant_store.is_some() {
             // The admin API's tenants, before the plugins that may belong to them.

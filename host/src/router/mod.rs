@@ -754,6 +754,17 @@ impl LocalIndex for Router {
     fn has_user_in_group(&self, hub: &HubKey, user: &str, group: &str) -> bool {
         self.has_local_user_in_group(hub, user, group)
     }
+
+    fn apply(&self, envelope: Envelope) {
+        let span = tracing::debug_span!(
+            "backplane.deliver",
+            tenant = %envelope.hub.tenant,
+            hub = %envelope.hub.hub,
+            partition = envelope.cursor.map(|c| c.partition),
+            sequence = envelope.cursor.map(|c| c.sequence),
+        );
+        span.in_scope(|| self.apply_remote(envelope));
+    }
 }
 
 /// Queues `message` on each connection; a connection whose queue is full is

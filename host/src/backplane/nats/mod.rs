@@ -36,7 +36,6 @@ use std::time::Duration;
 
 use async_nats::jetstream;
 use bytes::Bytes;
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
@@ -140,7 +139,7 @@ impl NatsBackplane {
     /// Connects to NATS and starts publishing and consuming. The node starts
     /// even while NATS is unreachable; it connects (and creates the streams)
     /// as soon as NATS answers.
-    pub async fn connect(config: &NatsConfig) -> Result<(Arc<NatsBackplane>, Inbox), NatsError> {
+    pub async fn connect(config: &NatsConfig) -> Result<Arc<NatsBackplane>, NatsError> {
         let node_id = format!("{:016x}", rand::random::<u64>());
         let stats = Arc::new(Stats::default());
         let events = stats.clone();
@@ -217,7 +216,6 @@ impl NatsBackplane {
             registry_writing: tokio::sync::Mutex::new(()),
             node_urls: Default::default(),
         });
-        let (inbox_tx, inbox) = mpsc::unbounded_channel();
         let limits = outbox::Limits {
             max_envelopes: config.publish_queue.max(1),
             max_bytes: config.queue_max_bytes.max(1),
@@ -228,19 +226,39 @@ impl NatsBackplane {
             let lane = Arc::new(publisher::Lane::new(limits));
             lanes.push(lane.clone());
             tokio::spawn(publisher::run(shared.clone(), partition, lane));
-            tokio::spawn(subscriber::run(shared.clone(), partition, inbox_tx.clone()));
         }
         info!(node = %shared.node_id, url = %config.url, partitions, "NATS backplane started");
         let receipt_wait = limits.max_age + publisher::ACK_TIMEOUT + Duration::from_secs(2);
-        Ok((
-            Arc::new(NatsBackplane {
-                shared,
-                lanes,
-                receipt_wait,
-                sessions: tokio::sync::OnceCell::new(),
-            }),
-            inbox,
-        ))
+        Ok(Arc::new(NatsBackplane {
+            shared,
+            lanes,
+            receipt_wait,
+            sessions: tokio::sync::OnceCell::new(),
+        }))
+    }
+
+    /// Starts reading every partition, each applying what it reads to
+    /// `local` on its own task, in the partition's order. Call it once.
+    pub fn start_consumers(&self, local: std::sync::Weak<dyn super::LocalIndex>) {
+        self.start_partitions(&subscriber::Sink::Local(local));
+    }
+
+    /// Starts reading every partition into a queue instead (tests that look
+    /// at what arrives). Call it once, instead of `start_consumers`.
+    pub fn subscribe(&self) -> Inbox {
+        let (tx, inbox) = tokio::sync::mpsc::unbounded_channel();
+        self.start_partitions(&subscriber::Sink::Queue(tx));
+        inbox
+    }
+
+    fn start_partitions(&self, sink: &subscriber::Sink) {
+        for partition in 0..self.shared.config.partitions.max(1) {
+            tokio::spawn(subscriber::run(
+                self.shared.clone(),
+                partition,
+                sink.clone(),
+            ));
+        }
     }
 
     /// Whether NATS is connected now.

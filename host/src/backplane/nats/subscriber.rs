@@ -18,7 +18,7 @@ use tracing::{debug, info, warn};
 use super::sequence::{Observed, Resume, Tracker};
 use super::stats::bump;
 use super::{NODE_HEADER, Shared, codec};
-use crate::backplane::{Cursor, Envelope};
+use crate::backplane::{Cursor, Envelope, LocalIndex};
 
 /// How often a consumer compares what it read with the stream's end. A
 /// consumer whose server left the NATS cluster can go quiet without an error
@@ -27,23 +27,43 @@ use crate::backplane::{Cursor, Envelope};
 /// sequence read, so nothing stored is missed.
 const STALL_CHECK: Duration = Duration::from_secs(5);
 
+/// Where a partition's envelopes go.
+#[derive(Clone)]
+pub(crate) enum Sink {
+    /// Applied on the reading task: the partition's order is kept, and what
+    /// was read is bounded by the consumer's own window, not by a queue.
+    Local(std::sync::Weak<dyn LocalIndex>),
+    /// Queued, for tests that look at what arrives.
+    Queue(mpsc::UnboundedSender<Envelope>),
+}
+
+impl Sink {
+    /// Hands an envelope on; Err when nobody takes them any more.
+    fn deliver(&self, envelope: Envelope) -> Result<(), ConsumeError> {
+        match self {
+            Sink::Local(local) => {
+                let local = local.upgrade().ok_or(ConsumeError::InboxClosed)?;
+                local.apply(envelope);
+                Ok(())
+            }
+            Sink::Queue(tx) => tx.send(envelope).map_err(|_| ConsumeError::InboxClosed),
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 enum ConsumeError {
     #[error("stream: {0}")]
     Stream(String),
     #[error("consumer: {0}")]
     Consumer(String),
-    #[error("the inbox is closed")]
+    #[error("nobody takes the envelopes any more")]
     InboxClosed,
     #[error("NATS reconnected")]
     Reconnected,
 }
 
-pub(super) async fn run(
-    shared: Arc<Shared>,
-    partition: u32,
-    inbox: mpsc::UnboundedSender<Envelope>,
-) {
+pub(super) async fn run(shared: Arc<Shared>, partition: u32, inbox: Sink) {
     let mut tracker = Tracker::default();
     let mut failures: u32 = 0;
     // Records were lost since the last envelope handed on (see `Envelope::broken`).
@@ -148,7 +168,7 @@ async fn consume(
     partition: u32,
     tracker: &mut Tracker,
     broken: &mut bool,
-    inbox: &mpsc::UnboundedSender<Envelope>,
+    inbox: &Sink,
 ) -> Result<(), ConsumeError> {
     let mut reconnects = shared.link.reconnects.subscribe();
     reconnects.borrow_and_update();
@@ -328,9 +348,7 @@ async fn consume(
                 envelope.broken = std::mem::take(broken);
                 shared.stats.received.fetch_add(1, Ordering::Relaxed);
                 metrics.received.increment(1);
-                inbox
-                    .send(envelope)
-                    .map_err(|_| ConsumeError::InboxClosed)?;
+                inbox.deliver(envelope)?;
             }
             Err(e) => {
                 if bump(&shared.stats.undecodable) {
