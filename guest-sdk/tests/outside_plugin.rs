@@ -56,6 +56,42 @@ fn a_plugin_outside_the_repository_builds_and_tests_against_the_sdk() {
     let _ = fs::remove_dir_all(&project);
 }
 
+/// The project `switchboard new hub NAME --lang rust` writes (the template,
+/// rendered here as the command renders it) ships a unit test that passes
+/// natively on the SDK's test host as written.
+#[test]
+fn the_rust_template_s_own_test_passes() {
+    let sdk = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let template = sdk.join("..").join("templates").join("hub-rust");
+    let project =
+        std::env::temp_dir().join(format!("switchboard-template-hub-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&project);
+    fs::create_dir_all(project.join("src"))
+        .unwrap_or_else(|e| panic!("{}: {e}", project.display()));
+    let repo = sdk.join("..");
+    let repo = repo.canonicalize().unwrap_or(repo);
+    for file in ["Cargo.toml", "src/lib.rs"] {
+        let text = fs::read_to_string(template.join(file))
+            .unwrap_or_else(|e| panic!("the template's {file}: {e}"))
+            .replace("{{crate}}", "greeter")
+            .replace("{{hub}}", "greeter")
+            .replace("{{sdk_dir}}", &repo.display().to_string());
+        fs::write(project.join(file), text).unwrap_or_else(|e| panic!("{file}: {e}"));
+    }
+    fs::copy(sdk.join("Cargo.lock"), project.join("Cargo.lock"))
+        .unwrap_or_else(|e| panic!("the SDK's lock file: {e}"));
+    // The same build directory as the outside plugin's: the SDK builds once.
+    let target_dir = sdk.join("target").join("outside-plugin");
+    let tested = cargo(&project, &target_dir, "net.offline=true", &["test"]);
+    assert!(
+        tested.contains(
+            "test tests::hello_greets_by_name_and_broadcast_reaches_every_connection ... ok"
+        ),
+        "the template's test did not run:\n{tested}"
+    );
+    let _ = fs::remove_dir_all(&project);
+}
+
 #[test]
 fn the_outside_plugin_is_the_readme_example() {
     let sdk = Path::new(env!("CARGO_MANIFEST_DIR"));
