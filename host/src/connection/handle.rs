@@ -573,11 +573,19 @@ impl ConnectionHandle {
     /// A durable connection's client sent messages up to `up_to` that only
     /// invoke methods (`opens` expect a Completion): they run now, and their
     /// receipt waits for their first effect (see [`receipts`]).
-    pub fn defer_receipt(self: &Arc<Self>, up_to: u64, opens: Vec<String>) {
+    pub fn defer_receipt(&self, up_to: u64, opens: Vec<String>) {
+        if let Some(durable) = &self.durable {
+            durable.receipts.defer(up_to, opens);
+        }
+    }
+
+    /// After a read was handled: a receipt that no effect took yet is
+    /// published after [`receipts::LINGER`], unless one takes it first.
+    pub fn linger_receipt(self: &Arc<Self>) {
         let Some(durable) = &self.durable else {
             return;
         };
-        if durable.receipts.defer(up_to, opens) {
+        if durable.receipts.arm() {
             // Weak: a timer does not keep an ended connection alive.
             let handle = Arc::downgrade(self);
             tokio::spawn(async move {

@@ -11,8 +11,9 @@
 //! the stream, in order: a claim stored before it is applied by then, so a
 //! paused owner learns there that it was fenced. An invocation that ran
 //! without any effect may run again after a takeover, which nobody can tell
-//! from once. A receipt no effect took is published after [`LINGER`], so
-//! the client's Acks do not wait on a quiet call.
+//! from once. A receipt no effect took while its read was handled is
+//! published after [`LINGER`], so the client's Acks do not wait on a quiet
+//! call; a call that reached its first effect meanwhile costs no timer.
 //!
 //! What counts as stored is what came back from the stream; the client is
 //! acknowledged only that.
@@ -61,9 +62,8 @@ impl Receipts {
         }
     }
 
-    /// Adds what one read brought. True when nothing arms the publishing
-    /// timer yet: the caller arms it.
-    pub(super) fn defer(&self, up_to: u64, opens: Vec<String>) -> bool {
+    /// Adds what one read brought.
+    pub(super) fn defer(&self, up_to: u64, opens: Vec<String>) {
         let mut state = self.state.lock();
         match &mut state.pending {
             Some(pending) => {
@@ -72,7 +72,15 @@ impl Receipts {
             }
             None => state.pending = Some(Received { up_to, opens }),
         }
-        !std::mem::replace(&mut state.timer, true)
+    }
+
+    /// True when a receipt is pending (no effect took it while its read
+    /// was handled) and no timer will publish it yet: the caller arms one.
+    /// Most calls end, or reach their first effect, before this is asked,
+    /// so they cost no timer.
+    pub(super) fn arm(&self) -> bool {
+        let mut state = self.state.lock();
+        state.pending.is_some() && !std::mem::replace(&mut state.timer, true)
     }
 
     /// The timer fired: what is pending, to publish now.
@@ -159,26 +167,22 @@ mod tests {
     #[test]
     fn reads_merge_until_taken_and_one_timer_covers_them() {
         let receipts = Receipts::new(0);
-        assert!(
-            receipts.defer(1, vec!["a".into()]),
-            "the first arms the timer"
-        );
-        assert!(!receipts.defer(3, vec!["b".into()]), "armed already");
+        receipts.defer(1, vec!["a".into()]);
+        receipts.defer(3, vec!["b".into()]);
         let taken = receipts.take().expect("pending");
         assert_eq!(taken.up_to, 3);
         assert_eq!(taken.opens, ["a", "b"]);
         assert_eq!(receipts.published(), 3);
         assert!(receipts.take().is_none());
-        assert!(
-            !receipts.defer(4, Vec::new()),
-            "the timer has not fired yet"
-        );
-        assert_eq!(receipts.timer_fired().map(|r| r.up_to), Some(4));
+        assert!(!receipts.arm(), "an effect took it: no timer");
+        receipts.defer(4, Vec::new());
+        assert!(receipts.arm(), "pending: a timer publishes it");
+        receipts.defer(5, Vec::new());
+        assert!(!receipts.arm(), "armed already");
+        assert_eq!(receipts.timer_fired().map(|r| r.up_to), Some(5));
         assert!(receipts.timer_fired().is_none());
-        assert!(
-            receipts.defer(5, Vec::new()),
-            "fired: the next read arms it again"
-        );
+        receipts.defer(6, Vec::new());
+        assert!(receipts.arm(), "fired: a pending one arms it again");
     }
 
     #[tokio::test]

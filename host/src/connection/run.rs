@@ -711,6 +711,7 @@ impl Reader {
                     return None;
                 }
             }
+            handle.linger_receipt();
             if let Some(st) = self.stateful.as_ref()
                 && !handle.is_durable()
             {
