@@ -4,13 +4,13 @@
 //!
 //! `cargo bench --bench invoke`
 
-use std::sync::Arc;
+mod support;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use switchboard::address::HubKey;
 use switchboard::config::Config;
 use switchboard::node::Node;
-use switchboard::plugin::{CallEnv, Context};
+use switchboard::plugin::Context;
 
 fn bench_invoke(c: &mut Criterion) {
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -22,13 +22,7 @@ fn bench_invoke(c: &mut Criterion) {
         .block_on(Node::start(Config::builtin(), None))
         .expect("node");
     let key = HubKey::new("demo", "chat");
-    let env = CallEnv {
-        tenant: node.tenants.get("demo").expect("demo").clone(),
-        hub: key.clone(),
-        router: node.router.clone(),
-        connection_id: Some(Arc::from("c1")),
-        receipts: Default::default(),
-    };
+    let env = support::demo_env(&node, &key);
     let ctx = Context {
         tenant: "demo".into(),
         hub: "chat".into(),

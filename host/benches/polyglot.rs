@@ -6,6 +6,8 @@
 //! `cargo bench --bench polyglot` (after `./dev test` has built the JS and
 //! Python components into plugins-js/target and plugins-python/target).
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -13,7 +15,7 @@ use std::time::{Duration, Instant};
 use switchboard::address::HubKey;
 use switchboard::config::Config;
 use switchboard::node::Node;
-use switchboard::plugin::{CallEnv, Context};
+use switchboard::plugin::Context;
 
 /// Calls per measured mode (after as many to warm up).
 const CALLS: u32 = 200;
@@ -40,13 +42,7 @@ async fn start(cache: Option<&Path>) -> Arc<Node> {
 /// The mean time of `CALLS` echo calls, after as many unmeasured ones.
 async fn echo_time(node: &Node, key: &HubKey, reuse: bool) -> Duration {
     let plugin = node.registry.get(key).expect("loaded");
-    let env = CallEnv {
-        tenant: node.tenants.get("demo").expect("demo").clone(),
-        hub: key.clone(),
-        router: node.router.clone(),
-        connection_id: Some(Arc::from("c1")),
-        receipts: Default::default(),
-    };
+    let env = support::demo_env(&node, &key);
     let ctx = context(key);
     node.engine.set_instance_reuse(reuse);
     let mut started = Instant::now();
@@ -129,13 +125,7 @@ fn main() {
             let fresh = echo_time(&cold, &key, false).await;
             let warm = echo_time(&cold, &key, true).await;
             let plugin = cold.registry.get(&key).expect("loaded");
-            let env = CallEnv {
-                tenant: cold.tenants.get("demo").expect("demo").clone(),
-                hub: key.clone(),
-                router: cold.router.clone(),
-                connection_id: Some(Arc::from("c1")),
-                receipts: Default::default(),
-            };
+            let env = support::demo_env(&cold, &key);
             let memory = cold
                 .engine
                 .memory_after_call(&plugin, env, &context(&key), "echo", "[1]")

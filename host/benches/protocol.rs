@@ -6,7 +6,7 @@
 use std::hint::black_box;
 
 use bytes::BytesMut;
-use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{Bencher, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use serde_json::value::RawValue;
 use switchboard::address::{HubKey, Target};
 use switchboard::connection::ConnectionHandle;
@@ -60,6 +60,19 @@ fn typical() -> Vec<(&'static str, HubMessage)> {
     ]
 }
 
+/// Parses `encoded`, which holds `records` records, in one read.
+fn bench_parse(b: &mut Bencher<'_>, protocol: Protocol, encoded: &[u8], records: usize) {
+    let mut parsed = Vec::with_capacity(records);
+    b.iter(|| {
+        let mut buf = BytesMut::from(encoded);
+        parsed.clear();
+        protocol
+            .parse_messages(&mut buf, usize::MAX, &mut parsed)
+            .expect("parses");
+        black_box(parsed.len())
+    });
+}
+
 fn bench_encode_decode(c: &mut Criterion) {
     for protocol in [Protocol::Json, Protocol::MessagePack] {
         let mut group = c.benchmark_group(format!("protocol_{}", protocol.name()));
@@ -78,15 +91,7 @@ fn bench_encode_decode(c: &mut Criterion) {
                 });
             });
             group.bench_function(BenchmarkId::new("parse", name), |b| {
-                let mut parsed = Vec::with_capacity(1);
-                b.iter(|| {
-                    let mut buf = BytesMut::from(&encoded[..]);
-                    parsed.clear();
-                    protocol
-                        .parse_messages(&mut buf, usize::MAX, &mut parsed)
-                        .expect("parses");
-                    black_box(parsed.len())
-                });
+                bench_parse(b, protocol, &encoded, 1);
             });
         }
         // A read that holds 16 records at once (a busy client's socket).
@@ -97,15 +102,7 @@ fn bench_encode_decode(c: &mut Criterion) {
         }
         group.throughput(Throughput::Elements(16));
         group.bench_function("parse/16_sends_in_one_read", |b| {
-            let mut parsed = Vec::with_capacity(16);
-            b.iter(|| {
-                let mut buf = BytesMut::from(&batch[..]);
-                parsed.clear();
-                protocol
-                    .parse_messages(&mut buf, usize::MAX, &mut parsed)
-                    .expect("parses");
-                black_box(parsed.len())
-            });
+            bench_parse(b, protocol, &batch, 16);
         });
         group.finish();
     }

@@ -168,6 +168,14 @@ fn conns(ids: &[&str]) -> Vec<String> {
     ids.iter().map(|s| s.to_string()).collect()
 }
 
+/// The members of `name` but the connections `except`.
+fn group(name: &str, except: &[&str]) -> Target {
+    Target::Groups {
+        groups: conns(&[name]),
+        except: conns(except),
+    }
+}
+
 struct Conn {
     id: String,
     rx: Detached,
@@ -308,14 +316,7 @@ mod specs {
             members.push(conn);
         }
         let mut outsider = c.connect(1, "outsider", None);
-        c.send(
-            2,
-            Target::Groups {
-                groups: conns(&["room"]),
-                except: vec![],
-            },
-            "g",
-        );
+        c.send(2, group("room", &[]), "g");
         for conn in &mut members {
             assert_eq!(conn.next().await, "g");
         }
@@ -328,14 +329,7 @@ mod specs {
         for (i, id) in [(0, "me"), (1, "other")] {
             stored(c.router(i).add_to_group(&c.hub, id, "g")).await;
         }
-        c.send(
-            0,
-            Target::Groups {
-                groups: conns(&["g"]),
-                except: conns(&["me"]),
-            },
-            "o",
-        );
+        c.send(0, group("g", &["me"]), "o");
         assert_eq!(other.next().await, "o");
         // `me` is local to node 0: a marker from node 1 follows anything node 0 sent it.
         c.send(1, Target::Connections(conns(&["other"])), "sync");
@@ -349,14 +343,7 @@ mod specs {
         for (i, id) in [(1, "x"), (2, "y")] {
             stored(c.router(i).add_to_group(&c.hub, id, "g")).await;
         }
-        c.send(
-            0,
-            Target::Groups {
-                groups: conns(&["g"]),
-                except: conns(&["y"]),
-            },
-            "e",
-        );
+        c.send(0, group("g", &["y"]), "e");
         assert_eq!(x.next().await, "e");
         c.expect_quiet(0, &mut y).await;
     }
@@ -365,23 +352,9 @@ mod specs {
         let mut b = c.connect(1, "b", None);
         stored(c.router(0).add_to_group(&c.hub, "b", "g")).await;
         // Same sender, same partition: the add is applied before the send.
-        c.send(
-            0,
-            Target::Groups {
-                groups: conns(&["g"]),
-                except: vec![],
-            },
-            "after-add",
-        );
+        c.send(0, group("g", &[]), "after-add");
         assert_eq!(b.next().await, "after-add");
-        c.send(
-            2,
-            Target::Groups {
-                groups: conns(&["g"]),
-                except: vec![],
-            },
-            "from-2",
-        );
+        c.send(2, group("g", &[]), "from-2");
         assert_eq!(b.next().await, "from-2");
     }
 
@@ -389,14 +362,7 @@ mod specs {
         let mut b = c.connect(1, "b", None);
         stored(c.router(1).add_to_group(&c.hub, "b", "g")).await;
         stored(c.router(0).remove_from_group(&c.hub, "b", "g")).await;
-        c.send(
-            0,
-            Target::Groups {
-                groups: conns(&["g"]),
-                except: vec![],
-            },
-            "after-remove",
-        );
+        c.send(0, group("g", &[]), "after-remove");
         c.expect_quiet(0, &mut b).await;
     }
 
@@ -405,10 +371,7 @@ mod specs {
         let mut far = c.connect(1, "u-far", Some("ug"));
         let mut other = c.connect(2, "not-u", Some("someone-else"));
         stored(c.router(2).add_user_to_group(&c.hub, "ug", "g")).await;
-        let to_group = || Target::Groups {
-            groups: conns(&["g"]),
-            except: vec![],
-        };
+        let to_group = || group("g", &[]);
         c.send(2, to_group(), "to-user-group");
         assert_eq!(near.next().await, "to-user-group");
         assert_eq!(far.next().await, "to-user-group");
@@ -466,14 +429,7 @@ mod specs {
         c.router(1).unregister(&c.hub, "gone");
         c.send(0, Target::Connections(conns(&["gone"])), "1");
         c.send(0, Target::Users(conns(&["u"])), "2");
-        c.send(
-            0,
-            Target::Groups {
-                groups: conns(&["g"]),
-                except: vec![],
-            },
-            "3",
-        );
+        c.send(0, group("g", &[]), "3");
         c.send(
             0,
             Target::All {
@@ -493,14 +449,7 @@ mod specs {
         stored(c.router(1).add_to_group(&c.hub, "b", "g")).await;
         c.router(1).unregister(&c.hub, "b");
         let mut again = c.connect(1, "b", None);
-        c.send(
-            0,
-            Target::Groups {
-                groups: conns(&["g"]),
-                except: vec![],
-            },
-            "stale",
-        );
+        c.send(0, group("g", &[]), "stale");
         c.expect_quiet(0, &mut again).await;
     }
 
@@ -538,15 +487,12 @@ mod specs {
 
     pub async fn per_sender_order_with_group_changes(c: &Cluster) {
         let mut b = c.connect(1, "b", None);
-        let group = Target::Groups {
-            groups: conns(&["g"]),
-            except: vec![],
-        };
+        let to_g = group("g", &[]);
         for round in 0..20 {
             stored(c.router(0).add_to_group(&c.hub, "b", "g")).await;
-            c.send(0, group.clone(), &format!("in-{round}"));
+            c.send(0, to_g.clone(), &format!("in-{round}"));
             stored(c.router(0).remove_from_group(&c.hub, "b", "g")).await;
-            c.send(0, group.clone(), &format!("out-{round}"));
+            c.send(0, to_g.clone(), &format!("out-{round}"));
         }
         for round in 0..20 {
             assert_eq!(b.next().await, format!("in-{round}"));
@@ -620,14 +566,7 @@ mod specs {
         stored(c.router(2).add_to_group(&other_hub, "x", "g")).await;
         c.send(0, Target::All { except: vec![] }, "all");
         c.send(0, Target::Users(conns(&["u"])), "user");
-        c.send(
-            0,
-            Target::Groups {
-                groups: conns(&["g"]),
-                except: vec![],
-            },
-            "group",
-        );
+        c.send(0, group("g", &[]), "group");
         c.send(0, Target::Connections(conns(&["x"])), "conn");
         c.send(0, Target::Connections(conns(&["w"])), "done");
         for text in ["all", "user", "group", "conn"] {

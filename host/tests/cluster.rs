@@ -13,6 +13,7 @@ use support::nats_server::NatsServer;
 use switchboard::address::{HubKey, OutboundInvocation, Target};
 use switchboard::backplane::kv::KvStore;
 use switchboard::backplane::nats::NatsBackplane;
+use switchboard::backplane::nats::registry::Registry;
 use switchboard::backplane::{Backplane, Inbox, PublishError, Receipt};
 use switchboard::config::NatsConfig;
 use switchboard::connection::{ConnectionHandle, Detached};
@@ -54,6 +55,38 @@ fn router(backplane: Arc<NatsBackplane>, mut inbox: Inbox) -> Arc<Router> {
         }
     });
     router
+}
+
+/// Two nodes on one NATS server, with a router each.
+async fn two_nodes(
+    config: &NatsConfig,
+) -> (
+    Arc<NatsBackplane>,
+    Arc<NatsBackplane>,
+    Arc<Router>,
+    Arc<Router>,
+) {
+    let (one, in1) = backplane(config).await;
+    let (two, in2) = backplane(config).await;
+    let router1 = router(one.clone(), in1);
+    let router2 = router(two.clone(), in2);
+    (one, two, router1, router2)
+}
+
+/// The node the registry lists as holding connection `id` (None when it
+/// lists none, or cannot be read).
+async fn listed_node(registry: &Registry, hub: &HubKey, id: &str) -> Option<String> {
+    registry.connection_node(hub, id).await.ok().flatten()
+}
+
+/// Waits until both nodes are connected and ready again after an outage.
+async fn both_reconnect(one: &NatsBackplane, two: &NatsBackplane) {
+    eventually(
+        "nodes reconnect by themselves",
+        Duration::from_secs(30),
+        || async { one.is_ready() && two.is_ready() },
+    )
+    .await;
 }
 
 /// Polls `check` every 50 ms until it holds; panics after `within`.
@@ -176,22 +209,10 @@ async fn registry_lists_connections_and_forgets_a_dead_node() {
     router1.register(b);
 
     eventually("node one registers its connections", WAIT, || async {
-        registry
-            .connection_node(&hub, "a.b*")
-            .await
-            .ok()
-            .flatten()
-            .as_deref()
-            == Some(one_id.as_str())
+        listed_node(&registry, &hub, "a.b*").await.as_deref() == Some(one_id.as_str())
     })
     .await;
-    assert_eq!(
-        registry
-            .user_connections(&hub, "alice")
-            .await
-            .expect("users"),
-        2
-    );
+    assert_eq!(registry.user_connections(&hub, "alice").await.ok(), Some(2));
     assert_eq!(
         registry.connection_node(&hub, "a").await.expect("get"),
         None
@@ -200,12 +221,7 @@ async fn registry_lists_connections_and_forgets_a_dead_node() {
     // A connection that ends is removed at the next refresh.
     router1.unregister(&hub, "b");
     eventually("an ended connection leaves the registry", WAIT, || async {
-        registry
-            .connection_node(&hub, "b")
-            .await
-            .ok()
-            .flatten()
-            .is_none()
+        listed_node(&registry, &hub, "b").await.is_none()
     })
     .await;
 
@@ -213,21 +229,10 @@ async fn registry_lists_connections_and_forgets_a_dead_node() {
     drop(router1);
     drop(one);
     eventually("a dead node's entries expire", WAIT, || async {
-        registry
-            .connection_node(&hub, "a.b*")
-            .await
-            .ok()
-            .flatten()
-            .is_none()
+        listed_node(&registry, &hub, "a.b*").await.is_none()
     })
     .await;
-    assert_eq!(
-        registry
-            .user_connections(&hub, "alice")
-            .await
-            .expect("users"),
-        0
-    );
+    assert_eq!(registry.user_connections(&hub, "alice").await.ok(), Some(0));
 }
 
 fn text(frame: &Bytes) -> String {
@@ -264,10 +269,7 @@ async fn nats_restart_sends_wait_in_the_queue_and_arrive_once_in_order() {
     let mut server = NatsServer::start();
     let config = config(&server);
     let hub = HubKey::new("demo", "chat");
-    let (one, in1) = backplane(&config).await;
-    let (two, in2) = backplane(&config).await;
-    let router1 = router(one.clone(), in1);
-    let router2 = router(two.clone(), in2);
+    let (one, two, router1, router2) = two_nodes(&config).await;
     let (local, mut local_rx) =
         ConnectionHandle::new_detached("local", hub.clone(), None, Protocol::Json, 10_000);
     let (remote, mut remote_rx) =
@@ -303,12 +305,7 @@ async fn nats_restart_sends_wait_in_the_queue_and_arrive_once_in_order() {
             .expect("confirmed in time");
         assert_eq!(outcome, Ok(()));
     }
-    eventually(
-        "nodes reconnect by themselves",
-        Duration::from_secs(30),
-        || async { one.is_ready() && two.is_ready() },
-    )
-    .await;
+    both_reconnect(&one, &two).await;
     for i in 0..5 {
         assert_eq!(next(&mut remote_rx).await, format!("queued-{i}"));
     }
@@ -338,10 +335,7 @@ async fn an_outage_longer_than_the_queue_age_refuses_sends_and_tells_the_sender(
         ..config(&server)
     };
     let hub = HubKey::new("demo", "chat");
-    let (one, in1) = backplane(&config).await;
-    let (two, in2) = backplane(&config).await;
-    let router1 = router(one.clone(), in1);
-    let router2 = router(two.clone(), in2);
+    let (one, two, router1, router2) = two_nodes(&config).await;
     let (remote, mut remote_rx) =
         ConnectionHandle::new_detached("remote", hub.clone(), None, Protocol::Json, 10_000);
     router2.register(remote);
@@ -368,12 +362,7 @@ async fn an_outage_longer_than_the_queue_age_refuses_sends_and_tells_the_sender(
     .await;
 
     server.restart();
-    eventually(
-        "nodes reconnect by themselves",
-        Duration::from_secs(30),
-        || async { one.is_ready() && two.is_ready() },
-    )
-    .await;
+    both_reconnect(&one, &two).await;
     let receipt = send_receipt(&router1, &hub, "remote", "after");
     assert_eq!(receipt.wait().await, Ok(()));
     assert_eq!(

@@ -2,9 +2,12 @@
 //! fixtures, and files that are not hub components. Needs the plugins
 //! workspace built (`./dev test` does it).
 
+mod support;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use support::temp_dir;
 use switchboard::address::HubKey;
 use switchboard::config::{Config, Limits};
 use switchboard::node::Node;
@@ -35,8 +38,8 @@ fn config(cpu_ms: u64, memory_mb: u64) -> Config {
 }
 
 /// A node whose plugin folder holds `files` for tenant `demo`.
-async fn node_with(files: &[(&str, Vec<u8>)], config: Config) -> (Arc<Node>, tempdir::Dir) {
-    let dir = tempdir::Dir::new();
+async fn node_with(files: &[(&str, Vec<u8>)], config: Config) -> (Arc<Node>, temp_dir::Dir) {
+    let dir = temp_dir::Dir::new();
     let tenant_dir = dir.path().join("demo");
     std::fs::create_dir_all(&tenant_dir).expect("mkdir");
     for (name, bytes) in files {
@@ -246,65 +249,25 @@ async fn invalid_files_are_rejected_and_others_still_load() {
 #[tokio::test]
 async fn load_errors_say_what_is_wrong() {
     let (node, _dir) = node_with(&[], Config::builtin()).await;
-    let err = node
-        .load_plugin(HubKey::new("demo", "x"), b"not wasm".to_vec(), "x".into())
-        .await
-        .expect_err("garbage");
-    assert!(
-        err.to_string()
-            .contains("not a valid WebAssembly component"),
-        "{err}"
-    );
-    let err = node
-        .load_plugin(HubKey::new("demo", "y"), fixture("wrong_world"), "y".into())
-        .await
-        .expect_err("wrong world");
-    assert!(
-        err.to_string()
-            .contains("does not implement the switchboard:hub world"),
-        "{err}"
-    );
-    let err = node
-        .load_plugin(HubKey::new("nope", "z"), fixture("chat"), "z".into())
-        .await
-        .expect_err("unknown tenant");
-    assert!(err.to_string().contains("unknown tenant"), "{err}");
-}
-
-/// A temporary folder removed on drop (no extra dependency for one helper).
-mod tempdir {
-    use std::path::{Path, PathBuf};
-
-    pub struct Dir(PathBuf);
-
-    impl Dir {
-        pub fn new() -> Dir {
-            let path = std::env::temp_dir().join(format!(
-                "switchboard-test-{}-{}",
-                std::process::id(),
-                rand_suffix()
-            ));
-            std::fs::create_dir_all(&path).expect("temp dir");
-            Dir(path)
-        }
-        pub fn path(&self) -> &Path {
-            &self.0
-        }
-    }
-
-    impl Drop for Dir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-
-    fn rand_suffix() -> u64 {
-        use std::sync::atomic::{AtomicU64, Ordering};
-        static NEXT: AtomicU64 = AtomicU64::new(0);
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos() as u64)
-            .unwrap_or(0);
-        nanos ^ (NEXT.fetch_add(1, Ordering::Relaxed) << 32)
+    for (tenant, hub, wasm, says) in [
+        (
+            "demo",
+            "x",
+            b"not wasm".to_vec(),
+            "not a valid WebAssembly component",
+        ),
+        (
+            "demo",
+            "y",
+            fixture("wrong_world"),
+            "does not implement the switchboard:hub world",
+        ),
+        ("nope", "z", fixture("chat"), "unknown tenant"),
+    ] {
+        let err = node
+            .load_plugin(HubKey::new(tenant, hub), wasm, hub.into())
+            .await
+            .expect_err(says);
+        assert!(err.to_string().contains(says), "{err}");
     }
 }

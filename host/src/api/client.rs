@@ -12,7 +12,6 @@ use http_body_util::{BodyExt, Full};
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
 use super::auth::{API_KEY_HEADER, mint_api_token};
@@ -144,21 +143,12 @@ impl ApiClient {
         if !base_url.starts_with("http://") && !base_url.starts_with("https://") {
             return Err(ClientError::Url(base_url.to_owned()));
         }
-        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-        let tls = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(|e| ClientError::Http(e.to_string()))?
-            .with_root_certificates(roots(ca_cert)?)
-            .with_no_client_auth();
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_or_http()
-            .enable_http1()
-            .build();
+        let http = crate::tenant::jwks::https_client(roots(ca_cert)?)
+            .map_err(|e| ClientError::Http(e.to_string()))?;
         Ok(ApiClient {
             base: base_url.trim_end_matches('/').to_owned(),
             credentials,
-            http: Client::builder(TokioExecutor::new()).build(connector),
+            http,
             timeout: REQUEST_TIMEOUT,
         })
     }

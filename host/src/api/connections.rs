@@ -1,20 +1,16 @@
 //! `.../connections/{connection}`: send to one connection, presence, close.
 
-use std::sync::Arc;
-
 use axum::http::StatusCode;
 use axum::response::Response;
 
 use super::error::ApiError;
-use super::payload::parse_payload;
-use super::{Call, applied, done, sent};
+use super::{Call, applied, done, send_to};
 use crate::address::Target;
 
 /// `POST .../connections/{connection}/:send`, wherever the connection is.
 pub(super) async fn send(call: &Call) -> Result<Response, ApiError> {
-    let message = parse_payload(&call.body)?.into_invocation()?;
     let target = Target::Connections(vec![call.param("connection").to_owned()]);
-    sent(call.node.router.send(&call.hub, &target, Arc::new(message))).await
+    send_to(call, target).await
 }
 
 /// `HEAD .../connections/{connection}`: 200 when this node holds it or, in

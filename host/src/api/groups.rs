@@ -1,24 +1,20 @@
 //! `.../groups/{group}`: send to a group, presence, and adding or removing
 //! a connection (wherever it is: the router publishes the change).
 
-use std::sync::Arc;
-
 use axum::http::StatusCode;
 use axum::response::Response;
 
 use super::error::ApiError;
-use super::payload::parse_payload;
-use super::{Call, applied, done, sent};
+use super::{Call, done, group_change, send_to};
 use crate::address::Target;
 
 /// `POST .../groups/{group}/:send?excluded=...`: every member but the excluded.
 pub(super) async fn send(call: &Call) -> Result<Response, ApiError> {
-    let message = parse_payload(&call.body)?.into_invocation()?;
     let target = Target::Groups {
         groups: vec![call.param("group").to_owned()],
         except: call.query_all("excluded"),
     };
-    sent(call.node.router.send(&call.hub, &target, Arc::new(message))).await
+    send_to(call, target).await
 }
 
 /// `HEAD .../groups/{group}`: 200 when the group has a member on this node
@@ -51,20 +47,17 @@ pub(super) async fn close(call: &Call) -> Result<Response, ApiError> {
 /// `PUT .../groups/{group}/connections/{connection}`: 200 once the node
 /// holding the connection will apply it, 503 when the cluster refused it.
 pub(super) async fn add_connection(call: &Call) -> Result<Response, ApiError> {
-    let receipt = call
-        .node
-        .router
-        .add_to_group(&call.hub, call.param("connection"), call.param("group"))
-        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
-    applied(receipt, "the group change").await
+    let (connection, group) = (call.param("connection"), call.param("group"));
+    group_change(call.node.router.add_to_group(&call.hub, connection, group)).await
 }
 
 /// `DELETE .../groups/{group}/connections/{connection}` (answered as an add).
 pub(super) async fn remove_connection(call: &Call) -> Result<Response, ApiError> {
-    let receipt = call
-        .node
-        .router
-        .remove_from_group(&call.hub, call.param("connection"), call.param("group"))
-        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
-    applied(receipt, "the group change").await
+    let (connection, group) = (call.param("connection"), call.param("group"));
+    group_change(
+        call.node
+            .router
+            .remove_from_group(&call.hub, connection, group),
+    )
+    .await
 }

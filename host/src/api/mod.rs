@@ -43,8 +43,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use tracing::debug;
 
-use crate::address::HubKey;
+use crate::address::{HubKey, Target};
 use crate::node::Node;
+use crate::router::RouteError;
 use crate::tenant::Tenant;
 use error::ApiError;
 use routes::{Action, Matched};
@@ -261,6 +262,21 @@ async fn sent(receipt: crate::backplane::Receipt) -> Result<Response, ApiError> 
         .await
         .map_err(|e| ApiError::Unavailable(format!("the message was not sent: {e}")))?;
     done(StatusCode::ACCEPTED)
+}
+
+/// Sends the request's payload (an invocation) to `target`, as [`sent`].
+async fn send_to(call: &Call, target: Target) -> Result<Response, ApiError> {
+    let message = payload::parse_payload(&call.body)?.into_invocation()?;
+    sent(call.node.router.send(&call.hub, &target, Arc::new(message))).await
+}
+
+/// A group change: 400 when the router refused it (a bad group name), else
+/// as [`applied`].
+async fn group_change(
+    change: Result<crate::backplane::Receipt, RouteError>,
+) -> Result<Response, ApiError> {
+    let receipt = change.map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    applied(receipt, "the group change").await
 }
 
 /// The answer to a group change or a close: 200 once every node it concerns

@@ -1,20 +1,15 @@
 //! `.../users/{user}`: send to a user, presence, and group membership.
 
-use std::sync::Arc;
-
 use axum::http::StatusCode;
 use axum::response::Response;
 
 use super::error::ApiError;
-use super::payload::parse_payload;
-use super::{Call, applied, applied_as, done, sent};
+use super::{Call, applied_as, done, group_change, send_to};
 use crate::address::Target;
 
 /// `POST .../users/{user}/:send`: every connection of the user, on every node.
 pub(super) async fn send(call: &Call) -> Result<Response, ApiError> {
-    let message = parse_payload(&call.body)?.into_invocation()?;
-    let target = Target::Users(vec![call.param("user").to_owned()]);
-    sent(call.node.router.send(&call.hub, &target, Arc::new(message))).await
+    send_to(call, Target::Users(vec![call.param("user").to_owned()])).await
 }
 
 /// `HEAD .../users/{user}`: 200 when the user has a connection on this node
@@ -42,23 +37,20 @@ pub(super) async fn exists(call: &Call) -> Result<Response, ApiError> {
 /// connections are not added. 200 once every node will apply it, 503 when
 /// the cluster refused it.
 pub(super) async fn add_to_group(call: &Call) -> Result<Response, ApiError> {
-    let receipt = call
-        .node
-        .router
-        .add_user_to_group(&call.hub, call.param("user"), call.param("group"))
-        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
-    applied(receipt, "the group change").await
+    let (user, group) = (call.param("user"), call.param("group"));
+    group_change(call.node.router.add_user_to_group(&call.hub, user, group)).await
 }
 
 /// `DELETE .../users/{user}/groups/{group}`: removes the user's connections,
 /// on every node, from the group (answered as an add).
 pub(super) async fn remove_from_group(call: &Call) -> Result<Response, ApiError> {
-    let receipt = call
-        .node
-        .router
-        .remove_user_from_group(&call.hub, call.param("user"), call.param("group"))
-        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
-    applied(receipt, "the group change").await
+    let (user, group) = (call.param("user"), call.param("group"));
+    group_change(
+        call.node
+            .router
+            .remove_user_from_group(&call.hub, user, group),
+    )
+    .await
 }
 
 /// `POST .../users/{user}/:closeConnections?excluded=...&reason=...`.

@@ -242,38 +242,25 @@ impl Default for NatsConfig {
     }
 }
 
-fn default_true() -> bool {
-    true
+/// The functions serde's `#[serde(default = "...")]` names, one a line.
+macro_rules! defaults {
+    ($($(#[$doc:meta])* $name:ident: $ty:ty = $value:expr;)*) => {
+        $($(#[$doc])* fn $name() -> $ty { $value })*
+    };
 }
-fn default_nats_url() -> String {
-    "nats://127.0.0.1:4222".to_owned()
-}
-fn default_nats_prefix() -> String {
-    "sb".to_owned()
-}
-fn default_nats_partitions() -> u32 {
-    4
-}
-fn default_nats_replicas() -> usize {
-    1
-}
-fn default_nats_max_age_secs() -> u64 {
-    600
-}
-fn default_nats_max_bytes() -> i64 {
-    1 << 30
-}
-fn default_nats_registry_ttl_secs() -> u64 {
-    30
-}
-fn default_nats_publish_queue() -> usize {
-    65_536
-}
-fn default_nats_queue_max_bytes() -> usize {
-    16 << 20
-}
-fn default_nats_queue_max_age_ms() -> u64 {
-    15_000
+
+defaults! {
+    default_true: bool = true;
+    default_nats_url: String = "nats://127.0.0.1:4222".to_owned();
+    default_nats_prefix: String = "sb".to_owned();
+    default_nats_partitions: u32 = 4;
+    default_nats_replicas: usize = 1;
+    default_nats_max_age_secs: u64 = 600;
+    default_nats_max_bytes: i64 = 1 << 30;
+    default_nats_registry_ttl_secs: u64 = 30;
+    default_nats_publish_queue: usize = 65_536;
+    default_nats_queue_max_bytes: usize = 16 << 20;
+    default_nats_queue_max_age_ms: u64 = 15_000;
 }
 
 #[derive(Debug, Clone, Deserialize, serde::Serialize)]
@@ -539,96 +526,44 @@ fn inherit_limits(root: &mut toml::Table) {
     }
 }
 
-fn default_drain_timeout_secs() -> u64 {
-    30
-}
-fn default_compile_cache() -> bool {
-    true
-}
-fn default_max_message_size() -> usize {
-    32 * 1024
-}
-fn default_keep_alive_secs() -> u64 {
-    15
-}
-fn default_client_timeout_secs() -> u64 {
-    30
-}
-fn default_handshake_timeout_secs() -> u64 {
-    15
-}
-fn default_disconnect_timeout_secs() -> u64 {
-    15
-}
-fn default_websocket_read_buffer_bytes() -> usize {
-    1024
+defaults! {
+    default_drain_timeout_secs: u64 = 30;
+    default_compile_cache: bool = true;
+    default_max_message_size: usize = 32 * 1024;
+    default_keep_alive_secs: u64 = 15;
+    default_client_timeout_secs: u64 = 30;
+    default_handshake_timeout_secs: u64 = 15;
+    default_disconnect_timeout_secs: u64 = 15;
+    default_websocket_read_buffer_bytes: usize = 1024;
+    default_outbound_queue: usize = 65_536;
+    default_write_timeout_secs: u64 = 10;
+    default_outbound_buffer_bytes: usize = 1 << 20;
+    default_stateful_reconnect: bool = true;
+    default_stateful_reconnect_buffer_bytes: usize = DEFAULT_STATEFUL_RECONNECT_BUFFER_BYTES;
+    default_long_poll_timeout_secs: u64 = 90;
+    default_request_headers_timeout_secs: u64 = 30;
+    default_max_request_head_bytes: usize = 64 * 1024;
+    default_jwks_min_refresh_secs: u64 = 30;
+    default_user_claim: String = "sub".to_owned();
+    default_invocation_cpu_ms: u64 = 1000;
+    /// Half a minute: longer than a client waits for most calls.
+    default_invocation_wall_ms: u64 = 30_000;
+    /// An hour: streams are meant to run long, but not forever unattended.
+    default_stream_wall_ms: u64 = 3_600_000;
+    default_memory_mb: u64 = 64;
+    default_concurrent_invocations: usize = 256;
+    default_invocation_queue_ms: u64 = 5000;
+    default_connections: usize = 100_000;
+    // Generous: a pipelining client does well over 10k echoes a second on
+    // one connection here. Set it lower per tenant to rein clients in.
+    default_messages_per_second: u32 = 100_000;
+    default_groups_per_connection: usize = 1000;
 }
 
-fn default_outbound_queue() -> usize {
-    65_536
-}
-fn default_write_timeout_secs() -> u64 {
-    10
-}
-fn default_outbound_buffer_bytes() -> usize {
-    1 << 20
-}
-fn default_stateful_reconnect() -> bool {
-    true
-}
-fn default_stateful_reconnect_buffer_bytes() -> usize {
-    DEFAULT_STATEFUL_RECONNECT_BUFFER_BYTES
-}
-fn default_long_poll_timeout_secs() -> u64 {
-    90
-}
-fn default_request_headers_timeout_secs() -> u64 {
-    30
-}
-fn default_max_request_head_bytes() -> usize {
-    64 * 1024
-}
-fn default_jwks_min_refresh_secs() -> u64 {
-    30
-}
 /// Left out of a serialized tenant (the cluster's tenant store) when it is the
 /// default, so nodes of an earlier version still read tenants without a JWKS URL.
 fn is_default_jwks_min_refresh_secs(secs: &u64) -> bool {
     *secs == default_jwks_min_refresh_secs()
-}
-fn default_user_claim() -> String {
-    "sub".to_owned()
-}
-fn default_invocation_cpu_ms() -> u64 {
-    1000
-}
-/// Half a minute: longer than a client waits for most calls.
-fn default_invocation_wall_ms() -> u64 {
-    30_000
-}
-/// An hour: streams are meant to run long, but not forever unattended.
-fn default_stream_wall_ms() -> u64 {
-    3_600_000
-}
-fn default_memory_mb() -> u64 {
-    64
-}
-fn default_concurrent_invocations() -> usize {
-    256
-}
-fn default_invocation_queue_ms() -> u64 {
-    5000
-}
-fn default_connections() -> usize {
-    100_000
-}
-fn default_messages_per_second() -> u32 {
-    // Generous: a pipelining client does well over 10k echoes a second on
-    // one connection here. Set it lower per tenant to rein clients in.
-    100_000
-}
-fn default_groups_per_connection() -> usize {
-    1000
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -178,59 +178,49 @@ mod tests {
         entries.iter().map(|e| (*e).to_owned()).collect()
     }
 
+    /// Each origin gets its verdict from `entries` (no Host header).
+    fn verdicts(entries: &[&str], cases: &[(&str, Verdict)]) {
+        let l = list(entries);
+        for (origin, want) in cases {
+            assert_eq!(verdict(&l, origin, None), *want, "{origin}");
+        }
+    }
+
     #[test]
     fn exact_origins_match_with_credentials() {
-        let l = list(&["https://app.example.com", "http://127.0.0.1:8080"]);
-        assert_eq!(
-            verdict(&l, "https://app.example.com", None),
-            Verdict::Credentialed
-        );
-        assert_eq!(
-            verdict(&l, "HTTPS://App.Example.com:443", None),
-            Verdict::Credentialed
-        );
-        assert_eq!(
-            verdict(&l, "http://127.0.0.1:8080", None),
-            Verdict::Credentialed
-        );
-        assert_eq!(verdict(&l, "http://127.0.0.1:8081", None), Verdict::Denied);
-        assert_eq!(verdict(&l, "http://app.example.com", None), Verdict::Denied);
-        assert_eq!(
-            verdict(&l, "https://app.example.com.evil.io", None),
-            Verdict::Denied
+        verdicts(
+            &["https://app.example.com", "http://127.0.0.1:8080"],
+            &[
+                ("https://app.example.com", Verdict::Credentialed),
+                ("HTTPS://App.Example.com:443", Verdict::Credentialed),
+                ("http://127.0.0.1:8080", Verdict::Credentialed),
+                ("http://127.0.0.1:8081", Verdict::Denied),
+                ("http://app.example.com", Verdict::Denied),
+                ("https://app.example.com.evil.io", Verdict::Denied),
+            ],
         );
     }
 
     #[test]
     fn wildcards_match_subdomains_only() {
-        let l = list(&["https://*.example.com"]);
-        assert_eq!(
-            verdict(&l, "https://a.example.com", None),
-            Verdict::Credentialed
+        verdicts(
+            &["https://*.example.com"],
+            &[
+                ("https://a.example.com", Verdict::Credentialed),
+                ("https://a.b.example.com", Verdict::Credentialed),
+                ("https://example.com", Verdict::Denied),
+                ("https://.example.com", Verdict::Denied),
+                ("https://evilexample.com", Verdict::Denied),
+                ("http://a.example.com", Verdict::Denied),
+                ("https://a.example.com:8443", Verdict::Denied),
+            ],
         );
-        assert_eq!(
-            verdict(&l, "https://a.b.example.com", None),
-            Verdict::Credentialed
-        );
-        assert_eq!(verdict(&l, "https://example.com", None), Verdict::Denied);
-        assert_eq!(verdict(&l, "https://.example.com", None), Verdict::Denied);
-        assert_eq!(
-            verdict(&l, "https://evilexample.com", None),
-            Verdict::Denied
-        );
-        assert_eq!(verdict(&l, "http://a.example.com", None), Verdict::Denied);
-        assert_eq!(
-            verdict(&l, "https://a.example.com:8443", None),
-            Verdict::Denied
-        );
-        let ported = list(&["http://*.example.com:8080"]);
-        assert_eq!(
-            verdict(&ported, "http://a.example.com:8080", None),
-            Verdict::Credentialed
-        );
-        assert_eq!(
-            verdict(&ported, "http://a.example.com", None),
-            Verdict::Denied
+        verdicts(
+            &["http://*.example.com:8080"],
+            &[
+                ("http://a.example.com:8080", Verdict::Credentialed),
+                ("http://a.example.com", Verdict::Denied),
+            ],
         );
     }
 
@@ -251,22 +241,18 @@ mod tests {
 
     #[test]
     fn same_origin_is_always_allowed_and_nothing_else_by_default() {
-        assert_eq!(
-            verdict(&[], "http://127.0.0.1:5000", Some("127.0.0.1:5000")),
-            Verdict::Credentialed
-        );
-        assert_eq!(
-            verdict(&[], "https://push.io", Some("push.io:443")),
-            Verdict::Credentialed
-        );
-        assert_eq!(
-            verdict(&[], "http://localhost:5000", Some("127.0.0.1:5000")),
-            Verdict::Denied
-        );
-        assert_eq!(
-            verdict(&[], "null", Some("127.0.0.1:5000")),
-            Verdict::Denied
-        );
+        for (origin, host, want) in [
+            (
+                "http://127.0.0.1:5000",
+                "127.0.0.1:5000",
+                Verdict::Credentialed,
+            ),
+            ("https://push.io", "push.io:443", Verdict::Credentialed),
+            ("http://localhost:5000", "127.0.0.1:5000", Verdict::Denied),
+            ("null", "127.0.0.1:5000", Verdict::Denied),
+        ] {
+            assert_eq!(verdict(&[], origin, Some(host)), want, "{origin}");
+        }
     }
 
     #[test]

@@ -159,53 +159,30 @@ impl Node {
 
         if node.tenant_store.is_some() {
             // The admin API's tenants, before the plugins that may belong to them.
-            let synced = tokio::time::timeout(
+            let sync = crate::tenant::cluster::sync_all(&node);
+            first_sync(
                 crate::tenant::cluster::START_SYNC_TIMEOUT,
-                crate::tenant::cluster::sync_all(&node),
+                sync,
+                "tenants",
+                "tenant",
             )
             .await;
-            match synced {
-                Ok(Ok(tenants)) => info!(tenants, "cluster tenants loaded"),
-                Ok(Err(e)) => {
-                    error!(error = %e, "cannot read the cluster's tenants; watching for them")
-                }
-                Err(_) => {
-                    error!("the cluster's tenant store did not answer in time; watching for it")
-                }
-            }
             watch::tenants(Arc::downgrade(&node));
         }
         if node.tenants.get(DEMO_TENANT).is_some() {
             load_bundled(&node).await;
         }
         if let Some(dir) = plugin_dir {
-            let loaded = registry::load_dir(
-                &node.engine,
-                &node.registry,
-                &node.tenants,
-                &node.router,
-                dir,
-            )
-            .await
-            .with_context(|| format!("cannot read plugin folder {}", dir.display()))?;
+            let loaded = registry::load_dir(node.plugins(), dir)
+                .await
+                .with_context(|| format!("cannot read plugin folder {}", dir.display()))?;
             info!(dir = %dir.display(), loaded, "plugin folder loaded");
         }
         if node.registry.store().is_some() {
             // The cluster's deployed versions win over bundled and folder ones.
-            let synced = tokio::time::timeout(
-                crate::plugin::store::START_SYNC_TIMEOUT,
-                crate::plugin::store::sync_all(&node, None),
-            )
-            .await;
-            match synced {
-                Ok(Ok(hubs)) => info!(hubs, "cluster plugin versions loaded"),
-                Ok(Err(e)) => {
-                    error!(error = %e, "cannot read the cluster's plugin versions; watching for them")
-                }
-                Err(_) => {
-                    error!("the cluster's plugin store did not answer in time; watching for it")
-                }
-            }
+            let sync = crate::plugin::store::sync_all(node.plugins(), None);
+            let within = crate::plugin::store::START_SYNC_TIMEOUT;
+            first_sync(within, sync, "plugin versions", "plugin").await;
             watch::plugins(Arc::downgrade(&node));
         }
         if let Some(dir) = plugin_dir {
@@ -333,6 +310,16 @@ impl Node {
         Ok(done)
     }
 
+    /// What loading, deploying and syncing plugins needs of the node.
+    pub fn plugins(&self) -> registry::Plugins<'_> {
+        registry::Plugins {
+            engine: &self.engine,
+            registry: &self.registry,
+            tenants: &self.tenants,
+            router: &self.router,
+        }
+    }
+
     pub async fn load_plugin(
         &self,
         hub: HubKey,
@@ -340,10 +327,7 @@ impl Node {
         source: String,
     ) -> Result<(), crate::plugin::LoadError> {
         registry::load(
-            &self.engine,
-            &self.registry,
-            &self.tenants,
-            &self.router,
+            self.plugins(),
             hub,
             wasm,
             source,
@@ -351,6 +335,26 @@ impl Node {
         )
         .await
         .map(|_| ())
+    }
+}
+
+/// The first read of a cluster store (`store`, holding `what`) at start,
+/// waited for at most `within`; logs how many entries it applied, or why
+/// none (the store's watch catches up later).
+async fn first_sync<E: std::fmt::Display>(
+    within: Duration,
+    sync: impl std::future::Future<Output = Result<usize, E>>,
+    what: &str,
+    store: &str,
+) {
+    match tokio::time::timeout(within, sync).await {
+        Ok(Ok(count)) => info!(count, "cluster {what} loaded"),
+        Ok(Err(e)) => {
+            error!(error = %e, "cannot read the cluster's {what}; watching for them")
+        }
+        Err(_) => {
+            error!("the cluster's {store} store did not answer in time; watching for it")
+        }
     }
 }
 

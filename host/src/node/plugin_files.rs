@@ -115,7 +115,7 @@ async fn deploy_file(node: &Node, dir: &Path, path: &Path) {
         }
     };
     let source = path.display().to_string();
-    match registry::deploy(node, hub.clone(), wasm, Source::File, source).await {
+    match registry::deploy(node.plugins(), hub.clone(), wasm, Source::File, source).await {
         Ok(deployed) if deployed.changed => info!(
             path = %path.display(),
             hub = %hub,

@@ -70,6 +70,11 @@ impl HostState {
         refused.map_or(Ok(()), Err)
     }
 
+    /// The tenant's key-value store.
+    fn kv(&self) -> &crate::backplane::kv::KvStore {
+        &self.env.tenant.kv
+    }
+
     /// Guest time so far: time since the call started, less host waits.
     pub(super) fn guest_time(&self) -> Duration {
         self.started.elapsed().saturating_sub(self.waited)
@@ -278,40 +283,31 @@ impl clients::Host for HostState {
 impl groups::Host for HostState {
     async fn add(&mut self, connection_id: String, group: String) -> Result<(), String> {
         self.receipt_first().await?;
-        let receipt = self
+        let change = self
             .env
             .router
-            .add_to_group(&self.env.hub, &connection_id, &group)
-            .map_err(|e| e.to_string())?;
-        self.collect(receipt)
+            .add_to_group(&self.env.hub, &connection_id, &group);
+        self.collect(change.map_err(|e| e.to_string())?)
     }
 
     async fn remove(&mut self, connection_id: String, group: String) -> Result<(), String> {
         self.receipt_first().await?;
-        let receipt = self
+        let change = self
             .env
             .router
-            .remove_from_group(&self.env.hub, &connection_id, &group)
-            .map_err(|e| e.to_string())?;
-        self.collect(receipt)
+            .remove_from_group(&self.env.hub, &connection_id, &group);
+        self.collect(change.map_err(|e| e.to_string())?)
     }
 }
 
 impl kv::Host for HostState {
     async fn get(&mut self, key: String) -> Result<Option<String>, String> {
-        self.env
-            .tenant
-            .kv
-            .get(&key)
-            .await
-            .map_err(|e| e.to_string())
+        self.kv().get(&key).await.map_err(|e| e.to_string())
     }
 
     async fn set(&mut self, key: String, value: String, ttl_ms: Option<u64>) -> Result<(), String> {
         self.receipt_first().await?;
-        self.env
-            .tenant
-            .kv
+        self.kv()
             .set(&key, &value, ttl_ms.map(Duration::from_millis))
             .await
             .map_err(|e| e.to_string())
@@ -319,12 +315,7 @@ impl kv::Host for HostState {
 
     async fn delete(&mut self, key: String) -> Result<(), String> {
         self.receipt_first().await?;
-        self.env
-            .tenant
-            .kv
-            .delete(&key)
-            .await
-            .map_err(|e| e.to_string())
+        self.kv().delete(&key).await.map_err(|e| e.to_string())
     }
 
     async fn compare_and_set(
@@ -335,9 +326,7 @@ impl kv::Host for HostState {
         ttl_ms: Option<u64>,
     ) -> Result<bool, String> {
         self.receipt_first().await?;
-        self.env
-            .tenant
-            .kv
+        self.kv()
             .compare_and_set(
                 &key,
                 expected.as_deref(),

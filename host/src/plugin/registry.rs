@@ -26,7 +26,6 @@ use super::versions::{Deployed, HubVersions, RollbackError, Source, VersionInfo,
 use super::{CallEnv, HubPlugin, LoadError, PluginEngine};
 use crate::address::HubKey;
 use crate::address::is_valid_name;
-use crate::node::Node;
 use crate::router::Router;
 use crate::tenant::Tenants;
 
@@ -49,6 +48,16 @@ pub enum DeployError {
     Rollback(#[from] RollbackError),
     #[error("the cluster's plugin store is unavailable: {0}")]
     Store(#[from] StoreError),
+}
+
+/// What loading, deploying, rolling back and syncing a hub's plugin need of
+/// the node: its engine, registry, tenants and router.
+#[derive(Clone, Copy)]
+pub struct Plugins<'a> {
+    pub engine: &'a Arc<PluginEngine>,
+    pub registry: &'a Registry,
+    pub tenants: &'a Tenants,
+    pub router: &'a Arc<Router>,
 }
 
 /// One hub: the version that serves, and its history.
@@ -224,28 +233,29 @@ impl Registry {
         }
         out
     }
+}
 
+impl Plugins<'_> {
     /// Compiles, validates and describes `wasm` for `hub`, off the async
     /// workers and at most [`MAX_CONCURRENT_COMPILES`] at once.
     async fn compile(
-        &self,
-        engine: &Arc<PluginEngine>,
-        tenants: &Tenants,
-        router: &Arc<Router>,
+        self,
         hub: &HubKey,
         wasm: Arc<[u8]>,
         source: String,
     ) -> Result<HubPlugin, LoadError> {
-        let tenant = tenants
+        let tenant = self
+            .tenants
             .get(&hub.tenant)
             .ok_or_else(|| LoadError::Io(format!("unknown tenant '{}'", hub.tenant)))?;
         let plugin = {
             let _slot = self
+                .registry
                 .compiles
                 .acquire()
                 .await
                 .map_err(|_| LoadError::Io("the node is shutting down".into()))?;
-            let compiling = engine.clone();
+            let compiling = self.engine.clone();
             tokio::task::spawn_blocking(move || compiling.load_blocking(&wasm, &source))
                 .await
                 .map_err(|e| LoadError::Io(format!("compilation was interrupted: {e}")))??
@@ -254,11 +264,11 @@ impl Registry {
         let env = CallEnv {
             tenant,
             hub: hub.clone(),
-            router: router.clone(),
+            router: self.router.clone(),
             connection_id: None,
             receipts: Default::default(),
         };
-        engine.describe(&mut plugin, env).await?;
+        self.engine.describe(&mut plugin, env).await?;
         Ok(plugin)
     }
 }
@@ -273,21 +283,16 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 
 /// Compiles, validates and describes `wasm`, then publishes it for `hub` on
 /// this node only, as a new version from `kind` (`source` names it in logs).
-#[allow(clippy::too_many_arguments)]
 pub async fn load(
-    engine: &Arc<PluginEngine>,
-    registry: &Registry,
-    tenants: &Tenants,
-    router: &Arc<Router>,
+    plugins: Plugins<'_>,
     hub: HubKey,
     wasm: Vec<u8>,
     source: String,
     kind: Source,
 ) -> Result<Deployed, LoadError> {
     let wasm: Arc<[u8]> = Arc::from(wasm);
-    let plugin = registry
-        .compile(engine, tenants, router, &hub, wasm.clone(), source)
-        .await?;
+    let plugin = plugins.compile(&hub, wasm.clone(), source).await?;
+    let registry = plugins.registry;
     let slot = registry.slot(&hub);
     let mut state = slot.state.lock().await;
     Ok(install(
@@ -351,19 +356,19 @@ fn log_loaded(hub: &HubKey, plugin: &HubPlugin, info: &VersionInfo) {
 /// for every node, then swapped in here. Deploying the bytes that already
 /// serve changes nothing.
 pub async fn deploy(
-    node: &Node,
+    plugins: Plugins<'_>,
     hub: HubKey,
     wasm: Vec<u8>,
     kind: Source,
     source: String,
 ) -> Result<Deployed, DeployError> {
-    if node.tenants.get(&hub.tenant).is_none() {
+    if plugins.tenants.get(&hub.tenant).is_none() {
         return Err(DeployError::UnknownTenant(hub.tenant.to_string()));
     }
     if !is_valid_name(&hub.hub) {
         return Err(DeployError::BadHubName(hub.hub.to_string()));
     }
-    let registry = &node.registry;
+    let registry = plugins.registry;
     let sha = sha256_hex(&wasm);
     if let Some(current) = registry.get(&hub).filter(|p| p.digest == sha) {
         let slot = registry.slot(&hub);
@@ -379,16 +384,7 @@ pub async fn deploy(
         }
     }
     let wasm: Arc<[u8]> = Arc::from(wasm);
-    let plugin = registry
-        .compile(
-            &node.engine,
-            &node.tenants,
-            &node.router,
-            &hub,
-            wasm.clone(),
-            source,
-        )
-        .await?;
+    let plugin = plugins.compile(&hub, wasm.clone(), source).await?;
     let slot = registry.slot(&hub);
     let mut state = slot.state.lock().await;
     match registry.store() {
@@ -428,14 +424,14 @@ pub async fn deploy(
 /// Makes an earlier version of `hub` serve again: `to`, or the one before
 /// the current version. In a cluster, on every node.
 pub async fn rollback(
-    node: &Node,
+    plugins: Plugins<'_>,
     hub: HubKey,
     to: Option<u64>,
 ) -> Result<VersionInfo, DeployError> {
-    if node.tenants.get(&hub.tenant).is_none() {
+    if plugins.tenants.get(&hub.tenant).is_none() {
         return Err(DeployError::UnknownTenant(hub.tenant.to_string()));
     }
-    let registry = &node.registry;
+    let registry = plugins.registry;
     let unknown_hub = || DeployError::UnknownHub {
         tenant: hub.tenant.to_string(),
         hub: hub.hub.to_string(),
@@ -459,16 +455,8 @@ pub async fn rollback(
             ))));
         }
     };
-    let plugin = registry
-        .compile(
-            &node.engine,
-            &node.tenants,
-            &node.router,
-            &hub,
-            wasm.clone(),
-            format!("rollback to version {}", target.version),
-        )
-        .await?;
+    let source = format!("rollback to version {}", target.version);
+    let plugin = plugins.compile(&hub, wasm.clone(), source).await?;
     if let Some(store) = store {
         store.put_manifest(&hub, &versions).await?;
     }
@@ -482,14 +470,14 @@ pub async fn rollback(
 /// Brings `hub` on this node to the cluster's `manifest`: loads its current
 /// version if another one serves here. A version that fails to load here is
 /// logged, and the running one keeps serving.
-pub async fn apply_manifest(node: &Node, hub: HubKey, manifest: HubVersions) {
-    if node.tenants.get(&hub.tenant).is_none() {
+pub async fn apply_manifest(plugins: Plugins<'_>, hub: HubKey, manifest: HubVersions) {
+    if plugins.tenants.get(&hub.tenant).is_none() {
         return;
     }
     let Some(target) = manifest.current().cloned() else {
         return;
     };
-    let registry = &node.registry;
+    let registry = plugins.registry;
     let slot = registry.slot(&hub);
     let mut state = slot.state.lock().await;
     let serving = slot.current.load_full();
@@ -513,16 +501,8 @@ pub async fn apply_manifest(node: &Node, hub: HubKey, manifest: HubVersions) {
             }
         }
     };
-    let compiled = registry
-        .compile(
-            &node.engine,
-            &node.tenants,
-            &node.router,
-            &hub,
-            wasm.clone(),
-            format!("cluster version {}", target.version),
-        )
-        .await;
+    let source = format!("cluster version {}", target.version);
+    let compiled = plugins.compile(&hub, wasm.clone(), source).await;
     match compiled {
         Ok(plugin) => {
             log_loaded(&hub, &plugin, &target);
@@ -552,13 +532,7 @@ pub fn hub_of_file(dir: &Path, path: &Path) -> Option<HubKey> {
 
 /// Loads every `DIR/{tenant}/{hub}.wasm`. A file that fails is logged with
 /// its path and skipped; the other hubs still load. Returns how many loaded.
-pub async fn load_dir(
-    engine: &Arc<PluginEngine>,
-    registry: &Registry,
-    tenants: &Tenants,
-    router: &Arc<Router>,
-    dir: &Path,
-) -> std::io::Result<usize> {
+pub async fn load_dir(plugins: Plugins<'_>, dir: &Path) -> std::io::Result<usize> {
     let mut loaded = 0;
     let mut tenant_dirs: Vec<_> = std::fs::read_dir(dir)?.filter_map(Result::ok).collect();
     tenant_dirs.sort_by_key(|e| e.file_name());
@@ -567,7 +541,7 @@ pub async fn load_dir(
         if !tenant_dir.path().is_dir() {
             continue;
         }
-        if tenants.get(&tenant_name).is_none() {
+        if plugins.tenants.get(&tenant_name).is_none() {
             error!(path = %tenant_dir.path().display(), "plugin folder for an unknown tenant; skipped");
             continue;
         }
@@ -590,18 +564,7 @@ pub async fn load_dir(
                 }
             };
             let source = path.display().to_string();
-            match load(
-                engine,
-                registry,
-                tenants,
-                router,
-                hub,
-                wasm,
-                source,
-                Source::File,
-            )
-            .await
-            {
+            match load(plugins, hub, wasm, source, Source::File).await {
                 Ok(_) => loaded += 1,
                 Err(e) => error!(path = %path.display(), error = %e, "plugin rejected"),
             }

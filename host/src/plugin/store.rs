@@ -21,7 +21,7 @@ use tokio::io::AsyncReadExt;
 use tokio::sync::OnceCell;
 use tracing::{info, warn};
 
-use super::registry::{self, sha256_hex};
+use super::registry::{self, Plugins, sha256_hex};
 use super::versions::HubVersions;
 use crate::address::HubKey;
 use crate::address::is_valid_name;
@@ -216,8 +216,8 @@ impl PluginStore {
 
 /// Brings every hub of `tenant` (or of all tenants) on this node to the
 /// cluster's current versions.
-pub async fn sync_all(node: &Node, tenant: Option<&str>) -> Result<usize, StoreError> {
-    let Some(store) = node.registry.store().cloned() else {
+pub async fn sync_all(plugins: Plugins<'_>, tenant: Option<&str>) -> Result<usize, StoreError> {
+    let Some(store) = plugins.registry.store().cloned() else {
         return Ok(0);
     };
     let mut applied = 0;
@@ -227,7 +227,7 @@ pub async fn sync_all(node: &Node, tenant: Option<&str>) -> Result<usize, StoreE
         }
         match store.get_manifest(&hub).await {
             Ok(Some(manifest)) => {
-                registry::apply_manifest(node, hub, manifest).await;
+                registry::apply_manifest(plugins, hub, manifest).await;
                 applied += 1;
             }
             Ok(None) => {}
@@ -261,7 +261,7 @@ pub async fn watch_once(node: &Weak<Node>, store: &Arc<PluginStore>) -> Result<(
             return Ok(());
         };
         match store.get_manifest(&hub).await {
-            Ok(Some(manifest)) => registry::apply_manifest(&node, hub, manifest).await,
+            Ok(Some(manifest)) => registry::apply_manifest(node.plugins(), hub, manifest).await,
             Ok(None) => {}
             Err(e) => warn!(hub = %hub, error = %e, "cannot read a plugin manifest"),
         }

@@ -96,6 +96,43 @@ pub enum HubMessage {
     Sequence { sequence_id: u64 },
 }
 
+/// An Invocation or a StreamInvocation, borrowed: what the two have alike,
+/// and what both protocols write alike.
+#[derive(Debug, Clone, Copy)]
+pub struct CallRef<'a> {
+    /// [`message_type::INVOCATION`] or [`message_type::STREAM_INVOCATION`].
+    pub kind: u8,
+    /// As the message holds it: `None` only for a non-blocking Invocation.
+    pub invocation_id: Option<&'a str>,
+    pub target: &'a str,
+    pub arguments: &'a RawValue,
+    pub stream_ids: &'a [String],
+    pub headers: &'a Headers,
+}
+
+impl CallRef<'_> {
+    /// The id as written: an Invocation's empty id means non-blocking (as in
+    /// ASP.NET) and is left out; a StreamInvocation's is always written.
+    pub fn wire_id(&self) -> Option<&str> {
+        if self.kind == message_type::INVOCATION {
+            self.invocation_id.filter(|id| !id.is_empty())
+        } else {
+            self.invocation_id
+        }
+    }
+}
+
+impl PartialEq for CallRef<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.kind == other.kind
+            && self.invocation_id == other.invocation_id
+            && self.target == other.target
+            && self.arguments.get() == other.arguments.get()
+            && self.stream_ids == other.stream_ids
+            && self.headers == other.headers
+    }
+}
+
 /// How a [`HubMessage::Completion`] ended.
 #[derive(Debug, Clone)]
 pub enum CompletionOutcome {
@@ -138,6 +175,54 @@ impl HubMessage {
         }
     }
 
+    /// A Completion without headers.
+    pub fn completion(invocation_id: impl Into<String>, outcome: CompletionOutcome) -> HubMessage {
+        HubMessage::Completion {
+            invocation_id: invocation_id.into(),
+            outcome,
+            headers: Vec::new(),
+        }
+    }
+
+    /// The call an Invocation or StreamInvocation makes; `None` for every other message.
+    pub fn as_call(&self) -> Option<CallRef<'_>> {
+        let (kind, invocation_id) = match self {
+            HubMessage::Invocation { invocation_id, .. } => {
+                (message_type::INVOCATION, invocation_id.as_deref())
+            }
+            HubMessage::StreamInvocation { invocation_id, .. } => (
+                message_type::STREAM_INVOCATION,
+                Some(invocation_id.as_str()),
+            ),
+            _ => return None,
+        };
+        let (HubMessage::Invocation {
+            target,
+            arguments,
+            stream_ids,
+            headers,
+            ..
+        }
+        | HubMessage::StreamInvocation {
+            target,
+            arguments,
+            stream_ids,
+            headers,
+            ..
+        }) = self
+        else {
+            return None;
+        };
+        Some(CallRef {
+            kind,
+            invocation_id,
+            target,
+            arguments,
+            stream_ids,
+            headers,
+        })
+    }
+
     /// Types 1–5 are numbered, buffered and replayed by stateful reconnect; Ping, Close, Ack and
     /// Sequence never are (HubProtocol.md).
     pub fn is_trackable(&self) -> bool {
@@ -148,39 +233,10 @@ impl HubMessage {
 impl PartialEq for HubMessage {
     fn eq(&self, other: &Self) -> bool {
         use HubMessage as M;
+        if let (Some(a), Some(b)) = (self.as_call(), other.as_call()) {
+            return a == b;
+        }
         match (self, other) {
-            (
-                M::Invocation {
-                    invocation_id: a0,
-                    target: a1,
-                    arguments: a2,
-                    stream_ids: a3,
-                    headers: a4,
-                },
-                M::Invocation {
-                    invocation_id: b0,
-                    target: b1,
-                    arguments: b2,
-                    stream_ids: b3,
-                    headers: b4,
-                },
-            ) => a0 == b0 && a1 == b1 && a2.get() == b2.get() && a3 == b3 && a4 == b4,
-            (
-                M::StreamInvocation {
-                    invocation_id: a0,
-                    target: a1,
-                    arguments: a2,
-                    stream_ids: a3,
-                    headers: a4,
-                },
-                M::StreamInvocation {
-                    invocation_id: b0,
-                    target: b1,
-                    arguments: b2,
-                    stream_ids: b3,
-                    headers: b4,
-                },
-            ) => a0 == b0 && a1 == b1 && a2.get() == b2.get() && a3 == b3 && a4 == b4,
             (
                 M::StreamItem {
                     invocation_id: a0,

@@ -8,8 +8,28 @@ use super::{
     CompletionOutcome, HubMessage, Json, Protocol, ProtocolError, RawValue, TransferFormat,
 };
 
-fn json(text: &str) -> Json {
+/// `text` as a JSON value (it must be valid).
+pub(crate) fn json(text: &str) -> Json {
     RawValue::from_string(text.to_owned()).expect("valid JSON")
+}
+
+/// `message` as `protocol` writes it (it must write).
+pub(crate) fn written(protocol: Protocol, message: &HubMessage) -> Vec<u8> {
+    let mut out = Vec::new();
+    protocol.write_message(message, &mut out).expect("writes");
+    out
+}
+
+/// Every message of `bytes`, which must hold whole records only (1 MiB each at most).
+pub(crate) fn parse_all(
+    protocol: Protocol,
+    bytes: &[u8],
+) -> Result<Vec<HubMessage>, ProtocolError> {
+    let mut buf = BytesMut::from(bytes);
+    let mut out = Vec::new();
+    protocol.parse_messages(&mut buf, 1 << 20, &mut out)?;
+    assert!(buf.is_empty(), "left {:?}", buf);
+    Ok(out)
 }
 
 /// One of every message shape, with awkward values.
@@ -41,21 +61,12 @@ fn corpus() -> Vec<HubMessage> {
             item: json(r#"{"n":1}"#),
             headers: vec![],
         },
-        HubMessage::Completion {
-            invocation_id: "2".into(),
-            outcome: CompletionOutcome::Void,
-            headers: vec![],
-        },
-        HubMessage::Completion {
-            invocation_id: "3".into(),
-            outcome: CompletionOutcome::Result(json("\"ok\"")),
-            headers: vec![],
-        },
-        HubMessage::Completion {
-            invocation_id: "4".into(),
-            outcome: CompletionOutcome::Error("Client didn't provide a result.".into()),
-            headers: vec![],
-        },
+        HubMessage::completion("2", CompletionOutcome::Void),
+        HubMessage::completion("3", CompletionOutcome::Result(json("\"ok\""))),
+        HubMessage::completion(
+            "4",
+            CompletionOutcome::Error("Client didn't provide a result.".into()),
+        ),
         HubMessage::CancelInvocation {
             invocation_id: "2".into(),
             headers: vec![],
@@ -157,15 +168,9 @@ fn both_protocols_carry_the_same_messages() {
 
 #[test]
 fn the_same_ping_in_each_protocol() {
-    let mut text = Vec::new();
-    Protocol::Json
-        .write_message(&HubMessage::Ping, &mut text)
-        .expect("writes");
+    let text = written(Protocol::Json, &HubMessage::Ping);
     assert_eq!(text, b"{\"type\":6}\x1e");
-    let mut binary = Vec::new();
-    Protocol::MessagePack
-        .write_message(&HubMessage::Ping, &mut binary)
-        .expect("writes");
+    let binary = written(Protocol::MessagePack, &HubMessage::Ping);
     assert_eq!(binary, [0x02, 0x91, 0x06]);
 }
 
@@ -303,14 +308,7 @@ fn deep_nesting_never_overflows_the_stack() {
         let mut packed = vec![0x95, 0x01, 0x80, 0xc0, 0xa1, b'T'];
         packed.extend(std::iter::repeat_n(0x91, depth));
         packed.push(0xc0);
-        let mut framed = Vec::new();
-        let mut len = packed.len();
-        while len >= 0x80 {
-            framed.push((len as u8) | 0x80);
-            len >>= 7;
-        }
-        framed.push(len as u8);
-        framed.extend_from_slice(&packed);
+        let framed = super::proptests::strategies::frame(&packed);
         fuzz_parse(&framed);
         let result = Protocol::MessagePack.parse_messages(
             &mut BytesMut::from(&framed[..]),

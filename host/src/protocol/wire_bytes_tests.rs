@@ -181,20 +181,22 @@ fn msgpack_floats_become_shortest_round_trip_text() {
         (f64::INFINITY, "null"),
         (f64::NEG_INFINITY, "null"),
     ];
-    for (value, text) in f64s {
-        let mut bytes = vec![0xcb];
-        bytes.extend_from_slice(&value.to_be_bytes());
-        assert_eq!(transcoded(&one(&bytes)), format!("[{text}]"), "{value}");
-    }
     let f32s: &[(f32, &str)] = &[
         (0.1, "0.1"),
         (16777216.0, "16777216.0"),
         (f32::MIN_POSITIVE, "1.1754944e-38"),
         (f32::NAN, "null"),
     ];
-    for (value, text) in f32s {
-        let mut bytes = vec![0xca];
-        bytes.extend_from_slice(&value.to_be_bytes());
+    // float 64 (0xcb) and float 32 (0xca), big-endian after the marker.
+    let f64s = f64s
+        .iter()
+        .map(|(v, t)| (v.to_string(), 0xcb, v.to_be_bytes().to_vec(), t));
+    let f32s = f32s
+        .iter()
+        .map(|(v, t)| (v.to_string(), 0xca, v.to_be_bytes().to_vec(), t));
+    for (value, marker, big_endian, text) in f64s.chain(f32s) {
+        let mut bytes = vec![marker];
+        bytes.extend_from_slice(&big_endian);
         assert_eq!(transcoded(&one(&bytes)), format!("[{text}]"), "{value}");
     }
 }

@@ -406,6 +406,26 @@ impl Router {
 
     /// A user-group change for the connections of `user` this node holds.
     fn apply_user_group(&self, hub: &HubKey, user: &str, group: &str, add: bool, which: Held) {
+        self.each_user_connection(hub, user, which, |index, id| {
+            if add {
+                if let Err(e) = self.add_held(index, hub, id, group) {
+                    debug!(connection = %id, %group, error = %e, "user group add refused");
+                }
+            } else {
+                index.remove_from_group(id, group);
+            }
+        });
+    }
+
+    /// Runs `each` for every connection of `user` this node holds that
+    /// `which` includes, with the hub's index locked for writing.
+    fn each_user_connection(
+        &self,
+        hub: &HubKey,
+        user: &str,
+        which: Held,
+        mut each: impl FnMut(&mut Index, &str),
+    ) {
         let Some(index) = self.existing_index(hub) else {
             return;
         };
@@ -416,14 +436,8 @@ impl Router {
             .filter(|c| which.includes(c))
             .map(|c| c.id.clone())
             .collect();
-        for id in ids {
-            if add {
-                if let Err(e) = self.add_held(&mut index, hub, &id, group) {
-                    debug!(connection = %id, %group, error = %e, "user group add refused");
-                }
-            } else {
-                index.remove_from_group(&id, group);
-            }
+        for id in &ids {
+            each(&mut index, id);
         }
     }
 
@@ -517,19 +531,7 @@ impl Router {
     }
 
     fn apply_user_leave_all(&self, hub: &HubKey, user: &str, which: Held) {
-        let Some(index) = self.existing_index(hub) else {
-            return;
-        };
-        let mut index = index.write();
-        let ids: Vec<Arc<str>> = index
-            .resolve(&Target::Users(vec![user.to_owned()]))
-            .iter()
-            .filter(|c| which.includes(c))
-            .map(|c| c.id.clone())
-            .collect();
-        for id in ids {
-            index.leave_all(&id);
-        }
+        self.each_user_connection(hub, user, which, |index, id| index.leave_all(id));
     }
 
     /// Applies what the stream brought: another node's envelope to every

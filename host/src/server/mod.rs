@@ -273,11 +273,11 @@ where
     Fut: Future<Output = ()>,
 {
     let Some(tls) = task.0.tls.clone() else {
-        return serve(Io::Plain(stream), task).await;
+        return serve(Io::Left(stream), task).await;
     };
     let handshake = tls.acceptor().accept(stream);
     match tokio::time::timeout(task.0.handshake_timeout, handshake).await {
-        Ok(Ok(stream)) => serve(Io::Tls(Box::new(stream)), task).await,
+        Ok(Ok(stream)) => serve(Io::Right(Box::new(stream)), task).await,
         Ok(Err(e)) => debug!(error = %e, "TLS handshake failed"),
         Err(_) => {
             metrics::counter!(crate::metrics::HTTP_HEADER_TIMEOUTS).increment(1);
@@ -286,75 +286,8 @@ where
     }
 }
 
-/// A connection's byte stream: plain, or TLS over it.
-enum Io<S> {
-    Plain(S),
-    Tls(Box<tokio_rustls::server::TlsStream<S>>),
-}
-
-impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for Io<S> {
-    fn poll_read(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &mut tokio::io::ReadBuf<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            Io::Plain(s) => std::pin::Pin::new(s).poll_read(cx, buf),
-            Io::Tls(s) => std::pin::Pin::new(s).poll_read(cx, buf),
-        }
-    }
-}
-
-impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Io<S> {
-    fn poll_write(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &[u8],
-    ) -> std::task::Poll<std::io::Result<usize>> {
-        match self.get_mut() {
-            Io::Plain(s) => std::pin::Pin::new(s).poll_write(cx, buf),
-            Io::Tls(s) => std::pin::Pin::new(s).poll_write(cx, buf),
-        }
-    }
-
-    fn poll_write_vectored(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        bufs: &[std::io::IoSlice<'_>],
-    ) -> std::task::Poll<std::io::Result<usize>> {
-        match self.get_mut() {
-            Io::Plain(s) => std::pin::Pin::new(s).poll_write_vectored(cx, bufs),
-            Io::Tls(s) => std::pin::Pin::new(s).poll_write_vectored(cx, bufs),
-        }
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        match self {
-            Io::Plain(s) => s.is_write_vectored(),
-            Io::Tls(s) => s.is_write_vectored(),
-        }
-    }
-
-    fn poll_flush(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            Io::Plain(s) => std::pin::Pin::new(s).poll_flush(cx),
-            Io::Tls(s) => std::pin::Pin::new(s).poll_flush(cx),
-        }
-    }
-
-    fn poll_shutdown(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            Io::Plain(s) => std::pin::Pin::new(s).poll_shutdown(cx),
-            Io::Tls(s) => std::pin::Pin::new(s).poll_shutdown(cx),
-        }
-    }
-}
+/// A connection's byte stream: plain (left), or TLS over it (right).
+type Io<S> = tokio_util::either::Either<S, Box<tokio_rustls::server::TlsStream<S>>>;
 
 /// A connection with a slot: every route, WebSocket upgrades included. The
 /// slot stays with the socket (through an upgrade) until it is dropped.

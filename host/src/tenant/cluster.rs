@@ -300,7 +300,7 @@ pub async fn apply(node: &Node, change: Change) {
             Ok(Applied::Created(_)) => {
                 info!(tenant = %name, revision, "tenant created in the cluster");
                 // Hubs deployed to the tenant before it existed here.
-                if let Err(e) = crate::plugin::store::sync_all(node, Some(&name)).await {
+                if let Err(e) = crate::plugin::store::sync_all(node.plugins(), Some(&name)).await {
                     warn!(tenant = %name, error = %e, "cannot load the tenant's cluster plugin versions");
                 }
             }

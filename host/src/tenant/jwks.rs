@@ -107,6 +107,27 @@ struct Times {
 
 type HttpClient = Client<HttpsConnector<HttpConnector>, Empty<Bytes>>;
 
+/// An HTTP/1 client for `http://` and `https://` URLs that trusts `roots`.
+pub(crate) fn https_client<B>(
+    roots: rustls::RootCertStore,
+) -> Result<Client<HttpsConnector<HttpConnector>, B>, rustls::Error>
+where
+    B: hyper::body::Body + Send,
+    B::Data: Send,
+{
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http1()
+        .build();
+    Ok(Client::builder(TokioExecutor::new()).build(connector))
+}
+
 /// The keys of one tenant's `jwks_url`.
 pub struct JwksSource {
     url: Uri,
@@ -221,21 +242,10 @@ impl JwksSource {
     fn client(&self) -> Result<&HttpClient, String> {
         self.client
             .get_or_init(|| {
-                let provider = Arc::new(rustls::crypto::ring::default_provider());
                 let mut roots = rustls::RootCertStore::empty();
                 let (_, _) =
                     roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
-                let tls = rustls::ClientConfig::builder_with_provider(provider)
-                    .with_safe_default_protocol_versions()
-                    .map_err(|e| e.to_string())?
-                    .with_root_certificates(roots)
-                    .with_no_client_auth();
-                let connector = hyper_rustls::HttpsConnectorBuilder::new()
-                    .with_tls_config(tls)
-                    .https_or_http()
-                    .enable_http1()
-                    .build();
-                Ok(Client::builder(TokioExecutor::new()).build(connector))
+                https_client(roots).map_err(|e| e.to_string())
             })
             .as_ref()
             .map_err(Clone::clone)

@@ -284,7 +284,8 @@ impl Tenants {
         let mut all = current_configs(&by_name);
         all.insert(name.to_owned(), config.clone());
         auth::check_tenants_apart(&all).map_err(TenantError::Invalid)?;
-        let Some(tenant) = existing else {
+        // An admin-API tenant at the store's revision.
+        let stored = |config: TenantConfig| {
             let tenant = Arc::new(Tenant::with_origin(
                 name,
                 config,
@@ -292,6 +293,10 @@ impl Tenants {
                 Origin::Admin,
             ));
             tenant.seen_revision(revision);
+            tenant
+        };
+        let Some(tenant) = existing else {
+            let tenant = stored(config);
             by_name.insert(name.to_owned(), tenant.clone());
             return Ok(Applied::Created(tenant));
         };
@@ -310,14 +315,7 @@ impl Tenants {
             tenant.keys.store(Arc::new(keys));
             return Ok(Applied::Keys);
         }
-        let replacement = Arc::new(Tenant::with_origin(
-            name,
-            config,
-            (self.kv)(name),
-            Origin::Admin,
-        ));
-        replacement.seen_revision(revision);
-        by_name.insert(name.to_owned(), replacement);
+        by_name.insert(name.to_owned(), stored(config));
         Ok(Applied::Replaced)
     }
 

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::{Bytes, BytesMut};
 use parking_lot::Mutex;
@@ -28,12 +28,10 @@ use tracing::debug;
 
 use super::error::RequestError;
 use super::http_connections::{HttpConnection, Registration, TransportKind};
-use super::{authenticate, connection_id, take_pending};
-use crate::address::HubKey;
-use crate::connection::{self, Accepted, OutFrame};
+use super::{Caller, start_http};
+use crate::connection::{self, OutFrame};
 use crate::node::Node;
 use crate::protocol::TransferFormat;
-use crate::tenant::Tenant;
 
 /// Long polling carries JSON as text and MessagePack as binary bodies.
 pub const LONG_POLLING_FORMATS: &[TransferFormat] = &[TransferFormat::Text, TransferFormat::Binary];
@@ -90,56 +88,31 @@ pub enum PollOutcome {
 // === the handlers ===
 
 /// `GET /hubs/{tenant}/{hub}?id=...` without an upgrade or `Accept: text/event-stream`.
-pub async fn poll(
-    node: Arc<Node>,
-    tenant: Arc<Tenant>,
-    key: HubKey,
-    query: &[(String, String)],
-    headers: &HeaderMap,
-) -> Result<Response, RequestError> {
-    // The user is checked again on every poll, so a revoked or expired token
-    // ends the connection at its next poll.
-    let identity = authenticate(&tenant, headers, query).await?;
-    let id = connection_id(query)?;
-    if let Some(connection) = node.http_connections.get(id) {
-        if connection.hub != key {
+pub(super) async fn poll(node: Arc<Node>, caller: Caller<'_>) -> Result<Response, RequestError> {
+    // The user is checked again on every poll (by `Caller`), so a revoked or
+    // expired token ends the connection at its next poll.
+    if let Some(connection) = node.http_connections.get(caller.id) {
+        if connection.hub != caller.key {
             return Err(RequestError::UnknownConnection);
         }
         let Some(long_poll) = connection.long_poll.clone() else {
             return Err(RequestError::TransportMismatch);
         };
-        connection.check_user(&identity)?;
+        connection.check_user(&caller.identity)?;
         let timeout = Duration::from_secs(node.config.long_poll_timeout_secs);
         return Ok(respond(long_poll.next(&connection, timeout).await));
     }
 
     // The first poll starts the connection and returns at once.
-    let mut negotiated = take_pending(&node, &key, id)?;
-    if identity.user_id != negotiated.identity.user_id {
-        return Err(RequestError::Unauthorized);
-    }
     let (out_tx, out_rx) = mpsc::channel(OUTBOUND_FRAMES);
     let long_poll = Arc::new(LongPoll::new(out_rx));
-    let (connection, inbound) = HttpConnection::with_posts(
+    let started = start_http(
+        &node,
+        caller,
         TransportKind::LongPolling,
-        key,
-        negotiated.connection_id.clone(),
-        negotiated.identity.user_id.clone(),
         Some(long_poll.clone()),
-        std::mem::take(&mut negotiated.early),
     );
-    let Some(registration) = Registration::new(node.clone(), id.to_owned(), Arc::new(connection))
-    else {
-        return Err(RequestError::AlreadyActive);
-    };
-    negotiated.request.set_transport(TransportKind::LongPolling);
-    let accepted = Accepted {
-        span: connection::span("longPolling", &negotiated),
-        negotiated,
-        tenant,
-        formats: LONG_POLLING_FORMATS,
-        keep_alive: false,
-    };
+    let (accepted, registration, inbound) = started?;
     let disconnect = Duration::from_secs(node.config.disconnect_timeout_secs);
     tokio::spawn(async move {
         let run = connection::run(node, accepted, inbound, PollSender::new(out_tx));
@@ -149,24 +122,17 @@ pub async fn poll(
 }
 
 /// `DELETE /hubs/{tenant}/{hub}?id=...`: ends a long-polling connection; 202.
-pub async fn delete(
-    node: Arc<Node>,
-    tenant: Arc<Tenant>,
-    key: HubKey,
-    query: &[(String, String)],
-    headers: &HeaderMap,
-) -> Result<Response, RequestError> {
-    let identity = authenticate(&tenant, headers, query).await?;
-    let id = connection_id(query)?;
+pub(super) async fn delete(node: Arc<Node>, caller: Caller<'_>) -> Result<Response, RequestError> {
+    let id = caller.id;
     let connection = node
         .http_connections
         .get(id)
-        .filter(|c| c.hub == key)
+        .filter(|c| c.hub == caller.key)
         .ok_or(RequestError::UnknownConnection)?;
     if connection.kind != TransportKind::LongPolling {
         return Err(RequestError::DeleteNotLongPolling);
     }
-    connection.check_user(&identity)?;
+    connection.check_user(&caller.identity)?;
     debug!(connection = %connection.connection_id, "long polling connection deleted");
     connection.end();
     // Gone from the table now, so the client's late Close POST gets a 404

@@ -29,7 +29,7 @@ mod websocket;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -90,14 +90,8 @@ fn no_such_connection() -> Response {
 /// `GET /hubs/{tenant}/{hub}?id=...`: a WebSocket, an SSE stream or a long poll.
 async fn connect(
     State(node): State<Arc<Node>>,
-    Path((tenant, hub)): Path<(String, String)>,
-    Query(query): QueryList,
-    request: Request,
+    HubRequest(tenant, key, query, request): HubRequest,
 ) -> Response {
-    let (request, tenant, key) = match open(&node, &tenant, &hub, &query, request).await {
-        Ok(opened) => opened,
-        Err(answer) => return answer,
-    };
     // A resume of a durable connection this node does not hold: its owner
     // may be gone, and this node takes it over.
     if let Some(token) = query_param(&query, "id")
@@ -112,16 +106,18 @@ async fn connect(
     let upgrade = websocket::Upgrade::from_parts(&mut parts);
     let client = crate::address::client::of(&parts.extensions);
     let headers = parts.headers;
-    let result = match upgrade {
-        Some(upgrade) => {
-            return connect_websocket(node, tenant, key, query, headers, upgrade, client).await;
+    if let Some(upgrade) = upgrade {
+        return connect_websocket(node, tenant, key, query, headers, upgrade, client).await;
+    }
+    let result = async {
+        let caller = Caller::of(tenant, key, &headers, &query).await?;
+        if accepts_event_stream(&headers) {
+            sse::connect(node, caller).await
+        } else {
+            long_polling::poll(node, caller).await
         }
-        None if accepts_event_stream(&headers) => {
-            sse::connect(node, tenant, key, &query, &headers).await
-        }
-        None => long_polling::poll(node, tenant, key, &query, &headers).await,
     };
-    result.unwrap_or_else(|e| {
+    result.await.unwrap_or_else(|e| {
         debug!(error = %e, "transport request refused");
         e.into_response()
     })
@@ -131,19 +127,14 @@ async fn connect(
 /// sends, one or more records (possibly partial); 200 once handed on.
 async fn send(
     State(node): State<Arc<Node>>,
-    Path((tenant, hub)): Path<(String, String)>,
-    Query(query): QueryList,
-    request: Request,
+    HubRequest(tenant, key, query, request): HubRequest,
 ) -> Response {
-    let (request, tenant, key) = match open(&node, &tenant, &hub, &query, request).await {
-        Ok(opened) => opened,
-        Err(answer) => return answer,
-    };
     let (parts, body) = request.into_parts();
     let headers = parts.headers;
     let sent = async {
-        let identity = authenticate(&tenant, &headers, &query).await?;
-        let id = connection_id(&query)?;
+        let Caller {
+            key, identity, id, ..
+        } = Caller::of(tenant, key, &headers, &query).await?;
         let Some(connection) = node.http_connections.get(id).filter(|c| c.hub == key) else {
             return send_early(&node, &key, id, &identity, body).await;
         };
@@ -197,41 +188,71 @@ async fn send_early(
 /// `DELETE /hubs/{tenant}/{hub}?id=...`: ends a long-polling connection.
 async fn close(
     State(node): State<Arc<Node>>,
-    Path((tenant, hub)): Path<(String, String)>,
-    Query(query): QueryList,
-    request: Request,
+    HubRequest(tenant, key, query, request): HubRequest,
 ) -> Response {
-    let (request, tenant, key) = match open(&node, &tenant, &hub, &query, request).await {
-        Ok(opened) => opened,
-        Err(answer) => return answer,
-    };
     let headers = request.headers().clone();
-    long_polling::delete(node, tenant, key, &query, &headers)
-        .await
-        .unwrap_or_else(|e| {
-            debug!(error = %e, "delete refused");
-            e.into_response()
-        })
+    let deleted = async {
+        let caller = Caller::of(tenant, key, &headers, &query).await?;
+        long_polling::delete(node, caller).await
+    };
+    deleted.await.unwrap_or_else(|e| {
+        debug!(error = %e, "delete refused");
+        e.into_response()
+    })
 }
 
-/// The opening of every route of a connection (connect, send, close): a
-/// request for a connection another node holds gets that node's answer;
-/// else the tenant and hub the path names, or a 404 when there is none.
-async fn open(
-    node: &Node,
-    tenant: &str,
-    hub: &str,
-    query: &[(String, String)],
-    request: Request,
-) -> Result<(Request, Arc<Tenant>, HubKey), Response> {
-    let request = match forward_to_owner(node, query, request).await {
-        Ok(answer) => return Err(answer),
-        Err(request) => request,
-    };
-    let Some((tenant, key)) = resolve_hub(node, tenant, hub) else {
-        return Err(not_found_hub());
-    };
-    Ok((request, tenant, key))
+/// A request for a connection route (connect, send, close) that this node
+/// answers itself: the tenant and hub its path names, its query, and itself.
+struct HubRequest(Arc<Tenant>, HubKey, Vec<(String, String)>, Request);
+
+impl FromRequest<Arc<Node>> for HubRequest {
+    /// The answer of the node that holds the connection, or a 404 when the
+    /// path names no tenant and hub here.
+    type Rejection = Response;
+
+    async fn from_request(request: Request, node: &Arc<Node>) -> Result<HubRequest, Response> {
+        let (mut parts, body) = request.into_parts();
+        let Path((tenant, hub)) = Path::<(String, String)>::from_request_parts(&mut parts, node)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let Query(query) = QueryList::from_request_parts(&mut parts, node)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let request = match forward_to_owner(node, &query, Request::from_parts(parts, body)).await {
+            Ok(answer) => return Err(answer),
+            Err(request) => request,
+        };
+        let (tenant, key) = resolve_hub(node, &tenant, &hub).ok_or_else(not_found_hub)?;
+        Ok(HubRequest(tenant, key, query, request))
+    }
+}
+
+/// Who a transport request after negotiate comes from (checked on every
+/// request, so a revoked or expired token ends the connection at its next
+/// one), and the connection its `id` names.
+struct Caller<'a> {
+    tenant: Arc<Tenant>,
+    key: HubKey,
+    identity: Identity,
+    id: &'a str,
+}
+
+impl<'a> Caller<'a> {
+    async fn of(
+        tenant: Arc<Tenant>,
+        key: HubKey,
+        headers: &HeaderMap,
+        query: &'a [(String, String)],
+    ) -> Result<Caller<'a>, RequestError> {
+        let identity = authenticate(&tenant, headers, query).await?;
+        let id = connection_id(query)?;
+        Ok(Caller {
+            tenant,
+            key,
+            identity,
+            id,
+        })
+    }
 }
 
 /// In a cluster, forwards a request for a connection another node holds to
@@ -460,6 +481,54 @@ fn connection_id(query: &[(String, String)]) -> Result<&str, RequestError> {
     query_param(query, "id")
         .filter(|id| !id.is_empty())
         .ok_or(RequestError::MissingId)
+}
+
+/// The first request of an SSE or long-polling connection: the negotiated
+/// connection the caller names (refused unless the same user negotiated it),
+/// listed as a `kind` connection, ready to run with what its POSTs bring.
+fn start_http(
+    node: &Arc<Node>,
+    caller: Caller<'_>,
+    kind: TransportKind,
+    long_poll: Option<Arc<long_polling::LongPoll>>,
+) -> Result<
+    (
+        Accepted,
+        Registration,
+        impl futures_util::Stream<Item = crate::connection::Inbound> + Send + Unpin + 'static,
+    ),
+    RequestError,
+> {
+    let mut negotiated = take_pending(node, &caller.key, caller.id)?;
+    if caller.identity.user_id != negotiated.identity.user_id {
+        return Err(RequestError::Unauthorized);
+    }
+    let (connection, inbound) = HttpConnection::with_posts(
+        kind,
+        caller.key,
+        negotiated.connection_id.clone(),
+        negotiated.identity.user_id.clone(),
+        long_poll,
+        std::mem::take(&mut negotiated.early),
+    );
+    let connection = Arc::new(connection);
+    let Some(registration) = Registration::new(node.clone(), caller.id.to_owned(), connection)
+    else {
+        return Err(RequestError::AlreadyActive);
+    };
+    negotiated.request.set_transport(kind);
+    let (span, formats, keep_alive) = match kind {
+        TransportKind::LongPolling => ("longPolling", LONG_POLLING_FORMATS, false),
+        _ => ("serverSentEvents", SSE_FORMATS, true),
+    };
+    let accepted = Accepted {
+        span: crate::connection::span(span, &negotiated),
+        negotiated,
+        tenant: caller.tenant,
+        formats,
+        keep_alive,
+    };
+    Ok((accepted, registration, inbound))
 }
 
 /// The negotiated connection `id` names, for the first request of its transport.

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use axum::body::Body;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::{Bytes, BytesMut};
 use futures_util::Stream;
@@ -20,13 +20,11 @@ use tokio::sync::mpsc;
 use tokio_util::sync::{DropGuard, PollSender};
 
 use super::error::RequestError;
-use super::http_connections::{HttpConnection, Registration, TransportKind};
-use super::{authenticate, connection_id, take_pending};
-use crate::address::HubKey;
-use crate::connection::{self, Accepted, OutFrame};
+use super::http_connections::TransportKind;
+use super::{Caller, start_http};
+use crate::connection::{self, OutFrame};
 use crate::node::Node;
 use crate::protocol::TransferFormat;
-use crate::tenant::Tenant;
 
 /// SSE carries text only, so MessagePack never uses it.
 pub const SSE_FORMATS: &[TransferFormat] = &[TransferFormat::Text];
@@ -39,17 +37,9 @@ const OUTBOUND_FRAMES: usize = 8;
 const PREAMBLE: &[u8] = b":\r\n";
 
 /// `GET /hubs/{tenant}/{hub}?id=...` with `Accept: text/event-stream`.
-pub async fn connect(
-    node: Arc<Node>,
-    tenant: Arc<Tenant>,
-    key: HubKey,
-    query: &[(String, String)],
-    headers: &HeaderMap,
-) -> Result<Response, RequestError> {
-    let identity = authenticate(&tenant, headers, query).await?;
-    let id = connection_id(query)?;
-    if let Some(active) = node.http_connections.get(id) {
-        return Err(if active.hub != key {
+pub(super) async fn connect(node: Arc<Node>, caller: Caller<'_>) -> Result<Response, RequestError> {
+    if let Some(active) = node.http_connections.get(caller.id) {
+        return Err(if active.hub != caller.key {
             RequestError::UnknownConnection
         } else if active.kind == TransportKind::ServerSentEvents {
             RequestError::AlreadyActive
@@ -57,33 +47,9 @@ pub async fn connect(
             RequestError::TransportMismatch
         });
     }
-    let mut negotiated = take_pending(&node, &key, id)?;
-    if identity.user_id != negotiated.identity.user_id {
-        return Err(RequestError::Unauthorized);
-    }
-    let (connection, inbound) = HttpConnection::with_posts(
-        TransportKind::ServerSentEvents,
-        key,
-        negotiated.connection_id.clone(),
-        negotiated.identity.user_id.clone(),
-        None,
-        std::mem::take(&mut negotiated.early),
-    );
-    let ended = connection.ended().clone();
-    let Some(registration) = Registration::new(node.clone(), id.to_owned(), Arc::new(connection))
-    else {
-        return Err(RequestError::AlreadyActive);
-    };
-    negotiated
-        .request
-        .set_transport(TransportKind::ServerSentEvents);
-    let accepted = Accepted {
-        span: connection::span("serverSentEvents", &negotiated),
-        negotiated,
-        tenant,
-        formats: SSE_FORMATS,
-        keep_alive: true,
-    };
+    let started = start_http(&node, caller, TransportKind::ServerSentEvents, None);
+    let (accepted, registration, inbound) = started?;
+    let ended = registration.connection().ended().clone();
     let (out_tx, out_rx) = mpsc::channel(OUTBOUND_FRAMES);
     tokio::spawn(async move {
         connection::run(node, accepted, inbound, PollSender::new(out_tx)).await;

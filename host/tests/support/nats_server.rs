@@ -40,12 +40,7 @@ fn free_port() -> u16 {
 impl NatsServer {
     /// Starts a server and waits (at most 10 s) until it accepts connections.
     pub fn start() -> NatsServer {
-        let store = std::env::temp_dir().join(format!(
-            "switchboard-nats-{}-{:x}",
-            std::process::id(),
-            rand_u64()
-        ));
-        std::fs::create_dir_all(&store).expect("temp dir");
+        let store = super::temp_dir::fresh("switchboard-nats");
         let mut server = NatsServer {
             child: None,
             port: free_port(),
@@ -107,16 +102,4 @@ impl Drop for NatsServer {
         self.stop();
         let _ = std::fs::remove_dir_all(&self.store);
     }
-}
-
-fn rand_u64() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0),
-    );
-    h.finish()
 }

@@ -14,14 +14,15 @@ use crate::node::Node;
 use super::{ADMIN_KEY_HEADER, AdminError};
 
 /// Proof that a request carries an admin key; handlers take it first.
+/// A request that presented an admin key, and the node it is for.
 #[derive(Debug)]
-pub struct Admin;
+pub struct Admin(pub Arc<Node>);
 
 impl FromRequestParts<Arc<Node>> for Admin {
     type Rejection = AdminError;
 
     async fn from_request_parts(parts: &mut Parts, node: &Arc<Node>) -> Result<Admin, AdminError> {
-        authorize(node, &parts.headers).map(|()| Admin)
+        authorize(node, &parts.headers).map(|()| Admin(node.clone()))
     }
 }
 

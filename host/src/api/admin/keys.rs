@@ -1,9 +1,7 @@
 //! A tenant's signing and API keys: add, remove, in a cluster by compare-and-set.
 
-use std::sync::Arc;
-
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::Path;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde::Deserialize;
@@ -42,8 +40,7 @@ pub(super) struct NewKey {
 /// `POST /admin/v1/tenants/{t}/{signing-keys|api-keys}` with `{"key": ...}`:
 /// adds a key; the existing ones stay valid until removed.
 pub(super) async fn add_key(
-    _: Admin,
-    State(node): State<Arc<Node>>,
+    Admin(node): Admin,
     Path((name, kind)): Path<(String, String)>,
     headers: HeaderMap,
     body: Body,
@@ -79,8 +76,7 @@ pub(super) async fn add_key(
 
 /// `DELETE /admin/v1/tenants/{t}/{signing-keys|api-keys}/{id}`: removes a key.
 pub(super) async fn remove_key(
-    _: Admin,
-    State(node): State<Arc<Node>>,
+    Admin(node): Admin,
     Path((name, kind, id)): Path<(String, String, String)>,
 ) -> Result<Response, AdminError> {
     key_list(&mut TenantKeys::default(), &kind)?;

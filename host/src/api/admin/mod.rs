@@ -112,6 +112,21 @@ async fn read_json(headers: &HeaderMap, body: Body) -> Result<Value, AdminError>
         .map_err(|e| AdminError::bad_request(format!("the body is not JSON: {e}")))
 }
 
+/// A request body of at most `MAX` bytes (413 when it is larger).
+pub(super) struct Limited<const MAX: usize>(axum::body::Bytes);
+
+impl<const MAX: usize> axum::extract::FromRequest<Arc<Node>> for Limited<MAX> {
+    type Rejection = AdminError;
+
+    async fn from_request(
+        request: axum::extract::Request,
+        _: &Arc<Node>,
+    ) -> Result<Limited<MAX>, AdminError> {
+        let (parts, body) = request.into_parts();
+        read_body(&parts.headers, body, MAX).await.map(Limited)
+    }
+}
+
 async fn read_body(
     headers: &HeaderMap,
     body: Body,

@@ -1,27 +1,22 @@
 //! A tenant's hub plugins: list versions, deploy, roll back.
 
-use std::sync::Arc;
-
-use axum::body::Body;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::Path;
+use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tracing::warn;
 
 use crate::address::HubKey;
-use crate::node::Node;
 use crate::plugin::registry::{self};
 use crate::plugin::versions::{Source, VersionInfo};
 
-use super::{Admin, AdminError, MAX_JSON_BODY, ok, read_body, tenant_of};
+use super::{Admin, AdminError, Limited, MAX_JSON_BODY, ok, tenant_of};
 use crate::plugin::MAX_PLUGIN_BYTES;
 
 /// `GET /admin/v1/tenants/{t}/plugins`: hubs, their versions and hashes.
 pub(super) async fn plugins(
-    _: Admin,
-    State(node): State<Arc<Node>>,
+    Admin(node): Admin,
     Path(name): Path<String>,
 ) -> Result<Response, AdminError> {
     tenant_of(&node, &name)?;
@@ -44,16 +39,13 @@ pub(super) fn version_json(hub: &HubKey, info: &VersionInfo) -> Value {
 
 /// `POST /admin/v1/tenants/{t}/hubs/{h}/deploy` with the `.wasm` file as the body.
 pub(super) async fn deploy(
-    _: Admin,
-    State(node): State<Arc<Node>>,
+    Admin(node): Admin,
     Path((tenant, hub)): Path<(String, String)>,
-    headers: HeaderMap,
-    body: Body,
+    Limited(wasm): Limited<MAX_PLUGIN_BYTES>,
 ) -> Result<Response, AdminError> {
-    let wasm = read_body(&headers, body, MAX_PLUGIN_BYTES).await?;
     let hub = HubKey::new(&tenant, &hub.to_ascii_lowercase());
     let deployed = registry::deploy(
-        &node,
+        node.plugins(),
         hub.clone(),
         wasm.to_vec(),
         Source::Api,
@@ -80,13 +72,10 @@ pub(super) struct RollbackTo {
 /// `POST /admin/v1/tenants/{t}/hubs/{h}/rollback`, optionally with
 /// `{"version": N}`: the previous version (or N) serves again.
 pub(super) async fn rollback(
-    _: Admin,
-    State(node): State<Arc<Node>>,
+    Admin(node): Admin,
     Path((tenant, hub)): Path<(String, String)>,
-    headers: HeaderMap,
-    body: Body,
+    Limited(bytes): Limited<MAX_JSON_BODY>,
 ) -> Result<Response, AdminError> {
-    let bytes = read_body(&headers, body, MAX_JSON_BODY).await?;
     let to: RollbackTo = if bytes.iter().all(u8::is_ascii_whitespace) {
         RollbackTo::default()
     } else {
@@ -95,6 +84,6 @@ pub(super) async fn rollback(
         })?
     };
     let hub = HubKey::new(&tenant, &hub.to_ascii_lowercase());
-    let info = registry::rollback(&node, hub.clone(), to.version).await?;
+    let info = registry::rollback(node.plugins(), hub.clone(), to.version).await?;
     Ok(ok(StatusCode::OK, version_json(&hub, &info)))
 }

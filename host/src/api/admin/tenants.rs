@@ -1,9 +1,7 @@
 //! Tenants: list, show, create, delete.
 
-use std::sync::Arc;
-
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde::Deserialize;
@@ -54,7 +52,7 @@ pub(super) async fn describe_tenant(node: &Node, tenant: &Tenant) -> Value {
     })
 }
 
-pub(super) async fn list_tenants(_: Admin, State(node): State<Arc<Node>>) -> Response {
+pub(super) async fn list_tenants(Admin(node): Admin) -> Response {
     let mut tenants = Vec::new();
     for name in node.tenants.names() {
         if let Some(tenant) = node.tenants.get(&name) {
@@ -65,8 +63,7 @@ pub(super) async fn list_tenants(_: Admin, State(node): State<Arc<Node>>) -> Res
 }
 
 pub(super) async fn show_tenant(
-    _: Admin,
-    State(node): State<Arc<Node>>,
+    Admin(node): Admin,
     Path(name): Path<String>,
 ) -> Result<Response, AdminError> {
     let tenant = tenant_of(&node, &name)?;
@@ -75,8 +72,7 @@ pub(super) async fn show_tenant(
 
 /// `POST /admin/v1/tenants` with `{"name": ..., <the config file's tenant settings>}`.
 pub(super) async fn create_tenant(
-    _: Admin,
-    State(node): State<Arc<Node>>,
+    Admin(node): Admin,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, AdminError> {
@@ -118,7 +114,7 @@ pub(super) async fn create_tenant(
     info!(tenant = %name, scope = scope(&node, &tenant), "tenant created");
     if node.registry.store().is_some() {
         // Hubs deployed to this tenant in the cluster before it existed here.
-        if let Err(e) = crate::plugin::store::sync_all(&node, Some(&name)).await {
+        if let Err(e) = crate::plugin::store::sync_all(node.plugins(), Some(&name)).await {
             warn!(tenant = %name, error = %e, "cannot load the tenant's cluster plugin versions");
         }
     }
@@ -137,8 +133,7 @@ pub(super) struct DeleteQuery {
 /// hubs, and closes its connections with the reason (on every node, in a
 /// cluster; `closed_connections` counts this node's).
 pub(super) async fn delete_tenant(
-    _: Admin,
-    State(node): State<Arc<Node>>,
+    Admin(node): Admin,
     Path(name): Path<String>,
     Query(query): Query<DeleteQuery>,
 ) -> Result<Response, AdminError> {

@@ -2,18 +2,11 @@
 
 use bytes::BytesMut;
 
-use super::super::{CompletionOutcome, HubMessage, Json, Protocol, ProtocolError, RawValue};
-
-fn json(text: &str) -> Json {
-    RawValue::from_string(text.to_owned()).expect("valid JSON")
-}
+use super::super::tests::{json, parse_all, written};
+use super::super::{CompletionOutcome, HubMessage, Protocol, ProtocolError};
 
 fn parse(bytes: &[u8]) -> Result<Vec<HubMessage>, ProtocolError> {
-    let mut buf = BytesMut::from(bytes);
-    let mut out = Vec::new();
-    Protocol::Json.parse_messages(&mut buf, 1 << 20, &mut out)?;
-    assert!(buf.is_empty(), "left {:?}", buf);
-    Ok(out)
+    parse_all(Protocol::Json, bytes)
 }
 
 fn parse_one(text: &str) -> HubMessage {
@@ -407,11 +400,10 @@ fn records_split_byte_by_byte() {
     assert!(buf.is_empty());
     assert_eq!(
         out[1],
-        HubMessage::Completion {
-            invocation_id: "1".into(),
-            outcome: CompletionOutcome::Result(json(r#"{"a":[1,2,"\u001e"]}"#)),
-            headers: vec![],
-        }
+        HubMessage::completion(
+            "1",
+            CompletionOutcome::Result(json(r#"{"a":[1,2,"\u001e"]}"#))
+        )
     );
     assert!(parse(stream).is_err());
 }
@@ -491,10 +483,7 @@ fn an_error_keeps_earlier_messages() {
 
 #[test]
 fn writes_exact_bytes_for_fixed_messages() {
-    let mut out = Vec::new();
-    Protocol::Json
-        .write_message(&HubMessage::Ping, &mut out)
-        .expect("writes");
+    let out = written(Protocol::Json, &HubMessage::Ping);
     assert_eq!(out, b"{\"type\":6}\x1e");
     assert_eq!(
         write(&HubMessage::Close {
@@ -638,21 +627,9 @@ fn every_message_round_trips() {
             item: json("{}"),
             headers: vec![("a".into(), "b".into())],
         },
-        HubMessage::Completion {
-            invocation_id: "1".into(),
-            outcome: CompletionOutcome::Void,
-            headers: vec![],
-        },
-        HubMessage::Completion {
-            invocation_id: "1".into(),
-            outcome: CompletionOutcome::Result(json("null")),
-            headers: vec![],
-        },
-        HubMessage::Completion {
-            invocation_id: "1".into(),
-            outcome: CompletionOutcome::Error("e\"".into()),
-            headers: vec![],
-        },
+        HubMessage::completion("1", CompletionOutcome::Void),
+        HubMessage::completion("1", CompletionOutcome::Result(json("null"))),
+        HubMessage::completion("1", CompletionOutcome::Error("e\"".into())),
         HubMessage::CancelInvocation {
             invocation_id: "1".into(),
             headers: vec![],

@@ -8,48 +8,18 @@
 //! - Ping is exactly `{"type":6}`; Close is `{"type":7}` plus `error` when set and
 //!   `"allowReconnect":true` only when true; Ack/Sequence are `{"type":8,"sequenceId":N}`.
 
-use serde_json::value::RawValue;
-
 use super::super::escape::{push_json_string, push_u64};
-use super::super::{CompletionOutcome, Headers, HubMessage, ProtocolError, marked};
+use super::super::{CallRef, CompletionOutcome, Headers, HubMessage, ProtocolError, marked};
 
 /// Appends the JSON object for `msg` (without the 0x1E) to `out`. On error, `out` may hold a
 /// partial object; [`super::write_message`] truncates it.
 pub fn write_record(msg: &HubMessage, out: &mut Vec<u8>) -> Result<(), ProtocolError> {
+    if let Some(call) = msg.as_call() {
+        return write_call(out, &call);
+    }
     match msg {
-        HubMessage::Invocation {
-            invocation_id,
-            target,
-            arguments,
-            stream_ids,
-            headers,
-        } => {
-            write_call(
-                out,
-                1,
-                invocation_id.as_deref().filter(|id| !id.is_empty()),
-                target,
-                arguments,
-                stream_ids,
-                headers,
-            )?;
-        }
-        HubMessage::StreamInvocation {
-            invocation_id,
-            target,
-            arguments,
-            stream_ids,
-            headers,
-        } => {
-            write_call(
-                out,
-                4,
-                Some(invocation_id),
-                target,
-                arguments,
-                stream_ids,
-                headers,
-            )?;
+        HubMessage::Invocation { .. } | HubMessage::StreamInvocation { .. } => {
+            unreachable!("written as a call above")
         }
         HubMessage::StreamItem {
             invocation_id,
@@ -115,15 +85,15 @@ pub fn write_record(msg: &HubMessage, out: &mut Vec<u8>) -> Result<(), ProtocolE
 }
 
 /// Invocation (1) and StreamInvocation (4).
-fn write_call(
-    out: &mut Vec<u8>,
-    kind: u8,
-    invocation_id: Option<&str>,
-    target: &str,
-    arguments: &RawValue,
-    stream_ids: &[String],
-    headers: &Headers,
-) -> Result<(), ProtocolError> {
+fn write_call(out: &mut Vec<u8>, call: &CallRef<'_>) -> Result<(), ProtocolError> {
+    let CallRef {
+        kind,
+        target,
+        arguments,
+        stream_ids,
+        headers,
+        ..
+    } = *call;
     if !arguments.get().starts_with('[') {
         return Err(ProtocolError::invalid(
             "Invocation arguments must be a JSON array.",
@@ -131,7 +101,7 @@ fn write_call(
     }
     out.extend_from_slice(b"{\"type\":");
     push_u64(out, u64::from(kind));
-    if let Some(id) = invocation_id {
+    if let Some(id) = call.wire_id() {
         write_invocation_id(out, id);
     }
     out.extend_from_slice(b",\"target\":");
@@ -140,12 +110,7 @@ fn write_call(
     marked::push_json(out, arguments.get());
     if !stream_ids.is_empty() {
         out.extend_from_slice(b",\"streamIds\":[");
-        for (i, id) in stream_ids.iter().enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
-            push_json_string(out, id);
-        }
+        push_separated(out, stream_ids, |out, id| push_json_string(out, id));
         out.push(b']');
     }
     write_headers(out, headers);
@@ -163,15 +128,22 @@ fn write_headers(out: &mut Vec<u8>, headers: &Headers) {
         return;
     }
     out.extend_from_slice(b",\"headers\":{");
-    for (i, (name, value)) in headers.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
+    push_separated(out, headers, |out, (name, value)| {
         push_json_string(out, name);
         out.push(b':');
         push_json_string(out, value);
-    }
+    });
     out.push(b'}');
+}
+
+/// Writes each of `items` with `push`, comma-separated.
+fn push_separated<T>(out: &mut Vec<u8>, items: &[T], mut push: impl FnMut(&mut Vec<u8>, &T)) {
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        push(out, item);
+    }
 }
 
 fn write_sequence(out: &mut Vec<u8>, kind: u8, sequence_id: u64) {

@@ -4,29 +4,10 @@
 use bytes::BytesMut;
 use rmpv::Value;
 
-use super::super::{CompletionOutcome, HubMessage, Json, Protocol, ProtocolError, RawValue};
+use super::super::proptests::strategies::frame;
+use super::super::tests::{json, parse_all, written};
+use super::super::{CompletionOutcome, HubMessage, Protocol, ProtocolError};
 use super::FRAMED_PING;
-
-fn json(text: &str) -> Json {
-    RawValue::from_string(text.to_owned()).expect("valid JSON")
-}
-
-/// Frames a body with its VarInt length.
-fn frame(body: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    let mut len = body.len();
-    loop {
-        let group = (len & 0x7f) as u8;
-        len >>= 7;
-        if len == 0 {
-            out.push(group);
-            break;
-        }
-        out.push(group | 0x80);
-    }
-    out.extend_from_slice(body);
-    out
-}
 
 fn encode(value: &Value) -> Vec<u8> {
     let mut body = Vec::new();
@@ -35,11 +16,7 @@ fn encode(value: &Value) -> Vec<u8> {
 }
 
 fn parse(bytes: &[u8]) -> Result<Vec<HubMessage>, ProtocolError> {
-    let mut buf = BytesMut::from(bytes);
-    let mut out = Vec::new();
-    Protocol::MessagePack.parse_messages(&mut buf, 1 << 20, &mut out)?;
-    assert!(buf.is_empty(), "left {:?}", buf);
-    Ok(out)
+    parse_all(Protocol::MessagePack, bytes)
 }
 
 fn parse_body(body: &[u8]) -> Result<HubMessage, ProtocolError> {
@@ -242,10 +219,7 @@ fn writes_every_spec_payload_byte_for_byte() {
 
 #[test]
 fn ping_is_exactly_0x91_0x06() {
-    let mut out = Vec::new();
-    Protocol::MessagePack
-        .write_message(&HubMessage::Ping, &mut out)
-        .expect("writes");
+    let out = written(Protocol::MessagePack, &HubMessage::Ping);
     assert_eq!(out, [0x02, 0x91, 0x06]);
     assert_eq!(out, FRAMED_PING);
 }
@@ -333,11 +307,7 @@ fn extra_trailing_items_are_ignored() {
     items.push(Value::Map(vec![(s("future"), arr(vec![Value::Nil]))]));
     assert_eq!(
         parse_value(arr(items)),
-        Ok(HubMessage::Completion {
-            invocation_id: "1".into(),
-            outcome: CompletionOutcome::Void,
-            headers: vec![]
-        })
+        Ok(HubMessage::completion("1", CompletionOutcome::Void))
     );
     assert_eq!(
         parse_value(arr(vec![Value::from(6), Value::from(1)])),
@@ -429,24 +399,19 @@ fn malformed_messages_are_refused() {
         ])),
         "Invalid payload for Completion message."
     );
-    assert_eq!(
+    // A Completion `[3, headers, "1", kind, value]`.
+    let completion = |kind: u8, value: Value| {
         invalid(arr(vec![
             Value::from(3),
             no_headers(),
             s("1"),
-            Value::from(9),
-            Value::Nil
-        ])),
-        "Invalid invocation result kind."
-    );
+            Value::from(kind),
+            value,
+        ]))
+    };
+    assert_eq!(completion(9, Value::Nil), "Invalid invocation result kind.");
     assert_eq!(
-        invalid(arr(vec![
-            Value::from(3),
-            no_headers(),
-            s("1"),
-            Value::from(1),
-            Value::from(5)
-        ])),
+        completion(1, Value::from(5)),
         "Reading 'error' as String failed: found Integer."
     );
     assert_eq!(
@@ -644,16 +609,8 @@ fn every_message_round_trips_with_values() {
             item: json("\"é\\n\""),
             headers: vec![],
         },
-        HubMessage::Completion {
-            invocation_id: "1".into(),
-            outcome: CompletionOutcome::Result(json("null")),
-            headers: vec![],
-        },
-        HubMessage::Completion {
-            invocation_id: "1".into(),
-            outcome: CompletionOutcome::Error(String::new()),
-            headers: vec![],
-        },
+        HubMessage::completion("1", CompletionOutcome::Result(json("null"))),
+        HubMessage::completion("1", CompletionOutcome::Error(String::new())),
         HubMessage::Close {
             error: None,
             allow_reconnect: true,

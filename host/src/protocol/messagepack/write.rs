@@ -10,9 +10,7 @@
 //!
 //! JSON values (arguments, items, results) are converted with [`json_to_msgpack`].
 
-use serde_json::value::RawValue;
-
-use super::super::{CompletionOutcome, Headers, HubMessage, ProtocolError, message_type};
+use super::super::{CallRef, CompletionOutcome, Headers, HubMessage, ProtocolError, message_type};
 use super::encode::{write_array_len, write_bool, write_map_len, write_nil, write_str, write_uint};
 use super::from_json::json_to_msgpack;
 use super::read::{ERROR_RESULT, NON_VOID_RESULT, VOID_RESULT};
@@ -20,36 +18,12 @@ use super::read::{ERROR_RESULT, NON_VOID_RESULT, VOID_RESULT};
 /// Appends the body for `msg` (without the length prefix). On error, `out` may hold a partial
 /// body; [`super::write_message`] truncates it.
 pub fn write_body(msg: &HubMessage, out: &mut Vec<u8>) -> Result<(), ProtocolError> {
+    if let Some(call) = msg.as_call() {
+        return write_call(out, &call);
+    }
     match msg {
-        HubMessage::Invocation {
-            invocation_id,
-            target,
-            arguments,
-            stream_ids,
-            headers,
-        } => {
-            let call = Call {
-                invocation_id: invocation_id.as_deref().filter(|id| !id.is_empty()),
-                target,
-                arguments,
-                stream_ids,
-            };
-            write_call(out, message_type::INVOCATION, headers, &call)
-        }
-        HubMessage::StreamInvocation {
-            invocation_id,
-            target,
-            arguments,
-            stream_ids,
-            headers,
-        } => {
-            let call = Call {
-                invocation_id: Some(invocation_id),
-                target,
-                arguments,
-                stream_ids,
-            };
-            write_call(out, message_type::STREAM_INVOCATION, headers, &call)
+        HubMessage::Invocation { .. } | HubMessage::StreamInvocation { .. } => {
+            unreachable!("written as a call above")
         }
         HubMessage::StreamItem {
             invocation_id,
@@ -130,27 +104,15 @@ fn begin(out: &mut Vec<u8>, items: usize, kind: u8) -> Result<(), ProtocolError>
     Ok(())
 }
 
-struct Call<'a> {
-    invocation_id: Option<&'a str>,
-    target: &'a str,
-    arguments: &'a RawValue,
-    stream_ids: &'a [String],
-}
-
-fn write_call(
-    out: &mut Vec<u8>,
-    kind: u8,
-    headers: &Headers,
-    call: &Call<'_>,
-) -> Result<(), ProtocolError> {
+fn write_call(out: &mut Vec<u8>, call: &CallRef<'_>) -> Result<(), ProtocolError> {
     if !call.arguments.get().starts_with('[') {
         return Err(ProtocolError::invalid(
             "Invocation arguments must be a JSON array.",
         ));
     }
-    begin(out, 6, kind)?;
-    write_headers(out, headers)?;
-    match call.invocation_id {
+    begin(out, 6, call.kind)?;
+    write_headers(out, call.headers)?;
+    match call.wire_id() {
         Some(id) => write_str(out, id)?,
         None => write_nil(out),
     }

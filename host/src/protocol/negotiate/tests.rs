@@ -79,22 +79,14 @@ fn negotiate_version_rules() {
         Ok(1),
         "int.TryParse allows sign and spaces"
     );
-    assert_eq!(
-        parse_negotiate_version(Some("abc")),
-        Err("The client requested an invalid protocol version 'abc'".to_owned())
-    );
-    assert_eq!(
-        parse_negotiate_version(Some("")),
-        Err("The client requested an invalid protocol version ''".to_owned())
-    );
-    assert_eq!(
-        parse_negotiate_version(Some("1.0")),
-        Err("The client requested an invalid protocol version '1.0'".to_owned())
-    );
-    assert_eq!(
-        parse_negotiate_version(Some("2147483648")),
-        Err("The client requested an invalid protocol version '2147483648'".to_owned())
-    );
+    for bad in ["abc", "", "1.0", "2147483648"] {
+        assert_eq!(
+            parse_negotiate_version(Some(bad)),
+            Err(format!(
+                "The client requested an invalid protocol version '{bad}'"
+            ))
+        );
+    }
     assert_eq!(
         parse_negotiate_version(Some("-1")),
         Err(

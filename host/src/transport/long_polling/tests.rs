@@ -1,6 +1,27 @@
 use std::collections::VecDeque;
 
 use super::*;
+use crate::address::HubKey;
+
+/// A long-polling connection that polls `rx`, and what it reads.
+fn polled_connection(
+    rx: mpsc::Receiver<OutFrame>,
+) -> (
+    Arc<LongPoll>,
+    Arc<HttpConnection>,
+    impl futures_util::Stream,
+) {
+    let long_poll = Arc::new(LongPoll::new(rx));
+    let (connection, inbound) = HttpConnection::with_posts(
+        TransportKind::LongPolling,
+        HubKey::new("t", "h"),
+        Arc::from("c"),
+        None,
+        Some(long_poll.clone()),
+        Vec::new(),
+    );
+    (long_poll, Arc::new(connection), inbound)
+}
 
 fn data(text: &'static str) -> OutFrame {
     OutFrame::Data {
@@ -118,16 +139,7 @@ fn liveness_counts_from_the_end_of_the_last_poll() {
 #[tokio::test(flavor = "current_thread", start_paused = true)]
 async fn polls_wait_supersede_time_out_and_end() {
     let (tx, rx) = mpsc::channel(8);
-    let long_poll = Arc::new(LongPoll::new(rx));
-    let (connection, _inbound) = HttpConnection::with_posts(
-        TransportKind::LongPolling,
-        HubKey::new("t", "h"),
-        Arc::from("c"),
-        None,
-        Some(long_poll.clone()),
-        Vec::new(),
-    );
-    let connection = Arc::new(connection);
+    let (long_poll, connection, _inbound) = polled_connection(rx);
     let timeout = Duration::from_secs(90);
 
     // Nothing queued: an empty 200 after the poll timeout.
@@ -199,16 +211,7 @@ async fn idle_resolves_only_after_the_disconnect_timeout_without_polls() {
 #[tokio::test(flavor = "current_thread")]
 async fn delete_ends_a_pending_poll_with_204() {
     let (_tx, rx) = mpsc::channel::<OutFrame>(1);
-    let long_poll = Arc::new(LongPoll::new(rx));
-    let (connection, _inbound) = HttpConnection::with_posts(
-        TransportKind::LongPolling,
-        HubKey::new("t", "h"),
-        Arc::from("c"),
-        None,
-        Some(long_poll.clone()),
-        Vec::new(),
-    );
-    let connection = Arc::new(connection);
+    let (long_poll, connection, _inbound) = polled_connection(rx);
     let pending = tokio::spawn({
         let (long_poll, connection) = (long_poll.clone(), connection.clone());
         async move { long_poll.next(&connection, Duration::from_secs(90)).await }

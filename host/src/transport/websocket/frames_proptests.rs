@@ -113,19 +113,23 @@ fn encode(messages: &[Message], tail: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Feeds `data` cut at `cuts`; the events with adjacent data joined, and the violation if any.
-/// Checks after every read that little stays buffered.
-fn read_in_pieces(data: &[u8], cuts: &[usize]) -> (Vec<Event>, Result<(), Violation>) {
+/// `data` cut at `cuts` (offsets in any order), as successive reads would bring it.
+fn pieces<'a>(data: &'a [u8], cuts: &[usize]) -> impl Iterator<Item = &'a [u8]> {
     let mut ends: Vec<usize> = cuts.to_vec();
     ends.push(data.len());
     ends.sort_unstable();
+    let starts = std::iter::once(0).chain(ends.clone());
+    starts.zip(ends).map(move |(start, end)| &data[start..end])
+}
+
+/// Feeds `data` cut at `cuts`; the events with adjacent data joined, and the violation if any.
+/// Checks after every read that little stays buffered.
+fn read_in_pieces(data: &[u8], cuts: &[usize]) -> (Vec<Event>, Result<(), Violation>) {
     let mut reader = FrameReader::new();
     let mut buf = BytesMut::new();
     let mut events: Vec<Event> = Vec::new();
-    let mut fed = 0;
-    for end in ends {
-        buf.extend_from_slice(&data[fed..end]);
-        fed = end;
+    for piece in pieces(data, cuts) {
+        buf.extend_from_slice(piece);
         loop {
             match reader.next(&mut buf) {
                 Ok(Some(Event::Data(more))) => match events.last_mut() {
@@ -164,9 +168,6 @@ struct Received {
 }
 
 fn receive(protocol: Protocol, data: &[u8], cuts: &[usize], max: usize) -> Received {
-    let mut ends: Vec<usize> = cuts.to_vec();
-    ends.push(data.len());
-    ends.sort_unstable();
     let mut reader = FrameReader::new();
     let mut wire = BytesMut::new();
     let mut records = BytesMut::new();
@@ -175,10 +176,8 @@ fn receive(protocol: Protocol, data: &[u8], cuts: &[usize], max: usize) -> Recei
         result: Ok(()),
         violation: Ok(()),
     };
-    let mut fed = 0;
-    for end in ends {
-        wire.extend_from_slice(&data[fed..end]);
-        fed = end;
+    for piece in pieces(data, cuts) {
+        wire.extend_from_slice(piece);
         loop {
             match reader.next(&mut wire) {
                 Ok(Some(Event::Data(piece))) => {

@@ -1,0 +1,18 @@
+//! What the benches share.
+
+use std::sync::Arc;
+
+use switchboard::address::HubKey;
+use switchboard::node::Node;
+use switchboard::plugin::CallEnv;
+
+/// A call to the `demo` tenant's hub `key`, made for connection `c1`.
+pub fn demo_env(node: &Node, key: &HubKey) -> CallEnv {
+    CallEnv {
+        tenant: node.tenants.get("demo").expect("demo").clone(),
+        hub: key.clone(),
+        router: node.router.clone(),
+        connection_id: Some(Arc::from("c1")),
+        receipts: Default::default(),
+    }
+}
