@@ -38,15 +38,10 @@ const FLOORS: &[(&str, u8)] = &[
 const KNOWN_UPWARD: &[&str] = &[
     "config -> tenant",
     "connection -> node",
-    "cors -> node",
     "hub -> connection",
-    "hub -> node",
     "node -> dashboard",
     "plugin -> connection",
-    "plugin -> node",
     "router -> connection",
-    "tenant -> node",
-    "tenant -> plugin",
     "transport -> node",
 ];
 

@@ -23,7 +23,7 @@ use tower_http::cors::{AllowCredentials, AllowOrigin, CorsLayer};
 use tracing::info;
 
 use crate::config::origins::{self, Verdict};
-use crate::node::Node;
+use crate::tenant::Tenants;
 
 /// Request headers a browser client may send: the official clients'
 /// `X-Requested-With` and `X-SignalR-User-Agent`, tokens, and the body type.
@@ -45,14 +45,12 @@ fn tenant_of(path: &str) -> Option<&str> {
 /// The verdict on a request's `Origin` for the tenant its path names; None
 /// when the tenant does not exist (the route answers 404 itself).
 fn judge(
-    node: &Node,
+    tenants: &Tenants,
     origin: &HeaderValue,
     uri: &axum::http::Uri,
     headers: &axum::http::HeaderMap,
 ) -> Option<Verdict> {
-    let tenant = node
-        .tenants
-        .get(&tenant_of(uri.path())?.to_ascii_lowercase())?;
+    let tenant = tenants.get(&tenant_of(uri.path())?.to_ascii_lowercase())?;
     let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
     let origin = origin.to_str().unwrap_or("null");
     Some(origins::verdict(
@@ -62,19 +60,19 @@ fn judge(
     ))
 }
 
-fn judge_parts(node: &Node, origin: &HeaderValue, parts: &Parts) -> Verdict {
-    judge(node, origin, &parts.uri, &parts.headers).unwrap_or(Verdict::Denied)
+fn judge_parts(tenants: &Tenants, origin: &HeaderValue, parts: &Parts) -> Verdict {
+    judge(tenants, origin, &parts.uri, &parts.headers).unwrap_or(Verdict::Denied)
 }
 
 /// The CORS headers of the client routes.
-pub fn layer(node: Arc<Node>) -> CorsLayer {
-    let for_origin = node.clone();
+pub fn layer(tenants: Arc<Tenants>) -> CorsLayer {
+    let for_origin = tenants.clone();
     CorsLayer::new()
         .allow_origin(AllowOrigin::predicate(move |origin, parts| {
             judge_parts(&for_origin, origin, parts).allowed()
         }))
         .allow_credentials(AllowCredentials::predicate(move |origin, parts| {
-            judge_parts(&node, origin, parts) == Verdict::Credentialed
+            judge_parts(&tenants, origin, parts) == Verdict::Credentialed
         }))
         .allow_methods([Method::GET, Method::POST, Method::DELETE])
         .allow_headers(ALLOWED_HEADERS)
@@ -85,9 +83,9 @@ pub fn layer(node: Arc<Node>) -> CorsLayer {
 /// allow, before anything else sees it: preflights, negotiates, transport
 /// requests and WebSocket upgrades alike. Requests without `Origin` (servers,
 /// native clients) pass.
-pub async fn guard(State(node): State<Arc<Node>>, request: Request, next: Next) -> Response {
+pub async fn guard(State(tenants): State<Arc<Tenants>>, request: Request, next: Next) -> Response {
     if let Some(origin) = request.headers().get(header::ORIGIN)
-        && judge(&node, origin, request.uri(), request.headers()) == Some(Verdict::Denied)
+        && judge(&tenants, origin, request.uri(), request.headers()) == Some(Verdict::Denied)
     {
         info!(
             origin = %String::from_utf8_lossy(origin.as_bytes()),

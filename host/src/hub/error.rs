@@ -87,6 +87,21 @@ pub enum InvocationError {
     NotStored { target: String, cause: String },
 }
 
+/// Why a connection was refused when it opened (the plugin's
+/// `on-connected`); the text its client sees.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConnectError {
+    /// The hub has no plugin loaded.
+    #[error("The hub '{0}' is not available.")]
+    HubUnavailable(String),
+    /// The plugin refused the connection, in its own words.
+    #[error("{0}")]
+    Refused(String),
+    /// The plugin stopped: a limit, a panic, a trap, or it could not start.
+    #[error("OnConnected failed: {0}")]
+    Plugin(CallError),
+}
+
 impl InvocationError {
     /// The Completion's error text. Without `detailed`, a failure of the
     /// plugin or the node says which call failed and, for a limit, which
@@ -136,6 +151,22 @@ mod tests {
             target: "Send".into(),
             cause,
         }
+    }
+
+    #[test]
+    fn a_refused_connection_says_why() {
+        assert_eq!(
+            ConnectError::HubUnavailable("chat".into()).to_string(),
+            "The hub 'chat' is not available."
+        );
+        assert_eq!(
+            ConnectError::Refused("Go away".into()).to_string(),
+            "Go away"
+        );
+        assert_eq!(
+            ConnectError::Plugin(CallError::WallLimit(5)).to_string(),
+            format!("OnConnected failed: {}", CallError::WallLimit(5))
+        );
     }
 
     #[test]

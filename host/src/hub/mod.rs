@@ -19,8 +19,10 @@ use std::task::Poll;
 use std::time::Instant;
 
 mod error;
+mod services;
 
-pub use error::InvocationError;
+pub use error::{ConnectError, InvocationError};
+pub use services::HubServices;
 
 use parking_lot::Mutex;
 use tokio::sync::mpsc;
@@ -29,7 +31,6 @@ use tracing::{Instrument, debug, warn};
 
 use crate::connection::{ConnectionHandle, Negotiated};
 use crate::metrics as names;
-use crate::node::Node;
 use crate::plugin::{CallEnv, CallError, Context, MethodKind, StreamSink, UploadItem};
 use crate::protocol::{CompletionOutcome, HubMessage, Json, ProtocolError};
 use crate::tenant::Tenant;
@@ -57,7 +58,7 @@ pub enum Flow {
 
 /// What every call of this connection shares.
 struct Shared {
-    node: Arc<Node>,
+    services: HubServices,
     env: CallEnv,
     ctx: Context,
     handle: Arc<ConnectionHandle>,
@@ -119,12 +120,15 @@ pub struct HubSession {
 }
 
 impl HubSession {
+    /// The hub layer of a connection to `tenant`'s hub (`services`: a node
+    /// gives its own).
     pub fn new(
-        node: Arc<Node>,
+        services: impl Into<HubServices>,
         tenant: Arc<Tenant>,
         handle: Arc<ConnectionHandle>,
         negotiated: &Negotiated,
     ) -> HubSession {
+        let services = services.into();
         let ctx = Context {
             tenant: handle.hub.tenant.to_string(),
             hub: handle.hub.hub.to_string(),
@@ -135,7 +139,7 @@ impl HubSession {
         let env = CallEnv {
             tenant,
             hub: handle.hub.clone(),
-            router: node.router.clone(),
+            router: services.router().clone(),
             connection_id: Some(handle.id.clone()),
             receipts: Default::default(),
         };
@@ -146,11 +150,11 @@ impl HubSession {
         ];
         let labels = labels.map(|(k, v)| metrics::Label::new(k, v));
         let shared = Arc::new(Shared {
-            usage: node.usage.tenant(&handle.hub.tenant),
+            usage: services.usage().tenant(&handle.hub.tenant),
             messages_in: metrics::counter!(names::MESSAGES_IN, labels.iter()),
             messages_out: metrics::counter!(names::MESSAGES_OUT, labels.iter()),
             method_metrics: Mutex::new(HashMap::new()),
-            node,
+            services,
             env,
             ctx,
             handle,
@@ -202,25 +206,30 @@ impl HubSession {
         false
     }
 
-    /// Runs the plugin's `on-connected`; an error refuses the connection.
+    /// Runs the plugin's `on-connected`; an error refuses the connection,
+    /// and its text is what the client is told.
     pub async fn connected(&self) -> Result<(), String> {
+        self.on_connected().await.map_err(|e| e.to_string())
+    }
+
+    async fn on_connected(&self) -> Result<(), ConnectError> {
         let s = &self.shared;
         let plugin = s
-            .node
-            .registry
+            .services
+            .registry()
             .get(&s.env.hub)
-            .ok_or_else(|| format!("The hub '{}' is not available.", s.env.hub.hub))?;
+            .ok_or_else(|| ConnectError::HubUnavailable(s.env.hub.hub.to_string()))?;
         match s
-            .node
-            .engine
+            .services
+            .engine()
             .on_connected(&plugin, s.env.clone(), &s.ctx)
             .await
         {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(error)) => Err(error),
+            Ok(Err(error)) => Err(ConnectError::Refused(error)),
             Err(e) => {
                 plugin_failed(s, &e);
-                Err(format!("OnConnected failed: {e}"))
+                Err(ConnectError::Plugin(e))
             }
         }
     }
@@ -289,12 +298,12 @@ impl HubSession {
             token.cancel();
         }
         self.uploads.clear();
-        let Some(plugin) = s.node.registry.get(&s.env.hub) else {
+        let Some(plugin) = s.services.registry().get(&s.env.hub) else {
             return;
         };
         if let Err(e) = s
-            .node
-            .engine
+            .services
+            .engine()
             .on_disconnected(&plugin, s.env.clone(), &s.ctx, error.as_deref())
             .await
         {
@@ -563,11 +572,7 @@ async fn complete(
             CompletionOutcome::Error(error.client_message(shared.env.tenant.config.detailed_errors))
         }
     };
-    let message = HubMessage::Completion {
-        invocation_id: id.to_owned(),
-        outcome,
-        headers: Vec::new(),
-    };
+    let message = HubMessage::completion(id, outcome);
     if shared.handle.send_message(&message).await.is_ok() {
         shared.messages_out.increment(1);
     }
@@ -610,10 +615,10 @@ async fn run_method(
     call: Call,
     upload_streams: u32,
 ) -> Result<Option<Json>, InvocationError> {
-    let node = &shared.node;
+    let services = &shared.services;
     let target = call.target.as_str();
-    let plugin = node
-        .registry
+    let plugin = services
+        .registry()
         .get(&shared.env.hub)
         .ok_or_else(|| InvocationError::HubUnavailable(shared.env.hub.hub.to_string()))?;
     let Some(method) = plugin.method(target) else {
@@ -661,8 +666,8 @@ async fn run_method(
     };
     let receipts = env.receipts.clone();
     let answered = call.invocation_id.is_some();
-    let outcome = node
-        .engine
+    let outcome = services
+        .engine()
         .invoke(
             &plugin,
             env,
@@ -788,3 +793,6 @@ fn plugin_failed(shared: &Shared, error: &CallError) -> &'static str {
     }
     kind
 }
+
+#[cfg(test)]
+mod tests;

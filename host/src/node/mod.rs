@@ -1,6 +1,8 @@
 //! One Switchboard node: its configuration, tenants, plugins, router and
 //! backplane, started together and shared by every request.
 
+pub mod cluster_tenants;
+mod group_limits;
 pub mod plugin_files;
 pub mod watch;
 
@@ -18,6 +20,7 @@ use crate::backplane::nats::NatsBackplane;
 use crate::backplane::{Backplane, Inbox};
 use crate::config::{Config, DEMO_TENANT};
 use crate::connection::PendingConnections;
+use crate::hub::HubServices;
 use crate::plugin::{CompileCache, PluginEngine, Registry, registry};
 use crate::router::Router;
 use crate::tenant::Tenants;
@@ -41,10 +44,10 @@ pub struct Node {
     pub config: Config,
     /// The config as last reloaded: tenants, `[limits]`, `[admin]` keys, `public_url`.
     live: arc_swap::ArcSwap<Config>,
-    pub tenants: Tenants,
+    pub tenants: Arc<Tenants>,
     pub router: Arc<Router>,
     pub engine: Arc<PluginEngine>,
-    pub registry: Registry,
+    pub registry: Arc<Registry>,
     pub pending: PendingConnections,
     /// Live stateful-reconnect connections, by the token a new WebSocket resumes them with.
     pub resumable: crate::connection::ResumableConnections,
@@ -59,7 +62,9 @@ pub struct Node {
     /// One token for the node rather than one per connection (memory of idle connections).
     pub(crate) draining: tokio_util::sync::CancellationToken,
     /// What each tenant uses now (connections, running invocations), against its limits.
-    pub usage: crate::tenant::limits::Usage,
+    pub usage: Arc<crate::tenant::limits::Usage>,
+    /// What connections' hub calls need of the node.
+    pub hub_services: HubServices,
     /// The live feed of open dashboards (idle when none is open).
     pub dashboard: crate::dashboard::Feed,
 }
@@ -114,7 +119,14 @@ impl Node {
             Duration::from_secs(config.disconnect_timeout_secs),
             MAX_PENDING,
         );
-        let registry = Registry::with_keep(config.admin.keep_versions);
+        let registry = Arc::new(Registry::with_keep(config.admin.keep_versions));
+        let usage = Arc::new(crate::tenant::limits::Usage::default());
+        let hub_services = HubServices::new(
+            registry.clone(),
+            engine.clone(),
+            router.clone(),
+            usage.clone(),
+        );
         let mut tenant_store = None;
         if let (Some(cluster), Some(nats)) = (&cluster, &config.nats) {
             registry.set_store(Arc::new(crate::plugin::store::PluginStore::new(
@@ -131,7 +143,7 @@ impl Node {
         let node = Arc::new(Node {
             live: arc_swap::ArcSwap::from_pointee(config.clone()),
             config,
-            tenants,
+            tenants: Arc::new(tenants),
             router: router.clone(),
             engine,
             registry,
@@ -141,13 +153,14 @@ impl Node {
             cluster,
             tenant_store,
             draining: tokio_util::sync::CancellationToken::new(),
-            usage: Default::default(),
+            usage,
+            hub_services,
             dashboard: crate::dashboard::Feed::new(),
         });
 
-        router.set_group_limits(Box::new(crate::tenant::limits::NodeGroupLimits(
-            Arc::downgrade(&node),
-        )));
+        router.set_group_limits(Box::new(group_limits::NodeGroupLimits(Arc::downgrade(
+            &node,
+        ))));
         if let Some(mut inbox) = inbox {
             let remote_router = router.clone();
             tokio::spawn(async move {
@@ -159,7 +172,7 @@ impl Node {
 
         if node.tenant_store.is_some() {
             // The admin API's tenants, before the plugins that may belong to them.
-            let sync = crate::tenant::cluster::sync_all(&node);
+            let sync = cluster_tenants::sync_all(&node);
             first_sync(
                 crate::tenant::cluster::START_SYNC_TIMEOUT,
                 sync,
@@ -335,6 +348,13 @@ impl Node {
         )
         .await
         .map(|_| ())
+    }
+}
+
+/// A node gives its hub layer its own services.
+impl From<Arc<Node>> for HubServices {
+    fn from(node: Arc<Node>) -> HubServices {
+        node.hub_services.clone()
     }
 }
 

@@ -49,7 +49,19 @@ pub fn tenants(node: Weak<Node>) {
         "tenant store",
         node,
         |n| n.tenant_store.clone(),
-        |node, store| async move { crate::tenant::cluster::watch_once(&node, &store).await },
+        |node, store| async move {
+            crate::tenant::cluster::watch_once(&store, |change| {
+                let node = node.clone();
+                async move {
+                    let Some(node) = node.upgrade() else {
+                        return false;
+                    };
+                    super::cluster_tenants::apply(&node, change).await;
+                    true
+                }
+            })
+            .await
+        },
     );
 }
 
@@ -59,6 +71,18 @@ pub fn plugins(node: Weak<Node>) {
         "plugin store",
         node,
         |n| n.registry.store().cloned(),
-        |node, store| async move { crate::plugin::store::watch_once(&node, &store).await },
+        |node, store| async move {
+            crate::plugin::store::watch_once(&store, |hub, manifest| {
+                let node = node.clone();
+                async move {
+                    let Some(node) = node.upgrade() else {
+                        return false;
+                    };
+                    crate::plugin::registry::apply_manifest(node.plugins(), hub, manifest).await;
+                    true
+                }
+            })
+            .await
+        },
     );
 }

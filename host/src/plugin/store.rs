@@ -12,7 +12,6 @@
 //! land, but the history of the later one wins (the object store has no
 //! compare-and-set); every node still converges on one version.
 
-use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use async_nats::jetstream::{self, object_store};
@@ -25,7 +24,6 @@ use super::registry::{self, Plugins, sha256_hex};
 use super::versions::HubVersions;
 use crate::address::HubKey;
 use crate::address::is_valid_name;
-use crate::node::Node;
 
 /// Largest manifest read back, in bytes (a manifest lists at most 1000 versions).
 const MAX_MANIFEST: usize = 1 << 20;
@@ -237,9 +235,14 @@ pub async fn sync_all(plugins: Plugins<'_>, tenant: Option<&str>) -> Result<usiz
     Ok(applied)
 }
 
-/// Watches the bucket for changed manifests and applies them until the watch
-/// ends or fails (`node::watch` starts it again).
-pub async fn watch_once(node: &Weak<Node>, store: &Arc<PluginStore>) -> Result<(), StoreError> {
+/// Watches the bucket for changed manifests and hands each to `apply` until
+/// the watch ends or fails (`node::watch` starts it again), or `apply`
+/// returns false (the node is gone).
+pub async fn watch_once<F, Fut>(store: &PluginStore, mut apply: F) -> Result<(), StoreError>
+where
+    F: FnMut(HubKey, HubVersions) -> Fut,
+    Fut: Future<Output = bool>,
+{
     // With history: a watch restarted after an outage catches up on what
     // changed meanwhile (applying a manifest already applied does nothing).
     let mut watch = store
@@ -257,11 +260,12 @@ pub async fn watch_once(node: &Weak<Node>, store: &Arc<PluginStore>) -> Result<(
         if info.deleted {
             continue;
         }
-        let Some(node) = node.upgrade() else {
-            return Ok(());
-        };
         match store.get_manifest(&hub).await {
-            Ok(Some(manifest)) => registry::apply_manifest(node.plugins(), hub, manifest).await,
+            Ok(Some(manifest)) => {
+                if !apply(hub, manifest).await {
+                    return Ok(());
+                }
+            }
             Ok(None) => {}
             Err(e) => warn!(hub = %hub, error = %e, "cannot read a plugin manifest"),
         }

@@ -48,9 +48,9 @@ const RESERVED_HEADERS_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub fn app(node: Arc<Node>) -> Router {
     let clients = crate::transport::routes()
-        .layer(crate::cors::layer(node.clone()))
+        .layer(crate::cors::layer(node.tenants.clone()))
         .layer(axum::middleware::from_fn_with_state(
-            node.clone(),
+            node.tenants.clone(),
             crate::cors::guard,
         ));
     Router::new()

@@ -6,15 +6,14 @@
 //! The admin API writes an entry (creation, key rotation; a key change is a
 //! compare-and-set on the entry's revision, so two rotations through two
 //! nodes never lose one) and applies it on its own node at once; every node
-//! watches the bucket and applies the others' ([`apply`]). A deletion is a
+//! watches the bucket and applies the others' (`node::cluster_tenants`). A deletion is a
 //! KV delete marker whose body is the reason, so every node closes the
 //! tenant's connections with it. A node that starts later loads every entry
-//! before it serves ([`sync_all`]).
+//! before it serves.
 //!
 //! Tenants of a node's config file are that node's: they are never written
 //! here, and an entry of the same name leaves them as they are.
 
-use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use async_nats::jetstream::{self, kv};
@@ -23,11 +22,9 @@ use futures_util::StreamExt;
 use tokio::sync::OnceCell;
 use tracing::{info, warn};
 
-use super::Applied;
 use crate::address::is_valid_name;
 use crate::backplane::nats::kv::open_or_create;
 use crate::config::TenantConfig;
-use crate::node::Node;
 
 /// Longest one store operation may take.
 const OP_TIMEOUT: Duration = Duration::from_secs(5);
@@ -275,82 +272,14 @@ pub fn bucket_name(prefix: &str) -> String {
     format!("{prefix}_tenants")
 }
 
-/// Removes what this node serves of a deleted tenant: its hubs, and its
-/// connections, closed with `reason`. Returns how many were closed.
-pub fn close_local(node: &Node, name: &str, reason: &str) -> usize {
-    node.registry.remove_tenant(name);
-    let mut closed = 0;
-    for connection in node.router.local_connections() {
-        if *connection.hub.tenant == *name {
-            connection.abort(reason);
-            closed += 1;
-        }
-    }
-    closed
-}
-
-/// Applies one change of the store to this node.
-pub async fn apply(node: &Node, change: Change) {
-    match change {
-        Change::Put {
-            name,
-            config,
-            revision,
-        } => match node.tenants.apply_stored(&name, *config, revision) {
-            Ok(Applied::Created(_)) => {
-                info!(tenant = %name, revision, "tenant created in the cluster");
-                // Hubs deployed to the tenant before it existed here.
-                if let Err(e) = crate::plugin::store::sync_all(node.plugins(), Some(&name)).await {
-                    warn!(tenant = %name, error = %e, "cannot load the tenant's cluster plugin versions");
-                }
-            }
-            Ok(Applied::Keys) => {
-                info!(tenant = %name, revision, "tenant keys changed in the cluster")
-            }
-            Ok(Applied::Replaced) => {
-                info!(tenant = %name, revision, "tenant settings changed in the cluster")
-            }
-            Ok(Applied::FileTenant) => warn!(
-                tenant = %name,
-                "the cluster has an admin-API tenant of this name; this node keeps the one of its config file"
-            ),
-            Ok(Applied::Unchanged | Applied::Stale) => {}
-            Err(e) => {
-                warn!(tenant = %name, revision, error = %e, "cannot apply the cluster's tenant here")
-            }
-        },
-        Change::Delete {
-            name,
-            reason,
-            revision,
-        } => {
-            if node.tenants.remove_stored(&name, revision).is_some() {
-                let closed = close_local(node, &name, &reason);
-                info!(tenant = %name, closed, "tenant deleted in the cluster");
-            }
-        }
-    }
-}
-
-/// Applies every tenant of the store to this node; returns how many there are.
-pub async fn sync_all(node: &Node) -> Result<usize, TenantStoreError> {
-    let Some(store) = node.tenant_store.clone() else {
-        return Ok(0);
-    };
-    let changes = store.all().await?;
-    let count = changes.len();
-    for change in changes {
-        apply(node, change).await;
-    }
-    Ok(count)
-}
-
-/// Watches the bucket and applies its changes until the watch ends or fails
-/// (`node::watch` starts it again).
-pub async fn watch_once(
-    node: &Weak<Node>,
-    store: &Arc<TenantStore>,
-) -> Result<(), TenantStoreError> {
+/// Watches the bucket and hands each change to `apply` until the watch ends
+/// or fails (`node::watch` starts it again), or `apply` returns false (the
+/// node is gone).
+pub async fn watch_once<F, Fut>(store: &TenantStore, mut apply: F) -> Result<(), TenantStoreError>
+where
+    F: FnMut(Change) -> Fut,
+    Fut: Future<Output = bool>,
+{
     // The last entry of every tenant first, then every change: a watch
     // restarted after an outage catches up (entries already applied are
     // older than or equal to the tenants' revisions, and change nothing).
@@ -370,10 +299,9 @@ pub async fn watch_once(
                 continue;
             }
         };
-        let Some(node) = node.upgrade() else {
+        if !apply(change).await {
             return Ok(());
-        };
-        apply(&node, change).await;
+        }
     }
     Ok(())
 }

@@ -314,36 +314,6 @@ pub fn check_connection_room(usage: &Usage, limits: &Limits, hub: &HubKey) -> Re
     Err(too_many_connections(limits))
 }
 
-// === Groups ===
-
-/// The node's tenants as the router sees their groups-per-connection limit.
-#[derive(Debug)]
-pub struct NodeGroupLimits(pub std::sync::Weak<crate::node::Node>);
-
-impl crate::router::GroupLimits for NodeGroupLimits {
-    fn groups_per_connection(&self, hub: &HubKey) -> usize {
-        self.0
-            .upgrade()
-            .and_then(|node| {
-                node.tenants
-                    .get(&hub.tenant)
-                    .map(|t| t.limits().groups_per_connection)
-            })
-            .unwrap_or(crate::router::MAX_GROUPS_PER_CONNECTION)
-    }
-
-    fn reached(&self, hub: &HubKey, max: usize) {
-        match self.0.upgrade() {
-            Some(node) => node.usage.tenant(&hub.tenant).hit(
-                hub,
-                Limit::GroupsPerConnection,
-                &format!("a connection was refused a group beyond its {max}"),
-            ),
-            None => record_hit(hub, Limit::GroupsPerConnection),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -156,7 +156,7 @@ pub(super) async fn delete_tenant(
     if !node.tenants.remove_if_same(&name, &tenant) {
         return Err(TenantError::Unknown(name).into());
     }
-    let closed = cluster::close_local(&node, &name, &reason);
+    let closed = crate::node::cluster_tenants::close_local(&node, &name, &reason);
     info!(tenant = %name, closed, scope, "tenant deleted");
     Ok(ok(
         StatusCode::OK,

@@ -1,0 +1,58 @@
+//! What the hub layer needs of the node, as one handle.
+
+use std::sync::Arc;
+
+use crate::plugin::{PluginEngine, Registry};
+use crate::router::Router;
+use crate::tenant::limits::Usage;
+
+/// The plugins that serve hubs (their registry and engine), the router
+/// their sends go through, and each tenant's use of the node (for its
+/// limits): what a connection's hub calls need. One pointer to clone.
+#[derive(Clone)]
+pub struct HubServices(Arc<Services>);
+
+struct Services {
+    registry: Arc<Registry>,
+    engine: Arc<PluginEngine>,
+    router: Arc<Router>,
+    usage: Arc<Usage>,
+}
+
+impl std::fmt::Debug for HubServices {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HubServices").finish_non_exhaustive()
+    }
+}
+
+impl HubServices {
+    pub fn new(
+        registry: Arc<Registry>,
+        engine: Arc<PluginEngine>,
+        router: Arc<Router>,
+        usage: Arc<Usage>,
+    ) -> HubServices {
+        HubServices(Arc::new(Services {
+            registry,
+            engine,
+            router,
+            usage,
+        }))
+    }
+
+    pub fn registry(&self) -> &Registry {
+        &self.0.registry
+    }
+
+    pub fn engine(&self) -> &PluginEngine {
+        &self.0.engine
+    }
+
+    pub fn router(&self) -> &Arc<Router> {
+        &self.0.router
+    }
+
+    pub fn usage(&self) -> &Usage {
+        &self.0.usage
+    }
+}
