@@ -42,7 +42,7 @@ async fn start(cache: Option<&Path>) -> Arc<Node> {
 /// The mean time of `CALLS` echo calls, after as many unmeasured ones.
 async fn echo_time(node: &Node, key: &HubKey, reuse: bool) -> Duration {
     let plugin = node.registry.get(key).expect("loaded");
-    let env = support::demo_env(&node, &key);
+    let env = support::demo_env(node, key);
     let ctx = context(key);
     node.engine.set_instance_reuse(reuse);
     let mut started = Instant::now();
