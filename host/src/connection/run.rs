@@ -896,18 +896,10 @@ fn answered_later(message: &HubMessage) -> bool {
 fn invocations(messages: &[HubMessage]) -> Vec<String> {
     messages
         .iter()
-        .filter_map(|message| match message {
-            HubMessage::Invocation {
-                invocation_id: Some(id),
-                ..
-            }
-            | HubMessage::StreamInvocation {
-                invocation_id: id, ..
-            } => Some(id.clone()),
-            _ => None,
-        })
+        .filter_map(|message| message.as_call()?.invocation_id)
         // A longer id is refused by the hub, never runs: nothing to end.
         .filter(|id| id.len() <= crate::durable::MAX_INVOCATION_ID_BYTES)
+        .map(str::to_owned)
         .collect()
 }
 

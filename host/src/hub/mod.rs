@@ -317,32 +317,25 @@ impl HubSession {
         if !matches!(message, HubMessage::Ping) {
             self.shared.messages_in.increment(1);
         }
-        let is_call = matches!(
-            message,
-            HubMessage::Invocation { .. } | HubMessage::StreamInvocation { .. }
-        );
-        if is_call && !self.within_rate() {
-            // Refused before it runs: the client learns at once and may back
-            // off; its other invocations and the connection go on.
-            let id = match &message {
-                HubMessage::Invocation { invocation_id, .. } => invocation_id.as_deref(),
-                HubMessage::StreamInvocation { invocation_id, .. } => Some(invocation_id.as_str()),
-                _ => None,
+        if let Some(call) = message.as_call() {
+            let id = call.invocation_id;
+            // Refused before it runs: the client learns at once (and may back
+            // off); its other invocations and the connection go on.
+            let refusal = if !self.within_rate() {
+                let limits = self.shared.env.tenant.limits();
+                Some(InvocationError::RateLimited(limits.messages_per_second))
+            } else {
+                id.filter(|id| {
+                    self.shared.handle.is_durable()
+                        && id.len() > crate::durable::MAX_INVOCATION_ID_BYTES
+                })
+                .map(|long| InvocationError::InvocationIdTooLong(long.len()))
             };
-            let error =
-                InvocationError::RateLimited(self.shared.env.tenant.limits().messages_per_second);
-            record_invocation(&self.shared, "", error.outcome(), None);
-            complete(&self.shared, id, Err(error)).await;
-            return Flow::Continue;
-        }
-        if is_call
-            && self.shared.handle.is_durable()
-            && let Some(long) = long_invocation_id(&message)
-        {
-            let error = InvocationError::InvocationIdTooLong(long.len());
-            record_invocation(&self.shared, "", error.outcome(), None);
-            complete(&self.shared, Some(long), Err(error)).await;
-            return Flow::Continue;
+            if let Some(error) = refusal {
+                record_invocation(&self.shared, "", error.outcome(), None);
+                complete(&self.shared, id, Err(error)).await;
+                return Flow::Continue;
+            }
         }
         match message {
             HubMessage::Invocation {
@@ -485,17 +478,6 @@ impl HubSession {
             complete(&shared, id.as_deref(), result).await;
         });
     }
-}
-
-/// The invocation id of a call, when it is longer than a durable connection
-/// keeps.
-fn long_invocation_id(message: &HubMessage) -> Option<&str> {
-    let id = match message {
-        HubMessage::Invocation { invocation_id, .. } => invocation_id.as_deref()?,
-        HubMessage::StreamInvocation { invocation_id, .. } => invocation_id,
-        _ => return None,
-    };
-    (id.len() > crate::durable::MAX_INVOCATION_ID_BYTES).then_some(id)
 }
 
 /// A stream id of `ids` that a live upload has, or that `ids` names twice.

@@ -42,11 +42,11 @@ impl Sink {
     fn deliver(&self, envelope: Envelope) -> Result<(), ConsumeError> {
         match self {
             Sink::Local(local) => {
-                let local = local.upgrade().ok_or(ConsumeError::InboxClosed)?;
+                let local = local.upgrade().ok_or(ConsumeError::SinkGone)?;
                 local.apply(envelope);
                 Ok(())
             }
-            Sink::Queue(tx) => tx.send(envelope).map_err(|_| ConsumeError::InboxClosed),
+            Sink::Queue(tx) => tx.send(envelope).map_err(|_| ConsumeError::SinkGone),
         }
     }
 }
@@ -58,7 +58,7 @@ enum ConsumeError {
     #[error("consumer: {0}")]
     Consumer(String),
     #[error("nobody takes the envelopes any more")]
-    InboxClosed,
+    SinkGone,
     #[error("NATS reconnected")]
     Reconnected,
 }
@@ -75,7 +75,7 @@ pub(super) async fn run(shared: Arc<Shared>, partition: u32, inbox: Sink) {
         };
         set_live(&shared, partition, false);
         match outcome {
-            Err(ConsumeError::InboxClosed) => return,
+            Err(ConsumeError::SinkGone) => return,
             Err(ConsumeError::Reconnected) => {
                 debug!(partition, "NATS reconnected; restarting the consumer");
                 failures = 0;
