@@ -9,7 +9,7 @@ use bytes::BytesMut;
 use criterion::{Bencher, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use serde_json::value::RawValue;
 use switchboard::address::{HubKey, Target};
-use switchboard::connection::ConnectionHandle;
+use switchboard::outbound::ConnectionHandle;
 use switchboard::protocol::messagepack::{json_to_msgpack, msgpack_to_json};
 use switchboard::protocol::{CompletionOutcome, HubMessage, Protocol};
 use switchboard::router::Index;

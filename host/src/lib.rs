@@ -10,6 +10,7 @@
 //! - [`protocol`]: SignalR wire formats; pure functions, no I/O.
 //! - [`transport`]: negotiate and the transports; HTTP in, frames out.
 //! - [`connection`]: one connection's life: handshake, queue, keep-alive.
+//! - [`outbound`]: what the node holds of a connection: handle, outbox, request info.
 //! - [`hub`]: a connection's hub messages become plugin calls.
 //! - [`plugin`]: wasmtime, components per tenant hub, limits.
 //! - [`address`]: hub keys, send targets, invocations and name rules: plain data.
@@ -38,6 +39,7 @@ pub mod error_text;
 pub mod hub;
 pub mod metrics;
 pub mod node;
+pub mod outbound;
 pub mod plugin;
 pub mod protocol;
 pub mod router;

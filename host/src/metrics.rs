@@ -29,6 +29,11 @@ pub const LIMIT_HITS: &str = "switchboard_limit_hits_total";
 /// Connections closed because their client was too slow, by `tenant`, `hub`
 /// and `reason` (queue_bytes, queue_records, write_timeout).
 pub const SLOW_CONSUMERS_CLOSED: &str = "switchboard_slow_consumers_closed_total";
+/// Durable connections this node claimed from an owner that did not answer.
+pub const RESUME_TAKEOVERS: &str = "switchboard_resume_takeovers_total";
+/// Durable connections this node dropped without a word because another node
+/// claimed them (it was paused, or cut off, and woke to a newer claim).
+pub const RESUME_FENCED: &str = "switchboard_resume_fenced_total";
 
 // --- The HTTP edge (see `server`) ---
 /// TCP connections holding one of the node's connection slots (gauge).

@@ -20,7 +20,7 @@ use switchboard::backplane::memory::MemoryBus;
 use switchboard::backplane::nats::NatsBackplane;
 use switchboard::backplane::{Backplane, Envelope, Inbox, Receipt};
 use switchboard::config::NatsConfig;
-use switchboard::connection::{ConnectionHandle, Detached};
+use switchboard::outbound::{ConnectionHandle, Detached};
 use switchboard::protocol::Protocol;
 use switchboard::router::{RouteError, Router};
 

@@ -16,7 +16,7 @@ use switchboard::backplane::nats::NatsBackplane;
 use switchboard::backplane::nats::registry::Registry;
 use switchboard::backplane::{Backplane, Inbox, PublishError, Receipt};
 use switchboard::config::NatsConfig;
-use switchboard::connection::{ConnectionHandle, Detached};
+use switchboard::outbound::{ConnectionHandle, Detached};
 use switchboard::protocol::Protocol;
 use switchboard::router::Router;
 

@@ -18,6 +18,7 @@ const FLOORS: &[(&str, u8)] = &[
     ("config", 3),
     ("durable", 4),
     ("backplane", 4),
+    ("outbound", 4),
     ("router", 5),
     ("tenant", 5),
     ("plugin", 6),
@@ -38,10 +39,7 @@ const FLOORS: &[(&str, u8)] = &[
 const KNOWN_UPWARD: &[&str] = &[
     "config -> tenant",
     "connection -> node",
-    "hub -> connection",
     "node -> dashboard",
-    "plugin -> connection",
-    "router -> connection",
     "transport -> node",
 ];
 

@@ -1,6 +1,8 @@
 //! One connection's life, whatever transport carries it: the handshake, the
 //! bounded outbound queue, keep-alive pings and the client timeout, the
 //! reader that hands hub messages to the `hub` layer, and stateful reconnect.
+//! What the rest of the node holds of a connection (its handle, outbox and
+//! request info) is the `outbound` layer's.
 //!
 //! A transport gives the connection a stream of inbound byte chunks and a
 //! sink for outbound frames; every outbound frame holds whole records.
@@ -8,18 +10,13 @@
 //! Layout:
 //! - `run`: handshake, then the reader loop; with stateful reconnect it also
 //!   parks the connection when its WebSocket drops and takes a new one.
-//! - `outbox`: the bounded outbound queue; closing the connection closes it.
 //! - `writer`: the outbound queue into the transport, pings, Acks, replay.
 //! - `replay`: sequence numbers, the bounded replay buffer, duplicate
 //!   suppression; pure.
 //! - `resume`: the node's table of connections a new WebSocket may resume.
-//! - `handle`: what the rest of the node holds of a connection.
 //! - `pending`: negotiated connections waiting for their transport.
 
-mod handle;
-mod outbox;
 mod pending;
-mod receipts;
 pub mod replay;
 mod resume;
 mod run;
@@ -28,11 +25,7 @@ mod writer;
 
 use bytes::Bytes;
 
-pub use handle::{ConnectionHandle, Detached, SlowConsumer, TOO_SLOW};
-pub use pending::{
-    EARLY_BYTES, EarlyRefused, Negotiated, PendingConnections, REQUEST_INFO_BYTES, RequestInfo,
-    TransportKind, Visible,
-};
+pub use pending::{EARLY_BYTES, EarlyRefused, Negotiated, PendingConnections};
 pub use resume::{
     BoxInbound, BoxOutbound, CloseCode, GoneOnError, ResumableConnections, ResumeLink, Transport,
     TransportGone,

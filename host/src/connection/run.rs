@@ -13,9 +13,10 @@ use super::replay::{Admit, InboundSequence, ReplayBuffer};
 use super::resume::{BoxInbound, BoxOutbound, CloseCode, GoneOnError, ResumeLink, Transport};
 use super::takeover::{self, SessionLink, Taken};
 use super::writer::{self, StatefulOut};
-use super::{ConnectionHandle, Inbound, Negotiated, OutFrame};
+use super::{Inbound, Negotiated, OutFrame};
 use crate::hub::{Flow, HubSession};
 use crate::node::Node;
+use crate::outbound::ConnectionHandle;
 use crate::protocol::handshake::{self, HandshakeRequest};
 use crate::protocol::{HubMessage, Protocol, ProtocolError, TransferFormat};
 use crate::tenant::Tenant;
@@ -180,7 +181,7 @@ async fn start_taken(node: Arc<Node>, taken: Taken, transport: Transport) -> Opt
     // Taken over on the WebSocket its client resumed with.
     negotiated
         .request
-        .set_transport(super::TransportKind::WebSockets);
+        .set_transport(crate::outbound::TransportKind::WebSockets);
     let mut handle = ConnectionHandle::new(
         negotiated.connection_id.clone(),
         hub.clone(),
@@ -252,7 +253,7 @@ async fn start_taken(node: Arc<Node>, taken: Taken, transport: Transport) -> Opt
         }
     };
     info!(connection = %handle.id, hub = %hub, protocol = protocol.name(), "taken over");
-    let session = HubSession::new(node.clone(), tenant, handle.clone(), &negotiated);
+    let session = HubSession::new(node.clone(), tenant, handle.clone(), &negotiated.identity);
     Some(Live {
         reader: Reader {
             node,
@@ -437,7 +438,7 @@ async fn start(
         node.clone(),
         accepted.tenant,
         handle.clone(),
-        &accepted.negotiated,
+        &accepted.negotiated.identity,
     );
     // The reader, and with it the resume listing, is gone before the
     // teardown: no transport can join a connection that is ending.

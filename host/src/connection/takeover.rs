@@ -13,7 +13,7 @@ use futures_util::StreamExt as _;
 use parking_lot::Mutex;
 use tracing::{debug, info, warn};
 
-use super::{ConnectionHandle, Negotiated, RequestInfo};
+use super::Negotiated;
 use crate::address::HubKey;
 use crate::backplane::nats::NatsBackplane;
 use crate::backplane::{Envelope, EnvelopeKind};
@@ -21,6 +21,7 @@ use crate::durable::honest::{self, StreamState, Unrecoverable};
 use crate::durable::session::{self, Checkpoint, Resume, Session};
 use crate::durable::{Mark, Step};
 use crate::node::Node;
+use crate::outbound::{ConnectionHandle, ItemsStore, RequestInfo};
 use crate::protocol::Protocol;
 use crate::tenant::Identity;
 use crate::tenant::Tenant;
@@ -29,12 +30,6 @@ use crate::tenant::Tenant;
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 /// Longest a taker may take to catch up with the stream.
 const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// Counts connections this node claimed from an owner that did not answer.
-pub const TAKEOVERS: &str = "switchboard_resume_takeovers_total";
-/// Counts connections this node dropped without a word because another node
-/// claimed them (it was paused, or cut off, and woke to a newer claim).
-pub const FENCED: &str = "switchboard_resume_fenced_total";
 
 /// Counts a resume that failed honestly.
 pub(super) fn count_unrecoverable(reason: Unrecoverable) {
@@ -275,6 +270,19 @@ impl SessionLink {
     }
 }
 
+impl ItemsStore for SessionLink {
+    fn store_items(
+        &self,
+        items: Vec<(String, String)>,
+    ) -> std::pin::Pin<Box<dyn Future<Output = Result<(), String>> + Send + '_>> {
+        Box::pin(async move {
+            SessionLink::store_items(self, items)
+                .await
+                .map_err(|e| e.to_string())
+        })
+    }
+}
+
 /// Owned copies of request info pairs.
 fn pairs<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>) -> Vec<(String, String)> {
     pairs.map(|(k, v)| (k.to_owned(), v.to_owned())).collect()
@@ -468,7 +476,7 @@ pub async fn claim(
         .await
         .map_or(info.last, |i| i.last);
     info!(connection = %claimed.connection, from = %session.owner, epoch, "taking a durable connection over");
-    metrics::counter!(TAKEOVERS).increment(1);
+    metrics::counter!(crate::metrics::RESUME_TAKEOVERS).increment(1);
     let negotiated = Negotiated {
         connection_id: Arc::from(claimed.connection.as_str()),
         hub: hub.clone(),
@@ -598,7 +606,7 @@ pub(super) async fn catch_up(
                 return Ok(());
             }
             Step::Claimed { epoch } if epoch > handle.durable_epoch() => {
-                metrics::counter!(FENCED).increment(1);
+                metrics::counter!(crate::metrics::RESUME_FENCED).increment(1);
                 handle.fence();
                 return Ok(());
             }

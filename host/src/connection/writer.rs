@@ -31,11 +31,11 @@ use tokio::time::{Instant, Sleep, sleep, sleep_until};
 use tokio_util::sync::WaitForCancellationFutureOwned;
 use tracing::debug;
 
-use super::handle::SlowConsumer;
-use super::outbox::Taken;
+use super::OutFrame;
 use super::replay::ReplayBuffer;
 use super::resume::BoxOutbound;
-use super::{ConnectionHandle, OutFrame};
+use crate::outbound::outbox::Taken;
+use crate::outbound::{ConnectionHandle, SlowConsumer};
 use crate::protocol::{HubMessage, Protocol, TransferFormat};
 
 /// Most bytes joined into one outbound frame.

@@ -323,7 +323,7 @@ mod tests {
             .collect();
         let item = |i: usize| (format!("{i:03}"), "v".repeat(1021));
         s.items = (0..MAX_ITEMS_BYTES / 1024).map(item).collect();
-        let half = crate::connection::REQUEST_INFO_BYTES / 2;
+        let half = crate::outbound::REQUEST_INFO_BYTES / 2;
         s.request = SessionRequest {
             query: vec![("q".into(), "q".repeat(half - 1))],
             headers: vec![("h".into(), "h".repeat(half - 1))],

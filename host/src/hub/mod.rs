@@ -29,12 +29,12 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, warn};
 
-use crate::connection::{ConnectionHandle, Negotiated};
 use crate::metrics as names;
+use crate::outbound::ConnectionHandle;
 use crate::plugin::{CallEnv, CallError, Context, MethodKind, StreamSink, UploadItem};
 use crate::protocol::{CompletionOutcome, HubMessage, Json, ProtocolError};
-use crate::tenant::Tenant;
 use crate::tenant::limits::{Limit, TenantUsage, TokenBucket};
+use crate::tenant::{Identity, Tenant};
 
 /// Items buffered per upload stream before the reader waits (ASP.NET's
 /// `StreamBufferCapacity`).
@@ -126,15 +126,15 @@ impl HubSession {
         services: impl Into<HubServices>,
         tenant: Arc<Tenant>,
         handle: Arc<ConnectionHandle>,
-        negotiated: &Negotiated,
+        identity: &Identity,
     ) -> HubSession {
         let services = services.into();
         let ctx = Context {
             tenant: handle.hub.tenant.to_string(),
             hub: handle.hub.hub.to_string(),
             connection_id: handle.id.to_string(),
-            user_id: negotiated.identity.user_id.clone(),
-            claims_json: serde_json::Value::Object(negotiated.identity.claims.clone()).to_string(),
+            user_id: identity.user_id.clone(),
+            claims_json: serde_json::Value::Object(identity.claims.clone()).to_string(),
         };
         let env = CallEnv {
             tenant,

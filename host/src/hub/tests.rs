@@ -8,7 +8,7 @@ use crate::address::HubKey;
 use crate::backplane::kv::KvStore;
 use crate::backplane::memory::MemoryBus;
 use crate::config::{Config, DEMO_TENANT, TenantConfig};
-use crate::connection::{Detached, RequestInfo};
+use crate::outbound::Detached;
 use crate::plugin::{CompileCache, PluginEngine, Registry};
 use crate::protocol::{Protocol, RawValue};
 use crate::router::Router;
@@ -32,19 +32,9 @@ fn session(configure: impl FnOnce(&mut TenantConfig)) -> (HubSession, Detached) 
     configure(&mut config);
     let tenant = Arc::new(Tenant::new(DEMO_TENANT, config, KvStore::memory()));
     let hub = HubKey::new(DEMO_TENANT, "chat");
-    let (handle, client) =
-        ConnectionHandle::new_detached("c1", hub.clone(), None, Protocol::Json, 64);
-    let negotiated = Negotiated {
-        connection_id: handle.id.clone(),
-        hub,
-        identity: Identity::anonymous(),
-        negotiate_version: 1,
-        stateful_reconnect: false,
-        request: RequestInfo::default(),
-        early: Vec::new(),
-    };
+    let (handle, client) = ConnectionHandle::new_detached("c1", hub, None, Protocol::Json, 64);
     (
-        HubSession::new(services, tenant, handle, &negotiated),
+        HubSession::new(services, tenant, handle, &Identity::anonymous()),
         client,
     )
 }

@@ -15,7 +15,7 @@ use super::bindings::switchboard::hub::{
 };
 use super::bindings::{GroupTarget, LogLevel, Target};
 use crate::address::{self, HubKey, OutboundInvocation};
-use crate::connection::ConnectionHandle;
+use crate::outbound::ConnectionHandle;
 use crate::router::Router;
 use crate::tenant::Tenant;
 

@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use super::{RouteError, Target};
-use crate::connection::ConnectionHandle;
+use crate::outbound::ConnectionHandle;
 
 /// What the index needs to know of a connection.
 pub trait Routable: Clone {

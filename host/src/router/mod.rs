@@ -15,8 +15,8 @@ use tracing::{debug, warn};
 
 use crate::address::{HubKey, MAX_NAME_LEN, OutboundInvocation, Target};
 use crate::backplane::{Backplane, Envelope, EnvelopeKind, LocalIndex, Receipt};
-use crate::connection::ConnectionHandle;
 use crate::durable::{JoinRefused, Step};
+use crate::outbound::ConnectionHandle;
 
 pub use index::Index;
 
@@ -636,7 +636,7 @@ impl Router {
                 Step::Close { reason } => close_held(connection, reason.as_deref()),
                 Step::Claimed { epoch } if epoch > connection.durable_epoch() => {
                     warn!(connection = %connection.id, epoch, "another node took the connection over; dropping it here");
-                    metrics::counter!(crate::connection::takeover::FENCED).increment(1);
+                    metrics::counter!(crate::metrics::RESUME_FENCED).increment(1);
                     connection.fence();
                 }
                 Step::Inconsistent => {

@@ -193,7 +193,7 @@ impl Backplane for Captured {
     }
 }
 
-fn texts(rx: &mut crate::connection::Detached) -> Vec<String> {
+fn texts(rx: &mut crate::outbound::Detached) -> Vec<String> {
     std::iter::from_fn(|| rx.try_recv())
         .map(|b| String::from_utf8_lossy(&b).into_owned())
         .collect()

@@ -29,7 +29,7 @@ use crate::tenant::Identity;
 /// connection's reader drains them, so a fast sender is slowed, not buffered.
 const INBOUND_CHUNKS: usize = 8;
 
-pub use crate::connection::TransportKind;
+pub use crate::outbound::TransportKind;
 
 /// Active connections by client `id`.
 #[derive(Debug, Default)]

@@ -36,8 +36,9 @@ use axum::routing::{get, post};
 use tracing::{debug, info};
 
 use crate::address::HubKey;
-use crate::connection::{Accepted, Negotiated, RequestInfo, Visible, new_id};
+use crate::connection::{Accepted, Negotiated, new_id};
 use crate::node::Node;
+use crate::outbound::{RequestInfo, Visible};
 use crate::protocol::TransferFormat;
 use crate::tenant::{Identity, Tenant};
 

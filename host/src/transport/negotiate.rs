@@ -11,8 +11,9 @@ use tracing::Instrument;
 
 use super::{QueryList, bearer_token, not_found_hub, query_param, resolve_hub};
 use crate::address::client::ClientAddr;
-use crate::connection::{Negotiated, RequestInfo, Visible};
+use crate::connection::Negotiated;
 use crate::node::Node;
+use crate::outbound::{RequestInfo, Visible};
 use crate::protocol::negotiate::{
     TransportInfo, negotiate_error, negotiate_response, parse_negotiate_version,
 };

@@ -27,10 +27,10 @@ use tokio::sync::watch;
 use crate::backplane::Received;
 
 /// Longest a receipt waits for an effect to carry it.
-pub(super) const LINGER: Duration = Duration::from_millis(5);
+pub(crate) const LINGER: Duration = Duration::from_millis(5);
 
 #[derive(Debug)]
-pub(super) struct Receipts {
+pub(crate) struct Receipts {
     state: Mutex<State>,
     /// The client's highest sequence id the stream stored (read back).
     stored: watch::Sender<u64>,
@@ -51,7 +51,7 @@ struct State {
 impl Receipts {
     /// Receipts of a connection whose client's messages up to `stored` are
     /// in the stream already (0 when new; a taker's catch-up knows more).
-    pub(super) fn new(stored: u64) -> Receipts {
+    pub(crate) fn new(stored: u64) -> Receipts {
         Receipts {
             state: Mutex::new(State {
                 published: stored,
@@ -63,7 +63,7 @@ impl Receipts {
     }
 
     /// Adds what one read brought.
-    pub(super) fn defer(&self, up_to: u64, opens: Vec<String>) {
+    pub(crate) fn defer(&self, up_to: u64, opens: Vec<String>) {
         let mut state = self.state.lock();
         match &mut state.pending {
             Some(pending) => {
@@ -78,20 +78,20 @@ impl Receipts {
     /// was handled) and no timer will publish it yet: the caller arms one.
     /// Most calls end, or reach their first effect, before this is asked,
     /// so they cost no timer.
-    pub(super) fn arm(&self) -> bool {
+    pub(crate) fn arm(&self) -> bool {
         let mut state = self.state.lock();
         state.pending.is_some() && !std::mem::replace(&mut state.timer, true)
     }
 
     /// The timer fired: what is pending, to publish now.
-    pub(super) fn timer_fired(&self) -> Option<Received> {
+    pub(crate) fn timer_fired(&self) -> Option<Received> {
         let mut state = self.state.lock();
         state.timer = false;
         Self::take_locked(&mut state)
     }
 
     /// What is pending, to publish now (it counts as published).
-    pub(super) fn take(&self) -> Option<Received> {
+    pub(crate) fn take(&self) -> Option<Received> {
         Self::take_locked(&mut self.state.lock())
     }
 
@@ -102,13 +102,13 @@ impl Receipts {
     }
 
     /// The highest `up_to` published so far.
-    pub(super) fn published(&self) -> u64 {
+    pub(crate) fn published(&self) -> u64 {
         self.state.lock().published
     }
 
     /// Adds `up_to` and `opens` to what is pending, and takes it all, to
     /// publish now.
-    pub(super) fn take_with(&self, up_to: u64, opens: Vec<String>) -> Received {
+    pub(crate) fn take_with(&self, up_to: u64, opens: Vec<String>) -> Received {
         let mut state = self.state.lock();
         let mut taken = state.pending.take().unwrap_or(Received {
             up_to,
@@ -121,7 +121,7 @@ impl Receipts {
     }
 
     /// The stream stored what the client sent up to `up_to`.
-    pub(super) fn stored(&self, up_to: u64) {
+    pub(crate) fn stored(&self, up_to: u64) {
         {
             let mut state = self.state.lock();
             state.published = state.published.max(up_to);
@@ -140,14 +140,14 @@ impl Receipts {
     }
 
     /// Waits until the stream stored what the client sent up to `up_to`.
-    pub(super) async fn wait_stored(&self, up_to: u64) {
+    pub(crate) async fn wait_stored(&self, up_to: u64) {
         let mut stored = self.stored.subscribe();
         // The sender lives as long as `self`, so this cannot fail.
         let _ = stored.wait_for(|at| *at >= up_to).await;
     }
 
     /// From now on the client is acknowledged what is stored, through `acks`.
-    pub(super) fn link_acks(&self, acks: Arc<watch::Sender<u64>>) {
+    pub(crate) fn link_acks(&self, acks: Arc<watch::Sender<u64>>) {
         let stored = *self.stored.borrow();
         acks.send_if_modified(|at| {
             let newer = stored > *at;

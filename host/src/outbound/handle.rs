@@ -30,9 +30,9 @@ pub struct ConnectionHandle {
     pub protocol: Protocol,
     /// Encoded frames for the writer; bounded in records and bytes, so a slow
     /// client is noticed.
-    pub(super) outbox: Outbox,
+    pub(crate) outbox: Outbox,
     /// Cancelled when the connection ends, for whatever reason.
-    pub(super) closing: CancellationToken,
+    pub(crate) closing: CancellationToken,
     /// The error the client is told in its Close message, if any.
     close_error: Mutex<Option<CloseReason>>,
     /// Client results awaited by plugins, by invocation id.
@@ -60,11 +60,22 @@ pub struct Durable {
     /// Another node claimed it: this one writes nothing more to it.
     fenced: std::sync::atomic::AtomicBool,
     /// Its session in the cluster, once stored: items are kept there too.
-    session: std::sync::OnceLock<Arc<super::takeover::SessionLink>>,
+    session: std::sync::OnceLock<Arc<dyn ItemsStore>>,
     /// One change of its items at a time, each stored before the next.
     items_gate: tokio::sync::Mutex<()>,
     /// What its client sent, stored before anyone sees an effect of it.
     receipts: Receipts,
+}
+
+/// Where a durable connection's items are kept beside it (its session in
+/// the cluster), so that a node taking the connection over has them.
+pub trait ItemsStore: Send + Sync + std::fmt::Debug {
+    /// Stores all of the connection's `items`; an error says why they were
+    /// not, and the change does not count.
+    fn store_items(
+        &self,
+        items: Vec<(String, String)>,
+    ) -> std::pin::Pin<Box<dyn Future<Output = Result<(), String>> + Send + '_>>;
 }
 
 /// Longest a durable connection's receipt may take to come back from the
@@ -158,13 +169,13 @@ impl From<Bound> for SlowConsumer {
 }
 
 #[derive(Debug, Clone)]
-pub(super) struct CloseReason {
+pub(crate) struct CloseReason {
     pub error: String,
     pub allow_reconnect: bool,
 }
 
 impl ConnectionHandle {
-    pub(super) fn new(
+    pub(crate) fn new(
         id: Arc<str>,
         hub: HubKey,
         user: Option<Arc<str>>,
@@ -191,7 +202,7 @@ impl ConnectionHandle {
 
     /// Makes the connection durable: `track` starts where the node's read of
     /// the hub's stream is, and direct records are published on `backplane`.
-    pub(super) fn make_durable(
+    pub(crate) fn make_durable(
         &mut self,
         track: Track,
         backplane: Arc<dyn Backplane>,
@@ -368,12 +379,12 @@ impl ConnectionHandle {
     }
 
     /// The items of a connection taken over, as its session kept them.
-    pub(super) fn restore_items(&self, items: Vec<(String, String)>) {
+    pub(crate) fn restore_items(&self, items: Vec<(String, String)>) {
         *self.items.lock() = items.into_iter().collect();
     }
 
     /// A durable connection's session is stored: its items go there too.
-    pub(super) fn link_session(&self, link: Arc<super::takeover::SessionLink>) {
+    pub(crate) fn link_session(&self, link: Arc<dyn ItemsStore>) {
         if let Some(durable) = &self.durable {
             let _ = durable.session.set(link);
         }
@@ -401,7 +412,7 @@ impl ConnectionHandle {
         )?;
         let mut sorted: Vec<_> = next.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         sorted.sort();
-        link.store_items(sorted).await.map_err(|e| e.to_string())?;
+        link.store_items(sorted).await?;
         *self.items.lock() = next;
         Ok(())
     }
@@ -422,7 +433,7 @@ impl ConnectionHandle {
             protocol,
             capacity,
             DETACHED_BUDGET,
-            super::RequestInfo::default(),
+            RequestInfo::default(),
         ));
         (handle.clone(), Detached(handle))
     }
@@ -444,7 +455,7 @@ impl ConnectionHandle {
             protocol,
             1024,
             DETACHED_BUDGET,
-            super::RequestInfo::default(),
+            RequestInfo::default(),
         );
         handle.make_durable(track, backplane, 0, 1);
         let handle = Arc::new(handle);
@@ -504,7 +515,7 @@ impl ConnectionHandle {
     }
 
     /// Whether the connection was closed as too slow (see [`ConnectionHandle::close_slow`]).
-    pub(super) fn closed_as_slow(&self) -> bool {
+    pub(crate) fn closed_as_slow(&self) -> bool {
         self.outbox.is_discarded()
     }
 
@@ -638,7 +649,7 @@ impl ConnectionHandle {
 
     /// From now on `acks` (what the writer acknowledges) follows what the
     /// stream stored of what the client sent.
-    pub(super) fn link_acks(&self, acks: Arc<tokio::sync::watch::Sender<u64>>) {
+    pub(crate) fn link_acks(&self, acks: Arc<tokio::sync::watch::Sender<u64>>) {
         if let Some(durable) = &self.durable {
             durable.receipts.link_acks(acks);
         }
@@ -752,7 +763,7 @@ impl ConnectionHandle {
         self.closing.is_cancelled()
     }
 
-    pub(super) fn close_reason(&self) -> Option<CloseReason> {
+    pub(crate) fn close_reason(&self) -> Option<CloseReason> {
         self.close_error.lock().clone()
     }
 
@@ -808,7 +819,7 @@ impl ConnectionHandle {
     }
 
     /// Fails every awaited client result: the connection is gone.
-    pub(super) fn fail_pending_results(&self) {
+    pub(crate) fn fail_pending_results(&self) {
         self.pending_results.lock().clear();
     }
 }
