@@ -7,7 +7,12 @@
 //! A transport gives the connection a stream of inbound byte chunks and a
 //! sink for outbound frames; every outbound frame holds whole records.
 //!
+//! The node gives every connection one [`ConnectionEnv`]: what it uses of
+//! the node (settings, router, usage, the pending and resumable tables, the
+//! cluster, the draining signal, the hub services), never the node itself.
+//!
 //! Layout:
+//! - `env`: the connection layer's handle on the node.
 //! - `run`: handshake, then the reader loop; with stateful reconnect it also
 //!   parks the connection when its WebSocket drops and takes a new one.
 //! - `writer`: the outbound queue into the transport, pings, Acks, replay.
@@ -16,6 +21,7 @@
 //! - `resume`: the node's table of connections a new WebSocket may resume.
 //! - `pending`: negotiated connections waiting for their transport.
 
+mod env;
 mod pending;
 pub mod replay;
 mod resume;
@@ -25,6 +31,7 @@ mod writer;
 
 use bytes::Bytes;
 
+pub use env::{ConnectionEnv, ConnectionSettings};
 pub use pending::{EARLY_BYTES, EarlyRefused, Negotiated, PendingConnections};
 pub use resume::{
     BoxInbound, BoxOutbound, CloseCode, GoneOnError, ResumableConnections, ResumeLink, Transport,

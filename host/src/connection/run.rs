@@ -13,9 +13,8 @@ use super::replay::{Admit, InboundSequence, ReplayBuffer};
 use super::resume::{BoxInbound, BoxOutbound, CloseCode, GoneOnError, ResumeLink, Transport};
 use super::takeover::{self, SessionLink, Taken};
 use super::writer::{self, StatefulOut};
-use super::{Inbound, Negotiated, OutFrame};
+use super::{ConnectionEnv, ConnectionSettings, Inbound, Negotiated, OutFrame};
 use crate::hub::{Flow, HubSession};
-use crate::node::Node;
 use crate::outbound::ConnectionHandle;
 use crate::protocol::handshake::{self, HandshakeRequest};
 use crate::protocol::{HubMessage, Protocol, ProtocolError, TransferFormat};
@@ -69,7 +68,7 @@ pub fn span(transport: &'static str, negotiated: &Negotiated) -> tracing::Span {
 /// wrapper that would hold a second copy of the arguments for the whole life
 /// of the connection (an idle connection's memory is mostly such futures).
 pub fn run<I, O>(
-    node: Arc<Node>,
+    env: Arc<ConnectionEnv>,
     accepted: Accepted,
     inbound: I,
     outbound: O,
@@ -84,7 +83,7 @@ where
         outbound,
         close_code: CloseCode::default(),
     };
-    run_resumable(node, accepted, None, transport)
+    run_resumable(env, accepted, None, transport)
 }
 
 /// Runs one WebSocket connection, whose transport is boxed already. With the
@@ -98,13 +97,13 @@ where
 /// async fn would keep every set-up local and argument beside them: 3 KiB of
 /// each idle connection, measured).
 pub fn run_resumable(
-    node: Arc<Node>,
+    env: Arc<ConnectionEnv>,
     accepted: Accepted,
     token: Option<String>,
     transport: Transport,
 ) -> impl Future<Output = ()> + Send + 'static {
     let span = accepted.span.clone();
-    let start = Box::pin(start(node, accepted, token, transport));
+    let start = Box::pin(start(env, accepted, token, transport));
     async move {
         if let Some(mut live) = start.await {
             live.run().await;
@@ -121,13 +120,13 @@ const CLIENT_FIRST: Duration = Duration::from_secs(10);
 /// `Sequence` first; the server's replay is the stream from the checkpoint,
 /// numbered as the old owner numbered it.
 pub fn run_taken(
-    node: Arc<Node>,
+    env: Arc<ConnectionEnv>,
     taken: Taken,
     transport: Transport,
 ) -> impl Future<Output = ()> + Send + 'static {
     let span = span("webSockets", &taken.negotiated);
     span.record("protocol", taken.protocol.name());
-    let start = Box::pin(start_taken(node, taken, transport));
+    let start = Box::pin(start_taken(env, taken, transport));
     async move {
         if let Some(mut live) = start.await {
             live.run().await;
@@ -136,7 +135,7 @@ pub fn run_taken(
     .instrument(span)
 }
 
-async fn start_taken(node: Arc<Node>, taken: Taken, transport: Transport) -> Option<Live> {
+async fn start_taken(env: Arc<ConnectionEnv>, taken: Taken, transport: Transport) -> Option<Live> {
     let Taken {
         link,
         session,
@@ -167,9 +166,9 @@ async fn start_taken(node: Arc<Node>, taken: Taken, transport: Transport) -> Opt
             return None;
         }
     }
-    let config = &node.config;
+    let settings = &env.settings;
     let hub = negotiated.hub.clone();
-    let slot = match crate::tenant::limits::admit_connection(&node.usage, &tenant.limits(), &hub) {
+    let slot = match crate::tenant::limits::admit_connection(&env.usage, &tenant.limits(), &hub) {
         Ok(slot) => slot,
         Err(error) => {
             debug!(connection = %negotiated.connection_id, %error, "takeover refused by the connection limit");
@@ -187,7 +186,7 @@ async fn start_taken(node: Arc<Node>, taken: Taken, transport: Transport) -> Opt
         hub.clone(),
         user,
         protocol,
-        config.outbound_queue,
+        settings.outbound_queue,
         tenant.limits().outbound_buffer_bytes,
         negotiated.request.clone(),
     );
@@ -197,25 +196,25 @@ async fn start_taken(node: Arc<Node>, taken: Taken, transport: Transport) -> Opt
     let track = crate::durable::Track::resume(
         &negotiated.connection_id,
         handle.user.as_deref(),
-        node.router.max_groups(&hub),
+        env.router.max_groups(&hub),
         &mark,
     );
-    handle.make_durable(track, node.router.backplane(), partition, session.epoch);
+    handle.make_durable(track, env.router.backplane(), partition, session.epoch);
     let handle = Arc::new(handle);
     handle.link_session(link.clone());
     let link_for_end = link.clone();
-    node.router.register_taken(handle.clone());
+    env.router.register_taken(handle.clone());
     let (stateful_in, stateful_out) = stateful_halves(
-        &node,
+        &env,
         &negotiated,
         token,
         InboundSequence::taken_over(),
-        ReplayBuffer::starting_after(config.stateful_reconnect_buffer_bytes, mark.id),
+        ReplayBuffer::starting_after(settings.stateful_reconnect_buffer_bytes, mark.id),
         Some(link),
     );
     let (Some(stateful_in), Some(stateful_out)) = (stateful_in, stateful_out) else {
         handle.close();
-        node.router.unregister(&hub, &handle.id);
+        env.router.unregister(&hub, &handle.id);
         return None;
     };
     handle.link_acks(stateful_in.received.clone());
@@ -226,12 +225,12 @@ async fn start_taken(node: Arc<Node>, taken: Taken, transport: Transport) -> Opt
         None,
         handle.clone(),
         protocol,
-        Some(Duration::from_secs(config.keep_alive_secs)),
-        Duration::from_secs(config.write_timeout_secs),
+        Some(settings.keep_alive),
+        settings.write_timeout,
         Some(stateful_out),
     ));
     let mut stateful_in = stateful_in;
-    let refused = match takeover::catch_up(&node, &handle, partition, mark.cursor, target).await {
+    let refused = match takeover::catch_up(&env, &handle, partition, mark.cursor, target).await {
         Ok(()) => {
             // What the old owner stored of the client's messages ran there
             // (or was running): the client's resend of it is dropped, and
@@ -253,10 +252,15 @@ async fn start_taken(node: Arc<Node>, taken: Taken, transport: Transport) -> Opt
         }
     };
     info!(connection = %handle.id, hub = %hub, protocol = protocol.name(), "taken over");
-    let session = HubSession::new(node.clone(), tenant, handle.clone(), &negotiated.identity);
+    let session = HubSession::new(
+        env.hub.clone(),
+        tenant,
+        handle.clone(),
+        &negotiated.identity,
+    );
     Some(Live {
         reader: Reader {
-            node,
+            env,
             handle,
             protocol,
             inbound,
@@ -283,7 +287,7 @@ struct Live {
 /// The handshake, registration and the hub's `on-connected`. None: the
 /// connection ended before it was live.
 async fn start(
-    node: Arc<Node>,
+    env: Arc<ConnectionEnv>,
     accepted: Accepted,
     token: Option<String>,
     transport: Transport,
@@ -293,11 +297,11 @@ async fn start(
         mut outbound,
         close_code,
     } = transport;
-    let config = &node.config;
+    let settings = &env.settings;
     let id = accepted.negotiated.connection_id.clone();
     let mut buf = BytesMut::new();
 
-    let request = match read_handshake(&node, &mut inbound, &mut buf).await {
+    let request = match read_handshake(settings, &mut inbound, &mut buf).await {
         Ok(Some(request)) => request,
         Ok(None) => return None,
         Err(error) => {
@@ -327,7 +331,7 @@ async fn start(
     });
     // The tenant's connection limit: a refused handshake, which clients report as such.
     let slot = match crate::tenant::limits::admit_connection(
-        &node.usage,
+        &env.usage,
         &accepted.tenant.limits(),
         &accepted.negotiated.hub,
     ) {
@@ -349,38 +353,37 @@ async fn start(
         accepted.negotiated.hub.clone(),
         user,
         protocol,
-        config.outbound_queue,
+        settings.outbound_queue,
         accepted.tenant.limits().outbound_buffer_bytes,
         accepted.negotiated.request.clone(),
     );
     // A stateful connection in a cluster with durable resume gets every
     // record from the stream, from where this node's read of it is now.
     if token.is_some()
-        && let Some(cluster) = node.cluster.as_ref()
-        && accepted.tenant.durable_resume(
-            &accepted.negotiated.hub.hub,
-            config.nats.as_ref().is_some_and(|nats| nats.durable_resume),
-        )
+        && let Some(cluster) = env.cluster.as_ref()
+        && accepted
+            .tenant
+            .durable_resume(&accepted.negotiated.hub.hub, settings.durable_resume)
     {
         let hub = &accepted.negotiated.hub;
         // Its start in the stream is set when the router registers it.
         let track = crate::durable::Track::new(
             &id,
             handle.user.as_deref(),
-            node.router.max_groups(hub),
+            env.router.max_groups(hub),
             1,
             0,
         );
-        handle.make_durable(track, node.router.backplane(), cluster.partition_of(hub), 1);
+        handle.make_durable(track, env.router.backplane(), cluster.partition_of(hub), 1);
     }
     let handle = Arc::new(handle);
     // Registered before the client learns the handshake succeeded, so that anything the client
     // does next (a REST lookup, a send from another connection) already finds it. Messages routed
     // here in between wait in the queue until the writer starts, after the handshake response.
-    node.router.register(handle.clone());
+    env.router.register(handle.clone());
     // Where a node taking it over would start, stored before the client can get anything.
     let session_link = match token.as_deref() {
-        Some(token) if handle.is_durable() => SessionLink::open(&node, &handle, token).await,
+        Some(token) if handle.is_durable() => SessionLink::open(&env, &handle, token).await,
         _ => None,
     };
     if let Some(link) = &session_link {
@@ -397,16 +400,16 @@ async fn start(
         .is_err()
     {
         handle.close();
-        node.router.unregister(&handle.hub, &id);
+        env.router.unregister(&handle.hub, &id);
         return None;
     }
     let (stateful_in, stateful_out) = match token {
         Some(token) => stateful_halves(
-            &node,
+            &env,
             &accepted.negotiated,
             token,
             InboundSequence::new(),
-            ReplayBuffer::new(node.config.stateful_reconnect_buffer_bytes),
+            ReplayBuffer::new(settings.stateful_reconnect_buffer_bytes),
             session_link,
         ),
         None => (None, None),
@@ -414,15 +417,13 @@ async fn start(
     if let Some(st) = &stateful_in {
         handle.link_acks(st.received.clone());
     }
-    let keep_alive = accepted
-        .keep_alive
-        .then(|| Duration::from_secs(config.keep_alive_secs));
+    let keep_alive = accepted.keep_alive.then_some(settings.keep_alive);
     let writer = tokio::spawn(writer::run(
         Some(outbound),
         handle.clone(),
         protocol,
         keep_alive,
-        Duration::from_secs(config.write_timeout_secs),
+        settings.write_timeout,
         stateful_out,
     ));
     info!(
@@ -435,7 +436,7 @@ async fn start(
     );
 
     let session = HubSession::new(
-        node.clone(),
+        env.hub.clone(),
         accepted.tenant,
         handle.clone(),
         &accepted.negotiated.identity,
@@ -452,7 +453,7 @@ async fn start(
     };
     Some(Live {
         reader: Reader {
-            node,
+            env,
             handle,
             protocol,
             inbound,
@@ -481,12 +482,12 @@ impl Live {
             .as_mut()
             .and_then(|st| st.session.take());
         self.reader.stateful = None;
-        let Reader { node, handle, .. } = &self.reader;
+        let Reader { env, handle, .. } = &self.reader;
         handle.close();
         if let Some(session) = session {
             session.end(handle);
         }
-        node.router.unregister(&handle.hub, &handle.id);
+        env.router.unregister(&handle.hub, &handle.id);
         handle.fail_pending_results();
         // A connection another node took over lives on there: its end here is
         // no disconnect (nothing a hub does then may reach the cluster).
@@ -507,14 +508,14 @@ impl Live {
 
 /// Lists a stateful connection for resuming and links its reader and writer.
 fn stateful_halves(
-    node: &Arc<Node>,
+    env: &Arc<ConnectionEnv>,
     negotiated: &Negotiated,
     token: String,
     sequence: InboundSequence,
     buffer: ReplayBuffer,
     session: Option<Arc<SessionLink>>,
 ) -> (Option<StatefulIn>, Option<StatefulOut>) {
-    let Some((link, transports)) = node.resumable.insert(
+    let Some((link, transports)) = env.resumable.insert(
         token.clone(),
         negotiated.hub.clone(),
         negotiated.identity.user_id.clone(),
@@ -537,7 +538,7 @@ fn stateful_halves(
         transports,
         sinks: sinks_tx,
         _listed: Listed {
-            node: node.clone(),
+            env: env.clone(),
             token,
             link,
         },
@@ -573,16 +574,16 @@ struct StatefulIn {
     _listed: Listed,
 }
 
-/// Keeps a connection in [`Node::resumable`] until dropped.
+/// Keeps a connection in [`ConnectionEnv::resumable`] until dropped.
 struct Listed {
-    node: Arc<Node>,
+    env: Arc<ConnectionEnv>,
     token: String,
     link: Arc<ResumeLink>,
 }
 
 impl Drop for Listed {
     fn drop(&mut self) {
-        self.node.resumable.remove(&self.token, &self.link);
+        self.env.resumable.remove(&self.token, &self.link);
     }
 }
 
@@ -600,7 +601,7 @@ enum Next {
 
 /// The reader half of a connection.
 struct Reader {
-    node: Arc<Node>,
+    env: Arc<ConnectionEnv>,
     handle: Arc<ConnectionHandle>,
     protocol: Protocol,
     inbound: BoxInbound,
@@ -618,9 +619,9 @@ impl Reader {
     /// the error it ended with, if any.
     async fn read_loop(&mut self, session: &mut HubSession) -> Option<String> {
         let handle = self.handle.clone();
-        let node = self.node.clone();
+        let env = self.env.clone();
         let max = session.max_message_size();
-        let client_timeout = Duration::from_secs(self.node.config.client_timeout_secs);
+        let client_timeout = env.settings.client_timeout;
         // As in ASP.NET, the client timeout starts with the client's first Ping,
         // so a client with a longer keep-alive of its own is not cut off early.
         let mut timeout_armed = false;
@@ -770,7 +771,7 @@ impl Reader {
                     handle.abort_allow_reconnect(SHUTTING_DOWN);
                     return Some(SHUTTING_DOWN.to_owned());
                 }
-                () = node.draining.cancelled(), if !draining => {
+                () = env.draining.cancelled(), if !draining => {
                     // Take no new invocations, but keep reading: in-flight ones
                     // may await client results or upload items.
                     draining = true;
@@ -828,7 +829,7 @@ impl Reader {
     /// transport. Err: the connection ends, with this error.
     async fn park(&mut self) -> Result<(), Option<String>> {
         let handle = self.handle.clone();
-        let wait = self.node.config.disconnect_timeout_secs;
+        let wait = self.env.settings.disconnect_timeout;
         let Some(st) = self.stateful.as_mut() else {
             return Err(None);
         };
@@ -837,18 +838,19 @@ impl Reader {
             biased;
             () = handle.closing.cancelled() => return Err(handle.close_reason().map(|r| r.error)),
             // Nobody to tell to reconnect elsewhere, nothing to wait for.
-            () = self.node.draining.cancelled() => return Err(Some(SHUTTING_DOWN.to_owned())),
+            () = self.env.draining.cancelled() => return Err(Some(SHUTTING_DOWN.to_owned())),
             transport = st.transports.recv() => match transport {
                 Some(transport) => transport,
                 None => return Err(None),
             },
-            () = tokio::time::sleep(Duration::from_secs(wait)) => {
+            () = tokio::time::sleep(wait) => {
                 counter!(
                     "switchboard_stateful_reconnect_expired_total",
                     "tenant" => handle.hub.tenant.to_string(),
                     "hub" => handle.hub.hub.to_string()
                 )
                 .increment(1);
+                let wait = wait.as_secs();
                 return Err(Some(format!("The client did not reconnect within {wait} s.")));
             }
         };
@@ -906,14 +908,13 @@ fn invocations(messages: &[HubMessage]) -> Vec<String> {
 
 /// Waits for the handshake request. Ok(None): the client left first.
 async fn read_handshake(
-    node: &Node,
+    settings: &ConnectionSettings,
     inbound: &mut BoxInbound,
     buf: &mut BytesMut,
 ) -> Result<Option<HandshakeRequest>, String> {
-    let deadline =
-        tokio::time::Instant::now() + Duration::from_secs(node.config.handshake_timeout_secs);
+    let deadline = tokio::time::Instant::now() + settings.handshake_timeout;
     loop {
-        match handshake::parse_handshake(buf, node.config.max_message_size) {
+        match handshake::parse_handshake(buf, settings.max_message_size) {
             Ok(Some(request)) => return Ok(Some(request)),
             Ok(None) => {}
             Err(e) => return Err(e.to_string()),

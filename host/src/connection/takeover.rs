@@ -13,14 +13,13 @@ use futures_util::StreamExt as _;
 use parking_lot::Mutex;
 use tracing::{debug, info, warn};
 
-use super::Negotiated;
+use super::{ConnectionEnv, Negotiated};
 use crate::address::HubKey;
 use crate::backplane::nats::NatsBackplane;
 use crate::backplane::{Envelope, EnvelopeKind};
 use crate::durable::honest::{self, StreamState, Unrecoverable};
 use crate::durable::session::{self, Checkpoint, Resume, Session};
 use crate::durable::{Mark, Step};
-use crate::node::Node;
 use crate::outbound::{ConnectionHandle, ItemsStore, RequestInfo};
 use crate::protocol::Protocol;
 use crate::tenant::Identity;
@@ -70,11 +69,11 @@ impl SessionLink {
     /// router registered it. None (logged) when the cluster did not store it:
     /// the connection still works, but cannot be taken over.
     pub(super) async fn open(
-        node: &Node,
+        env: &ConnectionEnv,
         handle: &ConnectionHandle,
         token: &str,
     ) -> Option<Arc<SessionLink>> {
-        let cluster = node.cluster.clone()?;
+        let cluster = env.cluster.clone()?;
         let partition = handle.durable_partition()?;
         let mark = handle.durable_mark()?;
         let stream = match cluster.stream_info(partition).await {
@@ -329,11 +328,11 @@ pub enum Refused {
 
 /// Whether a resume of `token` this node does not hold may be a durable
 /// connection of another node.
-pub fn may_take_over(node: &Node, token: &str) -> bool {
-    node.cluster.is_some()
-        && node.config.nats.as_ref().is_some_and(|n| n.durable_resume)
-        && !node.pending.contains(token)
-        && node.resumable.get(token).is_none()
+pub fn may_take_over(env: &ConnectionEnv, token: &str) -> bool {
+    env.cluster.is_some()
+        && env.settings.durable_resume
+        && !env.pending.contains(token)
+        && env.resumable.get(token).is_none()
 }
 
 /// Whether the durable connection `token` resumes, listed here, was claimed
@@ -341,13 +340,11 @@ pub fn may_take_over(node: &Node, token: &str) -> bool {
 /// read the claim yet): then the resume must not be served here, but by the
 /// owner the session names. Every local resume of a durable connection reads
 /// the session once for this; an unreadable session leaves it local.
-pub async fn claimed_elsewhere(node: &Node, token: &str) -> bool {
-    let Some(cluster) = node.cluster.as_ref() else {
+pub async fn claimed_elsewhere(env: &ConnectionEnv, token: &str) -> bool {
+    let Some(cluster) = env.cluster.as_ref() else {
         return false;
     };
-    if !node.config.nats.as_ref().is_some_and(|n| n.durable_resume)
-        || node.resumable.get(token).is_none()
-    {
+    if !env.settings.durable_resume || env.resumable.get(token).is_none() {
         return false;
     }
     match cluster.session_read(&session::key(token)).await {
@@ -363,14 +360,14 @@ pub async fn claimed_elsewhere(node: &Node, token: &str) -> bool {
 /// the request was forwarded to in vain, if any; an owner not tried yet that
 /// is registered gets the request instead ([`Refused::Owner`]).
 pub async fn claim(
-    node: &Arc<Node>,
+    env: &ConnectionEnv,
     tenant: Arc<Tenant>,
     hub: &HubKey,
     token: &str,
     identity: &Identity,
     tried: Option<&str>,
 ) -> Result<Taken, Refused> {
-    let cluster = node.cluster.clone().ok_or(Refused::NotFound)?;
+    let cluster = env.cluster.clone().ok_or(Refused::NotFound)?;
     let key = session::key(token);
     let (bytes, revision) = match cluster.session_read(&key).await {
         Ok(Some(found)) => found,
@@ -454,7 +451,7 @@ pub async fn claim(
             return Err(Refused::NotFound);
         }
     };
-    let stored = node
+    let stored = env
         .router
         .backplane()
         .publish(Envelope::new(
@@ -556,13 +553,13 @@ pub(super) async fn end_unknown_outcomes(handle: &ConnectionHandle) {
 /// applied it, so with the same sequence ids) until it has applied at least
 /// `target` and the router has applied no more: then the router goes on.
 pub(super) async fn catch_up(
-    node: &Node,
+    env: &ConnectionEnv,
     handle: &Arc<ConnectionHandle>,
     partition: u32,
     from: u64,
     target: u64,
 ) -> Result<(), Unrecoverable> {
-    let cluster = node.cluster.clone().ok_or(Unrecoverable::Missing)?;
+    let cluster = env.cluster.clone().ok_or(Unrecoverable::Missing)?;
     let deadline = tokio::time::Instant::now() + CATCH_UP_TIMEOUT;
     let mut replay = cluster.replay(partition, from + 1).await.map_err(|e| {
         warn!(error = %e, "cannot replay the stream for a resume");
@@ -572,7 +569,7 @@ pub(super) async fn catch_up(
     let mut first = true;
     let mut records = 0u64;
     loop {
-        if cursor >= target && node.router.join_durable(handle, cursor) {
+        if cursor >= target && env.router.join_durable(handle, cursor) {
             debug!(connection = %handle.id, records, cursor, "caught up");
             metrics::histogram!("switchboard_resume_replayed_records").record(records as f64);
             return Ok(());

@@ -19,7 +19,9 @@ use crate::backplane::memory::MemoryBus;
 use crate::backplane::nats::NatsBackplane;
 use crate::backplane::{Backplane, Inbox};
 use crate::config::{Config, DEMO_TENANT};
-use crate::connection::PendingConnections;
+use crate::connection::{
+    ConnectionEnv, ConnectionSettings, PendingConnections, ResumableConnections,
+};
 use crate::hub::HubServices;
 use crate::plugin::{CompileCache, PluginEngine, Registry, registry};
 use crate::router::Router;
@@ -48,9 +50,9 @@ pub struct Node {
     pub router: Arc<Router>,
     pub engine: Arc<PluginEngine>,
     pub registry: Arc<Registry>,
-    pub pending: PendingConnections,
+    pub pending: Arc<PendingConnections>,
     /// Live stateful-reconnect connections, by the token a new WebSocket resumes them with.
-    pub resumable: crate::connection::ResumableConnections,
+    pub resumable: Arc<ResumableConnections>,
     /// Active connections by the `id` clients send, for SSE and long-polling requests.
     pub http_connections: crate::transport::HttpConnections,
     /// The NATS backplane when the node is part of a cluster (`[nats]`).
@@ -65,6 +67,8 @@ pub struct Node {
     pub usage: Arc<crate::tenant::limits::Usage>,
     /// What connections' hub calls need of the node.
     pub hub_services: HubServices,
+    /// What connections need of the node.
+    pub connections: Arc<ConnectionEnv>,
     /// The live feed of open dashboards (idle when none is open).
     pub dashboard: crate::dashboard::Feed,
 }
@@ -115,10 +119,11 @@ impl Node {
             }
             None => Tenants::from_config(&config),
         };
-        let pending = PendingConnections::new(
+        let pending = Arc::new(PendingConnections::new(
             Duration::from_secs(config.disconnect_timeout_secs),
             MAX_PENDING,
-        );
+        ));
+        let resumable = Arc::new(ResumableConnections::new());
         let registry = Arc::new(Registry::with_keep(config.admin.keep_versions));
         let usage = Arc::new(crate::tenant::limits::Usage::default());
         let hub_services = HubServices::new(
@@ -140,6 +145,17 @@ impl Node {
                 nats.replicas,
             )));
         }
+        let draining = tokio_util::sync::CancellationToken::new();
+        let connections = Arc::new(ConnectionEnv {
+            settings: ConnectionSettings::of(&config),
+            router: router.clone(),
+            usage: usage.clone(),
+            pending: pending.clone(),
+            resumable: resumable.clone(),
+            cluster: cluster.clone(),
+            draining: draining.clone(),
+            hub: hub_services.clone(),
+        });
         let node = Arc::new(Node {
             live: arc_swap::ArcSwap::from_pointee(config.clone()),
             config,
@@ -148,13 +164,14 @@ impl Node {
             engine,
             registry,
             pending,
-            resumable: crate::connection::ResumableConnections::new(),
+            resumable,
             http_connections: crate::transport::HttpConnections::new(),
             cluster,
             tenant_store,
-            draining: tokio_util::sync::CancellationToken::new(),
+            draining,
             usage,
             hub_services,
+            connections,
             dashboard: crate::dashboard::Feed::new(),
         });
 

@@ -114,8 +114,9 @@ pub(super) async fn poll(node: Arc<Node>, caller: Caller<'_>) -> Result<Response
     );
     let (accepted, registration, inbound) = started?;
     let disconnect = Duration::from_secs(node.config.disconnect_timeout_secs);
+    let env = node.connections.clone();
     tokio::spawn(async move {
-        let run = connection::run(node, accepted, inbound, PollSender::new(out_tx));
+        let run = connection::run(env, accepted, inbound, PollSender::new(out_tx));
         supervise(registration, &long_poll, run, disconnect).await;
     });
     Ok(first_poll())

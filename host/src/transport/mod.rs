@@ -97,8 +97,8 @@ async fn connect(
     // may be gone, and this node takes it over.
     if let Some(token) = query_param(&query, "id")
         && request.headers().contains_key(header::UPGRADE)
-        && (crate::connection::takeover::may_take_over(&node, token)
-            || crate::connection::takeover::claimed_elsewhere(&node, token).await)
+        && (crate::connection::takeover::may_take_over(&node.connections, token)
+            || crate::connection::takeover::claimed_elsewhere(&node.connections, token).await)
     {
         let token = token.to_owned();
         return take_over_websocket(node, tenant, key, token, query, request).await;
@@ -401,7 +401,7 @@ async fn take_over_websocket(
     // The owner is asked at most once more (the session may name a later owner).
     for _ in 0..2 {
         let claimed = takeover::claim(
-            &node,
+            &node.connections,
             tenant.clone(),
             &key,
             &token,

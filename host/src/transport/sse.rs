@@ -51,8 +51,9 @@ pub(super) async fn connect(node: Arc<Node>, caller: Caller<'_>) -> Result<Respo
     let (accepted, registration, inbound) = started?;
     let ended = registration.connection().ended().clone();
     let (out_tx, out_rx) = mpsc::channel(OUTBOUND_FRAMES);
+    let env = node.connections.clone();
     tokio::spawn(async move {
-        connection::run(node, accepted, inbound, PollSender::new(out_tx)).await;
+        connection::run(env, accepted, inbound, PollSender::new(out_tx)).await;
         drop(registration);
     });
     let events = EventStream {

@@ -54,7 +54,7 @@ pub fn serve(
 ) -> impl Future<Output = ()> + Send + 'static {
     // Boxed: the caller's async block then holds a pointer, not the connection.
     let connection: Pin<Box<dyn Future<Output = ()> + Send>> = Box::pin(connection::run_resumable(
-        node,
+        node.connections.clone(),
         accepted,
         token,
         transport(socket),
@@ -79,8 +79,11 @@ pub fn take_over(
     taken: connection::takeover::Taken,
     socket: Socket,
 ) -> impl Future<Output = ()> + Send + 'static {
-    let connection: Pin<Box<dyn Future<Output = ()> + Send>> =
-        Box::pin(connection::run_taken(node, taken, transport(socket)));
+    let connection: Pin<Box<dyn Future<Output = ()> + Send>> = Box::pin(connection::run_taken(
+        node.connections.clone(),
+        taken,
+        transport(socket),
+    ));
     connection
 }
 
