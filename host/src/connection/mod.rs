@@ -70,6 +70,9 @@ pub fn new_id() -> String {
 }
 
 #[cfg(test)]
+mod run_tests;
+
+#[cfg(test)]
 mod tests {
     #[test]
     fn ids_are_url_safe_and_distinct() {
