@@ -124,6 +124,18 @@ impl Harness {
         }
     }
 
+    /// Whether the router holds connection `id`.
+    fn registered(&self, id: &str) -> bool {
+        self.env.router.local_connection(&self.hub, id).is_some()
+    }
+
+    /// Connection `id` past a JSON handshake (see [`Harness::connect`]).
+    async fn handshaken(&self, id: &str, frames: usize) -> Client {
+        let mut client = self.connect(id, frames);
+        client.handshake().await;
+        client
+    }
+
     /// Starts connection `id` on a new in-memory transport whose frames
     /// arrive on a channel of `frames` places.
     fn connect(&self, id: &str, frames: usize) -> Client {
@@ -173,6 +185,15 @@ impl Client {
         assert_eq!(self.next().await, format!("{{}}{RS}"));
     }
 
+    /// The handshake answer of a refused client, after which its transport
+    /// and its connection end.
+    async fn refusal(mut self) -> String {
+        let refusal = self.next().await;
+        assert_eq!(self.next().await, "<close>");
+        self.ended().await;
+        refusal
+    }
+
     /// The connection's run loop ended, and its transport with it.
     async fn ended(mut self) -> Vec<String> {
         tokio::time::timeout(Duration::from_secs(60), &mut self.run)
@@ -193,57 +214,33 @@ impl Client {
 #[tokio::test(start_paused = true)]
 async fn a_good_handshake_is_answered_and_registers_the_connection() {
     let harness = Harness::new(settings()).await;
-    let mut client = harness.connect("c1", 16);
-    client.handshake().await;
-    assert!(
-        harness
-            .env
-            .router
-            .local_connection(&harness.hub, "c1")
-            .is_some(),
-        "registered with the router"
-    );
+    let client = harness.handshaken("c1", 16).await;
+    assert!(harness.registered("c1"), "registered with the router");
     client.send(&format!(r#"{{"type":7}}{RS}"#));
     client.ended().await;
-    assert!(
-        harness
-            .env
-            .router
-            .local_connection(&harness.hub, "c1")
-            .is_none()
-    );
+    assert!(!harness.registered("c1"));
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_handshake_that_is_not_json_is_refused() {
     let harness = Harness::new(settings()).await;
-    let mut client = harness.connect("c1", 16);
+    let client = harness.connect("c1", 16);
     client.send(&format!("{{protocol json{RS}"));
-    let refusal = client.next().await;
+    let refusal = client.refusal().await;
     assert!(refusal.starts_with(r#"{"error":"#), "{refusal}");
-    assert_eq!(client.next().await, "<close>");
-    client.ended().await;
-    assert!(
-        harness
-            .env
-            .router
-            .local_connection(&harness.hub, "c1")
-            .is_none()
-    );
+    assert!(!harness.registered("c1"));
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_handshake_for_an_unknown_protocol_is_refused() {
     let harness = Harness::new(settings()).await;
-    let mut client = harness.connect("c1", 16);
+    let client = harness.connect("c1", 16);
     client.send(&format!(r#"{{"protocol":"xml","version":1}}{RS}"#));
-    let refusal = client.next().await;
+    let refusal = client.refusal().await;
     assert!(
         refusal.starts_with(r#"{"error":"#) && refusal.contains("xml"),
         "{refusal}"
     );
-    assert_eq!(client.next().await, "<close>");
-    client.ended().await;
 }
 
 #[tokio::test(start_paused = true)]
@@ -263,8 +260,7 @@ async fn a_client_that_never_handshakes_is_refused_after_the_timeout() {
 #[tokio::test(start_paused = true)]
 async fn an_idle_connection_gets_a_ping_each_keep_alive() {
     let harness = Harness::new(settings()).await;
-    let mut client = harness.connect("c1", 16);
-    client.handshake().await;
+    let mut client = harness.handshaken("c1", 16).await;
     let started = tokio::time::Instant::now();
     assert_eq!(client.next().await, format!(r#"{{"type":6}}{RS}"#));
     assert_eq!(started.elapsed(), settings().keep_alive);
@@ -280,8 +276,7 @@ async fn a_client_silent_past_its_timeout_is_closed() {
         ..settings()
     };
     let harness = Harness::new(settings).await;
-    let mut client = harness.connect("c1", 16);
-    client.handshake().await;
+    let mut client = harness.handshaken("c1", 16).await;
     // The client timeout starts with the client's first Ping.
     let started = tokio::time::Instant::now();
     client.send(&format!(r#"{{"type":6}}{RS}"#));
@@ -300,28 +295,20 @@ async fn a_client_silent_past_its_timeout_is_closed() {
 #[tokio::test(start_paused = true)]
 async fn a_close_message_ends_the_connection() {
     let harness = Harness::new(settings()).await;
-    let mut client = harness.connect("c1", 16);
-    client.handshake().await;
+    let client = harness.handshaken("c1", 16).await;
     let started = tokio::time::Instant::now();
     client.send(&format!(r#"{{"type":7}}{RS}"#));
     let rest = client.ended().await;
     assert_eq!(started.elapsed(), Duration::ZERO, "at once, not on a timer");
     assert!(rest.iter().all(|f| !f.contains("error")), "{rest:?}");
-    assert!(
-        harness
-            .env
-            .router
-            .local_connection(&harness.hub, "c1")
-            .is_none()
-    );
+    assert!(!harness.registered("c1"));
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_client_that_does_not_read_is_closed_by_its_bounded_outbox() {
     let harness = Harness::new(settings()).await;
     // The transport takes the handshake answer and one frame, then never drains.
-    let mut client = harness.connect("c1", 1);
-    client.handshake().await;
+    let mut client = harness.handshaken("c1", 1).await;
     let handle = harness
         .env
         .router
