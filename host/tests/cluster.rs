@@ -427,3 +427,139 @@ async fn delivered_envelopes_carry_the_same_cursor_on_every_node() {
     })
     .await;
 }
+
+/// The next envelope `inbox` gets.
+async fn next_envelope(inbox: &mut Inbox) -> switchboard::backplane::Envelope {
+    tokio::time::timeout(WAIT, inbox.recv())
+        .await
+        .expect("an envelope in time")
+        .expect("open")
+}
+
+fn sent_text(envelope: &switchboard::backplane::Envelope) -> Option<String> {
+    match &envelope.kind {
+        switchboard::backplane::EnvelopeKind::Send { message, .. } => {
+            let args: Vec<String> = serde_json::from_str(message.args.get()).ok()?;
+            args.into_iter().next()
+        }
+        _ => None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_fences_the_old_owner_s_writes_in_the_store_itself() {
+    use switchboard::backplane::{Envelope, EnvelopeKind, Fence};
+
+    let server = NatsServer::start();
+    let config = config(&server);
+    let (old_owner, mut own_inbox) = backplane(&config).await;
+    let (taker, _taker_inbox) = backplane(&config).await;
+    let (_observer, mut seen) = backplane(&config).await;
+    let hub = HubKey::new("demo", "fenced");
+    let to_group = |text: &str, fence: u64| {
+        let message =
+            OutboundInvocation::from_json("m", &serde_json::to_string(&[text]).expect("json"))
+                .expect("args");
+        Envelope::new(
+            hub.clone(),
+            EnvelopeKind::Send {
+                target: group("g"),
+                message: Arc::new(message),
+            },
+        )
+        .fenced(Some(Fence {
+            connection: "x".into(),
+            after: fence,
+        }))
+    };
+    // Never claimed: the first owner's writes are stored, and its own node
+    // delivers them when it reads them back (not in place).
+    old_owner
+        .publish(to_group("before", 0))
+        .wait()
+        .await
+        .expect("stored");
+    let first = next_envelope(&mut seen).await;
+    assert_eq!(sent_text(&first).as_deref(), Some("before"));
+    let back = next_envelope(&mut own_inbox).await;
+    assert_eq!(sent_text(&back).as_deref(), Some("before"));
+    assert!(
+        !back.own,
+        "a fenced write is delivered by its own node on read-back"
+    );
+    // Another node claims the connection.
+    taker
+        .publish(Envelope::new(
+            hub.clone(),
+            EnvelopeKind::Claim {
+                connection: "x".into(),
+                epoch: 2,
+            },
+        ))
+        .wait()
+        .await
+        .expect("claim stored");
+    let (claim, epoch) = taker
+        .last_claim(&hub, "x")
+        .await
+        .expect("read")
+        .expect("a claim");
+    assert_eq!(epoch, 2);
+    // The old owner, however late it learns of the claim, writes nothing more.
+    let refused = old_owner
+        .publish(to_group("after the claim", 0))
+        .wait()
+        .await;
+    assert!(matches!(refused, Err(PublishError::Fenced)), "{refused:?}");
+    // The new owner writes under its claim.
+    taker
+        .publish(to_group("new owner", claim))
+        .wait()
+        .await
+        .expect("stored");
+    let claimed = next_envelope(&mut seen).await;
+    assert!(
+        matches!(&claimed.kind, EnvelopeKind::Claim { epoch: 2, .. }),
+        "{claimed:?}"
+    );
+    let next = next_envelope(&mut seen).await;
+    assert_eq!(
+        sent_text(&next).as_deref(),
+        Some("new owner"),
+        "the refused write was never stored"
+    );
+    // A claim renewed under the last one moves the condition on; one written
+    // under an older claim is refused like any other write.
+    taker
+        .publish(
+            Envelope::new(
+                hub.clone(),
+                EnvelopeKind::Claim {
+                    connection: "x".into(),
+                    epoch: 2,
+                },
+            )
+            .fenced(Some(Fence {
+                connection: "x".into(),
+                after: claim,
+            })),
+        )
+        .wait()
+        .await
+        .expect("renewed");
+    let (renewed, _) = taker
+        .last_claim(&hub, "x")
+        .await
+        .expect("read")
+        .expect("a claim");
+    assert!(renewed > claim);
+    let stale = taker.publish(to_group("stale", claim)).wait().await;
+    assert!(matches!(stale, Err(PublishError::Fenced)), "{stale:?}");
+}
+
+fn group(name: &str) -> Target {
+    Target::Groups {
+        groups: vec![name.to_owned()],
+        except: Vec::new(),
+    }
+}

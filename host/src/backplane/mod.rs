@@ -54,6 +54,10 @@ pub struct Envelope {
     /// connections of its partition got can no longer be told by the stream.
     #[serde(skip)]
     pub broken: bool,
+    /// Written on behalf of a durable connection by its owner: stored only
+    /// while no other node has claimed the connection (None: unconditional).
+    #[serde(skip)]
+    pub fence: Option<Fence>,
 }
 
 impl Envelope {
@@ -65,8 +69,28 @@ impl Envelope {
             cursor: None,
             own: false,
             broken: false,
+            fence: None,
         }
     }
+
+    /// The envelope, stored only under `fence`.
+    pub fn fenced(mut self, fence: Option<Fence>) -> Envelope {
+        self.fence = fence;
+        self
+    }
+}
+
+/// The condition under which an owner of a durable connection writes: no
+/// claim of `connection` stored in its hub's stream after sequence `after`
+/// (0: none at all, the first owner's). A takeover stores a claim, so the
+/// store refuses the old owner's writes from then on (a paused owner that
+/// wakes has no effect), whatever the owner itself has read yet. A fenced
+/// write is also delivered to the writing node's own connections only when
+/// read back from the stream, never in place.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fence {
+    pub connection: String,
+    pub after: u64,
 }
 
 /// A message's place in the cluster: its partition and stream sequence. The

@@ -27,6 +27,10 @@ pub enum PublishError {
     Encode(String),
     #[error("the node is shutting down; the message was not stored")]
     Stopped,
+    /// Written for a durable connection that another node has claimed
+    /// since: JetStream refused it (see [`super::Fence`]).
+    #[error("another node took the connection over; the message was not stored")]
+    Fenced,
 }
 
 /// The outcome of one publish, ready now or later.

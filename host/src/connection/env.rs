@@ -33,6 +33,9 @@ pub struct ConnectionSettings {
     pub stateful_reconnect_buffer_bytes: usize,
     /// Whether the cluster's stateful connections resume on any node.
     pub durable_resume: bool,
+    /// How often a node renews its claim of a connection it took over: a
+    /// third of the backplane streams' retention, which would drop it.
+    pub claim_renewal: Duration,
 }
 
 impl ConnectionSettings {
@@ -48,6 +51,12 @@ impl ConnectionSettings {
             outbound_queue: config.outbound_queue,
             stateful_reconnect_buffer_bytes: config.stateful_reconnect_buffer_bytes,
             durable_resume: config.nats.as_ref().is_some_and(|nats| nats.durable_resume),
+            claim_renewal: config
+                .nats
+                .as_ref()
+                .map_or(Duration::from_secs(200), |nats| {
+                    Duration::from_secs(nats.max_age_secs / 3).max(Duration::from_secs(1))
+                }),
         }
     }
 }

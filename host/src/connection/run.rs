@@ -145,6 +145,7 @@ async fn start_taken(env: Arc<ConnectionEnv>, taken: Taken, transport: Transport
         token,
         partition,
         target,
+        last_claim,
     } = taken;
     let Transport {
         mut inbound,
@@ -199,11 +200,21 @@ async fn start_taken(env: Arc<ConnectionEnv>, taken: Taken, transport: Transport
         env.router.max_groups(&hub),
         &mark,
     );
-    handle.make_durable(track, env.router.backplane(), partition, session.epoch);
+    handle.make_durable(
+        track,
+        env.router.backplane(),
+        partition,
+        session.epoch,
+        last_claim,
+    );
     let handle = Arc::new(handle);
     handle.link_session(link.clone());
     let link_for_end = link.clone();
     env.router.register_taken(handle.clone());
+    if let Some(cluster) = env.cluster.clone() {
+        let every = env.settings.claim_renewal;
+        takeover::renew_claims(cluster, handle.clone(), session.epoch, every);
+    }
     let (stateful_in, stateful_out) = stateful_halves(
         &env,
         &negotiated,
@@ -374,7 +385,13 @@ async fn start(
             1,
             0,
         );
-        handle.make_durable(track, env.router.backplane(), cluster.partition_of(hub), 1);
+        handle.make_durable(
+            track,
+            env.router.backplane(),
+            cluster.partition_of(hub),
+            1,
+            0,
+        );
     }
     let handle = Arc::new(handle);
     // Registered before the client learns the handshake succeeded, so that anything the client

@@ -52,6 +52,7 @@ fn settings() -> ConnectionSettings {
         outbound_queue: 8,
         stateful_reconnect_buffer_bytes: 100_000,
         durable_resume: false,
+        claim_renewal: Duration::from_secs(200),
     }
 }
 

@@ -16,7 +16,7 @@ use tracing::{debug, info, warn};
 use super::{ConnectionEnv, Negotiated};
 use crate::address::HubKey;
 use crate::backplane::nats::NatsBackplane;
-use crate::backplane::{Envelope, EnvelopeKind};
+use crate::backplane::{Backplane as _, Envelope, EnvelopeKind, PublishError};
 use crate::durable::honest::{self, StreamState, Unrecoverable};
 use crate::durable::session::{self, Checkpoint, Resume, Session};
 use crate::durable::{Mark, Step};
@@ -298,6 +298,9 @@ pub struct Taken {
     pub(super) partition: u32,
     /// The stream's last sequence when the claim was stored.
     pub(super) target: u64,
+    /// The claim's own sequence: this node's writes for the connection are
+    /// stored only while it is the connection's last claim.
+    pub(super) last_claim: u64,
 }
 
 impl Taken {
@@ -467,6 +470,19 @@ pub async fn claim(
         warn!(error = %e, "the claim of a resuming connection was not stored");
         return Err(Refused::NotFound);
     }
+    // Where the claim sits: the condition of every write from here on. A
+    // later claim found instead means another node took it over meanwhile.
+    let last_claim = match cluster.last_claim(hub, &claimed.connection).await {
+        Ok(Some((sequence, found))) if found == epoch => sequence,
+        Ok(found) => {
+            debug!(connection = %claimed.connection, ?found, "another node claimed the connection meanwhile");
+            return Err(Refused::NotFound);
+        }
+        Err(e) => {
+            warn!(error = %e, "cannot read back the claim of a resuming connection");
+            return Err(Refused::NotFound);
+        }
+    };
     // The claim is in the stream now: the catch-up reads at least up to it.
     let target = cluster
         .stream_info(partition)
@@ -492,7 +508,58 @@ pub async fn claim(
         token: token.to_owned(),
         partition,
         target,
+        last_claim,
     })
+}
+
+/// Keeps the claim of a connection this node took over in the stream for as
+/// long as it serves it: the stream's retention (`max_age`) would drop it,
+/// and its writes, conditional on the claim being the last, would then be
+/// refused. A renewal is itself a claim written under the last one, so it
+/// fails, and the connection is dropped here, if another node claimed it.
+pub(super) fn renew_claims(
+    cluster: Arc<NatsBackplane>,
+    handle: Arc<ConnectionHandle>,
+    epoch: u64,
+    every: Duration,
+) {
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                () = handle.closing_token().cancelled() => return,
+                () = tokio::time::sleep(every) => {}
+            }
+            let claim = EnvelopeKind::Claim {
+                connection: handle.id.to_string(),
+                epoch,
+            };
+            let stored = cluster
+                .publish(Envelope::new(handle.hub.clone(), claim).fenced(handle.durable_fence()))
+                .wait()
+                .await;
+            let renewed = match stored {
+                Ok(()) => cluster.last_claim(&handle.hub, &handle.id).await,
+                Err(PublishError::Fenced) => Ok(None),
+                Err(e) => {
+                    // The next round tries again; writes meanwhile are still
+                    // conditional on the claim before.
+                    warn!(connection = %handle.id, error = %e, "cannot renew the claim of a connection taken over");
+                    continue;
+                }
+            };
+            match renewed {
+                Ok(Some((sequence, found))) if found == epoch => handle.renewed_claim(sequence),
+                Ok(_) => {
+                    warn!(connection = %handle.id, epoch, "another node took the connection over; dropping it here");
+                    handle.fence();
+                    return;
+                }
+                Err(e) => {
+                    warn!(connection = %handle.id, error = %e, "cannot read back the renewed claim of a connection");
+                }
+            }
+        }
+    });
 }
 
 /// Marks a session that cannot be resumed as ended, by compare-and-set of
@@ -603,7 +670,6 @@ pub(super) async fn catch_up(
                 return Ok(());
             }
             Step::Claimed { epoch } if epoch > handle.durable_epoch() => {
-                metrics::counter!(crate::metrics::RESUME_FENCED).increment(1);
                 handle.fence();
                 return Ok(());
             }

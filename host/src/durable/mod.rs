@@ -41,7 +41,10 @@
 //!   it are ignored by every node, and an owner that reads a newer claim
 //!   drops the connection without writing to it. An owner reads its own
 //!   receipt back before any effect of a call, so a claim stored before the
-//!   receipt stops the effect. No clock decides ownership.
+//!   receipt stops the effect; and every write of an owner is stored only
+//!   while its own claim is the connection's last (a JetStream condition,
+//!   see `crate::backplane::Fence`), so a claim stored later stops it too,
+//!   whatever the owner has read. No clock decides ownership.
 //! - **Checkpoints** ([`Ring`]): the owner keeps a few (id, cursor,
 //!   membership) marks and stores the newest one at or below the client's
 //!   Ack, so a taker replays from a point the client has seen.

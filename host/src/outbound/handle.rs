@@ -16,7 +16,7 @@ use super::RequestInfo;
 use super::outbox::{Bound, Outbox, PushError};
 use super::receipts::{self, Receipts};
 use crate::address::{HubKey, OutboundInvocation};
-use crate::backplane::{Backplane, Envelope, EnvelopeKind, Received};
+use crate::backplane::{Backplane, Envelope, EnvelopeKind, Fence, PublishError, Received};
 use crate::durable::{Mark, Record, Ring, Step, Track};
 use crate::protocol::{CompletionOutcome, HubMessage, Protocol};
 
@@ -59,6 +59,10 @@ pub struct Durable {
     ring: Mutex<Ring>,
     /// Another node claimed it: this one writes nothing more to it.
     fenced: std::sync::atomic::AtomicBool,
+    /// The stream sequence of the claim that made this node its owner (0:
+    /// none, it started here): its writes are stored only while that claim
+    /// is the last (see [`crate::backplane::Fence`]).
+    last_claim: AtomicU64,
     /// Its session in the cluster, once stored: items are kept there too.
     session: std::sync::OnceLock<Arc<dyn ItemsStore>>,
     /// One change of its items at a time, each stored before the next.
@@ -208,6 +212,7 @@ impl ConnectionHandle {
         backplane: Arc<dyn Backplane>,
         partition: u32,
         epoch: u64,
+        last_claim: u64,
     ) {
         let mut ring = Ring::new(RING_MARKS);
         ring.push(track.mark());
@@ -221,6 +226,7 @@ impl ConnectionHandle {
             partition,
             ring: Mutex::new(ring),
             fenced: Default::default(),
+            last_claim: AtomicU64::new(last_claim),
             session: std::sync::OnceLock::new(),
             items_gate: tokio::sync::Mutex::new(()),
             receipts,
@@ -249,14 +255,35 @@ impl ConnectionHandle {
 
     /// Another node took the connection over: it ends here without a word to
     /// the client (whose socket is the other node's now), what was queued dropped.
+    /// Counted once, however many ways the node learns it.
     pub fn fence(&self) {
-        if let Some(durable) = &self.durable {
-            durable
+        if let Some(durable) = &self.durable
+            && !durable
                 .fenced
-                .store(true, std::sync::atomic::Ordering::Relaxed);
+                .swap(true, std::sync::atomic::Ordering::Relaxed)
+        {
+            metrics::counter!(crate::metrics::RESUME_FENCED).increment(1);
         }
         self.outbox.discard();
         self.closing.cancel();
+    }
+
+    /// The condition of a durable connection's writes: stored only while
+    /// no other node has claimed it. None for a plain connection.
+    pub fn durable_fence(&self) -> Option<Fence> {
+        let durable = self.durable.as_ref()?;
+        Some(Fence {
+            connection: self.id.to_string(),
+            after: durable.last_claim.load(Ordering::Acquire),
+        })
+    }
+
+    /// This node claimed the connection again (its claim was renewed before
+    /// the stream's retention dropped it): writes are conditional on the new one.
+    pub fn renewed_claim(&self, sequence: u64) {
+        if let Some(durable) = &self.durable {
+            durable.last_claim.fetch_max(sequence, Ordering::AcqRel);
+        }
     }
 
     /// Whether another node took the connection over.
@@ -457,7 +484,7 @@ impl ConnectionHandle {
             DETACHED_BUDGET,
             RequestInfo::default(),
         );
-        handle.make_durable(track, backplane, 0, 1);
+        handle.make_durable(track, backplane, 0, 1, 0);
         let handle = Arc::new(handle);
         (handle.clone(), Detached(handle))
     }
@@ -554,7 +581,8 @@ impl ConnectionHandle {
                 completes,
                 received,
             },
-        );
+        )
+        .fenced(self.durable_fence());
         self.store_or_close(durable, envelope, "a record for a durable connection")
             .await
     }
@@ -665,11 +693,11 @@ impl ConnectionHandle {
                 opens: received.opens,
             },
         )
+        .fenced(self.durable_fence())
     }
 
     /// Publishes a receipt now and settles it in the background.
     fn publish_received(self: &Arc<Self>, durable: &Durable, received: Received) {
-        let up_to = received.up_to;
         let receipt = durable
             .backplane
             .publish(self.receipt_envelope(durable, received));
@@ -677,8 +705,7 @@ impl ConnectionHandle {
         // Read back, it counts as stored (see `apply_durable`).
         tokio::spawn(async move {
             if let Err(e) = receipt.wait().await {
-                warn!(connection = %handle.id, error = %e, up_to, "what a durable connection's client sent was not stored; closing it");
-                handle.abort_allow_reconnect(NOT_STORED);
+                handle.not_stored(&e, "what a durable connection's client sent");
             }
         });
     }
@@ -697,10 +724,21 @@ impl ConnectionHandle {
             .publish(envelope)
             .wait()
             .await
-            .map_err(|e| {
-                warn!(connection = %self.id, error = %e, "{what} was not stored; closing it");
-                self.abort_allow_reconnect(NOT_STORED);
-            })
+            .map_err(|e| self.not_stored(&e, what))
+    }
+
+    /// A record of a durable connection (`what`) was not stored: another
+    /// node claimed the connection (it ends here without a word, as when
+    /// this node reads the claim), or the cluster refused it (the client is
+    /// told, with a reconnect allowed).
+    fn not_stored(&self, error: &PublishError, what: &str) {
+        if matches!(error, PublishError::Fenced) {
+            warn!(connection = %self.id, "{what} was refused: another node took the connection over; dropping it here");
+            self.fence();
+        } else {
+            warn!(connection = %self.id, %error, "{what} was not stored; closing it");
+            self.abort_allow_reconnect(NOT_STORED);
+        }
     }
 
     /// A durable connection's client invocations stored and not completed.

@@ -15,6 +15,7 @@ use super::bindings::switchboard::hub::{
 };
 use super::bindings::{GroupTarget, LogLevel, Target};
 use crate::address::{self, HubKey, OutboundInvocation};
+use crate::backplane::Fence;
 use crate::outbound::ConnectionHandle;
 use crate::router::Router;
 use crate::tenant::Tenant;
@@ -101,15 +102,17 @@ impl HostState {
     /// Before an effect anyone else may see (a send, a group change, a
     /// client invocation, a KV write): a durable caller's receipt is stored
     /// and read back first, so a node taking the connection over knows the
-    /// call ran, and an owner that was fenced meanwhile has no effect.
-    async fn receipt_first(&mut self) -> Result<(), String> {
+    /// call ran, and an owner that was fenced meanwhile has no effect. The
+    /// durable caller's fence is the condition of the effect's own record.
+    async fn receipt_first(&mut self) -> Result<Option<Fence>, String> {
         let Some(caller) = self.caller().cloned() else {
-            return Ok(());
+            return Ok(None);
         };
         caller.receipt_applied().await.map_err(|()| {
             "the connection ended, or another node took it over, before its message was stored"
                 .to_owned()
-        })
+        })?;
+        Ok(caller.durable_fence())
     }
 
     /// The connection the call is made for, if it is live on this node.
@@ -252,11 +255,13 @@ impl clients::Host for HostState {
             return Err(format!("arguments are larger than {MAX_SEND_ARGS} bytes"));
         }
         let message = OutboundInvocation::from_json(&method, &args_json)?;
-        self.receipt_first().await?;
-        let receipt =
-            self.env
-                .router
-                .send(&self.env.hub, &to_route_target(target), Arc::new(message));
+        let fence = self.receipt_first().await?;
+        let (router, hub) = (&self.env.router, &self.env.hub);
+        let (target, message) = (to_route_target(target), Arc::new(message));
+        let receipt = match fence {
+            Some(fence) => router.send_fenced(hub, &target, message, fence),
+            None => router.send(hub, &target, message),
+        };
         self.collect(receipt)
     }
 
@@ -282,20 +287,22 @@ impl clients::Host for HostState {
 
 impl groups::Host for HostState {
     async fn add(&mut self, connection_id: String, group: String) -> Result<(), String> {
-        self.receipt_first().await?;
-        let change = self
-            .env
-            .router
-            .add_to_group(&self.env.hub, &connection_id, &group);
+        let fence = self.receipt_first().await?;
+        let (router, hub) = (&self.env.router, &self.env.hub);
+        let change = match fence {
+            Some(fence) => router.change_group_fenced(hub, &connection_id, &group, true, fence),
+            None => router.add_to_group(hub, &connection_id, &group),
+        };
         self.collect(change.map_err(|e| e.to_string())?)
     }
 
     async fn remove(&mut self, connection_id: String, group: String) -> Result<(), String> {
-        self.receipt_first().await?;
-        let change = self
-            .env
-            .router
-            .remove_from_group(&self.env.hub, &connection_id, &group);
+        let fence = self.receipt_first().await?;
+        let (router, hub) = (&self.env.router, &self.env.hub);
+        let change = match fence {
+            Some(fence) => router.change_group_fenced(hub, &connection_id, &group, false, fence),
+            None => router.remove_from_group(hub, &connection_id, &group),
+        };
         self.collect(change.map_err(|e| e.to_string())?)
     }
 }

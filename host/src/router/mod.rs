@@ -14,7 +14,7 @@ use parking_lot::RwLock;
 use tracing::{debug, warn};
 
 use crate::address::{HubKey, MAX_NAME_LEN, OutboundInvocation, Target};
-use crate::backplane::{Backplane, Envelope, EnvelopeKind, LocalIndex, Receipt};
+use crate::backplane::{Backplane, Envelope, EnvelopeKind, Fence, LocalIndex, Receipt};
 use crate::durable::{JoinRefused, Step};
 use crate::outbound::ConnectionHandle;
 
@@ -294,6 +294,73 @@ impl Router {
         }
     }
 
+    /// Sends `message` to `target` for a durable connection's invocation:
+    /// stored under `fence` first, delivered to everyone (here too) only as
+    /// read back from the stream, so an owner another node has claimed
+    /// meanwhile (a paused one that woke) reaches nobody.
+    pub fn send_fenced(
+        &self,
+        hub: &HubKey,
+        target: &Target,
+        message: Arc<OutboundInvocation>,
+        fence: Fence,
+    ) -> Receipt {
+        let kind = EnvelopeKind::Send {
+            target: target.clone(),
+            message,
+        };
+        self.backplane
+            .publish(Envelope::new(hub.clone(), kind).fenced(Some(fence)))
+    }
+
+    /// A group change for a durable connection's invocation, stored under
+    /// `fence` and applied everywhere only as read back (as
+    /// [`Router::send_fenced`]).
+    pub fn change_group_fenced(
+        &self,
+        hub: &HubKey,
+        connection_id: &str,
+        group: &str,
+        add: bool,
+        fence: Fence,
+    ) -> Result<Receipt, RouteError> {
+        check_name(group)?;
+        if add {
+            self.may_join(hub, connection_id, group)?;
+        }
+        let (connection, group) = (connection_id.to_owned(), group.to_owned());
+        let kind = if add {
+            EnvelopeKind::GroupAdd { connection, group }
+        } else {
+            EnvelopeKind::GroupRemove { connection, group }
+        };
+        Ok(self
+            .backplane
+            .publish(Envelope::new(hub.clone(), kind).fenced(Some(fence))))
+    }
+
+    /// Whether a durable connection held here may join `group` (one held
+    /// elsewhere is checked where it is applied; a plain one when added).
+    fn may_join(&self, hub: &HubKey, connection_id: &str, group: &str) -> Result<(), RouteError> {
+        let Some(index) = self.existing_index(hub) else {
+            return Ok(());
+        };
+        let index = index.read();
+        let Some(connection) = index.connection(connection_id) else {
+            return Ok(());
+        };
+        match connection.durable_may_join(group) {
+            Ok(()) => Ok(()),
+            Err(JoinRefused::Count(max)) => {
+                if let Some(limits) = self.group_limits.get() {
+                    limits.reached(hub, max);
+                }
+                Err(RouteError::TooManyGroups(max))
+            }
+            Err(JoinRefused::Bytes(max)) => Err(RouteError::GroupsTooLarge(max)),
+        }
+    }
+
     /// Adds a connection to a group, wherever the connection is. Like a
     /// send's, the receipt says when another node holding the connection
     /// will apply the change (ready at once when this node holds it).
@@ -312,21 +379,12 @@ impl Router {
                     .add_held(&mut index, hub, connection_id, group)
                     .map(|()| Receipt::done());
             }
-            // A durable connection joins on read-back, where a refusal would
-            // be silent: refused here, alike, with an error for the caller.
-            Some(c) => match c.durable_may_join(group) {
-                Ok(()) => {}
-                Err(JoinRefused::Count(max)) => {
-                    if let Some(limits) = self.group_limits.get() {
-                        limits.reached(hub, max);
-                    }
-                    return Err(RouteError::TooManyGroups(max));
-                }
-                Err(JoinRefused::Bytes(max)) => return Err(RouteError::GroupsTooLarge(max)),
-            },
-            None => {}
+            _ => {}
         }
         drop(index);
+        // A durable connection joins on read-back, where a refusal would be
+        // silent: refused here, alike, with an error for the caller.
+        self.may_join(hub, connection_id, group)?;
         Ok(self.backplane.publish(Envelope::new(
             hub.clone(),
             EnvelopeKind::GroupAdd {
@@ -636,7 +694,6 @@ impl Router {
                 Step::Close { reason } => close_held(connection, reason.as_deref()),
                 Step::Claimed { epoch } if epoch > connection.durable_epoch() => {
                     warn!(connection = %connection.id, epoch, "another node took the connection over; dropping it here");
-                    metrics::counter!(crate::metrics::RESUME_FENCED).increment(1);
                     connection.fence();
                 }
                 Step::Inconsistent => {

@@ -13,8 +13,11 @@ use bytes::Bytes;
 use futures_util::{Stream, StreamExt as _};
 
 use super::kv::open_or_create;
-use super::{NODE_HEADER, NatsBackplane, codec, subscriber};
-use crate::backplane::{Cursor, Envelope};
+use super::{NatsBackplane, codec, subscriber};
+use async_nats::jetstream::stream::LastRawMessageErrorKind;
+
+use crate::address::HubKey;
+use crate::backplane::{Cursor, Envelope, EnvelopeKind};
 
 /// Longest one sessions-bucket or stream-info operation may take.
 const OP_TIMEOUT: Duration = Duration::from_secs(5);
@@ -125,6 +128,36 @@ impl NatsBackplane {
         .await
     }
 
+    /// The last claim of a durable connection stored in its hub's stream:
+    /// its sequence and epoch; None when the stream holds none (never taken
+    /// over, or the claim has expired).
+    pub async fn last_claim(
+        &self,
+        hub: &HubKey,
+        connection: &str,
+    ) -> Result<Option<(u64, u64)>, DurableError> {
+        let partition = self.partition_of(hub);
+        let subject = self.shared.names.claim_subject(partition, hub, connection);
+        bounded(async {
+            let stream = subscriber::ensure_stream(&self.shared, partition)
+                .await
+                .map_err(nats)?;
+            let message = match stream.get_last_raw_message_by_subject(&subject).await {
+                Ok(message) => message,
+                Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => return Ok(None),
+                Err(e) => return Err(nats(e)),
+            };
+            match codec::decode(hub.clone(), &message.payload).map(|e| e.kind) {
+                Ok(EnvelopeKind::Claim { epoch, .. }) => Ok(Some((message.sequence, epoch))),
+                _ => Err(DurableError::Nats(format!(
+                    "record {} on a claim subject is no claim",
+                    message.sequence
+                ))),
+            }
+        })
+        .await
+    }
+
     /// What the stream of `partition` holds now.
     pub async fn stream_info(&self, partition: u32) -> Result<StreamInfo, DurableError> {
         bounded(async {
@@ -172,11 +205,7 @@ impl NatsBackplane {
                     partition,
                     sequence: info.stream_sequence,
                 };
-                let own = message
-                    .headers
-                    .as_ref()
-                    .and_then(|h| h.get(NODE_HEADER))
-                    .is_some_and(|node| node.as_str() == node_id);
+                let own = subscriber::delivered_in_place(message.headers.as_ref(), &node_id);
                 let Some((_, hub)) = shared.names.parse_subject(message.subject.as_str()) else {
                     return Ok(None);
                 };

@@ -49,6 +49,9 @@ use subject::Names;
 
 /// The header naming the node that published an envelope.
 const NODE_HEADER: &str = "Sb-Node";
+/// Set on an envelope written under a [`crate::backplane::Fence`]: its own
+/// node delivers it when reading it back, like another node's.
+const FENCED_HEADER: &str = "Sb-Fenced";
 
 #[derive(Debug, thiserror::Error)]
 pub enum NatsError {
@@ -436,16 +439,31 @@ impl Backplane for NatsBackplane {
         let Some(lane) = self.lanes.get(partition as usize) else {
             return Receipt::refused(PublishError::Stopped);
         };
+        let names = &self.shared.names;
         // Only the owner applies a durable connection's own records live.
-        let subject = match envelope.kind {
-            EnvelopeKind::Direct { .. } | EnvelopeKind::Receipt { .. } => self
-                .shared
-                .names
-                .owned_subject(partition, &envelope.hub, &self.shared.node_id),
-            _ => self.shared.names.subject(partition, &envelope.hub),
+        let subject = match &envelope.kind {
+            EnvelopeKind::Direct { .. } | EnvelopeKind::Receipt { .. } => {
+                names.owned_subject(partition, &envelope.hub, &self.shared.node_id)
+            }
+            EnvelopeKind::Claim { connection, .. } => {
+                names.claim_subject(partition, &envelope.hub, connection)
+            }
+            _ => names.subject(partition, &envelope.hub),
         };
+        let condition = envelope.fence.map(|fence| publisher::Condition {
+            claim_subject: names.claim_subject(partition, &envelope.hub, &fence.connection),
+            last_claim: fence.after,
+        });
         let (receipt, settle) = Receipt::pending(self.receipt_wait);
-        match publisher::enqueue(&self.shared, lane, partition, subject, payload, settle) {
+        match publisher::enqueue(
+            &self.shared,
+            lane,
+            partition,
+            subject,
+            payload,
+            condition,
+            settle,
+        ) {
             Ok(()) => receipt,
             Err(error) => {
                 publisher::refuse(stats, metrics, partition, None, error.clone());

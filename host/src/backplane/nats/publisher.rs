@@ -36,7 +36,7 @@ use tracing::{debug, info, warn};
 
 use super::outbox::{Limits, Outbox, Queued};
 use super::stats::{PartitionMetrics, Stats, bump};
-use super::{NODE_HEADER, Shared};
+use super::{FENCED_HEADER, NODE_HEADER, Shared};
 use crate::backplane::PublishError;
 use crate::backplane::receipt::Settle;
 
@@ -44,6 +44,9 @@ use crate::backplane::receipt::Settle;
 const MAX_IN_FLIGHT: usize = 256;
 /// How long JetStream may take to acknowledge (the client's request timeout).
 pub(super) const ACK_TIMEOUT: Duration = Duration::from_secs(5);
+/// Which subject JetStream's expected last subject sequence is about
+/// (nats-server 2.11 and later).
+const EXPECTED_SUBJECT_HEADER: &str = "Nats-Expected-Last-Subject-Sequence-Subject";
 /// How often a waiting publisher looks at the clock and the connection.
 const TICK: Duration = Duration::from_millis(100);
 
@@ -58,6 +61,16 @@ pub(super) struct Outgoing {
     /// Queued while NATS was disconnected.
     pub waited: bool,
     pub attempts: u32,
+    /// Stored only if the claim subject's last sequence is this one (see
+    /// [`crate::backplane::Fence`]).
+    pub condition: Option<Condition>,
+}
+
+/// JetStream's check before it stores a fenced envelope.
+#[derive(Debug, Clone)]
+pub(super) struct Condition {
+    pub claim_subject: String,
+    pub last_claim: u64,
 }
 
 /// A partition's queue, shared by `publish` and the partition's task.
@@ -97,7 +110,7 @@ pub(super) fn refuse(
         PublishError::QueueFull { .. } => (&stats.refused_queue_full, &metrics.refused_queue_full),
         PublishError::Expired(_) => (&stats.refused_expired, &metrics.refused_expired),
         PublishError::Unavailable(_) => (&stats.refused_unavailable, &metrics.refused_unavailable),
-        PublishError::Encode(_) | PublishError::Stopped => {
+        PublishError::Encode(_) | PublishError::Stopped | PublishError::Fenced => {
             (&stats.refused_other, &metrics.refused_other)
         }
     };
@@ -235,6 +248,14 @@ impl Publisher<'_> {
             }
             let mut headers = HeaderMap::new();
             headers.insert(NODE_HEADER, self.shared.node_id.as_str());
+            if let Some(condition) = &next.item.condition {
+                headers.insert(
+                    async_nats::header::NATS_EXPECTED_LAST_SUBJECT_SEQUENCE,
+                    condition.last_claim.to_string().as_str(),
+                );
+                headers.insert(EXPECTED_SUBJECT_HEADER, condition.claim_subject.as_str());
+                headers.insert(FENCED_HEADER, "1");
+            }
             let message = PublishMessage::build()
                 .payload(next.item.payload.clone())
                 .headers(headers)
@@ -301,6 +322,12 @@ impl Publisher<'_> {
                 }
                 let _ = entry.item.settle.send(Ok(()));
             }
+            // Another node claimed the connection: final, never retried.
+            Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => {
+                debug!(partition = self.partition, error = %e, "a fenced owner's envelope was refused");
+                self.lane.outbox.lock().release(entry.size);
+                let _ = entry.item.settle.send(Err(PublishError::Fenced));
+            }
             Err(e) => {
                 if bump(&self.shared.stats.ack_failures) {
                     warn!(partition = self.partition, error = %e,
@@ -335,6 +362,7 @@ pub(super) fn enqueue(
     partition: u32,
     subject: String,
     payload: Bytes,
+    condition: Option<Condition>,
     settle: Settle,
 ) -> Result<(), PublishError> {
     let connected = shared.is_connected();
@@ -351,6 +379,7 @@ pub(super) fn enqueue(
         settle,
         waited: !connected,
         attempts: 0,
+        condition,
     };
     let pushed = lane.outbox.lock().push(outgoing, size, Instant::now());
     match pushed {

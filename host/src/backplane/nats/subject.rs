@@ -11,6 +11,11 @@
 //! `{prefix}.bp.{partition}.{tenant}.{hub}.n.{node}`, `node` being the
 //! owner's id (hex): each node's live consumer filters for the hub subjects
 //! and its own, so the stream does not hand every node every such record.
+//! A takeover's claim of a durable connection goes to
+//! `{prefix}.bp.{partition}.{tenant}.{hub}.c.{connection}`, read by every
+//! node: the owner's records are published on the condition that this
+//! subject holds nothing after the claim that made it owner, so JetStream
+//! itself refuses a fenced owner's writes.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -74,12 +79,20 @@ impl Names {
     }
 
     /// What a node's live consumer of `partition` reads: every hub's
-    /// subject, and the records of the durable connections `node` owns.
+    /// subject, the records of the durable connections `node` owns, and
+    /// every claim.
     pub fn live_filters(&self, partition: u32, node: &str) -> Vec<String> {
         vec![
             format!("{}.bp.{partition}.*.*", self.prefix),
             format!("{}.bp.{partition}.*.*.n.{node}", self.prefix),
+            format!("{}.bp.{partition}.*.*.c.*", self.prefix),
         ]
+    }
+
+    /// The subject of the claims of one durable connection: its owner's
+    /// writes are conditional on its last sequence.
+    pub fn claim_subject(&self, partition: u32, hub: &HubKey, connection: &str) -> String {
+        format!("{}.c.{}", self.subject(partition, hub), token(connection))
     }
 
     /// The subject of a record only the durable connection's owner `node`
@@ -107,7 +120,7 @@ impl Names {
         let hub = untoken(parts.next()?)?;
         match (parts.next(), parts.next(), parts.next()) {
             (None, _, _) => {}
-            (Some("n"), Some(node), None) if !node.is_empty() => {}
+            (Some("n" | "c"), Some(tail), None) if !tail.is_empty() => {}
             _ => return None,
         }
         Some((partition, HubKey::new(&tenant, &hub)))
@@ -175,9 +188,12 @@ mod tests {
         }
         let hub = HubKey::new("acme", "chat");
         let owned = names.owned_subject(2, &hub, "00ff");
-        assert_eq!(names.parse_subject(&owned), Some((2, hub)));
-        let [all, mine] = names.live_filters(2, "00ff").try_into().expect("two");
-        assert!(all.ends_with(".*.*") && mine.ends_with(".n.00ff"));
+        assert_eq!(names.parse_subject(&owned), Some((2, hub.clone())));
+        let claims = names.claim_subject(2, &hub, "a.b*");
+        assert_eq!(claims.split('.').count(), 7, "{claims}");
+        assert_eq!(names.parse_subject(&claims), Some((2, hub)));
+        let [all, mine, claimed] = names.live_filters(2, "00ff").try_into().expect("three");
+        assert!(all.ends_with(".*.*") && mine.ends_with(".n.00ff") && claimed.ends_with(".c.*"));
         assert_eq!(names.parse_subject("sb.bp.1.YQ.Yg.n"), None);
         assert_eq!(names.parse_subject("sb.bp.1.YQ.Yg.x.00ff"), None);
         assert_eq!(names.parse_subject("sb.bp.1.YQ.Yg.n.00ff.z"), None);

@@ -17,7 +17,7 @@ use tracing::{debug, info, warn};
 
 use super::sequence::{Observed, Resume, Tracker};
 use super::stats::bump;
-use super::{NODE_HEADER, Shared, codec};
+use super::{FENCED_HEADER, NODE_HEADER, Shared, codec};
 use crate::backplane::{Cursor, Envelope, LocalIndex};
 
 /// How often a consumer compares what it read with the stream's end. A
@@ -97,6 +97,15 @@ pub(super) async fn run(shared: Arc<Shared>, partition: u32, inbox: Sink) {
             () = tokio::time::sleep(pause) => {}
         }
     }
+}
+
+/// Whether `node` wrote the message and delivered it in place already. A
+/// fenced envelope was not delivered where it was written: its own node
+/// delivers it when it reads it back, as another node's.
+pub(super) fn delivered_in_place(headers: Option<&async_nats::HeaderMap>, node: &str) -> bool {
+    headers.is_some_and(|h| {
+        h.get(NODE_HEADER).is_some_and(|n| n.as_str() == node) && h.get(FENCED_HEADER).is_none()
+    })
 }
 
 fn set_live(shared: &Shared, partition: u32, live: bool) {
@@ -326,11 +335,7 @@ async fn consume(
         let lag = lag_seconds(info.published.unix_timestamp_nanos());
         metrics.lag.record(lag);
         shared.stats.lag.record(lag);
-        let own = message
-            .headers
-            .as_ref()
-            .and_then(|h| h.get(NODE_HEADER))
-            .is_some_and(|node| node.as_str() == shared.node_id);
+        let own = delivered_in_place(message.headers.as_ref(), &shared.node_id);
         // A node's own envelopes were applied where it sent them, except for
         // durable connections, which get everything in stream order.
         if own && !shared.config.durable_resume {
