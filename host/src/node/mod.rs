@@ -54,7 +54,7 @@ pub struct Node {
     /// Live stateful-reconnect connections, by the token a new WebSocket resumes them with.
     pub resumable: Arc<ResumableConnections>,
     /// Active connections by the `id` clients send, for SSE and long-polling requests.
-    pub http_connections: crate::transport::HttpConnections,
+    pub http_connections: Arc<crate::transport::HttpConnections>,
     /// The NATS backplane when the node is part of a cluster (`[nats]`).
     pub cluster: Option<Arc<NatsBackplane>>,
     /// In a cluster, where the tenants of the admin API are shared by every node.
@@ -165,7 +165,7 @@ impl Node {
             registry,
             pending,
             resumable,
-            http_connections: crate::transport::HttpConnections::new(),
+            http_connections: Arc::new(crate::transport::HttpConnections::new()),
             cluster,
             tenant_store,
             draining,
@@ -234,14 +234,27 @@ impl Node {
         Ok(node)
     }
 
-    /// A new connection id or token. In a cluster it names this node (see
-    /// `transport::forward`), so a request for it that another node receives
-    /// is forwarded here.
-    pub fn new_id(&self) -> String {
-        let id = crate::connection::new_id();
-        match &self.cluster {
-            Some(cluster) => crate::transport::forward::tag(&id, cluster.node_id()),
-            None => id,
+    /// What the transports read of the node: its connection tables, tenants,
+    /// hubs and cluster, and their settings of the start-time config.
+    pub fn transport_state(&self) -> crate::transport::TransportState {
+        let config = &self.config;
+        crate::transport::TransportState {
+            tenants: self.tenants.clone(),
+            registry: self.registry.clone(),
+            usage: self.usage.clone(),
+            pending: self.pending.clone(),
+            resumable: self.resumable.clone(),
+            http_connections: self.http_connections.clone(),
+            cluster: self.cluster.clone(),
+            draining: self.draining.clone(),
+            settings: crate::transport::TransportSettings {
+                long_poll_timeout: Duration::from_secs(config.long_poll_timeout_secs),
+                disconnect_timeout: Duration::from_secs(config.disconnect_timeout_secs),
+                websocket_read_buffer_bytes: config.websocket_read_buffer_bytes,
+                stateful_reconnect: config.stateful_reconnect,
+                keep_alive_secs: config.keep_alive_secs,
+            },
+            connections: self.connections.clone(),
         }
     }
 

@@ -47,7 +47,7 @@ use slots::{Held, Slots};
 const RESERVED_HEADERS_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub fn app(node: Arc<Node>) -> Router {
-    let clients = crate::transport::routes()
+    let clients = crate::transport::routes(Arc::new(node.transport_state()))
         .layer(crate::cors::layer(node.tenants.clone()))
         .layer(axum::middleware::from_fn_with_state(
             node.tenants.clone(),

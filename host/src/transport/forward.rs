@@ -32,8 +32,8 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tracing::{debug, warn};
 
+use super::TransportState;
 use super::query_param;
-use crate::node::Node;
 
 /// Marks a request one node forwarded to another (its value: the sender's node id).
 pub const FORWARDED_HEADER: &str = "sb-forwarded";
@@ -84,7 +84,7 @@ pub fn owner(id: &str) -> Option<&str> {
 /// node: in a cluster, for an `id` this node does not hold and that another
 /// registered node made. None means: handle it here.
 pub async fn destination(
-    node: &Node,
+    node: &TransportState,
     query: &[(String, String)],
     headers: &HeaderMap,
 ) -> Option<String> {
@@ -237,12 +237,6 @@ pub async fn proxy(
         }
     }
     Ok(Response::from_parts(answer, Body::new(body)))
-}
-
-/// The silence after which a forwarded WebSocket counts as hung: three
-/// keep-alive intervals without a byte from its owner.
-pub fn silence(node: &Node) -> Duration {
-    Duration::from_secs(node.config.keep_alive_secs.max(1).saturating_mul(3))
 }
 
 /// Copies a forwarded WebSocket both ways until either side ends, or the

@@ -22,7 +22,6 @@ use super::error::RequestError;
 use super::long_polling::LongPoll;
 use crate::address::HubKey;
 use crate::connection::Inbound;
-use crate::node::Node;
 use crate::tenant::Identity;
 
 /// POST body chunks queued for a connection before the POST waits; the
@@ -61,7 +60,7 @@ pub struct HttpConnection {
 /// Keeps a connection in the table until dropped.
 #[derive(Debug)]
 pub struct Registration {
-    node: Arc<Node>,
+    table: Arc<HttpConnections>,
     key: String,
     connection: Arc<HttpConnection>,
 }
@@ -241,11 +240,15 @@ fn posted(
 impl Registration {
     /// Lists `connection` under `key` until the registration is dropped.
     /// None when `key` is listed already.
-    pub fn new(node: Arc<Node>, key: String, connection: Arc<HttpConnection>) -> Option<Self> {
-        node.http_connections
+    pub fn new(
+        table: &Arc<HttpConnections>,
+        key: String,
+        connection: Arc<HttpConnection>,
+    ) -> Option<Self> {
+        table
             .insert(key.clone(), connection.clone())
             .then_some(Registration {
-                node,
+                table: table.clone(),
                 key,
                 connection,
             })
@@ -258,9 +261,7 @@ impl Registration {
 
 impl Drop for Registration {
     fn drop(&mut self) {
-        self.node
-            .http_connections
-            .remove(&self.key, &self.connection);
+        self.table.remove(&self.key, &self.connection);
     }
 }
 

@@ -26,11 +26,11 @@ use tokio::time::Instant;
 use tokio_util::sync::{CancellationToken, PollSender};
 use tracing::debug;
 
+use super::TransportState;
 use super::error::RequestError;
 use super::http_connections::{HttpConnection, Registration, TransportKind};
 use super::{Caller, start_http};
 use crate::connection::{self, OutFrame};
-use crate::node::Node;
 use crate::protocol::TransferFormat;
 
 /// Long polling carries JSON as text and MessagePack as binary bodies.
@@ -88,7 +88,10 @@ pub enum PollOutcome {
 // === the handlers ===
 
 /// `GET /hubs/{tenant}/{hub}?id=...` without an upgrade or `Accept: text/event-stream`.
-pub(super) async fn poll(node: Arc<Node>, caller: Caller<'_>) -> Result<Response, RequestError> {
+pub(super) async fn poll(
+    node: Arc<TransportState>,
+    caller: Caller<'_>,
+) -> Result<Response, RequestError> {
     // The user is checked again on every poll (by `Caller`), so a revoked or
     // expired token ends the connection at its next poll.
     if let Some(connection) = node.http_connections.get(caller.id) {
@@ -99,7 +102,7 @@ pub(super) async fn poll(node: Arc<Node>, caller: Caller<'_>) -> Result<Response
             return Err(RequestError::TransportMismatch);
         };
         connection.check_user(&caller.identity)?;
-        let timeout = Duration::from_secs(node.config.long_poll_timeout_secs);
+        let timeout = node.settings.long_poll_timeout;
         return Ok(respond(long_poll.next(&connection, timeout).await));
     }
 
@@ -113,17 +116,20 @@ pub(super) async fn poll(node: Arc<Node>, caller: Caller<'_>) -> Result<Response
         Some(long_poll.clone()),
     );
     let (accepted, registration, inbound) = started?;
-    let disconnect = Duration::from_secs(node.config.disconnect_timeout_secs);
-    let env = node.connections.clone();
+    let disconnect = node.settings.disconnect_timeout;
+    let connections = node.connections.clone();
     tokio::spawn(async move {
-        let run = connection::run(env, accepted, inbound, PollSender::new(out_tx));
+        let run = connection::run(connections, accepted, inbound, PollSender::new(out_tx));
         supervise(registration, &long_poll, run, disconnect).await;
     });
     Ok(first_poll())
 }
 
 /// `DELETE /hubs/{tenant}/{hub}?id=...`: ends a long-polling connection; 202.
-pub(super) async fn delete(node: Arc<Node>, caller: Caller<'_>) -> Result<Response, RequestError> {
+pub(super) async fn delete(
+    node: Arc<TransportState>,
+    caller: Caller<'_>,
+) -> Result<Response, RequestError> {
     let id = caller.id;
     let connection = node
         .http_connections

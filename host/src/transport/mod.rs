@@ -24,6 +24,7 @@ mod http_connections;
 mod long_polling;
 mod negotiate;
 mod sse;
+mod state;
 mod websocket;
 
 use std::sync::Arc;
@@ -37,7 +38,6 @@ use tracing::{debug, info};
 
 use crate::address::HubKey;
 use crate::connection::{Accepted, Negotiated, new_id};
-use crate::node::Node;
 use crate::outbound::{RequestInfo, Visible};
 use crate::protocol::TransferFormat;
 use crate::tenant::{Identity, Tenant};
@@ -48,17 +48,20 @@ use http_connections::{HttpConnection, Registration};
 pub use http_connections::{HttpConnections, TransportKind};
 pub use long_polling::LONG_POLLING_FORMATS;
 pub use sse::SSE_FORMATS;
+pub use state::{Connections, TransportSettings, TransportState, resolve_hub};
 
 /// Transfer formats WebSockets carry: text frames for JSON, binary for MessagePack.
 pub const WEBSOCKET_FORMATS: &[TransferFormat] = &[TransferFormat::Text, TransferFormat::Binary];
 
-pub fn routes() -> Router<Arc<Node>> {
+/// The routes of negotiate and the transports, on `state`.
+pub fn routes<S>(state: Arc<TransportState>) -> Router<S> {
     Router::new()
         .route("/hubs/{tenant}/{hub}/negotiate", post(negotiate::negotiate))
         .route(
             "/hubs/{tenant}/{hub}",
             get(connect).post(send).delete(close),
         )
+        .with_state(state)
 }
 
 /// Query parameters as a list; SignalR reads its own keys case-insensitively.
@@ -71,15 +74,6 @@ pub fn query_param<'a>(query: &'a [(String, String)], name: &str) -> Option<&'a 
         .map(|(_, v)| v.as_str())
 }
 
-/// The tenant and hub a URL names, if both exist. Names are matched
-/// case-insensitively, as SignalR matches hub paths.
-pub fn resolve_hub(node: &Node, tenant: &str, hub: &str) -> Option<(Arc<Tenant>, HubKey)> {
-    let tenant = node.tenants.get(&tenant.to_ascii_lowercase())?.clone();
-    let key = HubKey::new(&tenant.name, &hub.to_ascii_lowercase());
-    node.registry.get(&key)?;
-    Some((tenant, key))
-}
-
 fn not_found_hub() -> Response {
     (StatusCode::NOT_FOUND, "No such tenant or hub").into_response()
 }
@@ -90,7 +84,7 @@ fn no_such_connection() -> Response {
 
 /// `GET /hubs/{tenant}/{hub}?id=...`: a WebSocket, an SSE stream or a long poll.
 async fn connect(
-    State(node): State<Arc<Node>>,
+    State(node): State<Arc<TransportState>>,
     HubRequest(tenant, key, query, request): HubRequest,
 ) -> Response {
     // A resume of a durable connection this node does not hold: its owner
@@ -127,7 +121,7 @@ async fn connect(
 /// `POST /hubs/{tenant}/{hub}?id=...`: what an SSE or long-polling client
 /// sends, one or more records (possibly partial); 200 once handed on.
 async fn send(
-    State(node): State<Arc<Node>>,
+    State(node): State<Arc<TransportState>>,
     HubRequest(tenant, key, query, request): HubRequest,
 ) -> Response {
     let (parts, body) = request.into_parts();
@@ -160,7 +154,7 @@ async fn send(
 /// for it (ASP.NET accepts it, as the connection exists from negotiate; a
 /// long-polling client may send its handshake before its first poll).
 async fn send_early(
-    node: &Node,
+    node: &TransportState,
     key: &HubKey,
     id: &str,
     identity: &Identity,
@@ -188,7 +182,7 @@ async fn send_early(
 
 /// `DELETE /hubs/{tenant}/{hub}?id=...`: ends a long-polling connection.
 async fn close(
-    State(node): State<Arc<Node>>,
+    State(node): State<Arc<TransportState>>,
     HubRequest(tenant, key, query, request): HubRequest,
 ) -> Response {
     let headers = request.headers().clone();
@@ -206,12 +200,15 @@ async fn close(
 /// answers itself: the tenant and hub its path names, its query, and itself.
 struct HubRequest(Arc<Tenant>, HubKey, Vec<(String, String)>, Request);
 
-impl FromRequest<Arc<Node>> for HubRequest {
+impl FromRequest<Arc<TransportState>> for HubRequest {
     /// The answer of the node that holds the connection, or a 404 when the
     /// path names no tenant and hub here.
     type Rejection = Response;
 
-    async fn from_request(request: Request, node: &Arc<Node>) -> Result<HubRequest, Response> {
+    async fn from_request(
+        request: Request,
+        node: &Arc<TransportState>,
+    ) -> Result<HubRequest, Response> {
         let (mut parts, body) = request.into_parts();
         let Path((tenant, hub)) = Path::<(String, String)>::from_request_parts(&mut parts, node)
             .await
@@ -223,7 +220,7 @@ impl FromRequest<Arc<Node>> for HubRequest {
             Ok(answer) => return Err(answer),
             Err(request) => request,
         };
-        let (tenant, key) = resolve_hub(node, &tenant, &hub).ok_or_else(not_found_hub)?;
+        let (tenant, key) = node.resolve_hub(&tenant, &hub).ok_or_else(not_found_hub)?;
         Ok(HubRequest(tenant, key, query, request))
     }
 }
@@ -259,21 +256,20 @@ impl<'a> Caller<'a> {
 /// In a cluster, forwards a request for a connection another node holds to
 /// that node and returns its answer; Err gives the request back to handle here.
 async fn forward_to_owner(
-    node: &Node,
+    node: &TransportState,
     query: &[(String, String)],
     request: Request,
 ) -> Result<Response, Request> {
     let Some(owner) = forward::destination(node, query, request.headers()).await else {
         return Err(request);
     };
-    let own = node.cluster.as_ref().map_or("", |c| c.node_id());
-    forward::proxy(&owner, own, forward::silence(node), request).await
+    forward::proxy(&owner, node.own_id(), node.silence(), request).await
 }
 
 /// The WebSocket that carries a negotiated connection, or a new one when the
 /// client skipped negotiation.
 async fn connect_websocket(
-    node: Arc<Node>,
+    node: Arc<TransportState>,
     tenant: Arc<Tenant>,
     key: HubKey,
     query: Vec<(String, String)>,
@@ -329,7 +325,7 @@ async fn connect_websocket(
             negotiated.connection_id.clone(),
             negotiated.identity.user_id.clone(),
         );
-        Registration::new(node.clone(), id.to_owned(), Arc::new(connection))
+        Registration::new(&node.http_connections, id.to_owned(), Arc::new(connection))
     });
     negotiated.request.set_transport(TransportKind::WebSockets);
     let accepted = Accepted {
@@ -347,7 +343,7 @@ async fn connect_websocket(
     // whole life, called or not. For the same reason the connection is made
     // here rather than in the async block, which would keep the socket and the
     // rest it captured beside the connection.
-    let start = Box::new((node, accepted, token, registration));
+    let start = Box::new((node.connections.clone(), accepted, token, registration));
     upgrade.on_upgrade(connection_id, move |socket| {
         let (node, accepted, token, registration) = *start;
         let connection = websocket::serve(node, accepted, socket, token);
@@ -363,7 +359,7 @@ async fn connect_websocket(
 /// must live (dropped sockets keep it for `disconnect_timeout_secs`), be on
 /// this hub, and belong to the same user.
 fn resume_websocket(
-    node: &Arc<Node>,
+    node: &TransportState,
     key: &HubKey,
     token: &str,
     identity: &Identity,
@@ -384,7 +380,7 @@ fn resume_websocket(
 /// resume: the connection's owner gets it if it answers; else this node claims
 /// the connection and serves it, or tells the client honestly that it cannot.
 async fn take_over_websocket(
-    node: Arc<Node>,
+    node: Arc<TransportState>,
     tenant: Arc<Tenant>,
     key: HubKey,
     token: String,
@@ -410,8 +406,7 @@ async fn take_over_websocket(
         )
         .await;
         if let Err(Refused::Owner { node: owner, url }) = claimed {
-            let own = node.cluster.as_ref().map_or("", |c| c.node_id());
-            match forward::proxy(&url, own, forward::silence(&node), request).await {
+            match forward::proxy(&url, node.own_id(), node.silence(), request).await {
                 Ok(answer) => return answer,
                 Err(back) => {
                     request = back;
@@ -429,7 +424,7 @@ async fn take_over_websocket(
             Ok(taken) => {
                 let connection_id = taken.connection_id();
                 upgrade.on_upgrade(connection_id, move |socket| {
-                    websocket::take_over(node, taken, socket)
+                    websocket::take_over(node.connections.clone(), taken, socket)
                 })
             }
             Err(Refused::Unrecoverable(_, protocol)) => upgrade
@@ -444,8 +439,8 @@ async fn take_over_websocket(
 
 /// The read buffer of a WebSocket. Messages have no size limit of their own:
 /// their payload streams into the connection, which limits each record.
-fn websocket_limits(upgrade: websocket::Upgrade, node: &Node) -> websocket::Upgrade {
-    upgrade.read_buffer_size(node.config.websocket_read_buffer_bytes)
+fn websocket_limits(upgrade: websocket::Upgrade, node: &TransportState) -> websocket::Upgrade {
+    upgrade.read_buffer_size(node.settings.websocket_read_buffer_bytes)
 }
 
 /// Who sent a transport request (the header token, else `access_token`).
@@ -488,7 +483,7 @@ fn connection_id(query: &[(String, String)]) -> Result<&str, RequestError> {
 /// connection the caller names (refused unless the same user negotiated it),
 /// listed as a `kind` connection, ready to run with what its POSTs bring.
 fn start_http(
-    node: &Arc<Node>,
+    node: &TransportState,
     caller: Caller<'_>,
     kind: TransportKind,
     long_poll: Option<Arc<long_polling::LongPoll>>,
@@ -513,7 +508,8 @@ fn start_http(
         std::mem::take(&mut negotiated.early),
     );
     let connection = Arc::new(connection);
-    let Some(registration) = Registration::new(node.clone(), caller.id.to_owned(), connection)
+    let Some(registration) =
+        Registration::new(&node.http_connections, caller.id.to_owned(), connection)
     else {
         return Err(RequestError::AlreadyActive);
     };
@@ -533,7 +529,7 @@ fn start_http(
 }
 
 /// The negotiated connection `id` names, for the first request of its transport.
-fn take_pending(node: &Node, key: &HubKey, id: &str) -> Result<Negotiated, RequestError> {
+fn take_pending(node: &TransportState, key: &HubKey, id: &str) -> Result<Negotiated, RequestError> {
     match node.pending.take(id) {
         Some(negotiated) if negotiated.hub == *key => Ok(negotiated),
         _ => Err(RequestError::UnknownConnection),

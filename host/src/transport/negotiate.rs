@@ -9,10 +9,9 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use tracing::Instrument;
 
-use super::{QueryList, bearer_token, not_found_hub, query_param, resolve_hub};
+use super::{QueryList, TransportState, bearer_token, not_found_hub, query_param};
 use crate::address::client::ClientAddr;
 use crate::connection::Negotiated;
-use crate::node::Node;
 use crate::outbound::{RequestInfo, Visible};
 use crate::protocol::negotiate::{
     TransportInfo, negotiate_error, negotiate_response, parse_negotiate_version,
@@ -27,7 +26,7 @@ const TRANSPORTS: &[TransportInfo] = &[
 ];
 
 pub async fn negotiate(
-    State(node): State<Arc<Node>>,
+    State(node): State<Arc<TransportState>>,
     Path((tenant, hub)): Path<(String, String)>,
     Query(query): QueryList,
     client: Option<Extension<ClientAddr>>,
@@ -47,14 +46,14 @@ pub async fn negotiate(
 
 /// The negotiate answer, in the `negotiate` span.
 async fn answer(
-    node: &Arc<Node>,
+    node: &TransportState,
     tenant: &str,
     hub: &str,
     query: &[(String, String)],
     headers: &HeaderMap,
     client: Option<std::net::IpAddr>,
 ) -> Response {
-    let Some((tenant, key)) = resolve_hub(node, tenant, hub) else {
+    let Some((tenant, key)) = node.resolve_hub(tenant, hub) else {
         return not_found_hub();
     };
     if node.is_draining() {
@@ -123,8 +122,12 @@ async fn answer(
 /// negotiate v1, whose `id` is the secret token. A v0 client's `id` is its
 /// public connection id, which others may know: resuming by it would let
 /// them take the connection over. The client uses it only over WebSockets.
-fn wants_stateful_reconnect(node: &Node, version: u32, query: &[(String, String)]) -> bool {
-    node.config.stateful_reconnect
+fn wants_stateful_reconnect(
+    node: &TransportState,
+    version: u32,
+    query: &[(String, String)],
+) -> bool {
+    node.settings.stateful_reconnect
         && version >= 1
         && query_param(query, "useStatefulReconnect")
             .is_some_and(|v| v.eq_ignore_ascii_case("true"))

@@ -19,11 +19,11 @@ use futures_util::Stream;
 use tokio::sync::mpsc;
 use tokio_util::sync::{DropGuard, PollSender};
 
+use super::TransportState;
 use super::error::RequestError;
 use super::http_connections::TransportKind;
 use super::{Caller, start_http};
 use crate::connection::{self, OutFrame};
-use crate::node::Node;
 use crate::protocol::TransferFormat;
 
 /// SSE carries text only, so MessagePack never uses it.
@@ -37,7 +37,10 @@ const OUTBOUND_FRAMES: usize = 8;
 const PREAMBLE: &[u8] = b":\r\n";
 
 /// `GET /hubs/{tenant}/{hub}?id=...` with `Accept: text/event-stream`.
-pub(super) async fn connect(node: Arc<Node>, caller: Caller<'_>) -> Result<Response, RequestError> {
+pub(super) async fn connect(
+    node: Arc<TransportState>,
+    caller: Caller<'_>,
+) -> Result<Response, RequestError> {
     if let Some(active) = node.http_connections.get(caller.id) {
         return Err(if active.hub != caller.key {
             RequestError::UnknownConnection
@@ -51,9 +54,9 @@ pub(super) async fn connect(node: Arc<Node>, caller: Caller<'_>) -> Result<Respo
     let (accepted, registration, inbound) = started?;
     let ended = registration.connection().ended().clone();
     let (out_tx, out_rx) = mpsc::channel(OUTBOUND_FRAMES);
-    let env = node.connections.clone();
+    let connections = node.connections.clone();
     tokio::spawn(async move {
-        connection::run(env, accepted, inbound, PollSender::new(out_tx)).await;
+        connection::run(connections, accepted, inbound, PollSender::new(out_tx)).await;
         drop(registration);
     });
     let events = EventStream {

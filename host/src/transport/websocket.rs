@@ -35,11 +35,11 @@ use tracing::debug;
 pub use socket::Socket;
 pub use upgrade::Upgrade;
 
+use super::Connections;
 use crate::connection::{
     self, Accepted, BoxInbound, BoxOutbound, CloseCode, GoneOnError, OutFrame, ResumeLink,
     Transport,
 };
-use crate::node::Node;
 
 /// Runs a new connection on `socket`. `token` is the `id` the client sent,
 /// with which it may resume the connection on another socket.
@@ -47,14 +47,14 @@ use crate::node::Node;
 /// Not `async fn`: an async fn keeps its arguments (the socket among them)
 /// beside the connection's own future for as long as the connection lives.
 pub fn serve(
-    node: Arc<Node>,
+    env: Connections,
     accepted: Accepted,
     socket: Socket,
     token: Option<String>,
 ) -> impl Future<Output = ()> + Send + 'static {
     // Boxed: the caller's async block then holds a pointer, not the connection.
     let connection: Pin<Box<dyn Future<Output = ()> + Send>> = Box::pin(connection::run_resumable(
-        node.connections.clone(),
+        env,
         accepted,
         token,
         transport(socket),
@@ -75,15 +75,12 @@ pub async fn resume(link: Arc<ResumeLink>, socket: Socket) {
 /// Runs a durable connection this node took over on the socket its client
 /// resumed with.
 pub fn take_over(
-    node: Arc<Node>,
+    env: Connections,
     taken: connection::takeover::Taken,
     socket: Socket,
 ) -> impl Future<Output = ()> + Send + 'static {
-    let connection: Pin<Box<dyn Future<Output = ()> + Send>> = Box::pin(connection::run_taken(
-        node.connections.clone(),
-        taken,
-        transport(socket),
-    ));
+    let connection: Pin<Box<dyn Future<Output = ()> + Send>> =
+        Box::pin(connection::run_taken(env, taken, transport(socket)));
     connection
 }
 

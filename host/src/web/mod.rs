@@ -44,7 +44,8 @@ pub fn routes() -> Router<Arc<Node>> {
 
 /// The demo chat, where the node serves the `demo` tenant's `chat` hub.
 async fn demo(State(node): State<Arc<Node>>, headers: HeaderMap) -> Response {
-    if crate::transport::resolve_hub(&node, DEMO_TENANT, DEMO_HUB).is_none() {
+    if crate::transport::resolve_hub(&node.tenants, &node.registry, DEMO_TENANT, DEMO_HUB).is_none()
+    {
         return not_found();
     }
     serve(assets::page("index.html"), &headers)
