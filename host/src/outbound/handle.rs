@@ -16,7 +16,7 @@ use super::RequestInfo;
 use super::outbox::{Bound, Outbox, PushError};
 use super::receipts::{self, Receipts};
 use crate::address::{HubKey, OutboundInvocation};
-use crate::backplane::{Backplane, Envelope, EnvelopeKind, Fence, PublishError, Received};
+use crate::backplane::{Backplane, Envelope, EnvelopeKind, Fence, PublishError, Receipt, Received};
 use crate::durable::{Mark, Record, Ring, Step, Track};
 use crate::protocol::{CompletionOutcome, HubMessage, Protocol};
 
@@ -583,7 +583,8 @@ impl ConnectionHandle {
             },
         )
         .fenced(self.durable_fence());
-        self.store_or_close(durable, envelope, "a record for a durable connection")
+        let receipt = durable.backplane.publish(envelope);
+        self.store_or_close(receipt, "a record for a durable connection")
             .await
     }
 
@@ -601,8 +602,9 @@ impl ConnectionHandle {
         let received = durable.receipts.take_with(up_to, opens);
         let up_to = received.up_to;
         self.store_or_close(
-            durable,
-            self.receipt_envelope(durable, received),
+            durable
+                .backplane
+                .publish(self.receipt_envelope(durable, received)),
             "what a durable connection's client sent",
         )
         .await?;
@@ -710,21 +712,13 @@ impl ConnectionHandle {
         });
     }
 
-    /// Publishes `envelope` of a durable connection and waits until the
-    /// stream stored it; when it was not (`what` names it in the log), the
-    /// connection is closed with a reconnect allowed, and Err.
-    async fn store_or_close(
-        &self,
-        durable: &Durable,
-        envelope: Envelope,
-        what: &str,
-    ) -> Result<(), ()> {
-        durable
-            .backplane
-            .publish(envelope)
-            .wait()
-            .await
-            .map_err(|e| self.not_stored(&e, what))
+    /// Waits until the stream stored a record of a durable connection
+    /// (published already, so that the envelope is no part of the caller's
+    /// future); when it was not (`what` names it in the log), the
+    /// connection is closed with a reconnect allowed, or dropped here if
+    /// another node claimed it, and Err.
+    async fn store_or_close(&self, receipt: Receipt, what: &str) -> Result<(), ()> {
+        receipt.wait().await.map_err(|e| self.not_stored(&e, what))
     }
 
     /// A record of a durable connection (`what`) was not stored: another
