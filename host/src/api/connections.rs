@@ -18,7 +18,7 @@ pub(super) async fn send(call: &Call) -> Result<Response, ApiError> {
 pub(super) async fn exists(call: &Call) -> Result<Response, ApiError> {
     let id = call.param("connection");
     if call
-        .node
+        .api
         .router
         .local_connection(&call.hub, id)
         .is_some_and(|c| !c.is_closed())
@@ -38,7 +38,7 @@ pub(super) async fn exists(call: &Call) -> Result<Response, ApiError> {
 pub(super) async fn close(call: &Call) -> Result<Response, ApiError> {
     let id = call.param("connection");
     let reason = call.query_one("reason");
-    let router = &call.node.router;
+    let router = &call.api.router;
     if router.local_connection(&call.hub, id).is_none() && !held_elsewhere(call, id).await? {
         return Err(ApiError::NoConnection(id.to_owned()));
     }
@@ -49,7 +49,7 @@ pub(super) async fn close(call: &Call) -> Result<Response, ApiError> {
 /// group, wherever it is (200, as Azure).
 pub(super) async fn leave_all_groups(call: &Call) -> Result<Response, ApiError> {
     let receipt = call
-        .node
+        .api
         .router
         .connection_leave_all_groups(&call.hub, call.param("connection"));
     applied(receipt, "the group change").await
@@ -57,7 +57,7 @@ pub(super) async fn leave_all_groups(call: &Call) -> Result<Response, ApiError> 
 
 /// Whether, in a cluster, the registry lists `id` on another node.
 async fn held_elsewhere(call: &Call, id: &str) -> Result<bool, ApiError> {
-    let Some(cluster) = &call.node.cluster else {
+    let Some(cluster) = &call.api.cluster else {
         return Ok(false);
     };
     let node = cluster

@@ -21,10 +21,10 @@ pub(super) async fn send(call: &Call) -> Result<Response, ApiError> {
 /// or, in a cluster, on another (which answers within the presence timeout).
 pub(super) async fn exists(call: &Call) -> Result<Response, ApiError> {
     let group = call.param("group");
-    if call.node.router.has_local_group(&call.hub, group) {
+    if call.api.router.has_local_group(&call.hub, group) {
         return done(StatusCode::OK);
     }
-    if let Some(cluster) = &call.node.cluster
+    if let Some(cluster) = &call.api.cluster
         && cluster
             .group_elsewhere(&call.hub, group)
             .await
@@ -48,14 +48,14 @@ pub(super) async fn close(call: &Call) -> Result<Response, ApiError> {
 /// holding the connection will apply it, 503 when the cluster refused it.
 pub(super) async fn add_connection(call: &Call) -> Result<Response, ApiError> {
     let (connection, group) = (call.param("connection"), call.param("group"));
-    group_change(call.node.router.add_to_group(&call.hub, connection, group)).await
+    group_change(call.api.router.add_to_group(&call.hub, connection, group)).await
 }
 
 /// `DELETE .../groups/{group}/connections/{connection}` (answered as an add).
 pub(super) async fn remove_connection(call: &Call) -> Result<Response, ApiError> {
     let (connection, group) = (call.param("connection"), call.param("group"));
     group_change(
-        call.node
+        call.api
             .router
             .remove_from_group(&call.hub, connection, group),
     )

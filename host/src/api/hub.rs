@@ -23,7 +23,7 @@ pub(super) async fn send_all(call: &Call) -> Result<Response, ApiError> {
     let target = Target::All {
         except: call.query_all("excluded"),
     };
-    sent(call.node.router.send(&call.hub, &target, Arc::new(message))).await
+    sent(call.api.router.send(&call.hub, &target, Arc::new(message))).await
 }
 
 /// `POST .../:closeConnections?excluded=...&reason=...`: closes every
@@ -40,7 +40,7 @@ pub(super) async fn close_target(call: &Call, target: Target) -> Result<Response
     let except = call.query_all("excluded");
     let reason = call.query_one("reason");
     let receipt = call
-        .node
+        .api
         .router
         .close_many(&call.hub, target, except, reason);
     applied_as(receipt, "the close", StatusCode::NO_CONTENT).await
@@ -51,8 +51,8 @@ pub(super) async fn close_target(call: &Call, target: Target) -> Result<Response
 /// `{"result": value}`; the method's own error is a 422.
 pub(super) async fn invoke(call: &Call) -> Result<Response, ApiError> {
     let payload = parse_payload(&call.body)?;
-    let node = &call.node;
-    let plugin = node
+    let api = &call.api;
+    let plugin = api
         .registry
         .get(&call.hub)
         .ok_or_else(|| ApiError::UnknownHub {
@@ -72,7 +72,7 @@ pub(super) async fn invoke(call: &Call) -> Result<Response, ApiError> {
     let env = CallEnv {
         tenant: call.tenant.clone(),
         hub: call.hub.clone(),
-        router: node.router.clone(),
+        router: api.router.clone(),
         connection_id: None,
         receipts: Default::default(),
     };
@@ -86,7 +86,7 @@ pub(super) async fn invoke(call: &Call) -> Result<Response, ApiError> {
     };
     // The tenant's limit on invocations at once holds for backends too.
     let limits = call.tenant.limits();
-    let usage = node.usage.tenant(&call.hub.tenant);
+    let usage = api.usage.tenant(&call.hub.tenant);
     let Some(_slot) = usage.invocation_slot(&limits).await else {
         let error = format!(
             "Too many concurrent invocations: the tenant allows at most {} at once on this server.",
@@ -101,7 +101,7 @@ pub(super) async fn invoke(call: &Call) -> Result<Response, ApiError> {
     };
     let outcome = tokio::time::timeout(
         INVOKE_TIMEOUT,
-        node.engine
+        api.engine
             .invoke(&plugin, env, &ctx, &name, &payload.arguments, None),
     )
     .await

@@ -36,7 +36,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::{Query, Request, State};
+use axum::extract::{FromRef, Query, Request, State};
 use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -44,9 +44,12 @@ use axum::routing::{any, get};
 use tracing::debug;
 
 use crate::address::{HubKey, Target};
-use crate::node::Node;
-use crate::router::RouteError;
-use crate::tenant::Tenant;
+use crate::backplane::nats::NatsBackplane;
+use crate::config::Config;
+use crate::plugin::{PluginEngine, Registry};
+use crate::router::{RouteError, Router as HubRouter};
+use crate::tenant::limits::Usage;
+use crate::tenant::{Tenant, Tenants};
 use error::ApiError;
 use routes::{Action, Matched};
 
@@ -56,7 +59,45 @@ pub const MAX_BODY: usize = 1 << 20;
 /// The OpenAPI 3 document of this API.
 pub const OPENAPI_JSON: &str = include_str!("../../openapi.json");
 
-pub fn routes() -> Router<Arc<Node>> {
+/// What the REST API reads of the node: built by the node, taken by the
+/// REST handlers as their state (the admin API takes the node itself).
+pub struct ApiState {
+    pub tenants: Arc<Tenants>,
+    pub registry: Arc<Registry>,
+    /// Runs `:invoke` calls.
+    pub engine: Arc<PluginEngine>,
+    pub router: Arc<HubRouter>,
+    /// What each tenant uses, for the limit on invocations at once.
+    pub usage: Arc<Usage>,
+    /// The NATS backplane in a cluster: its registry answers presence checks.
+    pub cluster: Option<Arc<NatsBackplane>>,
+    /// The config as last reloaded (its `public_url` is API tokens' audience).
+    pub live: Arc<arc_swap::ArcSwap<Config>>,
+    /// Cancelled once the node drains: the health check answers 503.
+    pub draining: tokio_util::sync::CancellationToken,
+}
+
+impl std::fmt::Debug for ApiState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiState").finish_non_exhaustive()
+    }
+}
+
+impl ApiState {
+    /// Takes traffic: not draining and, in a cluster, connected to NATS.
+    pub fn is_ready(&self) -> bool {
+        !self.draining.is_cancelled() && self.cluster.as_ref().is_none_or(|c| c.is_ready())
+    }
+}
+
+/// The REST and admin routes, on any state that holds an [`ApiState`]
+/// (the REST handlers) and the node (the admin API).
+pub fn routes<S>() -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+    Arc<ApiState>: FromRef<S>,
+    Arc<crate::node::Node>: FromRef<S>,
+{
     Router::new()
         .route("/api/openapi.json", get(openapi))
         .route("/api/v1/tenants/{*rest}", any(handle))
@@ -67,7 +108,7 @@ pub fn routes() -> Router<Arc<Node>> {
 
 /// `HEAD /api/health` (Azure's service health): 200 while the node takes
 /// traffic, 503 otherwise (as `/readyz`). It needs no credentials.
-async fn health(State(node): State<Arc<Node>>, request: Request) -> Response {
+async fn health(State(api): State<Arc<ApiState>>, request: Request) -> Response {
     if request.method() != axum::http::Method::HEAD {
         return ApiError::MethodNotAllowed {
             method: request.method().to_string(),
@@ -75,7 +116,7 @@ async fn health(State(node): State<Arc<Node>>, request: Request) -> Response {
         }
         .into_response();
     }
-    if node.is_ready() {
+    if api.is_ready() {
         StatusCode::OK.into_response()
     } else {
         StatusCode::SERVICE_UNAVAILABLE.into_response()
@@ -86,8 +127,8 @@ async fn openapi() -> Response {
     ([(CONTENT_TYPE, "application/json")], OPENAPI_JSON).into_response()
 }
 
-async fn handle(State(node): State<Arc<Node>>, request: Request) -> Response {
-    match dispatch(node, request).await {
+async fn handle(State(api): State<Arc<ApiState>>, request: Request) -> Response {
+    match dispatch(api, request).await {
         Ok(response) => response,
         Err(e) => {
             debug!(code = e.code(), message = %e, "API request refused");
@@ -98,7 +139,7 @@ async fn handle(State(node): State<Arc<Node>>, request: Request) -> Response {
 
 /// One authorized API request, for its handler.
 struct Call {
-    node: Arc<Node>,
+    api: Arc<ApiState>,
     tenant: Arc<Tenant>,
     hub: HubKey,
     matched: Matched,
@@ -128,7 +169,7 @@ impl Call {
     }
 }
 
-async fn dispatch(node: Arc<Node>, request: Request) -> Result<Response, ApiError> {
+async fn dispatch(api: Arc<ApiState>, request: Request) -> Result<Response, ApiError> {
     let (parts, body) = request.into_parts();
     let path = parts.uri.path();
     let matched = routes::parse(&parts.method, path)?;
@@ -136,9 +177,9 @@ async fn dispatch(node: Arc<Node>, request: Request) -> Result<Response, ApiErro
         .map_err(|e| ApiError::BadRequest(format!("invalid query string: {e}")))?;
     let tenant_name = match &matched.tenant {
         Some(name) => name.clone(),
-        None => azure_tenant(&node, &query, &parts.headers)?,
+        None => azure_tenant(&api.tenants, &query, &parts.headers)?,
     };
-    let tenant = node
+    let tenant = api
         .tenants
         .get(&tenant_name)
         .ok_or_else(|| ApiError::UnknownTenant(tenant_name.clone()))?;
@@ -147,10 +188,10 @@ async fn dispatch(node: Arc<Node>, request: Request) -> Result<Response, ApiErro
         &tenant.keys().api_keys,
         &parts.headers,
         path,
-        node.live_config().public_url.as_deref(),
+        api.live.load().public_url.as_deref(),
     )?;
     let hub = HubKey::new(&tenant.name, &matched.hub);
-    if node.registry.get(&hub).is_none() {
+    if api.registry.get(&hub).is_none() {
         return Err(ApiError::UnknownHub {
             tenant: tenant.name.to_string(),
             hub: matched.hub.clone(),
@@ -163,7 +204,7 @@ async fn dispatch(node: Arc<Node>, request: Request) -> Result<Response, ApiErro
     };
     debug!(tenant = %hub.tenant, hub = %hub.hub, action = ?matched.action, "API request");
     let call = Call {
-        node,
+        api,
         tenant,
         hub,
         matched,
@@ -197,7 +238,7 @@ async fn dispatch(node: Arc<Node>, request: Request) -> Result<Response, ApiErro
 /// (Azure's name for a scope inside one service) or else the tenant whose
 /// API key the credentials are.
 fn azure_tenant(
-    node: &Node,
+    tenants: &Tenants,
     query: &[(String, String)],
     headers: &HeaderMap,
 ) -> Result<String, ApiError> {
@@ -208,11 +249,11 @@ fn azure_tenant(
     {
         return Ok(application.to_ascii_lowercase());
     }
-    node.tenants
+    tenants
         .names()
         .into_iter()
         .find(|name| {
-            node.tenants
+            tenants
                 .get(name)
                 .is_some_and(|t| auth::signed_with_one_of(&t.keys().api_keys, headers))
         })
@@ -267,7 +308,7 @@ async fn sent(receipt: crate::backplane::Receipt) -> Result<Response, ApiError> 
 /// Sends the request's payload (an invocation) to `target`, as [`sent`].
 async fn send_to(call: &Call, target: Target) -> Result<Response, ApiError> {
     let message = payload::parse_payload(&call.body)?.into_invocation()?;
-    sent(call.node.router.send(&call.hub, &target, Arc::new(message))).await
+    sent(call.api.router.send(&call.hub, &target, Arc::new(message))).await
 }
 
 /// A group change: 400 when the router refused it (a bad group name), else

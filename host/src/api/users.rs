@@ -16,10 +16,10 @@ pub(super) async fn send(call: &Call) -> Result<Response, ApiError> {
 /// or, in a cluster, on a node the registry lists as holding one.
 pub(super) async fn exists(call: &Call) -> Result<Response, ApiError> {
     let user = call.param("user");
-    if call.node.router.has_local_user(&call.hub, user) {
+    if call.api.router.has_local_user(&call.hub, user) {
         return done(StatusCode::OK);
     }
-    if let Some(cluster) = &call.node.cluster {
+    if let Some(cluster) = &call.api.cluster {
         let elsewhere = cluster
             .registry()
             .user_connections(&call.hub, user)
@@ -38,7 +38,7 @@ pub(super) async fn exists(call: &Call) -> Result<Response, ApiError> {
 /// the cluster refused it.
 pub(super) async fn add_to_group(call: &Call) -> Result<Response, ApiError> {
     let (user, group) = (call.param("user"), call.param("group"));
-    group_change(call.node.router.add_user_to_group(&call.hub, user, group)).await
+    group_change(call.api.router.add_user_to_group(&call.hub, user, group)).await
 }
 
 /// `DELETE .../users/{user}/groups/{group}`: removes the user's connections,
@@ -46,7 +46,7 @@ pub(super) async fn add_to_group(call: &Call) -> Result<Response, ApiError> {
 pub(super) async fn remove_from_group(call: &Call) -> Result<Response, ApiError> {
     let (user, group) = (call.param("user"), call.param("group"));
     group_change(
-        call.node
+        call.api
             .router
             .remove_user_from_group(&call.hub, user, group),
     )
@@ -63,7 +63,7 @@ pub(super) async fn close(call: &Call) -> Result<Response, ApiError> {
 /// every node, from every group they are in (204, as Azure).
 pub(super) async fn leave_all_groups(call: &Call) -> Result<Response, ApiError> {
     let receipt = call
-        .node
+        .api
         .router
         .user_leave_all_groups(&call.hub, call.param("user"));
     applied_as(receipt, "the group change", StatusCode::NO_CONTENT).await
@@ -74,13 +74,13 @@ pub(super) async fn leave_all_groups(call: &Call) -> Result<Response, ApiError> 
 pub(super) async fn in_group(call: &Call) -> Result<Response, ApiError> {
     let (user, group) = (call.param("user"), call.param("group"));
     if call
-        .node
+        .api
         .router
         .has_local_user_in_group(&call.hub, user, group)
     {
         return done(StatusCode::OK);
     }
-    if let Some(cluster) = &call.node.cluster
+    if let Some(cluster) = &call.api.cluster
         && cluster
             .user_in_group_elsewhere(&call.hub, user, group)
             .await

@@ -23,7 +23,12 @@ use crate::node::Node;
 
 pub use feed::Feed;
 
-pub fn routes() -> Router<Arc<Node>> {
+/// The dashboard hub, on any state that holds the node.
+pub fn routes<S>() -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+    Arc<Node>: axum::extract::FromRef<S>,
+{
     Router::new()
         .route("/dashboard/hub/negotiate", post(hub::negotiate))
         .route("/dashboard/hub", get(hub::connect))

@@ -45,7 +45,7 @@ pub struct Node {
     /// is read from [`Node::live_config`] instead.
     pub config: Config,
     /// The config as last reloaded: tenants, `[limits]`, `[admin]` keys, `public_url`.
-    live: arc_swap::ArcSwap<Config>,
+    live: Arc<arc_swap::ArcSwap<Config>>,
     pub tenants: Arc<Tenants>,
     pub router: Arc<Router>,
     pub engine: Arc<PluginEngine>,
@@ -157,7 +157,7 @@ impl Node {
             hub: hub_services.clone(),
         });
         let node = Arc::new(Node {
-            live: arc_swap::ArcSwap::from_pointee(config.clone()),
+            live: Arc::new(arc_swap::ArcSwap::from_pointee(config.clone())),
             config,
             tenants: Arc::new(tenants),
             router: router.clone(),
@@ -283,6 +283,11 @@ impl Node {
             }
         };
         cluster.advertise(url);
+    }
+
+    /// The config as last reloaded, shared: it follows every reload.
+    pub fn live_handle(&self) -> Arc<arc_swap::ArcSwap<Config>> {
+        self.live.clone()
     }
 
     /// Ready for traffic: always alone; in a cluster, while NATS is connected.

@@ -46,6 +46,13 @@ use slots::{Held, Slots};
 /// The header timeout of a reserved connection (at most this, or the configured one).
 const RESERVED_HEADERS_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// The state of the node's routes: each handler takes the part it uses.
+#[derive(Clone, axum::extract::FromRef)]
+struct AppState {
+    node: Arc<Node>,
+    api: Arc<crate::api::ApiState>,
+}
+
 pub fn app(node: Arc<Node>) -> Router {
     let clients = crate::transport::routes(Arc::new(node.transport_state()))
         .layer(crate::cors::layer(node.tenants.clone()))
@@ -61,12 +68,29 @@ pub fn app(node: Arc<Node>) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .layer(axum::middleware::from_fn(crate::telemetry::access::log))
-        .with_state(node.clone())
+        .with_state(AppState {
+            node: node.clone(),
+            api: Arc::new(api_state(&node)),
+        })
         // Outside the access log, so that its line carries the resolved address.
         .layer(axum::middleware::from_fn_with_state(
             node,
             client_addr::layer,
         ))
+}
+
+/// What the REST API reads of the node.
+fn api_state(node: &Node) -> crate::api::ApiState {
+    crate::api::ApiState {
+        tenants: node.tenants.clone(),
+        registry: node.registry.clone(),
+        engine: node.engine.clone(),
+        router: node.router.clone(),
+        usage: node.usage.clone(),
+        cluster: node.cluster.clone(),
+        live: node.live_handle(),
+        draining: node.draining.clone(),
+    }
 }
 
 /// 200 when the node can serve; 503 while a cluster node has lost NATS

@@ -34,7 +34,12 @@ frame-ancestors 'none'";
 /// The hub the demo page chats on.
 pub const DEMO_HUB: &str = "chat";
 
-pub fn routes() -> Router<Arc<Node>> {
+/// The pages, on any state that holds the node.
+pub fn routes<S>() -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+    Arc<Node>: axum::extract::FromRef<S>,
+{
     Router::new()
         .route("/", get(demo))
         .route("/dashboard", get(dashboard))

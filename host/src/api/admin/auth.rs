@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRef, FromRequestParts};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
@@ -18,11 +18,16 @@ use super::{ADMIN_KEY_HEADER, AdminError};
 #[derive(Debug)]
 pub struct Admin(pub Arc<Node>);
 
-impl FromRequestParts<Arc<Node>> for Admin {
+impl<S> FromRequestParts<S> for Admin
+where
+    S: Send + Sync,
+    Arc<Node>: FromRef<S>,
+{
     type Rejection = AdminError;
 
-    async fn from_request_parts(parts: &mut Parts, node: &Arc<Node>) -> Result<Admin, AdminError> {
-        authorize(node, &parts.headers).map(|()| Admin(node.clone()))
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Admin, AdminError> {
+        let node = Arc::<Node>::from_ref(state);
+        authorize(&node, &parts.headers).map(|()| Admin(node))
     }
 }
 

@@ -48,7 +48,12 @@ pub const ADMIN_KEY_HEADER: &str = "x-admin-key";
 /// Largest JSON body of an admin request other than a deploy, in bytes.
 const MAX_JSON_BODY: usize = 64 << 10;
 
-pub fn routes() -> Router<Arc<Node>> {
+/// The admin routes, on any state that holds the node.
+pub fn routes<S>() -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+    Arc<Node>: axum::extract::FromRef<S>,
+{
     Router::new()
         .route("/admin/v1/tenants", get(list_tenants).post(create_tenant))
         .route(
@@ -115,12 +120,12 @@ async fn read_json(headers: &HeaderMap, body: Body) -> Result<Value, AdminError>
 /// A request body of at most `MAX` bytes (413 when it is larger).
 pub(super) struct Limited<const MAX: usize>(axum::body::Bytes);
 
-impl<const MAX: usize> axum::extract::FromRequest<Arc<Node>> for Limited<MAX> {
+impl<S: Send + Sync, const MAX: usize> axum::extract::FromRequest<S> for Limited<MAX> {
     type Rejection = AdminError;
 
     async fn from_request(
         request: axum::extract::Request,
-        _: &Arc<Node>,
+        _: &S,
     ) -> Result<Limited<MAX>, AdminError> {
         let (parts, body) = request.into_parts();
         read_body(&parts.headers, body, MAX).await.map(Limited)
