@@ -488,18 +488,17 @@ async fn a_claim_fences_the_old_owner_s_writes_in_the_store_itself() {
         "a fenced write is delivered by its own node on read-back"
     );
     // Another node claims the connection.
-    taker
-        .publish(Envelope::new(
+    let claim = || {
+        Envelope::new(
             hub.clone(),
             EnvelopeKind::Claim {
                 connection: "x".into(),
                 epoch: 2,
             },
-        ))
-        .wait()
-        .await
-        .expect("claim stored");
-    let (claim, epoch) = taker
+        )
+    };
+    taker.publish(claim()).wait().await.expect("claim stored");
+    let (claimed_at, epoch) = taker
         .last_claim(&hub, "x")
         .await
         .expect("read")
@@ -513,7 +512,7 @@ async fn a_claim_fences_the_old_owner_s_writes_in_the_store_itself() {
     assert!(matches!(refused, Err(PublishError::Fenced)), "{refused:?}");
     // The new owner writes under its claim.
     taker
-        .publish(to_group("new owner", claim))
+        .publish(to_group("new owner", claimed_at))
         .wait()
         .await
         .expect("stored");
@@ -531,19 +530,10 @@ async fn a_claim_fences_the_old_owner_s_writes_in_the_store_itself() {
     // A claim renewed under the last one moves the condition on; one written
     // under an older claim is refused like any other write.
     taker
-        .publish(
-            Envelope::new(
-                hub.clone(),
-                EnvelopeKind::Claim {
-                    connection: "x".into(),
-                    epoch: 2,
-                },
-            )
-            .fenced(Some(Fence {
-                connection: "x".into(),
-                after: claim,
-            })),
-        )
+        .publish(claim().fenced(Some(Fence {
+            connection: "x".into(),
+            after: claimed_at,
+        })))
         .wait()
         .await
         .expect("renewed");
@@ -552,8 +542,8 @@ async fn a_claim_fences_the_old_owner_s_writes_in_the_store_itself() {
         .await
         .expect("read")
         .expect("a claim");
-    assert!(renewed > claim);
-    let stale = taker.publish(to_group("stale", claim)).wait().await;
+    assert!(renewed > claimed_at);
+    let stale = taker.publish(to_group("stale", claimed_at)).wait().await;
     assert!(matches!(stale, Err(PublishError::Fenced)), "{stale:?}");
 }
 

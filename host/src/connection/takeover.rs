@@ -472,10 +472,10 @@ pub async fn claim(
     }
     // Where the claim sits: the condition of every write from here on. A
     // later claim found instead means another node took it over meanwhile.
-    let last_claim = match cluster.last_claim(hub, &claimed.connection).await {
-        Ok(Some((sequence, found))) if found == epoch => sequence,
-        Ok(found) => {
-            debug!(connection = %claimed.connection, ?found, "another node claimed the connection meanwhile");
+    let last_claim = match own_claim(&cluster, hub, &claimed.connection, epoch).await {
+        Ok(Some(sequence)) => sequence,
+        Ok(None) => {
+            debug!(connection = %claimed.connection, "another node claimed the connection meanwhile");
             return Err(Refused::NotFound);
         }
         Err(e) => {
@@ -512,6 +512,18 @@ pub async fn claim(
     })
 }
 
+/// The stream sequence of the claim of `epoch`, stored just now, when it is
+/// the connection's last; None when another node's claim is (or none is).
+async fn own_claim(
+    cluster: &NatsBackplane,
+    hub: &HubKey,
+    connection: &str,
+    epoch: u64,
+) -> Result<Option<u64>, crate::backplane::nats::durable::DurableError> {
+    let last = cluster.last_claim(hub, connection).await?;
+    Ok(last.and_then(|(sequence, found)| (found == epoch).then_some(sequence)))
+}
+
 /// Keeps the claim of a connection this node took over in the stream for as
 /// long as it serves it: the stream's retention (`max_age`) would drop it,
 /// and its writes, conditional on the claim being the last, would then be
@@ -538,7 +550,7 @@ pub(super) fn renew_claims(
                 .wait()
                 .await;
             let renewed = match stored {
-                Ok(()) => cluster.last_claim(&handle.hub, &handle.id).await,
+                Ok(()) => own_claim(&cluster, &handle.hub, &handle.id, epoch).await,
                 Err(PublishError::Fenced) => Ok(None),
                 Err(e) => {
                     // The next round tries again; writes meanwhile are still
@@ -548,8 +560,8 @@ pub(super) fn renew_claims(
                 }
             };
             match renewed {
-                Ok(Some((sequence, found))) if found == epoch => handle.renewed_claim(sequence),
-                Ok(_) => {
+                Ok(Some(sequence)) => handle.renewed_claim(sequence),
+                Ok(None) => {
                     warn!(connection = %handle.id, epoch, "another node took the connection over; dropping it here");
                     handle.fence();
                     return;

@@ -115,6 +115,21 @@ impl HostState {
         Ok(caller.durable_fence())
     }
 
+    /// A plugin's group change (`add`, else remove), after its receipt.
+    async fn change_group(
+        &mut self,
+        connection_id: String,
+        group: String,
+        add: bool,
+    ) -> Result<(), String> {
+        let fence = self.receipt_first().await?;
+        let change =
+            self.env
+                .router
+                .change_group_under(&self.env.hub, &connection_id, &group, add, fence);
+        self.collect(change.map_err(|e| e.to_string())?)
+    }
+
     /// The connection the call is made for, if it is live on this node.
     fn caller(&mut self) -> Option<&Arc<ConnectionHandle>> {
         if self.caller.is_none() {
@@ -256,12 +271,12 @@ impl clients::Host for HostState {
         }
         let message = OutboundInvocation::from_json(&method, &args_json)?;
         let fence = self.receipt_first().await?;
-        let (router, hub) = (&self.env.router, &self.env.hub);
-        let (target, message) = (to_route_target(target), Arc::new(message));
-        let receipt = match fence {
-            Some(fence) => router.send_fenced(hub, &target, message, fence),
-            None => router.send(hub, &target, message),
-        };
+        let receipt = self.env.router.send_under(
+            &self.env.hub,
+            &to_route_target(target),
+            Arc::new(message),
+            fence,
+        );
         self.collect(receipt)
     }
 
@@ -287,23 +302,11 @@ impl clients::Host for HostState {
 
 impl groups::Host for HostState {
     async fn add(&mut self, connection_id: String, group: String) -> Result<(), String> {
-        let fence = self.receipt_first().await?;
-        let (router, hub) = (&self.env.router, &self.env.hub);
-        let change = match fence {
-            Some(fence) => router.change_group_fenced(hub, &connection_id, &group, true, fence),
-            None => router.add_to_group(hub, &connection_id, &group),
-        };
-        self.collect(change.map_err(|e| e.to_string())?)
+        self.change_group(connection_id, group, true).await
     }
 
     async fn remove(&mut self, connection_id: String, group: String) -> Result<(), String> {
-        let fence = self.receipt_first().await?;
-        let (router, hub) = (&self.env.router, &self.env.hub);
-        let change = match fence {
-            Some(fence) => router.change_group_fenced(hub, &connection_id, &group, false, fence),
-            None => router.remove_from_group(hub, &connection_id, &group),
-        };
-        self.collect(change.map_err(|e| e.to_string())?)
+        self.change_group(connection_id, group, false).await
     }
 }
 

@@ -294,17 +294,21 @@ impl Router {
         }
     }
 
-    /// Sends `message` to `target` for a durable connection's invocation:
-    /// stored under `fence` first, delivered to everyone (here too) only as
-    /// read back from the stream, so an owner another node has claimed
-    /// meanwhile (a paused one that woke) reaches nobody.
-    pub fn send_fenced(
+    /// Sends `message` to `target` for an invocation, under the caller's
+    /// `fence` when its connection is durable (else as [`Router::send`]):
+    /// then stored first and delivered to everyone (here too) only as read
+    /// back from the stream, so an owner another node has claimed meanwhile
+    /// (a paused one that woke) reaches nobody.
+    pub fn send_under(
         &self,
         hub: &HubKey,
         target: &Target,
         message: Arc<OutboundInvocation>,
-        fence: Fence,
+        fence: Option<Fence>,
     ) -> Receipt {
+        let Some(fence) = fence else {
+            return self.send(hub, target, message);
+        };
         let kind = EnvelopeKind::Send {
             target: target.clone(),
             message,
@@ -313,20 +317,30 @@ impl Router {
             .publish(Envelope::new(hub.clone(), kind).fenced(Some(fence)))
     }
 
-    /// A group change for a durable connection's invocation, stored under
-    /// `fence` and applied everywhere only as read back (as
-    /// [`Router::send_fenced`]).
-    pub fn change_group_fenced(
+    /// Adds a connection to a group (`add`) or removes it, for an
+    /// invocation, under the caller's `fence` as for [`Router::send_under`]
+    /// (else as [`Router::add_to_group`] or [`Router::remove_from_group`]).
+    pub fn change_group_under(
         &self,
         hub: &HubKey,
         connection_id: &str,
         group: &str,
         add: bool,
-        fence: Fence,
+        fence: Option<Fence>,
     ) -> Result<Receipt, RouteError> {
+        let Some(fence) = fence else {
+            return if add {
+                self.add_to_group(hub, connection_id, group)
+            } else {
+                self.remove_from_group(hub, connection_id, group)
+            };
+        };
         check_name(group)?;
-        if add {
-            self.may_join(hub, connection_id, group)?;
+        if add
+            && let Some(index) = self.existing_index(hub)
+            && let Some(held) = index.read().connection(connection_id)
+        {
+            self.may_join(hub, held, group)?;
         }
         let (connection, group) = (connection_id.to_owned(), group.to_owned());
         let kind = if add {
@@ -339,16 +353,14 @@ impl Router {
             .publish(Envelope::new(hub.clone(), kind).fenced(Some(fence))))
     }
 
-    /// Whether a durable connection held here may join `group` (one held
-    /// elsewhere is checked where it is applied; a plain one when added).
-    fn may_join(&self, hub: &HubKey, connection_id: &str, group: &str) -> Result<(), RouteError> {
-        let Some(index) = self.existing_index(hub) else {
-            return Ok(());
-        };
-        let index = index.read();
-        let Some(connection) = index.connection(connection_id) else {
-            return Ok(());
-        };
+    /// Whether `connection`, held here, may join `group`: a durable one is
+    /// checked against what it carries (a plain one when it is added).
+    fn may_join(
+        &self,
+        hub: &HubKey,
+        connection: &ConnectionHandle,
+        group: &str,
+    ) -> Result<(), RouteError> {
         match connection.durable_may_join(group) {
             Ok(()) => Ok(()),
             Err(JoinRefused::Count(max)) => {
@@ -379,12 +391,12 @@ impl Router {
                     .add_held(&mut index, hub, connection_id, group)
                     .map(|()| Receipt::done());
             }
-            _ => {}
+            // A durable connection joins on read-back, where a refusal would
+            // be silent: refused here, alike, with an error for the caller.
+            Some(c) => self.may_join(hub, c, group)?,
+            None => {}
         }
         drop(index);
-        // A durable connection joins on read-back, where a refusal would be
-        // silent: refused here, alike, with an error for the caller.
-        self.may_join(hub, connection_id, group)?;
         Ok(self.backplane.publish(Envelope::new(
             hub.clone(),
             EnvelopeKind::GroupAdd {

@@ -324,9 +324,14 @@ impl Publisher<'_> {
             }
             // Another node claimed the connection: final, never retried.
             Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => {
-                debug!(partition = self.partition, error = %e, "a fenced owner's envelope was refused");
                 self.lane.outbox.lock().release(entry.size);
-                let _ = entry.item.settle.send(Err(PublishError::Fenced));
+                refuse(
+                    &self.shared.stats,
+                    self.metrics,
+                    self.partition,
+                    Some(entry.item.settle),
+                    PublishError::Fenced,
+                );
             }
             Err(e) => {
                 if bump(&self.shared.stats.ack_failures) {
