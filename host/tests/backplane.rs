@@ -204,7 +204,7 @@ impl Conn {
 mod specs {
     use super::*;
 
-    pub async fn all_reaches_every_node(c: &Cluster) {
+    pub(crate) async fn all_reaches_every_node(c: &Cluster) {
         let mut a = c.connect(0, "a", None);
         let mut b = c.connect(1, "b", None);
         let mut d = c.connect(2, "d", None);
@@ -214,7 +214,7 @@ mod specs {
         }
     }
 
-    pub async fn all_except_skips_listed_connections_on_any_node(c: &Cluster) {
+    pub(crate) async fn all_except_skips_listed_connections_on_any_node(c: &Cluster) {
         let mut a = c.connect(0, "a", None);
         let mut b = c.connect(1, "b", None);
         let mut d = c.connect(2, "d", None);
@@ -230,7 +230,7 @@ mod specs {
         c.expect_quiet(1, &mut a).await;
     }
 
-    pub async fn connection_on_another_node(c: &Cluster) {
+    pub(crate) async fn connection_on_another_node(c: &Cluster) {
         let mut a = c.connect(0, "a", None);
         let mut b = c.connect(1, "b", None);
         c.send(0, Target::Connections(conns(&["b"])), "to-b");
@@ -238,7 +238,7 @@ mod specs {
         c.expect_quiet(1, &mut a).await;
     }
 
-    pub async fn connections_spread_over_nodes(c: &Cluster) {
+    pub(crate) async fn connections_spread_over_nodes(c: &Cluster) {
         let mut a = c.connect(0, "a", None);
         let mut b = c.connect(1, "b", None);
         let mut d = c.connect(2, "d", None);
@@ -251,7 +251,7 @@ mod specs {
         c.expect_quiet(0, &mut e).await;
     }
 
-    pub async fn a_cross_node_send_is_confirmed_before_it_counts_as_sent(c: &Cluster) {
+    pub(crate) async fn a_cross_node_send_is_confirmed_before_it_counts_as_sent(c: &Cluster) {
         let mut b = c.connect(1, "b", None);
         let receipt = c.send_receipt(0, Target::Connections(conns(&["b"])), "confirmed");
         let outcome = tokio::time::timeout(WAIT, receipt.wait())
@@ -261,14 +261,14 @@ mod specs {
         assert_eq!(b.next().await, "confirmed");
     }
 
-    pub async fn a_local_send_needs_no_confirmation(c: &Cluster) {
+    pub(crate) async fn a_local_send_needs_no_confirmation(c: &Cluster) {
         let mut a = c.connect(0, "a", None);
         let receipt = c.send_receipt(0, Target::Connections(conns(&["a"])), "local");
         assert_eq!(receipt.ready(), Some(&Ok(())), "ready at once");
         assert_eq!(a.next().await, "local");
     }
 
-    pub async fn send_to_local_connection_never_leaves_the_node(c: &Cluster) {
+    pub(crate) async fn send_to_local_connection_never_leaves_the_node(c: &Cluster) {
         let mut a = c.connect(0, "a", None);
         let _b = c.connect(1, "b", None);
         let before = c.nodes[0].published.load(Ordering::Relaxed);
@@ -277,7 +277,7 @@ mod specs {
         assert_eq!(c.nodes[0].published.load(Ordering::Relaxed), before);
     }
 
-    pub async fn user_with_connections_on_several_nodes(c: &Cluster) {
+    pub(crate) async fn user_with_connections_on_several_nodes(c: &Cluster) {
         let mut a1 = c.connect(0, "a1", Some("alice"));
         let mut a2 = c.connect(1, "a2", Some("alice"));
         let mut a3 = c.connect(2, "a3", Some("alice"));
@@ -289,7 +289,7 @@ mod specs {
         c.expect_quiet(1, &mut bob).await;
     }
 
-    pub async fn users_from_a_node_without_them(c: &Cluster) {
+    pub(crate) async fn users_from_a_node_without_them(c: &Cluster) {
         let mut a = c.connect(1, "a", Some("alice"));
         let mut b = c.connect(2, "b", Some("bob"));
         let mut carol = c.connect(2, "c", Some("carol"));
@@ -308,7 +308,7 @@ mod specs {
             .expect("stored");
     }
 
-    pub async fn group_spanning_three_nodes(c: &Cluster) {
+    pub(crate) async fn group_spanning_three_nodes(c: &Cluster) {
         let mut members = Vec::new();
         for i in 0..3 {
             let conn = c.connect(i, &format!("m{i}"), None);
@@ -323,7 +323,7 @@ mod specs {
         c.expect_quiet(2, &mut outsider).await;
     }
 
-    pub async fn others_in_group(c: &Cluster) {
+    pub(crate) async fn others_in_group(c: &Cluster) {
         let mut me = c.connect(0, "me", None);
         let mut other = c.connect(1, "other", None);
         for (i, id) in [(0, "me"), (1, "other")] {
@@ -337,7 +337,7 @@ mod specs {
         c.expect_quiet(1, &mut me).await;
     }
 
-    pub async fn group_except_on_a_remote_node(c: &Cluster) {
+    pub(crate) async fn group_except_on_a_remote_node(c: &Cluster) {
         let mut x = c.connect(1, "x", None);
         let mut y = c.connect(2, "y", None);
         for (i, id) in [(1, "x"), (2, "y")] {
@@ -348,7 +348,7 @@ mod specs {
         c.expect_quiet(0, &mut y).await;
     }
 
-    pub async fn group_add_for_a_connection_on_another_node(c: &Cluster) {
+    pub(crate) async fn group_add_for_a_connection_on_another_node(c: &Cluster) {
         let mut b = c.connect(1, "b", None);
         stored(c.router(0).add_to_group(&c.hub, "b", "g")).await;
         // Same sender, same partition: the add is applied before the send.
@@ -358,7 +358,7 @@ mod specs {
         assert_eq!(b.next().await, "from-2");
     }
 
-    pub async fn group_remove_for_a_connection_on_another_node(c: &Cluster) {
+    pub(crate) async fn group_remove_for_a_connection_on_another_node(c: &Cluster) {
         let mut b = c.connect(1, "b", None);
         stored(c.router(1).add_to_group(&c.hub, "b", "g")).await;
         stored(c.router(0).remove_from_group(&c.hub, "b", "g")).await;
@@ -366,7 +366,7 @@ mod specs {
         c.expect_quiet(0, &mut b).await;
     }
 
-    pub async fn user_group_changes_reach_the_users_connections_on_every_node(c: &Cluster) {
+    pub(crate) async fn user_group_changes_reach_the_users_connections_on_every_node(c: &Cluster) {
         let mut near = c.connect(0, "u-near", Some("ug"));
         let mut far = c.connect(1, "u-far", Some("ug"));
         let mut other = c.connect(2, "not-u", Some("someone-else"));
@@ -382,7 +382,7 @@ mod specs {
         c.expect_quiet(2, &mut far).await;
     }
 
-    pub async fn close_a_connection_on_another_node(c: &Cluster) {
+    pub(crate) async fn close_a_connection_on_another_node(c: &Cluster) {
         let _doomed = c.connect(1, "doomed", None);
         let mut bystander = c.connect(1, "bystander", None);
         // Node 0 does not hold it: the close goes to node 1 over the backplane.
@@ -405,7 +405,7 @@ mod specs {
         c.expect_quiet(0, &mut bystander).await;
     }
 
-    pub async fn several_groups_deliver_once(c: &Cluster) {
+    pub(crate) async fn several_groups_deliver_once(c: &Cluster) {
         let mut b = c.connect(1, "b", None);
         for g in ["g1", "g2"] {
             stored(c.router(1).add_to_group(&c.hub, "b", g)).await;
@@ -422,7 +422,7 @@ mod specs {
         c.expect_quiet(0, &mut b).await;
     }
 
-    pub async fn disconnected_connection_gets_nothing(c: &Cluster) {
+    pub(crate) async fn disconnected_connection_gets_nothing(c: &Cluster) {
         let mut gone = c.connect(1, "gone", Some("u"));
         let mut witness = c.connect(1, "witness", None);
         stored(c.router(1).add_to_group(&c.hub, "gone", "g")).await;
@@ -444,7 +444,7 @@ mod specs {
         );
     }
 
-    pub async fn groups_die_with_their_connection(c: &Cluster) {
+    pub(crate) async fn groups_die_with_their_connection(c: &Cluster) {
         let _old = c.connect(1, "b", None);
         stored(c.router(1).add_to_group(&c.hub, "b", "g")).await;
         c.router(1).unregister(&c.hub, "b");
@@ -453,7 +453,7 @@ mod specs {
         c.expect_quiet(0, &mut again).await;
     }
 
-    pub async fn no_echo_of_a_nodes_own_sends(c: &Cluster) {
+    pub(crate) async fn no_echo_of_a_nodes_own_sends(c: &Cluster) {
         let mut a = c.connect(0, "a", None);
         let mut b = c.connect(1, "b", None);
         c.send(0, Target::All { except: vec![] }, "once");
@@ -471,7 +471,7 @@ mod specs {
         assert_eq!(a.next().await, "after", "node 0 got its own send back");
     }
 
-    pub async fn per_sender_order_to_a_user_across_nodes(c: &Cluster) {
+    pub(crate) async fn per_sender_order_to_a_user_across_nodes(c: &Cluster) {
         let mut a = c.connect(1, "a", Some("alice"));
         let mut b = c.connect(2, "b", Some("alice"));
         const N: usize = 500;
@@ -485,7 +485,7 @@ mod specs {
         }
     }
 
-    pub async fn per_sender_order_with_group_changes(c: &Cluster) {
+    pub(crate) async fn per_sender_order_with_group_changes(c: &Cluster) {
         let mut b = c.connect(1, "b", None);
         let to_g = group("g", &[]);
         for round in 0..20 {
@@ -500,7 +500,7 @@ mod specs {
         c.expect_quiet(0, &mut b).await;
     }
 
-    pub fn hostile_names() -> Vec<String> {
+    pub(crate) fn hostile_names() -> Vec<String> {
         vec![
             ".".into(),
             "*".into(),
@@ -513,7 +513,7 @@ mod specs {
         ]
     }
 
-    pub async fn hostile_group_and_user_names(c: &Cluster) {
+    pub(crate) async fn hostile_group_and_user_names(c: &Cluster) {
         let names = hostile_names();
         let mut plain = c.connect(2, "plain", Some("plain-user"));
         stored(c.router(2).add_to_group(&c.hub, "plain", "g")).await;
@@ -545,7 +545,7 @@ mod specs {
         }
     }
 
-    pub async fn hostile_connection_ids(c: &Cluster) {
+    pub(crate) async fn hostile_connection_ids(c: &Cluster) {
         for (i, name) in hostile_names().into_iter().enumerate() {
             let mut conn = c.connect(1, &name, None);
             c.send(0, Target::Connections(vec![name.clone()]), &format!("n{i}"));
@@ -554,7 +554,7 @@ mod specs {
         }
     }
 
-    pub async fn tenants_and_hubs_are_isolated(c: &Cluster) {
+    pub(crate) async fn tenants_and_hubs_are_isolated(c: &Cluster) {
         let other_tenant = HubKey::new("t2", "spec");
         let other_hub = HubKey::new("t1", "spec2");
         let mut mine = c.connect(1, "x", Some("u"));
@@ -585,7 +585,7 @@ mod specs {
         );
     }
 
-    pub async fn hub_unknown_to_a_node_is_ignored(c: &Cluster) {
+    pub(crate) async fn hub_unknown_to_a_node_is_ignored(c: &Cluster) {
         let mut b = c.connect(1, "b", None);
         let unknown = HubKey::new("t1", "nowhere");
         let _ = c.send_in(0, &unknown, Target::All { except: vec![] }, "lost");

@@ -7,7 +7,7 @@ use switchboard::node::Node;
 use switchboard::plugin::CallEnv;
 
 /// A call to the `demo` tenant's hub `key`, made for connection `c1`.
-pub fn demo_env(node: &Node, key: &HubKey) -> CallEnv {
+pub(crate) fn demo_env(node: &Node, key: &HubKey) -> CallEnv {
     CallEnv {
         tenant: node.tenants.get("demo").expect("demo").clone(),
         hub: key.clone(),

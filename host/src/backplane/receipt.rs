@@ -50,7 +50,7 @@ enum State {
 }
 
 /// Where a publisher settles a pending receipt.
-pub type Settle = oneshot::Sender<Result<(), PublishError>>;
+pub(super) type Settle = oneshot::Sender<Result<(), PublishError>>;
 
 impl Receipt {
     /// Nothing to wait for: stored, or nobody else to reach.

@@ -43,7 +43,7 @@ pub enum EarlyRefused {
 /// Bytes all pending connections may hold at once (their request info, claims
 /// and bookkeeping, estimated); more negotiates are refused until some start
 /// or expire.
-pub const PENDING_BYTES: usize = 64 << 20;
+pub(super) const PENDING_BYTES: usize = 64 << 20;
 /// What one pending connection costs beside its request info and claims.
 const ENTRY_BYTES: usize = 512;
 

@@ -119,6 +119,16 @@ pub struct HubSession {
     rate: TokenBucket,
 }
 
+impl std::fmt::Debug for HubSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HubSession")
+            .field("accepting", &self.accepting)
+            .field("dispatching", &self.dispatch.is_some())
+            .field("uploads", &self.uploads.len())
+            .finish_non_exhaustive()
+    }
+}
+
 impl HubSession {
     /// The hub layer of a connection to `tenant`'s hub (`services`: a node
     /// gives its own).

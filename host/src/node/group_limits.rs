@@ -9,7 +9,7 @@ use crate::tenant::limits::{Limit, record_hit};
 
 /// The node's tenants as the router sees their groups-per-connection limit.
 #[derive(Debug)]
-pub struct NodeGroupLimits(pub Weak<Node>);
+pub(super) struct NodeGroupLimits(pub Weak<Node>);
 
 impl GroupLimits for NodeGroupLimits {
     fn groups_per_connection(&self, hub: &HubKey) -> usize {

@@ -49,7 +49,7 @@ pub struct ConnectionHandle {
 
 /// What a durable connection adds: its place in its hub's stream, and where
 /// its direct records are published.
-pub struct Durable {
+pub(super) struct Durable {
     track: Mutex<Track>,
     backplane: Arc<dyn Backplane>,
     epoch: u64,
@@ -98,12 +98,12 @@ impl std::fmt::Debug for Durable {
 }
 
 /// The Close error of a durable connection whose records the cluster did not store.
-pub const NOT_STORED: &str =
+pub(super) const NOT_STORED: &str =
     "The cluster did not store a message for this connection; it must reconnect.";
 
 /// Most items one connection may hold, and the largest item, in bytes.
-pub const MAX_ITEMS: usize = 256;
-pub const MAX_ITEM_BYTES: usize = 64 * 1024;
+pub(super) const MAX_ITEMS: usize = 256;
+pub(super) const MAX_ITEM_BYTES: usize = 64 * 1024;
 
 /// Changes an item of `items`, within the item limits and `max_bytes` of
 /// keys and values in all.

@@ -8,4 +8,7 @@ wasmtime::component::bindgen!({
     exports: { default: async },
 });
 
+// The generated types are public inside the generated module; re-exporting them
+// crate-wide is what keeps generated names out of the rest of the host.
+#[allow(unreachable_pub)]
 pub use self::switchboard::hub::types::{GroupTarget, LogLevel, MethodKind, Target};

@@ -21,7 +21,7 @@ use crate::router::Router;
 use crate::tenant::Tenant;
 
 /// Largest arguments a plugin may send in one call, in bytes.
-pub const MAX_SEND_ARGS: usize = 1024 * 1024;
+pub(super) const MAX_SEND_ARGS: usize = 1024 * 1024;
 
 /// What a call runs against: the caller's tenant, hub and connection.
 #[derive(Debug, Clone)]
@@ -37,7 +37,7 @@ pub struct CallEnv {
 }
 
 /// State of one store: one plugin instance for one call.
-pub struct HostState {
+pub(super) struct HostState {
     pub(super) env: CallEnv,
     wasi: WasiCtx,
     table: ResourceTable,
@@ -211,7 +211,7 @@ impl WasiView for HostState {
 
 /// The memory limit of one instance; it remembers that it refused, so the
 /// resulting trap can be reported as what it is.
-pub struct InstanceLimits {
+pub(super) struct InstanceLimits {
     pub(super) memory_bytes: usize,
     pub(super) memory_exceeded: bool,
     /// The largest linear memory granted so far.

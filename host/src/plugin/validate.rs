@@ -12,7 +12,7 @@ const COMPONENT_LAYER: [u8; 2] = [1, 0];
 
 /// What the header says the bytes are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
+pub(super) enum Kind {
     Component,
     CoreModule,
 }
@@ -35,7 +35,7 @@ pub enum HeaderError {
 }
 
 /// Reads the 8-byte preamble of `bytes`.
-pub fn kind(bytes: &[u8]) -> Result<Kind, HeaderError> {
+pub(super) fn kind(bytes: &[u8]) -> Result<Kind, HeaderError> {
     if bytes.is_empty() {
         return Err(HeaderError::Empty);
     }
@@ -52,7 +52,7 @@ pub fn kind(bytes: &[u8]) -> Result<Kind, HeaderError> {
 }
 
 /// Accepts only component bytes.
-pub fn require_component(bytes: &[u8]) -> Result<(), HeaderError> {
+pub(super) fn require_component(bytes: &[u8]) -> Result<(), HeaderError> {
     match kind(bytes)? {
         Kind::Component => Ok(()),
         Kind::CoreModule => Err(HeaderError::CoreModule),

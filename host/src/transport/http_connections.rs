@@ -59,7 +59,7 @@ pub struct HttpConnection {
 
 /// Keeps a connection in the table until dropped.
 #[derive(Debug)]
-pub struct Registration {
+pub(super) struct Registration {
     table: Arc<HttpConnections>,
     key: String,
     connection: Arc<HttpConnection>,
@@ -240,7 +240,7 @@ fn posted(
 impl Registration {
     /// Lists `connection` under `key` until the registration is dropped.
     /// None when `key` is listed already.
-    pub fn new(
+    pub(super) fn new(
         table: &Arc<HttpConnections>,
         key: String,
         connection: Arc<HttpConnection>,
@@ -254,7 +254,7 @@ impl Registration {
             })
     }
 
-    pub fn connection(&self) -> &Arc<HttpConnection> {
+    pub(super) fn connection(&self) -> &Arc<HttpConnection> {
         &self.connection
     }
 }

@@ -69,14 +69,14 @@ struct PollState {
 /// When a long-polling connection counts as gone: no poll in flight for the
 /// disconnect timeout (ASP.NET: `LastSeenTick` of an inactive connection).
 #[derive(Debug, Clone, Copy)]
-pub struct Liveness {
+pub(super) struct Liveness {
     in_flight: u32,
     last_seen: Instant,
 }
 
 /// How a poll ended.
 #[derive(Debug, PartialEq, Eq)]
-pub enum PollOutcome {
+pub(super) enum PollOutcome {
     /// 200 with these bytes: whole records.
     Data(Bytes),
     /// 200 with an empty body: poll again.
@@ -300,25 +300,25 @@ impl Drop for ActivePoll<'_> {
 // === impl Liveness ===
 
 impl Liveness {
-    pub fn new(now: Instant) -> Liveness {
+    pub(super) fn new(now: Instant) -> Liveness {
         Liveness {
             in_flight: 0,
             last_seen: now,
         }
     }
 
-    pub fn poll_started(&mut self) {
+    pub(super) fn poll_started(&mut self) {
         self.in_flight += 1;
     }
 
-    pub fn poll_ended(&mut self, now: Instant) {
+    pub(super) fn poll_ended(&mut self, now: Instant) {
         self.in_flight = self.in_flight.saturating_sub(1);
         self.last_seen = now;
     }
 
     /// When the connection counts as gone, if no poll comes; none while a
     /// poll is in flight.
-    pub fn expires_at(&self, timeout: Duration) -> Option<Instant> {
+    pub(super) fn expires_at(&self, timeout: Duration) -> Option<Instant> {
         (self.in_flight == 0).then(|| self.last_seen + timeout)
     }
 }
@@ -328,7 +328,7 @@ impl Liveness {
 /// Joins `first` and whatever else is queued already into one body, up to
 /// about `max` bytes. True when the queue is over (closed, or a Close frame):
 /// nothing will follow this body.
-pub fn drain(
+pub(super) fn drain(
     first: Bytes,
     mut next: impl FnMut() -> Result<OutFrame, TryRecvError>,
     max: usize,
@@ -355,7 +355,7 @@ pub fn drain(
 
 /// The response to a poll after the first (TransportProtocols.md; ASP.NET's
 /// LongPollingServerTransport).
-pub fn respond(outcome: PollOutcome) -> Response {
+pub(super) fn respond(outcome: PollOutcome) -> Response {
     let (status, content_type, body) = match outcome {
         PollOutcome::Data(data) => (StatusCode::OK, "application/octet-stream", data),
         PollOutcome::TimedOut => (StatusCode::OK, "text/plain", Bytes::new()),

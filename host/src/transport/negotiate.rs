@@ -25,7 +25,7 @@ const TRANSPORTS: &[TransportInfo] = &[
     TransportInfo::LONG_POLLING,
 ];
 
-pub async fn negotiate(
+pub(super) async fn negotiate(
     State(node): State<Arc<TransportState>>,
     Path((tenant, hub)): Path<(String, String)>,
     Query(query): QueryList,

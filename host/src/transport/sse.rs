@@ -109,7 +109,7 @@ impl Stream for EventStream {
 /// each LF-separated line becomes a `data: ` line (a CR before the LF is
 /// dropped), and a blank line ends the event. The client joins the lines
 /// with LF again. An empty payload is a lone blank line.
-pub fn format_event(payload: &[u8]) -> Bytes {
+pub(super) fn format_event(payload: &[u8]) -> Bytes {
     let mut out = BytesMut::with_capacity(payload.len() + 10);
     if !payload.is_empty() {
         for line in payload.split(|&b| b == b'\n') {

@@ -32,8 +32,8 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::Utf8Bytes;
 use tracing::debug;
 
-pub use socket::Socket;
-pub use upgrade::Upgrade;
+pub(super) use socket::Socket;
+pub(super) use upgrade::Upgrade;
 
 use super::Connections;
 use crate::connection::{
@@ -46,7 +46,7 @@ use crate::connection::{
 ///
 /// Not `async fn`: an async fn keeps its arguments (the socket among them)
 /// beside the connection's own future for as long as the connection lives.
-pub fn serve(
+pub(super) fn serve(
     env: Connections,
     accepted: Accepted,
     socket: Socket,
@@ -63,7 +63,7 @@ pub fn serve(
 }
 
 /// Hands `socket` to the live connection `link` names, which continues on it.
-pub async fn resume(link: Arc<ResumeLink>, socket: Socket) {
+pub(super) async fn resume(link: Arc<ResumeLink>, socket: Socket) {
     if let Err(transport) = link.resume(transport(socket)).await {
         // The connection ended between the lookup and the upgrade.
         debug!(connection = %link.connection_id, "resumed connection is gone");
@@ -74,7 +74,7 @@ pub async fn resume(link: Arc<ResumeLink>, socket: Socket) {
 
 /// Runs a durable connection this node took over on the socket its client
 /// resumed with.
-pub fn take_over(
+pub(super) fn take_over(
     env: Connections,
     taken: connection::takeover::Taken,
     socket: Socket,
@@ -95,7 +95,7 @@ const CLIENT_FIRST: std::time::Duration = std::time::Duration::from_secs(10);
 /// given up on (its server timeout fired meanwhile), never sends on it, and
 /// reads whatever arrives there as the handshake answer of the new connection
 /// it starts instead. Such a socket gets nothing and is closed.
-pub async fn goodbye(socket: Socket, protocol: crate::protocol::Protocol) {
+pub(super) async fn goodbye(socket: Socket, protocol: crate::protocol::Protocol) {
     let connection::Transport {
         mut inbound,
         mut outbound,

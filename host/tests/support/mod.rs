@@ -1,3 +1,3 @@
 //! Helpers shared by the integration tests.
-pub mod nats_server;
-pub mod temp_dir;
+pub(crate) mod nats_server;
+pub(crate) mod temp_dir;

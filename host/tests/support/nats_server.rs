@@ -12,13 +12,13 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 #[derive(Debug)]
-pub struct NatsServer {
+pub(crate) struct NatsServer {
     child: Option<Child>,
     pub port: u16,
     pub store: PathBuf,
 }
 
-pub fn binary() -> PathBuf {
+pub(crate) fn binary() -> PathBuf {
     if let Some(bin) = std::env::var_os("NATS_SERVER_BIN") {
         return PathBuf::from(bin);
     }
@@ -39,7 +39,7 @@ fn free_port() -> u16 {
 
 impl NatsServer {
     /// Starts a server and waits (at most 10 s) until it accepts connections.
-    pub fn start() -> NatsServer {
+    pub(crate) fn start() -> NatsServer {
         let store = super::temp_dir::fresh("switchboard-nats");
         let mut server = NatsServer {
             child: None,
@@ -78,12 +78,12 @@ impl NatsServer {
         }
     }
 
-    pub fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("nats://127.0.0.1:{}", self.port)
     }
 
     /// Stops the server (its data stays), as in an outage.
-    pub fn stop(&mut self) {
+    pub(crate) fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
@@ -91,7 +91,7 @@ impl NatsServer {
     }
 
     /// Starts it again on the same port with the same data.
-    pub fn restart(&mut self) {
+    pub(crate) fn restart(&mut self) {
         self.stop();
         self.spawn();
     }

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 /// A new empty folder in the system's temp folder, named `{prefix}-{pid}-{random}`.
-pub fn fresh(prefix: &str) -> PathBuf {
+pub(crate) fn fresh(prefix: &str) -> PathBuf {
     let path =
         std::env::temp_dir().join(format!("{prefix}-{}-{:x}", std::process::id(), rand_u64()));
     std::fs::create_dir_all(&path).expect("temp dir");
@@ -13,14 +13,14 @@ pub fn fresh(prefix: &str) -> PathBuf {
 }
 
 /// A temporary folder, removed on drop.
-pub struct Dir(PathBuf);
+pub(crate) struct Dir(PathBuf);
 
 impl Dir {
-    pub fn new() -> Dir {
+    pub(crate) fn new() -> Dir {
         Dir(fresh("switchboard-test"))
     }
 
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.0
     }
 }

@@ -169,7 +169,7 @@ enum In {
 }
 
 /// The payload of an envelope (its hub goes in the subject).
-pub fn encode(kind: &EnvelopeKind) -> Result<Vec<u8>, CodecError> {
+pub(super) fn encode(kind: &EnvelopeKind) -> Result<Vec<u8>, CodecError> {
     let out = match kind {
         EnvelopeKind::Send { target, message } => Out::Send {
             target,
@@ -228,7 +228,7 @@ pub fn encode(kind: &EnvelopeKind) -> Result<Vec<u8>, CodecError> {
 }
 
 /// The envelope a payload for `hub` holds (without its cursor).
-pub fn decode(hub: HubKey, payload: &[u8]) -> Result<Envelope, CodecError> {
+pub(super) fn decode(hub: HubKey, payload: &[u8]) -> Result<Envelope, CodecError> {
     let kind = match rmp_serde::from_slice::<In>(payload)? {
         In::Send {
             target,

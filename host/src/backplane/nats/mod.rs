@@ -115,13 +115,13 @@ pub(crate) struct Link {
 
 impl Link {
     /// How long NATS has been disconnected, if it is.
-    pub fn down_for(&self) -> Option<Duration> {
+    pub(crate) fn down_for(&self) -> Option<Duration> {
         self.down_since.lock().map(|since| since.elapsed())
     }
 }
 
 impl Shared {
-    pub fn is_connected(&self) -> bool {
+    pub(crate) fn is_connected(&self) -> bool {
         self.client.connection_state() == async_nats::connection::State::Connected
     }
 }

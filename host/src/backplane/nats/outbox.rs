@@ -36,7 +36,7 @@ pub(super) struct Outbox<T> {
 }
 
 impl<T> Outbox<T> {
-    pub fn new(limits: Limits) -> Outbox<T> {
+    pub(super) fn new(limits: Limits) -> Outbox<T> {
         Outbox {
             waiting: VecDeque::new(),
             envelopes: 0,
@@ -46,7 +46,7 @@ impl<T> Outbox<T> {
     }
 
     /// Queues `item` last, unless that would pass a bound.
-    pub fn push(&mut self, item: T, size: usize, now: Instant) -> Result<(), PublishError> {
+    pub(super) fn push(&mut self, item: T, size: usize, now: Instant) -> Result<(), PublishError> {
         if self.envelopes >= self.limits.max_envelopes
             || self.bytes.saturating_add(size) > self.limits.max_bytes
         {
@@ -66,26 +66,26 @@ impl<T> Outbox<T> {
     }
 
     /// The next item to publish; it still counts until [`Outbox::release`].
-    pub fn pop(&mut self) -> Option<Queued<T>> {
+    pub(super) fn pop(&mut self) -> Option<Queued<T>> {
         self.waiting.pop_front()
     }
 
     /// Puts items taken with `pop` back at the head, in their order, to be
     /// published again.
-    pub fn requeue(&mut self, items: impl DoubleEndedIterator<Item = Queued<T>>) {
+    pub(super) fn requeue(&mut self, items: impl DoubleEndedIterator<Item = Queued<T>>) {
         for item in items.rev() {
             self.waiting.push_front(item);
         }
     }
 
     /// An item taken with `pop` is done (stored or refused).
-    pub fn release(&mut self, size: usize) {
+    pub(super) fn release(&mut self, size: usize) {
         self.envelopes = self.envelopes.saturating_sub(1);
         self.bytes = self.bytes.saturating_sub(size);
     }
 
     /// Takes the waiting items older than the age limit (they are released).
-    pub fn expire(&mut self, now: Instant) -> Vec<Queued<T>> {
+    pub(super) fn expire(&mut self, now: Instant) -> Vec<Queued<T>> {
         let mut expired = Vec::new();
         while self
             .waiting
@@ -101,16 +101,16 @@ impl<T> Outbox<T> {
     }
 
     /// Whether nothing waits (in-flight items may still count).
-    pub fn is_empty(&self) -> bool {
+    pub(super) fn is_empty(&self) -> bool {
         self.waiting.is_empty()
     }
 
     /// Bytes waiting or in flight.
-    pub fn bytes(&self) -> usize {
+    pub(super) fn bytes(&self) -> usize {
         self.bytes
     }
 
-    pub fn limits(&self) -> Limits {
+    pub(super) fn limits(&self) -> Limits {
         self.limits
     }
 }

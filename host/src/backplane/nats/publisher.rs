@@ -83,7 +83,7 @@ pub(super) struct Lane {
 }
 
 impl Lane {
-    pub fn new(limits: Limits) -> Lane {
+    pub(super) fn new(limits: Limits) -> Lane {
         Lane {
             outbox: parking_lot::Mutex::new(Outbox::new(limits)),
             wake: Notify::new(),
@@ -92,7 +92,7 @@ impl Lane {
     }
 
     /// A message id unique to this node, partition and envelope.
-    pub fn message_id(&self, node: &str, partition: u32) -> String {
+    pub(super) fn message_id(&self, node: &str, partition: u32) -> String {
         let n = self.next_id.fetch_add(1, Ordering::Relaxed);
         format!("{node}-{partition}-{n}")
     }

@@ -7,7 +7,7 @@ pub use crate::backplane::Cursor;
 
 /// What a newly read sequence means.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Observed {
+pub(super) enum Observed {
     /// The first message since the node started reading: nothing to compare.
     First,
     /// The message right after the last one.
@@ -20,17 +20,17 @@ pub enum Observed {
 
 /// The last sequence read from one partition.
 #[derive(Debug, Default, Clone, Copy)]
-pub struct Tracker {
+pub(super) struct Tracker {
     last: Option<u64>,
 }
 
 impl Tracker {
-    pub fn last(&self) -> Option<u64> {
+    pub(super) fn last(&self) -> Option<u64> {
         self.last
     }
 
     /// Records `sequence` (unless it is a duplicate) and says what it means.
-    pub fn observe(&mut self, sequence: u64) -> Observed {
+    pub(super) fn observe(&mut self, sequence: u64) -> Observed {
         let seen = match self.last {
             None => Observed::First,
             Some(last) if sequence <= last => return Observed::Duplicate,
@@ -42,12 +42,12 @@ impl Tracker {
     }
 
     /// The stream was recreated (its sequence starts over): forget the past.
-    pub fn reset(&mut self) {
+    pub(super) fn reset(&mut self) {
         self.last = None;
     }
 
     /// Where a new consumer starts, given the stream's last sequence now.
-    pub fn resume(&self, stream_last: u64) -> Resume {
+    pub(super) fn resume(&self, stream_last: u64) -> Resume {
         match self.last {
             None => Resume::New,
             // The stream holds less than this node read: it was recreated.
@@ -59,7 +59,7 @@ impl Tracker {
 
 /// Where a partition's consumer starts reading.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Resume {
+pub(super) enum Resume {
     /// Nothing read yet: from what is published from now on.
     New,
     /// Right after the last message read, so what was stored while the node

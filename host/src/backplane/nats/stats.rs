@@ -44,7 +44,7 @@ pub struct Stats {
 }
 
 /// Upper bounds (seconds) of the lag buckets this node reports to the cluster.
-pub const LAG_BOUNDS: [f64; 12] = [
+pub(super) const LAG_BOUNDS: [f64; 12] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
 ];
 
@@ -141,7 +141,7 @@ impl Stats {
 
 /// Adds one to `counter`; true when the new count is worth a log line
 /// (1, 2, 4, 8, ...), so a long outage logs a few lines, not millions.
-pub fn bump(counter: &AtomicU64) -> bool {
+pub(super) fn bump(counter: &AtomicU64) -> bool {
     let n = counter.fetch_add(1, Ordering::Relaxed) + 1;
     n.is_power_of_two()
 }
@@ -150,7 +150,7 @@ pub fn bump(counter: &AtomicU64) -> bool {
 /// `nats.partitions`), recorded through the `metrics` facade. The handles are
 /// made once, so recording costs no label lookups.
 #[derive(Debug, Clone)]
-pub struct PartitionMetrics {
+pub(crate) struct PartitionMetrics {
     /// Envelopes JetStream stored.
     pub published: metrics::Counter,
     /// Envelopes from other nodes handed to the router.
@@ -183,7 +183,7 @@ pub struct PartitionMetrics {
 }
 
 impl PartitionMetrics {
-    pub fn new(partition: u32) -> PartitionMetrics {
+    pub(crate) fn new(partition: u32) -> PartitionMetrics {
         let p = partition.to_string();
         let refused = |reason: &'static str| {
             metrics::counter!("switchboard_backplane_refused_total",

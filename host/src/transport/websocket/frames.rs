@@ -18,7 +18,7 @@ const MAX_CONTROL_PAYLOAD: u64 = 125;
 
 /// What the client sent, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Event {
+pub(super) enum Event {
     /// The next piece of a text or binary message's payload, unmasked.
     Data(Bytes),
     /// A Ping, to be answered with a Pong of the same payload.
@@ -32,7 +32,7 @@ pub enum Event {
 /// A violation of RFC 6455 by the client, which ends the connection with a
 /// Close frame of [`Violation::code`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum Violation {
+pub(super) enum Violation {
     #[error("{0}")]
     Protocol(&'static str),
     #[error("a text message is not valid UTF-8")]
@@ -41,7 +41,7 @@ pub enum Violation {
 
 impl Violation {
     /// The Close status code: 1002 (protocol error) or 1007 (invalid payload data).
-    pub fn code(self) -> u16 {
+    pub(super) fn code(self) -> u16 {
         match self {
             Violation::Protocol(_) => 1002,
             Violation::InvalidUtf8 => 1007,
@@ -71,21 +71,21 @@ enum Message {
 
 /// Reads the frames of one client connection.
 #[derive(Debug, Default)]
-pub struct FrameReader {
+pub(super) struct FrameReader {
     frame: Option<Frame>,
     message: Option<Message>,
     utf8: Utf8Check,
 }
 
 impl FrameReader {
-    pub fn new() -> Self {
+    pub(super) fn new() -> Self {
         Self::default()
     }
 
     /// The next event from the front of `buf`, whose bytes it consumes;
     /// `Ok(None)` when `buf` holds no more of one. A data piece is split off
     /// `buf` without copying. After an error, the connection must end.
-    pub fn next(&mut self, buf: &mut BytesMut) -> Result<Option<Event>, Violation> {
+    pub(super) fn next(&mut self, buf: &mut BytesMut) -> Result<Option<Event>, Violation> {
         loop {
             let Some(frame) = self.frame.as_mut() else {
                 match self.header(buf)? {

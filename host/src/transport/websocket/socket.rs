@@ -34,7 +34,7 @@ const LINGER_BYTES: usize = 1 << 20;
 type Ws = WebSocketStream<TokioIo<Upgraded>>;
 
 /// One WebSocket, both ways.
-pub struct Socket {
+pub(crate) struct Socket {
     /// None only once dropped, when a lingering close takes it.
     ws: Option<Ws>,
     frames: FrameReader,
@@ -58,7 +58,7 @@ pub struct Socket {
 }
 
 impl Socket {
-    pub fn new(ws: Ws, read_size: usize, connection: Arc<str>) -> Self {
+    pub(crate) fn new(ws: Ws, read_size: usize, connection: Arc<str>) -> Self {
         Socket {
             ws: Some(ws),
             frames: FrameReader::new(),

@@ -20,7 +20,7 @@ use tracing::debug;
 use super::socket::Socket;
 
 /// A request to upgrade to a WebSocket, not answered yet.
-pub struct Upgrade {
+pub(crate) struct Upgrade {
     key: HeaderValue,
     on_upgrade: OnUpgrade,
     read_size: usize,
@@ -29,7 +29,7 @@ pub struct Upgrade {
 impl Upgrade {
     /// The upgrade `parts` ask for, taking the connection from them; None if
     /// the request is no WebSocket upgrade.
-    pub fn from_parts(parts: &mut Parts) -> Option<Self> {
+    pub(crate) fn from_parts(parts: &mut Parts) -> Option<Self> {
         let headers = &parts.headers;
         let upgrade = parts.version == Version::HTTP_11
             && parts.method == Method::GET
@@ -49,14 +49,14 @@ impl Upgrade {
     }
 
     /// Bytes read from the socket at a time (at least 256).
-    pub fn read_buffer_size(mut self, bytes: usize) -> Self {
+    pub(crate) fn read_buffer_size(mut self, bytes: usize) -> Self {
         self.read_size = bytes.max(256);
         self
     }
 
     /// Answers 101 and runs `callback` on the socket once the client has it.
     /// `connection` names the socket in logs.
-    pub fn on_upgrade<C, F>(self, connection: Arc<str>, callback: C) -> Response
+    pub(crate) fn on_upgrade<C, F>(self, connection: Arc<str>, callback: C) -> Response
     where
         C: FnOnce(Socket) -> F + Send + 'static,
         F: Future<Output = ()> + Send + 'static,
