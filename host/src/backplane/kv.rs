@@ -11,18 +11,24 @@ use parking_lot::Mutex;
 
 use super::nats::kv::JetStreamKv;
 
-/// Largest key and value a plugin may store, in bytes.
+/// Longest key a plugin may use, in bytes.
 pub const MAX_KEY_LEN: usize = 1024;
+/// Largest value a plugin may store, in bytes.
 pub const MAX_VALUE_LEN: usize = 1024 * 1024;
 
+/// Why a key-value operation failed; the plugin gets the message as its error.
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum KvError {
+    /// The key is empty or longer than [`MAX_KEY_LEN`].
     #[error("key must be 1 to {MAX_KEY_LEN} bytes")]
     BadKey,
+    /// The value is longer than [`MAX_VALUE_LEN`].
     #[error("value is larger than {MAX_VALUE_LEN} bytes")]
     ValueTooLarge,
+    /// A new key for an in-memory store that holds its limit of live keys (the limit).
     #[error("too many keys: the tenant's store holds at most {0}")]
     Full(usize),
+    /// NATS is disconnected, did not answer within 5 s, or refused the operation.
     #[error("the cluster's key-value store is unavailable: {0}")]
     Unavailable(String),
 }
@@ -30,12 +36,14 @@ pub enum KvError {
 /// A tenant's key-value store.
 #[derive(Debug)]
 pub enum KvStore {
+    /// This node's own store, for a node without a cluster.
     Memory(MemoryKv),
     /// The tenant's JetStream KV bucket, shared by the cluster.
     JetStream(Box<JetStreamKv>),
 }
 
 impl KvStore {
+    /// A fresh in-memory store of at most a million keys.
     pub fn memory() -> KvStore {
         KvStore::Memory(MemoryKv::new(1_000_000))
     }
@@ -45,6 +53,7 @@ impl KvStore {
         KvStore::JetStream(Box::new(kv))
     }
 
+    /// The live value of `key` (None: absent or expired).
     pub async fn get(&self, key: &str) -> Result<Option<String>, KvError> {
         check_key(key)?;
         match self {
@@ -53,6 +62,7 @@ impl KvStore {
         }
     }
 
+    /// Stores `value` under `key`, expiring after `ttl` (None: kept until deleted).
     pub async fn set(&self, key: &str, value: &str, ttl: Option<Duration>) -> Result<(), KvError> {
         check_entry(key, value)?;
         match self {
@@ -61,6 +71,7 @@ impl KvStore {
         }
     }
 
+    /// Removes `key`; removing an absent key succeeds.
     pub async fn delete(&self, key: &str) -> Result<(), KvError> {
         check_key(key)?;
         match self {
@@ -124,6 +135,7 @@ pub struct MemoryKv {
 }
 
 impl MemoryKv {
+    /// An empty store that takes at most `max_entries` live keys.
     pub fn new(max_entries: usize) -> MemoryKv {
         MemoryKv {
             entries: Mutex::new(HashMap::new()),

@@ -18,6 +18,7 @@ pub struct MemoryBus {
 }
 
 impl MemoryBus {
+    /// An empty bus; each [`MemoryBus::join`] adds a node.
     pub fn new() -> MemoryBus {
         MemoryBus::default()
     }
@@ -38,6 +39,8 @@ impl MemoryBus {
     }
 }
 
+/// One node's side of a [`MemoryBus`]: publishing hands each envelope to every
+/// other node's inbox at once.
 #[derive(Debug)]
 pub struct MemoryBackplane {
     bus: MemoryBus,

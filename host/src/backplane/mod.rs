@@ -39,7 +39,9 @@ pub trait LocalIndex: Send + Sync {
 /// One message between nodes, scoped to a tenant's hub.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Envelope {
+    /// The tenant and hub it is for; in NATS this also picks the partition and subject.
     pub hub: HubKey,
+    /// What the envelope asks of the nodes that read it.
     pub kind: EnvelopeKind,
     /// Where the envelope sits in the cluster's streams: set on envelopes read
     /// from NATS, None on the memory backplane and on the way out.
@@ -89,7 +91,9 @@ impl Envelope {
 /// read back from the stream, never in place.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fence {
+    /// Id of the durable connection the owner writes for.
     pub connection: String,
+    /// Stream sequence of this owner's latest claim of the connection (0: it stored none).
     pub after: u64,
 }
 
@@ -98,53 +102,77 @@ pub struct Fence {
 /// hands out means the same on any other.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Cursor {
+    /// Which of the backplane's partition streams holds the message (chosen by hub).
     pub partition: u32,
+    /// The message's sequence in that partition's stream.
     pub sequence: u64,
 }
 
+/// What an [`Envelope`] asks of the nodes: a send, a membership change, a
+/// close, or a record of a durable connection.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum EnvelopeKind {
+    /// Delivers an invocation to every connection `target` reaches, on whichever node holds it.
     Send {
+        /// Which connections of the hub get it.
         target: Target,
+        /// The invocation they get, encoded per connection's protocol on the node that holds it.
         message: Arc<OutboundInvocation>,
     },
+    /// Adds a connection to a group on the node that holds it.
     GroupAdd {
+        /// Id of the connection.
         connection: String,
+        /// Name of the group.
         group: String,
     },
+    /// Removes a connection from a group on the node that holds it.
     GroupRemove {
+        /// Id of the connection.
         connection: String,
+        /// Name of the group.
         group: String,
     },
     /// Closes a connection on the node that holds it; `reason` becomes the
     /// error of the client's Close message.
     Close {
+        /// Id of the connection to close.
         connection: String,
+        /// Error text for the client's Close message (None: a clean close).
         reason: Option<String>,
     },
     /// Closes every connection `target` reaches but those in `except`, on
     /// every node; `reason` as for [`EnvelopeKind::Close`].
     CloseMany {
+        /// The connections to close.
         target: Target,
+        /// Ids of connections left open.
         except: Vec<String>,
+        /// Error text for each client's Close message (None: a clean close).
         reason: Option<String>,
     },
     /// Removes a connection from every group it is in.
     LeaveAllGroups {
+        /// Id of the connection.
         connection: String,
     },
     /// Removes every connection of a user, on every node, from every group.
     UserLeaveAllGroups {
+        /// The user id, as the connection's authentication set it.
         user: String,
     },
     /// Adds every connection a user has now, on every node, to a group.
     UserGroupAdd {
+        /// The user id, as the connection's authentication set it.
         user: String,
+        /// Name of the group.
         group: String,
     },
     /// Removes every connection of a user, on every node, from a group.
     UserGroupRemove {
+        /// The user id, as the connection's authentication set it.
         user: String,
+        /// Name of the group.
         group: String,
     },
     /// One encoded record (a Completion, StreamItem or client invocation) for
@@ -152,9 +180,14 @@ pub enum EnvelopeKind {
     /// connection in stream order, so its sequence id is the same on any node.
     /// `completes`: the client invocation a Completion ends.
     Direct {
+        /// Id of the durable connection.
         connection: String,
+        /// Ownership epoch of the node that wrote it (see [`EnvelopeKind::Claim`]).
         epoch: u64,
+        /// The message as the client gets it: one frame, already encoded in the
+        /// connection's protocol.
         record: bytes::Bytes,
+        /// Invocation id of the client invocation a Completion ends (None for other records).
         completes: Option<String>,
         /// What the client sent before this record and no receipt stored
         /// yet: stored with it, as a [`EnvelopeKind::Receipt`] just before
@@ -167,16 +200,22 @@ pub enum EnvelopeKind {
     /// connection over knows from these what ran already and what was
     /// running when the owner died.
     Receipt {
+        /// Id of the durable connection.
         connection: String,
+        /// Ownership epoch of the node that wrote it.
         epoch: u64,
+        /// Highest sequence id of the client's messages stored so far.
         up_to: u64,
+        /// Invocation ids among those messages that expect a Completion.
         opens: Vec<String>,
     },
     /// A node took a durable connection over with `epoch`: from here on in
     /// the stream, only that owner speaks for it, and an older owner that
     /// reads this drops the connection without writing to it.
     Claim {
+        /// Id of the durable connection.
         connection: String,
+        /// The new owner's epoch: one above the one it took the connection from.
         epoch: u64,
     },
 }
@@ -186,7 +225,9 @@ pub enum EnvelopeKind {
 /// invocations among them that expect a Completion.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Received {
+    /// Highest sequence id of the client's messages stored.
     pub up_to: u64,
+    /// Invocation ids among them that expect a Completion.
     pub opens: Vec<String>,
 }
 
@@ -195,6 +236,8 @@ pub struct Received {
 /// [`Receipt`] says when the envelope is safely with the cluster (or why it
 /// never will be). A caller that promises delivery awaits it; others drop it.
 pub trait Backplane: Send + Sync + 'static {
+    /// Queues `envelope` for the other nodes; the receipt resolves once the cluster
+    /// stored it or refused it.
     fn publish(&self, envelope: Envelope) -> Receipt;
 }
 

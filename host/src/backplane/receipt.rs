@@ -13,18 +13,31 @@ use tokio::time::Instant;
 /// nothing is reported as sent and then lost.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PublishError {
+    /// The partition's publish queue holds `nats.publish_queue` envelopes or
+    /// `nats.queue_max_bytes` bytes already.
     #[error(
         "the cluster's publish queue is full ({queued} bytes waiting for NATS, at most {max}); try again later"
     )]
-    QueueFull { queued: usize, max: usize },
+    QueueFull {
+        /// Bytes waiting in the queue.
+        queued: usize,
+        /// The queue's byte limit, `nats.queue_max_bytes`.
+        max: usize,
+    },
+    /// Queued longer than `nats.queue_max_age_ms` (the limit, in ms) without NATS
+    /// storing it, or its receipt waited that long.
     #[error(
         "NATS did not store the message within {0} ms (the cluster's messaging is unavailable)"
     )]
     Expired(u64),
+    /// NATS had been disconnected longer than `nats.queue_max_age_ms` (the limit,
+    /// in ms) when the envelope was published.
     #[error("the cluster's messaging (NATS) has been unavailable for more than {0} ms")]
     Unavailable(u64),
+    /// The envelope could not be encoded (the encoder's reason).
     #[error("the message cannot be encoded for the cluster: {0}")]
     Encode(String),
+    /// The node is shutting down: its publisher stopped before the envelope was stored.
     #[error("the node is shutting down; the message was not stored")]
     Stopped,
     /// Written for a durable connection that another node has claimed
@@ -117,6 +130,7 @@ impl Receipts {
         Receipts::default()
     }
 
+    /// Adds one publish's receipt: kept if pending, its refusal noted if refused.
     pub fn push(&self, receipt: Receipt) {
         match receipt.ready() {
             Some(Ok(())) => {}

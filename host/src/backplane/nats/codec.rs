@@ -10,12 +10,16 @@ use serde_json::value::RawValue;
 use crate::address::{HubKey, OutboundInvocation, Target};
 use crate::backplane::{Envelope, EnvelopeKind, Received};
 
+/// Why an envelope could not be turned into a stream message's payload, or back.
 #[derive(Debug, thiserror::Error)]
 pub enum CodecError {
+    /// MessagePack could not encode the envelope.
     #[error("cannot encode envelope: {0}")]
     Encode(#[from] rmp_serde::encode::Error),
+    /// The payload does not decode as an envelope.
     #[error("cannot decode envelope: {0}")]
     Decode(#[from] rmp_serde::decode::Error),
+    /// A decoded send's arguments are not valid JSON text.
     #[error("envelope arguments are not JSON: {0}")]
     Args(#[from] serde_json::Error),
 }

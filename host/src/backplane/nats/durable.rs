@@ -22,10 +22,13 @@ use crate::backplane::{Cursor, Envelope, EnvelopeKind};
 /// Longest one sessions-bucket or stream-info operation may take.
 const OP_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Why a read or write of durable-resume state in NATS failed.
 #[derive(Debug, thiserror::Error)]
 pub enum DurableError {
+    /// NATS refused the operation or could not be reached (its error text).
     #[error("NATS: {0}")]
     Nats(String),
+    /// NATS did not answer within 5 s.
     #[error("NATS did not answer in time")]
     TimedOut,
 }
@@ -45,7 +48,9 @@ async fn bounded<T>(op: impl Future<Output = Result<T, DurableError>>) -> Result
 pub struct StreamInfo {
     /// Its identity: when it was created (a recreated stream numbers anew).
     pub identity: String,
+    /// Sequence of the oldest record the stream still holds.
     pub first: u64,
+    /// Sequence of the newest record stored in the stream.
     pub last: u64,
 }
 

@@ -69,6 +69,7 @@ fn ttl_header(ttl: Duration) -> String {
 }
 
 impl JetStreamKv {
+    /// The store of bucket `bucket`, created with `replicas` replicas when first used.
     pub fn new(js: jetstream::Context, bucket: String, replicas: usize) -> JetStreamKv {
         JetStreamKv {
             js,
@@ -116,6 +117,7 @@ impl JetStreamKv {
         }
     }
 
+    /// The live value of `key` (None: absent, deleted or expired).
     pub async fn get(&self, key: &str) -> Result<Option<String>, KvError> {
         bounded(async { Ok(self.current(key).await?.0) }).await
     }
@@ -159,10 +161,12 @@ impl JetStreamKv {
         }
     }
 
+    /// Stores `value` under `key`; `ttl` is rounded up to whole seconds (None: no expiry).
     pub async fn set(&self, key: &str, value: &str, ttl: Option<Duration>) -> Result<(), KvError> {
         bounded(async { self.put(key, value, ttl, None).await.map(|_| ()) }).await
     }
 
+    /// Removes `key` (a delete marker in the bucket).
     pub async fn delete(&self, key: &str) -> Result<(), KvError> {
         bounded(async {
             let store = self.store().await?;
@@ -171,6 +175,8 @@ impl JetStreamKv {
         .await
     }
 
+    /// Sets `key` to `value` only if it holds `expected` (None: absent); false when
+    /// it does not, or when another writer got in between.
     pub async fn compare_and_set(
         &self,
         key: &str,

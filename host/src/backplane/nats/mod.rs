@@ -53,13 +53,18 @@ const NODE_HEADER: &str = "Sb-Node";
 /// node delivers it when reading it back, like another node's.
 const FENCED_HEADER: &str = "Sb-Fenced";
 
+/// Why the NATS backplane could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum NatsError {
+    /// No server of the configured list accepted the connection.
     #[error("cannot connect to NATS at {url}: {source}")]
     Connect {
+        /// The configured server list (`nats.url`), as given.
         url: String,
+        /// What the client reported.
         source: async_nats::ConnectError,
     },
+    /// Client options NATS cannot take. Nothing returns it at present.
     #[error("invalid NATS options: {0}")]
     Options(String),
 }
@@ -317,6 +322,7 @@ impl NatsBackplane {
         &self.shared.node_id
     }
 
+    /// The backplane's counters as they are now.
     pub fn stats(&self) -> StatsSnapshot {
         self.shared.stats.snapshot()
     }

@@ -22,8 +22,10 @@ use crate::backplane::LocalIndex;
 /// How long a question waits for a node that holds a member.
 pub const ASK_TIMEOUT: Duration = Duration::from_millis(300);
 
+/// Why another node could not be asked whether it holds a group member.
 #[derive(Debug, thiserror::Error)]
 pub enum PresenceError {
+    /// This node is not connected to NATS, or the request failed (the reason).
     #[error("the cluster cannot be asked: {0}")]
     Unavailable(String),
 }

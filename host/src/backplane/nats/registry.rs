@@ -27,6 +27,7 @@ use super::subject::token;
 use crate::address::HubKey;
 use crate::backplane::LocalIndex;
 
+/// A read or write of the cluster registry bucket failed (NATS's reason).
 #[derive(Debug, thiserror::Error)]
 #[error("the cluster registry is unavailable: {0}")]
 pub struct RegistryError(String);
@@ -80,13 +81,19 @@ pub const MAX_NODES: usize = 256;
 /// What a node tells the cluster about itself, every [`STATS_EVERY`].
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct NodeRecord {
+    /// The node's id, as in the `Sb-Node` header of what it publishes.
     pub id: String,
+    /// The node's Switchboard version (the crate version).
     pub version: String,
     /// Where other nodes reach it (its advertised URL), if it has one.
     pub url: Option<String>,
+    /// Seconds since the node's backplane started.
     pub uptime_secs: u64,
+    /// Not draining, connected to NATS, and every partition's live consumer reading.
     pub ready: bool,
+    /// The node is shutting down and takes no new connections.
     pub draining: bool,
+    /// Connections the node holds.
     pub connections: u64,
     /// The p99 of its backplane lag since its previous record, if it read any message.
     pub lag_p99_ms: Option<f64>,
@@ -99,6 +106,7 @@ pub struct NodeRecord {
 /// A node's record as read from the registry.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ListedNode {
+    /// The record as the node wrote it.
     pub record: NodeRecord,
     /// The entry's revision: it changes with every rewrite.
     pub revision: u64,

@@ -22,8 +22,11 @@ pub struct Stats {
     pub queued_disconnected: AtomicU64,
     /// Envelopes refused (their sender was told), by reason.
     pub refused_queue_full: AtomicU64,
+    /// Refused as [`PublishError::Expired`](crate::backplane::PublishError::Expired).
     pub refused_expired: AtomicU64,
+    /// Refused as [`PublishError::Unavailable`](crate::backplane::PublishError::Unavailable).
     pub refused_unavailable: AtomicU64,
+    /// Refused for another reason: encoding, shutdown, or fenced.
     pub refused_other: AtomicU64,
     /// Envelopes from other nodes handed to the router.
     pub received: AtomicU64,
@@ -83,23 +86,41 @@ impl Lag {
 /// A copy of the counters at one moment.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct StatsSnapshot {
+    /// Envelopes stored in a stream.
     pub published: u64,
+    /// Of those, stored after waiting for NATS or after a retry.
     pub published_late: u64,
+    /// Publish attempts after the first.
     pub retried: u64,
+    /// Retries JetStream had stored already.
     pub deduplicated: u64,
+    /// Acks that failed or timed out.
     pub ack_failures: u64,
+    /// Envelopes stored while one published before them was not yet.
     pub reordered: u64,
+    /// Envelopes queued while NATS was disconnected.
     pub queued_disconnected: u64,
+    /// Refused: the partition's publish queue was full.
     pub refused_queue_full: u64,
+    /// Refused: waited longer than `nats.queue_max_age_ms`.
     pub refused_expired: u64,
+    /// Refused: NATS had been down longer than `nats.queue_max_age_ms`.
     pub refused_unavailable: u64,
+    /// Refused for another reason: encoding, shutdown, or fenced.
     pub refused_other: u64,
+    /// Envelopes from other nodes handed to the router.
     pub received: u64,
+    /// This node's own envelopes, read back and ignored.
     pub own_skipped: u64,
+    /// Stream messages seen twice and ignored.
     pub duplicates: u64,
+    /// Jumps in a stream's sequence.
     pub gaps: u64,
+    /// Messages inside those jumps, never seen by this node.
     pub missed: u64,
+    /// Messages that were not valid envelopes.
     pub undecodable: u64,
+    /// Times the connection to NATS was lost.
     pub disconnects: u64,
 }
 
@@ -114,6 +135,7 @@ impl StatsSnapshot {
 }
 
 impl Stats {
+    /// The counters as they are now (each read on its own, not as one moment).
     pub fn snapshot(&self) -> StatsSnapshot {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         StatsSnapshot {

@@ -57,6 +57,7 @@ pub struct Names {
 }
 
 impl Names {
+    /// Names under `prefix` (`nats.prefix`).
     pub fn new(prefix: &str) -> Names {
         Names {
             prefix: prefix.to_owned(),
