@@ -26,8 +26,11 @@ pub(super) const MAX_SEND_ARGS: usize = 1024 * 1024;
 /// What a call runs against: the caller's tenant, hub and connection.
 #[derive(Debug, Clone)]
 pub struct CallEnv {
+    /// The tenant the call runs for: its limits, KV store and config apply.
     pub tenant: Arc<Tenant>,
+    /// The hub the plugin serves; its sends and group changes stay within it.
     pub hub: HubKey,
+    /// Carries out the plugin's sends, group changes and closes, here and on other nodes.
     pub router: Arc<Router>,
     /// The connection the call is made for; none for server-side calls.
     pub connection_id: Option<Arc<str>>,

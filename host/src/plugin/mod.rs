@@ -49,18 +49,27 @@ pub const TICK: Duration = Duration::from_millis(10);
 /// Plugin instances that may exist at once; further calls wait for a slot.
 const MAX_INSTANCES: u32 = 1000;
 
+/// Why a `.wasm` file could not become a [`HubPlugin`]; a deploy refuses it and
+/// the running version keeps serving.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
+    /// The bytes are not a WebAssembly component (a core module, or not Wasm at all).
     #[error("not a valid WebAssembly component: {0}")]
     NotComponent(#[from] validate::HeaderError),
+    /// Wasmtime could not compile the component (its root cause).
     #[error("not a valid WebAssembly component: {0}")]
     Compile(String),
+    /// The component imports something the host's linker does not provide.
     #[error("imports what this host does not provide: {0}")]
     UnsupportedImport(String),
+    /// The component's exports do not match the `hub` world.
     #[error("does not implement the switchboard:hub world: {0}")]
     WrongWorld(String),
+    /// The plugin's `describe` call failed or hit a limit.
     #[error("describe() failed: {0}")]
     Describe(String),
+    /// The load could not run: unknown tenant, node shutting down, compile task
+    /// lost, or a rollback target's bytes no longer kept.
     #[error("{0}")]
     Io(String),
 }
@@ -70,17 +79,22 @@ pub enum LoadError {
 /// client sees them after "An unexpected error occurred invoking ...".
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum CallError {
+    /// Guest code ran longer than the tenant's `invocation_cpu_ms` (carried).
     #[error("The hub method exceeded the CPU time limit of {0} ms.")]
     CpuLimit(u64),
+    /// Linear memory would grow past the tenant's `memory_mb` (carried).
     #[error("The hub method exceeded the memory limit of {0} MiB.")]
     MemoryLimit(u64),
     /// Running, sleeping and waiting together took longer than the tenant allows.
     #[error("The hub method exceeded its time limit of {0} ms.")]
     WallLimit(u64),
+    /// The guest panicked (its panic message, or the first line of it on stderr).
     #[error("The plugin panicked: {0}")]
     Panicked(String),
+    /// The guest trapped for another reason (the trap or its root cause).
     #[error("The plugin trapped ({0}).")]
     Trapped(String),
+    /// No instance could be made for the call (or the node is shutting down).
     #[error("The plugin could not be started: {0}")]
     Instantiate(String),
 }
@@ -100,8 +114,11 @@ impl CallError {
 /// What a plugin says of itself; read once at load.
 #[derive(Debug, Clone)]
 pub struct MethodSpec {
+    /// The SignalR method name clients call, as the plugin spells it.
     pub name: String,
+    /// Whether the method returns one result or a stream of items.
     pub kind: MethodKind,
+    /// How many of its parameters are client-to-server streams.
     pub upload_streams: u32,
 }
 
@@ -110,6 +127,7 @@ pub struct HubPlugin {
     pre: HubPre<HostState>,
     /// Methods by lowercased name (SignalR matches names case-insensitively).
     methods: HashMap<String, MethodSpec>,
+    /// The SDK version that built the plugin, as its `describe` reports it.
     pub sdk_version: String,
     /// Where it came from (a path, or "bundled"), for logs.
     pub source: String,
@@ -129,10 +147,12 @@ impl std::fmt::Debug for HubPlugin {
 }
 
 impl HubPlugin {
+    /// The method clients call `name`, matched case-insensitively.
     pub fn method(&self, name: &str) -> Option<&MethodSpec> {
         self.methods.get(&name.to_ascii_lowercase())
     }
 
+    /// Every method the plugin offers, in no order.
     pub fn methods(&self) -> impl Iterator<Item = &MethodSpec> {
         self.methods.values()
     }
@@ -256,6 +276,8 @@ impl PluginEngine {
         Ok(())
     }
 
+    /// Runs the plugin's `on-connected` for a client that finished its handshake:
+    /// `Ok(Err(text))` refuses the connection with the plugin's text.
     pub async fn on_connected(
         &self,
         plugin: &HubPlugin,
@@ -268,6 +290,8 @@ impl PluginEngine {
         self.finish(plugin, call, result, limits)
     }
 
+    /// Runs the plugin's `on-disconnected`; `error` says why the connection ended
+    /// when it did not end cleanly.
     pub async fn on_disconnected(
         &self,
         plugin: &HubPlugin,
@@ -554,6 +578,7 @@ fn spawn_epoch_ticker(engine: Engine, stopped: Arc<AtomicBool>) {
 /// An item of a client's upload stream.
 #[derive(Debug)]
 pub enum UploadItem {
+    /// One item, as its JSON text.
     Item(String),
     /// The client completed the stream with an error.
     Error(String),

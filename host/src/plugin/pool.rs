@@ -37,6 +37,7 @@ pub struct IdleBudget {
 }
 
 impl IdleBudget {
+    /// A budget of at most `max` idle items across the node's pools.
     pub fn new(max: usize) -> Arc<IdleBudget> {
         Arc::new(IdleBudget {
             idle: AtomicUsize::new(0),
@@ -44,6 +45,7 @@ impl IdleBudget {
         })
     }
 
+    /// Idle items held now across every pool.
     pub fn idle(&self) -> usize {
         self.idle.load(Ordering::Relaxed)
     }
@@ -62,6 +64,7 @@ impl IdleBudget {
 }
 
 impl<T> WarmPool<T> {
+    /// An empty pool holding at most `per_pool` idle items, within `budget`.
     pub fn new(per_pool: usize, budget: Arc<IdleBudget>) -> WarmPool<T> {
         WarmPool {
             idle: Mutex::new(Vec::new()),
@@ -90,10 +93,12 @@ impl<T> WarmPool<T> {
         Ok(())
     }
 
+    /// Idle items in this pool.
     pub fn len(&self) -> usize {
         self.idle.lock().len()
     }
 
+    /// Whether this pool holds no idle item.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -117,12 +122,15 @@ pub struct AfterCall {
     pub wrote_stderr: bool,
     /// Largest linear memory the instance has asked for, and its limit.
     pub memory_high: usize,
+    /// The instance's memory limit in bytes: it is reused only below half of it.
     pub memory_limit: usize,
     /// Calls served so far, this one included.
     pub uses: u32,
 }
 
 impl AfterCall {
+    /// Reusable when the call returned, hit no limit or panic, wrote nothing to
+    /// stderr, used at most half its memory limit and served fewer than [`MAX_USES`] calls.
     pub fn reusable(&self) -> bool {
         self.returned
             && !self.limit_or_panic

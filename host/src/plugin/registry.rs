@@ -36,16 +36,27 @@ pub const MAX_CONCURRENT_COMPILES: usize = 2;
 /// Why a deploy or rollback did not happen. The running version keeps serving.
 #[derive(Debug, thiserror::Error)]
 pub enum DeployError {
+    /// The tenant is not configured on this node.
     #[error("no tenant '{0}'")]
     UnknownTenant(String),
+    /// A rollback names a hub the node has no plugin for.
     #[error("tenant '{tenant}' has no hub '{hub}'")]
-    UnknownHub { tenant: String, hub: String },
+    UnknownHub {
+        /// The tenant's name.
+        tenant: String,
+        /// The hub's name.
+        hub: String,
+    },
+    /// The hub name is not a valid name (see [`crate::address::is_valid_name`]).
     #[error("'{0}' is not a valid hub name (1-64 characters of a-z, 0-9, '-', '_')")]
     BadHubName(String),
+    /// The component could not be loaded (see [`LoadError`]).
     #[error(transparent)]
     Invalid(#[from] LoadError),
+    /// The hub's history has no version to roll back to.
     #[error(transparent)]
     Rollback(#[from] RollbackError),
+    /// The cluster's plugin store could not be read or written.
     #[error("the cluster's plugin store is unavailable: {0}")]
     Store(#[from] StoreError),
 }
@@ -54,9 +65,13 @@ pub enum DeployError {
 /// the node: its engine, registry, tenants and router.
 #[derive(Clone, Copy)]
 pub struct Plugins<'a> {
+    /// Compiles the components and runs their `describe`.
     pub engine: &'a Arc<PluginEngine>,
+    /// Holds each hub's serving version and history.
     pub registry: &'a Registry,
+    /// The node's tenants; a hub must belong to a configured one.
     pub tenants: &'a Tenants,
+    /// For the `describe` call's [`CallEnv`].
     pub router: &'a Arc<Router>,
 }
 
@@ -111,24 +126,32 @@ impl Default for Registry {
 /// A hub as `plugins` lists it.
 #[derive(Debug, Clone, Serialize)]
 pub struct HubListing {
+    /// The hub's name, within the listed tenant.
     pub hub: String,
     /// The version that serves (0 when none does).
     pub current: u64,
     /// SHA-256 of the version that serves.
     pub sha256: String,
+    /// Names of the methods the serving version offers, sorted.
     pub methods: Vec<String>,
+    /// The kept versions, oldest first.
     pub versions: Vec<VersionListing>,
 }
 
+/// A kept version as `plugins` lists it.
 #[derive(Debug, Clone, Serialize)]
 pub struct VersionListing {
+    /// The version's number, digest, size, time and source.
     #[serde(flatten)]
     pub info: VersionInfo,
+    /// `deployed_at_ms` as RFC 3339 text (UTC).
     pub deployed_at: String,
+    /// Whether this version serves now.
     pub current: bool,
 }
 
 impl Registry {
+    /// A registry that keeps 10 versions of each hub.
     pub fn new() -> Registry {
         Registry::default()
     }
@@ -148,6 +171,7 @@ impl Registry {
         let _ = self.store.set(store);
     }
 
+    /// The cluster's plugin store, once [`Registry::set_store`] gave it one.
     pub fn store(&self) -> Option<&Arc<PluginStore>> {
         self.store.get()
     }

@@ -30,14 +30,26 @@ const MAX_MANIFEST: usize = 1 << 20;
 /// How long a node waits at start for the cluster's plugin versions.
 pub const START_SYNC_TIMEOUT: Duration = Duration::from_secs(15);
 
+/// Why the cluster's plugin store could not be read or written.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// NATS refused the operation or could not be reached (its error text).
     #[error("{0}")]
     Nats(String),
+    /// A stored `.wasm` file's bytes do not hash to the SHA-256 in its name.
     #[error("the stored plugin {name} does not match its SHA-256")]
-    Corrupt { name: String },
+    Corrupt {
+        /// The object's name, `{tenant}/{hub}/{sha256}.wasm`.
+        name: String,
+    },
+    /// A stored manifest is not a valid version history.
     #[error("the stored manifest {name} is not valid: {reason}")]
-    BadManifest { name: String, reason: String },
+    BadManifest {
+        /// The object's name, `{tenant}/{hub}/manifest.json`.
+        name: String,
+        /// Why it does not parse as a [`HubVersions`].
+        reason: String,
+    },
 }
 
 fn nats(e: impl std::fmt::Display) -> StoreError {
@@ -82,6 +94,8 @@ impl std::fmt::Debug for PluginStore {
 }
 
 impl PluginStore {
+    /// The store of bucket `{prefix}_plugins`, created with `replicas` replicas
+    /// (at least one) when first used.
     pub fn new(client: async_nats::Client, prefix: &str, replicas: usize) -> PluginStore {
         PluginStore {
             js: jetstream::new(client),
@@ -119,6 +133,7 @@ impl PluginStore {
             .await
     }
 
+    /// Stores one version's bytes under its SHA-256, unless they are stored already.
     pub async fn put_wasm(
         &self,
         hub: &HubKey,
@@ -145,6 +160,7 @@ impl PluginStore {
         Ok(bytes)
     }
 
+    /// Deletes one version's bytes (a version the history dropped).
     pub async fn delete_wasm(&self, hub: &HubKey, sha256: &str) -> Result<(), StoreError> {
         self.bucket()
             .await?
@@ -153,6 +169,8 @@ impl PluginStore {
             .map_err(nats)
     }
 
+    /// Writes `hub`'s version history; every node watching the bucket then brings
+    /// the hub to its current version.
     pub async fn put_manifest(
         &self,
         hub: &HubKey,

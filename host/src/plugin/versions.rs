@@ -46,6 +46,7 @@ pub struct VersionInfo {
     pub size: u64,
     /// When it was deployed, in milliseconds since the Unix epoch.
     pub deployed_at_ms: u64,
+    /// How the version reached the node.
     pub source: Source,
 }
 
@@ -59,10 +60,14 @@ impl VersionInfo {
 /// Why a rollback cannot happen.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RollbackError {
+    /// A rollback without a target found no kept version older than the current
+    /// one (carried).
     #[error("there is no version before version {0} to roll back to")]
     NoEarlier(u64),
+    /// The requested version (carried) is not among the kept versions.
     #[error("version {0} is not among the kept versions")]
     UnknownVersion(u64),
+    /// The requested version (carried) is the one that serves already.
     #[error("version {0} is already the current version")]
     AlreadyCurrent(u64),
 }
@@ -79,6 +84,7 @@ pub struct HubVersions {
 /// What a deploy did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Deployed {
+    /// The version as recorded: the new one, or the current one when nothing changed.
     pub info: VersionInfo,
     /// False when the bytes equal the current version's: nothing changed.
     pub changed: bool,
