@@ -44,20 +44,30 @@ pub struct EnvValue {
     pub var: String,
     /// The key's path, lower-case (`["nats", "url"]`).
     pub path: Vec<String>,
+    /// The value: the variable parsed as a TOML value if it is one, else a string; or the named
+    /// file's text.
     pub value: toml::Value,
 }
 
 /// Why a variable cannot be used.
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum EnvError {
+    /// A `*_FILE` variable whose file cannot be read.
     #[error("{var}: cannot read {file}: {reason}")]
     File {
+        /// The variable, with its `_FILE` suffix.
         var: String,
+        /// The path the variable gave.
         file: String,
+        /// The I/O error.
         reason: String,
     },
+    /// A name with an empty key segment (`SWITCHBOARD_A____B`), or only `_FILE` as its last key.
     #[error("{var}: not a key path (empty segment)")]
-    BadName { var: String },
+    BadName {
+        /// The variable.
+        var: String,
+    },
 }
 
 /// The config values among `vars`: `SWITCHBOARD_*` names whose first key
@@ -198,7 +208,9 @@ pub fn overlay(root: &mut toml::Table, value: &EnvValue) -> Result<(), String> {
 /// A position in a file, 1-based, columns counted in characters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Position {
+    /// Line, from 1.
     pub line: usize,
+    /// Column, from 1, in characters.
     pub column: usize,
 }
 

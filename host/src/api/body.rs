@@ -23,6 +23,7 @@ pub const DRAIN_TIME: Duration = Duration::from_secs(5);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("the body is larger than {limit} bytes")]
 pub struct TooLarge {
+    /// The limit that was passed, in bytes.
     pub limit: usize,
 }
 

@@ -30,20 +30,34 @@ pub enum Credentials {
 /// The answer to a request.
 #[derive(Debug)]
 pub struct ApiResponse {
+    /// The HTTP status code, whatever it is (an error status is not a [`ClientError`]).
     pub status: u16,
+    /// The response body as text (invalid UTF-8 replaced).
     pub body: String,
 }
 
+/// Why a request got no HTTP answer.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
+    /// The base URL is neither `http://` nor `https://`.
     #[error("the URL must start with http:// or https:// (got '{0}')")]
     Url(String),
+    /// The `--ca-cert` file cannot be read or holds no usable certificate.
     #[error("cannot use the CA certificate {path}: {reason}")]
-    CaCert { path: String, reason: String },
+    CaCert {
+        /// The file as given.
+        path: String,
+        /// What was wrong with it.
+        reason: String,
+    },
+    /// A per-request token could not be signed with the signing key.
     #[error("cannot sign a token: {0}")]
     Token(#[from] jsonwebtoken::errors::Error),
+    /// The HTTPS client could not be built, or the request could not be built, sent or its body
+    /// read.
     #[error("request failed: {0}")]
     Http(String),
+    /// No answer within the client's limit (in seconds).
     #[error("no answer within {0} s")]
     Timeout(u64),
 }
@@ -68,9 +82,13 @@ pub fn segment(name: &str) -> String {
 /// Where `switchboard send` sends.
 #[derive(Debug, Clone)]
 pub enum Destination {
+    /// Every connection of the hub.
     All,
+    /// Every connection of this user id.
     User(String),
+    /// Every connection in this group.
     Group(String),
+    /// The one connection with this id.
     Connection(String),
     /// Invoke the hub method server-side instead of sending to clients.
     Invoke,
@@ -130,6 +148,8 @@ fn roots(ca_cert: Option<&std::path::Path>) -> Result<rustls::RootCertStore, Cli
 }
 
 impl ApiClient {
+    /// A client for `base_url` (`http://` or `https://`, the system's roots) with a 30 s limit per
+    /// request.
     pub fn new(base_url: &str, credentials: Credentials) -> Result<ApiClient, ClientError> {
         ApiClient::with_ca_cert(base_url, credentials, None)
     }

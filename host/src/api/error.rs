@@ -8,40 +8,76 @@ use axum::response::{IntoResponse, Response};
 
 use super::MAX_BODY;
 
+/// A failed REST request; [`ApiError::code`] and [`ApiError::status`] say how it is answered.
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum ApiError {
+    /// The path is no route of the API (404).
     #[error("no API route {0}")]
     NoRoute(String),
+    /// The path is a route, but not for this method; the response's `Allow` lists those it takes
+    /// (405).
     #[error("{method} is not allowed here; allowed: {allow}")]
-    MethodNotAllowed { method: String, allow: String },
+    MethodNotAllowed {
+        /// The request's method.
+        method: String,
+        /// The methods the path takes, comma-separated (the `Allow` header).
+        allow: String,
+    },
+    /// The tenant named in the path or the `application` query does not exist (404).
     #[error("no tenant '{0}'")]
     UnknownTenant(String),
+    /// The tenant has no plugin deployed for this hub (404).
     #[error("tenant '{tenant}' has no hub '{hub}'")]
-    UnknownHub { tenant: String, hub: String },
+    UnknownHub {
+        /// The tenant's name.
+        tenant: String,
+        /// The hub as named in the path.
+        hub: String,
+    },
+    /// `:invoke` names a method the hub's plugin does not export (404).
     #[error("the hub has no method '{0}'")]
     UnknownMethod(String),
+    /// No node holds an open connection with this id (404).
     #[error("no connection '{0}' on this hub")]
     NoConnection(String),
+    /// The user has no connection on any node (404).
     #[error("no user '{0}' connected to this hub")]
     NoUser(String),
+    /// No node has a connection in this group (404).
     #[error("no group '{0}' with connections on this hub")]
     NoGroup(String),
+    /// The user has no connection in the group on any node (404).
     #[error("user '{user}' has no connection in group '{group}' on this hub")]
-    NoUserInGroup { user: String, group: String },
+    NoUserInGroup {
+        /// The user id from the path.
+        user: String,
+        /// The group name from the path.
+        group: String,
+    },
+    /// No credentials, or an API key or token the tenant does not accept (401, with
+    /// `WWW-Authenticate: Bearer`).
     #[error("{0}")]
     Unauthorized(String),
+    /// Valid credentials that do not reach this URL (a token's `aud`), or a tenant without
+    /// `api_keys` (403).
     #[error("{0}")]
     Forbidden(String),
+    /// A malformed query, path segment or body, or `:invoke` of a streaming method (400).
     #[error("{0}")]
     BadRequest(String),
+    /// The body's `Content-Type` is not JSON (415).
     #[error("the body must be JSON (Content-Type: application/json), not {0}")]
     UnsupportedMediaType(String),
+    /// The body is larger than [`MAX_BODY`] (413).
     #[error("the body is larger than {MAX_BODY} bytes")]
     PayloadTooLarge,
+    /// The hub method ran and returned an error of its own; the message is that error (422).
     #[error("{0}")]
     InvocationFailed(String),
+    /// The plugin trapped, failed to run, or returned a result that is not JSON (500).
     #[error("{0}")]
     PluginFailed(String),
+    /// The hub method did not finish within the invoke limit, in seconds (504).
     #[error("the hub method did not finish within {0} s")]
     Timeout(u64),
     /// The cluster (NATS) cannot answer now.
@@ -74,6 +110,7 @@ impl ApiError {
         }
     }
 
+    /// The HTTP status this error is answered with.
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::NoRoute(_)

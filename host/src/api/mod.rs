@@ -62,10 +62,14 @@ pub const OPENAPI_JSON: &str = include_str!("../../openapi.json");
 /// What the REST API reads of the node: built by the node, taken by the
 /// REST handlers as their state (the admin API takes the node itself).
 pub struct ApiState {
+    /// The tenants this node serves: a request's tenant and its API keys come from here.
     pub tenants: Arc<Tenants>,
+    /// The deployed hubs' plugins: a hub missing here answers `UnknownHub`.
     pub registry: Arc<Registry>,
     /// Runs `:invoke` calls.
     pub engine: Arc<PluginEngine>,
+    /// Delivers sends, group changes and closes to connections, on this node or through the
+    /// cluster.
     pub router: Arc<HubRouter>,
     /// What each tenant uses, for the limit on invocations at once.
     pub usage: Arc<Usage>,

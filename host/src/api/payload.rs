@@ -43,12 +43,14 @@ struct Wire<'a> {
 /// A method and its arguments for clients (or for the hub, with `:invoke`).
 #[derive(Debug)]
 pub struct Payload {
+    /// The method clients (or, with `:invoke`, the hub) are asked to run.
     pub target: String,
     /// The arguments as JSON array text.
     pub arguments: String,
 }
 
 impl Payload {
+    /// The invocation sent to clients; `BadRequest` if the arguments are not a JSON array.
     pub fn into_invocation(self) -> Result<OutboundInvocation, ApiError> {
         OutboundInvocation::from_json(&self.target, &self.arguments).map_err(ApiError::BadRequest)
     }

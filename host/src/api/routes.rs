@@ -28,32 +28,54 @@ pub const HEALTH_PATH: &str = "/api/health";
 /// What a request asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
+    /// `POST /:send`: to every connection of the hub.
     SendAll,
+    /// `POST /users/{user}/:send`.
     SendUser,
+    /// `POST /groups/{group}/:send`.
     SendGroup,
+    /// `POST /connections/{connection}/:send`.
     SendConnection,
+    /// `POST /:invoke`: runs a hub method server-side and answers its result.
     Invoke,
+    /// `HEAD /connections/{connection}`.
     ConnectionExists,
+    /// `DELETE /connections/{connection}`.
     CloseConnection,
+    /// `HEAD /users/{user}`.
     UserExists,
+    /// `HEAD /groups/{group}`.
     GroupExists,
+    /// `PUT /groups/{group}/connections/{connection}`.
     AddConnectionToGroup,
+    /// `DELETE /groups/{group}/connections/{connection}`.
     RemoveConnectionFromGroup,
+    /// `PUT /users/{user}/groups/{group}`.
     AddUserToGroup,
+    /// `DELETE /users/{user}/groups/{group}`.
     RemoveUserFromGroup,
+    /// `POST /:closeConnections`.
     CloseAll,
+    /// `POST /groups/{group}/:closeConnections`.
     CloseGroup,
+    /// `POST /users/{user}/:closeConnections`.
     CloseUser,
+    /// `DELETE /connections/{connection}/groups`.
     ConnectionLeaveAll,
+    /// `DELETE /users/{user}/groups`.
     UserLeaveAll,
+    /// `HEAD /users/{user}/groups/{group}`.
     UserInGroup,
 }
 
 /// One route: a method and a path below the hub, with `{name}` captures.
 #[derive(Debug)]
 pub struct Route {
+    /// The HTTP method it answers.
     pub method: Method,
+    /// The path below the hub, e.g. `/users/{user}/:send`.
     pub pattern: &'static str,
+    /// What a request matching it asks for.
     pub action: Action,
 }
 
@@ -138,7 +160,9 @@ pub struct Matched {
     /// The tenant named in the path; none in Azure's style, where the
     /// `application` query or the key tells it.
     pub tenant: Option<String>,
+    /// The hub named in the path, lowercased.
     pub hub: String,
+    /// What the matched route asks for.
     pub action: Action,
     params: Vec<(&'static str, String)>,
 }

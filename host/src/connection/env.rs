@@ -67,16 +67,22 @@ impl ConnectionSettings {
 /// durable resume), the node's draining signal and what its hub calls need.
 /// Built by the node; every connection holds one pointer to it.
 pub struct ConnectionEnv {
+    /// Timeouts and limits from the node's config.
     pub settings: ConnectionSettings,
+    /// Where the connection registers, and through which messages reach it.
     pub router: Arc<Router>,
+    /// Each tenant's use of the node, for its limits.
     pub usage: Arc<Usage>,
+    /// Negotiated connections whose transport has not arrived yet.
     pub pending: Arc<PendingConnections>,
+    /// Live stateful connections, for a new transport to resume.
     pub resumable: Arc<ResumableConnections>,
     /// The NATS backplane when the node is part of a cluster.
     pub cluster: Option<Arc<NatsBackplane>>,
     /// Cancelled once the node drains: connections finish what is in
     /// flight, then tell their clients to reconnect.
     pub draining: CancellationToken,
+    /// What hub method calls need: the plugins, their engine, the router and the usage.
     pub hub: HubServices,
 }
 

@@ -43,6 +43,7 @@ pub use run::{Accepted, run, run_resumable, run_taken, span};
 /// Records may span chunks, and a chunk may hold several records.
 #[derive(Debug)]
 pub enum Inbound {
+    /// Bytes as they arrived: a WebSocket message's payload or a POST body.
     Data(Bytes),
     /// The client closed the transport (a WebSocket close frame, a DELETE).
     Closed,
@@ -56,7 +57,12 @@ pub enum Inbound {
 pub enum OutFrame {
     /// One WebSocket message, SSE event or poll body of whole records;
     /// binary (MessagePack) rather than text (JSON) when `binary`.
-    Data { data: Bytes, binary: bool },
+    Data {
+        /// Whole encoded records.
+        data: Bytes,
+        /// Binary (MessagePack) rather than text (JSON).
+        binary: bool,
+    },
     /// End the transport cleanly (WebSocket close code 1000).
     Close,
 }

@@ -15,10 +15,16 @@ use crate::tenant::Identity;
 /// What negotiate decided for a connection.
 #[derive(Debug, Clone)]
 pub struct Negotiated {
+    /// The public connection id, shown to plugins and the REST API.
     pub connection_id: Arc<str>,
+    /// The tenant and hub the client negotiated for.
     pub hub: HubKey,
+    /// Who the client authenticated as at negotiate.
     pub identity: Identity,
+    /// The client's `negotiateVersion`: 0 (the connection id is the key) or 1 (a separate token
+    /// is).
     pub negotiate_version: u32,
+    /// Whether the client asked for stateful reconnect and the node allows it.
     pub stateful_reconnect: bool,
     /// The request that opened the connection, as plugins may see it.
     pub request: RequestInfo,
@@ -62,6 +68,8 @@ impl Negotiated {
     }
 }
 
+/// Negotiated connections by the `id` their transport requests send, until a transport starts them
+/// or they expire.
 #[derive(Debug)]
 pub struct PendingConnections {
     /// By the `id` clients send: the token (v1) or the connection id (v0).
@@ -93,10 +101,13 @@ impl Pending {
 }
 
 impl PendingConnections {
+    /// A table whose entries expire after `ttl`, holding at most `max` of them and 64 MiB
+    /// (estimated) in all.
     pub fn new(ttl: Duration, max: usize) -> PendingConnections {
         PendingConnections::with_budget(ttl, max, PENDING_BYTES)
     }
 
+    /// As [`PendingConnections::new`], with `max_bytes` as the byte budget instead of 64 MiB.
     pub fn with_budget(ttl: Duration, max: usize, max_bytes: usize) -> PendingConnections {
         PendingConnections {
             by_key: Mutex::new(Pending::default()),
@@ -175,6 +186,7 @@ impl PendingConnections {
         before - pending.map.len()
     }
 
+    /// Pending connections, expired ones not swept yet included.
     pub fn len(&self) -> usize {
         self.by_key.lock().map.len()
     }
@@ -184,6 +196,7 @@ impl PendingConnections {
         self.by_key.lock().bytes
     }
 
+    /// Whether none is pending.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

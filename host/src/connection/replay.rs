@@ -28,6 +28,7 @@ pub struct ReplayBuffer {
 }
 
 impl ReplayBuffer {
+    /// An empty buffer that takes nothing more past `limit` bytes until an Ack; ids start at 1.
     pub fn new(limit: usize) -> ReplayBuffer {
         ReplayBuffer {
             frames: VecDeque::new(),
@@ -103,6 +104,7 @@ impl ReplayBuffer {
         self.frames.len()
     }
 
+    /// Whether it holds no message: none sent yet, or all acked.
     pub fn is_empty(&self) -> bool {
         self.frames.is_empty()
     }
@@ -147,6 +149,7 @@ impl Default for InboundSequence {
 }
 
 impl InboundSequence {
+    /// A sequence that expects id 1 next.
     pub fn new() -> InboundSequence {
         InboundSequence {
             next_id: 1,

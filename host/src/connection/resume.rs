@@ -105,7 +105,9 @@ where
 
 /// Both halves of one transport (one WebSocket).
 pub struct Transport {
+    /// What the client sends, record chunks and the end of the transport.
     pub inbound: BoxInbound,
+    /// Where the connection writes its frames.
     pub outbound: BoxOutbound,
     /// The close code its outbound half ends with.
     pub close_code: CloseCode,
@@ -129,12 +131,14 @@ impl CloseCode {
         CloseCode(Some(Arc::new(Self::NORMAL.into())))
     }
 
+    /// The code the transport closes with; no effect for transports without codes.
     pub fn set(&self, code: u16) {
         if let Some(cell) = &self.0 {
             cell.store(code, std::sync::atomic::Ordering::Relaxed);
         }
     }
 
+    /// The code set last; [`Self::NORMAL`] if none was, or the transport has none.
     pub fn get(&self) -> u16 {
         self.0.as_ref().map_or(Self::NORMAL, |cell| {
             cell.load(std::sync::atomic::Ordering::Relaxed)
@@ -175,6 +179,7 @@ pub struct ResumableConnections {
 }
 
 impl ResumableConnections {
+    /// An empty table.
     pub fn new() -> ResumableConnections {
         ResumableConnections::default()
     }
@@ -216,10 +221,12 @@ impl ResumableConnections {
         }
     }
 
+    /// Stateful connections listed.
     pub fn len(&self) -> usize {
         self.by_token.lock().len()
     }
 
+    /// Whether none is listed.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

@@ -37,7 +37,9 @@ const SHUTTING_DOWN: &str = "Server is shutting down.";
 /// A transport request that may start a connection.
 #[derive(Debug)]
 pub struct Accepted {
+    /// What negotiate decided: the connection id, hub, identity and options.
     pub negotiated: Negotiated,
+    /// The tenant the connection belongs to.
     pub tenant: Arc<Tenant>,
     /// The transfer formats the transport can carry.
     pub formats: &'static [TransferFormat],

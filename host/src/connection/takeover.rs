@@ -52,8 +52,10 @@ pub(super) struct SessionLink {
 /// Why a durable connection's items were not stored.
 #[derive(Debug, thiserror::Error)]
 pub enum ItemsError {
+    /// The session's revision moved on: another node took the connection over.
     #[error("the connection was taken over by another node")]
     TakenOver,
+    /// The write to the cluster failed, or the session could not be encoded.
     #[error("the connection's items could not be stored in the cluster: {0}")]
     NotStored(String),
 }
@@ -324,7 +326,12 @@ pub enum Refused {
     /// As for any unknown connection (404).
     NotFound,
     /// Its owner `node` is registered at `url`: the request goes there.
-    Owner { node: String, url: String },
+    Owner {
+        /// The owner's node id.
+        node: String,
+        /// The URL the owner advertises, where the request is proxied.
+        url: String,
+    },
     /// It cannot be resumed: the client is told so in its protocol.
     Unrecoverable(Unrecoverable, Protocol),
 }

@@ -42,6 +42,7 @@ impl Default for Feed {
 }
 
 impl Feed {
+    /// A feed with no sampler running; its uptime counts from now.
     pub fn new() -> Feed {
         Feed {
             started: Instant::now(),
@@ -68,6 +69,7 @@ impl Feed {
         self.tx.receiver_count()
     }
 
+    /// Time since the feed was made, which is when the node was built.
     pub fn uptime(&self) -> Duration {
         self.started.elapsed()
     }

@@ -7,12 +7,16 @@ use std::collections::BTreeMap;
 /// One sample: a series name, its labels (sorted by name) and its value.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sample {
+    /// The series name, with its `_bucket`/`_sum`/`_count` suffix if it has one.
     pub name: String,
+    /// The labels, sorted by name.
     pub labels: BTreeMap<String, String>,
+    /// The value; `+Inf` and `-Inf` read as infinities.
     pub value: f64,
 }
 
 impl Sample {
+    /// The value of label `name`; empty if the sample has none.
     pub fn label(&self, name: &str) -> &str {
         self.labels
             .get(name)

@@ -18,33 +18,50 @@ pub const MAX_EVENTS: usize = 100;
 /// What the node says of itself this second.
 #[derive(Debug, Clone, Serialize)]
 pub struct NodeFacts {
+    /// The node id in the cluster; `single` for a node alone.
     pub id: String,
+    /// The switchboard version, from the crate.
     pub version: &'static str,
+    /// Seconds since the node started.
     pub uptime_secs: u64,
+    /// Whether the node's readiness check passes (not draining, and its cluster ready if any).
     pub ready: bool,
+    /// Whether the node is draining (shutting down).
     pub draining: bool,
     /// Whether the node is part of a cluster (NATS backplane).
     pub cluster: bool,
+    /// Whether the backplane's NATS connection is up; `None` for a node alone.
     pub nats_connected: Option<bool>,
+    /// Client connections open on this node.
     pub connections: usize,
 }
 
 /// One node of the cluster as the page lists it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ClusterNode {
+    /// The node id.
     pub id: String,
+    /// The switchboard version it runs.
     pub version: String,
+    /// Where other nodes reach it (its advertised URL); `None` for this node or one without.
     pub url: Option<String>,
+    /// Seconds since it started, as of its record.
     pub uptime_secs: u64,
+    /// Whether it was ready, as of its record.
     pub ready: bool,
+    /// Whether it was draining, as of its record.
     pub draining: bool,
     /// Its record has not been rewritten for a while: it stopped, or lost NATS.
     pub down: bool,
     /// The node serving this dashboard.
     pub this: bool,
+    /// Client connections open on it.
     pub connections: u64,
+    /// p99 of its backplane lag in milliseconds; `None` if it read no message lately.
     pub lag_p99_ms: Option<f64>,
+    /// Backplane messages it missed (gone from the stream before it read them).
     pub lost: u64,
+    /// Envelopes it published only after waiting for NATS or retrying.
     pub late: u64,
     /// Seconds since the node last wrote its record (0 for this node).
     pub seen_secs_ago: u64,
@@ -53,17 +70,24 @@ pub struct ClusterNode {
 /// Connections of one hub on this node, by transport and protocol.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct HubConnections {
+    /// Connections of the hub on this node.
     pub total: usize,
+    /// Connections by transport (`WebSockets`, `ServerSentEvents`, `LongPolling`).
     pub transports: BTreeMap<&'static str, usize>,
+    /// Connections by hub protocol (`json`, `messagepack`).
     pub protocols: BTreeMap<&'static str, usize>,
 }
 
 /// Everything one snapshot is made of.
 #[derive(Debug)]
 pub struct Inputs {
+    /// When the reading was taken, in milliseconds since the Unix epoch.
     pub now_ms: u64,
+    /// What the node says of itself.
     pub node: NodeFacts,
+    /// This node's metrics, read back from its Prometheus text.
     pub samples: Vec<Sample>,
+    /// Connections on this node by (tenant, hub).
     pub connections: BTreeMap<(String, String), HubConnections>,
     /// Each tenant's hubs, with their plugin versions.
     pub plugins: Vec<(String, Vec<HubListing>)>,
@@ -162,9 +186,11 @@ impl Totals {
 /// One event the page lists.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Event {
+    /// When it happened (when the sampler saw it), in milliseconds since the Unix epoch.
     pub at_ms: u64,
     /// `deploy`, `rollback`, `trap`, `cpu_limit`, `memory_limit`, `instantiate`, `nats`.
     pub kind: &'static str,
+    /// What happened, for a person.
     pub text: String,
 }
 

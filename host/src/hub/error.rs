@@ -38,8 +38,11 @@ pub enum InvocationError {
         "An unexpected error occurred invoking '{target}' on the server. Client sent {sent} stream(s), Hub method expects {expected}."
     )]
     UploadCount {
+        /// The method called.
         target: String,
+        /// Upload streams the call brought.
         sent: u32,
+        /// Upload streams the method takes.
         expected: u32,
     },
     /// An upload stream id that a live upload already has.
@@ -73,18 +76,33 @@ pub enum InvocationError {
     Hub(String),
     /// The plugin stopped: a limit, a panic, a trap, or it could not start.
     #[error("An unexpected error occurred invoking '{target}' on the server. {cause}")]
-    Plugin { target: String, cause: CallError },
+    Plugin {
+        /// The method called.
+        target: String,
+        /// What stopped the plugin.
+        cause: CallError,
+    },
     /// The method returned a result that is not JSON.
     #[error(
         "An unexpected error occurred invoking '{target}' on the server. The plugin returned invalid JSON ({cause})."
     )]
-    InvalidResult { target: String, cause: String },
+    InvalidResult {
+        /// The method called.
+        target: String,
+        /// The JSON parser's complaint.
+        cause: String,
+    },
     /// What the method sent could not be stored for other nodes, so its
     /// success cannot be reported.
     #[error(
         "An unexpected error occurred invoking '{target}' on the server. Its messages could not be stored: {cause}"
     )]
-    NotStored { target: String, cause: String },
+    NotStored {
+        /// The method called.
+        target: String,
+        /// Why the cluster did not store them.
+        cause: String,
+    },
 }
 
 /// Why a connection was refused when it opened (the plugin's

@@ -51,6 +51,7 @@ pub const MAX_BACKGROUND_CALLS: usize = 64;
 /// What the connection should do after a message.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Flow {
+    /// Keep reading the client's messages.
     Continue,
     /// The client said goodbye.
     Close,
@@ -105,6 +106,8 @@ struct Call {
     sink: Option<StreamSink>,
 }
 
+/// The hub layer of one connection: runs its invocations and streams against the hub's plugin, in
+/// order for plain calls, and writes their Completions and StreamItems back.
 pub struct HubSession {
     shared: Arc<Shared>,
     /// Plain invocations for the in-order dispatcher, which starts with the

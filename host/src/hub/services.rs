@@ -26,6 +26,7 @@ impl std::fmt::Debug for HubServices {
 }
 
 impl HubServices {
+    /// The one handle to what hub calls need, made once by the node.
     pub fn new(
         registry: Arc<Registry>,
         engine: Arc<PluginEngine>,
@@ -40,18 +41,22 @@ impl HubServices {
         }))
     }
 
+    /// The deployed plugins, by hub.
     pub fn registry(&self) -> &Registry {
         &self.0.registry
     }
 
+    /// Runs plugin calls.
     pub fn engine(&self) -> &PluginEngine {
         &self.0.engine
     }
 
+    /// Where the plugins' sends and group changes go.
     pub fn router(&self) -> &Arc<Router> {
         &self.0.router
     }
 
+    /// Each tenant's use of the node, for its invocation limits.
     pub fn usage(&self) -> &Usage {
         &self.0.usage
     }

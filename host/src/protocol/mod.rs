@@ -55,45 +55,66 @@ pub enum HubMessage {
         arguments: Json,
         /// Ids of client-to-server upload streams (HubProtocol.md).
         stream_ids: Vec<String>,
+        /// Message headers; usually empty.
         headers: Headers,
     },
     /// Type 4: a call whose results come back as StreamItems and a final Completion.
     StreamInvocation {
+        /// The id its StreamItems and Completion carry.
         invocation_id: String,
+        /// Method name; never empty.
         target: String,
         /// Always a JSON array.
         arguments: Json,
+        /// Ids of client-to-server upload streams.
         stream_ids: Vec<String>,
+        /// Message headers; usually empty.
         headers: Headers,
     },
     /// Type 2: one item of a stream (server results, or client upload items).
     StreamItem {
+        /// The stream (a StreamInvocation's or an upload stream's id) the item belongs to.
         invocation_id: String,
+        /// The item, one JSON value.
         item: Json,
+        /// Message headers; usually empty.
         headers: Headers,
     },
     /// Type 3: the end of an invocation or a stream.
     Completion {
+        /// The invocation or stream that ended.
         invocation_id: String,
+        /// A result, an error or neither.
         outcome: CompletionOutcome,
+        /// Message headers; usually empty.
         headers: Headers,
     },
     /// Type 5: the client disposed a stream subscription.
     CancelInvocation {
+        /// The StreamInvocation whose stream the client no longer wants.
         invocation_id: String,
+        /// Message headers; usually empty.
         headers: Headers,
     },
     /// Type 6. JSON `{"type":6}`, MessagePack exactly `0x91 0x06`.
     Ping,
     /// Type 7. `allow_reconnect` makes a client with automatic reconnect reconnect (HubProtocol.md).
     Close {
+        /// Why the connection closes, shown to the client; `None` for a normal close.
         error: Option<String>,
+        /// `allowReconnect` on the wire (JSON leaves it out when false).
         allow_reconnect: bool,
     },
     /// Type 8: "I have processed everything up to `sequence_id`" (stateful reconnect, 3.9).
-    Ack { sequence_id: u64 },
+    Ack {
+        /// The sequence id of the last message processed: the sender may drop it and all before.
+        sequence_id: u64,
+    },
     /// Type 9: sent first after a stateful reconnect, then the replay follows (3.9).
-    Sequence { sequence_id: u64 },
+    Sequence {
+        /// The sequence id of the first message that follows (the replay's start).
+        sequence_id: u64,
+    },
 }
 
 /// An Invocation or a StreamInvocation, borrowed: what the two have alike,
@@ -104,9 +125,13 @@ pub struct CallRef<'a> {
     pub kind: u8,
     /// As the message holds it: `None` only for a non-blocking Invocation.
     pub invocation_id: Option<&'a str>,
+    /// Method name.
     pub target: &'a str,
+    /// The arguments, a JSON array.
     pub arguments: &'a RawValue,
+    /// Ids of client-to-server upload streams.
     pub stream_ids: &'a [String],
+    /// Message headers.
     pub headers: &'a Headers,
 }
 
@@ -146,14 +171,23 @@ pub enum CompletionOutcome {
 
 /// The message type numbers of the hub protocol.
 pub mod message_type {
+    /// [`HubMessage::Invocation`].
     pub const INVOCATION: u8 = 1;
+    /// [`HubMessage::StreamItem`].
     pub const STREAM_ITEM: u8 = 2;
+    /// [`HubMessage::Completion`].
     pub const COMPLETION: u8 = 3;
+    /// [`HubMessage::StreamInvocation`].
     pub const STREAM_INVOCATION: u8 = 4;
+    /// [`HubMessage::CancelInvocation`].
     pub const CANCEL_INVOCATION: u8 = 5;
+    /// [`HubMessage::Ping`].
     pub const PING: u8 = 6;
+    /// [`HubMessage::Close`].
     pub const CLOSE: u8 = 7;
+    /// [`HubMessage::Ack`].
     pub const ACK: u8 = 8;
+    /// [`HubMessage::Sequence`].
     pub const SEQUENCE: u8 = 9;
 }
 
@@ -305,14 +339,18 @@ impl PartialEq for CompletionOutcome {
 /// A hub protocol, chosen by the handshake.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Protocol {
+    /// `json`: text records ending in 0x1E.
     Json,
+    /// `messagepack`: binary, each message prefixed with its VarInt length.
     MessagePack,
 }
 
 /// How a transport carries a protocol's bytes: WebSocket text or binary frames, SSE (text only).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum TransferFormat {
+    /// WebSocket text frames, or SSE.
     Text,
+    /// WebSocket binary frames (not possible over SSE).
     Binary,
 }
 
@@ -410,7 +448,10 @@ impl Protocol {
 pub enum ProtocolError {
     /// A record (or the partial record buffered so far) is over the configured limit.
     #[error("The maximum message size of {limit}B was exceeded.")]
-    MessageTooLarge { limit: usize },
+    MessageTooLarge {
+        /// The limit in bytes.
+        limit: usize,
+    },
     /// The bytes are not JSON at all (syntax, encoding, not an object).
     #[error("Invalid JSON: {0}")]
     InvalidJson(String),

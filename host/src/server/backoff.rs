@@ -8,8 +8,10 @@ use std::time::{Duration, Instant};
 
 const FIRST_WAIT: Duration = Duration::from_millis(10);
 const LONGEST_WAIT: Duration = Duration::from_secs(1);
+/// At most one log line about failing accepts per this long.
 pub const LOG_EVERY: Duration = Duration::from_secs(10);
 
+/// The state of the accept loop's backoff: the current wait and what is still to be logged.
 #[derive(Debug, Default)]
 pub struct AcceptBackoff {
     wait: Option<Duration>,
@@ -32,6 +34,9 @@ impl AcceptBackoff {
         self.wait = None;
     }
 
+    /// What to do after `error` at `now`: one connection's failure (refused, aborted, reset) waits
+    /// not at all; any other (out of files or memory) waits 10 ms, doubling each time in a row up
+    /// to 1 s.
     pub fn failed(&mut self, error: &io::Error, now: Instant) -> Verdict {
         if is_connection_error(error) {
             return Verdict {

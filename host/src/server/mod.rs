@@ -53,6 +53,8 @@ struct AppState {
     api: Arc<crate::api::ApiState>,
 }
 
+/// Every route the node serves (client transports, the REST and admin APIs, the web pages, health,
+/// readiness and metrics), with CORS and the access log.
 pub fn app(node: Arc<Node>) -> Router {
     let clients = crate::transport::routes(Arc::new(node.transport_state()))
         .layer(crate::cors::layer(node.tenants.clone()))

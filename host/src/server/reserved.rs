@@ -39,6 +39,7 @@ pub struct Place {
 }
 
 impl Reserved {
+    /// A set of at most `max` places (at least 1).
     pub fn new(max: usize) -> Arc<Reserved> {
         Arc::new(Reserved {
             live: Mutex::new(VecDeque::with_capacity(max)),
@@ -72,10 +73,12 @@ impl Reserved {
         )
     }
 
+    /// Reserved connections open.
     pub fn len(&self) -> usize {
         self.live.lock().len()
     }
 
+    /// Whether none is open.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

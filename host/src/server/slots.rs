@@ -19,6 +19,7 @@ pub struct Slots {
 }
 
 impl Slots {
+    /// Slots for `max` connections; also records `max` in the metrics.
     pub fn new(max: usize) -> Arc<Slots> {
         metrics::gauge!(crate::metrics::HTTP_CONNECTIONS_MAX).set(max as f64);
         Arc::new(Slots {
@@ -40,10 +41,12 @@ impl Slots {
         Some(Slot(self.clone()))
     }
 
+    /// Slots taken now.
     pub fn open(&self) -> usize {
         self.open.load(Ordering::Acquire)
     }
 
+    /// Slots in all.
     pub fn max(&self) -> usize {
         self.max
     }
@@ -69,6 +72,7 @@ pub struct Held<T, G> {
 }
 
 impl<T, G> Held<T, G> {
+    /// `io` holding `guard` until it is dropped.
     pub fn new(io: T, guard: G) -> Held<T, G> {
         Held { io, _guard: guard }
     }

@@ -27,13 +27,18 @@ const CHECK_EVERY: Duration = Duration::from_secs(1);
 /// Why a certificate and key could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
+    /// A file cannot be read, or is not PEM.
     #[error("cannot read {path}: {source}")]
     Read {
+        /// The certificate or key file.
         path: String,
+        /// What went wrong reading or parsing it.
         source: rustls::pki_types::pem::Error,
     },
+    /// The certificate file holds no PEM certificate.
     #[error("{0} holds no certificate")]
     NoCertificate(String),
+    /// rustls refused the certificate chain or the key.
     #[error("the certificate and key do not go together, or are unusable: {0}")]
     Rustls(#[from] rustls::Error),
 }

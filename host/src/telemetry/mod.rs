@@ -37,7 +37,9 @@ pub enum LogFormat {
 /// What the subscriber is built from (the `serve` options).
 #[derive(Debug, Clone, Default)]
 pub struct Options {
+    /// How log lines are written (`--log-format`).
     pub log_format: LogFormat,
+    /// Where spans are exported; `None`: no export.
     pub otlp: Option<otlp::Export>,
 }
 

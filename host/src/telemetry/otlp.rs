@@ -30,6 +30,7 @@ pub enum Encoding {
 pub struct Export {
     /// The collector's base URL; none: the standard `OTEL_EXPORTER_OTLP_*` variables say.
     pub endpoint: Option<String>,
+    /// How spans are encoded on the wire.
     pub encoding: Encoding,
 }
 

@@ -7,6 +7,8 @@ use axum::http::header::AUTHORIZATION;
 
 use super::query_param;
 
+/// The bearer token of a client request: from `Authorization: Bearer`, else the `access_token`
+/// query.
 pub fn bearer_token(headers: &HeaderMap, query: &[(String, String)]) -> Option<String> {
     let from_header = headers
         .get(AUTHORIZATION)

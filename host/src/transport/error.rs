@@ -39,6 +39,7 @@ pub enum RequestError {
 }
 
 impl RequestError {
+    /// The HTTP status it is answered with.
     pub fn status(self) -> StatusCode {
         match self {
             RequestError::UnknownHub | RequestError::UnknownConnection => StatusCode::NOT_FOUND,

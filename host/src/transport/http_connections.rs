@@ -68,10 +68,12 @@ pub(super) struct Registration {
 // === impl HttpConnections ===
 
 impl HttpConnections {
+    /// An empty table.
     pub fn new() -> HttpConnections {
         HttpConnections::default()
     }
 
+    /// The connection that `key` (the `id` a request carries) names, if it is live.
     pub fn get(&self, key: &str) -> Option<Arc<HttpConnection>> {
         self.by_key.lock().get(key).cloned()
     }
@@ -94,10 +96,12 @@ impl HttpConnections {
         }
     }
 
+    /// SSE and long-polling connections live on this node.
     pub fn len(&self) -> usize {
         self.by_key.lock().len()
     }
 
+    /// Whether none is live.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

@@ -67,6 +67,8 @@ pub fn routes<S>(state: Arc<TransportState>) -> Router<S> {
 /// Query parameters as a list; SignalR reads its own keys case-insensitively.
 pub type QueryList = Query<Vec<(String, String)>>;
 
+/// The value of the query parameter `name`, matched ASCII case-insensitively; the first if
+/// repeated.
 pub fn query_param<'a>(query: &'a [(String, String)], name: &str) -> Option<&'a str> {
     query
         .iter()

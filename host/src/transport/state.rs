@@ -18,7 +18,9 @@ use crate::tenant::{Tenant, Tenants};
 
 /// The transports' view of the node.
 pub struct TransportState {
+    /// The tenants this node serves: a URL's tenant, and how its clients authenticate.
     pub tenants: Arc<Tenants>,
+    /// The deployed hubs: a URL naming a hub without a plugin is refused.
     pub registry: Arc<Registry>,
     /// What each tenant uses, for the connection limit negotiate checks.
     pub usage: Arc<Usage>,
@@ -33,6 +35,7 @@ pub struct TransportState {
     pub cluster: Option<Arc<NatsBackplane>>,
     /// Cancelled once the node drains: negotiate refuses.
     pub draining: CancellationToken,
+    /// Timeouts and options from the node's config.
     pub settings: TransportSettings,
     /// What the connection layer starts a connection with.
     pub connections: Connections,

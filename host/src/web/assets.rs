@@ -10,7 +10,9 @@ use sha2::{Digest, Sha256};
 pub struct Asset {
     /// Its name below `/assets/` (pages are served at their own paths).
     pub name: &'static str,
+    /// The `Content-Type` it is served with.
     pub content_type: &'static str,
+    /// The file's bytes.
     pub body: &'static [u8],
     /// Whether its name changes with its content (cached for a year).
     pub immutable: bool,

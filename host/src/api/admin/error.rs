@@ -14,8 +14,11 @@ use crate::tenant::cluster::TenantStoreError;
 /// A failed admin request: its status, a stable code and a message.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AdminError {
+    /// The HTTP status it answers with (401 also gets `WWW-Authenticate: Bearer`).
     pub status: StatusCode,
+    /// The body's `code`, e.g. `UnknownTenant`: what a program branches on.
     pub code: &'static str,
+    /// The body's `message`, for a person.
     pub message: String,
 }
 
