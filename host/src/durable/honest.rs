@@ -37,6 +37,7 @@ pub enum Unrecoverable {
 }
 
 impl Unrecoverable {
+    /// The reason as the metric's `reason` label spells it.
     pub fn as_str(self) -> &'static str {
         match self {
             Unrecoverable::Retention => "retention",
@@ -56,6 +57,7 @@ pub struct StreamState<'a> {
     pub identity: &'a str,
     /// The first sequence it still holds; `last + 1` when it holds none.
     pub first: u64,
+    /// The last sequence it holds (or held, when it holds none now).
     pub last: u64,
 }
 

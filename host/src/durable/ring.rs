@@ -11,11 +11,13 @@ use std::sync::Arc;
 pub struct Mark {
     /// The id of the last record delivered up to `cursor`.
     pub id: u64,
+    /// The stream sequence of the last record applied.
     pub cursor: u64,
     /// The owner's epoch then.
     pub epoch: u64,
     /// The client's highest sequence id stored in a receipt.
     pub inbound: u64,
+    /// The groups it was in.
     pub groups: Arc<BTreeSet<String>>,
     /// Client invocations stored but not completed.
     pub open: Arc<BTreeSet<String>>,
@@ -32,6 +34,7 @@ pub struct Ring {
 }
 
 impl Ring {
+    /// An empty ring of at most `capacity` marks (at least two).
     pub fn new(capacity: usize) -> Ring {
         Ring {
             marks: VecDeque::new(),
@@ -75,10 +78,12 @@ impl Ring {
         self.marks.drain(..keep);
     }
 
+    /// Marks held now.
     pub fn len(&self) -> usize {
         self.marks.len()
     }
 
+    /// Whether the ring holds no mark.
     pub fn is_empty(&self) -> bool {
         self.marks.is_empty()
     }

@@ -17,21 +17,30 @@ pub const VERSION: u32 = 2;
 /// Most bytes of an encoded session (the request info is capped already).
 pub const MAX_SESSION_BYTES: usize = 64 * 1024;
 
+/// One durable connection's session entry, MessagePack-encoded (named fields).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Session {
+    /// The numbering rules it was written under; [`VERSION`] when this node wrote it.
     pub version: u32,
+    /// The connection's id.
     pub connection: String,
+    /// The tenant the connection belongs to.
     pub tenant: String,
+    /// The hub within that tenant.
     pub hub: String,
+    /// The user the connection authenticated as (None: anonymous); a resume by
+    /// another user is refused as an unknown connection.
     pub user: Option<String>,
     /// The hub protocol's name ("json", "messagepack").
     pub protocol: String,
     /// The node serving the connection, and the epoch of its claim.
     pub owner: String,
+    /// The epoch of the owner's claim: one more with each takeover.
     pub epoch: u64,
     /// The identity of the partition stream the cursors are in (its creation
     /// time): a recreated stream numbers from 1 again.
     pub stream: String,
+    /// Where a node taking over replays from.
     pub checkpoint: Checkpoint,
     /// The connection ended: a late resume is refused.
     pub ended: bool,
@@ -49,7 +58,9 @@ pub struct Session {
 /// The request info of a session: query and header pairs, in order.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionRequest {
+    /// The query string's pairs.
     pub query: Vec<(String, String)>,
+    /// The request headers the connection keeps for plugins.
     pub headers: Vec<(String, String)>,
 }
 
@@ -66,11 +77,17 @@ pub fn items_bytes<'a>(items: impl IntoIterator<Item = (&'a String, &'a String)>
 /// record (`id`) the client has acknowledged.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Checkpoint {
+    /// The id of the last record delivered up to `cursor`, acknowledged by the client.
     pub id: u64,
+    /// The stream sequence of the last record applied.
     pub cursor: u64,
+    /// The owner's epoch at `cursor`.
     pub epoch: u64,
+    /// The client's highest sequence id stored in a receipt.
     pub inbound: u64,
+    /// The groups the connection was in.
     pub groups: Vec<String>,
+    /// Client invocations stored but not completed.
     pub open: Vec<String>,
 }
 
@@ -88,6 +105,7 @@ impl From<&Mark> for Checkpoint {
 }
 
 impl Checkpoint {
+    /// The checkpoint as a [`Mark`] a [`Track`](super::Track) resumes from.
     pub fn to_mark(&self) -> Mark {
         Mark {
             id: self.id,
@@ -100,12 +118,16 @@ impl Checkpoint {
     }
 }
 
+/// Why a session could not be written or read.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum SessionError {
+    /// The encoded session is larger than [`MAX_SESSION_BYTES`] (its size).
     #[error("the session is {0} bytes, more than {MAX_SESSION_BYTES}")]
     TooLarge(usize),
+    /// The bytes are not a session (or a session could not be encoded).
     #[error("the session cannot be read: {0}")]
     Malformed(String),
+    /// Written under another numbering version (carried) than [`VERSION`].
     #[error("the session was written under numbering version {0}, this node uses {VERSION}")]
     Version(u32),
 }
@@ -131,6 +153,8 @@ pub fn key(token: &str) -> String {
     )
 }
 
+/// The session as its KV entry's bytes: MessagePack with named fields, at most
+/// [`MAX_SESSION_BYTES`].
 pub fn encode(session: &Session) -> Result<Vec<u8>, SessionError> {
     let bytes =
         rmp_serde::to_vec_named(session).map_err(|e| SessionError::Malformed(e.to_string()))?;
@@ -140,6 +164,8 @@ pub fn encode(session: &Session) -> Result<Vec<u8>, SessionError> {
     Ok(bytes)
 }
 
+/// A session from its KV entry's bytes; one of another [`VERSION`] is refused
+/// before the rest is read.
 pub fn decode(bytes: &[u8]) -> Result<Session, SessionError> {
     if bytes.len() > MAX_SESSION_BYTES {
         return Err(SessionError::TooLarge(bytes.len()));
@@ -163,10 +189,16 @@ pub enum Resume {
     /// This node owns it: resume on the live connection, as without durability.
     Local,
     /// Another node owns it and answers: forward the request there.
-    Forward { owner: String },
+    Forward {
+        /// The owner's node id.
+        owner: String,
+    },
     /// Its owner is gone: claim it with this epoch (compare-and-set against
     /// the revision read), then replay from the checkpoint.
-    Claim { epoch: u64 },
+    Claim {
+        /// The session's epoch plus one.
+        epoch: u64,
+    },
     /// The request's user is not the connection's: refused as an unknown
     /// connection, telling nothing about it.
     NotFound,

@@ -17,24 +17,37 @@ pub enum Record<'a> {
     /// An envelope as every node publishes it (sends, group changes, closes).
     Envelope(&'a EnvelopeKind),
     /// A takeover: from here on the owner of `epoch` speaks for `connection`.
-    Claim { connection: &'a str, epoch: u64 },
+    Claim {
+        /// Id of the connection claimed.
+        connection: &'a str,
+        /// The new owner's epoch.
+        epoch: u64,
+    },
     /// A record for one connection only (a Completion, StreamItem or client
     /// invocation), published by its owner of `epoch`; `completes` names the
     /// client invocation it ends, if it does. `received`: a receipt stored
     /// with it, `(up_to, opens)` as in [`Record::Receipt`], applied first.
     Direct {
+        /// Id of the connection it is for.
         connection: &'a str,
+        /// Epoch of the owner that published it.
         epoch: u64,
+        /// Invocation id of the client invocation it ends, if it does.
         completes: Option<&'a str>,
+        /// A receipt stored with it, `(up_to, opens)`.
         received: Option<(u64, &'a [String])>,
     },
     /// The owner of `epoch` stored what the client sent, up to its sequence
     /// id `up_to`, before handling it; `opens` are the invocations among it
     /// that expect a Completion.
     Receipt {
+        /// Id of the connection it is for.
         connection: &'a str,
+        /// Epoch of the owner that stored it.
         epoch: u64,
+        /// Highest sequence id of the client's messages stored.
         up_to: u64,
+        /// Invocation ids among them that expect a Completion.
         opens: &'a [String],
     },
 }
@@ -47,18 +60,30 @@ pub enum Step {
     /// At or before the last cursor applied: already done.
     Repeat,
     /// A record for the connection, with this sequence id.
-    Deliver { id: u64 },
+    Deliver {
+        /// The id the client numbers it with, one above the last delivered.
+        id: u64,
+    },
     /// Its group memberships changed.
     Changed,
     /// The stream closes it; `reason` is its Close error.
-    Close { reason: Option<String> },
+    Close {
+        /// Error text of the client's Close message (None: a clean close).
+        reason: Option<String>,
+    },
     /// A node claimed it with this (newer) epoch. An owner of an older epoch
     /// stops serving it at once, without writing to it.
-    Claimed { epoch: u64 },
+    Claimed {
+        /// The claiming owner's epoch.
+        epoch: u64,
+    },
     /// A direct record or receipt of an owner that was superseded: ignored.
     Stale,
     /// The client's messages up to this sequence id are stored.
-    Received { up_to: u64 },
+    Received {
+        /// Highest sequence id of the client's messages stored.
+        up_to: u64,
+    },
     /// A record the rules cannot explain (a newer epoch than any claim): the
     /// numbering can no longer be trusted, and the resume fails honestly.
     Inconsistent,
@@ -160,22 +185,27 @@ impl Track {
         }
     }
 
+    /// The groups the connection is in now.
     pub fn groups(&self) -> &BTreeSet<String> {
         &self.groups
     }
 
+    /// The epoch of the connection's owner, as far as the records applied tell.
     pub fn epoch(&self) -> u64 {
         self.epoch
     }
 
+    /// The sequence id of the last record delivered (0: none yet).
     pub fn last_id(&self) -> u64 {
         self.last_id
     }
 
+    /// The stream sequence of the last record applied.
     pub fn cursor(&self) -> u64 {
         self.cursor
     }
 
+    /// Whether the stream closed the connection (a `Close` or `CloseMany` reaching it).
     pub fn is_ended(&self) -> bool {
         self.ended
     }
