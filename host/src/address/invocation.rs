@@ -11,7 +11,9 @@ use crate::protocol::{HubMessage, Json, Protocol, ProtocolError};
 /// `method(args...)` for clients; `args` is a JSON array.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct OutboundInvocation {
+    /// The client method to call, as the client registered its handler.
     pub method: String,
+    /// The arguments, as JSON array text.
     pub args: Json,
     #[serde(skip)]
     json: OnceLock<Bytes>,
@@ -20,6 +22,8 @@ pub struct OutboundInvocation {
 }
 
 impl OutboundInvocation {
+    /// An invocation of `method`; `args` must be a JSON array, which is not
+    /// checked here (see [`OutboundInvocation::from_json`]).
     pub fn new(method: String, args: Json) -> OutboundInvocation {
         OutboundInvocation {
             method,

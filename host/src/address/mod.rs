@@ -27,11 +27,14 @@ pub fn is_valid_name(name: &str) -> bool {
     Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
 )]
 pub struct HubKey {
+    /// The tenant's name (see [`is_valid_name`]).
     pub tenant: Arc<str>,
+    /// The hub's name within the tenant.
     pub hub: Arc<str>,
 }
 
 impl HubKey {
+    /// The hub `hub` of tenant `tenant`; the names are not checked.
     pub fn new(tenant: &str, hub: &str) -> HubKey {
         HubKey {
             tenant: Arc::from(tenant),
@@ -50,14 +53,19 @@ impl std::fmt::Display for HubKey {
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Target {
     /// Every connection of the hub, except these.
-    All { except: Vec<String> },
+    All {
+        /// Ids of connections left out.
+        except: Vec<String>,
+    },
     /// These connections.
     Connections(Vec<String>),
     /// Every connection of each of these users, on every node.
     Users(Vec<String>),
     /// Every member of these groups, except these connections.
     Groups {
+        /// Names of the groups; a member of several gets the send once.
         groups: Vec<String>,
+        /// Ids of connections left out.
         except: Vec<String>,
     },
 }

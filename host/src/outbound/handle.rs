@@ -22,11 +22,17 @@ use crate::protocol::{CompletionOutcome, HubMessage, Protocol};
 
 type ResultSender = oneshot::Sender<Result<String, String>>;
 
+/// What the node holds of one connection, shared by the router, its hub
+/// session and its transport: who it is, its outbound queue, and its state.
 #[derive(Debug)]
 pub struct ConnectionHandle {
+    /// The connection id (SignalR's `connectionId`), by which sends and groups name it.
     pub id: Arc<str>,
+    /// The tenant and hub it is connected to.
     pub hub: HubKey,
+    /// The user it authenticated as (None: anonymous).
     pub user: Option<Arc<str>>,
+    /// The hub protocol chosen in the handshake.
     pub protocol: Protocol,
     /// Encoded frames for the writer; bounded in records and bytes, so a slow
     /// client is noticed.
@@ -154,6 +160,7 @@ pub enum SlowConsumer {
 }
 
 impl SlowConsumer {
+    /// The reason as the metric's `reason` label spells it.
     pub fn as_str(self) -> &'static str {
         match self {
             SlowConsumer::QueueBytes => "queue_bytes",
@@ -389,6 +396,7 @@ impl ConnectionHandle {
         step
     }
 
+    /// The value of item `key` (SignalR's `Context.Items`), as a plugin set it.
     pub fn item(&self, key: &str) -> Option<String> {
         self.items.lock().get(key).cloned()
     }
@@ -791,6 +799,7 @@ impl ConnectionHandle {
         &self.closing
     }
 
+    /// Whether the connection has ended, or is ending.
     pub fn is_closed(&self) -> bool {
         self.closing.is_cancelled()
     }

@@ -58,7 +58,9 @@ pub enum PushError {
 /// Which bound of the queue a record did not fit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Bound {
+    /// The most records it holds.
     Records,
+    /// Its byte budget (payloads plus [`RECORD_COST`] each).
     Bytes,
 }
 
@@ -71,6 +73,7 @@ pub enum Taken {
     Closed,
 }
 
+/// A connection's bounded queue of encoded records (see the module docs).
 #[derive(Debug)]
 pub struct Outbox {
     state: Mutex<State>,

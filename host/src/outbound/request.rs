@@ -28,8 +28,11 @@ pub struct RequestInfo {
 /// Which transport carries a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TransportKind {
+    /// A WebSocket.
     WebSockets,
+    /// Server-Sent Events down, HTTP POSTs up.
     ServerSentEvents,
+    /// HTTP long polling: a GET per batch down, POSTs up.
     LongPolling,
 }
 
@@ -226,6 +229,7 @@ impl RequestInfo {
         self.pairs().skip(self.queries + usize::from(self.cookies))
     }
 
+    /// The first allowed header named `name` (any case).
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers()
             .find(|(k, _)| k.eq_ignore_ascii_case(name))

@@ -22,6 +22,7 @@ impl Routable for Arc<ConnectionHandle> {
     }
 }
 
+/// One hub's connections held by this node, by id, by user and by group.
 #[derive(Debug)]
 pub struct Index<C = Arc<ConnectionHandle>> {
     connections: HashMap<Arc<str>, C>,
@@ -43,6 +44,7 @@ impl<C> Default for Index<C> {
 }
 
 impl<C: Routable> Index<C> {
+    /// Holds `connection`, listed under its user if it has one.
     pub fn insert(&mut self, connection: C) {
         let id: Arc<str> = Arc::from(connection.id());
         if let Some(user) = connection.user() {
@@ -54,6 +56,7 @@ impl<C: Routable> Index<C> {
         self.connections.insert(id, connection);
     }
 
+    /// Forgets the connection `id` and its group memberships; the connection, if held.
     pub fn remove(&mut self, id: &str) -> Option<C> {
         let connection = self.connections.remove(id)?;
         if let Some(user) = connection.user()
@@ -68,6 +71,7 @@ impl<C: Routable> Index<C> {
         Some(connection)
     }
 
+    /// The held connection `id`.
     pub fn connection(&self, id: &str) -> Option<&C> {
         self.connections.get(id)
     }
@@ -77,18 +81,22 @@ impl<C: Routable> Index<C> {
         self.connections.values()
     }
 
+    /// Connections held.
     pub fn len(&self) -> usize {
         self.connections.len()
     }
 
+    /// Whether no connection is held.
     pub fn is_empty(&self) -> bool {
         self.connections.is_empty()
     }
 
+    /// Whether a held connection belongs to `user`.
     pub fn has_user(&self, user: &str) -> bool {
         self.users.contains_key(user)
     }
 
+    /// Whether a held connection is in `group`.
     pub fn has_group(&self, group: &str) -> bool {
         self.groups.contains_key(group)
     }
@@ -117,6 +125,7 @@ impl<C: Routable> Index<C> {
         Ok(())
     }
 
+    /// Takes connection `id` out of `group`; a no-op when it is not in it.
     pub fn remove_from_group(&mut self, id: &str, group: &str) {
         if let Some(set) = self.member_of.get_mut(id) {
             set.remove(group);

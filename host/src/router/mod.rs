@@ -46,12 +46,16 @@ pub fn decide(target: &Target, is_local: impl Fn(&str) -> bool) -> Remote {
     }
 }
 
+/// Why a group change was refused.
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum RouteError {
+    /// The group name is empty or longer than [`MAX_NAME_LEN`].
     #[error("group names must be 1 to {MAX_NAME_LEN} bytes")]
     BadGroupName,
+    /// The connection is in the most groups its tenant allows (carried).
     #[error("a connection may be in at most {0} groups")]
     TooManyGroups(usize),
+    /// The group names of a durable connection would pass this many bytes.
     #[error(
         "the group names of a connection that can resume on another node may hold at most {0} bytes"
     )]
@@ -89,6 +93,7 @@ impl std::fmt::Debug for Router {
 }
 
 impl Router {
+    /// A router with no connections yet, reaching other nodes through `backplane`.
     pub fn new(backplane: Arc<dyn Backplane>) -> Router {
         Router {
             hubs: RwLock::new(HashMap::new()),
