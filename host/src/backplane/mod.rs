@@ -138,7 +138,7 @@ pub enum EnvelopeKind {
     Close {
         /// Id of the connection to close.
         connection: String,
-        /// Error text for the client's Close message (None: a clean close).
+        /// Error text for the client's Close message (None or empty: a clean close).
         reason: Option<String>,
     },
     /// Closes every connection `target` reaches but those in `except`, on
@@ -148,7 +148,7 @@ pub enum EnvelopeKind {
         target: Target,
         /// Ids of connections left open.
         except: Vec<String>,
-        /// Error text for each client's Close message (None: a clean close).
+        /// Error text for each client's Close message (None or empty: a clean close).
         reason: Option<String>,
     },
     /// Removes a connection from every group it is in.
