@@ -24,6 +24,8 @@ pub const DEFAULT_STATEFUL_RECONNECT_BUFFER_BYTES: usize = 100_000;
 /// The tenant the built-in configuration serves, with the bundled plugins.
 pub const DEMO_TENANT: &str = "demo";
 
+/// The node's configuration: the TOML file (or the built-in one) with the `SWITCHBOARD_*` variables
+/// over it, checked. Its fields are the file's keys, by the same names.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
@@ -108,6 +110,7 @@ pub struct Config {
     /// own `limits` override them field by field.
     #[serde(default)]
     pub limits: Limits,
+    /// The config file's tenants (`[tenants.NAME]`), by name.
     #[serde(default)]
     pub tenants: BTreeMap<String, TenantConfig>,
     /// The URL backends reach the REST API at (`https://push.example.com`).
@@ -263,6 +266,8 @@ defaults! {
     default_nats_queue_max_age_ms: u64 = 15_000;
 }
 
+/// One tenant's settings: a `[tenants.NAME]` table of the config file, or a tenant of the admin API
+/// (stored as JSON in a cluster's tenant store).
 #[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct TenantConfig {
@@ -341,6 +346,8 @@ pub struct TenantConfig {
     /// `jwks_url`'s) by [`Config::load`].
     #[serde(skip)]
     pub verify_keys: crate::tenant::auth::VerifyKeys,
+    /// The tenant's limits (`[tenants.NAME.limits]`); what it leaves out comes from the node's
+    /// `[limits]`.
     #[serde(default)]
     pub limits: Limits,
 }
@@ -488,6 +495,7 @@ impl Limits {
 
 /// The range of a tenant's `outbound_buffer_bytes`: 16 KiB to 1 GiB.
 pub const OUTBOUND_BUFFER_FLOOR: usize = 16 << 10;
+/// The largest `outbound_buffer_bytes` a tenant may be given: 1 GiB.
 pub const OUTBOUND_BUFFER_CEILING: usize = 1 << 30;
 
 /// The largest `max_message_size` a tenant may be given: 16 MiB.
@@ -566,18 +574,30 @@ fn is_default_jwks_min_refresh_secs(secs: &u64) -> bool {
     *secs == default_jwks_min_refresh_secs()
 }
 
+/// Why a config cannot be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// The config file cannot be read.
     #[error("cannot read config file {path}: {source}")]
     Read {
+        /// The file as given.
         path: String,
+        /// The I/O error.
         source: std::io::Error,
     },
     /// A problem at a place: `FILE:LINE:COLUMN`, `FILE`, or an environment variable.
     #[error("{at}: {message}")]
-    At { at: String, message: String },
+    At {
+        /// Where: `FILE:LINE:COLUMN`, `FILE`, or the variable's name.
+        at: String,
+        /// What is wrong there.
+        message: String,
+    },
+    /// A `SWITCHBOARD_*` variable cannot be used.
     #[error("{0}")]
     Env(#[from] crate::config_source::EnvError),
+    /// A setting is out of range, found where there is no file to point into (a tenant of the admin
+    /// API).
     #[error("invalid config: {0}")]
     Invalid(String),
 }
@@ -650,6 +670,7 @@ impl Config {
         config.validate()
     }
 
+    /// The config file at `path`, without the environment's variables, checked.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         Config::load_layered(Some(path), &[])
     }

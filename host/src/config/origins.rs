@@ -20,6 +20,7 @@ pub enum Verdict {
 }
 
 impl Verdict {
+    /// Whether the request may go on (anything but [`Verdict::Denied`]).
     pub fn allowed(self) -> bool {
         self != Verdict::Denied
     }
@@ -28,10 +29,13 @@ impl Verdict {
 /// Why an `allowed_origins` entry is refused at load.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum OriginError {
+    /// Not `scheme://host[:port]` with `http` or `https`, or it has a path.
     #[error("'{0}' is not an origin: scheme://host[:port] (http or https), no path")]
     NotAnOrigin(String),
+    /// A `*` other than one leading `*.` label of the host, as in `https://*.example.com`.
     #[error("'{0}': a wildcard may only stand for subdomains, as in https://*.example.com")]
     BadWildcard(String),
+    /// `*` for a tenant without `allow_anonymous`.
     #[error("'*' allows any origin, so it is only for tenants with allow_anonymous = true")]
     AnyNeedsAnonymous,
 }

@@ -34,10 +34,12 @@ impl TryFrom<Vec<String>> for TrustedProxies {
 }
 
 impl TrustedProxies {
+    /// Whether no proxy is trusted (the default): client addresses are the peers'.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
 
+    /// Whether `addr` (an IPv4-mapped IPv6 address as IPv4) is in a trusted block.
     pub fn contains(&self, addr: IpAddr) -> bool {
         let addr = addr.to_canonical();
         self.0.iter().any(|net| net.contains(&addr))

@@ -40,16 +40,23 @@ fn max_memory_mb(config: &Config) -> u64 {
 /// Most negotiated connections waiting for their transport at once.
 const MAX_PENDING: usize = 100_000;
 
+/// One switchboard node: its config, tenants, plugins, connections and, in a cluster, its
+/// backplane; what every route and background task works on.
 pub struct Node {
     /// The config the node started with. What a reload (SIGHUP) can change
     /// is read from [`Node::live_config`] instead.
     pub config: Config,
     /// The config as last reloaded: tenants, `[limits]`, `[admin]` keys, `public_url`.
     live: Arc<arc_swap::ArcSwap<Config>>,
+    /// The tenants the node serves, from the config file and the admin API.
     pub tenants: Arc<Tenants>,
+    /// Delivers messages and group changes to connections, here or through the cluster.
     pub router: Arc<Router>,
+    /// Compiles and runs the plugins.
     pub engine: Arc<PluginEngine>,
+    /// The plugin each hub runs now, with its earlier versions.
     pub registry: Arc<Registry>,
+    /// Negotiated connections whose transport has not arrived yet.
     pub pending: Arc<PendingConnections>,
     /// Live stateful-reconnect connections, by the token a new WebSocket resumes them with.
     pub resumable: Arc<ResumableConnections>,
@@ -368,6 +375,8 @@ impl Node {
         }
     }
 
+    /// Compiles `wasm` and serves it for `hub` on this node only, as a bundled plugin (`source`
+    /// names it in logs).
     pub async fn load_plugin(
         &self,
         hub: HubKey,

@@ -29,6 +29,7 @@ pub struct Identity {
 }
 
 impl Identity {
+    /// The identity of a request without a token, where the tenant allows anonymous access.
     pub fn anonymous() -> Identity {
         Identity {
             user_id: None,
@@ -37,17 +38,23 @@ impl Identity {
     }
 }
 
+/// Why a client's token was not accepted; answered with 401.
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum AuthError {
+    /// No token, and the tenant does not allow anonymous access.
     #[error("a token is required")]
     Missing,
+    /// A token that cannot be decoded, or does not verify against the tenant's keys and settings.
     #[error("invalid token: {0}")]
     Invalid(String),
     /// No key of the tenant has the token's `kid` (or, for a token without
     /// one, the tenant's JWKS URL has not been fetched yet): fetching the
     /// JWKS again may find it.
     #[error("invalid token: the signature key was not found{}", kid_text(.kid.as_deref()))]
-    UnknownKey { kid: Option<String> },
+    UnknownKey {
+        /// The token's `kid` header, if it has one.
+        kid: Option<String>,
+    },
 }
 
 fn kid_text(kid: Option<&str>) -> String {
@@ -231,6 +238,7 @@ impl VerifyKeys {
         self.remote.as_ref()
     }
 
+    /// Whether there is no key to verify with: none from PEM or JWKS files, and no JWKS URL.
     pub fn is_empty(&self) -> bool {
         self.keys.is_empty() && self.remote.is_none()
     }

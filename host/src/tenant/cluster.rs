@@ -33,16 +33,27 @@ pub const START_SYNC_TIMEOUT: Duration = Duration::from_secs(15);
 /// Largest entry, in bytes (a tenant's settings are a few hundred).
 const MAX_ENTRY: i32 = 256 << 10;
 
+/// Why the cluster's tenant store (a JetStream key-value bucket) refused or failed an operation.
 #[derive(Debug, thiserror::Error)]
 pub enum TenantStoreError {
+    /// NATS did not answer in time, or the bucket could not be read or written.
     #[error("the cluster's tenant store is unavailable: {0}")]
     Unavailable(String),
+    /// A create found the tenant's entry already there.
     #[error("tenant '{0}' already exists in the cluster")]
     Exists(String),
+    /// An update found the entry at another revision than it read: another node changed it
+    /// meanwhile.
     #[error("tenant '{0}' was changed through another node at the same time; retry")]
     Conflict(String),
+    /// An entry's key is not a tenant name, or its value is not a tenant's settings.
     #[error("the stored tenant '{name}' is not valid: {reason}")]
-    BadEntry { name: String, reason: String },
+    BadEntry {
+        /// The entry's key.
+        name: String,
+        /// What is wrong with it.
+        reason: String,
+    },
 }
 
 fn unavailable(e: impl std::fmt::Display) -> TenantStoreError {
@@ -61,14 +72,23 @@ async fn bounded<T>(
 /// A change of the store, as a node applies it.
 #[derive(Debug)]
 pub enum Change {
+    /// The tenant was created or changed.
     Put {
+        /// The tenant's name (the entry's key).
         name: String,
+        /// Its settings, keys included.
         config: Box<TenantConfig>,
+        /// The entry's revision in the bucket.
         revision: u64,
     },
+    /// The tenant was deleted.
     Delete {
+        /// The tenant's name (the entry's key).
         name: String,
+        /// What its connections are closed with: the text stored with the delete, else
+        /// "tenant 'NAME' was deleted".
         reason: String,
+        /// The delete's revision in the bucket.
         revision: u64,
     },
 }
@@ -142,6 +162,7 @@ impl std::fmt::Debug for TenantStore {
 }
 
 impl TenantStore {
+    /// The store in bucket `{prefix}_tenants`, created on first use with `replicas` (at least 1).
     pub fn new(client: async_nats::Client, prefix: &str, replicas: usize) -> TenantStore {
         TenantStore {
             js: jetstream::new(client),

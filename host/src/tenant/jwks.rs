@@ -46,11 +46,13 @@ pub const DEFAULT_TTL: Duration = Duration::from_secs(3600);
 /// Why a `jwks_url` is refused at config load.
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum UrlError {
+    /// Not an absolute `http`/`https` URL.
     #[error("'{0}' is not an absolute http(s) URL")]
     NotAUrl(String),
     #[error(
         "'{0}' is plain http to a host that is not loopback: use https, or set jwks_allow_http = true"
     )]
+    /// Plain `http` to a host that is not loopback, without `jwks_allow_http`.
     PlainHttp(String),
 }
 
@@ -149,6 +151,7 @@ impl std::fmt::Debug for JwksSource {
 }
 
 impl JwksSource {
+    /// A source with nothing cached yet, fetching at most once per `min_refresh`.
     pub fn new(url: Uri, min_refresh: Duration) -> JwksSource {
         JwksSource {
             url,
@@ -160,6 +163,7 @@ impl JwksSource {
         }
     }
 
+    /// The JWKS URL it fetches.
     pub fn url(&self) -> String {
         self.url.to_string()
     }

@@ -21,16 +21,24 @@ use crate::config::Limits;
 /// `switchboard_limit_hits_total` and the `limit` field of the log line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Limit {
+    /// The tenant's `connections` on this node.
     Connections,
+    /// The tenant's `concurrent_invocations` on this node.
     ConcurrentInvocations,
+    /// A connection's `messages_per_second` (with its burst).
     MessagesPerSecond,
+    /// A connection's `groups_per_connection`.
     GroupsPerConnection,
+    /// The largest message a client may send (`max_message_size`).
     MessageSize,
+    /// An invocation's `invocation_cpu_ms`.
     InvocationCpu,
+    /// A plugin instance's `memory_mb`.
     Memory,
 }
 
 impl Limit {
+    /// The limit's name, as its config key spells it.
     pub fn as_str(self) -> &'static str {
         match self {
             Limit::Connections => "connections",
@@ -110,6 +118,7 @@ impl Bounded {
             .map(|_| Slot(self.clone()))
     }
 
+    /// Units taken now.
     pub fn current(&self) -> usize {
         self.0.load(Ordering::Acquire)
     }
@@ -171,6 +180,7 @@ pub struct TenantUsage {
 }
 
 impl Usage {
+    /// The use of tenant `name`, made empty on first ask.
     pub fn tenant(&self, name: &str) -> Arc<TenantUsage> {
         let mut tenants = self.tenants.lock();
         if let Some(usage) = tenants.get(name) {

@@ -46,12 +46,14 @@ pub enum Origin {
 /// One tenant as the node serves it.
 #[derive(Debug)]
 pub struct Tenant {
+    /// The tenant's name: its key in `[tenants]` or the admin API, and the `{tenant}` of its URLs.
     pub name: Arc<str>,
     /// The tenant's settings. Its `signing_keys` and `api_keys` are empty:
     /// the keys in force are [`Tenant::keys`], which rotate.
     pub config: TenantConfig,
     /// Shared with the tenant's replacement when a reload changes its settings.
     pub kv: Arc<KvStore>,
+    /// Whether the config file or the admin API made it.
     pub origin: Origin,
     keys: ArcSwap<TenantKeys>,
     /// The revision of the cluster's tenant store entry these settings
@@ -103,6 +105,7 @@ impl Tenant {
         self.revision.store(revision, Ordering::Release);
     }
 
+    /// The tenant's limits (`[tenants.NAME.limits]`).
     pub fn limits(&self) -> Limits {
         self.config.limits
     }
@@ -139,10 +142,13 @@ impl Tenant {
 /// Why a change to the tenants was refused.
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum TenantError {
+    /// No tenant of that name.
     #[error("no tenant '{0}'")]
     Unknown(String),
+    /// A tenant of that name exists already.
     #[error("tenant '{0}' already exists")]
     Exists(String),
+    /// The settings or keys do not validate, or would let a token of one tenant open another.
     #[error("{0}")]
     Invalid(String),
 }
@@ -167,7 +173,9 @@ pub enum Applied {
 /// What [`Tenants::reload_file`] changed, by tenant name.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Reloaded {
+    /// Tenants the file has now and did not have before.
     pub added: Vec<String>,
+    /// Tenants the file no longer has.
     pub removed: Vec<String>,
     /// Only the keys changed, in place.
     pub keys: Vec<String>,
@@ -202,6 +210,7 @@ impl Default for Tenants {
 }
 
 impl Tenants {
+    /// The config file's tenants, each with a key-value store in memory.
     pub fn from_config(config: &Config) -> Tenants {
         Tenants::from_config_with(config, |_| KvStore::memory())
     }
@@ -228,6 +237,7 @@ impl Tenants {
         }
     }
 
+    /// The tenant `name`, if the node serves it.
     pub fn get(&self, name: &str) -> Option<Arc<Tenant>> {
         self.by_name.read().get(name).cloned()
     }
