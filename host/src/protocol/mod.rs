@@ -171,23 +171,23 @@ pub enum CompletionOutcome {
 
 /// The message type numbers of the hub protocol.
 pub mod message_type {
-    /// [`HubMessage::Invocation`].
+    /// [`HubMessage::Invocation`](super::HubMessage::Invocation).
     pub const INVOCATION: u8 = 1;
-    /// [`HubMessage::StreamItem`].
+    /// [`HubMessage::StreamItem`](super::HubMessage::StreamItem).
     pub const STREAM_ITEM: u8 = 2;
-    /// [`HubMessage::Completion`].
+    /// [`HubMessage::Completion`](super::HubMessage::Completion).
     pub const COMPLETION: u8 = 3;
-    /// [`HubMessage::StreamInvocation`].
+    /// [`HubMessage::StreamInvocation`](super::HubMessage::StreamInvocation).
     pub const STREAM_INVOCATION: u8 = 4;
-    /// [`HubMessage::CancelInvocation`].
+    /// [`HubMessage::CancelInvocation`](super::HubMessage::CancelInvocation).
     pub const CANCEL_INVOCATION: u8 = 5;
-    /// [`HubMessage::Ping`].
+    /// [`HubMessage::Ping`](super::HubMessage::Ping).
     pub const PING: u8 = 6;
-    /// [`HubMessage::Close`].
+    /// [`HubMessage::Close`](super::HubMessage::Close).
     pub const CLOSE: u8 = 7;
-    /// [`HubMessage::Ack`].
+    /// [`HubMessage::Ack`](super::HubMessage::Ack).
     pub const ACK: u8 = 8;
-    /// [`HubMessage::Sequence`].
+    /// [`HubMessage::Sequence`](super::HubMessage::Sequence).
     pub const SEQUENCE: u8 = 9;
 }
 
