@@ -53,7 +53,7 @@ pub enum DeployError {
     /// The component could not be loaded (see [`LoadError`]).
     #[error(transparent)]
     Invalid(#[from] LoadError),
-    /// The hub's history has no version to roll back to.
+    /// The rollback's target is not a kept version other than the current one.
     #[error(transparent)]
     Rollback(#[from] RollbackError),
     /// The cluster's plugin store could not be read or written.

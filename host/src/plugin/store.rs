@@ -94,8 +94,8 @@ impl std::fmt::Debug for PluginStore {
 }
 
 impl PluginStore {
-    /// The store of bucket `{prefix}_plugins`, created with `replicas` replicas
-    /// (at least one) when first used.
+    /// The store of bucket `{prefix}_plugins`, opened when first used (and
+    /// created then, with `replicas` replicas, at least one, if no node made it yet).
     pub fn new(client: async_nats::Client, prefix: &str, replicas: usize) -> PluginStore {
         PluginStore {
             js: jetstream::new(client),

@@ -69,7 +69,8 @@ fn ttl_header(ttl: Duration) -> String {
 }
 
 impl JetStreamKv {
-    /// The store of bucket `bucket`, created with `replicas` replicas when first used.
+    /// The store of bucket `bucket`, opened when first used (and created then,
+    /// with `replicas` replicas, if no node made it yet).
     pub fn new(js: jetstream::Context, bucket: String, replicas: usize) -> JetStreamKv {
         JetStreamKv {
             js,
