@@ -4,11 +4,10 @@
 // official JS client in the same group. The Python side is tests/e2e/python/client.py.
 
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { connect, inbox, invoke } from './lib/client.js';
+import { requirePythonPackage, runPythonClient } from './lib/python.js';
 import { startProxy } from './lib/proxy.js';
 import { REPO_ROOT, hubUrl, pluginWasm, startServer, unique, withTimeout } from './lib/server.js';
 
@@ -19,54 +18,10 @@ const RUN_MS = 60_000;
 
 let server;
 before(async () => {
-  if (!existsSync(path.join(PYTHON_PATH, 'pysignalr'))) {
-    throw new Error(
-      `pysignalr is not installed in ${PYTHON_PATH}: run \`./dev test\`, or ` +
-        `\`python3 -m pip install --target ${PYTHON_PATH} pysignalr==1.3.3\``,
-    );
-  }
+  requirePythonPackage(PYTHON_PATH, 'pysignalr', '1.3.3');
   server = await startServer({ plugins: { 'demo/testhub.wasm': pluginWasm('testhub') } });
 });
 after(() => server?.stop());
-
-/**
- * Runs client.py against `url`; calls `onLine(parsed)` for each JSON line it prints. Resolves
- * with `{code, lines, stderr}` when it exits; killed after RUN_MS.
- */
-function runPython(url, group, onLine) {
-  const child = spawn('python3', [SCRIPT, url, group], {
-    env: { ...process.env, PYTHONPATH: PYTHON_PATH, PYTHONUNBUFFERED: '1' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const lines = [];
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (chunk) => {
-    stdout += chunk.toString('utf8');
-    let newline;
-    while ((newline = stdout.indexOf('\n')) >= 0) {
-      const line = stdout.slice(0, newline);
-      stdout = stdout.slice(newline + 1);
-      let parsed;
-      try {
-        parsed = JSON.parse(line);
-      } catch {
-        parsed = { unparsed: line };
-      }
-      lines.push(parsed);
-      onLine(parsed);
-    }
-  });
-  child.stderr.on('data', (chunk) => {
-    stderr += chunk.toString('utf8');
-  });
-  const exited = new Promise((resolve) => {
-    child.once('exit', (code) => resolve({ code, lines, stderr }));
-    child.once('error', (err) => resolve({ code: null, lines, stderr: `${stderr}\n${err.message}` }));
-  });
-  const timer = setTimeout(() => child.kill('SIGKILL'), RUN_MS);
-  return exited.finally(() => clearTimeout(timer));
-}
 
 test('pysignalr: negotiate v0, echo, broadcast, groups, errors, client results, and a JS client in the same group', async (t) => {
   // Through a proxy that keeps what the Python client sends, to see its requests on the wire.
@@ -78,7 +33,7 @@ test('pysignalr: negotiate v0, echo, broadcast, groups, errors, client results, 
   await invoke(js, 'joinGroup', group);
 
   let readySeen = false;
-  const result = await runPython(`${proxy.url}/hubs/demo/testhub`, group, (line) => {
+  const result = await runPythonClient(SCRIPT, [`${proxy.url}/hubs/demo/testhub`, group], { pythonPath: PYTHON_PATH, runMs: RUN_MS }, (line) => {
     if (line.step === 'ready' && !readySeen) {
       readySeen = true;
       // The Python client waits for this group message from the JS client.

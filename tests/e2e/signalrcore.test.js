@@ -14,11 +14,10 @@
 // separator, so long polling with MessagePack is not run at all.
 
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { connect, inbox, invoke } from './lib/client.js';
+import { requirePythonPackage, runPythonClient } from './lib/python.js';
 import { REPO_ROOT, hubUrl, pluginWasm, startServer, unique, withTimeout } from './lib/server.js';
 
 const PYTHON_PATH = process.env.SIGNALRCORE_PATH ?? path.join(REPO_ROOT, 'tests', '.tools', 'signalrcore');
@@ -52,51 +51,10 @@ const LONG_POLLING_STEPS = ['connected', 'transport', 'echo', 'context', 'joinGr
 
 let server;
 before(async () => {
-  if (!existsSync(path.join(PYTHON_PATH, 'signalrcore'))) {
-    throw new Error(
-      `signalrcore is not installed in ${PYTHON_PATH}: run \`./dev test\`, or ` +
-        `\`python3 -m pip install --target ${PYTHON_PATH} signalrcore==1.0.2\``,
-    );
-  }
+  requirePythonPackage(PYTHON_PATH, 'signalrcore', '1.0.2');
   server = await startServer({ plugins: { 'demo/testhub.wasm': pluginWasm('testhub') } });
 });
 after(() => server?.stop());
-
-/** Runs the client; calls `onLine(parsed)` per JSON line. Resolves with `{code, lines, stderr}`. */
-function runClient(args, onLine) {
-  const child = spawn('python3', [SCRIPT, ...args], {
-    env: { ...process.env, PYTHONPATH: PYTHON_PATH, PYTHONUNBUFFERED: '1' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const lines = [];
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (chunk) => {
-    stdout += chunk.toString('utf8');
-    let newline;
-    while ((newline = stdout.indexOf('\n')) >= 0) {
-      const line = stdout.slice(0, newline);
-      stdout = stdout.slice(newline + 1);
-      let parsed;
-      try {
-        parsed = JSON.parse(line);
-      } catch {
-        parsed = { unparsed: line };
-      }
-      lines.push(parsed);
-      onLine(parsed);
-    }
-  });
-  child.stderr.on('data', (chunk) => {
-    stderr += chunk.toString('utf8');
-  });
-  const exited = new Promise((resolve) => {
-    child.once('exit', (code) => resolve({ code, lines, stderr }));
-    child.once('error', (err) => resolve({ code: null, lines, stderr: `${stderr}\n${err.message}` }));
-  });
-  const timer = setTimeout(() => child.kill('SIGKILL'), RUN_MS);
-  return exited.finally(() => clearTimeout(timer));
-}
 
 for (const [transport, protocol] of RUNS) {
   test(`signalrcore over ${transport} with ${protocol}`, { timeout: RUN_MS + 30_000 }, async (t) => {
@@ -107,7 +65,7 @@ for (const [transport, protocol] of RUNS) {
     await invoke(js, 'joinGroup', group);
 
     let readySeen = false;
-    const result = await runClient([url, transport, protocol, group], (line) => {
+    const result = await runPythonClient(SCRIPT, [url, transport, protocol, group], { pythonPath: PYTHON_PATH, runMs: RUN_MS }, (line) => {
       if (line.step === 'ready' && !readySeen) {
         readySeen = true;
         js.invoke('sendToGroup', group, 'from-node').catch(() => {});
