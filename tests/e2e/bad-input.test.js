@@ -5,8 +5,8 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
-import { buildConnection, connect, invoke, LogLevel, WAIT_MS } from './lib/client.js';
-import { negotiate, openRaw, openSession, record, RS } from './lib/raw.js';
+import { buildConnection, connect, expectOversizedInvocationCloses, invoke, LogLevel, WAIT_MS } from './lib/client.js';
+import { expectEcho, negotiate, openRaw, openSession, record, RS } from './lib/raw.js';
 import { hubUrl, pluginWasm, startChatServer, startServer, withTimeout } from './lib/server.js';
 
 let server;
@@ -37,12 +37,6 @@ async function expectCloseWithError(socket) {
   assert.ok(close.error.length > 0);
   await socket.waitClosed();
   return close;
-}
-
-/** Asserts that `socket` still answers an echo invocation, and that its answer is the next record. */
-async function expectEcho(socket, invocationId = 'e1', value = 'still alive') {
-  socket.send(record({ type: 1, invocationId, target: 'echo', arguments: [value] }));
-  assert.deepEqual(await socket.nextRecord(), { type: 3, invocationId, result: value });
 }
 
 describe('handshake errors', { timeout: 30_000 }, () => {
@@ -84,15 +78,7 @@ describe('bad messages after the handshake', { timeout: 30_000 }, () => {
   });
 
   test('the official client sees an oversized invocation close its connection with the error', async (t) => {
-    const connection = buildConnection(chat, { logLevel: LogLevel.None });
-    t.after(() => connection.stop());
-    const closed = new Promise((resolve) => connection.onclose(resolve));
-    await withTimeout(connection.start(), WAIT_MS, 'start');
-    await assert.rejects(withTimeout(connection.invoke('echo', 'z'.repeat(40 * 1024)), WAIT_MS, 'oversized invoke'));
-    const error = await withTimeout(closed, WAIT_MS, 'onclose');
-    assert.ok(error instanceof Error, 'onclose reports an error');
-    assert.match(error.message, /^Server returned an error on close: .+/);
-    assert.equal(connection.state, 'Disconnected');
+    await expectOversizedInvocationCloses(t, buildConnection(chat, { logLevel: LogLevel.None }));
   });
 
   test('an unknown message type is ignored (forward compatibility)', async (t) => {

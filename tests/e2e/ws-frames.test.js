@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { connect, invoke, WAIT_MS } from './lib/client.js';
-import { openSession, record } from './lib/raw.js';
+import { expectEcho, openSession, record } from './lib/raw.js';
 import { hubUrl, pluginWasm, startServer, withTimeout } from './lib/server.js';
 
 const API_KEY = 'demo-api-key-0123456789';
@@ -59,12 +59,6 @@ const CONT = 0x00;
 /** Writes raw bytes on the session's TCP socket, beside the `ws` library. */
 function writeRaw(socket, bytes) {
   socket.ws._socket.write(bytes);
-}
-
-/** Asserts that `socket` still answers an echo. */
-async function expectEcho(socket, invocationId = 'e1', value = 'still alive') {
-  socket.send(record({ type: 1, invocationId, target: 'echo', arguments: [value] }));
-  assert.deepEqual(await socket.nextRecord(), { type: 3, invocationId, result: value });
 }
 
 describe('records are read as their frames arrive', { timeout: 60_000 }, () => {

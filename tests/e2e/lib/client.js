@@ -1,5 +1,6 @@
 // Real `@microsoft/signalr` clients for the end-to-end tests, with bounded waits.
 
+import assert from 'node:assert/strict';
 import { HttpTransportType, HubConnectionBuilder, LogLevel } from '@microsoft/signalr';
 import { withTimeout } from './server.js';
 
@@ -85,6 +86,22 @@ export function collect(stream, timeoutMs = WAIT_MS) {
     timeoutMs,
     'stream',
   );
+}
+
+/**
+ * Starts `connection` (built, not started; stopped when the test `t` ends), invokes `echo` with
+ * more than the server's 32 KiB message limit, and asserts that the invocation fails and that
+ * the server closes the connection with an error the client reports in `onclose`.
+ */
+export async function expectOversizedInvocationCloses(t, connection) {
+  t.after(() => connection.stop());
+  const closed = new Promise((resolve) => connection.onclose(resolve));
+  await withTimeout(connection.start(), WAIT_MS, 'start');
+  await assert.rejects(withTimeout(connection.invoke('echo', 'z'.repeat(40 * 1024)), WAIT_MS, 'oversized invoke'));
+  const error = await withTimeout(closed, WAIT_MS, 'onclose');
+  assert.ok(error instanceof Error, 'onclose reports an error');
+  assert.match(error.message, /^Server returned an error on close: .+/);
+  assert.equal(connection.state, 'Disconnected');
 }
 
 export { HttpTransportType, LogLevel };

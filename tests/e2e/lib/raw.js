@@ -1,6 +1,7 @@
 // Raw SignalR over HTTP and WebSocket (the `ws` package), for asserting wire behaviour that
 // the official client hides: handshake errors, Close messages, pings, malformed input.
 
+import assert from 'node:assert/strict';
 import WebSocket from 'ws';
 import { withTimeout } from './server.js';
 import { WAIT_MS } from './client.js';
@@ -187,4 +188,10 @@ export async function openSession(t, hubUrl, options = {}) {
 /** A JSON hub message as one record. */
 export function record(message) {
   return JSON.stringify(message) + RS;
+}
+
+/** Asserts that `socket` still answers an echo invocation, and that its answer is the next record. */
+export async function expectEcho(socket, invocationId = 'e1', value = 'still alive') {
+  socket.send(record({ type: 1, invocationId, target: 'echo', arguments: [value] }));
+  assert.deepEqual(await socket.nextRecord(), { type: 3, invocationId, result: value });
 }
