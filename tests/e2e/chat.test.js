@@ -3,6 +3,7 @@
 
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { barrier, ECHO_VALUES, expectGroupJoinAndLeave, MESSAGE, text } from './lib/chat.js';
 import { connect, inbox, invoke, WAIT_MS } from './lib/client.js';
 import {
   BUILDS,
@@ -14,8 +15,6 @@ import {
   unique,
   withTimeout,
 } from './lib/server.js';
-
-const MESSAGE = 'addNewMessageToPage';
 
 let server;
 before(async () => {
@@ -30,19 +29,6 @@ for (const build of BUILDS) {
   async function member(t, options) {
     const connection = await connect(t, chat(), options);
     return { connection, box: inbox(connection, MESSAGE) };
-  }
-
-  /** True for a message whose text (second argument) is `text`. */
-  const text = (value) => (args) => args[1] === value;
-
-  /**
-   * Makes sure `who` has received everything `sender` sent before: `sender` broadcasts a
-   * fresh marker and `who` waits for it (delivery is in order per sender and target).
-   */
-  async function barrier(sender, ...who) {
-    const marker = unique('barrier-');
-    await invoke(sender.connection, 'send', 'barrier', marker);
-    await Promise.all(who.map((m) => m.box.next(text(marker))));
   }
 
   describe(`chat (${build.lang})`, { timeout: 60_000 }, () => {
@@ -69,25 +55,7 @@ for (const build of BUILDS) {
 
     test('groups: members receive sendToGroup, non-members and leavers do not', async (t) => {
       const [a, b, c] = await Promise.all([member(t), member(t), member(t)]);
-      const group = unique('room-');
-      await invoke(a.connection, 'joinGroup', group);
-      await invoke(b.connection, 'joinGroup', group);
-
-      // c is not a member; it can still send to the group.
-      const first = unique('to-group-');
-      await invoke(c.connection, 'sendToGroup', group, 'carol', first);
-      assert.deepEqual(await a.box.next(text(first)), ['carol', first]);
-      assert.deepEqual(await b.box.next(text(first)), ['carol', first]);
-      await barrier(c, c);
-      assert.equal(c.box.has(first), false, 'a non-member received a group message');
-
-      // b leaves; only a receives the next one.
-      await invoke(b.connection, 'leaveGroup', group);
-      const second = unique('after-leave-');
-      await invoke(a.connection, 'sendToGroup', group, 'alice', second);
-      assert.deepEqual(await a.box.next(text(second)), ['alice', second]);
-      await barrier(a, b, c);
-      assert.equal(b.box.has(second), false, 'a connection that left the group still received its message');
+      const second = await expectGroupJoinAndLeave(a, b, c);
       assert.equal(c.box.has(second), false, 'a non-member received a group message');
 
       // A group nobody joined reaches nobody, and is not an error.
@@ -139,25 +107,9 @@ for (const build of BUILDS) {
     test('echo returns its argument unchanged for every JSON type', async (t) => {
       const { connection } = await member(t);
       const values = [
-        'hello',
-        '',
-        0,
-        42,
-        -7,
-        0.1,
-        -2.5e-3,
-        9007199254740991,
-        true,
-        false,
-        null,
-        [],
-        {},
-        [1, 'two', null, [3, [4, { five: 5 }]], false],
-        { a: { b: { c: [1, { d: 'deep', e: null, f: [] }] } }, g: true },
+        ...ECHO_VALUES,
         'héllo wörld ✓ 日本語 한국어 العربية 🚀 👩‍👩‍👧 e\u0301',
         'quotes " backslash \\ slash / newline \n tab \t nul \u0000 unit \u001f',
-        { 'ключ': 'значение', '🔑': ['🚪'], '': 'empty key' },
-        'x'.repeat(16 * 1024),
       ];
       for (const value of values) {
         assert.deepEqual(await invoke(connection, 'echo', value), value, `echo(${JSON.stringify(value).slice(0, 80)})`);

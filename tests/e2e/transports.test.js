@@ -4,41 +4,21 @@
 
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { inbox, invoke, LogLevel, WAIT_MS } from './lib/client.js';
+import { barrier, ECHO_VALUES, expectGroupJoinAndLeave, MESSAGE, text } from './lib/chat.js';
+import { expectOversizedInvocationCloses, inbox, invoke, LogLevel, WAIT_MS } from './lib/client.js';
 import { mintToken, startChatServer, unique, withTimeout } from './lib/server.js';
 import { buildHub, connectHub, MATRIX, transportOf } from './lib/transports.js';
-
-const MESSAGE = 'addNewMessageToPage';
 
 let server;
 let chat;
 before(async () => ({ server, chat } = await startChatServer()));
 after(() => server?.stop());
 
-/** True for a message whose text (second argument) is `text`. */
-const text = (value) => (args) => args[1] === value;
-
 /** Values echo must return unchanged, over both protocols. */
 const VALUES = [
-  'hello',
-  '',
-  0,
-  42,
-  -7,
-  0.1,
-  -2.5e-3,
-  9007199254740991,
-  true,
-  false,
-  null,
-  [],
-  {},
-  [1, 'two', null, [3, [4, { five: 5 }]], false],
-  { a: { b: { c: [1, { d: 'deep', e: null, f: [] }] } }, g: true },
+  ...ECHO_VALUES,
   'héllo wörld ✓ 日本語 🚀 👩‍👩‍👧 e\u0301',
   'quotes " backslash \\ newline \n carriage return \r\n tab \t nul \u0000 unit \u001f',
-  { 'ключ': 'значение', '🔑': ['🚪'], '': 'empty key' },
-  'x'.repeat(16 * 1024),
 ];
 
 for (const { transport, protocol } of MATRIX) {
@@ -50,13 +30,6 @@ for (const { transport, protocol } of MATRIX) {
       const connection = await connectHub(t, chat, { ...options, ...extra });
       assert.equal(transportOf(connection), transport, 'the connection uses the transport under test');
       return { connection, box: inbox(connection, MESSAGE) };
-    }
-
-    /** Makes sure `who` received everything `sender` sent before (delivery is in order). */
-    async function barrier(sender, ...who) {
-      const marker = unique('barrier-');
-      await invoke(sender.connection, 'send', 'barrier', marker);
-      await Promise.all(who.map((m) => m.box.next(text(marker))));
     }
 
     test('RPC: echo returns every JSON type unchanged; whoami knows the connection', async (t) => {
@@ -100,22 +73,7 @@ for (const { transport, protocol } of MATRIX) {
 
     test('groups: members receive sendToGroup, non-members and leavers do not', async (t) => {
       const [a, b, c] = await Promise.all([member(t), member(t), member(t)]);
-      const group = unique('room-');
-      await invoke(a.connection, 'joinGroup', group);
-      await invoke(b.connection, 'joinGroup', group);
-      const first = unique('to-group-');
-      await invoke(c.connection, 'sendToGroup', group, 'carol', first);
-      assert.deepEqual(await a.box.next(text(first)), ['carol', first]);
-      assert.deepEqual(await b.box.next(text(first)), ['carol', first]);
-      await barrier(c, c);
-      assert.equal(c.box.has(first), false, 'a non-member received a group message');
-
-      await invoke(b.connection, 'leaveGroup', group);
-      const second = unique('after-leave-');
-      await invoke(a.connection, 'sendToGroup', group, 'alice', second);
-      assert.deepEqual(await a.box.next(text(second)), ['alice', second]);
-      await barrier(a, b, c);
-      assert.equal(b.box.has(second), false, 'a connection that left still received the group message');
+      await expectGroupJoinAndLeave(a, b, c);
     });
 
     test('sendToUser reaches every connection of that user only', async (t) => {
@@ -158,16 +116,7 @@ for (const { transport, protocol } of MATRIX) {
     });
 
     test('close: the server closes a connection with an error, and the client hears why', async (t) => {
-      const connection = buildHub(chat, { ...options, logLevel: LogLevel.None });
-      t.after(() => connection.stop());
-      const closed = new Promise((resolve) => connection.onclose(resolve));
-      await withTimeout(connection.start(), WAIT_MS, 'start');
-      // Larger than the server's 32 KiB message limit.
-      await assert.rejects(withTimeout(connection.invoke('echo', 'z'.repeat(40 * 1024)), WAIT_MS, 'oversized invoke'));
-      const error = await withTimeout(closed, WAIT_MS, 'onclose');
-      assert.ok(error instanceof Error, 'onclose reports an error');
-      assert.match(error.message, /^Server returned an error on close: .+/);
-      assert.equal(connection.state, 'Disconnected');
+      await expectOversizedInvocationCloses(t, buildHub(chat, { ...options, logLevel: LogLevel.None }));
     });
   });
 }
