@@ -7,10 +7,9 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { connect, inbox, invoke } from './lib/client.js';
 import { clusterConfig, startCluster } from './lib/cluster.js';
+import { barrier, CONFIRMED, FAILED, freshId, notifyMember } from './lib/notify.js';
 import { hubUrl, mintToken, unique, withTimeout } from './lib/server.js';
 
-const CONFIRMED = "Here's the message for confirmation";
-const FAILED = "Here's the message for failure";
 const CONFIG = clusterConfig();
 
 let cluster;
@@ -18,27 +17,11 @@ let nodes = [];
 before(async () => ({ nodes } = cluster = await startCluster({ config: CONFIG })));
 after(() => cluster?.close());
 
-let nextId = Math.floor(Math.random() * 1_000_000) * 1000;
-const freshId = () => ++nextId;
-
-async function notifyClient(t, node) {
-  const connection = await connect(t, hubUrl(node, 'demo', 'notify'));
-  return { connection, box: inbox(connection, 'addMessage') };
-}
+const notifyClient = (t, node) => notifyMember(t, hubUrl(node, 'demo', 'notify'));
 
 async function chatClient(t, node, token) {
   const connection = await connect(t, hubUrl(node, 'demo', 'chat'), token ? { token } : {});
   return { connection, box: inbox(connection, 'addNewMessageToPage') };
-}
-
-/** `who` has everything `sender` sent it before: a "Failed" marker from `sender` comes next. */
-async function barrier(sender, who) {
-  const id = freshId();
-  await invoke(who.connection, 'registerClient', id);
-  const before = who.box.messages.length;
-  await invoke(sender.connection, 'notifyClient', id, 'Failed');
-  await who.box.next(() => who.box.messages.length > before, 10_000);
-  assert.deepEqual(who.box.messages.slice(before, before + 1), [[FAILED]], 'the marker was not the next message');
 }
 
 describe('cluster of three nodes on NATS JetStream', { timeout: 120_000 }, () => {
@@ -51,8 +34,8 @@ describe('cluster of three nodes on NATS JetStream', { timeout: 120_000 }, () =>
     await invoke(b.connection, 'notifyClient', id, 1);
     await a.box.next(() => a.box.messages.length === 2);
     assert.deepEqual(a.box.messages, [[CONFIRMED], [FAILED]]);
-    await barrier(b, c);
-    await barrier(b, b);
+    await barrier(b, c, 10_000);
+    await barrier(b, b, 10_000);
     assert.deepEqual(c.box.messages, [[FAILED]]);
     assert.deepEqual(b.box.messages, [[FAILED]]);
   });

@@ -4,11 +4,9 @@
 
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { connect, inbox, invoke } from './lib/client.js';
+import { invoke } from './lib/client.js';
+import { barrier, CONFIRMED, FAILED, freshId, notifyMember } from './lib/notify.js';
 import { BUILDS, POLYGLOT_START_MS, hubUrl, polyglotPlugins, startServer } from './lib/server.js';
-
-const CONFIRMED = "Here's the message for confirmation";
-const FAILED = "Here's the message for failure";
 
 let server;
 before(async () => {
@@ -16,32 +14,9 @@ before(async () => {
 });
 after(() => server?.stop());
 
-let nextId = Math.floor(Math.random() * 1_000_000) * 1000;
-/** A fresh numeric identifier (the server is shared by this file's tests). */
-const freshId = () => ++nextId;
-
-async function connectTo(t, notify) {
-  const connection = await connect(t, notify);
-  return { connection, box: inbox(connection, 'addMessage') };
-}
-
-/**
- * Makes sure `who` has received everything `sender` sent it before: `who` registers a fresh
- * identifier, `sender` notifies it with "Failed", and `who` must see the failure text as its
- * next message. Call it only on connections that expect no confirmation text.
- */
-async function barrier(sender, who) {
-  const id = freshId();
-  await invoke(who.connection, 'registerClient', id);
-  const before = who.box.messages.length;
-  await invoke(sender.connection, 'notifyClient', id, 'Failed');
-  await who.box.next(() => who.box.messages.length > before);
-  assert.deepEqual(who.box.messages.slice(before, before + 1), [[FAILED]], 'the marker was not the next message');
-}
-
 for (const build of BUILDS) {
   describe(`notify (${build.lang})`, { timeout: 60_000 }, () => {
-    const client = (t) => connectTo(t, hubUrl(server, 'demo', `notify${build.suffix}`));
+    const client = (t) => notifyMember(t, hubUrl(server, 'demo', `notify${build.suffix}`));
 
     test('only the registered connection receives addMessage, for every status form', async (t) => {
       const [a, b, c] = await Promise.all([client(t), client(t), client(t)]);
