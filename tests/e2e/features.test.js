@@ -13,7 +13,7 @@ import { after, before, describe, test } from 'node:test';
 import { HttpTransportType, HubConnectionBuilder, LogLevel, Subject } from '@microsoft/signalr';
 import { MessagePackHubProtocol } from '@microsoft/signalr-protocol-msgpack';
 import { WAIT_MS, collect, inbox, invoke } from './lib/client.js';
-import { BUILDS, POLYGLOT_START_MS, hubUrl, hubWasm, mintToken, startServer, withTimeout } from './lib/server.js';
+import { BUILDS, POLYGLOT_START_MS, everyBuildPlugins, hubUrl, mintToken, startServer, withTimeout } from './lib/server.js';
 
 const TRANSPORTS = (process.env.E2E_TRANSPORTS ?? 'WebSockets,ServerSentEvents,LongPolling').split(',');
 const PROTOCOLS = ['json', 'messagepack'];
@@ -32,9 +32,7 @@ function passes() {
 
 let server;
 before(async () => {
-  const plugins = {};
-  for (const build of BUILDS) plugins[`demo/testhub${build.suffix}.wasm`] = hubWasm(build, 'testhub');
-  server = await startServer({ plugins, startTimeoutMs: POLYGLOT_START_MS });
+  server = await startServer({ plugins: everyBuildPlugins('testhub'), startTimeoutMs: POLYGLOT_START_MS });
 });
 after(() => server?.stop());
 

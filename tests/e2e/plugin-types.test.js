@@ -11,13 +11,11 @@ import { after, before, describe, test } from 'node:test';
 import { HttpTransportType, HubConnectionBuilder, LogLevel } from '@microsoft/signalr';
 import { MessagePackHubProtocol } from '@microsoft/signalr-protocol-msgpack';
 import { WAIT_MS, inbox, invoke } from './lib/client.js';
-import { BUILDS, POLYGLOT_START_MS, hubUrl, hubWasm, startServer, withTimeout } from './lib/server.js';
+import { BUILDS, POLYGLOT_START_MS, everyBuildPlugins, hubUrl, startServer, withTimeout } from './lib/server.js';
 
 let server;
 before(async () => {
-  const plugins = {};
-  for (const build of BUILDS) plugins[`demo/testhub${build.suffix}.wasm`] = hubWasm(build, 'testhub');
-  server = await startServer({ plugins, startTimeoutMs: POLYGLOT_START_MS });
+  server = await startServer({ plugins: everyBuildPlugins('testhub'), startTimeoutMs: POLYGLOT_START_MS });
 });
 after(() => server?.stop());
 

@@ -92,6 +92,19 @@ export function polyglotPlugins(names, tenant = 'demo') {
   return plugins;
 }
 
+/**
+ * `--plugins` entries deploying every one of the BUILDS of hub `name` (the Rust one included) to
+ * each of `tenants`, as `TENANT/NAME{suffix}.wasm`.
+ */
+export function everyBuildPlugins(name, tenants = ['demo']) {
+  const plugins = {};
+  for (const build of BUILDS) {
+    const wasm = hubWasm(build, name);
+    for (const tenant of tenants) plugins[`${tenant}/${name}${build.suffix}.wasm`] = wasm;
+  }
+  return plugins;
+}
+
 /** Path of a component built by the plugins workspace; fails clearly when it is missing. */
 export function pluginWasm(name) {
   const file = path.join(PLUGINS_WASM_DIR, `${name}.wasm`);
