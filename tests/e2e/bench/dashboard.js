@@ -11,24 +11,18 @@
 // Starts its own server on 127.0.0.1 (SWITCHBOARD_BIN) and Chromium; stops both. Linux only.
 
 import { readFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
+import { benchOptions } from '../lib/bench.js';
 import { ADMIN_KEY, ADMIN_SECTION } from '../lib/admin.js';
 import { buildConnection } from '../lib/client.js';
 import { hubUrl, startServer, withTimeout } from '../lib/server.js';
 import { launchBrowser } from '../lib/browser.js';
 
-const { values } = parseArgs({
-  options: {
-    connections: { type: 'string', default: '1000' },
-    callers: { type: 'string', default: '20' },
-    dashboards: { type: 'string', default: '10' },
-    seconds: { type: 'string', default: '20' },
-  },
-});
-const n = Number(values.connections);
-const callers = Number(values.callers);
-const dashboards = Number(values.dashboards);
-const seconds = Number(values.seconds);
+const {
+  connections: n,
+  callers,
+  dashboards,
+  seconds,
+} = benchOptions({ connections: 1000, callers: 20, dashboards: 10, seconds: 20 });
 const TICKS = 100; // USER_HZ on Linux
 
 function cpuTicks(pid) {

@@ -12,24 +12,15 @@
 //   two versions back to back (`--deploys`), with the count of failed calls.
 // Every wait is bounded; the server is stopped at the end.
 
-import { parseArgs } from 'node:util';
 import { rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { LogLevel } from '@microsoft/signalr';
+import { benchOptions } from '../lib/bench.js';
 import { ADMIN_SECTION, V1, V2, deploy, wasmOf } from '../lib/admin.js';
 import { buildConnection } from '../lib/client.js';
 import { hubUrl, startServer, withTimeout } from '../lib/server.js';
 
-const { values } = parseArgs({
-  options: {
-    deploys: { type: 'string', default: '20' },
-    seconds: { type: 'string', default: '5' },
-    clients: { type: 'string', default: '4' },
-  },
-});
-const DEPLOYS = Number(values.deploys);
-const SECONDS = Number(values.seconds);
-const CLIENTS = Number(values.clients);
+const { deploys: DEPLOYS, seconds: SECONDS, clients: CLIENTS } = benchOptions({ deploys: 20, seconds: 5, clients: 4 });
 
 const CONFIG = `${ADMIN_SECTION}
 [tenants.demo]

@@ -21,27 +21,19 @@
 
 import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { parseArgs } from 'node:util';
 import { HttpTransportType, HubConnectionBuilder, LogLevel } from '@microsoft/signalr';
+import { benchOptions } from '../lib/bench.js';
 import { startCluster } from '../lib/cluster.js';
 import { pluginWasm, withTimeout } from '../lib/server.js';
 
-const { values } = parseArgs({
-  options: {
-    subscribers: { type: 'string', default: '90' },
-    messages: { type: 'string', default: '1000' },
-    window: { type: 'string', default: '50' },
-    callers: { type: 'string', default: '12' },
-    seconds: { type: 'string', default: '5' },
-    idle: { type: 'string', default: '300' },
-  },
-});
-const SUBSCRIBERS = Number(values.subscribers);
-const MESSAGES = Number(values.messages);
-const WINDOW = Number(values.window);
-const CALLERS = Number(values.callers);
-const SECONDS = Number(values.seconds);
-const IDLE = Number(values.idle);
+const {
+  subscribers: SUBSCRIBERS,
+  messages: MESSAGES,
+  window: WINDOW,
+  callers: CALLERS,
+  seconds: SECONDS,
+  idle: IDLE,
+} = benchOptions({ subscribers: 90, messages: 1000, window: 50, callers: 12, seconds: 5, idle: 300 });
 const WAIT_MS = 20_000;
 
 const config = `

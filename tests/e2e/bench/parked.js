@@ -10,20 +10,12 @@
 // stops it at the end. Linux only (reads /proc).
 
 import { readdirSync, readFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
+import { benchOptions } from '../lib/bench.js';
 import { hubUrl, startServer, withTimeout } from '../lib/server.js';
 import { buildHub, transportOf } from '../lib/transports.js';
 
-const { values } = parseArgs({
-  options: {
-    n: { type: 'string', default: '1000' },
-    transport: { type: 'string', default: 'LongPolling' },
-    protocol: { type: 'string', default: 'json' },
-    batch: { type: 'string', default: '50' },
-  },
-});
-const n = Number(values.n);
-const batch = Number(values.batch);
+const values = benchOptions({ n: 1000, transport: 'LongPolling', protocol: 'json', batch: 50 });
+const { n, batch } = values;
 
 /** The pid of the switchboard process started with `configPath` (found in /proc). */
 function pidOf(configPath) {

@@ -9,23 +9,13 @@
 // at the end. With --url the node must use the built-in config. Bounded in time and count.
 
 import { createHmac } from 'node:crypto';
-import { parseArgs } from 'node:util';
 import { Worker } from 'node:worker_threads';
+import { benchOptions } from '../lib/bench.js';
 import { buildConnection } from '../lib/client.js';
 import { hubUrl, mintToken, startServer, withTimeout } from '../lib/server.js';
 
-const { values } = parseArgs({
-  options: {
-    seconds: { type: 'string', default: '5' },
-    window: { type: 'string', default: '8' },
-    auth: { type: 'string', default: 'key' },
-    senders: { type: 'string', default: '2' },
-    url: { type: 'string' },
-  },
-});
-const seconds = Number(values.seconds);
-const window = Number(values.window);
-const senders = Number(values.senders);
+const values = benchOptions({ seconds: 5, window: 8, auth: 'key', senders: 2, url: undefined });
+const { seconds, window, senders } = values;
 const MAX_SENDS = 5_000_000;
 const DEMO_API_KEY = 'switchboard-demo-api-key-not-secret';
 const USER = 'bench-user';
