@@ -30,6 +30,28 @@ export function within(ms, promise, what) {
 export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
+ * Samples `read()` every `everyMs` from now until `stop()`, which resolves with the largest value
+ * seen, `start` if none was larger (for a peak RSS while something happens).
+ */
+export function samplePeak(read, start, everyMs) {
+  let peak = start;
+  let sampling = true;
+  const sampler = (async () => {
+    while (sampling) {
+      peak = Math.max(peak, read());
+      await sleep(everyMs);
+    }
+  })();
+  return {
+    async stop() {
+      sampling = false;
+      await sampler;
+      return peak;
+    },
+  };
+}
+
+/**
  * Polls `check()` (sync or async) every `everyMs` until it returns a truthy value, which it
  * resolves with; after `ms` it fails with `what` and the last value seen (`describe(value)`).
  */

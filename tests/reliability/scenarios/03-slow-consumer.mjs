@@ -2,7 +2,7 @@
 // to the group: each is closed within seconds and its memory freed (the node grows less than
 // 2 MiB per slow client), while a normal client in the same group gets every message in order.
 
-import { expect, pool, quantile, sleep, within } from '../lib/harness.mjs';
+import { expect, pool, quantile, samplePeak, sleep, within } from '../lib/harness.mjs';
 import { demoTenant, hubUrl, rest } from '../lib/node.mjs';
 import { rawInvoke, signalrWs } from '../lib/wire.mjs';
 import { buildConnection } from '../../e2e/lib/client.js';
@@ -52,14 +52,8 @@ export async function run(ctx) {
   ctx.figure('baseline', base);
 
   for (const ws of slow) ws.socket.pause();
-  let peak = base.rssKiB;
+  const rss = samplePeak(() => ctx.stats(node).rssKiB ?? 0, base.rssKiB, 100);
   let sampling = true;
-  const sampler = (async () => {
-    while (sampling) {
-      peak = Math.max(peak, ctx.stats(node).rssKiB ?? 0);
-      await sleep(100);
-    }
-  })();
   const echoMs = [];
   const echoes = (async () => {
     while (sampling && normalClosed === null) {
@@ -90,7 +84,7 @@ export async function run(ctx) {
   const deliverDeadline = Date.now() + 10_000;
   while (got.filter((i) => i >= 0).length < messages && normalClosed === null && Date.now() < deliverDeadline) await sleep(50);
   sampling = false;
-  await sampler;
+  const peak = await rss.stop();
   await echoes.catch((err) => ctx.note(err.message));
   await sleep(1_000);
   const after = ctx.stats(node);

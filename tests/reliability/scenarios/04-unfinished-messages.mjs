@@ -2,7 +2,7 @@
 // continuation frames of 64,000 bytes with no FIN: the node must not hold them (bounded RSS)
 // and closes each one with a protocol close code (1009 too big, or 1002/1008).
 
-import { expect, quantile, sleep } from '../lib/harness.mjs';
+import { expect, quantile, samplePeak, sleep } from '../lib/harness.mjs';
 import { demoTenant } from '../lib/node.mjs';
 import { signalrWs } from '../lib/wire.mjs';
 
@@ -26,14 +26,7 @@ export async function run(ctx) {
   const base = ctx.stats(node);
   ctx.figure('baseline', base);
 
-  let peak = base.rssKiB;
-  let sampling = true;
-  const sampler = (async () => {
-    while (sampling) {
-      peak = Math.max(peak, ctx.stats(node).rssKiB ?? 0);
-      await sleep(50);
-    }
-  })();
+  const rss = samplePeak(() => ctx.stats(node).rssKiB ?? 0, base.rssKiB, 50);
   const start = Buffer.from(`{"type":1,"target":"echo","arguments":["${'a'.repeat(FRAME - 40)}`);
   const more = Buffer.alloc(FRAME, 0x61);
   const sentAt = Date.now();
@@ -44,8 +37,7 @@ export async function run(ctx) {
   const deadline = Date.now() + CLOSE_WITHIN_MS;
   while (sockets.some((ws) => ws.socket.closedAtMs === undefined) && Date.now() < deadline) await sleep(100);
   await sleep(500);
-  sampling = false;
-  await sampler;
+  const peak = await rss.stop();
   const after = ctx.stats(node);
 
   const closed = sockets.filter((ws) => ws.socket.closedAtMs !== undefined);
