@@ -7,7 +7,8 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { after, before, describe, test } from 'node:test';
 import { Subject } from '@microsoft/signalr';
-import { collect, connect, inbox, invoke } from './lib/client.js';
+import { collect, connect, inbox, invoke, rejectsWith } from './lib/client.js';
+import { expectCpuAndMemoryLimits } from './lib/hostile.js';
 import { ADMIN_SECTION, deploy } from './lib/admin.js';
 import { BUILDS, POLYGLOT_START_MS, hubUrl, polyglotWasm, startServer, withTimeout } from './lib/server.js';
 
@@ -50,14 +51,6 @@ before(async () => {
 });
 after(() => server?.stop());
 
-/** Asserts that `promise` rejects with an error whose message contains `text`. */
-async function rejectsWith(promise, text) {
-  await assert.rejects(promise, (err) => {
-    assert.ok(err.message.includes(text), `error ${JSON.stringify(err.message)} lacks ${JSON.stringify(text)}`);
-    return true;
-  });
-}
-
 for (const build of LANGS) {
   const url = (tenant, hub) => hubUrl(server, tenant, `${hub}${build.suffix}`);
 
@@ -97,14 +90,7 @@ for (const build of LANGS) {
     test('CPU and memory limits stop the call, the neighbour is served, the hub recovers', async (t) => {
       const hostile = await connect(t, url('limited', 'hostile'));
       const neighbour = await connect(t, url('other', 'chat'));
-      const [, echoed] = await Promise.all([
-        rejectsWith(withTimeout(hostile.invoke('spin'), 20_000, 'spin'), 'CPU time limit'),
-        invoke(neighbour, 'echo', 'during spin'),
-      ]);
-      assert.equal(echoed, 'during spin');
-      await rejectsWith(withTimeout(hostile.invoke('allocate'), 20_000, 'allocate'), 'memory limit');
-      // A fresh instance serves the next call.
-      assert.equal(await invoke(hostile, 'ping'), 'pong');
+      await expectCpuAndMemoryLimits(hostile, neighbour, 20_000);
     });
 
     test('sleeping costs no CPU time; the wall-clock limit stops a call that waits too long', async (t) => {

@@ -104,4 +104,12 @@ export async function expectOversizedInvocationCloses(t, connection) {
   assert.equal(connection.state, 'Disconnected');
 }
 
+/** Asserts that `promise` rejects with an error whose message contains `text`. */
+export async function rejectsWith(promise, text) {
+  await assert.rejects(promise, (err) => {
+    assert.ok(err.message.includes(text), `error ${JSON.stringify(err.message)} lacks ${JSON.stringify(text)}`);
+    return true;
+  });
+}
+
 export { HttpTransportType, LogLevel };
