@@ -13,7 +13,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { buildConnection, connect, inbox, invoke, WAIT_MS } from './lib/client.js';
 import { hs256 } from './lib/jwt.js';
-import { negotiate } from './lib/raw.js';
+import { jsonOrText, negotiate } from './lib/raw.js';
 import {
   hubUrl,
   mintToken,
@@ -90,14 +90,7 @@ async function api(method, urlPath, { key = DEMO_KEY, token, body, contentType =
     body: payload,
     signal: AbortSignal.timeout(WAIT_MS),
   });
-  const text = await response.text();
-  let parsed = text;
-  try {
-    parsed = text ? JSON.parse(text) : text;
-  } catch {
-    // not JSON
-  }
-  return { status: response.status, body: parsed, headers: response.headers };
+  return { status: response.status, body: await jsonOrText(response), headers: response.headers };
 }
 
 /** An RS256 or ES256 JWT with `claims`, signed with `privateKey`. */

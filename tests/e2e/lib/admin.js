@@ -3,6 +3,7 @@
 
 import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
+import { jsonOrText } from './raw.js';
 import { SWITCHBOARD_BIN, pluginWasm } from './server.js';
 
 /** Two admin keys (both valid at once, for rotation) and a config section with them. */
@@ -40,14 +41,7 @@ export async function admin(server, method, path, { body, key = ADMIN_KEY, heade
     body: payload,
     signal: AbortSignal.timeout(timeoutMs),
   });
-  const text = await response.text();
-  let parsed = text;
-  try {
-    parsed = JSON.parse(text);
-  } catch {
-    // not JSON; the test asserts on it
-  }
-  return { status: response.status, body: parsed, headers: response.headers };
+  return { status: response.status, body: await jsonOrText(response), headers: response.headers };
 }
 
 /** Deploys `wasm` (a Buffer) to `tenant/hub` through the admin API. */

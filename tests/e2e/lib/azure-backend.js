@@ -5,6 +5,7 @@
 // an hour. Only the connection string changes to point it at Switchboard.
 
 import { hs256 } from './jwt.js';
+import { jsonOrText } from './raw.js';
 
 export const API_VERSION = '2022-06-01';
 const enc = encodeURIComponent;
@@ -38,14 +39,7 @@ export function azureBackend(connectionString, { application, timeoutMs = 5_000 
       body: body === undefined ? undefined : JSON.stringify(body),
       signal: AbortSignal.timeout(timeoutMs),
     });
-    const text = await response.text();
-    let parsed = text;
-    try {
-      parsed = text ? JSON.parse(text) : text;
-    } catch {
-      // not JSON
-    }
-    return { status: response.status, body: parsed };
+    return { status: response.status, body: await jsonOrText(response) };
   }
   const query = () => `${application ? `application=${enc(application.toLowerCase())}&` : ''}api-version=${API_VERSION}`;
   const hubCall = (method, hub, rest, options) => call(method, `${endpoint}/api/hubs/${enc(hub.toLowerCase())}${rest}?${query()}`, options);

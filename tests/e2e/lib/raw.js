@@ -21,14 +21,17 @@ export async function negotiate(hubUrl, { token, stateful = false } = {}) {
     headers,
     signal: AbortSignal.timeout(WAIT_MS),
   });
+  return { status: response.status, body: await jsonOrText(response) };
+}
+
+/** The body of a fetch `response`: parsed when it is JSON, else its text ('' when empty). */
+export async function jsonOrText(response) {
   const text = await response.text();
-  let body = text;
   try {
-    body = JSON.parse(text);
+    return JSON.parse(text);
   } catch {
-    // not JSON: keep the text
+    return text; // not JSON: the test asserts on the text
   }
-  return { status: response.status, body };
 }
 
 /** One WebSocket with a queue of received frames and records. */
