@@ -131,6 +131,17 @@ async function member(t, target = 'msg', options = {}) {
 }
 
 /**
+ * A fresh user (`unique(prefix)`) with two connections, `u1` and `u2`, and one anonymous
+ * connection, `other`: members recording `msg`.
+ */
+async function userAndOther(t, prefix) {
+  const user = unique(prefix);
+  const token = await mintToken({ user, config: server.configPath });
+  const [u1, u2, other] = await Promise.all([member(t, 'msg', { token }), member(t, 'msg', { token }), member(t)]);
+  return { user, u1, u2, other };
+}
+
+/**
  * Proves `who` received everything sent to it before: sends a marker to its connection and
  * waits for it; returns the messages that came before the marker.
  */
@@ -161,13 +172,7 @@ describe('REST API', { timeout: 120_000 }, () => {
   });
 
   test('send to a user reaches all of its connections and no one else', async (t) => {
-    const user = unique('u-');
-    const token = await mintToken({ user, config: server.configPath });
-    const [u1, u2, other] = await Promise.all([
-      member(t, 'msg', { token }),
-      member(t, 'msg', { token }),
-      member(t),
-    ]);
+    const { user, u1, u2, other } = await userAndOther(t, 'u-');
     const r = await api('POST', apiPath('demo', 'chat', `/users/${enc(user)}/:send`), {
       body: { target: 'msg', arguments: ['to-user'] },
     });
@@ -217,13 +222,7 @@ describe('REST API', { timeout: 120_000 }, () => {
   });
 
   test("users in groups: PUT adds the user's current connections, DELETE removes them", async (t) => {
-    const user = unique('gu-');
-    const token = await mintToken({ user, config: server.configPath });
-    const [u1, u2, other] = await Promise.all([
-      member(t, 'msg', { token }),
-      member(t, 'msg', { token }),
-      member(t),
-    ]);
+    const { user, u1, u2, other } = await userAndOther(t, 'gu-');
     const group = unique('ug-');
     let r = await api('PUT', apiPath('demo', 'chat', `/users/${enc(user)}/groups/${group}?ttl=0`));
     assert.equal(r.status, 200);
