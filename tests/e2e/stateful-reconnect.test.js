@@ -20,9 +20,12 @@ const PROTOCOLS = ['json', 'messagepack'];
 /** Reconnect delays of the automatic reconnect these clients also have (it must stay unused). */
 const RETRY_DELAYS = [0, 200, 500, 1000, 1000, 1000, 1000];
 
+/** A server with the test hub in tenant `demo`, and `config` when given. */
+const startTesthub = (config) => startServer({ config, plugins: { 'demo/testhub.wasm': pluginWasm('testhub') } });
+
 let server;
 before(async () => {
-  server = await startServer({ plugins: { 'demo/testhub.wasm': pluginWasm('testhub') } });
+  server = await startTesthub();
 });
 after(() => server?.stop());
 
@@ -49,6 +52,16 @@ async function open(t, url, { protocol = 'json', stateful = true } = {}) {
   return { connection, events };
 }
 
+/**
+ * `open` on `target`'s test hub through a proxy of its own (closed when the test `t` ends),
+ * which cuts and holds the client's sockets on demand.
+ */
+async function openProxied(t, target, options) {
+  const proxy = await startProxy(target.port);
+  t.after(() => proxy.close());
+  return { proxy, ...(await open(t, `${proxy.url}/hubs/demo/testhub`, options)) };
+}
+
 /** Lines of the server log that mention `text` and `id`. */
 function logLines(text, id) {
   return server
@@ -60,9 +73,7 @@ function logLines(text, id) {
 for (const protocol of PROTOCOLS) {
   describe(`WebSockets + ${protocol}`, () => {
     test('a numbered stream and invocations survive forced drops: nothing lost or repeated, same connection, no reconnecting', async (t) => {
-      const proxy = await startProxy(server.port);
-      t.after(() => proxy.close());
-      const { connection: receiver, events } = await open(t, `${proxy.url}/hubs/demo/testhub`, { protocol });
+      const { proxy, connection: receiver, events } = await openProxied(t, server, { protocol });
       const id = receiver.connectionId;
       const received = [];
       receiver.on('message', (n) => received.push(n));
@@ -126,9 +137,7 @@ for (const protocol of PROTOCOLS) {
     });
 
     test('a client without stateful reconnect is unaffected: it reconnects as a new connection', async (t) => {
-      const proxy = await startProxy(server.port);
-      t.after(() => proxy.close());
-      const { connection, events } = await open(t, `${proxy.url}/hubs/demo/testhub`, { protocol, stateful: false });
+      const { proxy, connection, events } = await openProxied(t, server, { protocol, stateful: false });
       const id = connection.connectionId;
       proxy.cut();
       await until(() => events.reconnected.length === 1, 'an automatic reconnect');
@@ -144,17 +153,12 @@ for (const protocol of PROTOCOLS) {
 describe('when the client does not come back in time', () => {
   let shortServer;
   before(async () => {
-    shortServer = await startServer({
-      config: 'disconnect_timeout_secs = 1\n[tenants.demo]\nallow_anonymous = true\n',
-      plugins: { 'demo/testhub.wasm': pluginWasm('testhub') },
-    });
+    shortServer = await startTesthub('disconnect_timeout_secs = 1\n[tenants.demo]\nallow_anonymous = true\n');
   });
   after(() => shortServer?.stop());
 
   test('the connection ends after disconnect_timeout_secs, the resume fails and the client reconnects anew', async (t) => {
-    const proxy = await startProxy(shortServer.port);
-    t.after(() => proxy.close());
-    const { connection, events } = await open(t, `${proxy.url}/hubs/demo/testhub`);
+    const { proxy, connection, events } = await openProxied(t, shortServer);
     const id = connection.connectionId;
     await withTimeout(connection.invoke('joinGroup', 'late'), WAIT_MS, 'joinGroup');
     proxy.cut();
@@ -174,17 +178,12 @@ describe('when the client does not come back in time', () => {
 describe('with a small replay buffer', () => {
   let smallServer;
   before(async () => {
-    smallServer = await startServer({
-      config: 'stateful_reconnect_buffer_bytes = 4096\n[tenants.demo]\nallow_anonymous = true\n',
-      plugins: { 'demo/testhub.wasm': pluginWasm('testhub') },
-    });
+    smallServer = await startTesthub('stateful_reconnect_buffer_bytes = 4096\n[tenants.demo]\nallow_anonymous = true\n');
   });
   after(() => smallServer?.stop());
 
   test('a burst larger than the buffer waits for Acks (backpressure) and survives a drop, in order', async (t) => {
-    const proxy = await startProxy(smallServer.port);
-    t.after(() => proxy.close());
-    const { connection: receiver, events } = await open(t, `${proxy.url}/hubs/demo/testhub`);
+    const { proxy, connection: receiver, events } = await openProxied(t, smallServer);
     const id = receiver.connectionId;
     const received = [];
     receiver.on('message', (value) => received.push(value));
