@@ -24,10 +24,10 @@ use crate::protocol::Protocol;
 /// How often a snapshot is taken.
 pub const EVERY: Duration = Duration::from_secs(1);
 
-/// The node's dashboard feed.
+/// The node's dashboard feed, held by the server's routes (not the node:
+/// the dashboard sits above it).
 #[derive(Debug)]
 pub struct Feed {
-    started: Instant,
     tx: watch::Sender<Option<Bytes>>,
     /// Whether the sampler task runs; changed only with the lock held, as is
     /// the receiver count it checks, so a dashboard never waits on a sampler
@@ -42,24 +42,22 @@ impl Default for Feed {
 }
 
 impl Feed {
-    /// A feed with no sampler running; its uptime counts from now.
+    /// A feed with no sampler running.
     pub fn new() -> Feed {
         Feed {
-            started: Instant::now(),
             tx: watch::channel(None).0,
             running: Mutex::new(false),
         }
     }
 
     /// Snapshots for one dashboard, from now on; starts the sampler if none runs.
-    pub fn subscribe(node: &Arc<Node>) -> watch::Receiver<Option<Bytes>> {
-        let feed = &node.dashboard;
-        let mut running = feed.running.lock();
-        let rx = feed.tx.subscribe();
+    pub fn subscribe(self: &Arc<Feed>, node: &Arc<Node>) -> watch::Receiver<Option<Bytes>> {
+        let mut running = self.running.lock();
+        let rx = self.tx.subscribe();
         if !*running {
             *running = true;
             debug!("dashboard feed started");
-            tokio::spawn(sample(Arc::downgrade(node)));
+            tokio::spawn(sample(Arc::downgrade(node), Arc::downgrade(self)));
         }
         rx
     }
@@ -68,25 +66,22 @@ impl Feed {
     pub fn watchers(&self) -> usize {
         self.tx.receiver_count()
     }
-
-    /// Time since the feed was made, which is when the node was built.
-    pub fn uptime(&self) -> Duration {
-        self.started.elapsed()
-    }
 }
 
 /// Takes a snapshot every [`EVERY`] while anyone watches.
-async fn sample(node: Weak<Node>) {
+async fn sample(node: Weak<Node>, feed: Weak<Feed>) {
     let mut sampler = Sampler::default();
     let mut liveness = Liveness::default();
     let mut tick = tokio::time::interval(EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        let Some(node) = node.upgrade() else { return };
+        let (Some(node), Some(feed)) = (node.upgrade(), feed.upgrade()) else {
+            return;
+        };
         {
-            let mut running = node.dashboard.running.lock();
-            if node.dashboard.tx.receiver_count() == 0 {
+            let mut running = feed.running.lock();
+            if feed.tx.receiver_count() == 0 {
                 *running = false;
                 debug!("dashboard feed stopped: no dashboard open");
                 return;
@@ -94,7 +89,7 @@ async fn sample(node: Weak<Node>) {
         }
         let inputs = gather(&node, &mut liveness).await;
         let snapshot = sampler.snapshot(inputs);
-        node.dashboard.tx.send_replace(Some(record(&snapshot)));
+        feed.tx.send_replace(Some(record(&snapshot)));
     }
 }
 
@@ -203,7 +198,7 @@ async fn gather(node: &Arc<Node>, liveness: &mut Liveness) -> Inputs {
             .as_ref()
             .map_or_else(|| "single".to_owned(), |c| c.node_id().to_owned()),
         version: env!("CARGO_PKG_VERSION"),
-        uptime_secs: node.dashboard.uptime().as_secs(),
+        uptime_secs: node.uptime().as_secs(),
         ready: node.is_ready(),
         draining: node.is_draining(),
         cluster: node.cluster.is_some(),

@@ -53,6 +53,7 @@ pub async fn negotiate(State(node): State<Arc<Node>>, headers: HeaderMap) -> Res
 /// `GET /dashboard/hub` (a WebSocket upgrade) with `access_token=KEY`.
 pub async fn connect(
     State(node): State<Arc<Node>>,
+    State(feed): State<Arc<Feed>>,
     Query(query): QueryList,
     mut headers: HeaderMap,
     upgrade: WebSocketUpgrade,
@@ -68,10 +69,10 @@ pub async fn connect(
     upgrade
         .max_message_size(MAX_MESSAGE_BYTES)
         .max_frame_size(MAX_MESSAGE_BYTES)
-        .on_upgrade(move |socket| serve(node, socket))
+        .on_upgrade(move |socket| serve(node, feed, socket))
 }
 
-async fn serve(node: Arc<Node>, mut socket: WebSocket) {
+async fn serve(node: Arc<Node>, feed: Arc<Feed>, mut socket: WebSocket) {
     match handshake(&mut socket).await {
         Ok(()) => {}
         Err(why) => {
@@ -79,7 +80,7 @@ async fn serve(node: Arc<Node>, mut socket: WebSocket) {
             return;
         }
     }
-    let mut feed = Feed::subscribe(&node);
+    let mut feed = feed.subscribe(&node);
     let draining = node.draining.clone();
     // The latest snapshot at once, if the feed has one: the page draws without waiting a tick.
     let mut pending = feed.borrow_and_update().clone();

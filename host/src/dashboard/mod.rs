@@ -23,11 +23,12 @@ use crate::node::Node;
 
 pub use feed::Feed;
 
-/// The dashboard hub, on any state that holds the node.
+/// The dashboard hub, on any state that holds the node and its feed.
 pub fn routes<S>() -> Router<S>
 where
     S: Clone + Send + Sync + 'static,
     Arc<Node>: axum::extract::FromRef<S>,
+    Arc<Feed>: axum::extract::FromRef<S>,
 {
     Router::new()
         .route("/dashboard/hub/negotiate", post(hub::negotiate))

@@ -133,15 +133,13 @@ impl std::fmt::Debug for HubSession {
 }
 
 impl HubSession {
-    /// The hub layer of a connection to `tenant`'s hub (`services`: a node
-    /// gives its own).
+    /// The hub layer of a connection to `tenant`'s hub.
     pub fn new(
-        services: impl Into<HubServices>,
+        services: HubServices,
         tenant: Arc<Tenant>,
         handle: Arc<ConnectionHandle>,
         identity: &Identity,
     ) -> HubSession {
-        let services = services.into();
         let ctx = Context {
             tenant: handle.hub.tenant.to_string(),
             hub: handle.hub.hub.to_string(),

@@ -76,8 +76,8 @@ pub struct Node {
     pub hub_services: HubServices,
     /// What connections need of the node.
     pub connections: Arc<ConnectionEnv>,
-    /// The live feed of open dashboards (idle when none is open).
-    pub dashboard: crate::dashboard::Feed,
+    /// When the node started, for its uptime.
+    started: std::time::Instant,
 }
 
 impl std::fmt::Debug for Node {
@@ -179,7 +179,7 @@ impl Node {
             usage,
             hub_services,
             connections,
-            dashboard: crate::dashboard::Feed::new(),
+            started: std::time::Instant::now(),
         });
 
         router.set_group_limits(Box::new(group_limits::NodeGroupLimits(Arc::downgrade(
@@ -248,12 +248,7 @@ impl Node {
         crate::transport::TransportState {
             tenants: self.tenants.clone(),
             registry: self.registry.clone(),
-            usage: self.usage.clone(),
-            pending: self.pending.clone(),
-            resumable: self.resumable.clone(),
             http_connections: self.http_connections.clone(),
-            cluster: self.cluster.clone(),
-            draining: self.draining.clone(),
             settings: crate::transport::TransportSettings {
                 long_poll_timeout: Duration::from_secs(config.long_poll_timeout_secs),
                 disconnect_timeout: Duration::from_secs(config.disconnect_timeout_secs),
@@ -295,6 +290,11 @@ impl Node {
     /// The config as last reloaded, shared: it follows every reload.
     pub fn live_handle(&self) -> Arc<arc_swap::ArcSwap<Config>> {
         self.live.clone()
+    }
+
+    /// How long the node has run.
+    pub fn uptime(&self) -> Duration {
+        self.started.elapsed()
     }
 
     /// Ready for traffic: always alone; in a cluster, while NATS is connected.
@@ -392,13 +392,6 @@ impl Node {
         )
         .await
         .map(|_| ())
-    }
-}
-
-/// A node gives its hub layer its own services.
-impl From<Arc<Node>> for HubServices {
-    fn from(node: Arc<Node>) -> HubServices {
-        node.hub_services.clone()
     }
 }
 

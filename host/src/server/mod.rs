@@ -51,6 +51,7 @@ const RESERVED_HEADERS_TIMEOUT: Duration = Duration::from_secs(5);
 struct AppState {
     node: Arc<Node>,
     api: Arc<crate::api::ApiState>,
+    dashboard: Arc<crate::dashboard::Feed>,
 }
 
 /// Every route the node serves (client transports, the REST and admin APIs, the web pages, health,
@@ -73,6 +74,7 @@ pub fn app(node: Arc<Node>) -> Router {
         .with_state(AppState {
             node: node.clone(),
             api: Arc::new(api_state(&node)),
+            dashboard: Arc::default(),
         })
         // Outside the access log, so that its line carries the resolved address.
         .layer(axum::middleware::from_fn_with_state(

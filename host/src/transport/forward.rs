@@ -88,7 +88,7 @@ pub async fn destination(
     query: &[(String, String)],
     headers: &HeaderMap,
 ) -> Option<String> {
-    let cluster = node.cluster.as_ref()?;
+    let cluster = node.connections.cluster.as_ref()?;
     if headers.contains_key(FORWARDED_HEADER) {
         return None;
     }

@@ -164,7 +164,7 @@ async fn send_early(
 ) -> Result<(), RequestError> {
     use crate::connection::{EARLY_BYTES, EarlyRefused};
     use http_body_util::BodyExt;
-    if !node.pending.contains(id) {
+    if !node.connections.pending.contains(id) {
         return Err(RequestError::UnknownConnection);
     }
     let data = http_body_util::Limited::new(body, EARLY_BYTES)
@@ -172,7 +172,8 @@ async fn send_early(
         .await
         .map_err(|_| RequestError::EarlyTooLarge)?
         .to_bytes();
-    node.pending
+    node.connections
+        .pending
         .append_early(id, data, |n| {
             n.hub == *key && n.identity.user_id == identity.user_id
         })
@@ -295,7 +296,7 @@ async fn connect_websocket(
         Err(e) => return unauthorized(&tenant, &e),
     };
     let mut negotiated = match query_param(&query, "id") {
-        Some(id) => match node.pending.take(id) {
+        Some(id) => match node.connections.pending.take(id) {
             Some(n) if n.hub == key => n,
             Some(_) => return no_such_connection(),
             // Not pending: a stateful-reconnect client resuming, or unknown.
@@ -367,7 +368,12 @@ fn resume_websocket(
     identity: &Identity,
     upgrade: websocket::Upgrade,
 ) -> Response {
-    let Some(link) = node.resumable.get(token).filter(|link| link.hub == *key) else {
+    let Some(link) = node
+        .connections
+        .resumable
+        .get(token)
+        .filter(|link| link.hub == *key)
+    else {
         return no_such_connection();
     };
     if identity.user_id != link.user_id {
@@ -532,7 +538,7 @@ fn start_http(
 
 /// The negotiated connection `id` names, for the first request of its transport.
 fn take_pending(node: &TransportState, key: &HubKey, id: &str) -> Result<Negotiated, RequestError> {
-    match node.pending.take(id) {
+    match node.connections.pending.take(id) {
         Some(negotiated) if negotiated.hub == *key => Ok(negotiated),
         _ => Err(RequestError::UnknownConnection),
     }

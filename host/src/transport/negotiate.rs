@@ -73,9 +73,11 @@ async fn answer(
         Err(e) => return super::unauthorized(&tenant, &e),
     };
     // The tenant's connection limit, as a negotiate error the client reports verbatim.
-    if let Err(error) =
-        crate::tenant::limits::check_connection_room(&node.usage, &tenant.limits(), &key)
-    {
+    if let Err(error) = crate::tenant::limits::check_connection_room(
+        &node.connections.usage,
+        &tenant.limits(),
+        &key,
+    ) {
         return json(StatusCode::OK, negotiate_error(&error));
     }
     // In a cluster both name this node, so later requests can be forwarded here.
@@ -98,7 +100,7 @@ async fn answer(
             .with_client_addr(client),
         early: Vec::new(),
     };
-    if !node.pending.insert(key_for_client, negotiated) {
+    if !node.connections.pending.insert(key_for_client, negotiated) {
         return (
             StatusCode::SERVICE_UNAVAILABLE,
             "Too many pending connections",

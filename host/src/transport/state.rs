@@ -6,14 +6,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio_util::sync::CancellationToken;
-
 use super::HttpConnections;
 use crate::address::HubKey;
-use crate::backplane::nats::NatsBackplane;
-use crate::connection::{ConnectionEnv, PendingConnections, ResumableConnections};
+use crate::connection::ConnectionEnv;
 use crate::plugin::Registry;
-use crate::tenant::limits::Usage;
 use crate::tenant::{Tenant, Tenants};
 
 /// The transports' view of the node.
@@ -22,22 +18,14 @@ pub struct TransportState {
     pub tenants: Arc<Tenants>,
     /// The deployed hubs: a URL naming a hub without a plugin is refused.
     pub registry: Arc<Registry>,
-    /// What each tenant uses, for the connection limit negotiate checks.
-    pub usage: Arc<Usage>,
-    /// Negotiated connections waiting for their transport.
-    pub pending: Arc<PendingConnections>,
-    /// Live stateful-reconnect connections, by the token a new WebSocket resumes them with.
-    pub resumable: Arc<ResumableConnections>,
     /// Active connections by the `id` clients send, for SSE and long-polling requests.
     pub http_connections: Arc<HttpConnections>,
-    /// The NATS backplane when the node is part of a cluster: the node id
-    /// that ids are tagged with, and where other nodes listen.
-    pub cluster: Option<Arc<NatsBackplane>>,
-    /// Cancelled once the node drains: negotiate refuses.
-    pub draining: CancellationToken,
     /// Timeouts and options from the node's config.
     pub settings: TransportSettings,
-    /// What the connection layer starts a connection with.
+    /// What the connection layer starts a connection with; the transports
+    /// also read its tables of negotiated and resumable connections, the
+    /// tenants' use of the node, the cluster and the draining signal there,
+    /// so each is held once.
     pub connections: Connections,
 }
 
@@ -80,7 +68,7 @@ impl TransportState {
     /// is forwarded here.
     pub fn new_id(&self) -> String {
         let id = crate::connection::new_id();
-        match &self.cluster {
+        match &self.connections.cluster {
             Some(cluster) => super::forward::tag(&id, cluster.node_id()),
             None => id,
         }
@@ -88,12 +76,15 @@ impl TransportState {
 
     /// Whether the node is shutting down (new connections belong elsewhere).
     pub fn is_draining(&self) -> bool {
-        self.draining.is_cancelled()
+        self.connections.draining.is_cancelled()
     }
 
     /// This node's id in the cluster ("" alone).
     pub fn own_id(&self) -> &str {
-        self.cluster.as_ref().map_or("", |c| c.node_id())
+        self.connections
+            .cluster
+            .as_ref()
+            .map_or("", |c| c.node_id())
     }
 
     /// The silence after which a forwarded WebSocket counts as hung: three

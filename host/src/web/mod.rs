@@ -34,11 +34,12 @@ frame-ancestors 'none'";
 /// The hub the demo page chats on.
 pub const DEMO_HUB: &str = "chat";
 
-/// The pages, on any state that holds the node.
+/// The pages, on any state that holds the node and the dashboard's feed.
 pub fn routes<S>() -> Router<S>
 where
     S: Clone + Send + Sync + 'static,
     Arc<Node>: axum::extract::FromRef<S>,
+    Arc<crate::dashboard::Feed>: axum::extract::FromRef<S>,
 {
     Router::new()
         .route("/", get(demo))
