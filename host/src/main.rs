@@ -321,7 +321,14 @@ fn load_serve_config(path: Option<&PathBuf>) -> anyhow::Result<Config> {
         &command_line_vars(),
         |file| std::fs::read_to_string(file),
     )?;
-    Ok(Config::load_layered(path.map(PathBuf::as_path), &env)?)
+    let config = Config::load_layered(path.map(PathBuf::as_path), &env)?;
+    // The key files are read with the config; whether they parse, and trust
+    // no key another tenant trusts, is the tenants' rule.
+    switchboard::tenant::auth::check_tenants_apart(&config.tenants).map_err(|message| {
+        let at = path.map_or("<built-in>".into(), |p| p.display().to_string());
+        anyhow::anyhow!("{at}: {message}")
+    })?;
+    Ok(config)
 }
 
 /// The variables the command line itself reads (`SWITCHBOARD_LISTEN`, ...).

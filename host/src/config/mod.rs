@@ -8,6 +8,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
+pub mod jwks_url;
 pub mod origins;
 pub mod proxies;
 
@@ -342,14 +343,45 @@ pub struct TenantConfig {
     /// by exact name. Empty (the default): none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub plugin_cookies: Vec<String>,
-    /// The keys loaded from `public_keys` and `jwks_file` (and the source of
-    /// `jwks_url`'s) by [`Config::load`].
+    /// The texts of `public_keys` and `jwks_file`, read by [`Config::load`]
+    /// (the tenant parses them into the keys it verifies tokens with).
     #[serde(skip)]
-    pub verify_keys: crate::tenant::auth::VerifyKeys,
+    pub key_files: KeyFiles,
     /// The tenant's limits (`[tenants.NAME.limits]`); what it leaves out comes from the node's
     /// `[limits]`.
     #[serde(default)]
     pub limits: Limits,
+}
+
+/// A tenant's key files as read: each `(where it came from, its text)`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KeyFiles {
+    /// The `public_keys` PEM files, in order.
+    pub pems: Vec<(String, String)>,
+    /// The `jwks_file`, if the tenant names one.
+    pub jwks: Option<(String, String)>,
+}
+
+/// Reads every tenant's `public_keys` and `jwks_file`, relative to `base`
+/// (the config file's folder). Parsing them is the tenant's job.
+fn read_key_files(tenants: &mut BTreeMap<String, TenantConfig>, base: &Path) -> Result<(), String> {
+    for (name, tenant) in tenants.iter_mut() {
+        let read = |path: &Path| {
+            let full = base.join(path);
+            std::fs::read_to_string(&full)
+                .map(|text| (full.display().to_string(), text))
+                .map_err(|e| format!("tenant '{name}': cannot read {}: {e}", full.display()))
+        };
+        tenant.key_files = KeyFiles {
+            pems: tenant
+                .public_keys
+                .iter()
+                .map(|p| read(p))
+                .collect::<Result<_, _>>()?,
+            jwks: tenant.jwks_file.as_deref().map(read).transpose()?,
+        };
+    }
+    Ok(())
 }
 
 /// Per-tenant limits: what one tenant may use of the node. Each field can be
@@ -760,11 +792,9 @@ impl Config {
             tls.cert_file = base.join(&tls.cert_file);
             tls.key_file = base.join(&tls.key_file);
         }
-        crate::tenant::auth::load_verify_keys(&mut config.tenants, base).map_err(|message| {
-            ConfigError::At {
-                at: name.clone(),
-                message,
-            }
+        read_key_files(&mut config.tenants, base).map_err(|message| ConfigError::At {
+            at: name.clone(),
+            message,
         })?;
         Ok(config)
     }
@@ -877,7 +907,7 @@ impl Config {
                 ));
             }
             if let Some(url) = &tenant.jwks_url {
-                crate::tenant::jwks::check_url(url, tenant.jwks_allow_http).map_err(|e| {
+                jwks_url::check_url(url, tenant.jwks_allow_http).map_err(|e| {
                     problem(
                         &format!("{at}.jwks_url"),
                         format!("tenant '{name}': jwks_url: {e}"),

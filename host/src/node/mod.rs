@@ -92,6 +92,9 @@ impl Node {
     /// then the bundled example plugins for the `demo` tenant when they are
     /// found (see `plugin::bundled`), and every plugin in `plugin_dir`.
     pub async fn start(config: Config, plugin_dir: Option<&Path>) -> anyhow::Result<Arc<Node>> {
+        crate::tenant::auth::check_tenants_apart(&config.tenants)
+            .map_err(anyhow::Error::msg)
+            .context("the tenants' keys")?;
         crate::metrics::install();
         let (backplane, inbox, cluster): (Arc<dyn Backplane>, Option<Inbox>, _) = match &config.nats
         {

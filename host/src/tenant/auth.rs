@@ -6,10 +6,9 @@
 //!
 //! A token for one tenant never opens a connection to another: tenants may
 //! not share HS256 secrets, and tenants that trust the same public key must
-//! each require a different `audience` ([`load_verify_keys`] enforces both).
+//! each require a different `audience` ([`check_tenants_apart`] enforces both).
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -17,7 +16,8 @@ use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey, EncodingKey, Header,
 use serde_json::{Map, Value};
 
 use super::jwks::JwksSource;
-use crate::config::TenantConfig;
+use crate::config::jwks_url::check_url;
+use crate::config::{KeyFiles, TenantConfig};
 
 /// The authenticated caller of a request.
 #[derive(Debug, Clone, PartialEq)]
@@ -195,14 +195,23 @@ fn jwk_key(source: &str, i: usize, value: Value) -> Result<Option<PublicKey>, St
 }
 
 impl VerifyKeys {
+    /// A tenant's keys: those of its key files, and its `jwks_url`'s (fetched
+    /// when first needed). An error names the file or URL at fault.
+    pub fn of(config: &TenantConfig) -> Result<VerifyKeys, String> {
+        let keys = VerifyKeys::from_files(&config.key_files)?;
+        let Some(url) = &config.jwks_url else {
+            return Ok(keys);
+        };
+        let url = check_url(url, config.jwks_allow_http).map_err(|e| format!("jwks_url: {e}"))?;
+        let min_refresh = Duration::from_secs(config.jwks_min_refresh_secs);
+        Ok(keys.with_remote(Arc::new(JwksSource::new(url, min_refresh))))
+    }
+
     /// Keys from PEM texts (each RSA, EC or Ed25519, SPKI or PKCS#1) and a
-    /// JWKS text; `source` names each for errors.
-    pub fn from_texts(
-        pems: &[(String, String)],
-        jwks: Option<(String, String)>,
-    ) -> Result<VerifyKeys, String> {
+    /// JWKS text; each text's source names it in errors.
+    pub fn from_files(files: &KeyFiles) -> Result<VerifyKeys, String> {
         let mut keys = Vec::new();
-        for (source, pem) in pems {
+        for (source, pem) in &files.pems {
             let bytes = pem.as_bytes();
             let key = DecodingKey::from_rsa_pem(bytes)
                 .or_else(|_| DecodingKey::from_ec_pem(bytes))
@@ -218,8 +227,8 @@ impl VerifyKeys {
                 material: pem.trim().to_owned(),
             });
         }
-        if let Some((source, text)) = jwks {
-            keys.extend(parse_jwks(&source, &text, true)?);
+        if let Some((source, text)) = &files.jwks {
+            keys.extend(parse_jwks(source, text, true)?);
         }
         Ok(VerifyKeys {
             keys: Arc::new(keys),
@@ -260,40 +269,17 @@ fn candidates<'a>(
     })
 }
 
-/// Loads every tenant's `public_keys` and `jwks_file` (relative to `base`)
-/// and checks that no token can be valid for two tenants.
-pub fn load_verify_keys(
-    tenants: &mut BTreeMap<String, TenantConfig>,
-    base: &Path,
-) -> Result<(), String> {
-    for (name, tenant) in tenants.iter_mut() {
-        let read = |path: &Path| {
-            let full = base.join(path);
-            std::fs::read_to_string(&full)
-                .map(|text| (full.display().to_string(), text))
-                .map_err(|e| format!("tenant '{name}': cannot read {}: {e}", full.display()))
-        };
-        let pems = tenant
-            .public_keys
-            .iter()
-            .map(|p| read(p))
-            .collect::<Result<Vec<_>, _>>()?;
-        let jwks = tenant.jwks_file.as_deref().map(read).transpose()?;
-        let mut keys =
-            VerifyKeys::from_texts(&pems, jwks).map_err(|e| format!("tenant '{name}': {e}"))?;
-        if let Some(url) = &tenant.jwks_url {
-            let url = super::jwks::check_url(url, tenant.jwks_allow_http)
-                .map_err(|e| format!("tenant '{name}': jwks_url: {e}"))?;
-            let min_refresh = Duration::from_secs(tenant.jwks_min_refresh_secs);
-            keys = keys.with_remote(Arc::new(JwksSource::new(url, min_refresh)));
-        }
-        tenant.verify_keys = keys;
-    }
-    check_tenants_apart(tenants)
-}
-
-/// No secret and no public key may let one token in to two tenants.
+/// No secret and no public key may let one token in to two tenants. Every
+/// tenant's key files must parse (an error names the tenant and the file).
 pub fn check_tenants_apart(tenants: &BTreeMap<String, TenantConfig>) -> Result<(), String> {
+    let parsed = tenants
+        .iter()
+        .map(|(name, tenant)| {
+            VerifyKeys::from_files(&tenant.key_files)
+                .map(|keys| (name.as_str(), keys))
+                .map_err(|e| format!("tenant '{name}': {e}"))
+        })
+        .collect::<Result<BTreeMap<&str, VerifyKeys>, String>>()?;
     let names: Vec<&String> = tenants.keys().collect();
     for (i, a) in names.iter().enumerate() {
         for b in &names[i + 1..] {
@@ -305,11 +291,10 @@ pub fn check_tenants_apart(tenants: &BTreeMap<String, TenantConfig>) -> Result<(
             if shared(&ta.api_keys, &tb.api_keys) {
                 return Err(format!("tenants '{a}' and '{b}' share an API key"));
             }
-            let same_key = ta
-                .verify_keys
-                .keys
+            let (ka, kb) = (&parsed[a.as_str()].keys, &parsed[b.as_str()].keys);
+            let same_key = ka
                 .iter()
-                .any(|k| tb.verify_keys.keys.iter().any(|o| o.material == k.material));
+                .any(|k| kb.iter().any(|o| o.material == k.material));
             let same_url = ta.jwks_url.is_some() && ta.jwks_url == tb.jwks_url;
             let same_key = same_key || same_url;
             let apart = matches!((&ta.audience, &tb.audience), (Some(x), Some(y)) if x != y);
@@ -336,16 +321,13 @@ pub fn check_tenants_apart(tenants: &BTreeMap<String, TenantConfig>) -> Result<(
     Ok(())
 }
 
-/// Checks `token` against the tenant's keys. No token is fine only for a
-/// tenant that allows anonymous connections.
-pub fn authenticate(tenant: &TenantConfig, token: Option<&str>) -> Result<Identity, AuthError> {
-    authenticate_with_keys(tenant, &tenant.signing_keys, token)
-}
-
-/// Like [`authenticate`], with the HS256 `signing_keys` given apart from the
-/// rest of the tenant's settings (they rotate while the tenant serves).
+/// Checks `token` against the tenant's keys: the HS256 `signing_keys` (apart
+/// from the rest of the settings: they rotate while the tenant serves) and
+/// its public keys. No token is fine only for a tenant that allows anonymous
+/// connections.
 pub fn authenticate_with_keys(
     tenant: &TenantConfig,
+    public: &VerifyKeys,
     signing_keys: &[String],
     token: Option<&str>,
 ) -> Result<Identity, AuthError> {
@@ -361,7 +343,7 @@ pub fn authenticate_with_keys(
     let claims = match header.alg {
         Algorithm::HS256 => verify_hs256(signing_keys, token)?,
         alg if ASYMMETRIC.contains(&alg) => {
-            verify_public(tenant, token, alg, header.kid.as_deref())?
+            verify_public(tenant, public, token, alg, header.kid.as_deref())?
         }
         alg => {
             return Err(AuthError::Invalid(format!(
@@ -379,13 +361,14 @@ pub fn authenticate_with_keys(
 /// identity provider rotated in is picked up.
 pub async fn authenticate_fetching(
     tenant: &TenantConfig,
+    public: &VerifyKeys,
     signing_keys: &[String],
     token: Option<&str>,
 ) -> Result<Identity, AuthError> {
-    match authenticate_with_keys(tenant, signing_keys, token) {
-        Err(AuthError::UnknownKey { kid }) => match tenant.verify_keys.remote() {
+    match authenticate_with_keys(tenant, public, signing_keys, token) {
+        Err(AuthError::UnknownKey { kid }) => match public.remote() {
             Some(remote) if remote.refresh(kid.as_deref()).await => {
-                authenticate_with_keys(tenant, signing_keys, token)
+                authenticate_with_keys(tenant, public, signing_keys, token)
             }
             _ => Err(AuthError::UnknownKey { kid }),
         },
@@ -429,6 +412,7 @@ fn verify_hs256(signing_keys: &[String], token: &str) -> Result<Map<String, Valu
 /// keys, with `exp` required and `aud`/`iss` checked where configured.
 fn verify_public(
     tenant: &TenantConfig,
+    public: &VerifyKeys,
     token: &str,
     alg: Algorithm,
     kid: Option<&str>,
@@ -451,7 +435,7 @@ fn verify_public(
         "no public key of the tenant verifies {alg:?} tokens{}",
         kid.map(|k| format!(" with kid '{k}'")).unwrap_or_default()
     ));
-    let keys = &tenant.verify_keys;
+    let keys = public;
     let remote = keys.remote.as_ref().map(|r| r.keys());
     let remote_keys: &[PublicKey] = remote.as_deref().map_or(&[], Vec::as_slice);
     let all = candidates(&keys.keys, alg, kid).chain(candidates(remote_keys, alg, kid));
@@ -522,6 +506,12 @@ mod tests {
     use super::*;
     use crate::config::Limits;
 
+    /// Checks `token` as the tenant would, its keys parsed from its settings.
+    fn authenticate(tenant: &TenantConfig, token: Option<&str>) -> Result<Identity, AuthError> {
+        let public = VerifyKeys::of(tenant).expect("keys parse");
+        authenticate_with_keys(tenant, &public, &tenant.signing_keys, token)
+    }
+
     fn tenant(anonymous: bool, keys: &[&str]) -> TenantConfig {
         TenantConfig {
             allow_anonymous: anonymous,
@@ -540,7 +530,7 @@ mod tests {
             detailed_errors: false,
             plugin_headers: None,
             plugin_cookies: Vec::new(),
-            verify_keys: VerifyKeys::default(),
+            key_files: KeyFiles::default(),
             limits: Limits::default(),
         }
     }
@@ -674,9 +664,10 @@ mod tests {
             .enumerate()
             .map(|(i, p)| (format!("pem{i}"), p.to_string()))
             .collect();
-        t.verify_keys =
-            VerifyKeys::from_texts(&pems, jwks.map(|j| ("jwks".to_owned(), j.to_owned())))
-                .expect("keys load");
+        t.key_files = KeyFiles {
+            pems,
+            jwks: jwks.map(|j| ("jwks".to_owned(), j.to_owned())),
+        };
         t
     }
 
@@ -795,11 +786,15 @@ mod tests {
 
     #[test]
     fn bad_key_files_are_refused() {
+        let files = |pems: Vec<(String, String)>, jwks: Option<&str>| KeyFiles {
+            pems,
+            jwks: jwks.map(|j| ("j".to_owned(), j.to_owned())),
+        };
         let pems = vec![("k.pem".to_owned(), "not a key".to_owned())];
-        assert!(VerifyKeys::from_texts(&pems, None).is_err());
+        assert!(VerifyKeys::from_files(&files(pems, None)).is_err());
         let secret = r#"{"keys":[{"kty":"oct","k":"c2VjcmV0"}]}"#;
-        assert!(VerifyKeys::from_texts(&[], Some(("j".into(), secret.into()))).is_err());
-        assert!(VerifyKeys::from_texts(&[], Some(("j".into(), "{".into()))).is_err());
+        assert!(VerifyKeys::from_files(&files(Vec::new(), Some(secret))).is_err());
+        assert!(VerifyKeys::from_files(&files(Vec::new(), Some("{"))).is_err());
     }
 
     #[test]
@@ -832,20 +827,14 @@ mod tests {
     }
 
     #[test]
-    fn key_files_load_relative_to_the_config() {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/auth");
+    fn a_key_file_that_does_not_parse_is_refused_with_its_tenant_and_file() {
         let mut t = tenant(false, &[]);
-        t.public_keys = vec!["ec.pub.pem".into()];
-        t.jwks_file = Some("jwks.json".into());
-        let mut tenants = BTreeMap::from([("acme".to_owned(), t)]);
-        load_verify_keys(&mut tenants, &dir).expect("keys load");
-        let acme = &tenants["acme"];
-        let es = sign(Algorithm::ES256, EC_KEY, None, &claims("fay", 60));
-        let rs = sign(Algorithm::RS256, RSA_KEY, Some("idp-1"), &claims("gus", 60));
-        assert!(authenticate(acme, Some(&es)).is_ok());
-        assert!(authenticate(acme, Some(&rs)).is_ok());
-        tenants.get_mut("acme").expect("acme").public_keys = vec!["missing.pem".into()];
-        let err = load_verify_keys(&mut tenants, &dir).expect_err("missing file");
-        assert!(err.contains("missing.pem"), "{err}");
+        t.key_files.pems = vec![("keys/idp.pem".into(), "not a key".into())];
+        let tenants = BTreeMap::from([("acme".to_owned(), t)]);
+        let err = check_tenants_apart(&tenants).expect_err("bad PEM");
+        assert!(
+            err.contains("acme") && err.contains("keys/idp.pem"),
+            "{err}"
+        );
     }
 }

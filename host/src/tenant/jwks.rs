@@ -14,7 +14,6 @@
 //! the cached keys and is logged. Plain `http://` is accepted only for a
 //! loopback host or when the tenant sets `jwks_allow_http`.
 
-use std::net::IpAddr;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -42,39 +41,6 @@ pub const MIN_TTL: Duration = Duration::from_secs(60);
 pub const MAX_TTL: Duration = Duration::from_secs(24 * 3600);
 /// How long keys are kept when the response says nothing.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(3600);
-
-/// Why a `jwks_url` is refused at config load.
-#[derive(Debug, thiserror::Error, PartialEq)]
-pub enum UrlError {
-    /// Not an absolute `http`/`https` URL.
-    #[error("'{0}' is not an absolute http(s) URL")]
-    NotAUrl(String),
-    #[error(
-        "'{0}' is plain http to a host that is not loopback: use https, or set jwks_allow_http = true"
-    )]
-    /// Plain `http` to a host that is not loopback, without `jwks_allow_http`.
-    PlainHttp(String),
-}
-
-/// Checks a `jwks_url`: https, or http to a loopback host (or with `allow_http`).
-pub fn check_url(url: &str, allow_http: bool) -> Result<Uri, UrlError> {
-    let uri: Uri = url.parse().map_err(|_| UrlError::NotAUrl(url.to_owned()))?;
-    let host = uri
-        .host()
-        .ok_or_else(|| UrlError::NotAUrl(url.to_owned()))?;
-    match uri.scheme_str() {
-        Some("https") => Ok(uri),
-        Some("http") if allow_http || is_loopback(host) => Ok(uri),
-        Some("http") => Err(UrlError::PlainHttp(url.to_owned())),
-        _ => Err(UrlError::NotAUrl(url.to_owned())),
-    }
-}
-
-fn is_loopback(host: &str) -> bool {
-    let bare = host.trim_start_matches('[').trim_end_matches(']');
-    host.eq_ignore_ascii_case("localhost")
-        || bare.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
-}
 
 /// How long a response's keys are good for, from its `Cache-Control`.
 pub fn ttl_of(cache_control: Option<&str>) -> Duration {
@@ -294,22 +260,6 @@ impl JwksSource {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn urls_https_or_loopback_http() {
-        assert!(check_url("https://idp.example/.well-known/jwks.json", false).is_ok());
-        assert!(check_url("http://127.0.0.1:8080/jwks", false).is_ok());
-        assert!(check_url("http://[::1]:8080/jwks", false).is_ok());
-        assert!(check_url("http://localhost/jwks", false).is_ok());
-        assert_eq!(
-            check_url("http://idp.internal/jwks", false).map(|_| ()),
-            Err(UrlError::PlainHttp("http://idp.internal/jwks".into()))
-        );
-        assert!(check_url("http://idp.internal/jwks", true).is_ok());
-        for bad in ["idp.example/jwks", "ftp://idp/jwks", "/jwks", ""] {
-            assert!(check_url(bad, true).is_err(), "{bad}");
-        }
-    }
 
     #[test]
     fn max_age_is_honoured_within_bounds() {

@@ -20,6 +20,7 @@ use parking_lot::RwLock;
 
 use crate::backplane::kv::KvStore;
 use crate::config::{Config, Limits, TenantConfig};
+use auth::VerifyKeys;
 
 pub use auth::{AuthError, Identity};
 
@@ -56,6 +57,9 @@ pub struct Tenant {
     /// Whether the config file or the admin API made it.
     pub origin: Origin,
     keys: ArcSwap<TenantKeys>,
+    /// The public keys that verify its clients' tokens, parsed from its key
+    /// files, and its `jwks_url`'s.
+    public: VerifyKeys,
     /// The revision of the cluster's tenant store entry these settings
     /// come from (0: none), so an older entry never overwrites a newer one.
     revision: AtomicU64,
@@ -72,7 +76,14 @@ impl Tenant {
     }
 
     fn sharing(name: &str, mut config: TenantConfig, kv: Arc<KvStore>, origin: Origin) -> Tenant {
-        if let Some(remote) = config.verify_keys.remote() {
+        // Every way a tenant comes in checks its keys first (the config's
+        // load, a reload, the admin API: `check_tenants_apart`); were one to
+        // miss, the tenant accepts no public-key token rather than an unchecked one.
+        let public = VerifyKeys::of(&config).unwrap_or_else(|error| {
+            tracing::error!(tenant = name, %error, "the tenant's public keys do not load");
+            VerifyKeys::default()
+        });
+        if let Some(remote) = public.remote() {
             remote.warm();
         }
         let keys = TenantKeys {
@@ -85,8 +96,14 @@ impl Tenant {
             kv,
             origin,
             keys: ArcSwap::from_pointee(keys),
+            public,
             revision: AtomicU64::new(0),
         }
+    }
+
+    /// The public keys that verify its clients' tokens.
+    pub fn public_keys(&self) -> &VerifyKeys {
+        &self.public
     }
 
     /// The cluster store revision the tenant's settings come from (0: none).
@@ -135,7 +152,7 @@ impl Tenant {
     /// tenant's JWKS URL again when the token names a key it lacks).
     pub async fn authenticate(&self, token: Option<&str>) -> Result<Identity, AuthError> {
         let keys = self.keys.load_full();
-        auth::authenticate_fetching(&self.config, &keys.signing_keys, token).await
+        auth::authenticate_fetching(&self.config, &self.public, &keys.signing_keys, token).await
     }
 }
 

@@ -44,7 +44,7 @@ pub(super) async fn describe_tenant(node: &Node, tenant: &Tenant) -> Value {
         "durable_resume_except": tenant.config.durable_resume_except,
         "signing_keys": ids(&keys.signing_keys),
         "api_keys": ids(&keys.api_keys),
-        "public_keys": !tenant.config.verify_keys.is_empty(),
+        "public_keys": !tenant.public_keys().is_empty(),
         "hubs": hubs,
         "connections": connections,
         "limits": tenant.limits(),
