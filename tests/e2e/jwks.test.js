@@ -7,12 +7,13 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { generateKeyPairSync, sign as cryptoSign } from 'node:crypto';
-import { writeFile, mkdtemp, rm } from 'node:fs/promises';
+import { readFile, writeFile, mkdtemp, rm } from 'node:fs/promises';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { buildConnection, connect, HttpTransportType, invoke, LogLevel, WAIT_MS } from './lib/client.js';
+import { ADMIN_SECTION, admin, deploy } from './lib/admin.js';
 import { pluginWasm, startServer, SWITCHBOARD_BIN, withTimeout } from './lib/server.js';
 
 const AUDIENCE = 'switchboard:acme';
@@ -170,6 +171,26 @@ function cli(args) {
     );
   });
 }
+
+test('a tenant created through the admin API verifies tokens with its jwks_url', { timeout: 120_000 }, async (t) => {
+  const idp = await startJwksServer();
+  t.after(() => idp.stop());
+  const key = keyPair('ES256', 'ec-admin-01');
+  idp.state.keys = [key.jwk];
+  const server = await startServer({ config: ADMIN_SECTION });
+  t.after(() => server.stop());
+  const created = await admin(server, 'POST', '/tenants', {
+    body: { name: 'issued', jwks_url: idp.url, audience: AUDIENCE },
+  });
+  assert.equal(created.status, 201, JSON.stringify(created.body));
+  const deployed = await deploy(server, 'issued', 'chat', await readFile(pluginWasm('chat')));
+  assert.ok(deployed.status < 300, JSON.stringify(deployed.body));
+  const url = `${server.url}/hubs/issued/chat`;
+  assert.equal(await whoami(t, url, tokenFor(key, 'ida')), 'ida');
+  assert.ok(idp.state.fetches >= 1, 'the node fetched the key set');
+  // A key the provider never published is still refused.
+  assert.equal((await negotiateWith(url, tokenFor(keyPair('ES256', 'ec-admin-01'), 'mal'))).status, 401);
+});
 
 test('a plain-http jwks_url to a host that is not loopback is refused at config load', async (t) => {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'switchboard-jwks-'));
