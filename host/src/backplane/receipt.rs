@@ -16,9 +16,13 @@ pub enum PublishError {
     /// The partition's publish queue holds `nats.publish_queue` envelopes or
     /// `nats.queue_max_bytes` bytes already.
     #[error(
-        "the cluster's publish queue is full ({queued} bytes waiting for NATS, at most {max}); try again later"
+        "the cluster's publish queue is full ({envelopes} of at most {max_envelopes} messages, {queued} of at most {max} bytes waiting for NATS); try again later"
     )]
     QueueFull {
+        /// Envelopes waiting in the queue.
+        envelopes: usize,
+        /// The queue's envelope limit, `nats.publish_queue`.
+        max_envelopes: usize,
         /// Bytes waiting in the queue.
         queued: usize,
         /// The queue's byte limit, `nats.queue_max_bytes`.

@@ -153,7 +153,9 @@ impl PluginStore {
     /// One version's bytes, checked against its SHA-256.
     pub async fn get_wasm(&self, hub: &HubKey, sha256: &str) -> Result<Vec<u8>, StoreError> {
         let name = wasm_name(hub, sha256);
-        let bytes = self.read(&name, usize::MAX).await?;
+        // Never more than a deploy may hold: a larger object is cut at the
+        // bound and then fails its digest, instead of filling the node's memory.
+        let bytes = self.read(&name, super::MAX_PLUGIN_BYTES + 1).await?;
         if sha256_hex(&bytes) != sha256 {
             return Err(StoreError::Corrupt { name });
         }

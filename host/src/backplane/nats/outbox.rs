@@ -51,6 +51,8 @@ impl<T> Outbox<T> {
             || self.bytes.saturating_add(size) > self.limits.max_bytes
         {
             return Err(PublishError::QueueFull {
+                envelopes: self.envelopes,
+                max_envelopes: self.limits.max_envelopes,
                 queued: self.bytes,
                 max: self.limits.max_bytes,
             });
@@ -135,6 +137,8 @@ mod tests {
         assert!(matches!(
             o.push(2, 41, now),
             Err(PublishError::QueueFull {
+                envelopes: 1,
+                max_envelopes: 10,
                 queued: 60,
                 max: 100
             })
@@ -147,7 +151,12 @@ mod tests {
         o.push(5, 60, now).expect("room again");
         let mut few = outbox(1, 1000);
         few.push(1, 1, now).expect("one");
-        assert!(few.push(2, 1, now).is_err(), "envelope bound");
+        let full = few.push(2, 1, now).expect_err("envelope bound");
+        assert!(
+            full.to_string()
+                .contains("1 of at most 1 messages, 1 of at most 1000 bytes"),
+            "the refusal names the bound that was hit: {full}"
+        );
     }
 
     #[test]
