@@ -6,7 +6,7 @@
 //! the `application` query or from the key). `openapi.json` documents both
 //! and is served at `/api/openapi.json`.
 //!
-//! - [`routes`]: the route table and the pure path matcher.
+//! - [`routes`](mod@routes): the route table and the pure path matcher.
 //! - [`auth`]: API keys and API tokens.
 //! - [`payload`]: body parsing.
 //! - [`error`]: every failure, and its JSON response, in one place.

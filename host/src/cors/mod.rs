@@ -3,7 +3,7 @@
 //! there, WebSocket upgrades included (browsers apply no CORS to those, so
 //! the server must refuse them itself).
 //!
-//! Each tenant lists its `allowed_origins` ([`origins`](crate::config::origins)). A request whose
+//! Each tenant lists its `allowed_origins` ([`origins`](mod@crate::config::origins)). A request whose
 //! `Origin` the tenant does not allow is answered 403, preflights included;
 //! an allowed one gets `Access-Control-Allow-Origin` (its own origin, never
 //! `*`), and `Access-Control-Allow-Credentials: true` unless only the

@@ -13,7 +13,7 @@
 //!
 //! One file a concern: [`error`] (the answers' error shape), [`auth`] (admin
 //! keys), [`tenants`], [`keys`] (a tenant's signing and API keys) and
-//! [`plugins`] (deploy, roll back, list).
+//! [`plugins`](mod@plugins) (deploy, roll back, list).
 
 mod auth;
 mod error;
