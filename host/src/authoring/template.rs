@@ -14,38 +14,22 @@ pub struct TemplateFile {
     pub text: &'static str,
 }
 
-const RUST: &[TemplateFile] = &[
-    TemplateFile {
-        path: "Cargo.toml",
-        text: include_str!("../../../templates/hub-rust/Cargo.toml"),
-    },
-    TemplateFile {
-        path: "src/lib.rs",
-        text: include_str!("../../../templates/hub-rust/src/lib.rs"),
-    },
-];
+/// The files of `templates/{dir}/` named: each path written once, for the
+/// project and for `include_str!`.
+macro_rules! template {
+    ($dir:literal: $($path:literal),+ $(,)?) => {
+        &[$(TemplateFile {
+            path: $path,
+            text: include_str!(concat!("../../../templates/", $dir, "/", $path)),
+        }),+]
+    };
+}
 
-const JS: &[TemplateFile] = &[
-    TemplateFile {
-        path: "hub.js",
-        text: include_str!("../../../templates/hub-js/hub.js"),
-    },
-    TemplateFile {
-        path: "hub.test.js",
-        text: include_str!("../../../templates/hub-js/hub.test.js"),
-    },
-];
+const RUST: &[TemplateFile] = template!("hub-rust": "Cargo.toml", "src/lib.rs");
 
-const PYTHON: &[TemplateFile] = &[
-    TemplateFile {
-        path: "hub.py",
-        text: include_str!("../../../templates/hub-python/hub.py"),
-    },
-    TemplateFile {
-        path: "test_hub.py",
-        text: include_str!("../../../templates/hub-python/test_hub.py"),
-    },
-];
+const JS: &[TemplateFile] = template!("hub-js": "hub.js", "hub.test.js");
+
+const PYTHON: &[TemplateFile] = template!("hub-python": "hub.py", "test_hub.py");
 
 /// The files of a language's template.
 pub fn files(lang: Lang) -> &'static [TemplateFile] {
