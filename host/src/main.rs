@@ -273,11 +273,7 @@ fn admin_request(
         admin.ca_cert.as_deref(),
     )?
     .with_timeout(switchboard::api::admin_client::DEPLOY_TIMEOUT);
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    let response = runtime.block_on(client.request_body(method, path, body))?;
+    let response = block_on(client.request_body(method, path, body))??;
     if response.status >= 400 {
         eprintln!("{} {}", response.status, response.body);
         std::process::exit(1);
@@ -288,6 +284,15 @@ fn admin_request(
             response.status, response.body
         )
     })
+}
+
+/// Runs one request of a command line tool on a runtime of its own (one thread).
+fn block_on<F: std::future::Future>(request: F) -> anyhow::Result<F::Output> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    Ok(runtime.block_on(request))
 }
 
 /// Who `switchboard send` sends to.
@@ -541,12 +546,7 @@ fn main() -> anyhow::Result<()> {
             let body = serde_json::json!({ "target": method, "arguments": arguments }).to_string();
             let path = send_path(&tenant, &hub, &to, &excluded);
             let client = ApiClient::with_ca_cert(&url, credentials, ca_cert.as_deref())?;
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .context("cannot start the async runtime")?;
-            let response =
-                runtime.block_on(client.request(axum::http::Method::POST, &path, Some(body)))?;
+            let response = block_on(client.request(axum::http::Method::POST, &path, Some(body)))??;
             println!("{} {}", response.status, response.body);
             if response.status >= 400 {
                 std::process::exit(1);
