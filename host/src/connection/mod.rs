@@ -22,6 +22,7 @@
 //! - `pending`: negotiated connections waiting for their transport.
 
 mod env;
+pub(crate) mod listed;
 mod pending;
 pub mod replay;
 mod resume;

@@ -9,14 +9,13 @@
 //! client puts its public connection id in `id=`, which other clients may know, so resuming
 //! by it would let them take the connection over.
 
-use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::Arc;
 
 use futures_util::{Sink, Stream};
-use parking_lot::Mutex;
 use tokio::sync::mpsc;
 
+use super::listed::Listed;
 use super::{Inbound, OutFrame};
 use crate::address::HubKey;
 
@@ -175,7 +174,7 @@ impl ResumeLink {
 /// Live stateful connections by client `id` (the connection token).
 #[derive(Debug, Default)]
 pub struct ResumableConnections {
-    by_token: Mutex<HashMap<String, Arc<ResumeLink>>>,
+    by_token: Listed<ResumeLink>,
 }
 
 impl ResumableConnections {
@@ -186,7 +185,7 @@ impl ResumableConnections {
 
     /// The connection `token` names, if it lives and uses stateful reconnect.
     pub fn get(&self, token: &str) -> Option<Arc<ResumeLink>> {
-        self.by_token.lock().get(token).cloned()
+        self.by_token.get(token)
     }
 
     /// Lists a connection; new transports for it arrive on the returned receiver. None when
@@ -198,10 +197,6 @@ impl ResumableConnections {
         user_id: Option<String>,
         connection_id: Arc<str>,
     ) -> Option<(Arc<ResumeLink>, mpsc::Receiver<Transport>)> {
-        let mut map = self.by_token.lock();
-        if map.contains_key(&token) {
-            return None;
-        }
         let (tx, rx) = mpsc::channel(1);
         let link = Arc::new(ResumeLink {
             hub,
@@ -209,21 +204,19 @@ impl ResumableConnections {
             connection_id,
             transports: tx,
         });
-        map.insert(token, link.clone());
-        Some((link, rx))
+        self.by_token
+            .insert(token, link.clone())
+            .then_some((link, rx))
     }
 
     /// Unlists `link`, if `token` still names it.
     pub(super) fn remove(&self, token: &str, link: &Arc<ResumeLink>) {
-        let mut map = self.by_token.lock();
-        if map.get(token).is_some_and(|l| Arc::ptr_eq(l, link)) {
-            map.remove(token);
-        }
+        self.by_token.remove(token, link);
     }
 
     /// Stateful connections listed.
     pub fn len(&self) -> usize {
-        self.by_token.lock().len()
+        self.by_token.len()
     }
 
     /// Whether none is listed.

@@ -8,12 +8,10 @@
 //! A WebSocket connection is listed too, with no queues, so a POST or DELETE
 //! to it, or an SSE or poll request for it, gets the right status code.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::body::Body;
 use futures_util::{Stream, StreamExt, stream};
-use parking_lot::Mutex;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
@@ -22,6 +20,7 @@ use super::error::RequestError;
 use super::long_polling::LongPoll;
 use crate::address::HubKey;
 use crate::connection::Inbound;
+use crate::connection::listed::Listed;
 use crate::tenant::Identity;
 
 /// POST body chunks queued for a connection before the POST waits; the
@@ -33,7 +32,7 @@ pub use crate::outbound::TransportKind;
 /// Active connections by client `id`.
 #[derive(Debug, Default)]
 pub struct HttpConnections {
-    by_key: Mutex<HashMap<String, Arc<HttpConnection>>>,
+    by_key: Listed<HttpConnection>,
 }
 
 /// What requests after the first one need of an active connection.
@@ -75,30 +74,22 @@ impl HttpConnections {
 
     /// The connection that `key` (the `id` a request carries) names, if it is live.
     pub fn get(&self, key: &str) -> Option<Arc<HttpConnection>> {
-        self.by_key.lock().get(key).cloned()
+        self.by_key.get(key)
     }
 
     /// Adds a connection. False when the key is taken already.
     fn insert(&self, key: String, connection: Arc<HttpConnection>) -> bool {
-        let mut map = self.by_key.lock();
-        if map.contains_key(&key) {
-            return false;
-        }
-        map.insert(key, connection);
-        true
+        self.by_key.insert(key, connection)
     }
 
     /// Removes `connection`, if `key` still names it.
     pub fn remove(&self, key: &str, connection: &Arc<HttpConnection>) {
-        let mut map = self.by_key.lock();
-        if map.get(key).is_some_and(|c| Arc::ptr_eq(c, connection)) {
-            map.remove(key);
-        }
+        self.by_key.remove(key, connection);
     }
 
     /// SSE and long-polling connections live on this node.
     pub fn len(&self) -> usize {
-        self.by_key.lock().len()
+        self.by_key.len()
     }
 
     /// Whether none is live.
@@ -111,14 +102,14 @@ impl HttpConnections {
         &self,
     ) -> std::collections::BTreeMap<(String, String), (usize, usize)> {
         let mut counts = std::collections::BTreeMap::<_, (usize, usize)>::new();
-        for c in self.by_key.lock().values() {
+        self.by_key.for_each(|c| {
             let key = (c.hub.tenant.to_string(), c.hub.hub.to_string());
             match c.kind {
                 TransportKind::WebSockets => {}
                 TransportKind::ServerSentEvents => counts.entry(key).or_default().0 += 1,
                 TransportKind::LongPolling => counts.entry(key).or_default().1 += 1,
             }
-        }
+        });
         counts
     }
 }
