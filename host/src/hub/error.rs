@@ -173,18 +173,22 @@ mod tests {
 
     #[test]
     fn a_refused_connection_says_why() {
-        assert_eq!(
-            ConnectError::HubUnavailable("chat".into()).to_string(),
-            "The hub 'chat' is not available."
-        );
-        assert_eq!(
-            ConnectError::Refused("Go away".into()).to_string(),
-            "Go away"
-        );
-        assert_eq!(
-            ConnectError::Plugin(CallError::WallLimit(5)).to_string(),
-            format!("OnConnected failed: {}", CallError::WallLimit(5))
-        );
+        for (error, text) in [
+            (
+                ConnectError::HubUnavailable("chat".into()),
+                "The hub 'chat' is not available.".to_owned(),
+            ),
+            (
+                ConnectError::Refused("Go away".into()),
+                "Go away".to_owned(),
+            ),
+            (
+                ConnectError::Plugin(CallError::WallLimit(5)),
+                format!("OnConnected failed: {}", CallError::WallLimit(5)),
+            ),
+        ] {
+            assert_eq!(error.to_string(), text);
+        }
     }
 
     #[test]

@@ -176,22 +176,23 @@ fn the_same_ping_in_each_protocol() {
 
 #[test]
 fn error_texts_are_client_readable() {
-    assert_eq!(
-        ProtocolError::MessageTooLarge { limit: 32768 }.to_string(),
-        "The maximum message size of 32768B was exceeded."
-    );
-    assert_eq!(
-        ProtocolError::missing("target").to_string(),
-        "Missing required property 'target'."
-    );
-    assert_eq!(
-        ProtocolError::InvalidJson("x".into()).to_string(),
-        "Invalid JSON: x"
-    );
-    assert_eq!(
-        ProtocolError::InvalidMessagePack("y".into()).to_string(),
-        "Invalid MessagePack: y"
-    );
+    for (error, text) in [
+        (
+            ProtocolError::MessageTooLarge { limit: 32768 },
+            "The maximum message size of 32768B was exceeded.",
+        ),
+        (
+            ProtocolError::missing("target"),
+            "Missing required property 'target'.",
+        ),
+        (ProtocolError::InvalidJson("x".into()), "Invalid JSON: x"),
+        (
+            ProtocolError::InvalidMessagePack("y".into()),
+            "Invalid MessagePack: y",
+        ),
+    ] {
+        assert_eq!(error.to_string(), text);
+    }
 }
 
 // === property loop ===
