@@ -150,15 +150,13 @@ pub struct TlsConfig {
 /// The `[admin]` section: who may call the admin API (`/admin/v1`) and how
 /// many plugin versions each hub keeps for rollback.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct AdminConfig {
     /// Operator keys, sent as `Authorization: Bearer KEY` or `X-Admin-Key`.
     /// Any of them is accepted, so a key is rotated by adding the new one,
     /// then removing the old. None: the admin API is disabled.
-    #[serde(default)]
     pub keys: Vec<String>,
     /// Plugin versions kept per hub (the current one always).
-    #[serde(default = "default_keep_versions")]
     pub keep_versions: usize,
 }
 
@@ -166,56 +164,41 @@ impl Default for AdminConfig {
     fn default() -> Self {
         AdminConfig {
             keys: Vec::new(),
-            keep_versions: default_keep_versions(),
+            keep_versions: 10,
         }
     }
-}
-
-fn default_keep_versions() -> usize {
-    10
 }
 
 /// The `[nats]` section: where the cluster's NATS is and how its streams
 /// and buckets are made.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct NatsConfig {
     /// Server URL(s), comma separated: `nats://127.0.0.1:4222`.
-    #[serde(default = "default_nats_url")]
     pub url: String,
     /// Prefix of stream, subject and bucket names, so clusters can share a NATS.
-    #[serde(default = "default_nats_prefix")]
     pub prefix: String,
     /// Backplane streams; hubs are hashed over them. Every node of a cluster must agree.
-    #[serde(default = "default_nats_partitions")]
     pub partitions: u32,
     /// Replicas of every stream and bucket (3 in production).
-    #[serde(default = "default_nats_replicas")]
     pub replicas: usize,
     /// How long the backplane streams keep messages, in seconds.
-    #[serde(default = "default_nats_max_age_secs")]
     pub max_age_secs: u64,
     /// Largest size of each backplane stream, in bytes (-1: no limit).
-    #[serde(default = "default_nats_max_bytes")]
     pub max_bytes: i64,
     /// Entries of the connection registry expire this long after their node last refreshed them.
-    #[serde(default = "default_nats_registry_ttl_secs")]
     pub registry_ttl_secs: u64,
     /// Envelopes waiting for NATS (or for JetStream's ack) per partition; beyond it
     /// sends to other nodes are refused and their senders told (REST 503, invocation error).
-    #[serde(default = "default_nats_publish_queue")]
     pub publish_queue: usize,
     /// Bytes of envelopes waiting for NATS (or for JetStream's ack) per partition; beyond it
     /// sends to other nodes are refused, as for `publish_queue`.
-    #[serde(default = "default_nats_queue_max_bytes")]
     pub queue_max_bytes: usize,
     /// How long an envelope may wait for NATS (an outage) before it is refused, in
     /// milliseconds; also how long a REST send or a hub invocation waits for its receipt.
-    #[serde(default = "default_nats_queue_max_age_ms")]
     pub queue_max_age_ms: u64,
     /// The URL other nodes reach this node's HTTP at (`http://10.0.0.5:5000`), to forward
     /// requests for connections it holds. Default: the listen address, when it names one IP.
-    #[serde(default)]
     pub advertise_url: Option<String>,
     /// Durable resume (on by default in a cluster): a stateful-reconnect
     /// connection resumes on any node after its own node died, nothing lost
@@ -223,23 +206,22 @@ pub struct NatsConfig {
     /// stream, in stream order, so their sequence ids are a function of the
     /// stream. `false` turns it off for every hub; a tenant turns it off for
     /// some of its hubs with `durable_resume_except`.
-    #[serde(default = "default_true")]
     pub durable_resume: bool,
 }
 
 impl Default for NatsConfig {
     fn default() -> Self {
         NatsConfig {
-            url: default_nats_url(),
-            prefix: default_nats_prefix(),
-            partitions: default_nats_partitions(),
-            replicas: default_nats_replicas(),
-            max_age_secs: default_nats_max_age_secs(),
-            max_bytes: default_nats_max_bytes(),
-            registry_ttl_secs: default_nats_registry_ttl_secs(),
-            publish_queue: default_nats_publish_queue(),
-            queue_max_bytes: default_nats_queue_max_bytes(),
-            queue_max_age_ms: default_nats_queue_max_age_ms(),
+            url: "nats://127.0.0.1:4222".to_owned(),
+            prefix: "sb".to_owned(),
+            partitions: 4,
+            replicas: 1,
+            max_age_secs: 600,
+            max_bytes: 1 << 30,
+            registry_ttl_secs: 30,
+            publish_queue: 65_536,
+            queue_max_bytes: 16 << 20,
+            queue_max_age_ms: 15_000,
             advertise_url: None,
             durable_resume: true,
         }
@@ -251,20 +233,6 @@ macro_rules! defaults {
     ($($(#[$doc:meta])* $name:ident: $ty:ty = $value:expr;)*) => {
         $($(#[$doc])* fn $name() -> $ty { $value })*
     };
-}
-
-defaults! {
-    default_true: bool = true;
-    default_nats_url: String = "nats://127.0.0.1:4222".to_owned();
-    default_nats_prefix: String = "sb".to_owned();
-    default_nats_partitions: u32 = 4;
-    default_nats_replicas: usize = 1;
-    default_nats_max_age_secs: u64 = 600;
-    default_nats_max_bytes: i64 = 1 << 30;
-    default_nats_registry_ttl_secs: u64 = 30;
-    default_nats_publish_queue: usize = 65_536;
-    default_nats_queue_max_bytes: usize = 16 << 20;
-    default_nats_queue_max_age_ms: u64 = 15_000;
 }
 
 /// One tenant's settings: a `[tenants.NAME]` table of the config file, or a tenant of the admin API
@@ -388,72 +356,64 @@ fn read_key_files(tenants: &mut BTreeMap<String, TenantConfig>, base: &Path) -> 
 /// set in a tenant's `[tenants.NAME.limits]`; fields it leaves out come from
 /// the node-wide `[limits]` section, then from the built-in defaults below.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct Limits {
     /// Time a plugin invocation may spend running guest code, in milliseconds.
     /// Waiting on the host (sleeps, KV, client results) does not count.
-    #[serde(default = "default_invocation_cpu_ms")]
     pub invocation_cpu_ms: u64,
     /// Wall-clock time a plain invocation may take in all, running, sleeping
     /// and waiting, in milliseconds.
-    #[serde(default = "default_invocation_wall_ms")]
     pub invocation_wall_ms: u64,
     /// Wall-clock time a server stream (or a call with upload streams) may
     /// run, in milliseconds.
-    #[serde(default = "default_stream_wall_ms")]
     pub stream_wall_ms: u64,
     /// Linear memory one plugin instance may grow to, in MiB.
-    #[serde(default = "default_memory_mb")]
     pub memory_mb: u64,
     /// Hub method invocations of the tenant running at once on this node;
     /// more wait up to `invocation_queue_ms` for a slot, then fail.
-    #[serde(default = "default_concurrent_invocations")]
     pub concurrent_invocations: usize,
     /// How long an invocation waits for a slot when the tenant is at
     /// `concurrent_invocations`, in milliseconds (0: fail at once).
-    #[serde(default = "default_invocation_queue_ms")]
     pub invocation_queue_ms: u64,
     /// Connections of the tenant on this node; more are refused at negotiate
     /// (or at the handshake when a client skips negotiation).
-    #[serde(default = "default_connections")]
     pub connections: usize,
     /// Hub invocations one connection may send per second (a token bucket
     /// refilled at this rate); more fail with an error and do not run.
-    #[serde(default = "default_messages_per_second")]
     pub messages_per_second: u32,
     /// How many invocations a connection may send at once above the rate
     /// (the bucket's size); by default one second's worth.
-    #[serde(default)]
     pub messages_burst: Option<u32>,
     /// Groups one connection may be a member of.
-    #[serde(default = "default_groups_per_connection")]
     pub groups_per_connection: usize,
     /// Largest hub message a client of the tenant may send, in bytes; larger
     /// ones close the connection. Defaults to the node's `max_message_size`.
-    #[serde(default = "default_max_message_size")]
     pub max_message_size: usize,
     /// Bytes of messages queued for one connection of the tenant; a client
     /// that lets more pile up is too slow and is closed. Server streams and
     /// client results wait while half of it is used.
-    #[serde(default = "default_outbound_buffer_bytes")]
     pub outbound_buffer_bytes: usize,
 }
 
 impl Default for Limits {
     fn default() -> Self {
         Limits {
-            invocation_cpu_ms: default_invocation_cpu_ms(),
-            invocation_wall_ms: default_invocation_wall_ms(),
-            stream_wall_ms: default_stream_wall_ms(),
-            memory_mb: default_memory_mb(),
-            concurrent_invocations: default_concurrent_invocations(),
-            invocation_queue_ms: default_invocation_queue_ms(),
-            connections: default_connections(),
-            messages_per_second: default_messages_per_second(),
+            invocation_cpu_ms: 1000,
+            // Half a minute: longer than a client waits for most calls.
+            invocation_wall_ms: 30_000,
+            // An hour: streams are meant to run long, but not forever unattended.
+            stream_wall_ms: 3_600_000,
+            memory_mb: 64,
+            concurrent_invocations: 256,
+            invocation_queue_ms: 5000,
+            connections: 100_000,
+            // Generous: a pipelining client does well over 10k echoes a second on
+            // one connection here. Set it lower per tenant to rein clients in.
+            messages_per_second: 100_000,
             messages_burst: None,
-            groups_per_connection: default_groups_per_connection(),
+            groups_per_connection: 1000,
             max_message_size: default_max_message_size(),
-            outbound_buffer_bytes: default_outbound_buffer_bytes(),
+            outbound_buffer_bytes: 1 << 20,
         }
     }
 }
@@ -577,7 +537,6 @@ defaults! {
     default_websocket_read_buffer_bytes: usize = 1024;
     default_outbound_queue: usize = 65_536;
     default_write_timeout_secs: u64 = 10;
-    default_outbound_buffer_bytes: usize = 1 << 20;
     default_stateful_reconnect: bool = true;
     default_stateful_reconnect_buffer_bytes: usize = DEFAULT_STATEFUL_RECONNECT_BUFFER_BYTES;
     default_long_poll_timeout_secs: u64 = 90;
@@ -585,19 +544,6 @@ defaults! {
     default_max_request_head_bytes: usize = 64 * 1024;
     default_jwks_min_refresh_secs: u64 = 30;
     default_user_claim: String = "sub".to_owned();
-    default_invocation_cpu_ms: u64 = 1000;
-    /// Half a minute: longer than a client waits for most calls.
-    default_invocation_wall_ms: u64 = 30_000;
-    /// An hour: streams are meant to run long, but not forever unattended.
-    default_stream_wall_ms: u64 = 3_600_000;
-    default_memory_mb: u64 = 64;
-    default_concurrent_invocations: usize = 256;
-    default_invocation_queue_ms: u64 = 5000;
-    default_connections: usize = 100_000;
-    // Generous: a pipelining client does well over 10k echoes a second on
-    // one connection here. Set it lower per tenant to rein clients in.
-    default_messages_per_second: u32 = 100_000;
-    default_groups_per_connection: usize = 1000;
 }
 
 /// Left out of a serialized tenant (the cluster's tenant store) when it is the
