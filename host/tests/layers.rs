@@ -156,3 +156,31 @@ fn named_modules_reads_paths_not_comments() {
     );
     assert_eq!(found.into_iter().collect::<Vec<_>>(), ["metrics", "router"]);
 }
+
+/// The REST API works on its narrow `ApiState`; only the admin API (operators
+/// changing tenants, keys and plugins of the running node) holds the node.
+#[test]
+fn only_the_admin_api_holds_the_node() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/api");
+    let mut files = Vec::new();
+    sources(&root, &mut files);
+    let holding: Vec<String> = files
+        .iter()
+        .filter(|file| {
+            let relative = file.strip_prefix(&root).expect("under src/api");
+            !test_only(relative) && !relative.starts_with("admin")
+        })
+        .filter(|file| {
+            let source = std::fs::read_to_string(file).expect("source readable");
+            named_modules(&source).contains("node")
+        })
+        .map(|file| {
+            let relative = file.strip_prefix(&root).expect("under src/api");
+            relative.display().to_string()
+        })
+        .collect();
+    assert!(
+        holding.is_empty(),
+        "REST API files that reach for the node (give ApiState what they need): {holding:?}"
+    );
+}

@@ -94,20 +94,18 @@ impl ApiState {
     }
 }
 
-/// The REST and admin routes, on any state that holds an [`ApiState`]
-/// (the REST handlers) and the node (the admin API).
+/// The REST routes, on any state that holds an [`ApiState`]. The admin
+/// API, which holds the node, has its own ([`admin::routes`]).
 pub fn routes<S>() -> Router<S>
 where
     S: Clone + Send + Sync + 'static,
     Arc<ApiState>: FromRef<S>,
-    Arc<crate::node::Node>: FromRef<S>,
 {
     Router::new()
         .route("/api/openapi.json", get(openapi))
         .route("/api/v1/tenants/{*rest}", any(handle))
         .route("/api/hubs/{*rest}", any(handle))
         .route(routes::HEALTH_PATH, any(health))
-        .merge(admin::routes())
 }
 
 /// `HEAD /api/health` (Azure's service health): 200 while the node takes

@@ -66,6 +66,7 @@ pub fn app(node: Arc<Node>) -> Router {
     Router::new()
         .merge(clients)
         .merge(crate::api::routes())
+        .merge(crate::api::admin::routes())
         .merge(crate::web::routes())
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
