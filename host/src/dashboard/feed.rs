@@ -137,19 +137,10 @@ impl Liveness {
             let quiet = now.saturating_duration_since(changed);
             seen.insert(record.id.clone(), (node.revision, changed));
             nodes.push(ClusterNode {
+                record,
                 down: quiet >= DOWN_AFTER,
-                seen_secs_ago: quiet.as_secs(),
-                id: record.id,
-                version: record.version,
-                url: record.url,
-                uptime_secs: record.uptime_secs,
-                ready: record.ready,
-                draining: record.draining,
                 this: false,
-                connections: record.connections,
-                lag_p99_ms: record.lag_p99_ms,
-                lost: record.lost,
-                late: record.late,
+                seen_secs_ago: quiet.as_secs(),
             });
         }
         self.seen = seen;

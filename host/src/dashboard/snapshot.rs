@@ -9,6 +9,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::prom::Sample;
+use crate::backplane::nats::registry::NodeRecord;
 use crate::metrics::quantile;
 use crate::plugin::registry::HubListing;
 
@@ -36,33 +37,18 @@ pub struct NodeFacts {
     pub connections: usize,
 }
 
-/// One node of the cluster as the page lists it.
+/// One node of the cluster as the page lists it: the record it writes (for
+/// this node, what it would write), its fields at the top of the node's JSON
+/// object, and how this node sees it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ClusterNode {
-    /// The node id.
-    pub id: String,
-    /// The switchboard version it runs.
-    pub version: String,
-    /// Where other nodes reach it (its advertised URL); `None` for this node or one without.
-    pub url: Option<String>,
-    /// Seconds since it started, as of its record.
-    pub uptime_secs: u64,
-    /// Whether it was ready, as of its record.
-    pub ready: bool,
-    /// Whether it was draining, as of its record.
-    pub draining: bool,
+    /// What the node says of itself; for this node, its URL is left out.
+    #[serde(flatten)]
+    pub record: NodeRecord,
     /// Its record has not been rewritten for a while: it stopped, or lost NATS.
     pub down: bool,
     /// The node serving this dashboard.
     pub this: bool,
-    /// Client connections open on it.
-    pub connections: u64,
-    /// p99 of its backplane lag in milliseconds; `None` if it read no message lately.
-    pub lag_p99_ms: Option<f64>,
-    /// Backplane messages it missed (gone from the stream before it read them).
-    pub lost: u64,
-    /// Envelopes it published only after waiting for NATS or retrying.
-    pub late: u64,
     /// Seconds since the node last wrote its record (0 for this node).
     pub seen_secs_ago: u64,
 }
@@ -279,25 +265,27 @@ impl Sampler {
             })
             .collect();
         let own = ClusterNode {
-            id: inputs.node.id.clone(),
-            version: inputs.node.version.to_owned(),
-            url: None,
-            uptime_secs: inputs.node.uptime_secs,
-            ready: inputs.node.ready,
-            draining: inputs.node.draining,
+            record: NodeRecord {
+                id: inputs.node.id.clone(),
+                version: inputs.node.version.to_owned(),
+                url: None,
+                uptime_secs: inputs.node.uptime_secs,
+                ready: inputs.node.ready,
+                draining: inputs.node.draining,
+                connections: inputs.node.connections as u64,
+                lag_p99_ms: lag_p99,
+                lost: totals.lost as u64,
+                late: totals.late as u64,
+            },
             down: false,
             this: true,
-            connections: inputs.node.connections as u64,
-            lag_p99_ms: lag_p99,
-            lost: totals.lost as u64,
-            late: totals.late as u64,
             seen_secs_ago: 0,
         };
         let (mut nodes, cluster_error) = match &inputs.others {
             Ok(others) => (others.clone(), None),
             Err(e) => (Vec::new(), Some(e.clone())),
         };
-        nodes.retain(|n| n.id != own.id);
+        nodes.retain(|n| n.record.id != own.record.id);
         nodes.insert(0, own);
         let snapshot = json!({
             "at_ms": now,
