@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs';
 
 const [file] = process.argv.slice(2);
-const runs = { before: { rpc: [], fanout: [] }, after: { rpc: [], fanout: [] } };
+const runs = { before: { idle: [], rpc: [], fanout: [] }, after: { idle: [], rpc: [], fanout: [] } };
 for (const line of readFileSync(file, 'utf8').split('\n')) {
   if (!line.trim()) continue;
   const r = JSON.parse(line);
@@ -19,6 +19,7 @@ const median = (xs) => {
 const fmt = (x, d = 0) =>
   x === undefined ? '—' : Number(x).toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d });
 const figures = [
+  ['idle server RSS per connection, KiB', 'idle', (r) => r.server_rss_per_conn_kib, 2],
   ['echo round trips/s', 'rpc', (r) => r.round_trips_per_sec, 0],
   ['echo p99 ms', 'rpc', (r) => r.latency_ms?.p99, 2],
   ['fan-out delivered msg/s (p99 < 100 ms, no loss)', 'fanout', (r) => r.best_delivered_per_sec, 0],

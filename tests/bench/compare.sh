@@ -4,7 +4,11 @@
 #
 #   tests/bench/compare.sh BEFORE_BIN AFTER_BIN [--rounds N] [--quick] [--out DIR]
 #
-# Per binary and round: echo (100 clients x 1 in flight, 10 s) and the fan-out search (1000
+# BEFORE_PLUGINS_DIR: the example hubs built for BEFORE, when the hub WIT changed in between
+# (a host loads only hubs built against its own WIT).
+#
+# Per binary and round: idle memory (server RSS per open connection, 5000 idle connections on a
+# fresh server), echo (100 clients x 1 in flight, 10 s) and the fan-out search (1000
 # subscribers, 100 B, highest rate with p99 < 100 ms and nothing lost). Prints the median of
 # each figure and the ratio AFTER/BEFORE. Same pinning and bounds as run.sh.
 set -euo pipefail
@@ -31,9 +35,9 @@ done
 [ "${#BINS[@]}" = 2 ] || { echo "usage: compare.sh BEFORE_BIN AFTER_BIN [--rounds N] [--quick]" >&2; exit 2; }
 
 if [ "$QUICK" = 1 ]; then
-  SUBS=100; STEP_SECS=2; STEPS=5; MIN_RATE=800; MAX_RATE=20000; RPC_CLIENTS=20; RPC_SECS=3
+  SUBS=100; STEP_SECS=2; STEPS=5; MIN_RATE=800; MAX_RATE=20000; RPC_CLIENTS=20; RPC_SECS=3; IDLE=1000
 else
-  SUBS=1000; STEP_SECS=5; STEPS=7; MIN_RATE=500; MAX_RATE=8000; RPC_CLIENTS=100; RPC_SECS=10
+  SUBS=1000; STEP_SECS=5; STEPS=7; MIN_RATE=500; MAX_RATE=8000; RPC_CLIENTS=100; RPC_SECS=10; IDLE=5000
 fi
 
 OUT="${OUT:-$ROOT/tests/bench/out/compare-$(date -u +%Y%m%dT%H%M%SZ)}"
@@ -54,7 +58,14 @@ log "$PINNING; before $(sha256sum "$OUT/before" | cut -c1-12), after $(sha256sum
 
 for round in $(seq "$ROUNDS"); do
   for side in before after; do
-    start "$side-$round" "$OUT/$side" serve --listen 127.0.0.1:0
+    plugins="$SWITCHBOARD_BUNDLED_PLUGINS_DIR"
+    [ "$side" = before ] && plugins="${BEFORE_PLUGINS_DIR:-$plugins}"
+    SWITCHBOARD_BUNDLED_PLUGINS_DIR="$plugins" start "$side-idle-$round" "$OUT/$side" serve --listen 127.0.0.1:0
+    sleep 1
+    lg "$side/idle" 150 idle --proto json --url "http://$ADDR/hubs/demo/chat" \
+      --connections "$IDLE" --hold 3 --server-pid "$PID" --connect-deadline 100
+    stop "$PID"
+    SWITCHBOARD_BUNDLED_PLUGINS_DIR="$plugins" start "$side-$round" "$OUT/$side" serve --listen 127.0.0.1:0
     URL="http://$ADDR/hubs/demo/chat"
     lg "$side/rpc" $((RPC_SECS + 60)) rpc --proto json --url "$URL" \
       --clients "$RPC_CLIENTS" --seconds "$RPC_SECS"
