@@ -184,3 +184,53 @@ fn only_the_admin_api_holds_the_node() {
         "REST API files that reach for the node (give ApiState what they need): {holding:?}"
     );
 }
+
+/// No two modules use each other, even on one floor: a circle would make
+/// them one module in all but name.
+#[test]
+fn no_two_modules_use_each_other() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    sources(&root, &mut files);
+    let mut uses: std::collections::BTreeMap<String, BTreeSet<String>> = Default::default();
+    for file in &files {
+        let relative = file.strip_prefix(&root).expect("under src");
+        if test_only(relative) {
+            continue;
+        }
+        let first = relative
+            .components()
+            .next()
+            .and_then(|c| c.as_os_str().to_str())
+            .unwrap_or_default();
+        let from = first.strip_suffix(".rs").unwrap_or(first).to_owned();
+        if matches!(from.as_str(), "lib" | "main") {
+            continue;
+        }
+        let source = std::fs::read_to_string(file).expect("source readable");
+        let to = named_modules(&source).into_iter().filter(|m| *m != from);
+        uses.entry(from.clone()).or_default().extend(to);
+    }
+    // A module reaches itself through others: a circle (the floors are few; a
+    // walk from each module is enough).
+    let mut circles = BTreeSet::new();
+    for start in uses.keys() {
+        let mut seen = BTreeSet::new();
+        let mut next: Vec<&String> = uses[start].iter().collect();
+        while let Some(module) = next.pop() {
+            if module == start {
+                circles.insert(start.clone());
+                break;
+            }
+            if seen.insert(module.clone())
+                && let Some(more) = uses.get(module)
+            {
+                next.extend(more.iter());
+            }
+        }
+    }
+    assert!(
+        circles.is_empty(),
+        "modules that reach themselves through others: {circles:?}"
+    );
+}

@@ -14,8 +14,9 @@ use super::honest::Unrecoverable;
 /// resumed (the ids could differ), it fails honestly.
 pub const VERSION: u32 = 2;
 
-/// Most bytes of an encoded session (the request info is capped already).
-pub const MAX_SESSION_BYTES: usize = 64 * 1024;
+/// Most bytes of an encoded session (the request info is capped already):
+/// the sessions bucket's own bound on an entry.
+pub use crate::backplane::nats::durable::MAX_SESSION_BYTES;
 
 /// One durable connection's session entry, MessagePack-encoded (named fields).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -57,6 +57,10 @@ pub struct StreamInfo {
 /// The records of a partition's stream from a sequence on, in order.
 pub type Replay = Pin<Box<dyn Stream<Item = Result<Envelope, DurableError>> + Send>>;
 
+/// Most bytes of one entry of the sessions bucket: an encoded session (the
+/// durable layer encodes within it; the request info is capped already).
+pub const MAX_SESSION_BYTES: usize = 64 * 1024;
+
 impl NatsBackplane {
     async fn sessions(&self) -> Result<&kv::Store, DurableError> {
         let shared = &self.shared;
@@ -68,7 +72,7 @@ impl NatsBackplane {
                     // A session older than the streams' retention cannot
                     // be resumed anyway.
                     max_age: Duration::from_secs(shared.config.max_age_secs.max(60)),
-                    max_value_size: crate::durable::session::MAX_SESSION_BYTES as i32,
+                    max_value_size: MAX_SESSION_BYTES as i32,
                     num_replicas: shared.config.replicas,
                     ..Default::default()
                 };
