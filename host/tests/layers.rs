@@ -94,32 +94,40 @@ fn sources(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
     }
 }
 
-#[test]
-fn no_module_imports_a_higher_floor() {
+/// Each production source file of the crate (tests, `lib.rs` and `main.rs`
+/// left out) with the top-level module it belongs to.
+fn module_sources() -> Vec<(String, String)> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let mut files = Vec::new();
     sources(&root, &mut files);
+    files
+        .iter()
+        .filter_map(|file| {
+            let relative = file.strip_prefix(&root).expect("under src");
+            let first = relative
+                .components()
+                .next()
+                .and_then(|c| c.as_os_str().to_str())
+                .unwrap_or_default();
+            let module = first.strip_suffix(".rs").unwrap_or(first);
+            if test_only(relative) || matches!(module, "lib" | "main") {
+                return None;
+            }
+            let source = std::fs::read_to_string(file).expect("source readable");
+            Some((module.to_owned(), source))
+        })
+        .collect()
+}
+
+#[test]
+fn no_module_imports_a_higher_floor() {
     let mut upward = BTreeSet::new();
     let mut unplaced = BTreeSet::new();
-    for file in &files {
-        let relative = file.strip_prefix(&root).expect("under src");
-        if test_only(relative) {
-            continue;
-        }
-        let first = relative
-            .components()
-            .next()
-            .and_then(|c| c.as_os_str().to_str())
-            .unwrap_or_default();
-        let from = first.strip_suffix(".rs").unwrap_or(first);
-        if matches!(from, "lib" | "main") {
-            continue;
-        }
-        let Some(from_floor) = floor(from) else {
-            unplaced.insert(from.to_owned());
+    for (from, source) in module_sources() {
+        let Some(from_floor) = floor(&from) else {
+            unplaced.insert(from);
             continue;
         };
-        let source = std::fs::read_to_string(file).expect("source readable");
         for to in named_modules(&source) {
             match floor(&to) {
                 Some(to_floor) if to_floor > from_floor => {
@@ -189,27 +197,11 @@ fn only_the_admin_api_holds_the_node() {
 /// them one module in all but name.
 #[test]
 fn no_two_modules_use_each_other() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-    let mut files = Vec::new();
-    sources(&root, &mut files);
     let mut uses: std::collections::BTreeMap<String, BTreeSet<String>> = Default::default();
-    for file in &files {
-        let relative = file.strip_prefix(&root).expect("under src");
-        if test_only(relative) {
-            continue;
-        }
-        let first = relative
-            .components()
-            .next()
-            .and_then(|c| c.as_os_str().to_str())
-            .unwrap_or_default();
-        let from = first.strip_suffix(".rs").unwrap_or(first).to_owned();
-        if matches!(from.as_str(), "lib" | "main") {
-            continue;
-        }
-        let source = std::fs::read_to_string(file).expect("source readable");
-        let to = named_modules(&source).into_iter().filter(|m| *m != from);
-        uses.entry(from.clone()).or_default().extend(to);
+    for (from, source) in module_sources() {
+        let mut to = named_modules(&source);
+        to.remove(&from);
+        uses.entry(from).or_default().extend(to);
     }
     // A module reaches itself through others: a circle (the floors are few; a
     // walk from each module is enough).
