@@ -94,9 +94,17 @@ fn sources(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
     }
 }
 
-/// Each production source file of the crate (tests, `lib.rs` and `main.rs`
-/// left out) with the top-level module it belongs to.
-fn module_sources() -> Vec<(String, String)> {
+/// One production source file of the crate.
+struct Source {
+    /// The top-level module it belongs to.
+    module: String,
+    /// Its path under `src/`.
+    path: std::path::PathBuf,
+    text: String,
+}
+
+/// Each production source file of the crate (tests, `lib.rs` and `main.rs` left out).
+fn module_sources() -> Vec<Source> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let mut files = Vec::new();
     sources(&root, &mut files);
@@ -113,8 +121,11 @@ fn module_sources() -> Vec<(String, String)> {
             if test_only(relative) || matches!(module, "lib" | "main") {
                 return None;
             }
-            let source = std::fs::read_to_string(file).expect("source readable");
-            Some((module.to_owned(), source))
+            Some(Source {
+                module: module.to_owned(),
+                path: relative.to_path_buf(),
+                text: std::fs::read_to_string(file).expect("source readable"),
+            })
         })
         .collect()
 }
@@ -123,12 +134,15 @@ fn module_sources() -> Vec<(String, String)> {
 fn no_module_imports_a_higher_floor() {
     let mut upward = BTreeSet::new();
     let mut unplaced = BTreeSet::new();
-    for (from, source) in module_sources() {
+    for Source {
+        module: from, text, ..
+    } in module_sources()
+    {
         let Some(from_floor) = floor(&from) else {
             unplaced.insert(from);
             continue;
         };
-        for to in named_modules(&source) {
+        for to in named_modules(&text) {
             match floor(&to) {
                 Some(to_floor) if to_floor > from_floor => {
                     upward.insert(format!("{from} -> {to}"));
@@ -169,23 +183,11 @@ fn named_modules_reads_paths_not_comments() {
 /// changing tenants, keys and plugins of the running node) holds the node.
 #[test]
 fn only_the_admin_api_holds_the_node() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/api");
-    let mut files = Vec::new();
-    sources(&root, &mut files);
-    let holding: Vec<String> = files
-        .iter()
-        .filter(|file| {
-            let relative = file.strip_prefix(&root).expect("under src/api");
-            !test_only(relative) && !relative.starts_with("admin")
-        })
-        .filter(|file| {
-            let source = std::fs::read_to_string(file).expect("source readable");
-            named_modules(&source).contains("node")
-        })
-        .map(|file| {
-            let relative = file.strip_prefix(&root).expect("under src/api");
-            relative.display().to_string()
-        })
+    let holding: Vec<String> = module_sources()
+        .into_iter()
+        .filter(|source| source.module == "api" && !source.path.starts_with("api/admin"))
+        .filter(|source| named_modules(&source.text).contains("node"))
+        .map(|source| source.path.display().to_string())
         .collect();
     assert!(
         holding.is_empty(),
@@ -198,8 +200,11 @@ fn only_the_admin_api_holds_the_node() {
 #[test]
 fn no_two_modules_use_each_other() {
     let mut uses: std::collections::BTreeMap<String, BTreeSet<String>> = Default::default();
-    for (from, source) in module_sources() {
-        let mut to = named_modules(&source);
+    for Source {
+        module: from, text, ..
+    } in module_sources()
+    {
+        let mut to = named_modules(&text);
         to.remove(&from);
         uses.entry(from).or_default().extend(to);
     }
