@@ -25,6 +25,21 @@
 //! - [`dashboard`]: the dashboard's live feed, a built-in admin hub.
 //! - [`node`], [`server`], [`config`]: putting it together.
 
+/// `Debug` for a struct that shows the fields listed (often none) and `..` for the rest: the
+/// handles, services and key material a log line has no use for. Written as
+/// `debug_fields!(Store { bucket });`, after the struct.
+macro_rules! debug_fields {
+    ($name:ident $(<$lt:lifetime>)? { $($field:ident),* $(,)? }) => {
+        impl std::fmt::Debug for $name $(<$lt>)? {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct(stringify!($name))
+                    $(.field(stringify!($field), &self.$field))*
+                    .finish_non_exhaustive()
+            }
+        }
+    };
+}
+
 pub mod address;
 pub mod api;
 pub mod authoring;

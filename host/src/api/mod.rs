@@ -81,11 +81,7 @@ pub struct ApiState {
     pub draining: tokio_util::sync::CancellationToken,
 }
 
-impl std::fmt::Debug for ApiState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ApiState").finish_non_exhaustive()
-    }
-}
+debug_fields!(ApiState {});
 
 impl ApiState {
     /// Takes traffic: not draining and, in a cluster, connected to NATS.

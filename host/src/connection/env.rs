@@ -86,10 +86,4 @@ pub struct ConnectionEnv {
     pub hub: HubServices,
 }
 
-impl std::fmt::Debug for ConnectionEnv {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ConnectionEnv")
-            .field("settings", &self.settings)
-            .finish_non_exhaustive()
-    }
-}
+debug_fields!(ConnectionEnv { settings });

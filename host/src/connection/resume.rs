@@ -145,11 +145,7 @@ impl CloseCode {
     }
 }
 
-impl std::fmt::Debug for Transport {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Transport").finish_non_exhaustive()
-    }
-}
+debug_fields!(Transport {});
 
 /// What a resuming request needs of a live stateful connection.
 #[derive(Debug)]

@@ -19,11 +19,7 @@ struct Services {
     usage: Arc<Usage>,
 }
 
-impl std::fmt::Debug for HubServices {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HubServices").finish_non_exhaustive()
-    }
-}
+debug_fields!(HubServices {});
 
 impl HubServices {
     /// The one handle to what hub calls need, made once by the node.

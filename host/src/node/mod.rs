@@ -80,11 +80,7 @@ pub struct Node {
     started: std::time::Instant,
 }
 
-impl std::fmt::Debug for Node {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Node").finish_non_exhaustive()
-    }
-}
+debug_fields!(Node {});
 
 impl Node {
     /// Starts a node: on the NATS backplane with the cluster's key-value

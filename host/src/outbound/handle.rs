@@ -95,13 +95,7 @@ const APPLY_TIMEOUT: Duration = Duration::from_secs(10);
 /// Checkpoint candidates kept per durable connection.
 const RING_MARKS: usize = 16;
 
-impl std::fmt::Debug for Durable {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Durable")
-            .field("epoch", &self.epoch)
-            .finish_non_exhaustive()
-    }
-}
+debug_fields!(Durable { epoch });
 
 /// The Close error of a durable connection whose records the cluster did not store.
 pub(super) const NOT_STORED: &str =

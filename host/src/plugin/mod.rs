@@ -175,11 +175,7 @@ pub struct PluginEngine {
     stopped: Arc<AtomicBool>,
 }
 
-impl std::fmt::Debug for PluginEngine {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PluginEngine").finish_non_exhaustive()
-    }
-}
+debug_fields!(PluginEngine {});
 
 impl Drop for PluginEngine {
     fn drop(&mut self) {

@@ -75,12 +75,8 @@ pub struct Plugins<'a> {
     pub router: &'a Arc<Router>,
 }
 
-impl std::fmt::Debug for Plugins<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // Four shared services; their contents are the node's, not this handle's.
-        f.debug_struct("Plugins").finish_non_exhaustive()
-    }
-}
+// Four shared services; their contents are the node's, not this handle's.
+debug_fields!(Plugins<'_> {});
 
 /// One hub: the version that serves, and its history.
 #[derive(Debug, Default)]

@@ -85,13 +85,7 @@ pub struct PluginStore {
     store: OnceCell<object_store::ObjectStore>,
 }
 
-impl std::fmt::Debug for PluginStore {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PluginStore")
-            .field("bucket", &self.bucket)
-            .finish_non_exhaustive()
-    }
-}
+debug_fields!(PluginStore { bucket });
 
 impl PluginStore {
     /// The store of bucket `{prefix}_plugins`, opened when first used (and

@@ -86,11 +86,7 @@ pub struct Router {
     group_limits: std::sync::OnceLock<Box<dyn GroupLimits>>,
 }
 
-impl std::fmt::Debug for Router {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Router").finish_non_exhaustive()
-    }
-}
+debug_fields!(Router {});
 
 impl Router {
     /// A router with no connections yet, reaching other nodes through `backplane`.

@@ -50,14 +50,7 @@ pub struct Tls {
     acceptor: ArcSwap<TlsAcceptor>,
 }
 
-impl std::fmt::Debug for Tls {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Tls")
-            .field("cert", &self.cert)
-            .field("key", &self.key)
-            .finish_non_exhaustive()
-    }
-}
+debug_fields!(Tls { cert, key });
 
 impl Tls {
     /// Loads the pair; fails when it does not load (at start, a clear error).

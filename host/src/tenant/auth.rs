@@ -111,16 +111,8 @@ pub struct PublicKey {
     material: String,
 }
 
-impl std::fmt::Debug for PublicKey {
-    // The key itself stays out of logs; where it came from is what a reader needs.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PublicKey")
-            .field("kid", &self.kid)
-            .field("alg", &self.alg)
-            .field("source", &self.source)
-            .finish_non_exhaustive()
-    }
-}
+// The key itself stays out of logs; where it came from is what a reader needs.
+debug_fields!(PublicKey { kid, alg, source });
 
 /// The public keys of a tenant: loaded once from its config files, and
 /// those its `jwks_url` serves (fetched and refreshed while it runs).

@@ -153,13 +153,7 @@ pub struct TenantStore {
     store: OnceCell<kv::Store>,
 }
 
-impl std::fmt::Debug for TenantStore {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TenantStore")
-            .field("bucket", &self.bucket)
-            .finish_non_exhaustive()
-    }
-}
+debug_fields!(TenantStore { bucket });
 
 impl TenantStore {
     /// The store in bucket `{prefix}_tenants`, created on first use with `replicas` (at least 1).

@@ -48,13 +48,7 @@ pub struct TransportSettings {
     pub keep_alive_secs: u64,
 }
 
-impl std::fmt::Debug for TransportState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TransportState")
-            .field("settings", &self.settings)
-            .finish_non_exhaustive()
-    }
-}
+debug_fields!(TransportState { settings });
 
 impl TransportState {
     /// The tenant and hub a URL names, if both exist. Names are matched
