@@ -19,15 +19,12 @@ use std::time::Duration;
 use async_nats::jetstream::{self, kv};
 use bytes::Bytes;
 use futures_util::StreamExt;
-use tokio::sync::OnceCell;
 use tracing::{info, warn};
 
 use crate::address::is_valid_name;
-use crate::backplane::nats::kv::open_or_create;
+use crate::backplane::nats::kv::{LazyKv, TimedOut, bounded, live_entry};
 use crate::config::TenantConfig;
 
-/// Longest one store operation may take.
-const OP_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a node waits at start for the cluster's tenants.
 pub const START_SYNC_TIMEOUT: Duration = Duration::from_secs(15);
 /// Largest entry, in bytes (a tenant's settings are a few hundred).
@@ -60,13 +57,10 @@ fn unavailable(e: impl std::fmt::Display) -> TenantStoreError {
     TenantStoreError::Unavailable(e.to_string())
 }
 
-/// `op`, failing as unavailable after [`OP_TIMEOUT`].
-async fn bounded<T>(
-    op: impl Future<Output = Result<T, TenantStoreError>>,
-) -> Result<T, TenantStoreError> {
-    tokio::time::timeout(OP_TIMEOUT, op)
-        .await
-        .unwrap_or_else(|_| Err(unavailable("NATS did not answer in time")))
+impl TimedOut for TenantStoreError {
+    fn timed_out() -> TenantStoreError {
+        unavailable("NATS did not answer in time")
+    }
 }
 
 /// A change of the store, as a node applies it.
@@ -146,39 +140,29 @@ fn encode(config: &TenantConfig) -> Result<Bytes, TenantStoreError> {
 }
 
 /// The cluster's tenant bucket, created on first use.
+#[derive(Debug)]
 pub struct TenantStore {
-    js: jetstream::Context,
-    bucket: String,
-    replicas: usize,
-    store: OnceCell<kv::Store>,
+    kv: LazyKv,
 }
-
-debug_fields!(TenantStore { bucket });
 
 impl TenantStore {
     /// The store in bucket `{prefix}_tenants`, created on first use with `replicas` (at least 1).
     pub fn new(client: async_nats::Client, prefix: &str, replicas: usize) -> TenantStore {
-        TenantStore {
-            js: jetstream::new(client),
+        let config = kv::Config {
             bucket: bucket_name(prefix),
-            replicas: replicas.max(1),
-            store: OnceCell::new(),
+            description: "Switchboard tenants of the admin API".into(),
+            history: 1,
+            num_replicas: replicas.max(1),
+            max_value_size: MAX_ENTRY,
+            ..Default::default()
+        };
+        TenantStore {
+            kv: LazyKv::new(jetstream::new(client), config),
         }
     }
 
     async fn bucket(&self) -> Result<&kv::Store, TenantStoreError> {
-        bounded(self.store.get_or_try_init(|| async {
-            let config = kv::Config {
-                bucket: self.bucket.clone(),
-                description: "Switchboard tenants of the admin API".into(),
-                history: 1,
-                num_replicas: self.replicas,
-                max_value_size: MAX_ENTRY,
-                ..Default::default()
-            };
-            open_or_create(&self.js, config).await.map_err(unavailable)
-        }))
-        .await
+        bounded(async { self.kv.store().await.map_err(unavailable) }).await
     }
 
     /// Adds a tenant; fails if the cluster has one of that name. Returns the entry's revision.
@@ -225,11 +209,9 @@ impl TenantStore {
     pub async fn get(&self, name: &str) -> Result<Option<(TenantConfig, u64)>, TenantStoreError> {
         bounded(async {
             let bucket = self.bucket().await?;
-            match bucket.entry(name).await.map_err(unavailable)? {
-                Some(entry) if entry.operation == kv::Operation::Put => {
-                    Ok(Some((decode(name, &entry.value)?, entry.revision)))
-                }
-                _ => Ok(None),
+            match live_entry(bucket, name).await.map_err(unavailable)? {
+                Some(entry) => Ok(Some((decode(name, &entry.value)?, entry.revision))),
+                None => Ok(None),
             }
         })
         .await
@@ -242,9 +224,10 @@ impl TenantStore {
             let mut headers = async_nats::HeaderMap::new();
             headers.insert("KV-Operation", "DEL");
             let ack = self
-                .js
+                .kv
+                .js()
                 .publish_with_headers(
-                    format!("$KV.{}.{name}", self.bucket),
+                    self.kv.subject(name),
                     headers,
                     Bytes::from(reason.to_owned()),
                 )
@@ -304,7 +287,7 @@ where
         .watch_all()
         .await
         .map_err(unavailable)?;
-    info!(bucket = %store.bucket, "watching the cluster's tenants");
+    info!(bucket = %store.kv.bucket(), "watching the cluster's tenants");
     while let Some(entry) = watch.next().await {
         let entry = entry.map_err(unavailable)?;
         let change = match Change::from_entry(&entry) {

@@ -12,15 +12,12 @@ use async_nats::jetstream::kv;
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt as _};
 
-use super::kv::open_or_create;
-use super::{NatsBackplane, codec, subscriber};
+use super::kv::{TimedOut, bounded, live_entry};
+use super::{NatsBackplane, Shared, codec, subscriber};
 use async_nats::jetstream::stream::LastRawMessageErrorKind;
 
 use crate::address::HubKey;
 use crate::backplane::{Cursor, Envelope, EnvelopeKind};
-
-/// Longest one sessions-bucket or stream-info operation may take.
-const OP_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Why a read or write of durable-resume state in NATS failed.
 #[derive(Debug, thiserror::Error)]
@@ -37,10 +34,10 @@ fn nats(e: impl std::fmt::Display) -> DurableError {
     DurableError::Nats(e.to_string())
 }
 
-async fn bounded<T>(op: impl Future<Output = Result<T, DurableError>>) -> Result<T, DurableError> {
-    tokio::time::timeout(OP_TIMEOUT, op)
-        .await
-        .unwrap_or(Err(DurableError::TimedOut))
+impl TimedOut for DurableError {
+    fn timed_out() -> DurableError {
+        DurableError::TimedOut
+    }
 }
 
 /// A partition stream as a resume sees it.
@@ -61,36 +58,31 @@ pub type Replay = Pin<Box<dyn Stream<Item = Result<Envelope, DurableError>> + Se
 /// durable layer encodes within it; the request info is capped already).
 pub const MAX_SESSION_BYTES: usize = 64 * 1024;
 
+/// The sessions bucket's config.
+pub(super) fn sessions_config(shared: &Shared) -> kv::Config {
+    kv::Config {
+        bucket: shared.names.sessions_bucket(),
+        history: 1,
+        // A session older than the streams' retention cannot
+        // be resumed anyway.
+        max_age: Duration::from_secs(shared.config.max_age_secs.max(60)),
+        max_value_size: MAX_SESSION_BYTES as i32,
+        num_replicas: shared.config.replicas,
+        ..Default::default()
+    }
+}
+
 impl NatsBackplane {
     async fn sessions(&self) -> Result<&kv::Store, DurableError> {
-        let shared = &self.shared;
-        self.sessions
-            .get_or_try_init(|| async {
-                let config = kv::Config {
-                    bucket: shared.names.sessions_bucket(),
-                    history: 1,
-                    // A session older than the streams' retention cannot
-                    // be resumed anyway.
-                    max_age: Duration::from_secs(shared.config.max_age_secs.max(60)),
-                    max_value_size: MAX_SESSION_BYTES as i32,
-                    num_replicas: shared.config.replicas,
-                    ..Default::default()
-                };
-                open_or_create(&shared.js, config).await.map_err(nats)
-            })
-            .await
+        self.sessions.store().await.map_err(nats)
     }
 
     /// A session and its revision; None when there is none.
     pub async fn session_read(&self, key: &str) -> Result<Option<(Bytes, u64)>, DurableError> {
         bounded(async {
             let store = self.sessions().await?;
-            match store.entry(key).await.map_err(nats)? {
-                Some(entry) if entry.operation == kv::Operation::Put => {
-                    Ok(Some((entry.value, entry.revision)))
-                }
-                _ => Ok(None),
-            }
+            let entry = live_entry(store, key).await.map_err(nats)?;
+            Ok(entry.map(|entry| (entry.value, entry.revision)))
         })
         .await
     }

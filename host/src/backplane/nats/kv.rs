@@ -18,7 +18,7 @@ use tokio::sync::OnceCell;
 use super::subject::token;
 use crate::backplane::kv::KvError;
 
-/// Longest a key-value operation may take before it fails as unavailable.
+/// Longest one key-value or stream-info operation may take before it fails.
 const OP_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How long a deletion marker of an expired entry stays (the server's minimum is 1 s).
@@ -42,24 +42,96 @@ pub async fn open_or_create(
     }
 }
 
+/// A key-value bucket of the cluster, opened on first use (and created then
+/// with its config, if no node made it yet).
+pub(crate) struct LazyKv {
+    js: jetstream::Context,
+    config: kv::Config,
+    store: OnceCell<kv::Store>,
+}
+
+impl std::fmt::Debug for LazyKv {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LazyKv")
+            .field("bucket", &self.bucket())
+            .finish_non_exhaustive()
+    }
+}
+
+impl LazyKv {
+    /// The bucket `config.bucket`, not opened yet.
+    pub(crate) fn new(js: jetstream::Context, config: kv::Config) -> LazyKv {
+        LazyKv {
+            js,
+            config,
+            store: OnceCell::new(),
+        }
+    }
+
+    /// The bucket, opened (or created) the first time.
+    pub(crate) async fn store(
+        &self,
+    ) -> Result<&kv::Store, jetstream::context::CreateKeyValueError> {
+        self.store
+            .get_or_try_init(|| open_or_create(&self.js, self.config.clone()))
+            .await
+    }
+
+    /// The bucket's name.
+    pub(crate) fn bucket(&self) -> &str {
+        &self.config.bucket
+    }
+
+    /// The JetStream context the bucket is in, for writes the store has no call for.
+    pub(crate) fn js(&self) -> &jetstream::Context {
+        &self.js
+    }
+
+    /// The subject of `key` (a valid KV key), for such writes.
+    pub(crate) fn subject(&self, key: &str) -> String {
+        format!("$KV.{}.{key}", self.bucket())
+    }
+}
+
 /// One tenant's bucket; created on first use.
 #[derive(Debug)]
 pub struct JetStreamKv {
-    js: jetstream::Context,
-    bucket: String,
-    replicas: usize,
-    store: OnceCell<kv::Store>,
+    kv: LazyKv,
 }
 
 fn unavailable(e: impl std::fmt::Display) -> KvError {
     KvError::Unavailable(e.to_string())
 }
 
-/// `op`, failing as unavailable after `OP_TIMEOUT`.
-async fn bounded<T>(op: impl Future<Output = Result<T, KvError>>) -> Result<T, KvError> {
+/// An error that can say NATS did not answer within [`OP_TIMEOUT`].
+pub(crate) trait TimedOut {
+    /// The error of an operation NATS did not answer in time.
+    fn timed_out() -> Self;
+}
+
+impl TimedOut for KvError {
+    fn timed_out() -> KvError {
+        unavailable("NATS did not answer in time")
+    }
+}
+
+/// `op`, failing as [`TimedOut::timed_out`] after [`OP_TIMEOUT`].
+pub(crate) async fn bounded<T, E: TimedOut>(
+    op: impl Future<Output = Result<T, E>>,
+) -> Result<T, E> {
     tokio::time::timeout(OP_TIMEOUT, op)
         .await
-        .unwrap_or_else(|_| Err(KvError::Unavailable("NATS did not answer in time".into())))
+        .unwrap_or_else(|_| Err(E::timed_out()))
+}
+
+/// The entry under `key` while it holds a value: none when it never did, or
+/// holds a delete or purge marker.
+pub(crate) async fn live_entry(
+    store: &kv::Store,
+    key: &str,
+) -> Result<Option<kv::Entry>, kv::EntryError> {
+    let entry = store.entry(key).await?;
+    Ok(entry.filter(|e| e.operation == kv::Operation::Put))
 }
 
 /// A TTL as the `Nats-TTL` header: whole seconds, at least one.
@@ -72,36 +144,29 @@ impl JetStreamKv {
     /// The store of bucket `bucket`, opened when first used (and created then,
     /// with `replicas` replicas, if no node made it yet).
     pub fn new(js: jetstream::Context, bucket: String, replicas: usize) -> JetStreamKv {
-        JetStreamKv {
-            js,
+        let config = kv::Config {
             bucket,
-            replicas,
-            store: OnceCell::new(),
+            history: 1,
+            num_replicas: replicas,
+            max_value_size: crate::backplane::kv::MAX_VALUE_LEN as i32,
+            limit_markers: Some(MARKER_TTL),
+            ..Default::default()
+        };
+        JetStreamKv {
+            kv: LazyKv::new(js, config),
         }
     }
 
     async fn store(&self) -> Result<&kv::Store, KvError> {
         // Fail fast while NATS is away, rather than hold the plugin call.
-        if self.js.client().connection_state() != async_nats::connection::State::Connected {
+        if self.kv.js().client().connection_state() != async_nats::connection::State::Connected {
             return Err(KvError::Unavailable("NATS is disconnected".into()));
         }
-        self.store
-            .get_or_try_init(|| async {
-                let config = kv::Config {
-                    bucket: self.bucket.clone(),
-                    history: 1,
-                    num_replicas: self.replicas,
-                    max_value_size: crate::backplane::kv::MAX_VALUE_LEN as i32,
-                    limit_markers: Some(MARKER_TTL),
-                    ..Default::default()
-                };
-                open_or_create(&self.js, config).await.map_err(unavailable)
-            })
-            .await
+        self.kv.store().await.map_err(unavailable)
     }
 
     fn subject(&self, key: &str) -> String {
-        format!("$KV.{}.{}", self.bucket, token(key))
+        self.kv.subject(&token(key))
     }
 
     /// The live value and the revision a compare-and-set must expect (0: never written).
@@ -142,7 +207,8 @@ impl JetStreamKv {
             );
         }
         let ack = self
-            .js
+            .kv
+            .js()
             .publish_with_headers(
                 self.subject(key),
                 headers,

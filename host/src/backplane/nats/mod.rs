@@ -139,8 +139,8 @@ pub struct NatsBackplane {
     /// The longest a sender waits for a receipt (a backstop: the publisher
     /// settles each one within the queue's age limit plus an ack timeout).
     receipt_wait: Duration,
-    /// Durable resume's sessions bucket, once opened.
-    sessions: tokio::sync::OnceCell<async_nats::jetstream::kv::Store>,
+    /// Durable resume's sessions bucket, opened on first use.
+    sessions: kv::LazyKv,
 }
 
 impl NatsBackplane {
@@ -237,11 +237,12 @@ impl NatsBackplane {
         }
         info!(node = %shared.node_id, url = %config.url, partitions, "NATS backplane started");
         let receipt_wait = limits.max_age + publisher::ACK_TIMEOUT + Duration::from_secs(2);
+        let sessions = kv::LazyKv::new(shared.js.clone(), durable::sessions_config(&shared));
         Ok(Arc::new(NatsBackplane {
             shared,
             lanes,
             receipt_wait,
-            sessions: tokio::sync::OnceCell::new(),
+            sessions,
         }))
     }
 
