@@ -52,13 +52,7 @@ impl OutboundInvocation {
         if let Some(bytes) = cell.get() {
             return Ok(bytes.clone());
         }
-        let message = HubMessage::Invocation {
-            invocation_id: None,
-            target: self.method.clone(),
-            arguments: self.args.clone(),
-            stream_ids: Vec::new(),
-            headers: Vec::new(),
-        };
+        let message = HubMessage::invocation(None, self.method.clone(), self.args.clone());
         let mut out = Vec::with_capacity(self.method.len() + self.args.get().len() + 40);
         protocol.write_message(&message, &mut out)?;
         Ok(cell.get_or_init(|| Bytes::from(out)).clone())

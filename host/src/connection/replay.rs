@@ -227,13 +227,8 @@ mod tests {
     }
 
     fn invocation(target: &str) -> HubMessage {
-        HubMessage::Invocation {
-            invocation_id: Some(target.to_owned()),
-            target: target.to_owned(),
-            arguments: RawValue::from_string("[]".to_owned()).expect("json"),
-            stream_ids: Vec::new(),
-            headers: Vec::new(),
-        }
+        let arguments = RawValue::from_string("[]".to_owned()).expect("json");
+        HubMessage::invocation(Some(target.to_owned()), target.to_owned(), arguments)
     }
 
     fn completion() -> HubMessage {

@@ -40,13 +40,8 @@ fn session(configure: impl FnOnce(&mut TenantConfig)) -> (HubSession, Detached) 
 }
 
 fn invocation(id: &str, target: &str) -> HubMessage {
-    HubMessage::Invocation {
-        invocation_id: Some(id.to_owned()),
-        target: target.to_owned(),
-        arguments: RawValue::from_string("[]".to_owned()).expect("JSON"),
-        stream_ids: Vec::new(),
-        headers: Vec::new(),
-    }
+    let arguments = RawValue::from_string("[]".to_owned()).expect("JSON");
+    HubMessage::invocation(Some(id.to_owned()), target.to_owned(), arguments)
 }
 
 /// The next record the client is sent, without its separator.

@@ -815,13 +815,8 @@ impl ConnectionHandle {
         self.pending_results
             .lock()
             .insert(invocation_id.clone(), tx);
-        let request = HubMessage::Invocation {
-            invocation_id: Some(invocation_id.clone()),
-            target: message.method,
-            arguments: message.args,
-            stream_ids: Vec::new(),
-            headers: Vec::new(),
-        };
+        let request =
+            HubMessage::invocation(Some(invocation_id.clone()), message.method, message.args);
         if self.send_message(&request).await.is_err() {
             self.pending_results.lock().remove(&invocation_id);
             return Err("the connection closed".into());

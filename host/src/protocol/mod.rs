@@ -194,6 +194,22 @@ pub mod message_type {
 // === impl HubMessage ===
 
 impl HubMessage {
+    /// An Invocation of `target` with no stream ids and no headers, as the
+    /// server sends one to a client (`invocation_id`: none when no reply is wanted).
+    pub(crate) fn invocation(
+        invocation_id: Option<String>,
+        target: String,
+        arguments: Json,
+    ) -> HubMessage {
+        HubMessage::Invocation {
+            invocation_id,
+            target,
+            arguments,
+            stream_ids: Vec::new(),
+            headers: Vec::new(),
+        }
+    }
+
     /// The `type` number of this message on the wire.
     pub fn message_type(&self) -> u8 {
         match self {

@@ -33,13 +33,7 @@ fn write(msg: &HubMessage) -> String {
 }
 
 fn invocation(id: Option<&str>, target: &str, args: &str) -> HubMessage {
-    HubMessage::Invocation {
-        invocation_id: id.map(str::to_owned),
-        target: target.to_owned(),
-        arguments: json(args),
-        stream_ids: vec![],
-        headers: vec![],
-    }
+    HubMessage::invocation(id.map(str::to_owned), target.to_owned(), json(args))
 }
 
 // === reading ===

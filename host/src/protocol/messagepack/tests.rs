@@ -89,13 +89,7 @@ const WITH_HEADERS: &[u8] = &[
 ];
 
 fn call(id: Option<&str>, args: &str) -> HubMessage {
-    HubMessage::Invocation {
-        invocation_id: id.map(str::to_owned),
-        target: "method".into(),
-        arguments: json(args),
-        stream_ids: vec![],
-        headers: vec![],
-    }
+    HubMessage::invocation(id.map(str::to_owned), "method".into(), json(args))
 }
 
 fn spec_messages() -> Vec<(&'static [u8], HubMessage)> {
