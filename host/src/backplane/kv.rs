@@ -246,16 +246,16 @@ mod tests {
     fn compare_and_set_semantics() {
         let kv = MemoryKv::new(10);
         let t = Instant::now();
-        assert!(kv.compare_and_set("k", None, "v1", None, t).expect("cas"));
-        assert!(!kv.compare_and_set("k", None, "v2", None, t).expect("cas"));
-        assert!(
-            !kv.compare_and_set("k", Some("x"), "v2", None, t)
-                .expect("cas")
-        );
-        assert!(
-            kv.compare_and_set("k", Some("v1"), "v2", None, t)
-                .expect("cas")
-        );
+        // In order: what the caller expects, the new value, whether it was set.
+        for (expected, value, set) in [
+            (None, "v1", true),
+            (None, "v2", false),
+            (Some("x"), "v2", false),
+            (Some("v1"), "v2", true),
+        ] {
+            let result = kv.compare_and_set("k", expected, value, None, t);
+            assert_eq!(result, Ok(set), "expecting {expected:?}, set {value}");
+        }
         assert_eq!(kv.get("k", t), Some("v2".into()));
         // An expired entry counts as absent.
         kv.set("e", "old", Some(Duration::from_secs(1)), t)

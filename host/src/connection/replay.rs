@@ -231,6 +231,27 @@ mod tests {
         HubMessage::invocation(Some(target.to_owned()), target.to_owned(), arguments)
     }
 
+    fn sequence(sequence_id: u64) -> HubMessage {
+        HubMessage::Sequence { sequence_id }
+    }
+
+    /// A sequence that processed an invocation of each of `names`, then lost its transport.
+    fn reconnected_after(names: &[&str]) -> InboundSequence {
+        let mut inbound = InboundSequence::new();
+        for name in names {
+            assert_eq!(inbound.admit(&invocation(name)), Ok(Admit::Process));
+        }
+        inbound.reconnected();
+        inbound
+    }
+
+    /// Admits each message in turn, asserting what becomes of it.
+    fn admit_all(inbound: &mut InboundSequence, steps: &[(HubMessage, Admit)]) {
+        for (message, want) in steps {
+            assert_eq!(inbound.admit(message), Ok(*want), "{message:?}");
+        }
+    }
+
     fn completion() -> HubMessage {
         HubMessage::Completion {
             invocation_id: "1".to_owned(),
@@ -312,77 +333,80 @@ mod tests {
     #[test]
     fn counts_only_trackable_messages() {
         let mut inbound = InboundSequence::new();
-        assert_eq!(inbound.admit(&HubMessage::Ping), Ok(Admit::Process));
-        assert_eq!(inbound.admit(&invocation("a")), Ok(Admit::Process));
-        assert_eq!(
-            inbound.admit(&HubMessage::Ack { sequence_id: 7 }),
-            Ok(Admit::Process)
-        );
-        assert_eq!(inbound.admit(&completion()), Ok(Admit::Process));
         let close = HubMessage::Close {
             error: None,
             allow_reconnect: false,
         };
-        assert_eq!(inbound.admit(&close), Ok(Admit::Process));
+        admit_all(
+            &mut inbound,
+            &[
+                (HubMessage::Ping, Admit::Process),
+                (invocation("a"), Admit::Process),
+                (HubMessage::Ack { sequence_id: 7 }, Admit::Process),
+                (completion(), Admit::Process),
+                (close, Admit::Process),
+            ],
+        );
         assert_eq!(inbound.latest(), 2);
     }
 
     #[test]
     fn after_a_reconnect_drops_until_sequence_then_drops_duplicates() {
-        let mut inbound = InboundSequence::new();
-        for name in ["1", "2", "3"] {
-            assert_eq!(inbound.admit(&invocation(name)), Ok(Admit::Process));
-        }
-        inbound.reconnected();
-        assert_eq!(inbound.admit(&invocation("stale")), Ok(Admit::Drop));
-        assert_eq!(inbound.admit(&HubMessage::Ping), Ok(Admit::Drop));
-        // The peer still holds 2 and 3 (unacknowledged) and replays them, then sends 4.
-        assert_eq!(
-            inbound.admit(&HubMessage::Sequence { sequence_id: 2 }),
-            Ok(Admit::Sequenced)
+        let mut inbound = reconnected_after(&["1", "2", "3"]);
+        admit_all(
+            &mut inbound,
+            &[
+                (invocation("stale"), Admit::Drop),
+                (HubMessage::Ping, Admit::Drop),
+                // The peer still holds 2 and 3 (unacknowledged) and replays them, then sends 4.
+                (sequence(2), Admit::Sequenced),
+                (invocation("2"), Admit::Drop),
+                (invocation("3"), Admit::Drop),
+                (invocation("4"), Admit::Process),
+            ],
         );
-        assert_eq!(inbound.admit(&invocation("2")), Ok(Admit::Drop));
-        assert_eq!(inbound.admit(&invocation("3")), Ok(Admit::Drop));
-        assert_eq!(inbound.admit(&invocation("4")), Ok(Admit::Process));
         assert_eq!(inbound.latest(), 4);
     }
 
     #[test]
     fn a_sequence_at_the_next_id_replays_nothing_old() {
-        let mut inbound = InboundSequence::new();
-        inbound.admit(&invocation("1")).expect("ok");
-        inbound.reconnected();
-        assert_eq!(
-            inbound.admit(&HubMessage::Sequence { sequence_id: 2 }),
-            Ok(Admit::Sequenced)
+        let mut inbound = reconnected_after(&["1"]);
+        admit_all(
+            &mut inbound,
+            &[
+                (sequence(2), Admit::Sequenced),
+                (invocation("2"), Admit::Process),
+            ],
         );
-        assert_eq!(inbound.admit(&invocation("2")), Ok(Admit::Process));
     }
 
     #[test]
     fn messages_lost_in_the_drop_are_processed_once_replayed() {
         // The client sent 1..=3, but only 1 reached us before the drop.
-        let mut inbound = InboundSequence::new();
-        inbound.admit(&invocation("1")).expect("ok");
-        inbound.reconnected();
-        inbound
-            .admit(&HubMessage::Sequence { sequence_id: 1 })
-            .expect("ok");
-        assert_eq!(inbound.admit(&invocation("1")), Ok(Admit::Drop));
-        assert_eq!(inbound.admit(&invocation("2")), Ok(Admit::Process));
-        assert_eq!(inbound.admit(&invocation("3")), Ok(Admit::Process));
+        let mut inbound = reconnected_after(&["1"]);
+        inbound.admit(&sequence(1)).expect("ok");
+        admit_all(
+            &mut inbound,
+            &[
+                (invocation("1"), Admit::Drop),
+                (invocation("2"), Admit::Process),
+                (invocation("3"), Admit::Process),
+            ],
+        );
         assert_eq!(inbound.latest(), 3);
     }
 
     #[test]
     fn a_taken_over_connection_starts_where_the_peers_sequence_says() {
         let mut inbound = InboundSequence::taken_over();
-        assert_eq!(inbound.admit(&invocation("early")), Ok(Admit::Drop));
-        assert_eq!(
-            inbound.admit(&HubMessage::Sequence { sequence_id: 7 }),
-            Ok(Admit::Sequenced)
+        admit_all(
+            &mut inbound,
+            &[
+                (invocation("early"), Admit::Drop),
+                (sequence(7), Admit::Sequenced),
+                (invocation("a"), Admit::Process),
+            ],
         );
-        assert_eq!(inbound.admit(&invocation("a")), Ok(Admit::Process));
         assert_eq!(inbound.latest(), 7);
         let mut out = ReplayBuffer::starting_after(1000, 41);
         assert_eq!(out.resend_from(), 42);
@@ -395,30 +419,33 @@ mod tests {
         // The old owner stored the client's messages up to 8; the client
         // heard an Ack up to 6 only, so it resends from 7.
         inbound.stored_through(8);
-        assert_eq!(
-            inbound.admit(&HubMessage::Sequence { sequence_id: 7 }),
-            Ok(Admit::Sequenced)
+        admit_all(
+            &mut inbound,
+            &[
+                (sequence(7), Admit::Sequenced),
+                (invocation("7"), Admit::Drop),
+                (invocation("8"), Admit::Drop),
+                (invocation("9"), Admit::Process),
+            ],
         );
-        assert_eq!(inbound.admit(&invocation("7")), Ok(Admit::Drop));
-        assert_eq!(inbound.admit(&invocation("8")), Ok(Admit::Drop));
-        assert_eq!(inbound.admit(&invocation("9")), Ok(Admit::Process));
         assert_eq!(inbound.latest(), 9);
         // Nothing stored beyond what the client resends from: all of it runs.
         let mut inbound = InboundSequence::taken_over();
         inbound.stored_through(4);
-        inbound
-            .admit(&HubMessage::Sequence { sequence_id: 5 })
-            .expect("sequenced");
-        assert_eq!(inbound.admit(&invocation("5")), Ok(Admit::Process));
+        admit_all(
+            &mut inbound,
+            &[
+                (sequence(5), Admit::Sequenced),
+                (invocation("5"), Admit::Process),
+            ],
+        );
     }
 
     #[test]
     fn a_sequence_beyond_what_arrived_is_a_gap() {
-        let mut inbound = InboundSequence::new();
-        inbound.admit(&invocation("1")).expect("ok");
-        inbound.reconnected();
+        let mut inbound = reconnected_after(&["1"]);
         assert_eq!(
-            inbound.admit(&HubMessage::Sequence { sequence_id: 3 }),
+            inbound.admit(&sequence(3)),
             Err(SequenceGap),
             "message 2 was never received and the peer no longer has it"
         );
@@ -443,10 +470,7 @@ mod tests {
         client.reconnected();
         let from = server.resend_from();
         assert_eq!(from, 3);
-        assert_eq!(
-            client.admit(&HubMessage::Sequence { sequence_id: from }),
-            Ok(Admit::Sequenced)
-        );
+        assert_eq!(client.admit(&sequence(from)), Ok(Admit::Sequenced));
         for record in server.unacked() {
             let n: u64 = std::str::from_utf8(record)
                 .expect("utf8")

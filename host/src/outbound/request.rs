@@ -276,17 +276,35 @@ impl RequestInfo {
 mod tests {
     use super::*;
 
+    /// A request's headers, in order (a repeated name is appended).
+    fn headers(pairs: &[(&'static str, &str)]) -> axum::http::HeaderMap {
+        let mut headers = axum::http::HeaderMap::new();
+        for (name, value) in pairs {
+            headers.append(*name, value.parse().expect("header value"));
+        }
+        headers
+    }
+
+    /// A request's query pairs, in order.
+    fn query(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
     #[test]
     fn capture_hides_credentials() {
-        let mut headers = axum::http::HeaderMap::new();
-        headers.insert("authorization", "Bearer secret".parse().expect("h"));
-        headers.insert("cookie", "s=1".parse().expect("h"));
-        headers.insert("user-agent", "test".parse().expect("h"));
-        let query = vec![
-            ("access_token".to_owned(), "secret".to_owned()),
-            ("id".to_owned(), "token".to_owned()),
-            ("room".to_owned(), "blue".to_owned()),
-        ];
+        let headers = headers(&[
+            ("authorization", "Bearer secret"),
+            ("cookie", "s=1"),
+            ("user-agent", "test"),
+        ]);
+        let query = query(&[
+            ("access_token", "secret"),
+            ("id", "token"),
+            ("room", "blue"),
+        ]);
         let info = RequestInfo::capture(&query, &headers, Visible::DEFAULT);
         assert_eq!(info.query().collect::<Vec<_>>(), vec![("room", "blue")]);
         assert_eq!(
@@ -336,15 +354,8 @@ mod tests {
 
     #[test]
     fn packed_pairs_keep_their_order_and_empty_values() {
-        let mut headers = axum::http::HeaderMap::new();
-        headers.insert("x-a", "1".parse().expect("h"));
-        headers.insert("x-empty", "".parse().expect("h"));
-        headers.insert("x-b", "22".parse().expect("h"));
-        let query = vec![
-            ("a".to_owned(), String::new()),
-            ("b".to_owned(), "2".to_owned()),
-            ("a".to_owned(), "3".to_owned()),
-        ];
+        let headers = headers(&[("x-a", "1"), ("x-empty", ""), ("x-b", "22")]);
+        let query = query(&[("a", ""), ("b", "2"), ("a", "3")]);
         let info = RequestInfo::capture(&query, &headers, Visible::DEFAULT);
         assert_eq!(
             info.query().collect::<Vec<_>>(),
@@ -359,14 +370,14 @@ mod tests {
     }
 
     fn request_with_cookies() -> axum::http::HeaderMap {
-        let mut headers = axum::http::HeaderMap::new();
-        headers.insert("x-allowed", "yes".parse().expect("h"));
-        headers.insert("x-other", "no".parse().expect("h"));
-        headers.insert("authorization", "Bearer secret".parse().expect("h"));
-        headers.append("cookie", "theme=dark; session=s3cret".parse().expect("h"));
-        // HTTP/2 clients may split cookies over several headers.
-        headers.append("cookie", "lang=en".parse().expect("h"));
-        headers
+        headers(&[
+            ("x-allowed", "yes"),
+            ("x-other", "no"),
+            ("authorization", "Bearer secret"),
+            ("cookie", "theme=dark; session=s3cret"),
+            // HTTP/2 clients may split cookies over several headers.
+            ("cookie", "lang=en"),
+        ])
     }
 
     #[test]
@@ -406,8 +417,8 @@ mod tests {
             headers: None,
             cookies: &cookies,
         };
-        let query = vec![("room".to_owned(), "1".to_owned())];
-        let mut info = RequestInfo::capture(&query, &request_with_cookies(), visible);
+        let mut info =
+            RequestInfo::capture(&query(&[("room", "1")]), &request_with_cookies(), visible);
         info.set_transport(TransportKind::ServerSentEvents);
         assert_eq!(info.transport(), Some(TransportKind::ServerSentEvents));
         let query: Vec<(String, String)> = info
@@ -427,9 +438,8 @@ mod tests {
 
     #[test]
     fn an_allowed_cookie_over_the_budget_is_dropped() {
-        let mut headers = axum::http::HeaderMap::new();
         let big = format!("big={}; small=1", "v".repeat(REQUEST_INFO_BYTES));
-        headers.insert("cookie", big.parse().expect("h"));
+        let headers = headers(&[("cookie", &big)]);
         let cookies = vec!["big".to_owned(), "small".to_owned()];
         let visible = Visible {
             headers: None,

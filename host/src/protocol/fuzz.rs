@@ -81,8 +81,9 @@ pub(crate) fn parse_in_pieces(
     }
 }
 
-/// Asserts that `message`, written with `protocol`, parses back to itself.
-pub(crate) fn check_round_trip(protocol: Protocol, message: &HubMessage) {
+/// `message` written with `protocol` and parsed back, asserting that both
+/// succeed and that nothing is left over.
+fn write_and_parse(protocol: Protocol, message: &HubMessage) -> Vec<HubMessage> {
     let mut encoded = Vec::new();
     let written = protocol.write_message(message, &mut encoded);
     assert_eq!(
@@ -99,6 +100,12 @@ pub(crate) fn check_round_trip(protocol: Protocol, message: &HubMessage) {
         "{protocol:?}: re-parse of {encoded:?} failed"
     );
     assert!(buf.is_empty(), "{protocol:?}: re-parse left bytes behind");
+    again
+}
+
+/// Asserts that `message`, written with `protocol`, parses back to itself.
+pub(crate) fn check_round_trip(protocol: Protocol, message: &HubMessage) {
+    let again = write_and_parse(protocol, message);
     assert_eq!(
         again.as_slice(),
         std::slice::from_ref(message),
@@ -109,19 +116,8 @@ pub(crate) fn check_round_trip(protocol: Protocol, message: &HubMessage) {
 /// Asserts that a message read from JSON can be written as MessagePack and reads back as the same
 /// message type.
 pub(crate) fn check_json_to_messagepack(message: &HubMessage) {
-    let mut encoded = Vec::new();
-    let written = Protocol::MessagePack.write_message(message, &mut encoded);
-    assert_eq!(
-        written,
-        Ok(()),
-        "JSON message could not be written as MessagePack: {message:?}"
-    );
-    let mut buf = BytesMut::from(&encoded[..]);
-    let mut again = Vec::new();
     // Both readers limit nesting alike, so anything a JSON client sent reads back.
-    if let Err(e) = Protocol::MessagePack.parse_messages(&mut buf, usize::MAX, &mut again) {
-        panic!("MessagePack re-parse of {message:?} failed: {e}");
-    }
+    let again = write_and_parse(Protocol::MessagePack, message);
     assert_eq!(again.len(), 1);
     assert_eq!(
         again.first().map(HubMessage::message_type),
