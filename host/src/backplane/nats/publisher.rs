@@ -182,6 +182,18 @@ struct Publisher<'a> {
 }
 
 impl Publisher<'_> {
+    /// Refuses an envelope of this lane: counted, and its sender told.
+    fn refuse_queued(&self, queued: Queued<Outgoing>, error: PublishError) {
+        let settle = Some(queued.item.settle);
+        refuse(
+            &self.shared.stats,
+            self.metrics,
+            self.partition,
+            settle,
+            error,
+        );
+    }
+
     /// Requeues what failed once the window is empty, refuses what is too
     /// old, and logs the end of a backlog.
     fn housekeeping(&mut self) {
@@ -210,13 +222,7 @@ impl Publisher<'_> {
         };
         self.metrics.queue_bytes.set(bytes as f64);
         for queued in expired {
-            refuse(
-                &self.shared.stats,
-                self.metrics,
-                self.partition,
-                Some(queued.item.settle),
-                PublishError::Expired(max_age.as_millis() as u64),
-            );
+            self.refuse_queued(queued, PublishError::Expired(max_age.as_millis() as u64));
         }
         if empty && self.acks.is_empty() && self.late > 0 {
             info!(
@@ -272,13 +278,7 @@ impl Publisher<'_> {
                 }
                 Err(e) if e.kind() == PublishErrorKind::MaxPayloadExceeded => {
                     self.lane.outbox.lock().release(next.size);
-                    refuse(
-                        &self.shared.stats,
-                        self.metrics,
-                        self.partition,
-                        Some(next.item.settle),
-                        PublishError::Encode(e.to_string()),
-                    );
+                    self.refuse_queued(next, PublishError::Encode(e.to_string()));
                 }
                 Err(e) => {
                     debug!(partition = self.partition, error = %e, "cannot publish; will retry");
@@ -325,13 +325,7 @@ impl Publisher<'_> {
             // Another node claimed the connection: final, never retried.
             Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => {
                 self.lane.outbox.lock().release(entry.size);
-                refuse(
-                    &self.shared.stats,
-                    self.metrics,
-                    self.partition,
-                    Some(entry.item.settle),
-                    PublishError::Fenced,
-                );
+                self.refuse_queued(entry, PublishError::Fenced);
             }
             Err(e) => {
                 if bump(&self.shared.stats.ack_failures) {
