@@ -343,15 +343,26 @@ impl Router {
         {
             self.may_join(hub, held, group)?;
         }
+        Ok(self.publish_group_change(hub, add, connection_id, group, Some(fence)))
+    }
+
+    /// Tells every node to add `connection_id` to `group` (`add`) or remove it.
+    fn publish_group_change(
+        &self,
+        hub: &HubKey,
+        add: bool,
+        connection_id: &str,
+        group: &str,
+        fence: Option<Fence>,
+    ) -> Receipt {
         let (connection, group) = (connection_id.to_owned(), group.to_owned());
         let kind = if add {
             EnvelopeKind::GroupAdd { connection, group }
         } else {
             EnvelopeKind::GroupRemove { connection, group }
         };
-        Ok(self
-            .backplane
-            .publish(Envelope::new(hub.clone(), kind).fenced(Some(fence))))
+        self.backplane
+            .publish(Envelope::new(hub.clone(), kind).fenced(fence))
     }
 
     /// Whether `connection`, held here, may join `group`: a durable one is
@@ -398,13 +409,7 @@ impl Router {
             None => {}
         }
         drop(index);
-        Ok(self.backplane.publish(Envelope::new(
-            hub.clone(),
-            EnvelopeKind::GroupAdd {
-                connection: connection_id.to_owned(),
-                group: group.to_owned(),
-            },
-        )))
+        Ok(self.publish_group_change(hub, true, connection_id, group, None))
     }
 
     /// Removes a connection from a group, wherever the connection is (the
@@ -426,13 +431,7 @@ impl Router {
                 return Ok(Receipt::done());
             }
         }
-        Ok(self.backplane.publish(Envelope::new(
-            hub.clone(),
-            EnvelopeKind::GroupRemove {
-                connection: connection_id.to_owned(),
-                group: group.to_owned(),
-            },
-        )))
+        Ok(self.publish_group_change(hub, false, connection_id, group, None))
     }
 
     /// Adds every connection `user` has now, on every node, to `group`; the
