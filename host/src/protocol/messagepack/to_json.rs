@@ -32,10 +32,8 @@ pub(crate) fn value_to_json(
 ) -> Result<(), ProtocolError> {
     let token = reader.next()?;
     match token {
+        Token::Array(_) | Token::Map(_) if depth >= MAX_DEPTH => return Err(too_deep()),
         Token::Array(n) => {
-            if depth >= MAX_DEPTH {
-                return Err(too_deep());
-            }
             out.push(b'[');
             for i in 0..n {
                 if i > 0 {
@@ -46,9 +44,6 @@ pub(crate) fn value_to_json(
             out.push(b']');
         }
         Token::Map(n) => {
-            if depth >= MAX_DEPTH {
-                return Err(too_deep());
-            }
             out.push(b'{');
             for i in 0..n {
                 if i > 0 {
