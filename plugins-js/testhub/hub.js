@@ -73,6 +73,19 @@ export function wait(ctx, ms) {
   return ms;
 }
 
+/**
+ * sendToGroupAfter(ms, group, value): sleeps ms, then members of group receive message(value),
+ * even when the caller's connection ended meanwhile (a plugin need not honour cancellation).
+ */
+export function sendToGroupAfter(ctx, ms, group, value) {
+  try {
+    invocation.sleep(ms);
+  } catch (e) {
+    if (!(e instanceof HostError)) throw e;
+  }
+  clients.group(group).send('message', value);
+}
+
 /** waitUntilCancelled(): sleeps until its connection ends, then stores whether it saw that under `waited:<connection id>`. */
 export function waitUntilCancelled(ctx) {
   try {

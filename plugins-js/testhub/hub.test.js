@@ -94,3 +94,13 @@ test('sleeping is virtual, and fails once the client cancelled', () => {
   assert.deepEqual(host.call(c, 'ticks').args(10, 100).cancelAfter(2).stream().items, [0, 1]);
   assert.equal(host.kv('ticks:c1'), '2');
 });
+
+test('sendToGroupAfter sends once its sleep ends, whether or not the client cancelled', () => {
+  const host = new TestHost(hub);
+  const c = new Caller('c1');
+  host.invoke(c, 'joinGroup', 'g');
+  host.invoke(c, 'sendToGroupAfter', 700, 'g', 'on time');
+  assert.equal(host.slept(), 700);
+  host.call(c, 'sendToGroupAfter').args(700, 'g', 'late').cancelAfter(0).invoke();
+  assert.deepEqual(host.received(c).map((m) => m.args[0]), ['on time', 'late']);
+});

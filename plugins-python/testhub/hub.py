@@ -70,6 +70,16 @@ def wait(ctx, ms: int) -> int:
     return ms
 
 
+def send_to_group_after(ctx, ms: int, group: str, value) -> None:
+    """Sleeps ``ms``, then members of ``group`` receive message(value), even when the caller's
+    connection ended meanwhile (a plugin need not honour cancellation)."""
+    try:
+        invocation.sleep(ms / 1000)
+    except HostError:
+        pass
+    clients.group(group).send("message", value)
+
+
 def wait_until_cancelled(ctx) -> None:
     """Sleeps until its connection ends, then stores whether it saw that under
     ``waited:<connection id>``."""

@@ -7,14 +7,15 @@
 // tenant lists in `durable_resume_except` is plain: its client on the dead node starts over as a
 // new connection. The items and group names of a durable connection are bounded (they travel in
 // its session). An invocation running on the dead node ends with "outcome unknown" and runs on no
-// other node; invocations sent while the node was dead run exactly once.
+// other node; invocations sent while the node was dead run exactly once. A node paused instead of
+// killed cannot send for an invocation it was running once another node took the connection over.
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { HttpTransportType, HubConnectionBuilder, LogLevel } from '@microsoft/signalr';
 import { MessagePackHubProtocol } from '@microsoft/signalr-protocol-msgpack';
-import { clusterConfig, startCluster } from './lib/cluster.js';
+import { clusterConfig, metricSum, startCluster } from './lib/cluster.js';
 import { startHaproxy } from './lib/lb.js';
 import { mintToken, pluginWasm, unique, withTimeout } from './lib/server.js';
 import { openSession, record } from './lib/raw.js';
@@ -29,7 +30,7 @@ const config = clusterConfig({
 const tagOf = (id) => id.slice(id.lastIndexOf('.') + 1);
 
 /** A started stateful client of `url`, recording its reconnects and what it receives. */
-async function statefulClient(url, { token, messagePack = false } = {}) {
+async function statefulClient(url, { token, messagePack = false, serverTimeoutMs = 8_000 } = {}) {
   let builder = new HubConnectionBuilder()
     .withUrl(url, { transport: HttpTransportType.WebSockets, ...(token ? { accessTokenFactory: () => token } : {}) })
     .withStatefulReconnect()
@@ -37,7 +38,7 @@ async function statefulClient(url, { token, messagePack = false } = {}) {
     .configureLogging(LogLevel.None);
   if (messagePack) builder = builder.withHubProtocol(new MessagePackHubProtocol());
   const connection = builder.build();
-  connection.serverTimeoutInMilliseconds = 8_000;
+  connection.serverTimeoutInMilliseconds = serverTimeoutMs;
   const c = { connection, reconnecting: [], received: [] };
   connection.onreconnecting((err) => c.reconnecting.push(String(err?.message ?? err)));
   connection.on('message', (value) => c.received.push(value));
@@ -193,6 +194,66 @@ test('kill -9: items, query, group and user of a durable connection survive the 
   await withTimeout(durable.connection.stop(), WAIT_MS, 'stop the durable client');
   await sleep(1_000);
   assert.equal(await call(other, 'kvGet', `waited:${durable.id}`), null, 'the running invocation ran on no other node');
+});
+
+// A paused node is not dead: when it wakes, an invocation it was running goes on, and a plugin
+// need not honour cancellation. Its send must not reach anyone: the node that took the
+// connection over has already told the client the outcome is unknown, and the client may retry.
+test('a paused owner (SIGSTOP) whose invocation sends after it wakes: no one receives that send, and the caller hears "outcome unknown"', { timeout: 120_000 }, async (t) => {
+  const cluster = await startCluster({ size: 3, config, serverOptions: { plugins: { 'demo/testhub.wasm': pluginWasm('testhub') } } });
+  const clients = [];
+  let lb;
+  let paused;
+  t.after(async () => {
+    if (paused) process.kill(paused.pid, 'SIGCONT');
+    await Promise.all(clients.map((c) => withTimeout(c.connection.stop(), 5_000, 'stop').catch(() => {})));
+    await lb?.close();
+    await cluster.close();
+  });
+  // haproxy cuts the sessions of a node it marks down, so the client sees its socket close and
+  // resumes; its own server timeout (raised here) would make it start over instead.
+  lb = await startHaproxy(cluster.nodes, { shutdownSessions: true });
+  const durable = await statefulClient(`${lb.url}/hubs/demo/testhub`, { serverTimeoutMs: 30_000 });
+  clients.push(durable);
+  const owner = (await nodeTags(cluster.nodes)).get(tagOf(durable.id));
+  assert.ok(owner, 'the durable client is on one of the nodes');
+  const group = unique('g-');
+  await call(durable, 'joinGroup', group);
+  const listener = await statefulClient(`${cluster.nodes.find((n) => n !== owner).url}/hubs/demo/testhub`);
+  clients.push(listener);
+  await call(listener, 'joinGroup', group);
+  await call(listener, 'sendToGroup', group, 'before');
+  await received(durable, 'before', 'the durable client hears its group');
+  await received(listener, 'before', 'the listener hears its group');
+
+  // Sleeping on the owner when it is paused; the sleep is long over when it wakes.
+  const outcome = durable.connection.invoke('sendToGroupAfter', 1_500, group, 'late').then(
+    () => 'completed',
+    (err) => String(err?.message ?? err),
+  );
+  await sleep(300);
+  process.kill(owner.pid, 'SIGSTOP');
+  paused = owner;
+  assert.match(await withTimeout(outcome, 30_000, 'the paused invocation settles'), /Invocation outcome unknown/, 'the node that took the connection over ends the invocation with outcome unknown');
+  assert.equal(durable.connection.connectionId, durable.id, 'the durable client kept its connection id');
+  assert.deepEqual(durable.reconnecting, [], 'the durable client never fell back to a new connection');
+
+  process.kill(owner.pid, 'SIGCONT');
+  paused = undefined;
+  const deadline = Date.now() + 15_000;
+  let fenced = 0;
+  while (Date.now() < deadline && fenced < 1) {
+    fenced = await metricSum([owner], 'switchboard_resume_fenced_total').catch(() => 0);
+    if (fenced < 1) await sleep(200);
+  }
+  assert.equal(fenced, 1, 'the woken node learnt that the connection was taken from it');
+  // Time for the woken invocation to finish, and for anything it stored to travel.
+  await sleep(2_000);
+  await call(listener, 'sendToGroup', group, 'after');
+  await received(durable, 'after', 'the durable client, on its new node, still hears its group');
+  await received(listener, 'after', 'the listener still hears its group');
+  assert.ok(!listener.received.includes('late'), `the woken invocation's send reached no one: ${JSON.stringify(listener.received)}`);
+  assert.ok(!durable.received.includes('late'), `nor its own caller: ${JSON.stringify(durable.received)}`);
 });
 
 test("a durable connection's invocation ids are bounded: a longer one fails with the reason, the connection goes on", { timeout: 60_000 }, async (t) => {

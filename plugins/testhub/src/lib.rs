@@ -51,6 +51,7 @@ impl Hub for TestHub {
         m.stream("ticks", ticks);
         m.method("wait", wait);
         m.method("waitUntilCancelled", wait_until_cancelled);
+        m.method("sendToGroupAfter", send_to_group_after);
     }
 }
 
@@ -322,6 +323,20 @@ fn ticks(ctx: &Context, (count, interval_ms): (u32, u64), stream: &Stream) -> Re
 fn wait(_: &Context, (ms,): (u64,)) -> Result<u64, HubError> {
     invocation::sleep(Duration::from_millis(ms))?;
     Ok(ms)
+}
+
+/// `sendToGroupAfter(ms, group, value)`: sleeps `ms`, then members of
+/// `group` receive `message(value)`, even when the caller's connection ended
+/// meanwhile: a plugin need not honour cancellation, and the host must keep
+/// what it sends that late in bounds (a durable connection taken over by
+/// another node in between must not be able to send).
+fn send_to_group_after(
+    _: &Context,
+    (ms, group, value): (u64, String, Value),
+) -> Result<(), HubError> {
+    let _cancelled = invocation::sleep(Duration::from_millis(ms));
+    clients::group(&group).send("message", (value,))?;
+    Ok(())
 }
 
 /// `waitUntilCancelled()`: sleeps until its connection ends, then stores
