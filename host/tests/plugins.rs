@@ -73,7 +73,8 @@ async fn invoke(
         tenant: node.tenants.get("demo").expect("demo").clone(),
         hub: key,
         router: node.router.clone(),
-        connection_id: Some(Arc::from("c1")),
+        // The context names connection c1; no such connection is held here.
+        caller: None,
         receipts: Default::default(),
     };
     node.engine

@@ -1,7 +1,5 @@
 //! What the benches share.
 
-use std::sync::Arc;
-
 use switchboard::address::HubKey;
 use switchboard::node::Node;
 use switchboard::plugin::CallEnv;
@@ -12,7 +10,8 @@ pub(crate) fn demo_env(node: &Node, key: &HubKey) -> CallEnv {
         tenant: node.tenants.get("demo").expect("demo").clone(),
         hub: key.clone(),
         router: node.router.clone(),
-        connection_id: Some(Arc::from("c1")),
+        // The context names connection c1; no such connection is held here.
+        caller: None,
         receipts: Default::default(),
     }
 }

@@ -73,7 +73,7 @@ pub(super) async fn invoke(call: &Call) -> Result<Response, ApiError> {
         tenant: call.tenant.clone(),
         hub: call.hub.clone(),
         router: api.router.clone(),
-        connection_id: None,
+        caller: None,
         receipts: Default::default(),
     };
     let receipts = env.receipts.clone();

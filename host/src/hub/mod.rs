@@ -151,7 +151,7 @@ impl HubSession {
             tenant,
             hub: handle.hub.clone(),
             router: services.router().clone(),
-            connection_id: Some(handle.id.clone()),
+            caller: Some(handle.clone()),
             receipts: Default::default(),
         };
         let limits = env.tenant.limits();

@@ -668,6 +668,10 @@ impl ConnectionHandle {
     /// stream order, then checks it is still this node's.
     async fn wait_applied(&self, durable: &Durable, up_to: u64) -> Result<(), ()> {
         let applied = tokio::select! {
+            // Stored already wins over ended: a call whose connection ended
+            // after its receipt came back goes on as on a plain connection,
+            // rather than by the toss of a coin.
+            biased;
             applied = tokio::time::timeout(APPLY_TIMEOUT, durable.receipts.wait_stored(up_to)) => applied,
             () = self.closing.cancelled() => return Err(()),
         };

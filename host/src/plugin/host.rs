@@ -32,8 +32,12 @@ pub struct CallEnv {
     pub hub: HubKey,
     /// Carries out the plugin's sends, group changes and closes, here and on other nodes.
     pub router: Arc<Router>,
-    /// The connection the call is made for; none for server-side calls.
-    pub connection_id: Option<Arc<str>>,
+    /// The connection the call is made for, held from the call's start; none
+    /// for server-side calls. Held, not looked up by id when the plugin first
+    /// asks: a durable connection that another node took over is dropped here,
+    /// and a lookup after that would find nothing, so an effect would go out
+    /// without the connection's fence.
+    pub caller: Option<Arc<ConnectionHandle>>,
     /// The receipts of the call's sends to other nodes: the caller awaits
     /// them before it reports success (give each call its own).
     pub receipts: crate::backplane::Receipts,
@@ -57,8 +61,6 @@ pub(super) struct HostState {
     pub(super) panic_message: Option<String>,
     /// Where a server-stream method's items go; none for other calls.
     pub(super) stream: Option<super::StreamSink>,
-    /// The caller's connection, looked up on first use.
-    caller: Option<Option<Arc<ConnectionHandle>>>,
 }
 
 impl HostState {
@@ -133,17 +135,9 @@ impl HostState {
         self.collect(change.map_err(|e| e.to_string())?)
     }
 
-    /// The connection the call is made for, if it is live on this node.
-    fn caller(&mut self) -> Option<&Arc<ConnectionHandle>> {
-        if self.caller.is_none() {
-            let found = self
-                .env
-                .connection_id
-                .as_deref()
-                .and_then(|id| self.env.router.local_connection(&self.env.hub, id));
-            self.caller = Some(found);
-        }
-        self.caller.as_ref().and_then(Option::as_ref)
+    /// The connection the call is made for.
+    fn caller(&self) -> Option<&Arc<ConnectionHandle>> {
+        self.env.caller.as_ref()
     }
 }
 
@@ -169,7 +163,6 @@ impl HostState {
             cpu_exceeded: false,
             panic_message: None,
             stream: None,
-            caller: None,
         }
     }
 }
@@ -192,14 +185,13 @@ impl HostState {
         self.cpu_exceeded = false;
         self.panic_message = None;
         self.stream = stream;
-        self.caller = None;
     }
 
     /// Lets go of what belonged to the call that just ended: its stream (so
     /// the client sees it complete) and its connection.
     pub(super) fn release(&mut self) {
         self.stream = None;
-        self.caller = None;
+        self.env.caller = None;
     }
 }
 

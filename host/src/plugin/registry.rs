@@ -292,7 +292,7 @@ impl Plugins<'_> {
             tenant,
             hub: hub.clone(),
             router: self.router.clone(),
-            connection_id: None,
+            caller: None,
             receipts: Default::default(),
         };
         self.engine.describe(&mut plugin, env).await?;
