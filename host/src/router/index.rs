@@ -45,6 +45,8 @@ impl<C> Default for Index<C> {
 
 impl<C: Routable> Index<C> {
     /// Holds `connection`, listed under its user if it has one.
+    /// A connection held under its id already is replaced, and no longer
+    /// listed under its user when the new one has another.
     pub fn insert(&mut self, connection: C) {
         let id: Arc<str> = Arc::from(connection.id());
         if let Some(user) = connection.user() {
@@ -53,7 +55,17 @@ impl<C: Routable> Index<C> {
                 .or_default()
                 .insert(id.clone());
         }
-        self.connections.insert(id, connection);
+        let user = connection.user().map(Arc::<str>::from);
+        if let Some(old) = self.connections.insert(id.clone(), connection)
+            && let Some(old_user) = old.user()
+            && user.as_deref() != Some(old_user)
+            && let Some(set) = self.users.get_mut(old_user)
+        {
+            set.remove(&id);
+            if set.is_empty() {
+                self.users.remove(old_user);
+            }
+        }
     }
 
     /// Forgets the connection `id` and its group memberships; the connection, if held.

@@ -57,6 +57,26 @@ fn all_with_except() {
 }
 
 #[test]
+fn a_connection_held_again_under_another_user_leaves_its_old_user() {
+    let mut index = sample();
+    index.insert(fake("c3", Some("alice")));
+    assert!(
+        !index.has_user("bob"),
+        "bob's only connection now belongs to alice"
+    );
+    assert_eq!(
+        ids(index.resolve(&Target::Users(s(&["alice", "bob"])))),
+        s(&["c1", "c2", "c3"])
+    );
+    index.insert(fake("c3", None));
+    assert_eq!(
+        ids(index.resolve(&Target::Users(s(&["alice"])))),
+        s(&["c1", "c2"])
+    );
+    assert_eq!(index.remove("c3"), Some(fake("c3", None)));
+}
+
+#[test]
 fn connections_unknown_and_duplicates() {
     let index = sample();
     assert_eq!(
