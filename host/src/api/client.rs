@@ -57,9 +57,10 @@ pub enum ClientError {
     /// read.
     #[error("request failed: {0}")]
     Http(String),
-    /// No answer within the client's limit (in seconds).
-    #[error("no answer within {0} s")]
-    Timeout(u64),
+    /// No answer within the client's limit (in milliseconds: a limit under a
+    /// second must not read as "0 s").
+    #[error("no answer within {0} ms")]
+    Timeout(u128),
 }
 
 /// Lifetime of the per-request tokens.
@@ -236,7 +237,7 @@ impl ApiClient {
         };
         tokio::time::timeout(self.timeout, exchange)
             .await
-            .map_err(|_| ClientError::Timeout(self.timeout.as_secs()))?
+            .map_err(|_| ClientError::Timeout(self.timeout.as_millis()))?
     }
 }
 

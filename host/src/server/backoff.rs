@@ -1,7 +1,9 @@
-//! What to do after a failed `accept`: a peer that reset its connection
-//! before it was accepted is nothing; running out of files (EMFILE, ENFILE)
-//! or memory waits, longer each time in a row, and is logged at most once
-//! per [`LOG_EVERY`] with the count since the last log.
+//! What to do after a failed `accept`: a peer that refused, aborted or reset
+//! its connection before it was accepted is nothing; every other error
+//! (running out of files, EMFILE and ENFILE, or memory, above all) waits,
+//! longer each time in a row, and is logged at most once per [`LOG_EVERY`]
+//! with the count since the last log. Waiting on an error not foreseen costs
+//! at most a second; spinning on one would take a core.
 
 use std::io;
 use std::time::{Duration, Instant};
@@ -35,7 +37,7 @@ impl AcceptBackoff {
     }
 
     /// What to do after `error` at `now`: one connection's failure (refused, aborted, reset) waits
-    /// not at all; any other (out of files or memory) waits 10 ms, doubling each time in a row up
+    /// not at all; any other (out of files or memory, above all) waits 10 ms, doubling each time in a row up
     /// to 1 s.
     pub fn failed(&mut self, error: &io::Error, now: Instant) -> Verdict {
         if is_connection_error(error) {

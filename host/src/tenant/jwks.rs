@@ -129,11 +129,6 @@ impl JwksSource {
         }
     }
 
-    /// The JWKS URL it fetches.
-    pub fn url(&self) -> String {
-        self.url.to_string()
-    }
-
     /// The cached keys (empty before the first successful fetch). When they
     /// are stale, a fetch starts in the background (at most one per
     /// `min_refresh`); the caller goes on with what is cached.

@@ -64,9 +64,6 @@ pub enum NatsError {
         /// What the client reported.
         source: async_nats::ConnectError,
     },
-    /// Client options NATS cannot take. Nothing returns it at present.
-    #[error("invalid NATS options: {0}")]
-    Options(String),
 }
 
 /// What a node's backplane tasks share.
