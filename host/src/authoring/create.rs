@@ -10,7 +10,7 @@ use super::template::{self, Values, relative_path};
 pub enum CreateError {
     /// The hub name is not one a URL and a package can carry.
     #[error(
-        "`{0}` is not a hub name: use letters, digits, `-` and `_`, starting with a letter (at most 64)"
+        "`{0}` is not a hub name: use lowercase letters, digits, `-` and `_`, starting with a letter (at most 64)"
     )]
     BadName(String),
     /// The folder is there and holds something.
@@ -37,12 +37,11 @@ pub enum CreateError {
     },
 }
 
-/// Whether `name` can name a hub (and a Cargo package, with `-hub`).
+/// Whether `name` can name a hub: one the server serves (the rule of
+/// [`crate::address::is_valid_name`], so a new project can be deployed) and
+/// a package in every language (a letter first).
 pub fn valid_hub_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    chars.next().is_some_and(|c| c.is_ascii_alphabetic())
-        && name.len() <= 64
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    name.starts_with(|c: char| c.is_ascii_lowercase()) && crate::address::is_valid_name(name)
 }
 
 /// Whether `dir` is a Switchboard checkout with the SDKs.
@@ -151,6 +150,10 @@ mod tests {
         assert!(valid_hub_name("chat"));
         assert!(valid_hub_name("my-chat_2"));
         assert!(!valid_hub_name("2chat"));
+        assert!(
+            !valid_hub_name("Chat"),
+            "the server serves lowercase names only"
+        );
         assert!(!valid_hub_name("a/b"));
         assert!(!valid_hub_name(""));
         assert!(!valid_hub_name(&"a".repeat(65)));
