@@ -447,20 +447,14 @@ pub async fn claim(
     }
     let claimed = session.claimed(me, epoch);
     let encoded = session::encode(&claimed).map_err(|_| Refused::NotFound)?;
-    let revision = match cluster
-        .session_swap(&key, Bytes::from(encoded), revision)
-        .await
-    {
-        Ok(Some(revision)) => revision,
-        Ok(None) => {
-            debug!(connection = %session.connection, "another node claimed the connection first");
-            return Err(Refused::NotFound);
-        }
-        Err(e) => {
-            warn!(error = %e, "cannot claim a resuming connection");
-            return Err(Refused::NotFound);
-        }
-    };
+    let revision = won(
+        cluster
+            .session_swap(&key, Bytes::from(encoded), revision)
+            .await,
+        &session.connection,
+        "another node claimed the connection first",
+        "cannot claim a resuming connection",
+    )?;
     let stored = env
         .router
         .backplane()
@@ -479,17 +473,12 @@ pub async fn claim(
     }
     // Where the claim sits: the condition of every write from here on. A
     // later claim found instead means another node took it over meanwhile.
-    let last_claim = match own_claim(&cluster, hub, &claimed.connection, epoch).await {
-        Ok(Some(sequence)) => sequence,
-        Ok(None) => {
-            debug!(connection = %claimed.connection, "another node claimed the connection meanwhile");
-            return Err(Refused::NotFound);
-        }
-        Err(e) => {
-            warn!(error = %e, "cannot read back the claim of a resuming connection");
-            return Err(Refused::NotFound);
-        }
-    };
+    let last_claim = won(
+        own_claim(&cluster, hub, &claimed.connection, epoch).await,
+        &claimed.connection,
+        "another node claimed the connection meanwhile",
+        "cannot read back the claim of a resuming connection",
+    )?;
     // The claim is in the stream now: the catch-up reads at least up to it.
     let target = cluster
         .stream_info(partition)
@@ -521,6 +510,28 @@ pub async fn claim(
 
 /// The stream sequence of the claim of `epoch`, stored just now, when it is
 /// the connection's last; None when another node's claim is (or none is).
+/// The outcome of a step of a claim that another node may win (None): the
+/// value, else the resume is refused as for an unknown connection, with
+/// `lost` (a race lost, debug) or `failed` (the cluster, a warning) logged.
+fn won<T>(
+    step: Result<Option<T>, crate::backplane::nats::durable::DurableError>,
+    connection: &str,
+    lost: &str,
+    failed: &str,
+) -> Result<T, Refused> {
+    match step {
+        Ok(Some(value)) => Ok(value),
+        Ok(None) => {
+            debug!(connection, "{lost}");
+            Err(Refused::NotFound)
+        }
+        Err(e) => {
+            warn!(connection, error = %e, "{failed}");
+            Err(Refused::NotFound)
+        }
+    }
+}
+
 async fn own_claim(
     cluster: &NatsBackplane,
     hub: &HubKey,
