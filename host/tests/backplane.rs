@@ -66,6 +66,15 @@ fn node(backplane: Arc<dyn Backplane>, mut inbox: Inbox) -> Node {
     Node { router, published }
 }
 
+/// A group change or close is valid, and stored for the other nodes.
+async fn stored(change: Result<Receipt, RouteError>) {
+    change
+        .expect("a valid change")
+        .wait()
+        .await
+        .expect("stored");
+}
+
 impl Cluster {
     fn memory(n: usize) -> Cluster {
         let bus = MemoryBus::new();
@@ -105,6 +114,12 @@ impl Cluster {
 
     fn router(&self, i: usize) -> &Router {
         &self.nodes[i].router
+    }
+
+    /// Connection `id` joins `group` through node `i`'s router (wherever the
+    /// connection is), once the cluster stored the change.
+    async fn join(&self, i: usize, id: &str, group: &str) {
+        stored(self.router(i).add_to_group(&self.hub, id, group)).await;
     }
 
     /// A connection on node `i`.
@@ -299,20 +314,11 @@ mod specs {
         c.expect_quiet(0, &mut carol).await;
     }
 
-    /// A group change or close is valid, and stored for the other nodes.
-    async fn stored(change: Result<Receipt, RouteError>) {
-        change
-            .expect("a valid change")
-            .wait()
-            .await
-            .expect("stored");
-    }
-
     pub(crate) async fn group_spanning_three_nodes(c: &Cluster) {
         let mut members = Vec::new();
         for i in 0..3 {
             let conn = c.connect(i, &format!("m{i}"), None);
-            stored(c.router(i).add_to_group(&c.hub, &conn.id, "room")).await;
+            c.join(i, &conn.id, "room").await;
             members.push(conn);
         }
         let mut outsider = c.connect(1, "outsider", None);
@@ -326,9 +332,8 @@ mod specs {
     pub(crate) async fn others_in_group(c: &Cluster) {
         let mut me = c.connect(0, "me", None);
         let mut other = c.connect(1, "other", None);
-        for (i, id) in [(0, "me"), (1, "other")] {
-            stored(c.router(i).add_to_group(&c.hub, id, "g")).await;
-        }
+        c.join(0, "me", "g").await;
+        c.join(1, "other", "g").await;
         c.send(0, group("g", &["me"]), "o");
         assert_eq!(other.next().await, "o");
         // `me` is local to node 0: a marker from node 1 follows anything node 0 sent it.
@@ -340,9 +345,8 @@ mod specs {
     pub(crate) async fn group_except_on_a_remote_node(c: &Cluster) {
         let mut x = c.connect(1, "x", None);
         let mut y = c.connect(2, "y", None);
-        for (i, id) in [(1, "x"), (2, "y")] {
-            stored(c.router(i).add_to_group(&c.hub, id, "g")).await;
-        }
+        c.join(1, "x", "g").await;
+        c.join(2, "y", "g").await;
         c.send(0, group("g", &["y"]), "e");
         assert_eq!(x.next().await, "e");
         c.expect_quiet(0, &mut y).await;
@@ -350,7 +354,7 @@ mod specs {
 
     pub(crate) async fn group_add_for_a_connection_on_another_node(c: &Cluster) {
         let mut b = c.connect(1, "b", None);
-        stored(c.router(0).add_to_group(&c.hub, "b", "g")).await;
+        c.join(0, "b", "g").await;
         // Same sender, same partition: the add is applied before the send.
         c.send(0, group("g", &[]), "after-add");
         assert_eq!(b.next().await, "after-add");
@@ -360,7 +364,7 @@ mod specs {
 
     pub(crate) async fn group_remove_for_a_connection_on_another_node(c: &Cluster) {
         let mut b = c.connect(1, "b", None);
-        stored(c.router(1).add_to_group(&c.hub, "b", "g")).await;
+        c.join(1, "b", "g").await;
         stored(c.router(0).remove_from_group(&c.hub, "b", "g")).await;
         c.send(0, group("g", &[]), "after-remove");
         c.expect_quiet(0, &mut b).await;
@@ -408,7 +412,7 @@ mod specs {
     pub(crate) async fn several_groups_deliver_once(c: &Cluster) {
         let mut b = c.connect(1, "b", None);
         for g in ["g1", "g2"] {
-            stored(c.router(1).add_to_group(&c.hub, "b", g)).await;
+            c.join(1, "b", g).await;
         }
         c.send(
             0,
@@ -425,7 +429,7 @@ mod specs {
     pub(crate) async fn disconnected_connection_gets_nothing(c: &Cluster) {
         let mut gone = c.connect(1, "gone", Some("u"));
         let mut witness = c.connect(1, "witness", None);
-        stored(c.router(1).add_to_group(&c.hub, "gone", "g")).await;
+        c.join(1, "gone", "g").await;
         c.router(1).unregister(&c.hub, "gone");
         c.send(0, Target::Connections(conns(&["gone"])), "1");
         c.send(0, Target::Users(conns(&["u"])), "2");
@@ -446,7 +450,7 @@ mod specs {
 
     pub(crate) async fn groups_die_with_their_connection(c: &Cluster) {
         let _old = c.connect(1, "b", None);
-        stored(c.router(1).add_to_group(&c.hub, "b", "g")).await;
+        c.join(1, "b", "g").await;
         c.router(1).unregister(&c.hub, "b");
         let mut again = c.connect(1, "b", None);
         c.send(0, group("g", &[]), "stale");
@@ -489,7 +493,7 @@ mod specs {
         let mut b = c.connect(1, "b", None);
         let to_g = group("g", &[]);
         for round in 0..20 {
-            stored(c.router(0).add_to_group(&c.hub, "b", "g")).await;
+            c.join(0, "b", "g").await;
             c.send(0, to_g.clone(), &format!("in-{round}"));
             stored(c.router(0).remove_from_group(&c.hub, "b", "g")).await;
             c.send(0, to_g.clone(), &format!("out-{round}"));
@@ -516,11 +520,11 @@ mod specs {
     pub(crate) async fn hostile_group_and_user_names(c: &Cluster) {
         let names = hostile_names();
         let mut plain = c.connect(2, "plain", Some("plain-user"));
-        stored(c.router(2).add_to_group(&c.hub, "plain", "g")).await;
+        c.join(2, "plain", "g").await;
         let mut by_name = Vec::new();
         for (i, name) in names.iter().enumerate() {
             let conn = c.connect(1, &format!("c{i}"), Some(name));
-            stored(c.router(1).add_to_group(&c.hub, &conn.id, name)).await;
+            c.join(1, &conn.id, name).await;
             by_name.push(conn);
         }
         for (i, name) in names.iter().enumerate() {
@@ -561,7 +565,7 @@ mod specs {
         let mut witness = c.connect(2, "w", None);
         let mut theirs = c.connect_to(1, &other_tenant, "x", Some("u"));
         let mut next_door = c.connect_to(2, &other_hub, "x", Some("u"));
-        stored(c.router(1).add_to_group(&c.hub, "x", "g")).await;
+        c.join(1, "x", "g").await;
         stored(c.router(1).add_to_group(&other_tenant, "x", "g")).await;
         stored(c.router(2).add_to_group(&other_hub, "x", "g")).await;
         c.send(0, Target::All { except: vec![] }, "all");
