@@ -147,16 +147,19 @@ mod tests {
 
     #[test]
     fn hub_names_are_url_and_package_safe() {
-        assert!(valid_hub_name("chat"));
-        assert!(valid_hub_name("my-chat_2"));
-        assert!(!valid_hub_name("2chat"));
-        assert!(
-            !valid_hub_name("Chat"),
-            "the server serves lowercase names only"
-        );
-        assert!(!valid_hub_name("a/b"));
-        assert!(!valid_hub_name(""));
-        assert!(!valid_hub_name(&"a".repeat(65)));
+        // "Chat": the server serves lowercase names only; "2chat": not a package name.
+        let long = "a".repeat(65);
+        for (name, valid) in [
+            ("chat", true),
+            ("my-chat_2", true),
+            ("2chat", false),
+            ("Chat", false),
+            ("a/b", false),
+            ("", false),
+            (long.as_str(), false),
+        ] {
+            assert_eq!(valid_hub_name(name), valid, "{name:?}");
+        }
     }
 
     #[test]
