@@ -86,6 +86,16 @@ export function sendToGroupAfter(ctx, ms, group, value) {
   clients.group(group).send('message', value);
 }
 
+/** kvSetAfter(ms, key, value): sleeps ms, then stores value under key, cancelled or not (as sendToGroupAfter). */
+export function kvSetAfter(ctx, ms, key, value) {
+  try {
+    invocation.sleep(ms);
+  } catch (e) {
+    if (!(e instanceof HostError)) throw e;
+  }
+  kv.set(key, value);
+}
+
 /** waitUntilCancelled(): sleeps until its connection ends, then stores whether it saw that under `waited:<connection id>`. */
 export function waitUntilCancelled(ctx) {
   try {

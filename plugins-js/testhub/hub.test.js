@@ -95,7 +95,7 @@ test('sleeping is virtual, and fails once the client cancelled', () => {
   assert.equal(host.kv('ticks:c1'), '2');
 });
 
-test('sendToGroupAfter sends once its sleep ends, whether or not the client cancelled', () => {
+test('sendToGroupAfter and kvSetAfter act once their sleep ends, whether or not the client cancelled', () => {
   const host = new TestHost(hub);
   const c = new Caller('c1');
   host.invoke(c, 'joinGroup', 'g');
@@ -103,4 +103,6 @@ test('sendToGroupAfter sends once its sleep ends, whether or not the client canc
   assert.equal(host.slept(), 700);
   host.call(c, 'sendToGroupAfter').args(700, 'g', 'late').cancelAfter(0).invoke();
   assert.deepEqual(host.received(c).map((m) => m.args[0]), ['on time', 'late']);
+  host.call(c, 'kvSetAfter').args(700, 'k', 'late').cancelAfter(0).invoke();
+  assert.equal(host.kv('k'), 'late');
 });

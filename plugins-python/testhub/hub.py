@@ -80,6 +80,16 @@ def send_to_group_after(ctx, ms: int, group: str, value) -> None:
     clients.group(group).send("message", value)
 
 
+def kv_set_after(ctx, ms: int, key: str, value: str) -> None:
+    """Sleeps ``ms``, then stores ``value`` under ``key``, cancelled or not (as
+    ``send_to_group_after``)."""
+    try:
+        invocation.sleep(ms / 1000)
+    except HostError:
+        pass
+    kv.set(key, value)
+
+
 def wait_until_cancelled(ctx) -> None:
     """Sleeps until its connection ends, then stores whether it saw that under
     ``waited:<connection id>``."""

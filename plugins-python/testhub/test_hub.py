@@ -106,13 +106,15 @@ class TestHubTest(unittest.TestCase):
         self.assertEqual(host.call(c, "ticks").args(10, 100).cancel_after(2).stream().items, [0, 1])
         self.assertEqual(host.kv("ticks:c1"), "2")
 
-    def test_send_to_group_after_sends_once_its_sleep_ends_cancelled_or_not(self):
+    def test_send_and_kv_set_after_act_once_their_sleep_ends_cancelled_or_not(self):
         host, c = TestHost(hub), Caller("c1")
         host.invoke(c, "joinGroup", "g")
         host.invoke(c, "sendToGroupAfter", 700, "g", "on time")
         self.assertEqual(host.slept(), 0.7)
         host.call(c, "sendToGroupAfter").args(700, "g", "late").cancel_after(0).invoke()
         self.assertEqual([m.args[0] for m in host.received(c)], ["on time", "late"])
+        host.call(c, "kvSetAfter").args(700, "k", "late").cancel_after(0).invoke()
+        self.assertEqual(host.kv("k"), "late")
 
 
 if __name__ == "__main__":

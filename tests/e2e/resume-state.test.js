@@ -8,7 +8,8 @@
 // new connection. The items and group names of a durable connection are bounded (they travel in
 // its session). An invocation running on the dead node ends with "outcome unknown" and runs on no
 // other node; invocations sent while the node was dead run exactly once. A node paused instead of
-// killed cannot send for an invocation it was running once another node took the connection over.
+// killed cannot send or write KV for an invocation it was running once another node took the
+// connection over.
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -199,7 +200,7 @@ test('kill -9: items, query, group and user of a durable connection survive the 
 // A paused node is not dead: when it wakes, an invocation it was running goes on, and a plugin
 // need not honour cancellation. Its send must not reach anyone: the node that took the
 // connection over has already told the client the outcome is unknown, and the client may retry.
-test('a paused owner (SIGSTOP) whose invocation sends after it wakes: no one receives that send, and the caller hears "outcome unknown"', { timeout: 120_000 }, async (t) => {
+test('a paused owner (SIGSTOP) whose invocations send and write KV after it wakes: no one receives that send, the KV write does not land, the callers hear "outcome unknown"', { timeout: 120_000 }, async (t) => {
   const cluster = await startCluster({ size: 3, config, serverOptions: { plugins: { 'demo/testhub.wasm': pluginWasm('testhub') } } });
   const clients = [];
   let lb;
@@ -217,7 +218,16 @@ test('a paused owner (SIGSTOP) whose invocation sends after it wakes: no one rec
   clients.push(durable);
   const owner = (await nodeTags(cluster.nodes)).get(tagOf(durable.id));
   assert.ok(owner, 'the durable client is on one of the nodes');
+  // A second durable client on the same node, for a write outside the message stream (KV).
+  let writer;
+  for (let i = 0; i < 30 && !writer; i++) {
+    const c = await statefulClient(`${lb.url}/hubs/demo/testhub`, { serverTimeoutMs: 30_000 });
+    clients.push(c);
+    if (tagOf(c.id) === tagOf(durable.id)) writer = c;
+  }
+  assert.ok(writer, 'a second durable client on the same node');
   const group = unique('g-');
+  const key = unique('late-');
   await call(durable, 'joinGroup', group);
   const listener = await statefulClient(`${cluster.nodes.find((n) => n !== owner).url}/hubs/demo/testhub`);
   clients.push(listener);
@@ -226,27 +236,28 @@ test('a paused owner (SIGSTOP) whose invocation sends after it wakes: no one rec
   await received(durable, 'before', 'the durable client hears its group');
   await received(listener, 'before', 'the listener hears its group');
 
-  // Sleeping on the owner when it is paused; the sleep is long over when it wakes.
-  const outcome = durable.connection.invoke('sendToGroupAfter', 1_500, group, 'late').then(
-    () => 'completed',
-    (err) => String(err?.message ?? err),
-  );
+  // Sleeping on the owner when it is paused; the sleeps are long over when it wakes.
+  const settled = (p) => p.then(() => 'completed', (err) => String(err?.message ?? err));
+  const sent = settled(durable.connection.invoke('sendToGroupAfter', 1_500, group, 'late'));
+  const written = settled(writer.connection.invoke('kvSetAfter', 1_500, key, 'late'));
   await sleep(300);
   process.kill(owner.pid, 'SIGSTOP');
   paused = owner;
-  assert.match(await withTimeout(outcome, 30_000, 'the paused invocation settles'), /Invocation outcome unknown/, 'the node that took the connection over ends the invocation with outcome unknown');
-  assert.equal(durable.connection.connectionId, durable.id, 'the durable client kept its connection id');
-  assert.deepEqual(durable.reconnecting, [], 'the durable client never fell back to a new connection');
+  for (const [c, outcome, what] of [[durable, sent, 'send'], [writer, written, 'KV write']]) {
+    assert.match(await withTimeout(outcome, 30_000, `the paused ${what} settles`), /Invocation outcome unknown/, `the node that took the connection over ends the ${what} with outcome unknown`);
+    assert.equal(c.connection.connectionId, c.id, 'the durable client kept its connection id');
+    assert.deepEqual(c.reconnecting, [], 'the durable client never fell back to a new connection');
+  }
 
   process.kill(owner.pid, 'SIGCONT');
   paused = undefined;
   const deadline = Date.now() + 15_000;
   let fenced = 0;
-  while (Date.now() < deadline && fenced < 1) {
+  while (Date.now() < deadline && fenced < 2) {
     fenced = await metricSum([owner], 'switchboard_resume_fenced_total').catch(() => 0);
-    if (fenced < 1) await sleep(200);
+    if (fenced < 2) await sleep(200);
   }
-  assert.equal(fenced, 1, 'the woken node learnt that the connection was taken from it');
+  assert.equal(fenced, 2, 'the woken node learnt that both connections were taken from it');
   // Time for the woken invocation to finish, and for anything it stored to travel.
   await sleep(2_000);
   await call(listener, 'sendToGroup', group, 'after');
@@ -254,6 +265,7 @@ test('a paused owner (SIGSTOP) whose invocation sends after it wakes: no one rec
   await received(listener, 'after', 'the listener still hears its group');
   assert.ok(!listener.received.includes('late'), `the woken invocation's send reached no one: ${JSON.stringify(listener.received)}`);
   assert.ok(!durable.received.includes('late'), `nor its own caller: ${JSON.stringify(durable.received)}`);
+  assert.equal(await call(listener, 'kvGet', key), null, "the woken invocation's KV write did not land");
 });
 
 test("a durable connection's invocation ids are bounded: a longer one fails with the reason, the connection goes on", { timeout: 60_000 }, async (t) => {

@@ -664,6 +664,34 @@ impl ConnectionHandle {
             .await
     }
 
+    /// Before an effect outside the stream, which the store's condition
+    /// cannot cover (a plugin's KV write, a client invocation of another
+    /// connection here): [`Self::receipt_applied`], then one more record under
+    /// the connection's fence, stored. A paused owner that another node
+    /// claimed meanwhile learns it from the store's refusal here, however late
+    /// it reads the claim, instead of writing. Left open: a claim stored
+    /// between this record and the effect (a pause of that one round trip).
+    /// The record is a receipt of what is stored already, which readers skip.
+    pub async fn still_owner(self: &Arc<Self>) -> Result<(), ()> {
+        self.receipt_applied().await?;
+        let Some(durable) = &self.durable else {
+            return Ok(());
+        };
+        let received = Received {
+            up_to: durable.receipts.published(),
+            opens: Vec::new(),
+        };
+        let receipt = durable
+            .backplane
+            .publish(self.receipt_envelope(durable, received));
+        self.store_or_close(
+            receipt,
+            "a durable connection's check that it is still this node's",
+        )
+        .await?;
+        if self.is_fenced() { Err(()) } else { Ok(()) }
+    }
+
     /// Waits until the connection's receipts up to `up_to` are read back in
     /// stream order, then checks it is still this node's.
     async fn wait_applied(&self, durable: &Durable, up_to: u64) -> Result<(), ()> {

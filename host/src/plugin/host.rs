@@ -120,6 +120,20 @@ impl HostState {
         Ok(caller.durable_fence())
     }
 
+    /// Before an effect outside the stream (a KV write, a client invocation
+    /// of another connection): as [`Self::receipt_first`], and a durable
+    /// caller's node checks in the store that it still owns the connection
+    /// (see [`ConnectionHandle::still_owner`]).
+    async fn owner_first(&mut self) -> Result<(), String> {
+        let Some(caller) = self.caller().cloned() else {
+            return Ok(());
+        };
+        caller.still_owner().await.map_err(|()| {
+            "the connection ended, or another node took it over, before its message was stored"
+                .to_owned()
+        })
+    }
+
     /// A plugin's group change (`add`, else remove), after its receipt.
     async fn change_group(
         &mut self,
@@ -288,7 +302,7 @@ impl clients::Host for HostState {
             .local_connection(&self.env.hub, &connection_id)
             .ok_or_else(|| format!("connection '{connection_id}' not found"))?;
         let message = OutboundInvocation::from_json(&method, &args_json)?;
-        self.receipt_first().await?;
+        self.owner_first().await?;
         let timeout = Duration::from_millis(u64::from(timeout_ms.clamp(1, 300_000)));
         self.waiting(connection.invoke_client(message, timeout))
             .await
@@ -311,7 +325,7 @@ impl kv::Host for HostState {
     }
 
     async fn set(&mut self, key: String, value: String, ttl_ms: Option<u64>) -> Result<(), String> {
-        self.receipt_first().await?;
+        self.owner_first().await?;
         self.kv()
             .set(&key, &value, ttl_ms.map(Duration::from_millis))
             .await
@@ -319,7 +333,7 @@ impl kv::Host for HostState {
     }
 
     async fn delete(&mut self, key: String) -> Result<(), String> {
-        self.receipt_first().await?;
+        self.owner_first().await?;
         self.kv().delete(&key).await.map_err(|e| e.to_string())
     }
 
@@ -330,7 +344,7 @@ impl kv::Host for HostState {
         value: String,
         ttl_ms: Option<u64>,
     ) -> Result<bool, String> {
-        self.receipt_first().await?;
+        self.owner_first().await?;
         self.kv()
             .compare_and_set(
                 &key,

@@ -52,6 +52,7 @@ impl Hub for TestHub {
         m.method("wait", wait);
         m.method("waitUntilCancelled", wait_until_cancelled);
         m.method("sendToGroupAfter", send_to_group_after);
+        m.method("kvSetAfter", kv_set_after);
     }
 }
 
@@ -336,6 +337,15 @@ fn send_to_group_after(
 ) -> Result<(), HubError> {
     let _cancelled = invocation::sleep(Duration::from_millis(ms));
     clients::group(&group).send("message", (value,))?;
+    Ok(())
+}
+
+/// `kvSetAfter(ms, key, value)`: sleeps `ms`, then stores `value` under
+/// `key`, even when the caller's connection ended meanwhile (as
+/// `sendToGroupAfter`, for a write outside the cluster's message stream).
+fn kv_set_after(_: &Context, (ms, key, value): (u64, String, String)) -> Result<(), HubError> {
+    let _cancelled = invocation::sleep(Duration::from_millis(ms));
+    kv::set(&key, &value)?;
     Ok(())
 }
 
