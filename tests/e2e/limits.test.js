@@ -1,7 +1,7 @@
 // Per-tenant limits, each reached on purpose with real clients: connections (refused at
 // negotiate, and at the handshake when a client skips negotiation), invocations running at
 // once, invocations per second per connection, groups per connection, message size, and the
-// plugin's CPU time and memory. Each refusal's text is asserted, and a neighbouring tenant
+// plugin's CPU time and memory, and the bytes a tenant's key-value store keeps in memory. Each refusal's text is asserted, and a neighbouring tenant
 // with the same hub is served normally at the same moment.
 //
 // Each limit has a tenant of its own, so one test's connections never count against another.
@@ -27,11 +27,13 @@ const CONFIG = [
   tenant('groups', 'groups_per_connection = 2'),
   tenant('size', 'max_message_size = 2048'),
   tenant('plugin', 'invocation_cpu_ms = 200\nmemory_mb = 32'),
+  // Messages large enough to carry a value of the store's largest size.
+  tenant('kvfull', 'max_message_size = 2097152'),
   // The neighbour: the same hubs, the built-in limits.
   '[tenants.roomy]\nallow_anonymous = true\n',
 ].join('\n');
 
-const TENANTS = ['conn', 'conc', 'rate', 'groups', 'size', 'plugin', 'roomy'];
+const TENANTS = ['conn', 'conc', 'rate', 'groups', 'size', 'plugin', 'kvfull', 'roomy'];
 
 let server;
 before(async () => {
@@ -216,6 +218,32 @@ describe('tenant limits', { timeout: 120_000 }, () => {
     // The neighbour's limit is the node's default (32 KiB).
     const roomy = await neighbourServes(t);
     assert.equal(await invoke(roomy, 'echo', 'x'.repeat(3000)), 'x'.repeat(3000));
+  });
+
+  test("key-value store: a single node keeps at most 64 MiB of a tenant's keys and values; a write past it fails with the reason", async (t) => {
+    const conn = await connect(t, hubUrl(server, 'kvfull', 'testhub'));
+    const value = 'x'.repeat(1_000_000);
+    // 67 entries of about 1 MB fit in 64 MiB (67,108,864 bytes); the 68th does not.
+    let refused;
+    let stored = 0;
+    for (let i = 0; i < 80 && !refused; i++) {
+      try {
+        await invoke(conn, 'kvSet', `k${i}`, value);
+        stored++;
+      } catch (err) {
+        refused = err;
+      }
+    }
+    assert.equal(stored, 67, 'every write within the bound was stored');
+    assert.match(String(refused?.message), /the tenant's key-value store is full: it holds at most 1000000 keys and 67108864 bytes/);
+    // Replacing a value with a smaller one, or deleting, is still possible, and frees room.
+    await invoke(conn, 'kvSet', 'k0', 'small');
+    await invoke(conn, 'kvSet', 'k67', value);
+    assert.equal((await invoke(conn, 'kvGet', 'k67')).length, value.length);
+    // Another tenant's store is its own (its messages are at most 32 KiB).
+    const roomy = await neighbourServes(t);
+    await invoke(roomy, 'kvSet', 'k0', 'y'.repeat(30_000));
+    assert.equal(await invoke(roomy, 'kvGet', 'k0'), 'y'.repeat(30_000));
   });
 
   test('CPU time and memory: the invocation fails, the neighbour is served meanwhile', async (t) => {
