@@ -671,14 +671,17 @@ impl ConnectionHandle {
     /// claimed meanwhile learns it from the store's refusal here, however late
     /// it reads the claim, instead of writing. Left open: a claim stored
     /// between this record and the effect (a pause of that one round trip).
-    /// The record is a receipt of what is stored already, which readers skip.
+    /// The record is a receipt of nothing (up to 0), which every reader
+    /// skips. Not the highest id published: the reader may have taken a
+    /// receipt up to that id, with invocations in it, and not published it
+    /// yet; an empty one for the same id stored first would hide them.
     pub async fn still_owner(self: &Arc<Self>) -> Result<(), ()> {
         self.receipt_applied().await?;
         let Some(durable) = &self.durable else {
             return Ok(());
         };
         let received = Received {
-            up_to: durable.receipts.published(),
+            up_to: 0,
             opens: Vec::new(),
         };
         let receipt = durable
