@@ -9,7 +9,8 @@
 // its session). An invocation running on the dead node ends with "outcome unknown" and runs on no
 // other node; invocations sent while the node was dead run exactly once. A node paused instead of
 // killed cannot send or write KV for an invocation it was running once another node took the
-// connection over.
+// connection over. A durable connection's clean end still runs the hub's disconnect handler, whose
+// KV writes land.
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -266,6 +267,33 @@ test('a paused owner (SIGSTOP) whose invocations send and write KV after it wake
   assert.ok(!listener.received.includes('late'), `the woken invocation's send reached no one: ${JSON.stringify(listener.received)}`);
   assert.ok(!durable.received.includes('late'), `nor its own caller: ${JSON.stringify(durable.received)}`);
   assert.equal(await call(listener, 'kvGet', key), null, "the woken invocation's KV write did not land");
+});
+
+// The hub's disconnect handler runs once the connection is closed and gone from the router: for
+// a durable connection too, its KV writes must land (the versioned fixture deletes the key its
+// on-connected wrote), even when the client's last message was not yet stored when it left.
+test("a durable connection's clean end runs the hub's disconnect handler, whose KV write lands", { timeout: 60_000 }, async (t) => {
+  const cluster = await startCluster({
+    size: 2,
+    config,
+    serverOptions: { plugins: { 'demo/testhub.wasm': pluginWasm('testhub'), 'demo/versioned.wasm': pluginWasm('versioned_v1') } },
+  });
+  t.after(() => cluster.close());
+  const url = (hub) => `${cluster.nodes[0].url}/hubs/demo/${hub}`;
+  const reader = await statefulClient(url('testhub'));
+  t.after(() => withTimeout(reader.connection.stop(), 5_000, 'stop').catch(() => {}));
+  for (let i = 0; i < 5; i++) {
+    const c = await statefulClient(url('versioned'));
+    const key = `connected:${c.id}`;
+    assert.equal(await call(c, 'recall'), 'versioned-v1', 'on-connected stored its key');
+    assert.equal(await call(reader, 'kvGet', key), 'versioned-v1');
+    // A message whose receipt may still be on its way when the client leaves.
+    c.connection.send('echo', i).catch(() => {});
+    await withTimeout(c.connection.stop(), WAIT_MS, 'stop');
+    const deadline = Date.now() + WAIT_MS;
+    while (Date.now() < deadline && (await call(reader, 'kvGet', key)) !== null) await sleep(100);
+    assert.equal(await call(reader, 'kvGet', key), null, `on-disconnected deleted ${key}`);
+  }
 });
 
 test("a durable connection's invocation ids are bounded: a longer one fails with the reason, the connection goes on", { timeout: 60_000 }, async (t) => {

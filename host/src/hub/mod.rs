@@ -312,10 +312,18 @@ impl HubSession {
         let Some(plugin) = s.services.registry().get(&s.env.hub) else {
             return;
         };
+        // The connection is closed and gone from the router by now: the
+        // handler runs without it, so its sleeps are not cut short by that
+        // close and its sends, group changes and KV writes are the node's own
+        // (a durable connection's receipts would never be read back now).
+        let env = CallEnv {
+            caller: None,
+            ..s.env.clone()
+        };
         if let Err(e) = s
             .services
             .engine()
-            .on_disconnected(&plugin, s.env.clone(), &s.ctx, error.as_deref())
+            .on_disconnected(&plugin, env, &s.ctx, error.as_deref())
             .await
         {
             plugin_failed(s, &e);
