@@ -55,15 +55,20 @@ impl<C: Routable> Index<C> {
                 .or_default()
                 .insert(id.clone());
         }
-        let user = connection.user().map(Arc::<str>::from);
         if let Some(old) = self.connections.insert(id.clone(), connection)
             && let Some(old_user) = old.user()
-            && user.as_deref() != Some(old_user)
-            && let Some(set) = self.users.get_mut(old_user)
+            && self.connections.get(&id).and_then(Routable::user) != Some(old_user)
         {
-            set.remove(&id);
+            self.unlist(old_user, &id);
+        }
+    }
+
+    /// Takes connection `id` off `user`'s list, and the list off the index once empty.
+    fn unlist(&mut self, user: &str, id: &str) {
+        if let Some(set) = self.users.get_mut(user) {
+            set.remove(id);
             if set.is_empty() {
-                self.users.remove(old_user);
+                self.users.remove(user);
             }
         }
     }
@@ -71,13 +76,8 @@ impl<C: Routable> Index<C> {
     /// Forgets the connection `id` and its group memberships; the connection, if held.
     pub fn remove(&mut self, id: &str) -> Option<C> {
         let connection = self.connections.remove(id)?;
-        if let Some(user) = connection.user()
-            && let Some(set) = self.users.get_mut(user)
-        {
-            set.remove(id);
-            if set.is_empty() {
-                self.users.remove(user);
-            }
+        if let Some(user) = connection.user() {
+            self.unlist(user, id);
         }
         self.leave_all(id);
         Some(connection)
