@@ -63,6 +63,11 @@ pub(super) struct HostState {
     pub(super) stream: Option<super::StreamSink>,
 }
 
+/// A durable caller's effect refused: its record was not stored, or the
+/// connection is no longer this node's.
+const NOT_OURS: &str =
+    "the connection ended, or another node took it over, before its message was stored";
+
 impl HostState {
     /// Keeps the receipt of a send or group change to other nodes for the
     /// call to await before it reports success; a refusal known now is the
@@ -113,10 +118,10 @@ impl HostState {
         let Some(caller) = self.caller().cloned() else {
             return Ok(None);
         };
-        caller.receipt_applied().await.map_err(|()| {
-            "the connection ended, or another node took it over, before its message was stored"
-                .to_owned()
-        })?;
+        caller
+            .receipt_applied()
+            .await
+            .map_err(|()| NOT_OURS.to_owned())?;
         Ok(caller.durable_fence())
     }
 
@@ -128,10 +133,7 @@ impl HostState {
         let Some(caller) = self.caller().cloned() else {
             return Ok(());
         };
-        caller.still_owner().await.map_err(|()| {
-            "the connection ended, or another node took it over, before its message was stored"
-                .to_owned()
-        })
+        caller.still_owner().await.map_err(|()| NOT_OURS.to_owned())
     }
 
     /// A plugin's group change (`add`, else remove), after its receipt.
