@@ -49,6 +49,41 @@ impl std::fmt::Display for HubKey {
     }
 }
 
+/// A tenant or hub that a request names and this node does not have: the
+/// same 404 (`UnknownTenant`, `UnknownHub`) for the REST API and the admin API.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Unknown {
+    /// No tenant of that name.
+    #[error("no tenant '{0}'")]
+    Tenant(String),
+    /// The tenant has no plugin deployed for this hub.
+    #[error("tenant '{tenant}' has no hub '{hub}'")]
+    Hub {
+        /// The tenant's name.
+        tenant: String,
+        /// The hub as named in the request.
+        hub: String,
+    },
+}
+
+impl Unknown {
+    /// `hub` is not deployed.
+    pub fn hub(hub: &HubKey) -> Unknown {
+        Unknown::Hub {
+            tenant: hub.tenant.to_string(),
+            hub: hub.hub.to_string(),
+        }
+    }
+
+    /// The stable name of the error, for programs (an API error body's `code`).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Unknown::Tenant(_) => "UnknownTenant",
+            Unknown::Hub { .. } => "UnknownHub",
+        }
+    }
+}
+
 /// Where a send goes, within one hub.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Target {

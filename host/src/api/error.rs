@@ -7,6 +7,7 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use super::MAX_BODY;
+use crate::address::Unknown;
 
 /// A failed REST request; [`ApiError::code`] and [`ApiError::status`] say how it is answered.
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -23,17 +24,10 @@ pub enum ApiError {
         /// The methods the path takes, comma-separated (the `Allow` header).
         allow: String,
     },
-    /// The tenant named in the path or the `application` query does not exist (404).
-    #[error("no tenant '{0}'")]
-    UnknownTenant(String),
-    /// The tenant has no plugin deployed for this hub (404).
-    #[error("tenant '{tenant}' has no hub '{hub}'")]
-    UnknownHub {
-        /// The tenant's name.
-        tenant: String,
-        /// The hub as named in the path.
-        hub: String,
-    },
+    /// The tenant named in the path or the `application` query does not exist, or has no plugin
+    /// deployed for this hub (404).
+    #[error(transparent)]
+    Unknown(#[from] Unknown),
     /// `:invoke` names a method the hub's plugin does not export (404).
     #[error("the hub has no method '{0}'")]
     UnknownMethod(String),
@@ -91,8 +85,7 @@ impl ApiError {
         match self {
             ApiError::NoRoute(_) => "NoRoute",
             ApiError::MethodNotAllowed { .. } => "MethodNotAllowed",
-            ApiError::UnknownTenant(_) => "UnknownTenant",
-            ApiError::UnknownHub { .. } => "UnknownHub",
+            ApiError::Unknown(unknown) => unknown.code(),
             ApiError::UnknownMethod(_) => "UnknownMethod",
             ApiError::NoConnection(_) => "NoConnection",
             ApiError::NoUser(_) => "NoUser",
@@ -114,8 +107,7 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::NoRoute(_)
-            | ApiError::UnknownTenant(_)
-            | ApiError::UnknownHub { .. }
+            | ApiError::Unknown(_)
             | ApiError::UnknownMethod(_)
             | ApiError::NoConnection(_)
             | ApiError::NoUser(_)
@@ -170,7 +162,7 @@ mod tests {
 
     #[test]
     fn body_names_code_and_message() {
-        let e = ApiError::UnknownTenant("acme".into());
+        let e = ApiError::from(Unknown::Tenant("acme".into()));
         assert_eq!(e.status(), StatusCode::NOT_FOUND);
         let body: serde_json::Value = serde_json::from_str(&e.body()).expect("json");
         assert_eq!(body["code"], "UnknownTenant");

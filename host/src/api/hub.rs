@@ -11,7 +11,7 @@ use tracing::warn;
 use super::error::ApiError;
 use super::payload::parse_payload;
 use super::{Call, applied_as, sent};
-use crate::address::Target;
+use crate::address::{Target, Unknown};
 use crate::plugin::{CallEnv, Context, MethodKind};
 
 /// The longest a server-side hub method call may take, host waits included.
@@ -55,10 +55,7 @@ pub(super) async fn invoke(call: &Call) -> Result<Response, ApiError> {
     let plugin = api
         .registry
         .get(&call.hub)
-        .ok_or_else(|| ApiError::UnknownHub {
-            tenant: call.hub.tenant.to_string(),
-            hub: call.hub.hub.to_string(),
-        })?;
+        .ok_or_else(|| Unknown::hub(&call.hub))?;
     let method = plugin
         .method(&payload.target)
         .ok_or_else(|| ApiError::UnknownMethod(payload.target.clone()))?;

@@ -43,7 +43,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use tracing::debug;
 
-use crate::address::{HubKey, Target};
+use crate::address::{HubKey, Target, Unknown};
 use crate::backplane::nats::NatsBackplane;
 use crate::config::Config;
 use crate::plugin::{PluginEngine, Registry};
@@ -180,7 +180,7 @@ async fn dispatch(api: Arc<ApiState>, request: Request) -> Result<Response, ApiE
     let tenant = api
         .tenants
         .get(&tenant_name)
-        .ok_or_else(|| ApiError::UnknownTenant(tenant_name.clone()))?;
+        .ok_or_else(|| Unknown::Tenant(tenant_name.clone()))?;
     auth::authorize(
         &tenant.name,
         &tenant.keys().api_keys,
@@ -190,10 +190,7 @@ async fn dispatch(api: Arc<ApiState>, request: Request) -> Result<Response, ApiE
     )?;
     let hub = HubKey::new(&tenant.name, &matched.hub);
     if api.registry.get(&hub).is_none() {
-        return Err(ApiError::UnknownHub {
-            tenant: tenant.name.to_string(),
-            hub: matched.hub.clone(),
-        });
+        return Err(Unknown::hub(&hub).into());
     }
     let body = if takes_body(matched.action) {
         read_body(&parts.headers, body).await?

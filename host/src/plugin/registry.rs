@@ -24,8 +24,7 @@ use tracing::{error, info, warn};
 use super::store::{PluginStore, StoreError};
 use super::versions::{Deployed, HubVersions, RollbackError, Source, VersionInfo, now_ms};
 use super::{CallEnv, HubPlugin, LoadError, PluginEngine};
-use crate::address::HubKey;
-use crate::address::is_valid_name;
+use crate::address::{HubKey, Unknown, is_valid_name};
 use crate::router::Router;
 use crate::tenant::Tenants;
 
@@ -36,17 +35,10 @@ pub const MAX_CONCURRENT_COMPILES: usize = 2;
 /// Why a deploy or rollback did not happen. The running version keeps serving.
 #[derive(Debug, thiserror::Error)]
 pub enum DeployError {
-    /// The tenant is not configured on this node.
-    #[error("no tenant '{0}'")]
-    UnknownTenant(String),
-    /// A rollback names a hub the node has no plugin for.
-    #[error("tenant '{tenant}' has no hub '{hub}'")]
-    UnknownHub {
-        /// The tenant's name.
-        tenant: String,
-        /// The hub's name.
-        hub: String,
-    },
+    /// The tenant is not configured on this node, or a rollback names a hub the node has no
+    /// plugin for.
+    #[error(transparent)]
+    Unknown(#[from] Unknown),
     /// The hub name is not a valid name (see [`crate::address::is_valid_name`]).
     #[error("'{0}' is not a valid hub name (1-64 characters of a-z, 0-9, '-', '_')")]
     BadHubName(String),
@@ -390,7 +382,7 @@ pub async fn deploy(
     source: String,
 ) -> Result<Deployed, DeployError> {
     if plugins.tenants.get(&hub.tenant).is_none() {
-        return Err(DeployError::UnknownTenant(hub.tenant.to_string()));
+        return Err(Unknown::Tenant(hub.tenant.to_string()).into());
     }
     if !is_valid_name(&hub.hub) {
         return Err(DeployError::BadHubName(hub.hub.to_string()));
@@ -456,13 +448,10 @@ pub async fn rollback(
     to: Option<u64>,
 ) -> Result<VersionInfo, DeployError> {
     if plugins.tenants.get(&hub.tenant).is_none() {
-        return Err(DeployError::UnknownTenant(hub.tenant.to_string()));
+        return Err(Unknown::Tenant(hub.tenant.to_string()).into());
     }
     let registry = plugins.registry;
-    let unknown_hub = || DeployError::UnknownHub {
-        tenant: hub.tenant.to_string(),
-        hub: hub.hub.to_string(),
-    };
+    let unknown_hub = || Unknown::hub(&hub);
     let slot = registry.existing_slot(&hub).ok_or_else(unknown_hub)?;
     let mut state = slot.state.lock().await;
     let store = registry.store();

@@ -85,8 +85,7 @@ impl From<TenantStoreError> for AdminError {
 impl From<DeployError> for AdminError {
     fn from(e: DeployError) -> AdminError {
         let (status, code) = match &e {
-            DeployError::UnknownTenant(_) => (StatusCode::NOT_FOUND, "UnknownTenant"),
-            DeployError::UnknownHub { .. } => (StatusCode::NOT_FOUND, "UnknownHub"),
+            DeployError::Unknown(unknown) => (StatusCode::NOT_FOUND, unknown.code()),
             DeployError::BadHubName(_) => (StatusCode::BAD_REQUEST, "BadRequest"),
             DeployError::Invalid(load) => match load {
                 LoadError::NotComponent(_) => (StatusCode::BAD_REQUEST, "NotAComponent"),
