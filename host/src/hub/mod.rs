@@ -106,6 +106,24 @@ struct Call {
     sink: Option<StreamSink>,
 }
 
+impl Call {
+    /// A call of a client's invocation; a streaming one gets its sink when it starts.
+    fn new(
+        invocation_id: Option<String>,
+        target: String,
+        arguments: Json,
+        streaming: bool,
+    ) -> Call {
+        Call {
+            invocation_id,
+            target,
+            arguments,
+            streaming,
+            sink: None,
+        }
+    }
+}
+
 /// The hub layer of one connection: runs its invocations and streams against the hub's plugin, in
 /// order for plain calls, and writes their Completions and StreamItems back.
 pub struct HubSession {
@@ -364,13 +382,7 @@ impl HubSession {
                 stream_ids,
                 ..
             } => {
-                let call = Call {
-                    invocation_id,
-                    target,
-                    arguments,
-                    streaming: false,
-                    sink: None,
-                };
+                let call = Call::new(invocation_id, target, arguments, false);
                 if stream_ids.is_empty() {
                     Box::pin(self.dispatch_plain(call)).await;
                 } else {
@@ -384,13 +396,7 @@ impl HubSession {
                 stream_ids,
                 ..
             } => {
-                let call = Call {
-                    invocation_id: Some(invocation_id),
-                    target,
-                    arguments,
-                    streaming: true,
-                    sink: None,
-                };
+                let call = Call::new(Some(invocation_id), target, arguments, true);
                 self.start_background(call, &stream_ids).await;
             }
             HubMessage::StreamItem {
