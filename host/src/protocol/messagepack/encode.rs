@@ -97,15 +97,17 @@ pub(crate) fn header_bytes(fix: u8, len: u32) -> ([u8; 5], usize) {
 }
 
 pub(crate) fn write_array_len(out: &mut Vec<u8>, len: usize) -> Result<(), ProtocolError> {
-    let len = u32::try_from(len).map_err(|_| too_long())?;
-    let (bytes, n) = header_bytes(0x90, len);
-    out.extend_from_slice(bytes.get(..n).unwrap_or_default());
-    Ok(())
+    write_header(out, 0x90, len)
 }
 
 pub(crate) fn write_map_len(out: &mut Vec<u8>, len: usize) -> Result<(), ProtocolError> {
+    write_header(out, 0x80, len)
+}
+
+/// An array or map header ([`header_bytes`]) of `len` items.
+fn write_header(out: &mut Vec<u8>, fix: u8, len: usize) -> Result<(), ProtocolError> {
     let len = u32::try_from(len).map_err(|_| too_long())?;
-    let (bytes, n) = header_bytes(0x80, len);
+    let (bytes, n) = header_bytes(fix, len);
     out.extend_from_slice(bytes.get(..n).unwrap_or_default());
     Ok(())
 }
