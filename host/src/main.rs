@@ -6,9 +6,11 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
+use switchboard::api::admin_client::AdminArgs;
 use switchboard::api::auth::mint_api_token;
 use switchboard::api::client::{ApiClient, Credentials, Destination, segment, send_path};
 use switchboard::authoring::Lang;
+use switchboard::authoring::dev::DevOptions;
 use switchboard::config::Config;
 use switchboard::node::Node;
 use switchboard::telemetry::LogFormat;
@@ -193,22 +195,7 @@ enum Command {
     /// admin API, and again on every change to its sources. Build output and
     /// the node's validation errors are printed; a failed build or a refused
     /// component leaves the last good version serving.
-    Dev {
-        /// The project folder (with its switchboard.toml).
-        #[arg(default_value = ".")]
-        dir: PathBuf,
-        #[command(flatten)]
-        admin: AdminArgs,
-        /// Deploy to this tenant instead of the project's.
-        #[arg(long)]
-        tenant: Option<String>,
-        /// Deploy as this hub instead of the project's.
-        #[arg(long)]
-        hub: Option<String>,
-        /// Build and deploy once, then exit (non-zero if either failed).
-        #[arg(long)]
-        once: bool,
-    },
+    Dev(DevOptions),
     /// List a tenant's hubs with their versions, hashes and deploy times.
     Plugins {
         #[command(flatten)]
@@ -246,20 +233,6 @@ fn parse_lang(name: &str) -> Result<Lang, String> {
     Lang::parse(name).ok_or_else(|| format!("`{name}` is not one of rust, js, python"))
 }
 
-/// Where the admin API is, and the operator key for it.
-#[derive(clap::Args)]
-struct AdminArgs {
-    /// The node (or load balancer) URL.
-    #[arg(long, default_value = "http://127.0.0.1:5000")]
-    url: String,
-    /// One of the config's `[admin] keys`.
-    #[arg(long, env = "SWITCHBOARD_ADMIN_KEY", hide_env_values = true)]
-    admin_key: String,
-    /// Also trust this CA certificate (PEM) for an https:// URL (a self-signed or private CA).
-    #[arg(long, value_name = "FILE", env = "SWITCHBOARD_CA_CERT")]
-    ca_cert: Option<PathBuf>,
-}
-
 /// Sends one admin request; prints the error body and fails on a 4xx or 5xx.
 fn admin_request(
     admin: &AdminArgs,
@@ -267,12 +240,7 @@ fn admin_request(
     path: &str,
     body: Option<(&str, bytes::Bytes)>,
 ) -> anyhow::Result<serde_json::Value> {
-    let client = ApiClient::with_ca_cert(
-        &admin.url,
-        Credentials::AdminKey(admin.admin_key.clone()),
-        admin.ca_cert.as_deref(),
-    )?
-    .with_timeout(switchboard::api::admin_client::DEPLOY_TIMEOUT);
+    let client = admin.client()?;
     let response = block_on(client.request_body(method, path, body))??;
     if response.status >= 400 {
         eprintln!("{} {}", response.status, response.body);
@@ -487,21 +455,7 @@ fn main() -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::Dev {
-            dir,
-            admin,
-            tenant,
-            hub,
-            once,
-        } => switchboard::authoring::dev::run(switchboard::authoring::dev::DevOptions {
-            dir,
-            url: admin.url,
-            admin_key: admin.admin_key,
-            ca_cert: admin.ca_cert,
-            tenant,
-            hub,
-            once,
-        }),
+        Command::Dev(options) => switchboard::authoring::dev::run(options),
         command @ (Command::Deploy { .. } | Command::Rollback { .. } | Command::Plugins { .. }) => {
             run_admin(command)
         }

@@ -1,16 +1,44 @@
-//! What the `switchboard deploy`, `rollback` and `plugins` commands send to
-//! the admin API, and how they print its answers. Pure: no I/O.
+//! Where the `switchboard deploy`, `rollback`, `plugins` and `dev` commands
+//! reach the admin API, what they send to it, and how they print its answers.
+//! No I/O but reading `--ca-cert` for a client.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde_json::Value;
 
-use super::client::segment;
+use super::client::{ApiClient, ClientError, Credentials, segment};
 
 /// The longest a deploy or rollback may take: the node compiles the component first, which for
 /// a JavaScript or Python one (megabytes, an embedded engine) takes tens of seconds, more on a
 /// busy machine.
 pub const DEPLOY_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Where the admin API is, and the operator key for it (the command line's options).
+#[derive(clap::Args)]
+pub struct AdminArgs {
+    /// The node (or load balancer) URL.
+    #[arg(long, default_value = "http://127.0.0.1:5000")]
+    pub url: String,
+    /// One of the config's `[admin] keys`.
+    #[arg(long, env = "SWITCHBOARD_ADMIN_KEY", hide_env_values = true)]
+    pub admin_key: String,
+    /// Also trust this CA certificate (PEM) for an https:// URL (a self-signed or private CA).
+    #[arg(long, value_name = "FILE", env = "SWITCHBOARD_CA_CERT")]
+    pub ca_cert: Option<PathBuf>,
+}
+
+// The key is a secret.
+debug_fields!(AdminArgs { url, ca_cert });
+
+impl AdminArgs {
+    /// A client of the admin API that waits for an answer up to [`DEPLOY_TIMEOUT`].
+    pub fn client(&self) -> Result<ApiClient, ClientError> {
+        let credentials = Credentials::AdminKey(self.admin_key.clone());
+        let client = ApiClient::with_ca_cert(&self.url, credentials, self.ca_cert.as_deref())?;
+        Ok(client.with_timeout(DEPLOY_TIMEOUT))
+    }
+}
 
 /// `/admin/v1/tenants/{t}/hubs/{h}/{action}`.
 pub fn hub_path(tenant: &str, hub: &str, action: &str) -> String {

@@ -12,8 +12,7 @@ use anyhow::Context as _;
 use notify::{RecursiveMode, Watcher};
 
 use super::project::{BuildPlan, Project, is_source_change};
-use crate::api::admin_client::{DEPLOY_TIMEOUT, format_version, hub_path};
-use crate::api::client::{ApiClient, Credentials};
+use crate::api::admin_client::{AdminArgs, format_version, hub_path};
 
 /// The longest one build may take (a first Rust build fetches and compiles
 /// the SDK's dependencies; a Python build embeds CPython).
@@ -22,22 +21,23 @@ pub const BUILD_TIMEOUT: Duration = Duration::from_secs(600);
 /// an editor's save (often several writes) builds once.
 pub const SETTLE: Duration = Duration::from_millis(300);
 
-/// Where `dev` deploys and what it watches.
-#[derive(Debug)]
+/// Where `dev` deploys and what it watches (the command line's options).
+#[derive(Debug, clap::Args)]
 pub struct DevOptions {
-    /// The project folder.
+    /// The project folder (with its switchboard.toml).
+    #[arg(default_value = ".")]
     pub dir: PathBuf,
-    /// The node (or load balancer) URL.
-    pub url: String,
-    /// An admin key of the node.
-    pub admin_key: String,
-    /// A CA certificate to trust for an `https://` URL.
-    pub ca_cert: Option<PathBuf>,
+    /// The node's admin API.
+    #[command(flatten)]
+    pub admin: AdminArgs,
     /// Deploy to this tenant instead of the project's.
+    #[arg(long)]
     pub tenant: Option<String>,
     /// Deploy as this hub instead of the project's.
+    #[arg(long)]
     pub hub: Option<String>,
     /// Build and deploy once, then exit (non-zero if either failed).
+    #[arg(long)]
     pub once: bool,
 }
 
@@ -58,12 +58,7 @@ pub fn run(options: DevOptions) -> anyhow::Result<()> {
     let hub = options.hub.clone().unwrap_or(project.hub.clone());
     let cargo_target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from);
     let plan = project.build_plan(&dir, cargo_target.as_deref());
-    let client = ApiClient::with_ca_cert(
-        &options.url,
-        Credentials::AdminKey(options.admin_key.clone()),
-        options.ca_cert.as_deref(),
-    )?
-    .with_timeout(DEPLOY_TIMEOUT);
+    let client = options.admin.client()?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
