@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
-use switchboard::api::admin_client::AdminArgs;
+use switchboard::api::admin_client::{AdminArgs, format_version, hub_path};
 use switchboard::api::auth::mint_api_token;
 use switchboard::api::client::{ApiClient, Credentials, Destination, segment, send_path};
 use switchboard::authoring::Lang;
@@ -162,26 +162,14 @@ enum Command {
     /// server's reason, if the component is rejected.
     Deploy {
         #[command(flatten)]
-        admin: AdminArgs,
-        /// The tenant the hub belongs to.
-        #[arg(long)]
-        tenant: String,
-        /// The hub.
-        #[arg(long)]
-        hub: String,
+        hub: AdminHub,
         /// The component (`.wasm`).
         file: PathBuf,
     },
     /// Make the previous version of a hub (or --version N) serve again.
     Rollback {
         #[command(flatten)]
-        admin: AdminArgs,
-        /// The tenant the hub belongs to.
-        #[arg(long)]
-        tenant: String,
-        /// The hub.
-        #[arg(long)]
-        hub: String,
+        hub: AdminHub,
         /// Roll back to this version instead of the previous one.
         #[arg(long)]
         version: Option<u64>,
@@ -231,6 +219,29 @@ enum NewWhat {
 
 fn parse_lang(name: &str) -> Result<Lang, String> {
     Lang::parse(name).ok_or_else(|| format!("`{name}` is not one of rust, js, python"))
+}
+
+/// A tenant's hub, through the admin API.
+#[derive(clap::Args)]
+struct AdminHub {
+    #[command(flatten)]
+    admin: AdminArgs,
+    /// The tenant the hub belongs to.
+    #[arg(long)]
+    tenant: String,
+    /// The hub.
+    #[arg(long)]
+    hub: String,
+}
+
+impl AdminHub {
+    /// POSTs `body` to the hub's `action` (`deploy`, `rollback`); the version it answers with,
+    /// as one line.
+    fn post(&self, action: &str, body: Option<(&str, bytes::Bytes)>) -> anyhow::Result<String> {
+        let path = hub_path(&self.tenant, &self.hub, action);
+        let answer = admin_request(&self.admin, axum::http::Method::POST, &path, body)?;
+        Ok(format_version(&answer))
+    }
 }
 
 /// Sends one admin request; prints the error body and fails on a 4xx or 5xx.
@@ -511,34 +522,20 @@ fn main() -> anyhow::Result<()> {
 }
 
 fn run_admin(command: Command) -> anyhow::Result<()> {
-    use switchboard::api::admin_client::{format_plugins, format_version, hub_path, plugins_path};
+    use switchboard::api::admin_client::{format_plugins, plugins_path};
     match command {
-        Command::Deploy {
-            admin,
-            tenant,
-            hub,
-            file,
-        } => {
+        Command::Deploy { hub, file } => {
             let wasm =
                 std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
             let body = Some(("application/wasm", bytes::Bytes::from(wasm)));
-            let path = hub_path(&tenant, &hub, "deploy");
-            let answer = admin_request(&admin, axum::http::Method::POST, &path, body)?;
-            println!("deployed {}", format_version(&answer));
+            println!("deployed {}", hub.post("deploy", body)?);
         }
-        Command::Rollback {
-            admin,
-            tenant,
-            hub,
-            version,
-        } => {
+        Command::Rollback { hub, version } => {
             let body = version.map(|v| {
                 let json = serde_json::json!({ "version": v }).to_string();
                 ("application/json", bytes::Bytes::from(json))
             });
-            let path = hub_path(&tenant, &hub, "rollback");
-            let answer = admin_request(&admin, axum::http::Method::POST, &path, body)?;
-            println!("rolled back to {}", format_version(&answer));
+            println!("rolled back to {}", hub.post("rollback", body)?);
         }
         Command::Plugins {
             admin,
