@@ -48,23 +48,8 @@ enum Command {
         /// Join a cluster over NATS JetStream at this URL (overrides `[nats] url`).
         #[arg(long, value_name = "URL", env = "SWITCHBOARD_NATS")]
         nats: Option<String>,
-        /// Serve HTTPS with this certificate chain (PEM; with --tls-key; overrides `[tls]`).
-        /// Reloaded when the file changes.
-        #[arg(
-            long,
-            value_name = "FILE",
-            env = "SWITCHBOARD_TLS_CERT",
-            requires = "tls_key"
-        )]
-        tls_cert: Option<PathBuf>,
-        /// The private key of --tls-cert (PEM).
-        #[arg(
-            long,
-            value_name = "FILE",
-            env = "SWITCHBOARD_TLS_KEY",
-            requires = "tls_cert"
-        )]
-        tls_key: Option<PathBuf>,
+        #[command(flatten)]
+        tls: TlsFiles,
         /// How log lines are written to stderr: text, or one JSON object per line.
         /// RUST_LOG filters them (default `info`; `switchboard::access=off` drops
         /// the access log).
@@ -195,6 +180,29 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// HTTPS for `serve`: a certificate chain and its key, both or neither.
+#[derive(clap::Args)]
+#[group(multiple = true, requires_all = ["tls_cert", "tls_key"])]
+struct TlsFiles {
+    /// Serve HTTPS with this certificate chain (PEM; with --tls-key; overrides `[tls]`).
+    /// Reloaded when the file changes.
+    #[arg(long, value_name = "FILE", env = "SWITCHBOARD_TLS_CERT")]
+    tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, value_name = "FILE", env = "SWITCHBOARD_TLS_KEY")]
+    tls_key: Option<PathBuf>,
+}
+
+impl TlsFiles {
+    /// The `[tls]` section the files stand for, when they are given.
+    fn config(self) -> Option<switchboard::config::TlsConfig> {
+        Some(switchboard::config::TlsConfig {
+            cert_file: self.tls_cert?,
+            key_file: self.tls_key?,
+        })
+    }
 }
 
 /// What `switchboard new` writes.
@@ -349,8 +357,7 @@ fn main() -> anyhow::Result<()> {
             plugins,
             config,
             nats,
-            tls_cert,
-            tls_key,
+            tls,
             log_format,
             otlp_endpoint,
             otlp_protocol,
@@ -369,11 +376,8 @@ fn main() -> anyhow::Result<()> {
             if let Some(url) = nats {
                 config.nats.get_or_insert_with(Default::default).url = url;
             }
-            if let (Some(cert_file), Some(key_file)) = (tls_cert, tls_key) {
-                config.tls = Some(switchboard::config::TlsConfig {
-                    cert_file,
-                    key_file,
-                });
+            if let Some(tls) = tls.config() {
+                config.tls = Some(tls);
             }
             let runtime =
                 tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
