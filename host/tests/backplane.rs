@@ -122,6 +122,13 @@ impl Cluster {
         stored(self.router(i).add_to_group(&self.hub, id, group)).await;
     }
 
+    /// Connection `id` on node `i` ends.
+    fn disconnect(&self, i: usize, id: &str) {
+        let router = self.router(i);
+        let handle = router.local_connection(&self.hub, id).expect("held");
+        router.unregister(&handle);
+    }
+
     /// A connection on node `i`.
     fn connect(&self, i: usize, id: &str, user: Option<&str>) -> Conn {
         self.connect_to(i, &self.hub.clone(), id, user)
@@ -430,7 +437,7 @@ mod specs {
         let mut gone = c.connect(1, "gone", Some("u"));
         let mut witness = c.connect(1, "witness", None);
         c.join(1, "gone", "g").await;
-        c.router(1).unregister(&c.hub, "gone");
+        c.disconnect(1, "gone");
         c.send(0, Target::Connections(conns(&["gone"])), "1");
         c.send(0, Target::Users(conns(&["u"])), "2");
         c.send(0, group("g", &[]), "3");
@@ -451,7 +458,7 @@ mod specs {
     pub(crate) async fn groups_die_with_their_connection(c: &Cluster) {
         let _old = c.connect(1, "b", None);
         c.join(1, "b", "g").await;
-        c.router(1).unregister(&c.hub, "b");
+        c.disconnect(1, "b");
         let mut again = c.connect(1, "b", None);
         c.send(0, group("g", &[]), "stale");
         c.expect_quiet(0, &mut again).await;
@@ -554,7 +561,7 @@ mod specs {
             let mut conn = c.connect(1, &name, None);
             c.send(0, Target::Connections(vec![name.clone()]), &format!("n{i}"));
             assert_eq!(conn.next().await, format!("n{i}"));
-            c.router(1).unregister(&c.hub, &name);
+            c.disconnect(1, &name);
         }
     }
 

@@ -206,7 +206,7 @@ async fn registry_lists_connections_and_forgets_a_dead_node() {
     let (b, _rx_b) =
         ConnectionHandle::new_detached("b", hub.clone(), Some("alice"), Protocol::Json, 8);
     router1.register(a);
-    router1.register(b);
+    router1.register(b.clone());
 
     eventually("node one registers its connections", WAIT, || async {
         listed_node(&registry, &hub, "a.b*").await.as_deref() == Some(one_id.as_str())
@@ -219,7 +219,7 @@ async fn registry_lists_connections_and_forgets_a_dead_node() {
     );
 
     // A connection that ends is removed at the next refresh.
-    router1.unregister(&hub, "b");
+    router1.unregister(&b);
     eventually("an ended connection leaves the registry", WAIT, || async {
         listed_node(&registry, &hub, "b").await.is_none()
     })

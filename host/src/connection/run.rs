@@ -227,7 +227,7 @@ async fn start_taken(env: Arc<ConnectionEnv>, taken: Taken, transport: Transport
     );
     let (Some(stateful_in), Some(stateful_out)) = (stateful_in, stateful_out) else {
         handle.close();
-        env.router.unregister(&hub, &handle.id);
+        env.router.unregister(&handle);
         return None;
     };
     handle.link_acks(stateful_in.received.clone());
@@ -419,7 +419,7 @@ async fn start(
         .is_err()
     {
         handle.close();
-        env.router.unregister(&handle.hub, &id);
+        env.router.unregister(&handle);
         return None;
     }
     let (stateful_in, stateful_out) = match token {
@@ -506,7 +506,7 @@ impl Live {
         if let Some(session) = session {
             session.end(handle);
         }
-        env.router.unregister(&handle.hub, &handle.id);
+        env.router.unregister(handle);
         handle.fail_pending_results();
         // A connection another node took over lives on there: its end here is
         // no disconnect (nothing a hub does then may reach the cluster).

@@ -75,6 +75,16 @@ impl<C: Routable> Index<C> {
 
     /// Forgets the connection `id` and its group memberships; the connection, if held.
     pub fn remove(&mut self, id: &str) -> Option<C> {
+        self.remove_if(id, |_| true)
+    }
+
+    /// [`Index::remove`], only when the connection held under `id` is the one
+    /// `is_it` accepts: an ended connection must not take with it a newer one
+    /// that came back under its id (a session claimed back onto this node).
+    pub fn remove_if(&mut self, id: &str, is_it: impl FnOnce(&C) -> bool) -> Option<C> {
+        if !is_it(self.connections.get(id)?) {
+            return None;
+        }
         let connection = self.connections.remove(id)?;
         if let Some(user) = connection.user() {
             self.unlist(user, id);

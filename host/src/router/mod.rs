@@ -203,17 +203,20 @@ impl Router {
     }
 
     /// Removes a connection and its group memberships (they die with it).
-    pub fn unregister(&self, hub: &HubKey, connection_id: &str) {
+    /// Only this handle: a newer connection registered under the same id
+    /// (its session claimed back onto this node) stays.
+    pub fn unregister(&self, handle: &Arc<ConnectionHandle>) {
+        let hub = &handle.hub;
         let Some(index) = self.existing_index(hub) else {
             return;
         };
-        let removed = index.write().remove(connection_id);
-        if let Some(removed) = removed
-            && removed.is_durable()
-        {
+        index
+            .write()
+            .remove_if(&handle.id, |held| Arc::ptr_eq(held, handle));
+        if handle.is_durable() {
             let mut durable = self.durable.write();
             if let Some(held) = durable.by_hub.get_mut(hub) {
-                held.retain(|c| !Arc::ptr_eq(c, &removed));
+                held.retain(|c| !Arc::ptr_eq(c, handle));
                 if held.is_empty() {
                     durable.by_hub.remove(hub);
                 }

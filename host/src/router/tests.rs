@@ -335,8 +335,30 @@ fn durable_connections_get_local_sends_and_group_changes_only_from_the_stream() 
     router.apply_remote(remote);
     assert!(texts(&mut durable_rx).is_empty());
 
-    router.unregister(&hub, "d1");
+    router.unregister(&durable);
     assert!(!router.durable.read().by_hub.contains_key(&hub));
+}
+
+#[test]
+fn an_ended_connection_leaves_a_newer_one_under_its_id_in_place() {
+    use crate::protocol::Protocol;
+    let router = Router::new(Arc::new(Captured::default()));
+    let hub = HubKey::new("t", "h");
+    let (old, _old_rx) =
+        ConnectionHandle::new_detached("c1", hub.clone(), Some("ann"), Protocol::Json, 64);
+    let (new, _new_rx) =
+        ConnectionHandle::new_detached("c1", hub.clone(), Some("ann"), Protocol::Json, 64);
+    router.register(old.clone());
+    // The session came back to this node under the same id before the old
+    // connection's loop ended.
+    router.register(new.clone());
+    router.unregister(&old);
+    let held = router
+        .local_connection(&hub, "c1")
+        .expect("the newer one stays");
+    assert!(Arc::ptr_eq(&held, &new));
+    router.unregister(&new);
+    assert!(router.local_connection(&hub, "c1").is_none());
 }
 
 #[test]
