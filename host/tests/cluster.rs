@@ -448,7 +448,7 @@ fn sent_text(envelope: &switchboard::backplane::Envelope) -> Option<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_claim_fences_the_old_owner_s_writes_in_the_store_itself() {
-    use switchboard::backplane::{Envelope, EnvelopeKind, Fence};
+    use switchboard::backplane::{ClaimMark, Envelope, EnvelopeKind, Fence};
 
     let server = NatsServer::start();
     let config = config(&server);
@@ -469,7 +469,7 @@ async fn a_claim_fences_the_old_owner_s_writes_in_the_store_itself() {
         )
         .fenced(Some(Fence {
             connection: "x".into(),
-            after: fence,
+            after: ClaimMark::new(fence),
         }))
     };
     // Never claimed: the first owner's writes are stored, and its own node
@@ -527,22 +527,37 @@ async fn a_claim_fences_the_old_owner_s_writes_in_the_store_itself() {
         Some("new owner"),
         "the refused write was never stored"
     );
-    // A claim renewed under the last one moves the condition on; one written
-    // under an older claim is refused like any other write.
-    taker
-        .publish(claim().fenced(Some(Fence {
-            connection: "x".into(),
-            after: claimed_at,
-        })))
-        .wait()
-        .await
-        .expect("renewed");
+    // A claim renewed under the last one moves the condition on, for the
+    // writes made while it was on its way too; one written under an older
+    // claim is refused like any other write.
+    let mark = ClaimMark::new(claimed_at);
+    let fence = Fence {
+        connection: "x".into(),
+        after: mark.clone(),
+    };
+    let renewal = taker.publish(claim().fenced(Some(fence.clone())));
+    let during: Vec<_> = (0..20)
+        .map(|i| {
+            let mut write = to_group(&format!("during {i}"), 0);
+            write.fence = Some(fence.clone());
+            taker.publish(write)
+        })
+        .collect();
+    renewal.wait().await.expect("renewed");
+    for (i, write) in during.into_iter().enumerate() {
+        let stored = write.wait().await;
+        assert!(
+            stored.is_ok(),
+            "write {i} made during the renewal: {stored:?}"
+        );
+    }
     let (renewed, _) = taker
         .last_claim(&hub, "x")
         .await
         .expect("read")
         .expect("a claim");
     assert!(renewed > claimed_at);
+    assert_eq!(mark.get(), renewed, "the fence moved to the renewed claim");
     let stale = taker.publish(to_group("stale", claimed_at)).wait().await;
     assert!(matches!(stale, Err(PublishError::Fenced)), "{stale:?}");
 }

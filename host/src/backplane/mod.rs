@@ -94,8 +94,43 @@ pub struct Fence {
     /// Id of the durable connection the owner writes for.
     pub connection: String,
     /// Stream sequence of this owner's latest claim of the connection (0: it stored none).
-    pub after: u64,
+    pub after: ClaimMark,
 }
+
+/// The stream sequence of an owner's latest claim of a durable connection,
+/// shared by the connection and every write it makes. A publisher reads it
+/// when it sends a write, not when the write was made, and advances it when
+/// the owner's renewed claim is stored, before it sends anything more: so a
+/// write made while a renewal is on its way is stored under the renewed
+/// claim, not refused as if another node had claimed the connection.
+#[derive(Debug, Clone, Default)]
+pub struct ClaimMark(Arc<std::sync::atomic::AtomicU64>);
+
+impl ClaimMark {
+    /// A mark at the claim stored at `sequence` (0: none, the first owner's).
+    pub fn new(sequence: u64) -> ClaimMark {
+        ClaimMark(Arc::new(std::sync::atomic::AtomicU64::new(sequence)))
+    }
+
+    /// The sequence of the latest claim.
+    pub fn get(&self) -> u64 {
+        self.0.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// The owner's claim was renewed at `sequence` (never moves back).
+    pub fn advance(&self, sequence: u64) {
+        self.0
+            .fetch_max(sequence, std::sync::atomic::Ordering::AcqRel);
+    }
+}
+
+impl PartialEq for ClaimMark {
+    fn eq(&self, other: &ClaimMark) -> bool {
+        self.get() == other.get()
+    }
+}
+
+impl Eq for ClaimMark {}
 
 /// A message's place in the cluster: its partition and stream sequence. The
 /// same message has the same cursor on every node, so a position one node

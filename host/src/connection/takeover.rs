@@ -567,25 +567,19 @@ pub(super) fn renew_claims(
                 .publish(Envelope::new(handle.hub.clone(), claim).fenced(handle.durable_fence()))
                 .wait()
                 .await;
-            let renewed = match stored {
-                Ok(()) => own_claim(&cluster, &handle.hub, &handle.id, epoch).await,
-                Err(PublishError::Fenced) => Ok(None),
-                Err(e) => {
-                    // The next round tries again; writes meanwhile are still
-                    // conditional on the claim before.
-                    warn!(connection = %handle.id, error = %e, "cannot renew the claim of a connection taken over");
-                    continue;
-                }
-            };
-            match renewed {
-                Ok(Some(sequence)) => handle.renewed_claim(sequence),
-                Ok(None) => {
+            // Stored, the publisher moved the connection's fence to it before
+            // it sent any later write (see `ClaimMark`).
+            match stored {
+                Ok(()) => {}
+                Err(PublishError::Fenced) => {
                     warn!(connection = %handle.id, epoch, "another node took the connection over; dropping it here");
                     handle.fence();
                     return;
                 }
                 Err(e) => {
-                    warn!(connection = %handle.id, error = %e, "cannot read back the renewed claim of a connection");
+                    // The next round tries again; writes meanwhile are still
+                    // conditional on the claim before.
+                    warn!(connection = %handle.id, error = %e, "cannot renew the claim of a connection taken over");
                 }
             }
         }

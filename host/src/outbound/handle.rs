@@ -16,7 +16,9 @@ use super::RequestInfo;
 use super::outbox::{Bound, Outbox, PushError};
 use super::receipts::{self, Receipts};
 use crate::address::{HubKey, OutboundInvocation};
-use crate::backplane::{Backplane, Envelope, EnvelopeKind, Fence, PublishError, Receipt, Received};
+use crate::backplane::{
+    Backplane, ClaimMark, Envelope, EnvelopeKind, Fence, PublishError, Receipt, Received,
+};
 use crate::durable::{Mark, Record, Ring, Step, Track};
 use crate::protocol::{CompletionOutcome, HubMessage, Protocol};
 
@@ -68,7 +70,7 @@ pub(super) struct Durable {
     /// The stream sequence of the claim that made this node its owner (0:
     /// none, it started here): its writes are stored only while that claim
     /// is the last (see [`crate::backplane::Fence`]).
-    last_claim: AtomicU64,
+    last_claim: ClaimMark,
     /// Its session in the cluster, once stored: items are kept there too.
     session: std::sync::OnceLock<Arc<dyn ItemsStore>>,
     /// One change of its items at a time, each stored before the next.
@@ -227,7 +229,7 @@ impl ConnectionHandle {
             partition,
             ring: Mutex::new(ring),
             fenced: Default::default(),
-            last_claim: AtomicU64::new(last_claim),
+            last_claim: ClaimMark::new(last_claim),
             session: std::sync::OnceLock::new(),
             items_gate: tokio::sync::Mutex::new(()),
             receipts,
@@ -275,16 +277,8 @@ impl ConnectionHandle {
         let durable = self.durable.as_ref()?;
         Some(Fence {
             connection: self.id.to_string(),
-            after: durable.last_claim.load(Ordering::Acquire),
+            after: durable.last_claim.clone(),
         })
-    }
-
-    /// This node claimed the connection again (its claim was renewed before
-    /// the stream's retention dropped it): writes are conditional on the new one.
-    pub fn renewed_claim(&self, sequence: u64) {
-        if let Some(durable) = &self.durable {
-            durable.last_claim.fetch_max(sequence, Ordering::AcqRel);
-        }
     }
 
     /// Whether another node took the connection over.

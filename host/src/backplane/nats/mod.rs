@@ -454,9 +454,11 @@ impl Backplane for NatsBackplane {
             }
             _ => names.subject(partition, &envelope.hub),
         };
+        let renews = matches!(envelope.kind, EnvelopeKind::Claim { .. });
         let condition = envelope.fence.map(|fence| publisher::Condition {
             claim_subject: names.claim_subject(partition, &envelope.hub, &fence.connection),
             last_claim: fence.after,
+            renews,
         });
         let (receipt, settle) = Receipt::pending(self.receipt_wait);
         match publisher::enqueue(

@@ -37,8 +37,8 @@ use tracing::{debug, info, warn};
 use super::outbox::{Limits, Outbox, Queued};
 use super::stats::{PartitionMetrics, Stats, bump};
 use super::{FENCED_HEADER, NODE_HEADER, Shared};
-use crate::backplane::PublishError;
 use crate::backplane::receipt::Settle;
+use crate::backplane::{ClaimMark, PublishError};
 
 /// Envelopes published but not yet acknowledged, per partition.
 const MAX_IN_FLIGHT: usize = 256;
@@ -70,7 +70,11 @@ pub(super) struct Outgoing {
 #[derive(Debug, Clone)]
 pub(super) struct Condition {
     pub claim_subject: String,
-    pub last_claim: u64,
+    /// Read when the envelope is sent.
+    pub last_claim: ClaimMark,
+    /// The envelope is the owner's claim renewed: nothing more is sent until
+    /// it is stored, and where it is stored is the condition from then on.
+    pub renews: bool,
 }
 
 /// A partition's queue, shared by `publish` and the partition's task.
@@ -141,6 +145,7 @@ pub(super) async fn run(shared: Arc<Shared>, partition: u32, lane: Arc<Lane>) {
         failures: 0,
         retry_at: None,
         late: 0,
+        renewing: false,
     };
     loop {
         publisher.housekeeping();
@@ -179,6 +184,8 @@ struct Publisher<'a> {
     retry_at: Option<Instant>,
     /// Envelopes stored late (after waiting or retrying) since the last log line.
     late: u64,
+    /// A renewed claim is in flight: what follows is sent under it, once stored.
+    renewing: bool,
 }
 
 impl Publisher<'_> {
@@ -243,7 +250,7 @@ impl Publisher<'_> {
     /// Publishes queued envelopes until the window is full or the queue empty.
     async fn send_window(&mut self) {
         self.retry_at = None;
-        while self.acks.len() < MAX_IN_FLIGHT {
+        while self.acks.len() < MAX_IN_FLIGHT && !self.renewing {
             let Some(mut next) = self.lane.outbox.lock().pop() else {
                 return;
             };
@@ -257,7 +264,7 @@ impl Publisher<'_> {
             if let Some(condition) = &next.item.condition {
                 headers.insert(
                     async_nats::header::NATS_EXPECTED_LAST_SUBJECT_SEQUENCE,
-                    condition.last_claim.to_string().as_str(),
+                    condition.last_claim.get().to_string().as_str(),
                 );
                 headers.insert(EXPECTED_SUBJECT_HEADER, condition.claim_subject.as_str());
                 headers.insert(FENCED_HEADER, "1");
@@ -273,6 +280,7 @@ impl Publisher<'_> {
                 .await
             {
                 Ok(ack) => {
+                    self.renewing = next.item.condition.as_ref().is_some_and(|c| c.renews);
                     self.acks.push_back(ack.into_future());
                     self.in_flight.push_back(next);
                 }
@@ -294,8 +302,16 @@ impl Publisher<'_> {
         let Some(entry) = self.in_flight.pop_front() else {
             return;
         };
+        // Only the last in flight can be a renewal (nothing is sent behind one).
+        let renewal = entry.item.condition.as_ref().filter(|c| c.renews);
+        if renewal.is_some() {
+            self.renewing = false;
+        }
         match ack {
             Ok(ack) => {
+                if let Some(renewal) = renewal {
+                    renewal.last_claim.advance(ack.sequence);
+                }
                 if !self.failed.is_empty() {
                     let stats = &self.shared.stats;
                     self.metrics.reordered.increment(1);
@@ -344,6 +360,7 @@ impl Publisher<'_> {
             return;
         }
         self.acks = FuturesOrdered::new();
+        self.renewing = false;
         let count = self.in_flight.len();
         self.failed.extend(self.in_flight.drain(..));
         info!(
