@@ -158,11 +158,7 @@ impl Router {
             let mut durable = self.durable.write();
             let applied = durable.applied.get(&partition).copied().unwrap_or(0);
             handle.begin_durable(applied);
-            durable
-                .by_hub
-                .entry(handle.hub.clone())
-                .or_default()
-                .push(handle.clone());
+            durable.hold(&handle);
         }
         index.write().insert(handle);
     }
@@ -184,11 +180,7 @@ impl Router {
         if durable.applied.get(&partition).copied().unwrap_or(0) > cursor {
             return false;
         }
-        durable
-            .by_hub
-            .entry(handle.hub.clone())
-            .or_default()
-            .push(handle.clone());
+        durable.hold(handle);
         drop(durable);
         // Its groups as the stream left them.
         if let (Some(index), Some(mark)) = (self.existing_index(&handle.hub), handle.durable_mark())
@@ -214,13 +206,7 @@ impl Router {
             .write()
             .remove_if(&handle.id, |held| Arc::ptr_eq(held, handle));
         if handle.is_durable() {
-            let mut durable = self.durable.write();
-            if let Some(held) = durable.by_hub.get_mut(hub) {
-                held.retain(|c| !Arc::ptr_eq(c, handle));
-                if held.is_empty() {
-                    durable.by_hub.remove(hub);
-                }
-            }
+            self.durable.write().release(handle);
         }
     }
 
@@ -617,7 +603,7 @@ impl Router {
                 durable.break_partition(cursor.partition);
             }
             durable.applied.insert(cursor.partition, cursor.sequence);
-            let held = durable.by_hub.get(&envelope.hub).cloned()?;
+            let held = durable.concerned(&envelope.hub, named_connection(&envelope.kind))?;
             Some((cursor.sequence, held))
         });
         let Some(index) = self.existing_index(&envelope.hub) else {
@@ -691,17 +677,7 @@ impl Router {
         held: &[Arc<ConnectionHandle>],
         index: &RwLock<Index>,
     ) {
-        // A record for one connection is applied to that one only.
-        let named = match &envelope.kind {
-            EnvelopeKind::Direct { connection, .. }
-            | EnvelopeKind::Receipt { connection, .. }
-            | EnvelopeKind::Claim { connection, .. } => Some(connection.as_str()),
-            _ => None,
-        };
-        for connection in held
-            .iter()
-            .filter(|held| named.is_none_or(|id| *held.id == *id))
-        {
+        for connection in held {
             match connection.apply_durable(cursor, &envelope.kind) {
                 Step::Changed if envelope.own => {
                     self.mirror_membership(&envelope.hub, index, connection, &envelope.kind)
@@ -745,21 +721,78 @@ impl Router {
     }
 }
 
+/// The connection a record is for, when it is for one only (its own
+/// records, receipts and claims), not for whoever a hub's change reaches.
+fn named_connection(kind: &EnvelopeKind) -> Option<&str> {
+    match kind {
+        EnvelopeKind::Direct { connection, .. }
+        | EnvelopeKind::Receipt { connection, .. }
+        | EnvelopeKind::Claim { connection, .. } => Some(connection.as_str()),
+        _ => None,
+    }
+}
+
 /// The durable connections held here, and where the stream's apply is.
 #[derive(Debug, Default)]
 struct Durables {
-    by_hub: HashMap<HubKey, Vec<Arc<ConnectionHandle>>>,
+    by_hub: HashMap<HubKey, HubDurables>,
     /// The last sequence applied from each partition.
     applied: HashMap<u32, u64>,
 }
 
+/// One hub's durable connections held here: all of them for its changes,
+/// and by id for the records of one connection, which are the most common
+/// (a completion, a receipt) and must not cost a look at every connection.
+#[derive(Debug, Default)]
+struct HubDurables {
+    all: Vec<Arc<ConnectionHandle>>,
+    /// Usually one each; two while an ended handle and a newer one of the
+    /// same id (its session claimed back here) are both held.
+    by_id: HashMap<Arc<str>, Vec<Arc<ConnectionHandle>>>,
+}
+
 impl Durables {
+    fn hold(&mut self, handle: &Arc<ConnectionHandle>) {
+        let hub = self.by_hub.entry(handle.hub.clone()).or_default();
+        hub.all.push(handle.clone());
+        hub.by_id
+            .entry(handle.id.clone())
+            .or_default()
+            .push(handle.clone());
+    }
+
+    fn release(&mut self, handle: &Arc<ConnectionHandle>) {
+        let Some(hub) = self.by_hub.get_mut(&handle.hub) else {
+            return;
+        };
+        hub.all.retain(|c| !Arc::ptr_eq(c, handle));
+        if let Some(same_id) = hub.by_id.get_mut(&handle.id) {
+            same_id.retain(|c| !Arc::ptr_eq(c, handle));
+            if same_id.is_empty() {
+                hub.by_id.remove(&handle.id);
+            }
+        }
+        if hub.all.is_empty() {
+            self.by_hub.remove(&handle.hub);
+        }
+    }
+
+    /// The durable connections of `hub` a record concerns: the one it
+    /// names, or all of them.
+    fn concerned(&self, hub: &HubKey, named: Option<&str>) -> Option<Vec<Arc<ConnectionHandle>>> {
+        let held = self.by_hub.get(hub)?;
+        match named {
+            Some(id) => held.by_id.get(id).cloned(),
+            None => Some(held.all.clone()),
+        }
+    }
+
     /// The stream of `partition` lost records: its durable connections may
     /// have missed some, so each is told it cannot go on (honestly, with a
     /// reconnect allowed) rather than left with a silent gap.
     fn break_partition(&mut self, partition: u32) {
         for held in self.by_hub.values() {
-            for connection in held {
+            for connection in &held.all {
                 if connection.durable_partition() == Some(partition) {
                     warn!(connection = %connection.id, partition, "backplane records lost; closing the durable connection");
                     metrics::counter!(

@@ -405,3 +405,46 @@ fn a_gap_in_the_stream_closes_durable_connections_honestly_and_spares_plain_ones
     );
     assert!(!plain.is_closed(), "a plain connection never promised them");
 }
+
+#[test]
+fn a_record_for_one_durable_connection_is_found_by_its_id() {
+    use crate::protocol::Protocol;
+    let captured = Arc::new(Captured::default());
+    let hub = HubKey::new("t", "h");
+    let durable = |id: &str| {
+        let track = crate::durable::Track::new(id, None, 10, 1, 0);
+        let (handle, _rx) = ConnectionHandle::new_detached_durable(
+            id,
+            hub.clone(),
+            None,
+            Protocol::Json,
+            track,
+            captured.clone(),
+        );
+        handle
+    };
+    let (a, old_b, new_b) = (durable("a"), durable("b"), durable("b"));
+    let mut held = Durables::default();
+    for handle in [&a, &old_b, &new_b] {
+        held.hold(handle);
+    }
+    let ids = |found: Option<Vec<Arc<ConnectionHandle>>>| -> Vec<String> {
+        found
+            .unwrap_or_default()
+            .iter()
+            .map(|c| c.id.to_string())
+            .collect()
+    };
+    assert_eq!(ids(held.concerned(&hub, None)), ["a", "b", "b"]);
+    assert_eq!(ids(held.concerned(&hub, Some("a"))), ["a"]);
+    assert_eq!(ids(held.concerned(&hub, Some("c"))), Vec::<String>::new());
+    held.release(&old_b);
+    let b = held.concerned(&hub, Some("b")).expect("the newer b");
+    assert!(b.len() == 1 && Arc::ptr_eq(&b[0], &new_b));
+    held.release(&new_b);
+    held.release(&a);
+    assert!(
+        held.by_hub.is_empty(),
+        "a hub without durable connections is forgotten"
+    );
+}
