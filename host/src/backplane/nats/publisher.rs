@@ -206,7 +206,10 @@ impl Publisher<'_> {
     fn housekeeping(&mut self) {
         let now = Instant::now();
         if self.acks.is_empty() && !self.failed.is_empty() {
-            let failed = std::mem::take(&mut self.failed);
+            let mut failed = std::mem::take(&mut self.failed);
+            // In the order they were queued: one that could not be sent is
+            // listed before those in flight whose acks failed after it.
+            failed.sort_by_key(|q| q.queued);
             let count = failed.len();
             self.lane.outbox.lock().requeue(failed.into_iter());
             self.failures = self.failures.saturating_add(1);
@@ -312,7 +315,7 @@ impl Publisher<'_> {
                 if let Some(renewal) = renewal {
                     renewal.last_claim.advance(ack.sequence);
                 }
-                if !self.failed.is_empty() {
+                if self.failed.iter().any(|f| f.queued < entry.queued) {
                     let stats = &self.shared.stats;
                     self.metrics.reordered.increment(1);
                     if bump(&stats.reordered) {
