@@ -547,6 +547,9 @@ async fn own_claim(
 /// and its writes, conditional on the claim being the last, would then be
 /// refused. A renewal is itself a claim written under the last one, so it
 /// fails, and the connection is dropped here, if another node claimed it.
+/// Each round waits between half and all of `every`: connections taken over
+/// together (a node died) do not renew together, and a renewal holds back
+/// its partition's publishing for one round trip (see `ClaimMark`).
 pub(super) fn renew_claims(
     cluster: Arc<NatsBackplane>,
     handle: Arc<ConnectionHandle>,
@@ -557,7 +560,7 @@ pub(super) fn renew_claims(
         loop {
             tokio::select! {
                 () = handle.closing_token().cancelled() => return,
-                () = tokio::time::sleep(every) => {}
+                () = tokio::time::sleep(every.mul_f64(rand::random_range(0.5..=1.0))) => {}
             }
             let claim = EnvelopeKind::Claim {
                 connection: handle.id.to_string(),
@@ -577,8 +580,8 @@ pub(super) fn renew_claims(
                     return;
                 }
                 Err(e) => {
-                    // The next round tries again; writes meanwhile are still
-                    // conditional on the claim before.
+                    // The next round tries again. (A renewal not confirmed in
+                    // time may still be stored; the fence then moves to it.)
                     warn!(connection = %handle.id, error = %e, "cannot renew the claim of a connection taken over");
                 }
             }
