@@ -10,7 +10,8 @@
 // other node; invocations sent while the node was dead run exactly once. A node paused instead of
 // killed cannot send or write KV for an invocation it was running once another node took the
 // connection over. A durable connection's clean end still runs the hub's disconnect handler, whose
-// KV writes land.
+// KV writes land; a node paused past a connection's grace period that another node took over
+// does not run it when it wakes.
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -20,7 +21,7 @@ import { MessagePackHubProtocol } from '@microsoft/signalr-protocol-msgpack';
 import { clusterConfig, metricSum, startCluster } from './lib/cluster.js';
 import { startHaproxy } from './lib/lb.js';
 import { mintToken, pluginWasm, unique, withTimeout } from './lib/server.js';
-import { openSession, record } from './lib/raw.js';
+import { RawSocket, openSession, record } from './lib/raw.js';
 
 const WAIT_MS = 10_000;
 const config = clusterConfig({
@@ -294,6 +295,59 @@ test("a durable connection's clean end runs the hub's disconnect handler, whose 
     while (Date.now() < deadline && (await call(reader, 'kvGet', key)) !== null) await sleep(100);
     assert.equal(await call(reader, 'kvGet', key), null, `on-disconnected deleted ${key}`);
   }
+});
+
+// The old owner saw the socket drop and started the grace period, then was paused past it while
+// the client resumed on another node. Woken, its grace timer fires at once, before it has read
+// the other node's claim: the store, asked first, says the connection is not its own, so the
+// hub's disconnect handler (which deletes the key its connect handler wrote) does not run there.
+test('a node woken past the grace period of a connection another node took over does not run its disconnect handler', { timeout: 60_000 }, async (t) => {
+  const shortGrace = clusterConfig({ top: 'disconnect_timeout_secs = 2\nkeep_alive_secs = 2', ttl: 5 });
+  const cluster = await startCluster({
+    size: 2,
+    config: shortGrace,
+    serverOptions: { plugins: { 'demo/testhub.wasm': pluginWasm('testhub'), 'demo/versioned.wasm': pluginWasm('versioned_v1') } },
+  });
+  const [owner, taker] = cluster.nodes;
+  let paused;
+  t.after(async () => {
+    if (paused) process.kill(paused.pid, 'SIGCONT');
+    await cluster.close();
+  });
+  const reader = await statefulClient(`${taker.url}/hubs/demo/testhub`);
+  t.after(() => withTimeout(reader.connection.stop(), 5_000, 'stop').catch(() => {}));
+  const first = await openSession(t, `${owner.url}/hubs/demo/versioned`, { stateful: true });
+  const { connectionId: id, connectionToken: token } = first.negotiated;
+  const key = `connected:${id}`;
+  // The connect handler runs once the handshake is answered.
+  const stored = Date.now() + WAIT_MS;
+  while (Date.now() < stored && (await call(reader, 'kvGet', key)) === null) await sleep(50);
+  assert.equal(await call(reader, 'kvGet', key), 'versioned-v1', 'on-connected stored its key');
+
+  first.ws.terminate();
+  // The owner reads the drop and starts the grace period; then it is paused past it.
+  await sleep(500);
+  process.kill(owner.pid, 'SIGSTOP');
+  paused = owner;
+  const resumed = new RawSocket(`${taker.url.replace(/^http/, 'ws')}/hubs/demo/versioned?id=${encodeURIComponent(token)}`);
+  t.after(() => resumed.close());
+  await withTimeout(resumed.opened, WAIT_MS, 'resume on the other node');
+  resumed.send(record({ type: 9, sequenceId: 1 }));
+  const sequence = await resumed.nextRecord({ pings: false });
+  assert.equal(sequence.type, 9, `the other node took the connection over: ${JSON.stringify(sequence)}`);
+  await sleep(3_000);
+  process.kill(owner.pid, 'SIGCONT');
+  paused = undefined;
+  // Time for anything the woken node's disconnect handler would write to land.
+  await sleep(2_000);
+  assert.equal(await call(reader, 'kvGet', key), 'versioned-v1', "the woken node did not run the disconnect handler of a connection that lives on");
+  assert.equal(await metricSum([owner], 'switchboard_resume_fenced_total'), 1, 'the woken node learnt that the connection was taken from it');
+
+  // Where the connection lives, its end runs the handler.
+  await resumed.close();
+  const gone = Date.now() + WAIT_MS;
+  while (Date.now() < gone && (await call(reader, 'kvGet', key)) !== null) await sleep(100);
+  assert.equal(await call(reader, 'kvGet', key), null, 'its end on the node that took it over ran the handler');
 });
 
 test("a durable connection's invocation ids are bounded: a longer one fails with the reason, the connection goes on", { timeout: 60_000 }, async (t) => {

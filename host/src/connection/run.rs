@@ -510,7 +510,7 @@ impl Live {
         handle.fail_pending_results();
         // A connection another node took over lives on there: its end here is
         // no disconnect (nothing a hub does then may reach the cluster).
-        if !handle.is_fenced() {
+        if handle.ended_as_owner().await {
             Box::pin(self.session.disconnected(error.clone())).await;
         }
         // The writer's writes have deadlines; this one is a backstop, after

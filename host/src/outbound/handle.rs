@@ -674,19 +674,50 @@ impl ConnectionHandle {
         let Some(durable) = &self.durable else {
             return Ok(());
         };
-        let received = Received {
-            up_to: 0,
-            opens: Vec::new(),
-        };
-        let receipt = durable
-            .backplane
-            .publish(self.receipt_envelope(durable, received));
         self.store_or_close(
-            receipt,
+            self.ownership_probe(durable),
             "a durable connection's check that it is still this node's",
         )
         .await?;
         if self.is_fenced() { Err(()) } else { Ok(()) }
+    }
+
+    /// Whether the connection, ended here, was still this node's, asked of
+    /// the store as in [`Self::still_owner`]: a node paused past the
+    /// connection's grace period may end it before it reads another node's
+    /// claim, and the hub's disconnect handler must not run for a
+    /// connection that lives on there. False too when the store cannot say.
+    /// True at once for a plain connection.
+    pub async fn ended_as_owner(&self) -> bool {
+        let Some(durable) = &self.durable else {
+            return true;
+        };
+        if self.is_fenced() {
+            return false;
+        }
+        match self.ownership_probe(durable).wait().await {
+            Ok(()) => !self.is_fenced(),
+            Err(PublishError::Fenced) => {
+                self.fence();
+                false
+            }
+            Err(error) => {
+                warn!(connection = %self.id, %error, "cannot confirm that an ended durable connection was still this node's; its hub's disconnect handler does not run");
+                false
+            }
+        }
+    }
+
+    /// A record of nothing (a receipt up to 0, which every reader skips)
+    /// under the connection's fence: stored only while it is this node's.
+    fn ownership_probe(&self, durable: &Durable) -> Receipt {
+        let nothing = Received {
+            up_to: 0,
+            opens: Vec::new(),
+        };
+        durable
+            .backplane
+            .publish(self.receipt_envelope(durable, nothing))
     }
 
     /// Waits until the connection's receipts up to `up_to` are read back in
