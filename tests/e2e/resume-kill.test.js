@@ -4,15 +4,16 @@
 // API and from a hub sender on every node, `echo` invocations in flight. Then kill -9 of the node
 // holding most clients: each of its clients resumes on another node with its connection id,
 // and no acked message is lost, none arrives twice, none out of order, every echo settles.
-// The adversarial variants (a second kill, a paused node, racing resumes, short retention, a
-// NATS restart) are in resume-faults.test.js.
+// Once more on a three-server NATS cluster with replicated (R3) streams, whose leaders are
+// elected while the first clients connect. The adversarial variants (a second kill, a paused
+// node, racing resumes, short retention, a NATS restart) are in resume-faults.test.js.
 //
 // CI-sized by default; RESUME_CLIENTS sets the number of clients (a full-size run), and
 // tests/e2e/bench/resume-kill.js measures the same run.
 
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { checkResumed, startedRun, waitDelivered } from './lib/resume.js';
+import { checkResumed, resumeConfig, startedRun, waitDelivered } from './lib/resume.js';
 
 const CLIENTS = Number(process.env.RESUME_CLIENTS ?? 24);
 
@@ -28,3 +29,12 @@ for (const balancer of ['haproxy', 'nginx']) {
     checkResumed(t, traffic, clients, held);
   });
 }
+
+test('R3 streams on a three-server NATS cluster: kill -9 of the node with most clients, nothing lost, duplicated or reordered', { timeout: 180_000 }, async (t) => {
+  const { run, clients, traffic, victim, held } = await startedRun(t, { natsServers: 3, config: resumeConfig({ replicas: 3 }), n: CLIENTS });
+  await run.nodes[victim].kill('SIGKILL');
+  await sleep(8_000);
+  await traffic.stop();
+  await waitDelivered(traffic, clients);
+  checkResumed(t, traffic, clients, held);
+});

@@ -29,6 +29,33 @@ use crate::tenant::Tenant;
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 /// Longest a taker may take to catch up with the stream.
 const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a new durable connection's session may take to be stored before
+/// the connection goes on without one (and cannot be taken over).
+const SESSION_STORE_DEADLINE: Duration = Duration::from_secs(3);
+
+/// Runs `step` until it succeeds or [`SESSION_STORE_DEADLINE`] would pass,
+/// pausing 50 ms, 100 ms, ... (at most 800 ms) between tries: a NATS cluster
+/// electing a stream's leader (just started, or a server lost) answers "no
+/// stream" for a moment, and a connection made then would otherwise never
+/// resume on another node.
+async fn until_stored<T, E, Fut>(mut step: impl FnMut() -> Fut) -> Result<T, E>
+where
+    E: std::fmt::Display,
+    Fut: std::future::Future<Output = Result<T, E>>,
+{
+    let deadline = tokio::time::Instant::now() + SESSION_STORE_DEADLINE;
+    let mut pause = Duration::from_millis(50);
+    loop {
+        match step().await {
+            Err(e) if tokio::time::Instant::now() + pause < deadline => {
+                debug!(error = %e, "storing a new durable connection's session failed; trying again");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_millis(800));
+            }
+            done => return done,
+        }
+    }
+}
 
 /// Counts a resume that failed honestly.
 pub(super) fn count_unrecoverable(reason: Unrecoverable) {
@@ -68,8 +95,9 @@ impl std::fmt::Debug for SessionLink {
 
 impl SessionLink {
     /// Writes the session of a new durable connection, starting where the
-    /// router registered it. None (logged) when the cluster did not store it:
-    /// the connection still works, but cannot be taken over.
+    /// router registered it. None (logged) when the cluster did not store it
+    /// within [`SESSION_STORE_DEADLINE`]: the connection still works, but
+    /// cannot be taken over.
     pub(super) async fn open(
         env: &ConnectionEnv,
         handle: &ConnectionHandle,
@@ -78,7 +106,7 @@ impl SessionLink {
         let cluster = env.cluster.clone()?;
         let partition = handle.durable_partition()?;
         let mark = handle.durable_mark()?;
-        let stream = match cluster.stream_info(partition).await {
+        let stream = match until_stored(|| cluster.stream_info(partition)).await {
             Ok(info) => info.identity,
             Err(e) => {
                 warn!(connection = %handle.id, error = %e, "cannot read the stream; the connection cannot be resumed elsewhere");
@@ -105,7 +133,8 @@ impl SessionLink {
         };
         let key = session::key(token);
         let bytes = session::encode(&session).ok()?;
-        match cluster.session_write(&key, Bytes::from(bytes)).await {
+        let bytes = Bytes::from(bytes);
+        match until_stored(|| cluster.session_write(&key, bytes.clone())).await {
             Ok(revision) => Some(Arc::new(SessionLink::new(cluster, key, session, revision))),
             Err(e) => {
                 warn!(connection = %handle.id, error = %e, "session not stored; the connection cannot be resumed elsewhere");

@@ -444,8 +444,8 @@ export function checkResumed(t, traffic, clients, held) {
  * traffic, victim, held }`: `victim` is the index of the node holding most clients, `held` its
  * clients.
  */
-export async function startedRun(t, { balancer = 'haproxy', config, size = 3, balancerOptions, n = 24, clientUrl, clientOptions, before } = {}) {
-  const run = await startResumeCluster({ balancer, size, balancerOptions, ...(config ? { config } : {}) });
+export async function startedRun(t, { balancer = 'haproxy', config, size = 3, natsServers = 1, balancerOptions, n = 24, clientUrl, clientOptions, before } = {}) {
+  const run = await startResumeCluster({ balancer, size, natsServers, balancerOptions, ...(config ? { config } : {}) });
   const state = { run, clients: [] };
   t.after(async () => {
     await Promise.all(state.clients.map((c) => withTimeout(c.connection.stop(), 5_000, 'stop').catch(() => {})));
