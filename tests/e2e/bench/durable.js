@@ -8,12 +8,14 @@
 //   - durable: `withStatefulReconnect()` on `chat` (resumes on any node).
 //
 //   node tests/e2e/bench/durable.js [--subscribers 90] [--messages 1000] [--window 50]
-//     [--callers 12] [--seconds 5] [--idle 300]
+//     [--callers 12] [--seconds 5] [--idle 300] [--crowd 0]
 //
 // Fan-out: `--subscribers` clients of one kind; a plain sender on node 0 calls `send` (to all of
 // their hub) `--messages` times, `--window` calls in flight; deliveries per second from the
 // first call to the last delivery. Echo: `--callers` clients of one kind, each one `echo` at a
-// time for `--seconds`; round trips per second, p50 and p99. Memory: `--idle` idle clients of
+// time for `--seconds`; round trips per second, p50 and p99; `--crowd` idle durable clients of
+// the same hub stay connected meanwhile (what a durable connection's own records cost as its
+// hub holds more of them). Memory: `--idle` idle clients of
 // one kind; the nodes' RSS growth per connection (after a settle). Kinds run one after the other
 // on the same nodes, each kind's clients stopped before the next; the ratios against plain are
 // the figures to read (the clients share the machine with the nodes).
@@ -33,7 +35,8 @@ const {
   callers: CALLERS,
   seconds: SECONDS,
   idle: IDLE,
-} = benchOptions({ subscribers: 90, messages: 1000, window: 50, callers: 12, seconds: 5, idle: 300 });
+  crowd: CROWD,
+} = benchOptions({ subscribers: 90, messages: 1000, window: 50, callers: 12, seconds: 5, idle: 300, crowd: 0 });
 const WAIT_MS = 20_000;
 
 const config = `
@@ -150,14 +153,16 @@ const cluster = await startCluster({ size: 3, config, serverOptions: { plugins: 
 try {
   const results = {};
   for (const kind of Object.keys(KINDS)) results[kind] = { fan_out: await fanOut(cluster.nodes, kind) };
+  const crowd = await clients(cluster.nodes, 'durable', CROWD);
   for (const kind of Object.keys(KINDS)) results[kind].echo = await echo(cluster.nodes, kind);
+  await stopAll(crowd);
   for (const kind of Object.keys(KINDS)) results[kind].memory = await memory(cluster.nodes, kind);
   const ratio = (kind, key) => round(results[kind][key].per_second / results.plain[key].per_second);
   console.log(
     JSON.stringify(
       {
         bench: 'durable',
-        setup: { nodes: 3, nats_servers: 1, subscribers: SUBSCRIBERS, messages: MESSAGES, window: WINDOW, callers: CALLERS, seconds: SECONDS, idle: IDLE, node: process.version },
+        setup: { nodes: 3, nats_servers: 1, subscribers: SUBSCRIBERS, messages: MESSAGES, window: WINDOW, callers: CALLERS, seconds: SECONDS, idle: IDLE, crowd: CROWD, node: process.version },
         results,
         ratios_to_plain: {
           stateful: { fan_out: ratio('stateful', 'fan_out'), echo: ratio('stateful', 'echo') },
