@@ -16,17 +16,23 @@
 // time for `--seconds`; round trips per second, p50 and p99; `--crowd` idle durable clients of
 // the same hub stay connected meanwhile (what a durable connection's own records cost as its
 // hub holds more of them). Memory: `--idle` idle clients of
-// one kind; the nodes' RSS growth per connection (after a settle). Kinds run one after the other
+// one kind; the nodes' RSS growth per connection (after a settle). Floor: the same number of
+// loops, each one JetStream round trip at a time on the cluster's nats-server (publish, ack,
+// read back by an ordered consumer: what a durable completion waits for), measured by
+// `host/examples/jetstream_floor.rs` when it is built (`cargo build --release --example
+// jetstream_floor`); durable echo's p50 less plain echo's is then read against the floor's p50. Kinds run one after the other
 // on the same nodes, each kind's clients stopped before the next; the ratios against plain are
 // the figures to read (the clients share the machine with the nodes).
 // Every wait is bounded; everything started is stopped at the end.
 
-import { readFileSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { HttpTransportType, HubConnectionBuilder, LogLevel } from '@microsoft/signalr';
 import { benchOptions } from '../lib/bench.js';
 import { startCluster } from '../lib/cluster.js';
-import { pluginWasm, withTimeout } from '../lib/server.js';
+import { REPO_ROOT, pluginWasm, withTimeout } from '../lib/server.js';
 
 const {
   subscribers: SUBSCRIBERS,
@@ -148,6 +154,19 @@ async function memory(nodes, kind) {
   return { connections: IDLE, bytes_per_connection: Math.round((after - before) / IDLE) };
 }
 
+const FLOOR_BIN = path.join(REPO_ROOT, 'target', 'release', 'examples', 'jetstream_floor');
+
+/** The JetStream round-trip floor on `natsUrl` (null when the example is not built). */
+function floor(natsUrl) {
+  if (!existsSync(FLOOR_BIN)) return Promise.resolve(null);
+  return new Promise((resolve, reject) => {
+    execFile(FLOOR_BIN, [natsUrl, String(CALLERS), String(SECONDS)], { timeout: (SECONDS + 30) * 1000 }, (err, stdout, stderr) => {
+      if (err) reject(new Error(`jetstream_floor: ${err.message}\n${stderr}`));
+      else resolve(JSON.parse(stdout));
+    });
+  });
+}
+
 const wasm = pluginWasm('chat');
 const cluster = await startCluster({ size: 3, config, serverOptions: { plugins: { 'demo/chatplain.wasm': wasm } } });
 try {
@@ -156,6 +175,7 @@ try {
   const crowd = await clients(cluster.nodes, 'durable', CROWD);
   for (const kind of Object.keys(KINDS)) results[kind].echo = await echo(cluster.nodes, kind);
   await stopAll(crowd);
+  const jetstream = await floor(cluster.nats.url);
   for (const kind of Object.keys(KINDS)) results[kind].memory = await memory(cluster.nodes, kind);
   const ratio = (kind, key) => round(results[kind][key].per_second / results.plain[key].per_second);
   console.log(
@@ -164,6 +184,8 @@ try {
         bench: 'durable',
         setup: { nodes: 3, nats_servers: 1, subscribers: SUBSCRIBERS, messages: MESSAGES, window: WINDOW, callers: CALLERS, seconds: SECONDS, idle: IDLE, crowd: CROWD, node: process.version },
         results,
+        jetstream_floor: jetstream,
+        durable_echo_p50_over_plain_vs_floor: jetstream && round((results.durable.echo.p50_ms - results.plain.echo.p50_ms) / jetstream.p50_ms),
         ratios_to_plain: {
           stateful: { fan_out: ratio('stateful', 'fan_out'), echo: ratio('stateful', 'echo') },
           durable: { fan_out: ratio('durable', 'fan_out'), echo: ratio('durable', 'echo') },
