@@ -145,7 +145,6 @@ pub(super) async fn run(shared: Arc<Shared>, partition: u32, lane: Arc<Lane>) {
         failures: 0,
         retry_at: None,
         late: 0,
-        renewing: false,
     };
     loop {
         publisher.housekeeping();
@@ -184,8 +183,6 @@ struct Publisher<'a> {
     retry_at: Option<Instant>,
     /// Envelopes stored late (after waiting or retrying) since the last log line.
     late: u64,
-    /// A renewed claim is in flight: what follows is sent under it, once stored.
-    renewing: bool,
 }
 
 impl Publisher<'_> {
@@ -250,10 +247,19 @@ impl Publisher<'_> {
             && self.shared.is_connected()
     }
 
+    /// A renewed claim is in flight: what follows is sent under it, once
+    /// stored. Nothing is sent behind a renewal, so it can only be the last.
+    fn renewing(&self) -> bool {
+        self.in_flight
+            .back()
+            .and_then(|q| q.item.condition.as_ref())
+            .is_some_and(|c| c.renews)
+    }
+
     /// Publishes queued envelopes until the window is full or the queue empty.
     async fn send_window(&mut self) {
         self.retry_at = None;
-        while self.acks.len() < MAX_IN_FLIGHT && !self.renewing {
+        while self.acks.len() < MAX_IN_FLIGHT && !self.renewing() {
             let Some(mut next) = self.lane.outbox.lock().pop() else {
                 return;
             };
@@ -283,7 +289,6 @@ impl Publisher<'_> {
                 .await
             {
                 Ok(ack) => {
-                    self.renewing = next.item.condition.as_ref().is_some_and(|c| c.renews);
                     self.acks.push_back(ack.into_future());
                     self.in_flight.push_back(next);
                 }
@@ -305,11 +310,7 @@ impl Publisher<'_> {
         let Some(entry) = self.in_flight.pop_front() else {
             return;
         };
-        // Only the last in flight can be a renewal (nothing is sent behind one).
         let renewal = entry.item.condition.as_ref().filter(|c| c.renews);
-        if renewal.is_some() {
-            self.renewing = false;
-        }
         match ack {
             Ok(ack) => {
                 if let Some(renewal) = renewal {
@@ -363,7 +364,6 @@ impl Publisher<'_> {
             return;
         }
         self.acks = FuturesOrdered::new();
-        self.renewing = false;
         let count = self.in_flight.len();
         self.failed.extend(self.in_flight.drain(..));
         info!(
